@@ -1,0 +1,91 @@
+/**
+ * Endpoint configuration: the body of `PUT /admin/endpoints/{id}`, its defaults and its checks.
+ */
+import { z } from "zod";
+import { LIMITS } from "../shared/limits";
+
+const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
+
+export const EndpointConfigInput = z
+  .object({
+    mode: z.enum(["pull", "push"]).optional(),
+    workerUrls: z.array(z.url({ protocol: /^https?$/ })).max(32).optional(),
+    executionTimeout: ms(LIMITS.executionTimeout).optional(),
+    ttl: ms(LIMITS.ttl).optional(),
+    maxAttempts: ms(LIMITS.maxAttempts).optional(),
+    heartbeatTimeout: ms(LIMITS.heartbeatTimeout).optional(),
+    retentionMs: ms(LIMITS.retentionMs).optional(),
+    syncRetentionMs: ms(LIMITS.syncRetentionMs).optional(),
+    cancelGraceMs: ms(LIMITS.cancelGraceMs).optional(),
+    concurrency: ms(LIMITS.concurrency).nullable().optional(),
+    webhookSecret: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]{22,}={0,2}$/, "must be whsec_ followed by a base64 secret of at least 16 bytes")
+      .optional(),
+    allowPrivateUrls: z.boolean().optional(),
+  })
+  .strict();
+export type EndpointConfigInput = z.infer<typeof EndpointConfigInput>;
+
+export interface EndpointConfig {
+  id: string;
+  mode: "pull" | "push";
+  workerUrls: string[];
+  executionTimeout: number;
+  ttl: number;
+  maxAttempts: number;
+  heartbeatTimeout: number;
+  retentionMs: number;
+  syncRetentionMs: number;
+  cancelGraceMs: number;
+  /** Most jobs IN_PROGRESS at once; null for no limit. */
+  concurrency: number | null;
+  webhookSecret: string;
+  allowPrivateUrls: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function newWebhookSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return `whsec_${btoa(String.fromCharCode(...bytes))}`;
+}
+
+/**
+ * The stored config after a PUT: every field the body names replaces the stored one; fields it
+ * omits take their defaults (a PUT states the whole config). The secret and creation time stay.
+ */
+export function resolveConfig(
+  id: string,
+  input: EndpointConfigInput,
+  previous: EndpointConfig | null,
+  localDev: boolean,
+  now: Date,
+): EndpointConfig {
+  const mode = input.mode ?? "pull";
+  const workerUrls = input.workerUrls ?? [];
+  if (mode === "push" && workerUrls.length === 0) {
+    throw new ConfigError("mode \"push\" needs at least one entry in workerUrls");
+  }
+  return {
+    id,
+    mode,
+    workerUrls,
+    executionTimeout: input.executionTimeout ?? LIMITS.executionTimeout.default,
+    ttl: input.ttl ?? LIMITS.ttl.default,
+    maxAttempts: input.maxAttempts ?? LIMITS.maxAttempts.default,
+    heartbeatTimeout: input.heartbeatTimeout ?? LIMITS.heartbeatTimeout.default,
+    retentionMs: input.retentionMs ?? LIMITS.retentionMs.default,
+    syncRetentionMs: input.syncRetentionMs ?? LIMITS.syncRetentionMs.default,
+    cancelGraceMs: input.cancelGraceMs ?? LIMITS.cancelGraceMs.default,
+    concurrency: input.concurrency ?? null,
+    webhookSecret: input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(),
+    allowPrivateUrls: input.allowPrivateUrls ?? localDev,
+    createdAt: previous?.createdAt ?? now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}

@@ -1,0 +1,55 @@
+/**
+ * API keys: generated here, shown once, stored as SHA-256 digests, compared in constant time.
+ */
+export const KEY_SCOPES = ["client", "worker"] as const;
+export type KeyScope = (typeof KEY_SCOPES)[number];
+
+export interface StoredKey {
+  id: string;
+  scope: KeyScope;
+  /** Hex SHA-256 of the key. */
+  digest: string;
+  /** The first characters of the key, to tell keys apart in listings. */
+  prefix: string;
+  createdAt: string;
+}
+
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return hex(new Uint8Array(digest));
+}
+
+export function newKey(scope: KeyScope): { id: string; key: string } {
+  const id = `key_${hex(crypto.getRandomValues(new Uint8Array(8)))}`;
+  const key = `ej_${scope === "client" ? "c" : "w"}_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+  return { id, key };
+}
+
+/** Constant-time equality of two hex digests of equal length. */
+export function digestsEqual(a: string, b: string): boolean {
+  const enc = new TextEncoder();
+  const x = enc.encode(a);
+  const y = enc.encode(b);
+  if (x.byteLength !== y.byteLength) return false;
+  return crypto.subtle.timingSafeEqual(x, y);
+}
+
+/**
+ * Finds the key whose digest matches, comparing against every stored key so the time taken does
+ * not depend on which one (if any) matched.
+ */
+export function findKey(keys: readonly StoredKey[], digest: string): StoredKey | null {
+  let found: StoredKey | null = null;
+  for (const k of keys) {
+    if (digestsEqual(k.digest, digest)) found = k;
+  }
+  return found;
+}

@@ -1,0 +1,39 @@
+/**
+ * The HTTP edge: authenticates, validates and forwards to the objects; holds no job state.
+ */
+import { Hono } from "hono";
+import { ApiError, notConfigured } from "./errors";
+import { adminRoutes } from "./routes/admin";
+import { clientRoutes } from "./routes/client";
+import { workerRoutes } from "./routes/worker";
+import type { AppEnv } from "./types";
+
+export function createApp(): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  // Fail closed: a Worker deployed without its admin key serves nothing.
+  app.use("*", async (c, next) => {
+    if (!c.env.ADMIN_KEY) throw notConfigured();
+    await next();
+  });
+
+  app.get("/", (c) =>
+    c.json({
+      name: "edge-jobs",
+      api: "RunPod Serverless compatible, under /v2/{endpointId}",
+      admin: "/admin/endpoints",
+    }),
+  );
+
+  adminRoutes(app);
+  clientRoutes(app);
+  workerRoutes(app);
+
+  app.notFound((c) => new ApiError(404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toResponse());
+  app.onError((err) => {
+    if (err instanceof ApiError) return err.toResponse();
+    console.error("unhandled error", err);
+    return new ApiError(500, "internal error; the request may be retried").toResponse();
+  });
+  return app;
+}

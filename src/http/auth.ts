@@ -1,0 +1,70 @@
+/**
+ * Who is calling: the admin (the ADMIN_KEY secret) or a key of the endpoint in the path.
+ * Both `Authorization: Bearer <key>` and a raw `Authorization: <key>` are accepted (RunPod's
+ * SDKs send the first, its docs and workers the second).
+ */
+import type { Context } from "hono";
+import type { EndpointConfig } from "../endpoints/config";
+import { digestsEqual, sha256Hex, type KeyScope } from "../endpoints/keys";
+import { ApiError, notConfigured, notFound } from "./errors";
+import { endpointStub } from "./stubs";
+import type { AppEnv } from "./types";
+
+export function presentedKey(req: Request): string | null {
+  const header = req.headers.get("authorization")?.trim();
+  if (!header) return null;
+  const m = /^Bearer\s+(.+)$/i.exec(header);
+  const key = (m ? m[1]! : header).trim();
+  return key.length > 0 ? key : null;
+}
+
+let adminDigestCache: { key: string; digest: string } | null = null;
+
+async function adminDigest(adminKey: string): Promise<string> {
+  if (adminDigestCache?.key !== adminKey) adminDigestCache = { key: adminKey, digest: await sha256Hex(adminKey) };
+  return adminDigestCache.digest;
+}
+
+export interface Caller {
+  digest: string | null;
+  isAdmin: boolean;
+}
+
+export async function identify(req: Request, adminKey: string | undefined): Promise<Caller> {
+  if (!adminKey) throw notConfigured();
+  const key = presentedKey(req);
+  if (key === null) return { digest: null, isAdmin: false };
+  const digest = await sha256Hex(key);
+  return { digest, isAdmin: digestsEqual(digest, await adminDigest(adminKey)) };
+}
+
+const missingKey = () =>
+  new ApiError(401, "missing API key: send the header Authorization: Bearer <key>", {}, { "www-authenticate": 'Bearer realm="edge-jobs"' });
+
+export function unknownEndpoint(id: string): ApiError {
+  return notFound(`endpoint '${id}' does not exist; create it with PUT /admin/endpoints/${id} (admin key)`, {
+    endpointId: id,
+  });
+}
+
+export async function requireAdmin(c: Context<AppEnv>): Promise<void> {
+  const caller = await identify(c.req.raw, c.env.ADMIN_KEY);
+  if (caller.digest === null) throw missingKey();
+  if (!caller.isAdmin) throw new ApiError(401, "this route needs the admin key");
+}
+
+/** Authorizes the caller for `scope` on endpoint `id` and returns the endpoint's config. */
+export async function requireEndpoint(c: Context<AppEnv>, id: string, scope: KeyScope): Promise<EndpointConfig> {
+  const caller = await identify(c.req.raw, c.env.ADMIN_KEY);
+  if (caller.digest === null) throw missingKey();
+  const r = await endpointStub(c.env, id).authorize(caller.digest, caller.isAdmin, scope);
+  if (r.ok) return r.config;
+  switch (r.code) {
+    case "NO_ENDPOINT":
+      throw unknownEndpoint(id);
+    case "UNAUTHORIZED":
+      throw new ApiError(401, `invalid API key for endpoint '${id}'`);
+    case "FORBIDDEN":
+      throw new ApiError(403, `this key may not use the ${scope} API of endpoint '${id}'`);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The admin API: endpoints and their keys. Admin key only.
+ */
+import type { Hono } from "hono";
+import { z } from "zod";
+import { EndpointConfigInput } from "../../endpoints/config";
+import { KEY_SCOPES } from "../../endpoints/keys";
+import { PAYLOAD } from "../../shared/limits";
+import { requireAdmin, unknownEndpoint } from "../auth";
+import { readJson, validate } from "../body";
+import { badRequest, notFound } from "../errors";
+import { checkEndpointId, directoryStub, endpointStub } from "../stubs";
+import type { AppEnv } from "../types";
+import { route } from "./route";
+
+const NewKeyBody = z.object({ scope: z.enum(KEY_SCOPES) }).strict();
+
+export function adminRoutes(app: Hono<AppEnv>): void {
+  app.use("/admin/*", async (c, next) => {
+    await requireAdmin(c);
+    await next();
+  });
+
+  route(app, "/admin/endpoints", {
+    GET: async (c) => {
+      const ids = await directoryStub(c.env).list();
+      const configs = await Promise.all(ids.map((id) => endpointStub(c.env, id).getConfig()));
+      return c.json({ endpoints: configs.filter((x) => x !== null) });
+    },
+  });
+
+  route(app, "/admin/endpoints/:ep", {
+    PUT: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const input = validate(EndpointConfigInput, (await readJson(c.req.raw, PAYLOAD.smallBodyBytes, false)) ?? {});
+      const r = await endpointStub(c.env, id).putConfig(id, input, c.env.LOCAL_DEV === "true");
+      if (!r.ok) throw badRequest(`invalid body: ${r.message}`);
+      await directoryStub(c.env).add(id);
+      return c.json(r.config);
+    },
+    GET: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const config = await endpointStub(c.env, id).getConfig();
+      if (!config) throw unknownEndpoint(id);
+      return c.json(config);
+    },
+    DELETE: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const existed = await endpointStub(c.env, id).deleteEndpoint();
+      await directoryStub(c.env).remove(id);
+      if (!existed) throw unknownEndpoint(id);
+      return c.json({ id, deleted: true });
+    },
+  });
+
+  route(app, "/admin/endpoints/:ep/keys", {
+    POST: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const body = validate(NewKeyBody, await readJson(c.req.raw, PAYLOAD.smallBodyBytes));
+      const key = await endpointStub(c.env, id).createKey(body.scope);
+      if (!key) throw unknownEndpoint(id);
+      return c.json({ ...key, note: "this key is shown once; store it now" });
+    },
+    GET: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const stub = endpointStub(c.env, id);
+      if (!(await stub.getConfig())) throw unknownEndpoint(id);
+      return c.json({ keys: await stub.listKeys() });
+    },
+  });
+
+  route(app, "/admin/endpoints/:ep/keys/:keyId", {
+    DELETE: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const keyId = c.req.param("keyId")!;
+      if (!(await endpointStub(c.env, id).deleteKey(keyId))) {
+        throw notFound(`key '${keyId}' not found on endpoint '${id}'`);
+      }
+      return c.json({ id: keyId, deleted: true });
+    },
+  });
+}

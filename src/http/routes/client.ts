@@ -1,0 +1,133 @@
+/**
+ * The RunPod client API under /v2/{endpointId}: run, runsync, status, status-sync, cancel, retry,
+ * purge-queue, health (RUNPOD-WIRE §1). Every success is HTTP 200.
+ */
+import type { Context, Hono } from "hono";
+import type { JobChange, JobRead } from "../../jobs/job-object";
+import type { JobKind } from "../../jobs/record";
+import { resolvePolicy, SubmitBody } from "../../jobs/policy";
+import { LIMITS, PAYLOAD } from "../../shared/limits";
+import { requireEndpoint } from "../auth";
+import { jsonBytes, readJson, validate } from "../body";
+import { badRequest, conflict } from "../errors";
+import { renderStatus } from "../render";
+import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
+import type { AppEnv } from "../types";
+import { route } from "./route";
+
+/** `?wait=` in ms, clamped into RunPod's 1–300 s range; not a number is a 400. */
+function waitParam(c: Context<AppEnv>): number {
+  const raw = c.req.query("wait");
+  if (raw === undefined || raw === "") return LIMITS.syncWait.default;
+  if (!/^\d+$/.test(raw)) throw badRequest(`wait must be a whole number of milliseconds, got '${raw}'`);
+  return Math.min(LIMITS.syncWait.max, Math.max(LIMITS.syncWait.min, Number(raw)));
+}
+
+async function submitJob(c: Context<AppEnv>, kind: JobKind) {
+  const endpointId = checkEndpointId(c.req.param("ep")!);
+  const config = await requireEndpoint(c, endpointId, "client");
+  const inputLimit = kind === "sync" ? PAYLOAD.syncInputBytes : PAYLOAD.runInputBytes;
+  const body = validate(SubmitBody, await readJson(c.req.raw, inputLimit + PAYLOAD.envelopeBytes));
+  const input = jsonBytes(body.input, "input");
+  if (input.byteLength > inputLimit) {
+    throw badRequest(`input is ${input.byteLength} bytes; the limit on /${kind === "sync" ? "runsync" : "run"} is ${inputLimit}`);
+  }
+  const doId = c.env.JOB.newUniqueId();
+  const id = doId.toString();
+  const stub = c.env.JOB.get(doId);
+  const init = { id, endpointId, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null };
+  const r = await stub.submit(init, input);
+  return { endpointId, stub, job: r.job };
+}
+
+function readOrNotFound(r: JobRead, id: string): Response {
+  if (!r.ok) throw jobNotFound(id);
+  return renderStatus(r.job, r.output);
+}
+
+function changeOrError(r: JobChange, id: string): Response {
+  if (r.ok) return Response.json({ id: r.job.id, status: r.job.state });
+  if (r.code === "NOT_FOUND") throw jobNotFound(id);
+  throw conflict(r.message, { id, status: r.job.state });
+}
+
+async function jobFor(c: Context<AppEnv>) {
+  const endpointId = checkEndpointId(c.req.param("ep")!);
+  await requireEndpoint(c, endpointId, "client");
+  const id = c.req.param("id")!;
+  const stub = jobStub(c.env, id);
+  if (!stub) throw jobNotFound(id);
+  return { endpointId, id, stub };
+}
+
+export function clientRoutes(app: Hono<AppEnv>): void {
+  route(app, "/v2/:ep/run", {
+    POST: async (c) => {
+      const { job } = await submitJob(c, "run");
+      return c.json({ id: job.id, status: job.state });
+    },
+  });
+
+  route(app, "/v2/:ep/runsync", {
+    POST: async (c) => {
+      const wait = waitParam(c);
+      const { endpointId, stub, job } = await submitJob(c, "sync");
+      return readOrNotFound(await stub.waitTerminal(endpointId, wait), job.id);
+    },
+  });
+
+  const status = async (c: Context<AppEnv>) => {
+    const { endpointId, id, stub } = await jobFor(c);
+    return readOrNotFound(await stub.read(endpointId), id);
+  };
+  route(app, "/v2/:ep/status/:id", { GET: status, POST: status });
+
+  const statusSync = async (c: Context<AppEnv>) => {
+    const wait = waitParam(c);
+    const { endpointId, id, stub } = await jobFor(c);
+    return readOrNotFound(await stub.waitTerminal(endpointId, wait), id);
+  };
+  route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync });
+
+  route(app, "/v2/:ep/cancel/:id", {
+    POST: async (c) => {
+      const { endpointId, id, stub } = await jobFor(c);
+      return changeOrError(await stub.cancel(endpointId), id);
+    },
+  });
+
+  route(app, "/v2/:ep/retry/:id", {
+    POST: async (c) => {
+      const { endpointId, id, stub } = await jobFor(c);
+      return changeOrError(await stub.retry(endpointId), id);
+    },
+  });
+
+  route(app, "/v2/:ep/purge-queue", {
+    POST: async (c) => {
+      const endpointId = checkEndpointId(c.req.param("ep")!);
+      await requireEndpoint(c, endpointId, "client");
+      const ids = await endpointStub(c.env, endpointId).waitingJobs(PURGE_BATCH);
+      let removed = 0;
+      for (let i = 0; i < ids.length; i += PURGE_PARALLEL) {
+        const results = await Promise.all(
+          ids.slice(i, i + PURGE_PARALLEL).map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).purge(endpointId)),
+        );
+        removed += results.filter((r) => r.ok).length;
+      }
+      return c.json({ removed, status: "completed" });
+    },
+  });
+
+  route(app, "/v2/:ep/health", {
+    GET: async (c) => {
+      const endpointId = checkEndpointId(c.req.param("ep")!);
+      await requireEndpoint(c, endpointId, "client");
+      return c.json(await endpointStub(c.env, endpointId).health());
+    },
+  });
+}
+
+/** One purge call removes at most this many jobs (the Workers subrequest budget); call again for more. */
+const PURGE_BATCH = 1000;
+const PURGE_PARALLEL = 16;

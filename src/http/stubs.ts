@@ -1,0 +1,38 @@
+/**
+ * Stubs of the Durable Objects behind ids taken from URLs. A job id that is not one of ours
+ * yields null (the caller answers 404) instead of a thrown error.
+ */
+import { ID_PATTERN } from "../shared/limits";
+import { notFound } from "./errors";
+
+export function endpointStub(env: Env, endpointId: string) {
+  return env.ENDPOINT.get(env.ENDPOINT.idFromName(endpointId));
+}
+
+export function directoryStub(env: Env) {
+  return env.DIRECTORY.get(env.DIRECTORY.idFromName("directory"));
+}
+
+const JOB_ID = /^[0-9a-f]{64}$/;
+
+export function jobStub(env: Env, jobId: string) {
+  if (!JOB_ID.test(jobId)) return null;
+  try {
+    return env.JOB.get(env.JOB.idFromString(jobId));
+  } catch {
+    return null; // not an id this namespace issued
+  }
+}
+
+export function jobNotFound(jobId: string) {
+  return notFound(`job '${jobId}' not found (unknown, submitted to another endpoint, or deleted after its retention)`, {
+    id: jobId,
+  });
+}
+
+export function checkEndpointId(id: string): string {
+  if (!ID_PATTERN.test(id)) {
+    throw notFound(`'${id}' is not a valid endpoint id: use 1-64 letters, digits, '-' or '_'`);
+  }
+  return id;
+}

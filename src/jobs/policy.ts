@@ -1,0 +1,46 @@
+/**
+ * The submit body (`POST /run`, `/runsync`): its checks, and the job policy it resolves to
+ * together with the endpoint's defaults.
+ */
+import { z } from "zod";
+import type { EndpointConfig } from "../endpoints/config";
+import { LIMITS } from "../shared/limits";
+import type { JobKind, JobPolicy } from "./record";
+
+const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
+
+export const SubmitPolicy = z
+  .object({
+    executionTimeout: ms(LIMITS.executionTimeout).optional(),
+    ttl: ms(LIMITS.ttl).optional(),
+    lowPriority: z.boolean().optional(),
+    maxAttempts: ms(LIMITS.maxAttempts).optional(),
+    heartbeatTimeout: ms(LIMITS.heartbeatTimeout).optional(),
+  })
+  .strict();
+
+/**
+ * Top-level fields RunPod clients send that we do not act on yet (`webhookV2`, `s3Config`) pass
+ * through unchecked; everything we act on is checked.
+ */
+export const SubmitBody = z.object({
+  input: z.unknown().refine((v) => v !== undefined, { message: "input is required" }),
+  webhook: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  policy: SubmitPolicy.optional(),
+  priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
+});
+export type SubmitBody = z.infer<typeof SubmitBody>;
+
+export function resolvePolicy(body: SubmitBody, config: EndpointConfig, kind: JobKind): JobPolicy {
+  const p = body.policy ?? {};
+  return {
+    executionTimeout: p.executionTimeout ?? config.executionTimeout,
+    ttl: p.ttl ?? config.ttl,
+    maxAttempts: p.maxAttempts ?? config.maxAttempts,
+    heartbeatTimeout: p.heartbeatTimeout ?? config.heartbeatTimeout,
+    lowPriority: p.lowPriority ?? false,
+    priority: body.priority ?? 0,
+    retentionMs: kind === "sync" ? config.syncRetentionMs : config.retentionMs,
+    cancelGraceMs: config.cancelGraceMs,
+  };
+}

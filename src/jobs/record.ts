@@ -1,0 +1,66 @@
+import type { JobState, TimeoutReason } from "./states";
+
+/** How the job was submitted: decides its default retention (RunPod: 30 min for /run, 1 min for /runsync). */
+export type JobKind = "run" | "sync";
+
+/** The policy a job runs under, resolved at submit from the body and the endpoint's defaults. */
+export interface JobPolicy {
+  /** ms a worker may run one attempt before the job ends TIMED_OUT (execution_timeout). */
+  executionTimeout: number;
+  /** ms from submission a job may wait before it ends TIMED_OUT (ttl). */
+  ttl: number;
+  /** Attempts allowed in all (first try included). */
+  maxAttempts: number;
+  /** ms without a sign of life from the worker before its lease is lost. */
+  heartbeatTimeout: number;
+  lowPriority: boolean;
+  priority: number;
+  /** ms a terminal job stays readable before it is deleted. */
+  retentionMs: number;
+  /** ms a CANCELLING job waits for its worker to stop before it ends CANCELLED. */
+  cancelGraceMs: number;
+}
+
+/** Why a job ended where it did, when the state alone does not say. */
+export type EndReason = TimeoutReason | "purged" | "cancelled";
+
+/** The authoritative record of one job; payloads (input, output) live beside it as blobs. */
+export interface JobRecord {
+  id: string;
+  endpointId: string;
+  kind: JobKind;
+  state: JobState;
+  /** Bumped by every change; the endpoint's index keeps only the newest version it saw. */
+  version: number;
+  policy: JobPolicy;
+  webhook: string | null;
+  /** Attempts started so far (0 until the first claim). The lease is (workerId, attempt). */
+  attempt: number;
+  /** Times the job went back to the queue after its first attempt. */
+  retries: number;
+  workerId: string | null;
+  error: string | null;
+  reason: EndReason | null;
+  hasOutput: boolean;
+  createdAt: number;
+  /** When the job last entered IN_QUEUE (delayTime is measured from here). */
+  queuedAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  /** Deadlines; the job's alarm is always the earliest one that applies to its state. */
+  ttlAt: number;
+  execDeadline: number | null;
+  cancelDeadline: number | null;
+  purgeAt: number | null;
+}
+
+/** One line of a job's history: every transition, and every report that was refused. */
+export interface HistoryEvent {
+  at: number;
+  command: string;
+  from: JobState;
+  to: JobState;
+  attempt: number;
+  workerId: string | null;
+  detail: string | null;
+}

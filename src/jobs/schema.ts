@@ -1,0 +1,50 @@
+import type { Migration } from "../shared/migrations";
+
+/** The job object's schema, one numbered step at a time. Never edit a released step: add one. */
+export const JOB_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE job (
+        id TEXT PRIMARY KEY,
+        endpoint_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        policy TEXT NOT NULL,
+        webhook TEXT,
+        attempt INTEGER NOT NULL,
+        retries INTEGER NOT NULL,
+        worker_id TEXT,
+        error TEXT,
+        reason TEXT,
+        has_output INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        queued_at INTEGER NOT NULL,
+        started_at INTEGER,
+        completed_at INTEGER,
+        ttl_at INTEGER NOT NULL,
+        exec_deadline INTEGER,
+        cancel_deadline INTEGER,
+        purge_at INTEGER,
+        index_due_at INTEGER
+      );
+      CREATE TABLE blob (
+        name TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (name, idx)
+      );
+      CREATE TABLE history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        worker_id TEXT,
+        detail TEXT
+      );
+    `,
+  },
+];

@@ -1,0 +1,139 @@
+/**
+ * The job row and its history in the job object's SQLite: the one place rows become records.
+ */
+import type { EndReason, HistoryEvent, JobKind, JobPolicy, JobRecord } from "./record";
+import type { JobState } from "./states";
+
+type JobRow = {
+  id: string;
+  endpoint_id: string;
+  kind: string;
+  state: string;
+  version: number;
+  policy: string;
+  webhook: string | null;
+  attempt: number;
+  retries: number;
+  worker_id: string | null;
+  error: string | null;
+  reason: string | null;
+  has_output: number;
+  created_at: number;
+  queued_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  ttl_at: number;
+  exec_deadline: number | null;
+  cancel_deadline: number | null;
+  purge_at: number | null;
+  index_due_at: number | null;
+};
+
+function toRecord(row: JobRow): JobRecord {
+  return {
+    id: row.id,
+    endpointId: row.endpoint_id,
+    kind: row.kind as JobKind,
+    state: row.state as JobState,
+    version: row.version,
+    policy: JSON.parse(row.policy) as JobPolicy,
+    webhook: row.webhook,
+    attempt: row.attempt,
+    retries: row.retries,
+    workerId: row.worker_id,
+    error: row.error,
+    reason: row.reason as EndReason | null,
+    hasOutput: row.has_output === 1,
+    createdAt: row.created_at,
+    queuedAt: row.queued_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    ttlAt: row.ttl_at,
+    execDeadline: row.exec_deadline,
+    cancelDeadline: row.cancel_deadline,
+    purgeAt: row.purge_at,
+  };
+}
+
+export interface StoredJob {
+  job: JobRecord;
+  /** When the endpoint's index must next be told of this job's state (null: it is up to date). */
+  indexDueAt: number | null;
+}
+
+export function loadJob(sql: SqlStorage): StoredJob | null {
+  const row = sql.exec<JobRow>("SELECT * FROM job LIMIT 1").toArray()[0];
+  return row ? { job: toRecord(row), indexDueAt: row.index_due_at } : null;
+}
+
+export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | null): void {
+  sql.exec(
+    `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
+       worker_id, error, reason, has_output, created_at, queued_at, started_at, completed_at, ttl_at,
+       exec_deadline, cancel_deadline, purge_at, index_due_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    job.id,
+    job.endpointId,
+    job.kind,
+    job.state,
+    job.version,
+    JSON.stringify(job.policy),
+    job.webhook,
+    job.attempt,
+    job.retries,
+    job.workerId,
+    job.error,
+    job.reason,
+    job.hasOutput ? 1 : 0,
+    job.createdAt,
+    job.queuedAt,
+    job.startedAt,
+    job.completedAt,
+    job.ttlAt,
+    job.execDeadline,
+    job.cancelDeadline,
+    job.purgeAt,
+    indexDueAt,
+  );
+}
+
+export function setIndexDue(sql: SqlStorage, indexDueAt: number | null, version: number): void {
+  sql.exec("UPDATE job SET index_due_at = ? WHERE version = ?", indexDueAt, version);
+}
+
+export function appendHistory(sql: SqlStorage, e: HistoryEvent): void {
+  sql.exec(
+    "INSERT INTO history (at, command, from_state, to_state, attempt, worker_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    e.at,
+    e.command,
+    e.from,
+    e.to,
+    e.attempt,
+    e.workerId,
+    e.detail === null ? null : e.detail.slice(0, 2000),
+  );
+}
+
+export function readHistory(sql: SqlStorage, limit = 200): HistoryEvent[] {
+  return sql
+    .exec<{
+      at: number;
+      command: string;
+      from_state: string;
+      to_state: string;
+      attempt: number;
+      worker_id: string | null;
+      detail: string | null;
+    }>("SELECT * FROM history ORDER BY seq DESC LIMIT ?", limit)
+    .toArray()
+    .reverse()
+    .map((r) => ({
+      at: r.at,
+      command: r.command,
+      from: r.from_state as JobState,
+      to: r.to_state as JobState,
+      attempt: r.attempt,
+      workerId: r.worker_id,
+      detail: r.detail,
+    }));
+}

@@ -1,0 +1,32 @@
+/**
+ * Byte payloads of any size in Durable Object SQLite, which caps one value at 2 MB (a limit local
+ * development does not enforce, so it is enforced here): a payload is split into chunks of at most
+ * CHUNK_BYTES, stored as rows (name, idx, data) and joined again on read, byte for byte.
+ */
+export const CHUNK_BYTES = 1_000_000;
+
+export function writeBlob(sql: SqlStorage, name: string, bytes: Uint8Array): void {
+  sql.exec("DELETE FROM blob WHERE name = ?", name);
+  for (let offset = 0, idx = 0; offset < bytes.byteLength; offset += CHUNK_BYTES, idx++) {
+    const chunk = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.byteLength));
+    sql.exec("INSERT INTO blob (name, idx, data) VALUES (?, ?, ?)", name, idx, chunk.slice().buffer);
+  }
+}
+
+export function readBlob(sql: SqlStorage, name: string): Uint8Array | null {
+  const rows = sql.exec<{ data: ArrayBuffer }>("SELECT data FROM blob WHERE name = ? ORDER BY idx", name).toArray();
+  if (rows.length === 0) return null;
+  if (rows.length === 1) return new Uint8Array(rows[0]!.data);
+  const total = rows.reduce((n, r) => n + r.data.byteLength, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const r of rows) {
+    out.set(new Uint8Array(r.data), offset);
+    offset += r.data.byteLength;
+  }
+  return out;
+}
+
+export function deleteBlob(sql: SqlStorage, name: string): void {
+  sql.exec("DELETE FROM blob WHERE name = ?", name);
+}

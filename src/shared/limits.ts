@@ -1,0 +1,33 @@
+/** Product limits and defaults (SPEC §10, RUNPOD-WIRE §4), in one place. */
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const MB = 1024 * 1024;
+
+export const LIMITS = {
+  executionTimeout: { min: 5 * SECOND, max: 7 * DAY, default: 10 * MINUTE },
+  ttl: { min: 10 * SECOND, max: 7 * DAY, default: DAY },
+  maxAttempts: { min: 1, max: 20, default: 3 },
+  heartbeatTimeout: { min: 5 * SECOND, max: HOUR, default: 45 * SECOND },
+  retentionMs: { min: 0, max: 7 * DAY, default: 30 * MINUTE },
+  syncRetentionMs: { min: 0, max: 7 * DAY, default: MINUTE },
+  cancelGraceMs: { min: 0, max: HOUR, default: 30 * SECOND },
+  concurrency: { min: 1, max: 100_000 },
+  priority: { min: -1_000_000, max: 1_000_000 },
+  /** /runsync and /status-sync `wait` (RunPod: default 90 s, 1–300 s). */
+  syncWait: { min: 1 * SECOND, max: 300 * SECOND, default: 90 * SECOND },
+} as const;
+
+/** Payload limits: inputs and outputs (RunPod: 10 MB on /run, 20 MB on /runsync). */
+export const PAYLOAD = {
+  runInputBytes: 10 * MB,
+  syncInputBytes: 20 * MB,
+  outputBytes: 20 * MB,
+  /** Room for the envelope around the payload (`{"input": …, "policy": …}`). */
+  envelopeBytes: 64 * 1024,
+  /** Small bodies: admin requests, reports without output. */
+  smallBodyBytes: 64 * 1024,
+} as const;
+
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;

@@ -1,0 +1,64 @@
+import { exports } from "cloudflare:workers";
+
+export const ADMIN = "test-admin-key";
+
+let counter = 0;
+/** A fresh endpoint id for each test (storage is shared within a file). */
+export function uniqueEndpointId(prefix = "ep"): string {
+  counter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${counter}`;
+}
+
+export async function call(
+  method: string,
+  path: string,
+  opts: { key?: string | null; body?: unknown; raw?: BodyInit; headers?: Record<string, string> } = {},
+): Promise<Response> {
+  const headers: Record<string, string> = { ...opts.headers };
+  const key = opts.key === undefined ? ADMIN : opts.key;
+  if (key !== null) headers.authorization = `Bearer ${key}`;
+  let body: BodyInit | undefined = opts.raw;
+  if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers["content-type"] ??= "application/json";
+  }
+  return exports.default.fetch(new Request(`http://edge.test${path}`, { method, headers, body }));
+}
+
+export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
+
+/** Creates an endpoint with the admin API and returns its id. */
+export async function createEndpoint(config: Record<string, unknown> = {}, id = uniqueEndpointId()): Promise<string> {
+  const res = await call("PUT", `/admin/endpoints/${id}`, { body: config });
+  if (res.status !== 200) throw new Error(`create endpoint: ${res.status} ${await res.text()}`);
+  return id;
+}
+
+export async function createKey(endpointId: string, scope: "client" | "worker"): Promise<string> {
+  const res = await call("POST", `/admin/endpoints/${endpointId}/keys`, { body: { scope } });
+  if (res.status !== 200) throw new Error(`create key: ${res.status} ${await res.text()}`);
+  return (await json<{ key: string }>(res)).key;
+}
+
+export async function submit(endpointId: string, body: unknown = { input: { n: 1 } }, key?: string): Promise<string> {
+  const res = await call("POST", `/v2/${endpointId}/run`, { body, key });
+  if (res.status !== 200) throw new Error(`run: ${res.status} ${await res.text()}`);
+  return (await json<{ id: string }>(res)).id;
+}
+
+export async function take(endpointId: string, workerId = "w1"): Promise<Response> {
+  return call("GET", `/v2/${endpointId}/job-take/${workerId}?job_in_progress=0`);
+}
+
+export async function done(endpointId: string, workerId: string, jobId: string, body: unknown): Promise<Response> {
+  return call("POST", `/v2/${endpointId}/job-done/${workerId}/${jobId}?isStream=false`, {
+    raw: JSON.stringify(body),
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+}
+
+export async function status(endpointId: string, jobId: string): Promise<Response> {
+  return call("GET", `/v2/${endpointId}/status/${jobId}`);
+}
