@@ -9,6 +9,8 @@ import { DurableObject } from "cloudflare:workers";
 import type { IndexEntry } from "../endpoints/index-entry";
 import { indexEntryOf } from "../endpoints/index-entry";
 import { deleteBlob, readBlob, writeBlob } from "../shared/blobs";
+import { Clock } from "../shared/clock";
+import { Faults } from "../shared/faults";
 import { applyMigrations } from "../shared/migrations";
 import * as commands from "./commands";
 import type { CommandResult, ConflictCode, SubmitInit } from "./commands";
@@ -38,6 +40,10 @@ export type WorkerReport = { kind: "progress" } | { kind: "complete" } | { kind:
 export class JobObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private terminalWaiters = new Set<() => void>();
+  /** Fault-injection points; armed only by tests through runInDurableObject. */
+  readonly faults = new Faults();
+  /** The time this job acts on; frozen only by tests. */
+  readonly clock = new Clock();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -83,7 +89,7 @@ export class JobObject extends DurableObject<Env> {
   async submit(init: SubmitInit, input: Uint8Array): Promise<{ ok: true; job: JobRecord } | { ok: false; code: "EXISTS"; job: JobRecord }> {
     const existing = loadJob(this.sql);
     if (existing) return { ok: false, code: "EXISTS", job: existing.job };
-    const now = Date.now();
+    const now = this.clock.now();
     const job = commands.submit(init, now);
     this.ctx.storage.transactionSync(() => {
       writeBlob(this.sql, "input", input);
@@ -162,6 +168,7 @@ export class JobObject extends DurableObject<Env> {
     saveJob(this.sql, job, indexDueAt);
     if (event) appendHistory(this.sql, event);
     this.armAlarm(job, indexDueAt);
+    this.faults.hit("job:in-transaction");
   }
 
   private armAlarm(job: JobRecord, indexDueAt: number | null): void {
@@ -185,7 +192,7 @@ export class JobObject extends DurableObject<Env> {
     await this.runDue();
     const stored = this.loadFor(endpointId);
     if (!stored) return { ok: false, code: "NOT_FOUND" };
-    const now = Date.now();
+    const now = this.clock.now();
     const r = command(stored.job, now);
     if (!r.ok) {
       if (label) {
@@ -209,6 +216,7 @@ export class JobObject extends DurableObject<Env> {
   }
 
   private async afterTransition(job: JobRecord): Promise<void> {
+    this.faults.hit("job:after-commit");
     if (isTerminal(job.state)) for (const wake of [...this.terminalWaiters]) wake();
     await this.tellEndpoint(job);
   }
@@ -234,7 +242,7 @@ export class JobObject extends DurableObject<Env> {
   private async runDue(): Promise<void> {
     const stored = loadJob(this.sql);
     if (!stored) return;
-    const now = Date.now();
+    const now = this.clock.now();
     const due = commands.dueWork(stored.job, now);
     if (due?.kind === "delete") {
       await this.ctx.storage.deleteAll();

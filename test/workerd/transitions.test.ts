@@ -1,0 +1,171 @@
+/**
+ * Walks the whole transition table: every allowed and every forbidden edge, and every named
+ * command from every state, checking each command moves only along allowed edges and refuses
+ * (with a typed conflict, state unchanged) everywhere else.
+ */
+import { describe, expect, it } from "vitest";
+import * as commands from "../../src/jobs/commands";
+import type { CommandResult } from "../../src/jobs/commands";
+import type { JobPolicy, JobRecord } from "../../src/jobs/record";
+import { canTransition, JOB_STATES, type JobState, TRANSITIONS } from "../../src/jobs/states";
+
+const policy: JobPolicy = {
+  executionTimeout: 60_000,
+  ttl: 120_000,
+  maxAttempts: 3,
+  heartbeatTimeout: 30_000,
+  lowPriority: false,
+  priority: 0,
+  retentionMs: 1_800_000,
+  cancelGraceMs: 10_000,
+};
+const T0 = 1_000_000;
+
+/** A record in `state`, as the commands would have left it, with worker w1 on attempt 1. */
+export function recordIn(state: JobState): JobRecord {
+  const base = commands.submit({ id: "j", endpointId: "ep", kind: "run", policy, webhook: null }, T0);
+  const running = { ...base, attempt: 1, workerId: "w1", startedAt: T0 + 10, execDeadline: T0 + 10 + policy.executionTimeout };
+  switch (state) {
+    case "SEQUENCED":
+    case "IN_QUEUE":
+      return { ...base, state };
+    case "IN_PROGRESS":
+      return { ...running, state };
+    case "CANCELLING":
+      return { ...running, state, cancelDeadline: T0 + 20 + policy.cancelGraceMs };
+    case "COMPLETED":
+    case "FAILED":
+    case "CANCELLED":
+    case "TIMED_OUT":
+      return { ...running, state, execDeadline: null, completedAt: T0 + 30, purgeAt: T0 + 30 + policy.retentionMs };
+  }
+}
+
+/** Every command, called at a time when its deadline (if it has one) has passed. */
+const LATE = T0 + 10_000_000;
+const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
+  claim: (j) => commands.claim(j, "w2", LATE),
+  progress: (j) => commands.progress(j, "w1"),
+  complete: (j) => commands.complete(j, "w1", LATE),
+  fail: (j) => commands.fail(j, "w1", "boom", false, LATE),
+  cancel: (j) => commands.cancel(j, LATE),
+  finishCancel: (j) => commands.finishCancel(j, LATE),
+  expire: (j) => commands.expire(j, LATE),
+  retry: (j) => commands.retry(j, LATE),
+  requeue: (j) => commands.requeue(j, LATE),
+  purge: (j) => commands.purge(j, LATE),
+};
+
+/** Which states each command acts on (ok), and where it goes; unlisted states must refuse. */
+const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
+  claim: { IN_QUEUE: "IN_PROGRESS" },
+  progress: { IN_PROGRESS: "IN_PROGRESS" },
+  // A repeat of the lease holder's accepted result answers ok and changes nothing.
+  complete: { IN_PROGRESS: "COMPLETED", CANCELLING: "CANCELLED", COMPLETED: "COMPLETED" },
+  fail: { IN_PROGRESS: "FAILED", CANCELLING: "CANCELLED", FAILED: "FAILED" },
+  cancel: { SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING", CANCELLED: "CANCELLED" },
+  finishCancel: { CANCELLING: "CANCELLED" },
+  expire: { SEQUENCED: "TIMED_OUT", IN_QUEUE: "TIMED_OUT", IN_PROGRESS: "TIMED_OUT" },
+  retry: { FAILED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
+  requeue: { COMPLETED: "IN_QUEUE", FAILED: "IN_QUEUE", CANCELLED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
+  purge: { SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED" },
+};
+
+describe("transition table", () => {
+  it("allows exactly the edges of SPEC §4", () => {
+    const allowed: string[] = [];
+    for (const from of JOB_STATES) for (const to of JOB_STATES) if (canTransition(from, to)) allowed.push(`${from}>${to}`);
+    expect(allowed.sort()).toEqual(
+      [
+        "SEQUENCED>IN_QUEUE", "SEQUENCED>CANCELLED", "SEQUENCED>TIMED_OUT",
+        "IN_QUEUE>IN_PROGRESS", "IN_QUEUE>CANCELLED", "IN_QUEUE>TIMED_OUT",
+        "IN_PROGRESS>COMPLETED", "IN_PROGRESS>FAILED", "IN_PROGRESS>IN_QUEUE", "IN_PROGRESS>CANCELLING", "IN_PROGRESS>TIMED_OUT",
+        "CANCELLING>CANCELLED",
+        "COMPLETED>IN_QUEUE", "FAILED>IN_QUEUE", "CANCELLED>IN_QUEUE", "TIMED_OUT>IN_QUEUE",
+      ].sort(),
+    );
+    expect(Object.keys(TRANSITIONS).sort()).toEqual([...JOB_STATES].sort());
+  });
+
+  for (const [name, run] of Object.entries(COMMANDS)) {
+    for (const from of JOB_STATES) {
+      const to = EXPECTED[name]![from];
+      it(`${name} from ${from} ${to ? `→ ${to}` : "is refused"}`, () => {
+        const before = recordIn(from);
+        const r = run(before);
+        if (to === undefined) {
+          expect(r.ok).toBe(false);
+          if (!r.ok) {
+            expect(["WRONG_STATE", "NOT_LEASE_HOLDER"]).toContain(r.code);
+            expect(r.job).toBe(before);
+            expect(r.message.length).toBeGreaterThan(0);
+          }
+          return;
+        }
+        expect(r.ok).toBe(true);
+        if (!r.ok) return;
+        expect(r.job.state).toBe(to);
+        if (r.event) {
+          expect(canTransition(from, to)).toBe(true);
+          expect(r.event).toMatchObject({ from, to, command: expect.any(String) });
+          expect(r.job.version).toBe(before.version + 1);
+        } else {
+          expect(r.job.version).toBe(before.version);
+        }
+      });
+    }
+  }
+
+  it("every allowed edge is reached by some command", () => {
+    const reached = new Set<string>();
+    for (const [name, map] of Object.entries(EXPECTED)) {
+      for (const [from, to] of Object.entries(map)) if (from !== to) reached.add(`${from}>${to}`);
+      void name;
+    }
+    // IN_PROGRESS → IN_QUEUE (a lost worker's attempt released) and SEQUENCED → IN_QUEUE (the
+    // job ahead finished) belong to the worker and scheduling issues; every other edge is driven.
+    const expectedUnreached = ["IN_PROGRESS>IN_QUEUE", "SEQUENCED>IN_QUEUE"];
+    for (const from of JOB_STATES)
+      for (const to of TRANSITIONS[from]) {
+        const edge = `${from}>${to}`;
+        expect(reached.has(edge) || expectedUnreached.includes(edge), edge).toBe(true);
+      }
+  });
+
+  it("the table itself refuses a forbidden edge even if a command asked for it", () => {
+    for (const from of JOB_STATES)
+      for (const to of JOB_STATES) {
+        const inTable = (TRANSITIONS[from] as readonly JobState[]).includes(to);
+        expect(canTransition(from, to)).toBe(inTable);
+      }
+  });
+});
+
+describe("fencing in the pure commands", () => {
+  it("refuses reports from a worker that does not hold the lease", () => {
+    const job = recordIn("IN_PROGRESS");
+    for (const r of [commands.complete(job, "w2", LATE), commands.fail(job, "w2", "x", false, LATE), commands.progress(job, "w2")]) {
+      expect(r).toMatchObject({ ok: false, code: "NOT_LEASE_HOLDER" });
+    }
+  });
+
+  it("refuses progress after the final result, so it can never override it", () => {
+    const r = commands.progress(recordIn("COMPLETED"), "w1");
+    expect(r).toMatchObject({ ok: false, code: "WRONG_STATE" });
+  });
+
+  it("expire before a deadline is NOT_DUE and changes nothing", () => {
+    const q = recordIn("IN_QUEUE");
+    expect(commands.expire(q, q.ttlAt - 1)).toMatchObject({ ok: false, code: "NOT_DUE" });
+    expect(commands.expire(q, q.ttlAt)).toMatchObject({ ok: true, job: { state: "TIMED_OUT", reason: "ttl" } });
+    const p = recordIn("IN_PROGRESS");
+    expect(commands.expire(p, p.execDeadline! - 1)).toMatchObject({ ok: false, code: "NOT_DUE" });
+    expect(commands.expire(p, p.execDeadline!)).toMatchObject({ ok: true, job: { state: "TIMED_OUT", reason: "execution_timeout" } });
+  });
+
+  it("retry clears output and error, keeps the id and counts the retry", () => {
+    const failed = { ...recordIn("FAILED"), error: "boom", hasOutput: true };
+    const r = commands.retry(failed, LATE);
+    expect(r).toMatchObject({ ok: true, output: "clear", job: { id: "j", state: "IN_QUEUE", error: null, hasOutput: false, retries: 1, purgeAt: null, ttlAt: LATE + policy.ttl } });
+  });
+});
