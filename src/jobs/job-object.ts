@@ -149,7 +149,7 @@ export class JobObject extends DurableObject<Env> {
    * index update. Idempotent: an early, late or repeated alarm does only what is due now, then
    * re-arms for the next deadline.
    */
-  override async alarm(): Promise<void> {
+  override async alarm(_info?: AlarmInvocationInfo): Promise<void> {
     await this.runDue();
     const stored = loadJob(this.sql);
     if (stored) this.armAlarm(stored.job, stored.indexDueAt);
