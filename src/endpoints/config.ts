@@ -23,6 +23,7 @@ export const EndpointConfigInput = z
       .regex(/^whsec_[A-Za-z0-9+/]{22,}={0,2}$/, "must be whsec_ followed by a base64 secret of at least 16 bytes")
       .optional(),
     allowPrivateUrls: z.boolean().optional(),
+    retryOnError: z.boolean().optional(),
   })
   .strict();
 export type EndpointConfigInput = z.infer<typeof EndpointConfigInput>;
@@ -42,6 +43,8 @@ export interface EndpointConfig {
   concurrency: number | null;
   webhookSecret: string;
   allowPrivateUrls: boolean;
+  /** Whether a handler error puts the job back in the queue while attempts are left. */
+  retryOnError: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -81,6 +84,7 @@ export function resolveConfig(
     concurrency: input.concurrency ?? null,
     webhookSecret: input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(),
     allowPrivateUrls: input.allowPrivateUrls ?? localDev,
+    retryOnError: input.retryOnError ?? false,
     createdAt: previous?.createdAt ?? now.toISOString(),
     updatedAt: now.toISOString(),
   };

@@ -1,28 +1,39 @@
 /**
  * One Durable Object per endpoint: its config and keys, the ready index that takes draw from,
- * long-poll waiters, the worker table and the counters. It never calls a job object: it answers
- * with ids, and the caller acts (SPEC §3).
+ * long-poll waiters for takes and stop signals, the worker registry and the counters. It never
+ * calls a job object: it answers with ids, and the caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, resolveConfig, type EndpointConfig, type EndpointConfigInput } from "./config";
-import { buildHealth, type Health, type WorkerSeen } from "./health";
+import { buildHealth, type Health } from "./health";
 import type { IndexEntry } from "./index-entry";
 import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./keys";
 import {
   applyEntry,
-  busyWorkers,
   countByState,
+  heldBy,
   offerReady,
   pruneTombstones,
   readCounters,
+  runningByWorker,
   waitingJobIds,
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
-
-/** A worker silent for longer than this is counted unhealthy; after FORGET_MS it is forgotten. */
-const WORKER_ALIVE_MS = 90_000;
-const FORGET_MS = 60 * 60 * 1000;
+import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
+import { Waiters } from "./waiters";
+import {
+  lastSeen,
+  listWorkers,
+  markRecycle,
+  markUnhealthy,
+  recordFailure,
+  recordTakes,
+  seeWorker,
+  workerState,
+  type WorkerRow,
+  type WorkerState,
+} from "./workers";
 
 export type AuthResult =
   | { ok: true; config: EndpointConfig }
@@ -30,17 +41,28 @@ export type AuthResult =
 
 export type PutConfigResult = { ok: true; config: EndpointConfig; created: boolean } | { ok: false; message: string };
 
-interface Waiter {
-  max: number;
-  resolve: (ids: string[]) => void;
-  timer: ReturnType<typeof setTimeout>;
+/** What a take hands back: jobs offered to the worker, and jobs it evidently lost. */
+export interface TakeOffer {
+  ids: string[];
+  /** Jobs the index says this worker holds although it said it runs none (job_in_progress=0). */
+  lost: string[];
+}
+
+export interface WorkerView extends WorkerRow {
+  state: WorkerState;
+  currentJobs: string[];
 }
 
 export class EndpointObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private config: EndpointConfig | null = null;
   private keys: StoredKey[] = [];
-  private waiters: Waiter[] = [];
+  /** Takes waiting for a ready job, in arrival order. */
+  private readonly takeWaiters = new Waiters<{ workerId: string; max: number }, string[]>();
+  /** job-stop polls waiting for a stop signal, by worker. */
+  private readonly stopWaiters = new Waiters<{ workerId: string }, string[]>();
+  /** Workers with a long-poll open right now: alive although their last_seen is old. */
+  private readonly polling = new Map<string, number>();
   private syncsSincePrune = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -54,7 +76,7 @@ export class EndpointObject extends DurableObject<Env> {
 
   private loadState(): void {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
-    this.config = row ? (JSON.parse(row.body) as EndpointConfig) : null;
+    this.config = row ? ({ retryOnError: false, ...JSON.parse(row.body) } as EndpointConfig) : null;
     this.keys = this.sql
       .exec<{ id: string; scope: string; digest: string; prefix: string; created_at: string }>("SELECT * FROM api_key")
       .toArray()
@@ -83,11 +105,8 @@ export class EndpointObject extends DurableObject<Env> {
   /** Deletes the endpoint with its keys and index. Jobs still alive finish on their own deadlines. */
   async deleteEndpoint(): Promise<boolean> {
     const existed = this.config !== null;
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.resolve([]);
-    }
-    this.waiters = [];
+    this.takeWaiters.resolveAll([]);
+    this.stopWaiters.resolveAll([]);
     await this.ctx.storage.deleteAll();
     applyMigrations(this.ctx.storage, ENDPOINT_MIGRATIONS);
     this.loadState();
@@ -147,56 +166,119 @@ export class EndpointObject extends DurableObject<Env> {
   sync(entry: IndexEntry): void {
     if (!this.config) return;
     const now = Date.now();
-    const { ready } = applyEntry(this.sql, entry, now);
-    if (ready) this.wakeWaiters(now);
+    const r = applyEntry(this.sql, entry, now);
+    if (!r.applied) return;
+    if (entry.stopFor !== null) {
+      addStop(this.sql, entry.stopFor, entry.jobId, entry.state, now);
+      this.wakeStopWaiter(entry.stopFor, now);
+    }
+    this.recordWorkerFailure(entry, r.previous, now);
+    if (r.ready) this.wakeTakeWaiters(now);
     if (++this.syncsSincePrune >= 500) {
       this.syncsSincePrune = 0;
       pruneTombstones(this.sql, now);
+      pruneStops(this.sql, now);
+    }
+  }
+
+  private recordWorkerFailure(e: IndexEntry, previous: string | null, now: number): void {
+    if (previous === e.state) return;
+    if (e.state === "FAILED" && e.workerId) recordFailure(this.sql, e.workerId, { jobId: e.jobId, at: now, reason: "error" });
+    else if (e.stopFor && (e.state === "IN_QUEUE" || e.state === "TIMED_OUT")) {
+      recordFailure(this.sql, e.stopFor, { jobId: e.jobId, at: now, reason: e.reason ?? "lease_lost" });
+    }
+  }
+
+  // ---- workers ----
+
+  /**
+   * A worker asks for up to `max` jobs, waiting up to `waitMs` for one to arrive. Returns offered
+   * job ids (the caller claims each from its job object) and, when the worker says it runs
+   * nothing (`jobInProgress === false`), the jobs it evidently lost.
+   */
+  async take(workerId: string, max: number, waitMs: number, jobInProgress: boolean | null): Promise<TakeOffer> {
+    const now = Date.now();
+    seeWorker(this.sql, workerId, now);
+    const lost = jobInProgress === false ? heldBy(this.sql, workerId).map((j) => j.jobId) : [];
+    let ids = offerReady(this.sql, workerId, max, now);
+    if (ids.length === 0 && waitMs > 0) {
+      ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
+    }
+    if (ids.length > 0) recordTakes(this.sql, workerId, ids.length, Date.now());
+    return { ids, lost };
+  }
+
+  private wakeTakeWaiters(now: number): void {
+    this.takeWaiters.serve((w) => {
+      const ids = offerReady(this.sql, w.workerId, w.max, now);
+      return ids.length > 0 ? ids : undefined;
+    });
+  }
+
+  /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */
+  async takeStops(workerId: string, waitMs: number): Promise<string[]> {
+    const now = Date.now();
+    seeWorker(this.sql, workerId, now);
+    const ids = deliverStops(this.sql, workerId, now);
+    if (ids.length > 0 || waitMs <= 0) return ids;
+    return this.whilePolling(workerId, this.stopWaiters.wait({ workerId }, waitMs, []));
+  }
+
+  private wakeStopWaiter(workerId: string, now: number): void {
+    if (!hasUndelivered(this.sql, workerId)) return;
+    this.stopWaiters.serve((w) => (w.workerId === workerId ? deliverStops(this.sql, workerId, now) : undefined), 1);
+  }
+
+  /** Keeps a worker counted alive while one of its long-polls is open. */
+  private async whilePolling<T>(workerId: string, p: Promise<T>): Promise<T> {
+    this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
+    try {
+      return await p;
+    } finally {
+      const n = (this.polling.get(workerId) ?? 1) - 1;
+      if (n <= 0) this.polling.delete(workerId);
+      else this.polling.set(workerId, n);
+      seeWorker(this.sql, workerId, Date.now());
     }
   }
 
   /**
-   * A worker asks for up to `max` jobs, waiting up to `waitMs` for one to arrive. Returns offered
-   * job ids; the caller claims each from its job object.
+   * A heartbeat. `jobIds` lists the jobs the worker says it runs (null when it sent none).
+   * Returns the CANCELLING jobs it was told to stop and no longer lists: it went quiet on them.
    */
-  async take(workerId: string, max: number, waitMs: number): Promise<string[]> {
+  ping(workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): { quiet: string[] } {
     const now = Date.now();
-    this.seeWorker(workerId, now);
-    const ids = offerReady(this.sql, max, now);
-    if (ids.length > 0 || waitMs <= 0) return ids;
-    return new Promise<string[]>((resolve) => {
-      const waiter: Waiter = {
-        max,
-        resolve,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          resolve([]);
-        }, waitMs),
-      };
-      this.waiters.push(waiter);
+    seeWorker(this.sql, workerId, now, sdkVersion);
+    if (unhealthy !== null) markUnhealthy(this.sql, workerId, unhealthy);
+    const listed = new Set(jobIds ?? []);
+    const told = deliveredStops(this.sql, workerId);
+    const quiet = heldBy(this.sql, workerId)
+      .filter((j) => j.state === "CANCELLING" && told.has(j.jobId) && !listed.has(j.jobId))
+      .map((j) => j.jobId);
+    return { quiet };
+  }
+
+  /** When the worker last showed a sign of life (now, if it has a long-poll open). */
+  lastSeen(workerId: string): number | null {
+    if (this.polling.has(workerId)) return Date.now();
+    return lastSeen(this.sql, workerId);
+  }
+
+  /** The worker asked to be recycled after its job (RunPod's stopPod / refresh_worker). */
+  recycle(workerId: string): void {
+    seeWorker(this.sql, workerId, Date.now());
+    markRecycle(this.sql, workerId);
+  }
+
+  workers(): WorkerView[] | null {
+    if (!this.config) return null;
+    const now = Date.now();
+    const running = runningByWorker(this.sql);
+    const hb = this.config.heartbeatTimeout;
+    return listWorkers(this.sql, now).map((w) => {
+      const currentJobs = running.get(w.workerId) ?? [];
+      return { ...w, state: workerState(w, currentJobs.length, now, hb, this.polling.has(w.workerId)), currentJobs };
     });
-  }
-
-  private wakeWaiters(now: number): void {
-    while (this.waiters.length > 0) {
-      const waiter = this.waiters[0]!;
-      const ids = offerReady(this.sql, waiter.max, now);
-      if (ids.length === 0) return;
-      this.waiters.shift();
-      clearTimeout(waiter.timer);
-      waiter.resolve(ids);
-    }
-  }
-
-  /** A worker showed a sign of life (a take, a report, a ping). */
-  seeWorker(workerId: string, now = Date.now()): void {
-    this.sql.exec(
-      `INSERT INTO worker (worker_id, first_seen, last_seen) VALUES (?, ?, ?)
-       ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen`,
-      workerId,
-      now,
-      now,
-    );
   }
 
   /** Ids of jobs waiting in the queue, oldest first (for purge-queue). */
@@ -205,13 +287,8 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   health(): Health | null {
-    if (!this.config) return null;
-    const now = Date.now();
-    this.sql.exec("DELETE FROM worker WHERE last_seen < ?", now - FORGET_MS);
-    const workers: WorkerSeen[] = this.sql
-      .exec<{ worker_id: string; last_seen: number }>("SELECT worker_id, last_seen FROM worker")
-      .toArray()
-      .map((r) => ({ workerId: r.worker_id, lastSeen: r.last_seen }));
-    return buildHealth(countByState(this.sql), readCounters(this.sql), workers, busyWorkers(this.sql), now, WORKER_ALIVE_MS);
+    const views = this.workers();
+    if (!views || !this.config) return null;
+    return buildHealth(countByState(this.sql), readCounters(this.sql), views.map((w) => w.state));
   }
 }

@@ -1,35 +1,23 @@
 /**
- * The RunPod-shaped /health body, from the endpoint's index and worker table.
+ * The RunPod-shaped /health body, from the endpoint's index, counters and worker registry.
  */
 import type { JobState } from "../jobs/states";
 import type { CounterName } from "./ready-index";
+import type { WorkerState } from "./workers";
 
 export interface Health {
   jobs: { completed: number; failed: number; inProgress: number; inQueue: number; retried: number };
   workers: { idle: number; initializing: number; ready: number; running: number; throttled: number; unhealthy: number };
 }
 
-export interface WorkerSeen {
-  workerId: string;
-  lastSeen: number;
-}
-
 export function buildHealth(
   byState: Partial<Record<JobState, number>>,
   counters: Record<CounterName, number>,
-  workers: readonly WorkerSeen[],
-  busy: ReadonlySet<string>,
-  now: number,
-  aliveMs: number,
+  workerStates: readonly WorkerState[],
 ): Health {
-  let idle = 0;
-  let running = 0;
-  let unhealthy = 0;
-  for (const w of workers) {
-    if (now - w.lastSeen > aliveMs) unhealthy++;
-    else if (busy.has(w.workerId)) running++;
-    else idle++;
-  }
+  const count = (s: WorkerState) => workerStates.filter((w) => w === s).length;
+  const idle = count("idle");
+  const running = count("running");
   return {
     jobs: {
       completed: counters.completed,
@@ -38,6 +26,14 @@ export function buildHealth(
       inQueue: (byState.IN_QUEUE ?? 0) + (byState.SEQUENCED ?? 0),
       retried: counters.retried,
     },
-    workers: { idle, initializing: 0, ready: idle + running, running, throttled: 0, unhealthy },
+    workers: {
+      idle,
+      initializing: count("initializing"),
+      // RunPod's "ready": workers up and able to take work, busy or not.
+      ready: idle + running,
+      running,
+      throttled: count("throttled"),
+      unhealthy: count("unhealthy"),
+    },
   };
 }

@@ -3,8 +3,9 @@ import type { JobState } from "../jobs/states";
 
 /**
  * What a job tells its endpoint about itself after every change. The endpoint's ready index,
- * counters and worker view are derived from these; the job object stays authoritative, and a
- * newer version always replaces an older one, so repeats and reordering are harmless.
+ * stop signals, worker view and counters are derived from these; the job object stays
+ * authoritative, and a newer version always replaces an older one, so repeats and reordering
+ * are harmless.
  */
 export interface IndexEntry {
   jobId: string;
@@ -13,7 +14,15 @@ export interface IndexEntry {
   priority: number;
   lowPriority: boolean;
   createdAt: number;
+  /** The worker holding the lease (IN_PROGRESS, CANCELLING) or that ran the job last. */
   workerId: string | null;
+  attempt: number;
+  /** Workers that failed or lost this job: the queue offers it to others first. */
+  avoidWorkers: string[];
+  /** A worker that must be told to stop its attempt (job-stop). */
+  stopFor: string | null;
+  /** Why a TIMED_OUT job timed out, for the worker's failure record. */
+  reason: string | null;
 }
 
 export function indexEntryOf(job: JobRecord): IndexEntry {
@@ -25,5 +34,9 @@ export function indexEntryOf(job: JobRecord): IndexEntry {
     lowPriority: job.policy.lowPriority,
     createdAt: job.createdAt,
     workerId: job.workerId,
+    attempt: job.attempt,
+    avoidWorkers: job.failedWorkers,
+    stopFor: job.stopFor,
+    reason: job.reason,
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The endpoint's view of its jobs, derived from the entries jobs send (IndexEntry): the ready
- * index that takes draw from, and the counters behind /health and, later, metrics.
+ * index that takes draw from, and the counters behind /health and metrics.
  *
  * Offers: a take marks the jobs it hands out as offered for OFFER_MS, so two takes never get the
  * same job while the first caller claims it; if the caller never claims (it crashed), the offer
@@ -12,6 +12,8 @@ import type { IndexEntry } from "./index-entry";
 export const OFFER_MS = 10_000;
 /** Terminal rows are kept this long so stale, reordered entries cannot resurrect a job. */
 export const TOMBSTONE_MS = 60 * 60 * 1000;
+/** A job a worker failed is offered to that worker again only after waiting this long for others. */
+export const AVOID_GRACE_MS = 30_000;
 
 export const COUNTERS = ["submitted", "completed", "failed", "cancelled", "timedOut", "retried"] as const;
 export type CounterName = (typeof COUNTERS)[number];
@@ -38,21 +40,29 @@ function counterFor(to: JobState): CounterName | null {
   }
 }
 
-/**
- * Applies an entry if it is newer than what the index holds. Returns whether the job is now
- * ready (so waiting takes can be woken).
- */
-export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): { applied: boolean; ready: boolean } {
+export interface Applied {
+  applied: boolean;
+  /** The job is ready to be taken (wake waiting takes). */
+  ready: boolean;
+  /** The state it had in the index before, if any. */
+  previous: JobState | null;
+}
+
+/** Applies an entry if it is newer than what the index holds. */
+export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied {
   const prev = sql
     .exec<{ version: number; state: string }>("SELECT version, state FROM job_index WHERE job_id = ?", e.jobId)
     .toArray()[0];
-  if (prev && prev.version >= e.version) return { applied: false, ready: false };
+  if (prev && prev.version >= e.version) return { applied: false, ready: false, previous: prev.state as JobState };
+  const ready = e.state === "IN_QUEUE";
   sql.exec(
-    `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+    `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
+       updated_at, avoid_workers, ready_since)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
-       offered_until = 0, updated_at = excluded.updated_at`,
+       offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
+       ready_since = excluded.ready_since`,
     e.jobId,
     e.version,
     e.state,
@@ -61,28 +71,40 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): { appli
     e.createdAt,
     e.workerId,
     now,
+    JSON.stringify(e.avoidWorkers),
+    ready ? now : 0,
   );
-  const prevState = prev?.state as JobState | undefined;
-  if (prevState !== e.state) {
-    if (!prev) bump(sql, "submitted");
+  const previous = (prev?.state as JobState | undefined) ?? null;
+  if (previous !== e.state) {
+    if (previous === null) bump(sql, "submitted");
     const c = counterFor(e.state);
     if (c) bump(sql, c);
-    if (e.state === "IN_QUEUE" && prevState !== undefined && prevState !== "SEQUENCED") bump(sql, "retried");
+    if (e.state === "IN_QUEUE" && previous !== null && previous !== "SEQUENCED") bump(sql, "retried");
   }
-  return { applied: true, ready: e.state === "IN_QUEUE" };
+  return { applied: true, ready, previous };
 }
 
-/** Hands out up to `max` ready job ids in order (priority, then low priority last, then submit order). */
-export function offerReady(sql: SqlStorage, max: number, now: number): string[] {
-  const ids = sql
-    .exec<{ job_id: string }>(
-      `SELECT job_id FROM job_index WHERE state = 'IN_QUEUE' AND offered_until <= ?
+/**
+ * Hands out up to `max` ready job ids to `workerId` in order (priority, then low priority last,
+ * then submit order), passing over jobs that worker failed unless they have waited
+ * AVOID_GRACE_MS for anyone else.
+ */
+export function offerReady(sql: SqlStorage, workerId: string, max: number, now: number): string[] {
+  const rows = sql
+    .exec<{ job_id: string; avoid_workers: string; ready_since: number }>(
+      `SELECT job_id, avoid_workers, ready_since FROM job_index WHERE state = 'IN_QUEUE' AND offered_until <= ?
        ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
       now,
-      max,
+      max * 4 + 16,
     )
-    .toArray()
-    .map((r) => r.job_id);
+    .toArray();
+  const ids: string[] = [];
+  for (const r of rows) {
+    if (ids.length >= max) break;
+    const avoided = r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId);
+    if (avoided && now - r.ready_since < AVOID_GRACE_MS) continue;
+    ids.push(r.job_id);
+  }
   for (const id of ids) sql.exec("UPDATE job_index SET offered_until = ? WHERE job_id = ?", now + OFFER_MS, id);
   return ids;
 }
@@ -95,6 +117,17 @@ export function waitingJobIds(sql: SqlStorage, limit: number): string[] {
     )
     .toArray()
     .map((r) => r.job_id);
+}
+
+/** Jobs the index believes `workerId` holds (IN_PROGRESS or CANCELLING), by id and state. */
+export function heldBy(sql: SqlStorage, workerId: string): Array<{ jobId: string; state: JobState }> {
+  return sql
+    .exec<{ job_id: string; state: string }>(
+      "SELECT job_id, state FROM job_index WHERE worker_id = ? AND state IN ('IN_PROGRESS', 'CANCELLING')",
+      workerId,
+    )
+    .toArray()
+    .map((r) => ({ jobId: r.job_id, state: r.state as JobState }));
 }
 
 export function countByState(sql: SqlStorage): Partial<Record<JobState, number>> {
@@ -122,14 +155,13 @@ export function pruneTombstones(sql: SqlStorage, now: number): void {
   );
 }
 
-/** Workers with a job in progress, by id. */
-export function busyWorkers(sql: SqlStorage): Set<string> {
-  return new Set(
-    sql
-      .exec<{ worker_id: string }>(
-        "SELECT DISTINCT worker_id FROM job_index WHERE state IN ('IN_PROGRESS', 'CANCELLING') AND worker_id IS NOT NULL",
-      )
-      .toArray()
-      .map((r) => r.worker_id),
-  );
+/** Running jobs per worker (IN_PROGRESS or CANCELLING). */
+export function runningByWorker(sql: SqlStorage): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of sql.exec<{ worker_id: string; job_id: string }>(
+    "SELECT worker_id, job_id FROM job_index WHERE state IN ('IN_PROGRESS', 'CANCELLING') AND worker_id IS NOT NULL",
+  )) {
+    out.set(r.worker_id, [...(out.get(r.worker_id) ?? []), r.job_id]);
+  }
+  return out;
 }

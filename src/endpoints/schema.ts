@@ -29,4 +29,25 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE worker (worker_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
     `,
   },
+  {
+    version: 2,
+    sql: `
+      ALTER TABLE job_index ADD COLUMN avoid_workers TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE job_index ADD COLUMN ready_since INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE stop_signal (
+        worker_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        PRIMARY KEY (worker_id, job_id)
+      );
+      ALTER TABLE worker ADD COLUMN first_take_at INTEGER;
+      ALTER TABLE worker ADD COLUMN jobs_taken INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE worker ADD COLUMN recycle INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE worker ADD COLUMN unhealthy_reason TEXT;
+      ALTER TABLE worker ADD COLUMN sdk_version TEXT;
+      ALTER TABLE worker ADD COLUMN recent_failures TEXT NOT NULL DEFAULT '[]';
+    `,
+  },
 ];

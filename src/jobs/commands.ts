@@ -15,6 +15,8 @@ export type ConflictCode =
   | "WRONG_STATE"
   /** The report comes from a worker that does not hold the current lease. */
   | "NOT_LEASE_HOLDER"
+  /** The report names an attempt that is not the current one. */
+  | "STALE_ATTEMPT"
   /** Nothing is due yet (an early or duplicate alarm). */
   | "NOT_DUE";
 
@@ -24,6 +26,12 @@ export type OutputChange = "keep" | "set" | "clear";
 export type CommandResult =
   | { ok: true; job: JobRecord; output: OutputChange; event: HistoryEvent | null }
   | { ok: false; code: ConflictCode; job: JobRecord; message: string };
+
+/** Who reports: the worker, and the attempt if the report names one (RunPod workers do not). */
+export interface Fence {
+  workerId: string;
+  attempt: number | null;
+}
 
 export interface SubmitInit {
   id: string;
@@ -42,6 +50,9 @@ export function submit(init: SubmitInit, now: number): JobRecord {
     attempt: 0,
     retries: 0,
     workerId: null,
+    failedWorkers: [],
+    stopFor: null,
+    lastReport: null,
     error: null,
     reason: null,
     hasOutput: false,
@@ -51,6 +62,7 @@ export function submit(init: SubmitInit, now: number): JobRecord {
     completedAt: null,
     ttlAt: now + init.policy.ttl,
     execDeadline: null,
+    leaseCheckAt: null,
     cancelDeadline: null,
     purgeAt: null,
   };
@@ -66,7 +78,7 @@ function wrongState(job: JobRecord, command: string): CommandResult {
 
 /**
  * Moves `job` to `to` through the transition table, applying `patch`. Entering a terminal state
- * stamps completedAt and the retention deadline; leaving one clears them.
+ * stamps completedAt and the retention deadline and drops the running deadlines.
  */
 function moveTo(
   job: JobRecord,
@@ -80,12 +92,13 @@ function moveTo(
   if (!canTransition(job.state, to)) {
     throw new Error(`transition table forbids ${job.state} -> ${to} (${command})`);
   }
-  let next: JobRecord = { ...job, ...patch, state: to, version: job.version + 1 };
+  let next: JobRecord = { ...job, stopFor: null, ...patch, state: to, version: job.version + 1 };
   if (isTerminal(to)) {
     next = {
       ...next,
       completedAt: now,
       execDeadline: null,
+      leaseCheckAt: null,
       cancelDeadline: null,
       purgeAt: now + job.policy.retentionMs,
     };
@@ -98,7 +111,7 @@ function moveTo(
     from: job.state,
     to,
     attempt: next.attempt,
-    workerId: next.workerId,
+    workerId: job.workerId ?? next.workerId,
     detail,
   };
   return { ok: true, job: next, output, event };
@@ -106,6 +119,11 @@ function moveTo(
 
 function unchanged(job: JobRecord): CommandResult {
   return { ok: true, job, output: "keep", event: null };
+}
+
+/** A change that keeps the state (and so the version): a progress output, an extended lease. */
+function sameState(job: JobRecord, patch: Partial<JobRecord>, output: OutputChange): CommandResult {
+  return { ok: true, job: { ...job, ...patch }, output, event: null };
 }
 
 /** IN_QUEUE → IN_PROGRESS: grants attempt n+1 to `workerId` and starts the execution clock. */
@@ -121,56 +139,143 @@ export function claim(job: JobRecord, workerId: string, now: number): CommandRes
       workerId,
       startedAt: now,
       execDeadline: now + job.policy.executionTimeout,
+      leaseCheckAt: now + job.policy.heartbeatTimeout,
     },
     "keep",
   );
 }
 
-/** Is `workerId` the holder of the lease on the current attempt? */
-function holdsLease(job: JobRecord, workerId: string): boolean {
-  return job.workerId === workerId && (job.state === "IN_PROGRESS" || job.state === "CANCELLING");
+/** Does `fence` hold the lease on the current attempt of a running (or cancelling) job? */
+function holdsLease(job: JobRecord, fence: Fence): boolean {
+  return (
+    (job.state === "IN_PROGRESS" || job.state === "CANCELLING") &&
+    job.workerId === fence.workerId &&
+    (fence.attempt === null || fence.attempt === job.attempt)
+  );
 }
 
-function refuseReport(job: JobRecord, workerId: string, command: string): CommandResult {
-  if (job.workerId !== workerId) {
-    return conflict(job, "NOT_LEASE_HOLDER", `worker ${workerId} does not hold the lease on this job`);
+/** Why a report is refused: another worker's lease, an older attempt, or a job no longer running. */
+function refuseReport(job: JobRecord, fence: Fence, command: string): CommandResult {
+  if (job.workerId !== fence.workerId) {
+    return conflict(job, "NOT_LEASE_HOLDER", `worker ${fence.workerId} does not hold the lease on this job`);
+  }
+  if (fence.attempt !== null && fence.attempt !== job.attempt) {
+    return conflict(job, "STALE_ATTEMPT", `attempt ${fence.attempt} is over; the job is on attempt ${job.attempt}`);
   }
   return wrongState(job, command);
 }
 
+/** Is this an exact repeat of the last report the job accepted? */
+function isRepeat(job: JobRecord, fence: Fence, kind: "complete" | "fail"): boolean {
+  const r = job.lastReport;
+  return (
+    r !== null && r.kind === kind && r.workerId === fence.workerId && (fence.attempt === null || fence.attempt === r.attempt)
+  );
+}
+
 /**
- * A progress update from the lease holder: stores the partial output and leaves the state (and
- * so the version) as it is. After a final result it is refused, so it can never override one.
+ * A progress update from the lease holder: stores the partial output and extends the lease,
+ * leaving the state (and so the version) as it is. Refused after a final result, so it can
+ * never override one, and while CANCELLING, so the worker learns to stop.
  */
-export function progress(job: JobRecord, workerId: string): CommandResult {
-  if (job.state !== "IN_PROGRESS" || job.workerId !== workerId) return refuseReport(job, workerId, "report progress on");
-  return { ok: true, job: { ...job, hasOutput: true }, output: "set", event: null };
+export function progress(job: JobRecord, fence: Fence, now: number): CommandResult {
+  if (job.state !== "IN_PROGRESS" || !holdsLease(job, fence)) return refuseReport(job, fence, "report progress on");
+  return sameState(job, { hasOutput: true, leaseCheckAt: now + job.policy.heartbeatTimeout }, "set");
+}
+
+/** A stream chunk from the lease holder: accepted while IN_PROGRESS, and a sign of life. */
+export function streamChunk(job: JobRecord, fence: Fence, now: number): CommandResult {
+  if (job.state !== "IN_PROGRESS" || !holdsLease(job, fence)) return refuseReport(job, fence, "stream to");
+  return sameState(job, { leaseCheckAt: now + job.policy.heartbeatTimeout }, "keep");
 }
 
 /**
  * The lease holder's final result. IN_PROGRESS → COMPLETED with the output. A result that arrives
  * while CANCELLING ends the job CANCELLED (the cancel came first; the output is discarded).
- * A repeat from the same worker after it completed answers ok and changes nothing.
+ * An exact repeat of the accepted result answers ok and changes nothing.
  */
-export function complete(job: JobRecord, workerId: string, now: number): CommandResult {
-  if (job.state === "COMPLETED" && job.workerId === workerId) return unchanged(job);
-  if (!holdsLease(job, workerId)) return refuseReport(job, workerId, "complete");
+export function complete(job: JobRecord, fence: Fence, now: number): CommandResult {
+  if (isRepeat(job, fence, "complete")) return unchanged(job);
+  if (!holdsLease(job, fence)) return refuseReport(job, fence, "complete");
   if (job.state === "CANCELLING") return finishCancel(job, now);
-  return moveTo(job, "COMPLETED", "complete", now, { error: null }, "set");
-}
-
-/** The lease holder reports the handler failed. IN_PROGRESS → FAILED with the error. */
-export function fail(job: JobRecord, workerId: string, error: string, withOutput: boolean, now: number): CommandResult {
-  if (job.state === "FAILED" && job.workerId === workerId) return unchanged(job);
-  if (!holdsLease(job, workerId)) return refuseReport(job, workerId, "fail");
-  if (job.state === "CANCELLING") return finishCancel(job, now);
-  return moveTo(job, "FAILED", "fail", now, { error }, withOutput ? "set" : "keep", error);
+  const lastReport = { workerId: fence.workerId, attempt: job.attempt, kind: "complete" as const };
+  return moveTo(job, "COMPLETED", "complete", now, { error: null, lastReport }, "set");
 }
 
 /**
- * A user cancels. Waiting jobs end CANCELLED at once; a running job goes CANCELLING and ends
- * CANCELLED when its worker stops or the grace period runs out. Cancelling a job that is already
- * CANCELLING or CANCELLED changes nothing; any other terminal job is a conflict.
+ * The lease holder reports the handler failed. The job ends FAILED with the error, unless its
+ * policy retries on errors and attempts are left: then it goes back to the queue, preferring
+ * another worker. While CANCELLING, it ends CANCELLED.
+ */
+export function fail(job: JobRecord, fence: Fence, error: string, withOutput: boolean, now: number): CommandResult {
+  if (isRepeat(job, fence, "fail")) return unchanged(job);
+  if (!holdsLease(job, fence)) return refuseReport(job, fence, "fail");
+  if (job.state === "CANCELLING") return finishCancel(job, now);
+  const lastReport = { workerId: fence.workerId, attempt: job.attempt, kind: "fail" as const };
+  if (job.policy.retryOnError && job.attempt < job.policy.maxAttempts) {
+    return releaseAttempt(job, "fail", now, { lastReport }, error);
+  }
+  return moveTo(job, "FAILED", "fail", now, { error, lastReport }, withOutput ? "set" : "keep", error);
+}
+
+/**
+ * IN_PROGRESS → IN_QUEUE: the attempt is over without a result; the job waits for another
+ * worker. Its queue TTL still counts from submission.
+ */
+function releaseAttempt(job: JobRecord, command: string, now: number, patch: Partial<JobRecord>, detail: string): CommandResult {
+  const failedWorkers = job.workerId && !job.failedWorkers.includes(job.workerId) ? [...job.failedWorkers, job.workerId] : job.failedWorkers;
+  return moveTo(
+    job,
+    "IN_QUEUE",
+    command,
+    now,
+    {
+      ...patch,
+      retries: job.retries + 1,
+      failedWorkers,
+      workerId: null,
+      queuedAt: now,
+      startedAt: null,
+      execDeadline: null,
+      leaseCheckAt: null,
+    },
+    "clear",
+    detail,
+  );
+}
+
+/**
+ * The lease holder is gone (silent past its heartbeat timeout, or it asked for work saying it
+ * runs nothing). A running job goes back to the queue while attempts are left, else ends
+ * TIMED_OUT (heartbeat_lost); a CANCELLING job ends CANCELLED. Its worker is told to stop.
+ */
+export function loseLease(job: JobRecord, workerId: string, why: string, now: number): CommandResult {
+  if (job.workerId !== workerId || (job.state !== "IN_PROGRESS" && job.state !== "CANCELLING")) {
+    return refuseReport(job, { workerId, attempt: null }, "release the lease of");
+  }
+  if (job.state === "CANCELLING") return finishCancel(job, now);
+  if (job.attempt < job.policy.maxAttempts) return releaseAttempt(job, "loseLease", now, { stopFor: workerId }, why);
+  return moveTo(job, "TIMED_OUT", "loseLease", now, { reason: "heartbeat_lost", stopFor: workerId }, "keep", why);
+}
+
+/**
+ * The lease check came due: `lastSeen` is when the endpoint last heard from the lease holder.
+ * A worker heard from within its heartbeat timeout keeps the lease (the check moves on);
+ * otherwise the lease is lost.
+ */
+export function checkLease(job: JobRecord, lastSeen: number | null, now: number): CommandResult {
+  if ((job.state !== "IN_PROGRESS" && job.state !== "CANCELLING") || job.workerId === null) return wrongState(job, "check the lease of");
+  if (job.leaseCheckAt === null || now < job.leaseCheckAt) return conflict(job, "NOT_DUE", "the lease check is not due");
+  const heardUntil = Math.max(lastSeen ?? 0, job.leaseCheckAt - job.policy.heartbeatTimeout) + job.policy.heartbeatTimeout;
+  if (heardUntil > now) return sameState(job, { leaseCheckAt: heardUntil }, "keep");
+  return loseLease(job, job.workerId, `no sign of life from worker ${job.workerId} for ${job.policy.heartbeatTimeout} ms`, now);
+}
+
+/**
+ * A user cancels. Waiting jobs end CANCELLED at once; a running job goes CANCELLING (its worker
+ * is told to stop) and ends CANCELLED when the worker stops or the grace period runs out.
+ * Cancelling a job that is already CANCELLING or CANCELLED changes nothing; any other terminal
+ * job is a conflict.
  */
 export function cancel(job: JobRecord, now: number): CommandResult {
   switch (job.state) {
@@ -178,7 +283,7 @@ export function cancel(job: JobRecord, now: number): CommandResult {
     case "IN_QUEUE":
       return moveTo(job, "CANCELLED", "cancel", now, { reason: "cancelled" }, "keep");
     case "IN_PROGRESS":
-      return moveTo(job, "CANCELLING", "cancel", now, { cancelDeadline: now + job.policy.cancelGraceMs }, "keep");
+      return moveTo(job, "CANCELLING", "cancel", now, { cancelDeadline: now + job.policy.cancelGraceMs, stopFor: job.workerId }, "keep");
     case "CANCELLING":
     case "CANCELLED":
       return unchanged(job);
@@ -189,15 +294,22 @@ export function cancel(job: JobRecord, now: number): CommandResult {
   }
 }
 
-/** CANCELLING → CANCELLED: the worker stopped, or the grace period ran out. */
+/** CANCELLING → CANCELLED: the worker stopped or went quiet on it, or the grace period ran out. */
 export function finishCancel(job: JobRecord, now: number): CommandResult {
   if (job.state !== "CANCELLING") return wrongState(job, "finish cancelling");
-  return moveTo(job, "CANCELLED", "finishCancel", now, { reason: "cancelled" }, "keep");
+  return moveTo(job, "CANCELLED", "finishCancel", now, { reason: "cancelled" satisfies EndReason }, "keep");
+}
+
+/** The worker told to stop a CANCELLING job no longer lists it: it stopped. */
+export function workerQuiet(job: JobRecord, workerId: string, now: number): CommandResult {
+  if (job.state !== "CANCELLING" || job.workerId !== workerId) return wrongState(job, "finish cancelling");
+  return finishCancel(job, now);
 }
 
 /**
  * A deadline passed: a waiting job past its TTL, or a running job past its execution timeout,
- * ends TIMED_OUT with the reason. Before the deadline it is NOT_DUE and changes nothing.
+ * ends TIMED_OUT with the reason (the worker is told to stop). Before the deadline it is
+ * NOT_DUE and changes nothing.
  */
 export function expire(job: JobRecord, now: number): CommandResult {
   if (isWaiting(job.state)) {
@@ -208,7 +320,7 @@ export function expire(job: JobRecord, now: number): CommandResult {
     if (job.execDeadline === null || now < job.execDeadline) {
       return conflict(job, "NOT_DUE", "the execution timeout has not passed");
     }
-    return moveTo(job, "TIMED_OUT", "expire", now, { reason: "execution_timeout" }, "keep", "execution_timeout");
+    return moveTo(job, "TIMED_OUT", "expire", now, { reason: "execution_timeout", stopFor: job.workerId }, "keep", "execution_timeout");
   }
   return wrongState(job, "expire");
 }
@@ -224,12 +336,15 @@ function backToQueue(job: JobRecord, command: string, now: number): CommandResul
       retries: job.retries + 1,
       error: null,
       reason: null,
+      workerId: null,
+      lastReport: null,
       queuedAt: now,
       ttlAt: now + job.policy.ttl,
       startedAt: null,
       completedAt: null,
       purgeAt: null,
       execDeadline: null,
+      leaseCheckAt: null,
       cancelDeadline: null,
     },
     "clear",
@@ -254,6 +369,11 @@ export function purge(job: JobRecord, now: number): CommandResult {
   return moveTo(job, "CANCELLED", "purge", now, { reason: "purged" satisfies EndReason }, "keep");
 }
 
+function earliest(...times: Array<number | null>): number | null {
+  const set = times.filter((t): t is number => t !== null);
+  return set.length === 0 ? null : Math.min(...set);
+}
+
 /** The earliest deadline that applies to the job in its state, or null when none does. */
 export function nextDeadline(job: JobRecord): number | null {
   switch (job.state) {
@@ -261,9 +381,9 @@ export function nextDeadline(job: JobRecord): number | null {
     case "IN_QUEUE":
       return job.ttlAt;
     case "IN_PROGRESS":
-      return job.execDeadline;
+      return earliest(job.execDeadline, job.leaseCheckAt);
     case "CANCELLING":
-      return job.cancelDeadline;
+      return earliest(job.cancelDeadline, job.leaseCheckAt);
     case "COMPLETED":
     case "FAILED":
     case "CANCELLED":
@@ -272,13 +392,24 @@ export function nextDeadline(job: JobRecord): number | null {
   }
 }
 
-/** What a due deadline asks for: a command to run, the deletion of a retained job, or nothing. */
-export type DueWork = { kind: "command"; run: (job: JobRecord, now: number) => CommandResult } | { kind: "delete" } | null;
+/**
+ * What a due deadline asks for: a command to run, a lease check (which needs the worker's
+ * last sign of life from the endpoint), the deletion of a retained job, or nothing.
+ */
+export type DueWork =
+  | { kind: "command"; run: (job: JobRecord, now: number) => CommandResult }
+  | { kind: "checkLease"; workerId: string }
+  | { kind: "delete" }
+  | null;
 
 export function dueWork(job: JobRecord, now: number): DueWork {
   const deadline = nextDeadline(job);
   if (deadline === null || now < deadline) return null;
   if (isTerminal(job.state)) return { kind: "delete" };
-  if (job.state === "CANCELLING") return { kind: "command", run: finishCancel };
-  return { kind: "command", run: expire };
+  if (isWaiting(job.state)) return { kind: "command", run: expire };
+  if (job.state === "IN_PROGRESS" && job.execDeadline !== null && now >= job.execDeadline) return { kind: "command", run: expire };
+  if (job.state === "CANCELLING" && job.cancelDeadline !== null && now >= job.cancelDeadline) {
+    return { kind: "command", run: finishCancel };
+  }
+  return job.workerId === null ? null : { kind: "checkLease", workerId: job.workerId };
 }

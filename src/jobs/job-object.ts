@@ -13,10 +13,12 @@ import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";
 import { applyMigrations } from "../shared/migrations";
 import * as commands from "./commands";
-import type { CommandResult, ConflictCode, SubmitInit } from "./commands";
+import type { CommandResult, ConflictCode, Fence, SubmitInit } from "./commands";
 import type { HistoryEvent, JobRecord } from "./record";
 import { JOB_MIGRATIONS } from "./schema";
 import { isTerminal } from "./states";
+import { appendChunk, readChunks, readUnread } from "./stream";
+import type { StreamChunk } from "./stream";
 import { appendHistory, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
@@ -24,22 +26,24 @@ export const INDEX_RETRY_MS = 5_000;
 
 export type JobRead = { ok: true; job: JobRecord; output: Uint8Array | null } | { ok: false; code: "NOT_FOUND" };
 
-export type JobChange =
-  | { ok: true; job: JobRecord }
-  | { ok: false; code: "NOT_FOUND" }
-  | { ok: false; code: ConflictCode; message: string; job: JobRecord };
+export type Refusal = { ok: false; code: "NOT_FOUND" } | { ok: false; code: ConflictCode; message: string; job: JobRecord };
+
+export type JobChange = { ok: true; job: JobRecord } | Refusal;
 
 export type ClaimResult =
   | { ok: true; job: JobRecord; input: Uint8Array }
   | { ok: false; code: "NOT_FOUND" }
   | { ok: false; code: ConflictCode; message: string; job: JobRecord; entry: IndexEntry };
 
+export type StreamRead = { ok: true; job: JobRecord; chunks: StreamChunk[] } | { ok: false; code: "NOT_FOUND" };
+
 /** What a worker reported on its job. The output bytes travel beside it. */
 export type WorkerReport = { kind: "progress" } | { kind: "complete" } | { kind: "fail"; error: string };
 
 export class JobObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private terminalWaiters = new Set<() => void>();
+  /** Waiting reads, woken on any change (a transition or a stream chunk). */
+  private changeWaiters = new Set<() => void>();
   /** Fault-injection points; armed only by tests through runInDurableObject. */
   readonly faults = new Faults();
   /** The time this job acts on; frozen only by tests. */
@@ -65,18 +69,43 @@ export class JobObject extends DurableObject<Env> {
 
   /** Waits up to `waitMs` for the job to reach a terminal state, then reads it. */
   async waitTerminal(endpointId: string, waitMs: number): Promise<JobRead> {
-    const first = await this.read(endpointId);
-    if (!first.ok || isTerminal(first.job.state) || waitMs <= 0) return first;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.terminalWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, waitMs);
-      this.terminalWaiters.add(done);
-    });
-    return this.read(endpointId);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const r = await this.read(endpointId);
+      if (!r.ok || isTerminal(r.job.state) || Date.now() >= deadline) return r;
+      await this.nextChange(deadline - Date.now());
+    }
+  }
+
+  /**
+   * RunPod's /stream: the chunks not yet read (then marked read), waiting up to `waitMs` for one
+   * while the job runs.
+   */
+  async takeStream(endpointId: string, waitMs: number): Promise<StreamRead> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      await this.runDue();
+      const stored = this.loadFor(endpointId);
+      if (!stored) return { ok: false, code: "NOT_FOUND" };
+      const chunks = readUnread(this.sql);
+      if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) {
+        return { ok: true, job: loadJob(this.sql)!.job, chunks };
+      }
+      await this.nextChange(deadline - Date.now());
+    }
+  }
+
+  /** Chunks after `afterSeq` without consuming them (SSE), waiting up to `waitMs` for one. */
+  async streamFrom(endpointId: string, afterSeq: number, waitMs: number): Promise<StreamRead> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      await this.runDue();
+      const stored = this.loadFor(endpointId);
+      if (!stored) return { ok: false, code: "NOT_FOUND" };
+      const chunks = readChunks(this.sql, afterSeq);
+      if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) return { ok: true, job: stored.job, chunks };
+      await this.nextChange(deadline - Date.now());
+    }
   }
 
   history(endpointId: string): HistoryEvent[] | null {
@@ -107,23 +136,37 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** A worker's report on its attempt: progress, result or failure. Fenced by the lease. */
-  async report(endpointId: string, workerId: string, report: WorkerReport, output: Uint8Array | null): Promise<JobChange> {
+  async report(endpointId: string, fence: Fence, report: WorkerReport, output: Uint8Array | null): Promise<JobChange> {
     return this.run(
       endpointId,
       (job, now) => {
         switch (report.kind) {
           case "progress":
-            return commands.progress(job, workerId);
+            return commands.progress(job, fence, now);
           case "complete":
-            return commands.complete(job, workerId, now);
+            return commands.complete(job, fence, now);
           case "fail":
-            return commands.fail(job, workerId, report.error, output !== null, now);
+            return commands.fail(job, fence, report.error, output !== null, now);
         }
       },
-      output,
-      `report:${report.kind}`,
-      workerId,
+      { output, label: `report:${report.kind}`, fence },
     );
+  }
+
+  /** A stream chunk from the lease holder, kept in order. */
+  async stream(endpointId: string, fence: Fence, chunk: Uint8Array): Promise<JobChange> {
+    const r = await this.run(endpointId, (job, now) => commands.streamChunk(job, fence, now), { label: "stream", fence, chunk });
+    return r;
+  }
+
+  /** The worker holding the lease is gone (it asked for work saying it runs nothing). */
+  loseLease(endpointId: string, workerId: string, why: string): Promise<JobChange> {
+    return this.run(endpointId, (job, now) => commands.loseLease(job, workerId, why, now));
+  }
+
+  /** The worker told to stop this CANCELLING job no longer lists it. */
+  workerQuiet(endpointId: string, workerId: string): Promise<JobChange> {
+    return this.run(endpointId, (job, now) => commands.workerQuiet(job, workerId, now));
   }
 
   cancel(endpointId: string): Promise<JobChange> {
@@ -145,9 +188,9 @@ export class JobObject extends DurableObject<Env> {
   // ---- alarm ----
 
   /**
-   * Runs whatever is due: an expired deadline, the deletion of a retained job, an unconfirmed
-   * index update. Idempotent: an early, late or repeated alarm does only what is due now, then
-   * re-arms for the next deadline.
+   * Runs whatever is due: an expired deadline, a lease check, the deletion of a retained job, an
+   * unconfirmed index update. Idempotent: an early, late or repeated alarm does only what is due
+   * now, then re-arms for the next deadline.
    */
   override async alarm(_info?: AlarmInvocationInfo): Promise<void> {
     await this.runDue();
@@ -160,6 +203,22 @@ export class JobObject extends DurableObject<Env> {
   private loadFor(endpointId: string): StoredJob | null {
     const stored = loadJob(this.sql);
     return stored && stored.job.endpointId === endpointId ? stored : null;
+  }
+
+  private nextChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.changeWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.changeWaiters.add(done);
+    });
+  }
+
+  private wakeReaders(): void {
+    for (const wake of [...this.changeWaiters]) wake();
   }
 
   /** Writes the record, its history line and the alarm; the caller holds the transaction. */
@@ -185,9 +244,7 @@ export class JobObject extends DurableObject<Env> {
   private async run(
     endpointId: string,
     command: (job: JobRecord, now: number) => CommandResult,
-    output: Uint8Array | null = null,
-    label: string | null = null,
-    workerId: string | null = null,
+    opts: { output?: Uint8Array | null; chunk?: Uint8Array; label?: string; fence?: Fence } = {},
   ): Promise<JobChange> {
     await this.runDue();
     const stored = this.loadFor(endpointId);
@@ -195,37 +252,43 @@ export class JobObject extends DurableObject<Env> {
     const now = this.clock.now();
     const r = command(stored.job, now);
     if (!r.ok) {
-      if (label) {
-        const j = stored.job;
-        appendHistory(this.sql, { at: now, command: `refused ${label}`, from: j.state, to: j.state, attempt: j.attempt, workerId, detail: r.message });
-      }
+      if (opts.label) this.recordRefusal(stored.job, r.message, opts.label, opts.fence ?? null, now);
       return r;
     }
     if (r.job === stored.job) return { ok: true, job: r.job };
+    const output = opts.output ?? null;
     this.ctx.storage.transactionSync(() => {
       if (r.output === "set" && output !== null) writeBlob(this.sql, "output", output);
       else if (r.output === "set" || r.output === "clear") {
         deleteBlob(this.sql, "output");
         r.job.hasOutput = false;
       }
-      if (r.event === null) saveJob(this.sql, r.job, stored.indexDueAt);
-      else this.commit(r.job, r.event, now);
+      if (opts.chunk) appendChunk(this.sql, r.job.attempt, now, opts.chunk);
+      if (r.event === null) {
+        saveJob(this.sql, r.job, stored.indexDueAt);
+        this.armAlarm(r.job, stored.indexDueAt);
+      } else this.commit(r.job, r.event, now);
     });
     if (r.event) await this.afterTransition(r.job);
+    else this.wakeReaders();
     return { ok: true, job: r.job };
+  }
+
+  private recordRefusal(job: JobRecord, message: string, label: string, fence: Fence | null, now: number): void {
+    const attempt = fence?.attempt ?? job.attempt;
+    appendHistory(this.sql, { at: now, command: `refused ${label}`, from: job.state, to: job.state, attempt, workerId: fence?.workerId ?? null, detail: message });
   }
 
   private async afterTransition(job: JobRecord): Promise<void> {
     this.faults.hit("job:after-commit");
-    if (isTerminal(job.state)) for (const wake of [...this.terminalWaiters]) wake();
+    this.wakeReaders();
     await this.tellEndpoint(job);
   }
 
   /** Sends the job's newest state to its endpoint; on failure the alarm retries (index_due_at). */
   private async tellEndpoint(job: JobRecord): Promise<void> {
     try {
-      const endpoint = this.env.ENDPOINT.get(this.env.ENDPOINT.idFromName(job.endpointId));
-      await endpoint.sync(indexEntryOf(job));
+      await this.endpoint(job).sync(indexEntryOf(job));
     } catch (e) {
       // Swallowed on purpose: the change is committed, and index_due_at makes the alarm retry.
       console.warn(`job ${job.id}: endpoint sync failed, the alarm will retry`, e);
@@ -238,7 +301,11 @@ export class JobObject extends DurableObject<Env> {
     }
   }
 
-  /** Runs due deadlines and index retries; deletes the job when its retention is over. */
+  private endpoint(job: JobRecord) {
+    return this.env.ENDPOINT.get(this.env.ENDPOINT.idFromName(job.endpointId));
+  }
+
+  /** Runs due deadlines, lease checks and index retries; deletes the job when its retention is over. */
   private async runDue(): Promise<void> {
     const stored = loadJob(this.sql);
     if (!stored) return;
@@ -258,10 +325,50 @@ export class JobObject extends DurableObject<Env> {
         return;
       }
     }
+    if (due?.kind === "checkLease") {
+      await this.checkLease(stored, due.workerId);
+      return;
+    }
     if (stored.indexDueAt !== null && now >= stored.indexDueAt) {
       setIndexDue(this.sql, now + INDEX_RETRY_MS, stored.job.version);
       this.armAlarm(stored.job, now + INDEX_RETRY_MS);
       await this.tellEndpoint(stored.job);
     }
+  }
+
+  /**
+   * The lease check: asks the endpoint when the worker was last heard from, then (after that
+   * await, on a fresh read, only if nothing changed meanwhile) extends the lease or ends it.
+   */
+  private async checkLease(stored: StoredJob, workerId: string): Promise<void> {
+    let seen: number | null;
+    try {
+      seen = await this.endpoint(stored.job).lastSeen(workerId);
+    } catch (e) {
+      // Cannot tell whether the worker is alive: keep the lease and ask again a little later.
+      console.warn(`job ${stored.job.id}: lease check could not reach the endpoint`, e);
+      const retryAt = this.clock.now() + INDEX_RETRY_MS;
+      const job = { ...stored.job, leaseCheckAt: retryAt };
+      saveJob(this.sql, job, stored.indexDueAt);
+      this.armAlarm(job, stored.indexDueAt);
+      return;
+    }
+    const fresh = loadJob(this.sql);
+    if (!fresh || fresh.job.version !== stored.job.version || fresh.job.leaseCheckAt !== stored.job.leaseCheckAt) return;
+    const now = this.clock.now();
+    const r = commands.checkLease(fresh.job, seen, now);
+    if (!r.ok) return;
+    this.ctx.storage.transactionSync(() => {
+      if (r.output === "clear") {
+        deleteBlob(this.sql, "output");
+        r.job.hasOutput = false;
+      }
+      if (r.event) this.commit(r.job, r.event, now);
+      else {
+        saveJob(this.sql, r.job, fresh.indexDueAt);
+        this.armAlarm(r.job, fresh.indexDueAt);
+      }
+    });
+    if (r.event) await this.afterTransition(r.job);
   }
 }

@@ -16,6 +16,7 @@ export const SubmitPolicy = z
     lowPriority: z.boolean().optional(),
     maxAttempts: ms(LIMITS.maxAttempts).optional(),
     heartbeatTimeout: ms(LIMITS.heartbeatTimeout).optional(),
+    retryOnError: z.boolean().optional(),
   })
   .strict();
 
@@ -42,5 +43,6 @@ export function resolvePolicy(body: SubmitBody, config: EndpointConfig, kind: Jo
     priority: body.priority ?? 0,
     retentionMs: kind === "sync" ? config.syncRetentionMs : config.retentionMs,
     cancelGraceMs: config.cancelGraceMs,
+    retryOnError: p.retryOnError ?? config.retryOnError,
   };
 }

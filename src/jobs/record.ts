@@ -19,10 +19,19 @@ export interface JobPolicy {
   retentionMs: number;
   /** ms a CANCELLING job waits for its worker to stop before it ends CANCELLED. */
   cancelGraceMs: number;
+  /** Whether a handler error puts the job back in the queue while attempts are left. */
+  retryOnError: boolean;
 }
 
 /** Why a job ended where it did, when the state alone does not say. */
 export type EndReason = TimeoutReason | "purged" | "cancelled";
+
+/** The last report a worker had accepted, so an exact repeat answers as the first did. */
+export interface AcceptedReport {
+  workerId: string;
+  attempt: number;
+  kind: "complete" | "fail";
+}
 
 /** The authoritative record of one job; payloads (input, output) live beside it as blobs. */
 export interface JobRecord {
@@ -39,6 +48,11 @@ export interface JobRecord {
   /** Times the job went back to the queue after its first attempt. */
   retries: number;
   workerId: string | null;
+  /** Workers whose attempt failed or was lost; the queue prefers others for the next attempt. */
+  failedWorkers: string[];
+  /** A worker whose attempt was taken away (cancel, timeout, lost lease) and must be told to stop. */
+  stopFor: string | null;
+  lastReport: AcceptedReport | null;
   error: string | null;
   reason: EndReason | null;
   hasOutput: boolean;
@@ -50,6 +64,8 @@ export interface JobRecord {
   /** Deadlines; the job's alarm is always the earliest one that applies to its state. */
   ttlAt: number;
   execDeadline: number | null;
+  /** When the lease holder must next have shown a sign of life (heartbeatTimeout after the last). */
+  leaseCheckAt: number | null;
   cancelDeadline: number | null;
   purgeAt: number | null;
 }

@@ -47,4 +47,20 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    sql: `
+      ALTER TABLE job ADD COLUMN failed_workers TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE job ADD COLUMN stop_for TEXT;
+      ALTER TABLE job ADD COLUMN last_report TEXT;
+      ALTER TABLE job ADD COLUMN lease_check_at INTEGER;
+      ALTER TABLE job ADD COLUMN stream_read INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE stream_chunk (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        attempt INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        data BLOB NOT NULL
+      );
+    `,
+  },
 ];

@@ -1,7 +1,7 @@
 /**
  * The job row and its history in the job object's SQLite: the one place rows become records.
  */
-import type { EndReason, HistoryEvent, JobKind, JobPolicy, JobRecord } from "./record";
+import type { AcceptedReport, EndReason, HistoryEvent, JobKind, JobPolicy, JobRecord } from "./record";
 import type { JobState } from "./states";
 
 type JobRow = {
@@ -15,6 +15,9 @@ type JobRow = {
   attempt: number;
   retries: number;
   worker_id: string | null;
+  failed_workers: string;
+  stop_for: string | null;
+  last_report: string | null;
   error: string | null;
   reason: string | null;
   has_output: number;
@@ -24,6 +27,7 @@ type JobRow = {
   completed_at: number | null;
   ttl_at: number;
   exec_deadline: number | null;
+  lease_check_at: number | null;
   cancel_deadline: number | null;
   purge_at: number | null;
   index_due_at: number | null;
@@ -36,11 +40,14 @@ function toRecord(row: JobRow): JobRecord {
     kind: row.kind as JobKind,
     state: row.state as JobState,
     version: row.version,
-    policy: JSON.parse(row.policy) as JobPolicy,
+    policy: { retryOnError: false, ...(JSON.parse(row.policy) as Partial<JobPolicy>) } as JobPolicy,
     webhook: row.webhook,
     attempt: row.attempt,
     retries: row.retries,
     workerId: row.worker_id,
+    failedWorkers: JSON.parse(row.failed_workers) as string[],
+    stopFor: row.stop_for,
+    lastReport: row.last_report === null ? null : (JSON.parse(row.last_report) as AcceptedReport),
     error: row.error,
     reason: row.reason as EndReason | null,
     hasOutput: row.has_output === 1,
@@ -50,6 +57,7 @@ function toRecord(row: JobRow): JobRecord {
     completedAt: row.completed_at,
     ttlAt: row.ttl_at,
     execDeadline: row.exec_deadline,
+    leaseCheckAt: row.lease_check_at,
     cancelDeadline: row.cancel_deadline,
     purgeAt: row.purge_at,
   };
@@ -69,9 +77,11 @@ export function loadJob(sql: SqlStorage): StoredJob | null {
 export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | null): void {
   sql.exec(
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
-       worker_id, error, reason, has_output, created_at, queued_at, started_at, completed_at, ttl_at,
-       exec_deadline, cancel_deadline, purge_at, index_due_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
+       started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
+       stream_read)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       COALESCE((SELECT stream_read FROM job), 0))`,
     job.id,
     job.endpointId,
     job.kind,
@@ -82,6 +92,9 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.attempt,
     job.retries,
     job.workerId,
+    JSON.stringify(job.failedWorkers),
+    job.stopFor,
+    job.lastReport === null ? null : JSON.stringify(job.lastReport),
     job.error,
     job.reason,
     job.hasOutput ? 1 : 0,
@@ -91,6 +104,7 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.completedAt,
     job.ttlAt,
     job.execDeadline,
+    job.leaseCheckAt,
     job.cancelDeadline,
     job.purgeAt,
     indexDueAt,

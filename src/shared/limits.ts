@@ -17,6 +17,8 @@ export const LIMITS = {
   priority: { min: -1_000_000, max: 1_000_000 },
   /** /runsync and /status-sync `wait` (RunPod: default 90 s, 1–300 s). */
   syncWait: { min: 1 * SECOND, max: 300 * SECOND, default: 90 * SECOND },
+  /** /stream `wait`: how long a poll that finds nothing new holds (RunPod's JS client polls with no pause). */
+  streamWait: { min: 0, max: 90 * SECOND, default: 1 * SECOND },
 } as const;
 
 /** Payload limits: inputs and outputs (RunPod: 10 MB on /run, 20 MB on /runsync). */
@@ -24,6 +26,8 @@ export const PAYLOAD = {
   runInputBytes: 10 * MB,
   syncInputBytes: 20 * MB,
   outputBytes: 20 * MB,
+  /** One job-stream chunk (RunPod: 1 MB). */
+  streamChunkBytes: 1 * MB,
   /** Room for the envelope around the payload (`{"input": …, "policy": …}`). */
   envelopeBytes: 64 * 1024,
   /** Small bodies: admin requests, reports without output. */

@@ -53,6 +53,24 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     },
   });
 
+  route(app, "/admin/endpoints/:ep/workers", {
+    GET: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const workers = await endpointStub(c.env, id).workers();
+      if (!workers) throw unknownEndpoint(id);
+      const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+      return c.json({
+        workers: workers.map((w) => ({
+          ...w,
+          firstSeen: iso(w.firstSeen),
+          lastSeen: iso(w.lastSeen),
+          firstTakeAt: iso(w.firstTakeAt),
+          recentFailures: w.recentFailures.map((f) => ({ ...f, at: iso(f.at) })),
+        })),
+      });
+    },
+  });
+
   route(app, "/admin/endpoints/:ep/keys", {
     POST: async (c) => {
       const id = checkEndpointId(c.req.param("ep")!);

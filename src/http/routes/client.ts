@@ -103,6 +103,15 @@ export function clientRoutes(app: Hono<AppEnv>): void {
     },
   });
 
+  route(app, "/v2/:ep/history/:id", {
+    GET: async (c) => {
+      const { endpointId, id, stub } = await jobFor(c);
+      const history = await stub.history(endpointId);
+      if (!history) throw jobNotFound(id);
+      return c.json({ id, history: history.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
+    },
+  });
+
   route(app, "/v2/:ep/purge-queue", {
     POST: async (c) => {
       const endpointId = checkEndpointId(c.req.param("ep")!);

@@ -1,17 +1,21 @@
 /**
- * The minimal pull path of RunPod's worker protocol (RUNPOD-WIRE §2): job-take (long-poll) and
- * job-done. Worker requests carry the raw key; job-done bodies are JSON whatever the content type.
+ * RunPod's worker protocol (RUNPOD-WIRE §2): job-take and job-take-batch (long-poll), job-stop
+ * (long-poll), job-done, job-stream and ping. Worker requests carry the raw key; bodies are JSON
+ * whatever the content type says; query strings arrive appended with `&`.
  */
 import type { Context, Hono } from "hono";
-import type { WorkerReport } from "../../jobs/job-object";
+import type { Fence } from "../../jobs/commands";
+import type { JobChange, WorkerReport } from "../../jobs/job-object";
 import { ID_PATTERN, PAYLOAD } from "../../shared/limits";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
-import { badRequest, conflict } from "../errors";
+import { ApiError, badRequest, conflict } from "../errors";
 import { jsonResponse } from "../render";
 import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+
+const enc = new TextEncoder();
 
 function workerIdParam(c: Context<AppEnv>): string {
   const id = c.req.param("w")!;
@@ -19,66 +23,177 @@ function workerIdParam(c: Context<AppEnv>): string {
   return id;
 }
 
+function intParam(c: Context<AppEnv>, name: string, min: number, max: number): number | null {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === "") return null;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || n > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}, got '${raw}'`);
+  return n;
+}
+
+function jobInProgressParam(c: Context<AppEnv>): boolean | null {
+  const raw = c.req.query("job_in_progress");
+  if (raw === undefined) return null;
+  if (raw !== "0" && raw !== "1") throw badRequest(`job_in_progress must be 0 or 1, got '${raw}'`);
+  return raw === "1";
+}
+
+function fenceOf(c: Context<AppEnv>, workerId: string): Fence {
+  return { workerId, attempt: intParam(c, "attempt", 1, 1_000_000) };
+}
+
+/** `{"id":…,"attempt":n,"input":<stored bytes>}` without parsing the input again. */
+function jobBody(id: string, attempt: number, input: Uint8Array): Uint8Array {
+  const head = enc.encode(`{"id":${JSON.stringify(id)},"attempt":${attempt},"input":`);
+  const out = new Uint8Array(head.byteLength + input.byteLength + 1);
+  out.set(head, 0);
+  out.set(input, head.byteLength);
+  out[out.byteLength - 1] = 0x7d;
+  return out;
+}
+
+function joinArray(items: Uint8Array[]): Uint8Array {
+  const total = items.reduce((n, b) => n + b.byteLength, 0) + items.length + 1;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  out[offset++] = 0x5b; // [
+  items.forEach((b, i) => {
+    if (i > 0) out[offset++] = 0x2c; // ,
+    out.set(b, offset);
+    offset += b.byteLength;
+  });
+  out[offset] = 0x5d; // ]
+  return out.subarray(0, offset + 1);
+}
+
+/**
+ * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
+ * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
+ */
+async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> {
+  const endpointId = checkEndpointId(c.req.param("ep")!);
+  const workerId = workerIdParam(c);
+  const jobInProgress = jobInProgressParam(c);
+  await requireEndpoint(c, endpointId, "worker");
+  const endpoint = endpointStub(c.env, endpointId);
+  const deadline = Date.now() + Number(c.env.TAKE_WAIT_MS);
+  let checkLost = jobInProgress;
+  for (;;) {
+    const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), checkLost);
+    checkLost = null; // only the first round speaks for what the worker runs
+    await Promise.all(
+      offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(endpointId, workerId, "the worker asked for work saying it runs none")),
+    );
+    if (offer.ids.length === 0) return [];
+    const claimed: Uint8Array[] = [];
+    for (const id of offer.ids) {
+      const r = await c.env.JOB.get(c.env.JOB.idFromString(id)).claim(endpointId, workerId);
+      if (r.ok) claimed.push(jobBody(r.job.id, r.job.attempt, r.input));
+      // The index was behind the job (cancelled, expired, taken): repair it.
+      else if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);
+    }
+    if (claimed.length > 0 || Date.now() >= deadline) return claimed;
+  }
+}
+
 /** Reads a job-done body into a report and the output bytes it carries. */
-function toReport(body: unknown): { report: WorkerReport; output: Uint8Array | null } {
+function toReport(body: unknown): { report: WorkerReport; output: Uint8Array | null; stopPod: boolean } {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw badRequest("job-done body must be a JSON object such as {\"output\": ...} or {\"error\": \"...\"}");
+    throw badRequest('job-done body must be a JSON object such as {"output": ...} or {"error": "..."}');
   }
   const b = body as Record<string, unknown>;
   const output = "output" in b ? jsonBytes(b.output, "output") : null;
   if (output !== null && output.byteLength > PAYLOAD.outputBytes) {
-    throw badRequest(`output is ${output.byteLength} bytes; the limit is ${PAYLOAD.outputBytes}`);
+    throw new ApiError(413, `output is ${output.byteLength} bytes; the limit is ${PAYLOAD.outputBytes}`);
   }
-  if (b.status === "IN_PROGRESS") return { report: { kind: "progress" }, output };
+  const stopPod = b.stopPod === true;
+  if (b.status === "IN_PROGRESS") return { report: { kind: "progress" }, output, stopPod };
   if ("error" in b && b.error !== undefined && b.error !== null) {
     const error = typeof b.error === "string" ? b.error : JSON.stringify(b.error);
-    return { report: { kind: "fail", error }, output };
+    return { report: { kind: "fail", error }, output, stopPod };
   }
-  return { report: { kind: "complete" }, output };
+  return { report: { kind: "complete" }, output, stopPod };
+}
+
+/** 200 `{}` for an accepted report; a 4xx (which RunPod workers drop, not retry) for a refused one. */
+function reportAnswer(r: JobChange, id: string): Response {
+  if (r.ok) return jsonResponse("{}");
+  if (r.code === "NOT_FOUND") throw jobNotFound(id);
+  throw conflict(r.message, { id, status: r.job.state, code: r.code, stop: true });
+}
+
+async function reportTarget(c: Context<AppEnv>) {
+  const endpointId = checkEndpointId(c.req.param("ep")!);
+  const workerId = workerIdParam(c);
+  const fence = fenceOf(c, workerId);
+  await requireEndpoint(c, endpointId, "worker");
+  const id = c.req.param("id")!;
+  const stub = jobStub(c.env, id);
+  if (!stub) throw jobNotFound(id);
+  return { endpointId, workerId, fence, id, stub };
 }
 
 export function workerRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/job-take/:w", {
     GET: async (c) => {
+      const [job] = await takeJobs(c, 1);
+      return job ? jsonResponse(job) : c.body(null, 204);
+    },
+  });
+
+  route(app, "/v2/:ep/job-take-batch/:w", {
+    GET: async (c) => {
+      const jobs = await takeJobs(c, intParam(c, "batch_size", 1, 100) ?? 1);
+      return jobs.length > 0 ? jsonResponse(joinArray(jobs)) : c.body(null, 204);
+    },
+  });
+
+  route(app, "/v2/:ep/job-stop/:w", {
+    GET: async (c) => {
       const endpointId = checkEndpointId(c.req.param("ep")!);
       const workerId = workerIdParam(c);
       await requireEndpoint(c, endpointId, "worker");
-      const endpoint = endpointStub(c.env, endpointId);
-      const deadline = Date.now() + Number(c.env.TAKE_WAIT_MS);
-      for (;;) {
-        const ids = await endpoint.take(workerId, 1, Math.max(0, deadline - Date.now()));
-        if (ids.length === 0) return c.body(null, 204);
-        for (const id of ids) {
-          const r = await c.env.JOB.get(c.env.JOB.idFromString(id)).claim(endpointId, workerId);
-          if (r.ok) {
-            const head = new TextEncoder().encode(`{"id":${JSON.stringify(r.job.id)},"attempt":${r.job.attempt},"input":`);
-            const body = new Uint8Array(head.byteLength + r.input.byteLength + 1);
-            body.set(head, 0);
-            body.set(r.input, head.byteLength);
-            body[body.byteLength - 1] = 0x7d;
-            return jsonResponse(body);
-          }
-          // The index was behind the job (cancelled, expired, taken): repair it and try the next.
-          if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);
-        }
-        if (Date.now() >= deadline) return c.body(null, 204);
-      }
+      const ids = await endpointStub(c.env, endpointId).takeStops(workerId, Number(c.env.TAKE_WAIT_MS));
+      return ids.length > 0 ? c.json({ jobsToStop: ids }) : c.body(null, 204);
     },
   });
 
   route(app, "/v2/:ep/job-done/:w/:id", {
     POST: async (c) => {
+      const t = await reportTarget(c);
+      const { report, output, stopPod } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
+      if (stopPod) await endpointStub(c.env, t.endpointId).recycle(t.workerId);
+      return reportAnswer(await t.stub.report(t.endpointId, t.fence, report, output), t.id);
+    },
+  });
+
+  route(app, "/v2/:ep/job-stream/:w/:id", {
+    POST: async (c) => {
+      const t = await reportTarget(c);
+      const body = await readJson(c.req.raw, PAYLOAD.streamChunkBytes + PAYLOAD.envelopeBytes);
+      if (body === null || typeof body !== "object" || Array.isArray(body)) {
+        throw badRequest('job-stream body must be a JSON object such as {"output": ...}');
+      }
+      const chunk = jsonBytes(body, "stream chunk");
+      if (chunk.byteLength > PAYLOAD.streamChunkBytes) {
+        throw new ApiError(413, `stream chunk is ${chunk.byteLength} bytes; the limit is ${PAYLOAD.streamChunkBytes}`);
+      }
+      return reportAnswer(await t.stub.stream(t.endpointId, t.fence, chunk), t.id);
+    },
+  });
+
+  route(app, "/v2/:ep/ping/:w", {
+    GET: async (c) => {
       const endpointId = checkEndpointId(c.req.param("ep")!);
       const workerId = workerIdParam(c);
       await requireEndpoint(c, endpointId, "worker");
-      const id = c.req.param("id")!;
-      const stub = jobStub(c.env, id);
-      if (!stub) throw jobNotFound(id);
-      const { report, output } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
-      const r = await stub.report(endpointId, workerId, report, output);
-      if (r.ok) return c.json({});
-      if (r.code === "NOT_FOUND") throw jobNotFound(id);
-      throw conflict(r.message, { id, status: r.job.state, code: r.code });
+      const raw = c.req.query("job_id");
+      const jobIds = raw === undefined ? null : raw.split(",").filter((s) => s.length > 0);
+      const unhealthy =
+        c.req.query("status") === "unhealthy" ? `${c.req.query("check") ?? "check"}: ${c.req.query("reason") ?? "failed"}` : null;
+      const { quiet } = await endpointStub(c.env, endpointId).ping(workerId, jobIds, c.req.query("runpod_version") ?? null, unhealthy);
+      await Promise.all(quiet.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).workerQuiet(endpointId, workerId)));
+      return c.json({});
     },
   });
 }

@@ -1,0 +1,109 @@
+/**
+ * The worker registry: every worker the endpoint has heard from (takes, pings, stop polls),
+ * when, what it ran and how it failed, and the state RunPod shows for it.
+ */
+export const WORKER_STATES = ["initializing", "idle", "running", "throttled", "unhealthy"] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+
+export interface WorkerFailure {
+  jobId: string;
+  at: number;
+  reason: string;
+}
+
+export interface WorkerRow {
+  workerId: string;
+  firstSeen: number;
+  lastSeen: number;
+  firstTakeAt: number | null;
+  jobsTaken: number;
+  recycle: boolean;
+  unhealthyReason: string | null;
+  sdkVersion: string | null;
+  recentFailures: WorkerFailure[];
+}
+
+const RECENT_FAILURES = 10;
+/** A worker silent this long is forgotten. */
+export const FORGET_MS = 24 * 60 * 60 * 1000;
+
+export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null): void {
+  sql.exec(
+    `INSERT INTO worker (worker_id, first_seen, last_seen, sdk_version) VALUES (?, ?, ?, ?)
+     ON CONFLICT (worker_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen),
+       sdk_version = COALESCE(excluded.sdk_version, sdk_version)`,
+    workerId,
+    now,
+    now,
+    sdkVersion,
+  );
+}
+
+export function recordTakes(sql: SqlStorage, workerId: string, count: number, now: number): void {
+  sql.exec(
+    "UPDATE worker SET jobs_taken = jobs_taken + ?, first_take_at = COALESCE(first_take_at, ?), unhealthy_reason = NULL WHERE worker_id = ?",
+    count,
+    now,
+    workerId,
+  );
+}
+
+export function recordFailure(sql: SqlStorage, workerId: string, failure: WorkerFailure): void {
+  const row = sql.exec<{ recent_failures: string }>("SELECT recent_failures FROM worker WHERE worker_id = ?", workerId).toArray()[0];
+  if (!row) return;
+  const list = [...(JSON.parse(row.recent_failures) as WorkerFailure[]), failure].slice(-RECENT_FAILURES);
+  sql.exec("UPDATE worker SET recent_failures = ? WHERE worker_id = ?", JSON.stringify(list), workerId);
+}
+
+export function markRecycle(sql: SqlStorage, workerId: string): void {
+  sql.exec("UPDATE worker SET recycle = 1 WHERE worker_id = ?", workerId);
+}
+
+export function markUnhealthy(sql: SqlStorage, workerId: string, reason: string): void {
+  sql.exec("UPDATE worker SET unhealthy_reason = ? WHERE worker_id = ?", reason.slice(0, 300), workerId);
+}
+
+export function lastSeen(sql: SqlStorage, workerId: string): number | null {
+  return sql.exec<{ last_seen: number }>("SELECT last_seen FROM worker WHERE worker_id = ?", workerId).toArray()[0]?.last_seen ?? null;
+}
+
+export function listWorkers(sql: SqlStorage, now: number): WorkerRow[] {
+  sql.exec("DELETE FROM worker WHERE last_seen < ?", now - FORGET_MS);
+  return sql
+    .exec<{
+      worker_id: string;
+      first_seen: number;
+      last_seen: number;
+      first_take_at: number | null;
+      jobs_taken: number;
+      recycle: number;
+      unhealthy_reason: string | null;
+      sdk_version: string | null;
+      recent_failures: string;
+    }>("SELECT * FROM worker ORDER BY worker_id")
+    .toArray()
+    .map((r) => ({
+      workerId: r.worker_id,
+      firstSeen: r.first_seen,
+      lastSeen: r.last_seen,
+      firstTakeAt: r.first_take_at,
+      jobsTaken: r.jobs_taken,
+      recycle: r.recycle === 1,
+      unhealthyReason: r.unhealthy_reason,
+      sdkVersion: r.sdk_version,
+      recentFailures: JSON.parse(r.recent_failures) as WorkerFailure[],
+    }));
+}
+
+/**
+ * RunPod's worker states: unhealthy (silent past the heartbeat timeout, or it reported a failed
+ * check), running (holds a job), initializing (registered, never took a job), idle. Throttled
+ * needs a capacity limit to hold a worker back, which pull mode does not have yet.
+ */
+export function workerState(w: WorkerRow, runningJobs: number, now: number, heartbeatMs: number, polling: boolean): WorkerState {
+  if (w.unhealthyReason !== null) return "unhealthy";
+  if (!polling && now - w.lastSeen > heartbeatMs) return "unhealthy";
+  if (runningJobs > 0) return "running";
+  if (w.firstTakeAt === null) return "initializing";
+  return "idle";
+}

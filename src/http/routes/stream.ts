@@ -1,0 +1,87 @@
+/**
+ * Reading a job's stream: RunPod's /stream (chunks handed out once, `stream` always an array),
+ * and, with `Accept: text/event-stream`, a live SSE stream that consumes nothing, resumes after
+ * `Last-Event-ID`, and ends with the final status.
+ */
+import type { Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { isTerminal } from "../../jobs/states";
+import { LIMITS } from "../../shared/limits";
+import { requireEndpoint } from "../auth";
+import { badRequest } from "../errors";
+import { jsonResponse, renderWithOutput, statusFields } from "../render";
+import { checkEndpointId, jobNotFound, jobStub } from "../stubs";
+import type { AppEnv } from "../types";
+import { route } from "./route";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const SSE_POLL_MS = 15_000;
+
+function streamWait(c: Context<AppEnv>): number {
+  const raw = c.req.query("wait");
+  if (raw === undefined || raw === "") return LIMITS.streamWait.default;
+  if (!/^\d+$/.test(raw)) throw badRequest(`wait must be a whole number of milliseconds, got '${raw}'`);
+  return Math.min(LIMITS.streamWait.max, Number(raw));
+}
+
+/** `{"status":…,"stream":[chunk,…]}` with the stored chunks spliced in as bytes. */
+function streamBody(status: string, chunks: Uint8Array[]): Uint8Array {
+  const head = enc.encode(`{"status":${JSON.stringify(status)},"stream":[`);
+  const size = head.byteLength + chunks.reduce((n, c) => n + c.byteLength + 1, 0) + 2;
+  const out = new Uint8Array(size);
+  out.set(head, 0);
+  let offset = head.byteLength;
+  chunks.forEach((c, i) => {
+    if (i > 0) out[offset++] = 0x2c;
+    out.set(c, offset);
+    offset += c.byteLength;
+  });
+  out[offset++] = 0x5d;
+  out[offset++] = 0x7d;
+  return out.subarray(0, offset);
+}
+
+export function streamRoutes(app: Hono<AppEnv>): void {
+  const handler = async (c: Context<AppEnv>) => {
+    const endpointId = checkEndpointId(c.req.param("ep")!);
+    await requireEndpoint(c, endpointId, "client");
+    const id = c.req.param("id")!;
+    const stub = jobStub(c.env, id);
+    if (!stub) throw jobNotFound(id);
+
+    if (!(c.req.header("accept") ?? "").includes("text/event-stream")) {
+      const r = await stub.takeStream(endpointId, streamWait(c));
+      if (!r.ok) throw jobNotFound(id);
+      return jsonResponse(streamBody(r.job.state, r.chunks.map((ch) => ch.data)));
+    }
+
+    const first = await stub.read(endpointId);
+    if (!first.ok) throw jobNotFound(id);
+    const resumeFrom = c.req.header("last-event-id") ?? c.req.query("lastEventId") ?? "0";
+    if (!/^\d+$/.test(resumeFrom)) throw badRequest(`Last-Event-ID must be a chunk number, got '${resumeFrom}'`);
+    let after = Number(resumeFrom);
+    return streamSSE(c, async (sse) => {
+      while (!sse.aborted) {
+        const r = await stub.streamFrom(endpointId, after, SSE_POLL_MS);
+        if (!r.ok) {
+          await sse.writeSSE({ event: "error", data: JSON.stringify({ error: "job not found (deleted after its retention?)" }) });
+          return;
+        }
+        for (const ch of r.chunks) {
+          await sse.writeSSE({ id: String(ch.seq), event: "chunk", data: dec.decode(ch.data) });
+          after = ch.seq;
+        }
+        if (r.chunks.length > 0) continue;
+        if (isTerminal(r.job.state)) {
+          const final = await stub.read(endpointId);
+          const body = final.ok ? renderWithOutput(statusFields(final.job, Date.now()), final.output) : enc.encode("{}");
+          await sse.writeSSE({ event: "status", data: dec.decode(body) });
+          return;
+        }
+        await sse.write(": keep-alive\n\n");
+      }
+    });
+  };
+  route(app, "/v2/:ep/stream/:id", { GET: handler, POST: handler });
+}
