@@ -4,6 +4,7 @@
  * calls a job object: it answers with ids, and the caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
+import { Clock } from "../shared/clock";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, resolveConfig, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
@@ -64,6 +65,8 @@ export class EndpointObject extends DurableObject<Env> {
   /** Workers with a long-poll open right now: alive although their last_seen is old. */
   private readonly polling = new Map<string, number>();
   private syncsSincePrune = 0;
+  /** The time this endpoint acts on; frozen only by tests. */
+  readonly clock = new Clock();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -165,7 +168,7 @@ export class EndpointObject extends DurableObject<Env> {
   /** A job reports its newest state. Idempotent: older or repeated versions change nothing. */
   sync(entry: IndexEntry): void {
     if (!this.config) return;
-    const now = Date.now();
+    const now = this.clock.now();
     const r = applyEntry(this.sql, entry, now);
     if (!r.applied) return;
     if (entry.stopFor !== null) {
@@ -197,14 +200,14 @@ export class EndpointObject extends DurableObject<Env> {
    * nothing (`jobInProgress === false`), the jobs it evidently lost.
    */
   async take(workerId: string, max: number, waitMs: number, jobInProgress: boolean | null): Promise<TakeOffer> {
-    const now = Date.now();
+    const now = this.clock.now();
     seeWorker(this.sql, workerId, now);
     const lost = jobInProgress === false ? heldBy(this.sql, workerId).map((j) => j.jobId) : [];
     let ids = offerReady(this.sql, workerId, max, now);
     if (ids.length === 0 && waitMs > 0) {
       ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
     }
-    if (ids.length > 0) recordTakes(this.sql, workerId, ids.length, Date.now());
+    if (ids.length > 0) recordTakes(this.sql, workerId, ids.length, this.clock.now());
     return { ids, lost };
   }
 
@@ -217,7 +220,7 @@ export class EndpointObject extends DurableObject<Env> {
 
   /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */
   async takeStops(workerId: string, waitMs: number): Promise<string[]> {
-    const now = Date.now();
+    const now = this.clock.now();
     seeWorker(this.sql, workerId, now);
     const ids = deliverStops(this.sql, workerId, now);
     if (ids.length > 0 || waitMs <= 0) return ids;
@@ -238,7 +241,7 @@ export class EndpointObject extends DurableObject<Env> {
       const n = (this.polling.get(workerId) ?? 1) - 1;
       if (n <= 0) this.polling.delete(workerId);
       else this.polling.set(workerId, n);
-      seeWorker(this.sql, workerId, Date.now());
+      seeWorker(this.sql, workerId, this.clock.now());
     }
   }
 
@@ -247,7 +250,7 @@ export class EndpointObject extends DurableObject<Env> {
    * Returns the CANCELLING jobs it was told to stop and no longer lists: it went quiet on them.
    */
   ping(workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): { quiet: string[] } {
-    const now = Date.now();
+    const now = this.clock.now();
     seeWorker(this.sql, workerId, now, sdkVersion);
     if (unhealthy !== null) markUnhealthy(this.sql, workerId, unhealthy);
     const listed = new Set(jobIds ?? []);
@@ -260,19 +263,19 @@ export class EndpointObject extends DurableObject<Env> {
 
   /** When the worker last showed a sign of life (now, if it has a long-poll open). */
   lastSeen(workerId: string): number | null {
-    if (this.polling.has(workerId)) return Date.now();
+    if (this.polling.has(workerId)) return this.clock.now();
     return lastSeen(this.sql, workerId);
   }
 
   /** The worker asked to be recycled after its job (RunPod's stopPod / refresh_worker). */
   recycle(workerId: string): void {
-    seeWorker(this.sql, workerId, Date.now());
+    seeWorker(this.sql, workerId, this.clock.now());
     markRecycle(this.sql, workerId);
   }
 
   workers(): WorkerView[] | null {
     if (!this.config) return null;
-    const now = Date.now();
+    const now = this.clock.now();
     const running = runningByWorker(this.sql);
     const hb = this.config.heartbeatTimeout;
     return listWorkers(this.sql, now).map((w) => {
