@@ -1,35 +1,92 @@
 #!/usr/bin/env node
-// A pulling worker that speaks RunPod's worker protocol exactly as RunPod's Python SDK does:
-// the raw key in Authorization, long-polled job-take with `&job_in_progress=`, and job-done with a
-// JSON body sent as application/x-www-form-urlencoded, retried on 5xx and network errors.
+// A pulling worker that speaks RunPod's worker protocol the way RunPod's Python SDK does:
+// - the URL templates of RUNPOD_WEBHOOK_GET_JOB / _POST_OUTPUT / _POST_STREAM / _PING, with
+//   `$ID` and `$RUNPOD_POD_ID` replaced and query parameters appended with `&`;
+// - the raw key in Authorization; JSON bodies sent as application/x-www-form-urlencoded;
+// - long-polled job-take with `&job_in_progress=`, re-polled at once after a 204;
+// - job-done retried up to 3 times on 5xx and network errors, never on 4xx;
+// - a ping every RUNPOD_PING_INTERVAL ms with `job_id=` the jobs in progress;
+// - job-stop polled beside the work; a stopped job's handler is aborted and posts no job-done.
 //
-//   EDGE_JOBS_URL=http://127.0.0.1:8787 ENDPOINT_ID=demo API_KEY=dev-admin-key node examples/worker.mjs
+// Run it against `npm start` (see the README for the four URL templates):
+//   ENDPOINT_ID=demo API_KEY=dev-admin-key node examples/worker.mjs
+// or with RunPod's own variables set. Extra: MAX_JOBS (exit after that many), WORKER_ID.
 //
-// Environment: EDGE_JOBS_URL, ENDPOINT_ID, API_KEY (a worker key or the admin key), WORKER_ID
-// (default: worker-<pid>), MAX_JOBS (exit after this many; default: run forever).
-//
-// The handler below echoes its input; `input.sleepMs` makes it take that long and `input.fail`
-// makes it report an error, so it can stand in for a real model in demos and tests.
+// The handler echoes its input; `input.sleepMs` makes it take that long, `input.hangOn` (a worker
+// id) makes that worker hang, `input.fail` makes it report an error, `input.stream` (n) makes it
+// stream n chunks, `input.progress` sends a progress update first.
 
 const base = (process.env.EDGE_JOBS_URL ?? "http://127.0.0.1:8787").replace(/\/$/, "");
-const endpointId = process.env.ENDPOINT_ID ?? "demo";
-const apiKey = process.env.API_KEY ?? "dev-admin-key";
-const workerId = process.env.WORKER_ID ?? `worker-${process.pid}`;
+const ep = process.env.ENDPOINT_ID ?? "demo";
+const workerId = process.env.RUNPOD_POD_ID ?? process.env.WORKER_ID ?? `worker-${process.pid}`;
+const apiKey = process.env.RUNPOD_AI_API_KEY ?? process.env.API_KEY ?? "dev-admin-key";
+const pingInterval = Number(process.env.RUNPOD_PING_INTERVAL ?? 10_000);
 const maxJobs = process.env.MAX_JOBS ? Number(process.env.MAX_JOBS) : Infinity;
 
-async function handler(job) {
+const templates = {
+  take: process.env.RUNPOD_WEBHOOK_GET_JOB ?? `${base}/v2/${ep}/job-take/$ID?gpu=none`,
+  done: process.env.RUNPOD_WEBHOOK_POST_OUTPUT ?? `${base}/v2/${ep}/job-done/$RUNPOD_POD_ID/$ID?gpu=none`,
+  stream: process.env.RUNPOD_WEBHOOK_POST_STREAM ?? `${base}/v2/${ep}/job-stream/$RUNPOD_POD_ID/$ID?gpu=none`,
+  ping: process.env.RUNPOD_WEBHOOK_PING ?? `${base}/v2/${ep}/ping/$RUNPOD_POD_ID?gpu=none`,
+};
+// Exactly RunPod's substitutions: job-take replaces $ID with the worker id; the others replace
+// $RUNPOD_POD_ID with the worker id now and $ID with the job id per job.
+const takeUrl = templates.take.replace("$ID", workerId);
+const stopUrl = takeUrl.replace("/job-take/", "/job-stop/");
+const doneUrl = templates.done.replace("$RUNPOD_POD_ID", workerId);
+const streamUrl = templates.stream.replace("$RUNPOD_POD_ID", workerId);
+const pingUrl = templates.ping.replace("$RUNPOD_POD_ID", workerId);
+
+const headers = { authorization: apiKey, "user-agent": "edge-jobs-example-worker (RunPod protocol)" };
+const sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+/** Jobs in progress: id → AbortController. */
+const inProgress = new Map();
+let stopping = false;
+
+async function handler(job, signal) {
   const input = job.input ?? {};
-  if (typeof input.sleepMs === "number") await new Promise((r) => setTimeout(r, input.sleepMs));
+  if (input.progress) await post(doneUrl, job.id, { status: "IN_PROGRESS", output: input.progress }, false);
+  if (typeof input.sleepMs === "number") await sleep(input.sleepMs, signal);
+  if (input.hangOn === workerId) await sleep(3_600_000, signal);
+  for (let i = 1; i <= (input.stream ?? 0) && !signal.aborted; i++) {
+    await post(streamUrl, job.id, { output: { chunk: i } }, false);
+  }
+  if (signal.aborted) return null;
   if (input.fail) return { error: String(input.fail) };
+  if (input.stream) return { output: [] };
   return { output: { echo: input, worker: workerId } };
 }
 
-async function takeJob(inProgress) {
-  const url = `${base}/v2/${endpointId}/job-take/${workerId}?gpu=none&job_in_progress=${inProgress ? 1 : 0}`;
-  const res = await fetch(url, { headers: { authorization: apiKey } });
+/** POSTs a JSON body as form data, as RunPod's SDK does; retries 5xx and network errors 3 times. */
+async function post(template, jobId, body, isStream) {
+  const url = `${template.replace("$ID", jobId)}&isStream=${isStream}`;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/x-www-form-urlencoded", charset: "utf-8" },
+        body: JSON.stringify(body),
+      });
+      await res.arrayBuffer();
+      if (res.status < 500) return res.status;
+    } catch {
+      // network error: retry
+    }
+    await sleep(attempt * 300);
+  }
+  return 0;
+}
+
+async function takeJob() {
+  const res = await fetch(`${takeUrl}&job_in_progress=${inProgress.size > 0 ? 1 : 0}`, { headers });
   if (res.status === 204 || res.status === 400) return null;
   if (res.status === 429) {
-    await new Promise((r) => setTimeout(r, 5000));
+    await sleep(5000);
     return null;
   }
   if (!res.ok) throw new Error(`job-take: HTTP ${res.status} ${await res.text()}`);
@@ -38,40 +95,68 @@ async function takeJob(inProgress) {
   return job;
 }
 
-async function sendResult(jobId, body) {
-  const url = `${base}/v2/${endpointId}/job-done/${workerId}/${jobId}?gpu=none&isStream=false`;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: { authorization: apiKey, "content-type": "application/x-www-form-urlencoded", charset: "utf-8" },
-        body: JSON.stringify(body),
-      });
-      if (res.status < 500) return res.status; // 4xx: the coordinator refused it; do not retry
-    } catch (e) {
-      if (attempt >= 3) throw e;
-    }
-    if (attempt >= 3) return 500;
-    await new Promise((r) => setTimeout(r, attempt * 500));
+async function pingLoop() {
+  while (!stopping) {
+    const ids = [...inProgress.keys()].join(",");
+    const url = `${pingUrl}${ids ? `&job_id=${ids}` : ""}&runpod_version=example-1.0`;
+    await fetch(url, { headers }).then((r) => r.arrayBuffer()).catch(() => undefined);
+    await sleep(pingInterval);
   }
 }
 
-let done = 0;
-let stopping = false;
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => (stopping = true));
-console.log(`worker ${workerId} pulling from ${base}/v2/${endpointId}`);
-while (!stopping && done < maxJobs) {
-  let job;
-  try {
-    job = await takeJob(false);
-  } catch (e) {
-    console.error(String(e));
-    await new Promise((r) => setTimeout(r, 1000));
-    continue;
+async function stopLoop() {
+  while (!stopping) {
+    try {
+      const res = await fetch(stopUrl, { headers });
+      if (res.status === 200) {
+        const { jobsToStop } = await res.json();
+        for (const id of jobsToStop ?? []) {
+          if (typeof id !== "string") continue;
+          inProgress.get(id)?.abort();
+          console.log(`job ${id}: stop requested, handler aborted`);
+        }
+      } else {
+        await res.arrayBuffer();
+        await sleep(1000);
+      }
+    } catch {
+      await sleep(1000);
+    }
   }
-  if (!job) continue; // RunPod workers re-poll at once after an empty answer
-  const result = await handler(job).catch((e) => ({ error: JSON.stringify({ error_type: e?.name, error_message: String(e?.message ?? e) }) }));
-  const code = await sendResult(job.id, result);
-  done++;
-  console.log(`job ${job.id}: ${result.error ? "failed" : "completed"} (job-done HTTP ${code})`);
 }
+
+async function workLoop() {
+  let handled = 0;
+  while (!stopping && handled < maxJobs) {
+    let job;
+    try {
+      job = await takeJob();
+    } catch (e) {
+      console.error(String(e));
+      await sleep(1000);
+      continue;
+    }
+    if (!job) continue; // re-poll at once, as RunPod's SDK does
+    const controller = new AbortController();
+    inProgress.set(job.id, controller);
+    try {
+      const result = await handler(job, controller.signal).catch((e) => ({
+        error: JSON.stringify({ error_type: e?.name ?? "Error", error_message: String(e?.message ?? e), worker_id: workerId }),
+      }));
+      if (result === null) continue; // stopped: RunPod workers post no job-done for a stopped job
+      const code = await post(doneUrl, job.id, result, Boolean(job.input?.stream));
+      console.log(`job ${job.id}: ${result.error ? "failed" : "completed"} (job-done HTTP ${code})`);
+    } finally {
+      inProgress.delete(job.id);
+      handled++;
+    }
+  }
+  stopping = true;
+}
+
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(0));
+console.log(`worker ${workerId} pulling from ${takeUrl}`);
+void pingLoop();
+void stopLoop();
+await workLoop();
+process.exit(0);
