@@ -6,6 +6,7 @@
 import type { Context } from "hono";
 import type { EndpointConfig } from "../endpoints/config";
 import { digestsEqual, sha256Hex, type KeyScope } from "../endpoints/keys";
+import { cachedAuth, rememberAuth } from "./auth-cache";
 import { ApiError, notConfigured, notFound } from "./errors";
 import { endpointStub } from "./stubs";
 import type { AppEnv } from "./types";
@@ -57,8 +58,14 @@ export async function requireAdmin(c: Context<AppEnv>): Promise<void> {
 export async function requireEndpoint(c: Context<AppEnv>, id: string, scope: KeyScope): Promise<EndpointConfig> {
   const caller = await identify(c.req.raw, c.env.ADMIN_KEY);
   if (caller.digest === null) throw missingKey();
+  const now = Date.now();
+  const cached = cachedAuth(id, caller.digest, scope, now);
+  if (cached) return cached;
   const r = await endpointStub(c.env, id).authorize(caller.digest, caller.isAdmin, scope);
-  if (r.ok) return r.config;
+  if (r.ok) {
+    rememberAuth(id, caller.digest, scope, r.config, now);
+    return r.config;
+  }
   switch (r.code) {
     case "NO_ENDPOINT":
       throw unknownEndpoint(id);

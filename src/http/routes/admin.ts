@@ -7,6 +7,7 @@ import { EndpointConfigInput } from "../../endpoints/config";
 import { KEY_SCOPES } from "../../endpoints/keys";
 import { PAYLOAD } from "../../shared/limits";
 import { requireAdmin, unknownEndpoint } from "../auth";
+import { forgetEndpoint } from "../auth-cache";
 import { readJson, validate } from "../body";
 import { badRequest, notFound } from "../errors";
 import { checkEndpointId, directoryStub, endpointStub } from "../stubs";
@@ -19,6 +20,9 @@ export function adminRoutes(app: Hono<AppEnv>): void {
   app.use("/admin/*", async (c, next) => {
     await requireAdmin(c);
     await next();
+    // Any change to an endpoint or its keys takes effect at once in this isolate.
+    const ep = /^\/admin\/endpoints\/([^/]+)/.exec(new URL(c.req.url).pathname)?.[1];
+    if (ep && c.req.method !== "GET") forgetEndpoint(decodeURIComponent(ep));
   });
 
   route(app, "/admin/endpoints", {
