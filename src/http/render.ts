@@ -3,8 +3,7 @@
  * extensions. The stored output is spliced in as bytes, never parsed again.
  */
 import type { JobRecord } from "../jobs/record";
-
-const enc = new TextEncoder();
+import { objectWith } from "./json-bytes";
 
 const iso = (t: number | null) => (t === null ? undefined : new Date(t).toISOString());
 
@@ -27,14 +26,7 @@ export function statusFields(job: JobRecord, now: number): Record<string, unknow
 
 /** `{...fields, "output": <stored bytes>}` as one UTF-8 body. */
 export function renderWithOutput(fields: Record<string, unknown>, output: Uint8Array | null): Uint8Array {
-  const head = JSON.stringify(fields);
-  if (output === null) return enc.encode(head);
-  const open = enc.encode(`${head.slice(0, -1)},"output":`);
-  const out = new Uint8Array(open.byteLength + output.byteLength + 1);
-  out.set(open, 0);
-  out.set(output, open.byteLength);
-  out[out.byteLength - 1] = 0x7d; // "}"
-  return out;
+  return objectWith(fields, "output", output);
 }
 
 export function jsonResponse(body: Uint8Array | string, status = 200): Response {

@@ -9,6 +9,7 @@ import { isTerminal } from "../../jobs/states";
 import { LIMITS } from "../../shared/limits";
 import { requireEndpoint } from "../auth";
 import { badRequest } from "../errors";
+import { arrayOf, objectWith } from "../json-bytes";
 import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { checkEndpointId, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";
@@ -27,19 +28,7 @@ function streamWait(c: Context<AppEnv>): number {
 
 /** `{"status":…,"stream":[chunk,…]}` with the stored chunks spliced in as bytes. */
 function streamBody(status: string, chunks: Uint8Array[]): Uint8Array {
-  const head = enc.encode(`{"status":${JSON.stringify(status)},"stream":[`);
-  const size = head.byteLength + chunks.reduce((n, c) => n + c.byteLength + 1, 0) + 2;
-  const out = new Uint8Array(size);
-  out.set(head, 0);
-  let offset = head.byteLength;
-  chunks.forEach((c, i) => {
-    if (i > 0) out[offset++] = 0x2c;
-    out.set(c, offset);
-    offset += c.byteLength;
-  });
-  out[offset++] = 0x5d;
-  out[offset++] = 0x7d;
-  return out.subarray(0, offset);
+  return objectWith({ status }, "stream", arrayOf(chunks));
 }
 
 export function streamRoutes(app: Hono<AppEnv>): void {

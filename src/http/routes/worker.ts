@@ -10,12 +10,11 @@ import { ID_PATTERN, PAYLOAD } from "../../shared/limits";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
+import { arrayOf, objectWith } from "../json-bytes";
 import { jsonResponse } from "../render";
 import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
-
-const enc = new TextEncoder();
 
 function workerIdParam(c: Context<AppEnv>): string {
   const id = c.req.param("w")!;
@@ -44,26 +43,7 @@ function fenceOf(c: Context<AppEnv>, workerId: string): Fence {
 
 /** `{"id":…,"attempt":n,"input":<stored bytes>}` without parsing the input again. */
 function jobBody(id: string, attempt: number, input: Uint8Array): Uint8Array {
-  const head = enc.encode(`{"id":${JSON.stringify(id)},"attempt":${attempt},"input":`);
-  const out = new Uint8Array(head.byteLength + input.byteLength + 1);
-  out.set(head, 0);
-  out.set(input, head.byteLength);
-  out[out.byteLength - 1] = 0x7d;
-  return out;
-}
-
-function joinArray(items: Uint8Array[]): Uint8Array {
-  const total = items.reduce((n, b) => n + b.byteLength, 0) + items.length + 1;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  out[offset++] = 0x5b; // [
-  items.forEach((b, i) => {
-    if (i > 0) out[offset++] = 0x2c; // ,
-    out.set(b, offset);
-    offset += b.byteLength;
-  });
-  out[offset] = 0x5d; // ]
-  return out.subarray(0, offset + 1);
+  return objectWith({ id, attempt }, "input", input);
 }
 
 /**
@@ -144,7 +124,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/job-take-batch/:w", {
     GET: async (c) => {
       const jobs = await takeJobs(c, intParam(c, "batch_size", 1, 100) ?? 1);
-      return jobs.length > 0 ? jsonResponse(joinArray(jobs)) : c.body(null, 204);
+      return jobs.length > 0 ? jsonResponse(arrayOf(jobs)) : c.body(null, 204);
     },
   });
 
