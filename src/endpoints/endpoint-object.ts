@@ -16,8 +16,10 @@ import {
   heldBy,
   offerReady,
   pruneTombstones,
+  queuePosition,
   readCounters,
   runningByWorker,
+  slotsInUse,
   waitingJobIds,
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
@@ -40,13 +42,27 @@ export type AuthResult =
   | { ok: true; config: EndpointConfig }
   | { ok: false; code: "NO_ENDPOINT" | "UNAUTHORIZED" | "FORBIDDEN" };
 
-export type PutConfigResult = { ok: true; config: EndpointConfig; created: boolean } | { ok: false; message: string };
+export type PutConfigResult = { ok: true; config: EndpointView; created: boolean } | { ok: false; message: string };
+type StoreResult = { ok: true; config: EndpointConfig; created: boolean } | { ok: false; message: string };
 
 /** What a take hands back: jobs offered to the worker, and jobs it evidently lost. */
 export interface TakeOffer {
   ids: string[];
   /** Jobs the index says this worker holds although it said it runs none (job_in_progress=0). */
   lost: string[];
+}
+
+/** The stored config plus the endpoint's run state, as the admin API shows it. */
+export type EndpointView = EndpointConfig & { paused: boolean };
+
+/** Why a waiting job waits (SPEC §5 "why it waits"). */
+export type QueueReason = "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying";
+
+export interface QueueInfo {
+  /** 1 + ready jobs ahead in take order; approximate, as the index trails the jobs by a moment. */
+  position: number | null;
+  reason: QueueReason;
+  ahead?: string;
 }
 
 export interface WorkerView extends WorkerRow {
@@ -57,6 +73,9 @@ export interface WorkerView extends WorkerRow {
 export class EndpointObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private config: EndpointConfig | null = null;
+  private paused = false;
+  /** Workers whose take waits only because the concurrency limit is reached. */
+  private readonly throttled = new Set<string>();
   private keys: StoredKey[] = [];
   /** Takes waiting for a ready job, in arrival order. */
   private readonly takeWaiters = new Waiters<{ workerId: string; max: number }, string[]>();
@@ -84,15 +103,31 @@ export class EndpointObject extends DurableObject<Env> {
       .exec<{ id: string; scope: string; digest: string; prefix: string; created_at: string }>("SELECT * FROM api_key")
       .toArray()
       .map((r) => ({ id: r.id, scope: r.scope as KeyScope, digest: r.digest, prefix: r.prefix, createdAt: r.created_at }));
+    this.paused = this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'paused'").toArray()[0]?.value === 1;
   }
 
   // ---- config and keys (admin) ----
 
-  getConfig(): EndpointConfig | null {
-    return this.config;
+  getConfig(): EndpointView | null {
+    return this.config ? { ...this.config, paused: this.paused } : null;
+  }
+
+  /** Pauses or resumes dispatch. A paused endpoint accepts submits; running jobs finish. */
+  setPaused(paused: boolean): EndpointView | null {
+    if (!this.config) return null;
+    this.sql.exec("INSERT OR REPLACE INTO flag (name, value) VALUES ('paused', ?)", paused ? 1 : 0);
+    this.paused = paused;
+    if (!paused) this.wakeTakeWaiters(this.clock.now());
+    return this.getConfig();
   }
 
   putConfig(id: string, input: EndpointConfigInput, localDev: boolean): PutConfigResult {
+    const result = this.storeConfig(id, input, localDev);
+    if (result.ok) this.wakeTakeWaiters(this.clock.now()); // a raised concurrency limit frees slots
+    return result.ok ? { ...result, config: { ...result.config, paused: this.paused } } : result;
+  }
+
+  private storeConfig(id: string, input: EndpointConfigInput, localDev: boolean): StoreResult {
     try {
       const config = resolveConfig(id, input, this.config, localDev, new Date());
       const created = this.config === null;
@@ -171,12 +206,13 @@ export class EndpointObject extends DurableObject<Env> {
     const now = this.clock.now();
     const r = applyEntry(this.sql, entry, now);
     if (!r.applied) return;
+    const freedSlot = (r.previous === "IN_PROGRESS" || r.previous === "CANCELLING") && entry.state !== "IN_PROGRESS" && entry.state !== "CANCELLING";
     if (entry.stopFor !== null) {
       addStop(this.sql, entry.stopFor, entry.jobId, entry.state, now);
       this.wakeStopWaiter(entry.stopFor, now);
     }
     this.recordWorkerFailure(entry, r.previous, now);
-    if (r.ready) this.wakeTakeWaiters(now);
+    if (r.ready || freedSlot) this.wakeTakeWaiters(now);
     if (++this.syncsSincePrune >= 500) {
       this.syncsSincePrune = 0;
       pruneTombstones(this.sql, now);
@@ -203,7 +239,7 @@ export class EndpointObject extends DurableObject<Env> {
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now);
     const lost = jobInProgress === false ? heldBy(this.sql, workerId).map((j) => j.jobId) : [];
-    let ids = offerReady(this.sql, workerId, max, now);
+    let ids = this.offer(workerId, max, now);
     if (ids.length === 0 && waitMs > 0) {
       ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
     }
@@ -213,9 +249,38 @@ export class EndpointObject extends DurableObject<Env> {
 
   private wakeTakeWaiters(now: number): void {
     this.takeWaiters.serve((w) => {
-      const ids = offerReady(this.sql, w.workerId, w.max, now);
+      const ids = this.offer(w.workerId, w.max, now);
       return ids.length > 0 ? ids : undefined;
     });
+  }
+
+  /** How many more jobs may start now: none while paused, and the concurrency limit's free slots. */
+  private capacity(now: number): number {
+    if (this.paused || !this.config) return 0;
+    if (this.config.concurrency === null) return Infinity;
+    return Math.max(0, this.config.concurrency - slotsInUse(this.sql, now));
+  }
+
+  /** Offers up to `max` ready jobs within the endpoint's capacity; notes workers held back by the limit. */
+  private offer(workerId: string, max: number, now: number): string[] {
+    const room = this.capacity(now);
+    if (room <= 0) {
+      if (!this.paused) this.throttled.add(workerId);
+      return [];
+    }
+    this.throttled.delete(workerId);
+    return offerReady(this.sql, workerId, Math.min(max, room), now);
+  }
+
+  /** Why a waiting job waits, and roughly where it stands. */
+  queueInfo(jobId: string): QueueInfo {
+    const now = this.clock.now();
+    const position = queuePosition(this.sql, jobId);
+    if (this.paused) return { position, reason: "endpoint_paused" };
+    if (this.config?.concurrency != null && this.capacity(now) === 0) return { position, reason: "concurrency_limit" };
+    const views = this.workers() ?? [];
+    const alive = views.filter((w) => w.state !== "unhealthy");
+    return { position, reason: alive.length === 0 ? "no_workers" : "all_workers_busy" };
   }
 
   /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */
@@ -280,7 +345,9 @@ export class EndpointObject extends DurableObject<Env> {
     const hb = this.config.heartbeatTimeout;
     return listWorkers(this.sql, now).map((w) => {
       const currentJobs = running.get(w.workerId) ?? [];
-      return { ...w, state: workerState(w, currentJobs.length, now, hb, this.polling.has(w.workerId)), currentJobs };
+      const polling = this.polling.has(w.workerId);
+      const throttled = polling && this.throttled.has(w.workerId);
+      return { ...w, state: workerState(w, currentJobs.length, now, hb, polling, throttled), currentJobs };
     });
   }
 

@@ -109,6 +109,40 @@ export function offerReady(sql: SqlStorage, workerId: string, max: number, now: 
   return ids;
 }
 
+/** Jobs holding a slot of the concurrency limit: running, cancelling, or offered and not yet claimed. */
+export function slotsInUse(sql: SqlStorage, now: number): number {
+  return sql
+    .exec<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM job_index
+       WHERE state IN ('IN_PROGRESS', 'CANCELLING') OR (state = 'IN_QUEUE' AND offered_until > ?)`,
+      now,
+    )
+    .one().n;
+}
+
+/** 1 + the number of ready jobs ahead of `jobId` in take order, or null if it is not ready. */
+export function queuePosition(sql: SqlStorage, jobId: string): number | null {
+  const row = sql
+    .exec<{ priority: number; low_priority: number; created_at: number }>(
+      "SELECT priority, low_priority, created_at FROM job_index WHERE job_id = ? AND state = 'IN_QUEUE'",
+      jobId,
+    )
+    .toArray()[0];
+  if (!row) return null;
+  const ahead = sql
+    .exec<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM job_index WHERE state = 'IN_QUEUE' AND (
+         priority > ?1 OR (priority = ?1 AND (low_priority < ?2 OR (low_priority = ?2 AND (
+           created_at < ?3 OR (created_at = ?3 AND job_id < ?4))))))`,
+      row.priority,
+      row.low_priority,
+      row.created_at,
+      jobId,
+    )
+    .one().n;
+  return ahead + 1;
+}
+
 export function waitingJobIds(sql: SqlStorage, limit: number): string[] {
   return sql
     .exec<{ job_id: string }>(

@@ -50,4 +50,10 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE worker ADD COLUMN recent_failures TEXT NOT NULL DEFAULT '[]';
     `,
   },
+  {
+    version: 3,
+    sql: `
+      CREATE TABLE flag (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    `,
+  },
 ];

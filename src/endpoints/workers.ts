@@ -97,13 +97,21 @@ export function listWorkers(sql: SqlStorage, now: number): WorkerRow[] {
 
 /**
  * RunPod's worker states: unhealthy (silent past the heartbeat timeout, or it reported a failed
- * check), running (holds a job), initializing (registered, never took a job), idle. Throttled
- * needs a capacity limit to hold a worker back, which pull mode does not have yet.
+ * check), running (holds a job), throttled (asking for work while the endpoint's concurrency
+ * limit holds it back), initializing (registered, never took a job), idle.
  */
-export function workerState(w: WorkerRow, runningJobs: number, now: number, heartbeatMs: number, polling: boolean): WorkerState {
+export function workerState(
+  w: WorkerRow,
+  runningJobs: number,
+  now: number,
+  heartbeatMs: number,
+  polling: boolean,
+  throttled: boolean,
+): WorkerState {
   if (w.unhealthyReason !== null) return "unhealthy";
   if (!polling && now - w.lastSeen > heartbeatMs) return "unhealthy";
   if (runningJobs > 0) return "running";
+  if (throttled) return "throttled";
   if (w.firstTakeAt === null) return "initializing";
   return "idle";
 }

@@ -32,7 +32,3 @@ export function renderWithOutput(fields: Record<string, unknown>, output: Uint8A
 export function jsonResponse(body: Uint8Array | string, status = 200): Response {
   return new Response(body, { status, headers: { "content-type": "application/json; charset=utf-8" } });
 }
-
-export function renderStatus(job: JobRecord, output: Uint8Array | null, now = Date.now()): Response {
-  return jsonResponse(renderWithOutput(statusFields(job, now), output));
-}

@@ -57,6 +57,17 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     },
   });
 
+  for (const action of ["pause", "resume"] as const) {
+    route(app, `/admin/endpoints/:ep/${action}`, {
+      POST: async (c) => {
+        const id = checkEndpointId(c.req.param("ep")!);
+        const view = await endpointStub(c.env, id).setPaused(action === "pause");
+        if (!view) throw unknownEndpoint(id);
+        return c.json(view);
+      },
+    });
+  }
+
   route(app, "/admin/endpoints/:ep/workers", {
     GET: async (c) => {
       const id = checkEndpointId(c.req.param("ep")!);

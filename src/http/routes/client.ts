@@ -10,7 +10,8 @@ import { LIMITS, PAYLOAD } from "../../shared/limits";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson, validate } from "../body";
 import { badRequest, conflict } from "../errors";
-import { renderStatus } from "../render";
+import { isWaiting } from "../../jobs/states";
+import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
@@ -40,9 +41,15 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   return { endpointId, stub, job: r.job };
 }
 
-function readOrNotFound(r: JobRead, id: string): Response {
+/**
+ * The job body; a waiting job also says why it waits (`queue`: position and reason), which costs
+ * one call to the endpoint, made only for waiting jobs.
+ */
+async function readOrNotFound(c: Context<AppEnv>, endpointId: string, r: JobRead, id: string): Promise<Response> {
   if (!r.ok) throw jobNotFound(id);
-  return renderStatus(r.job, r.output);
+  const fields = statusFields(r.job, Date.now());
+  if (isWaiting(r.job.state)) fields.queue = await endpointStub(c.env, endpointId).queueInfo(r.job.id);
+  return jsonResponse(renderWithOutput(fields, r.output));
 }
 
 function changeOrError(r: JobChange, id: string): Response {
@@ -72,20 +79,20 @@ export function clientRoutes(app: Hono<AppEnv>): void {
     POST: async (c) => {
       const wait = waitParam(c);
       const { endpointId, stub, job } = await submitJob(c, "sync");
-      return readOrNotFound(await stub.waitTerminal(endpointId, wait), job.id);
+      return readOrNotFound(c, endpointId, await stub.waitTerminal(endpointId, wait), job.id);
     },
   });
 
   const status = async (c: Context<AppEnv>) => {
     const { endpointId, id, stub } = await jobFor(c);
-    return readOrNotFound(await stub.read(endpointId), id);
+    return readOrNotFound(c, endpointId, await stub.read(endpointId), id);
   };
   route(app, "/v2/:ep/status/:id", { GET: status, POST: status });
 
   const statusSync = async (c: Context<AppEnv>) => {
     const wait = waitParam(c);
     const { endpointId, id, stub } = await jobFor(c);
-    return readOrNotFound(await stub.waitTerminal(endpointId, wait), id);
+    return readOrNotFound(c, endpointId, await stub.waitTerminal(endpointId, wait), id);
   };
   route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync });
 
@@ -100,6 +107,13 @@ export function clientRoutes(app: Hono<AppEnv>): void {
     POST: async (c) => {
       const { endpointId, id, stub } = await jobFor(c);
       return changeOrError(await stub.retry(endpointId), id);
+    },
+  });
+
+  route(app, "/v2/:ep/requeue/:id", {
+    POST: async (c) => {
+      const { endpointId, id, stub } = await jobFor(c);
+      return changeOrError(await stub.requeue(endpointId), id);
     },
   });
 
