@@ -7,7 +7,7 @@
  * conflict; it throws only when the code asks for an edge the table forbids (a bug).
  * The job object runs each command inside one storage transaction.
  */
-import type { EndReason, HistoryEvent, JobKind, JobPolicy, JobRecord } from "./record";
+import { IDEMPOTENCY_MS, type EndReason, type HistoryEvent, type Idempotency, type JobKind, type JobPolicy, type JobRecord } from "./record";
 import { canTransition, isTerminal, isWaiting, type JobState } from "./states";
 
 export type ConflictCode =
@@ -39,12 +39,14 @@ export interface SubmitInit {
   kind: JobKind;
   policy: JobPolicy;
   webhook: string | null;
+  idempotency: Idempotency | null;
 }
 
 /** Creates the record of a freshly submitted job, waiting in the queue. */
 export function submit(init: SubmitInit, now: number): JobRecord {
   return {
     ...init,
+    gone: false,
     state: "IN_QUEUE",
     version: 1,
     attempt: 0,
@@ -388,8 +390,13 @@ export function nextDeadline(job: JobRecord): number | null {
     case "FAILED":
     case "CANCELLED":
     case "TIMED_OUT":
-      return job.purgeAt;
+      return job.gone ? idempotencyUntil(job) : job.purgeAt;
   }
+}
+
+/** Until when a job's idempotency key must keep answering, if it has one. */
+export function idempotencyUntil(job: JobRecord): number | null {
+  return job.idempotency ? job.createdAt + IDEMPOTENCY_MS : null;
 }
 
 /**
@@ -400,12 +407,17 @@ export type DueWork =
   | { kind: "command"; run: (job: JobRecord, now: number) => CommandResult }
   | { kind: "checkLease"; workerId: string }
   | { kind: "delete" }
+  /** Retention is over but the idempotency key is not: keep only what a repeat submit needs. */
+  | { kind: "tombstone" }
   | null;
 
 export function dueWork(job: JobRecord, now: number): DueWork {
   const deadline = nextDeadline(job);
   if (deadline === null || now < deadline) return null;
-  if (isTerminal(job.state)) return { kind: "delete" };
+  if (isTerminal(job.state)) {
+    const until = idempotencyUntil(job);
+    return !job.gone && until !== null && now < until ? { kind: "tombstone" } : { kind: "delete" };
+  }
   if (isWaiting(job.state)) return { kind: "command", run: expire };
   if (job.state === "IN_PROGRESS" && job.execDeadline !== null && now >= job.execDeadline) return { kind: "command", run: expire };
   if (job.state === "CANCELLING" && job.cancelDeadline !== null && now >= job.cancelDeadline) {

@@ -35,6 +35,11 @@ export type ClaimResult =
   | { ok: false; code: "NOT_FOUND" }
   | { ok: false; code: ConflictCode; message: string; job: JobRecord; entry: IndexEntry };
 
+export type SubmitResult =
+  | { ok: true; job: JobRecord }
+  | { ok: false; code: "EXISTS"; job: JobRecord }
+  | { ok: false; code: "IDEMPOTENCY_MISMATCH" };
+
 export type StreamRead = { ok: true; job: JobRecord; chunks: StreamChunk[] } | { ok: false; code: "NOT_FOUND" };
 
 /** What a worker reported on its job. The output bytes travel beside it. */
@@ -114,10 +119,16 @@ export class JobObject extends DurableObject<Env> {
 
   // ---- commands ----
 
-  /** Creates the job. A second submit to the same object changes nothing and answers EXISTS. */
-  async submit(init: SubmitInit, input: Uint8Array): Promise<{ ok: true; job: JobRecord } | { ok: false; code: "EXISTS"; job: JobRecord }> {
+  /**
+   * Creates the job. A second submit to the same object (an idempotent repeat) changes nothing:
+   * it answers EXISTS with the first job when the body is the same, IDEMPOTENCY_MISMATCH when not.
+   */
+  async submit(init: SubmitInit, input: Uint8Array): Promise<SubmitResult> {
     const existing = loadJob(this.sql);
-    if (existing) return { ok: false, code: "EXISTS", job: existing.job };
+    if (existing) {
+      const same = existing.job.endpointId === init.endpointId && existing.job.idempotency?.bodyHash === init.idempotency?.bodyHash;
+      return same ? { ok: false, code: "EXISTS", job: existing.job } : { ok: false, code: "IDEMPOTENCY_MISMATCH" };
+    }
     const now = this.clock.now();
     const job = commands.submit(init, now);
     this.ctx.storage.transactionSync(() => {
@@ -200,9 +211,10 @@ export class JobObject extends DurableObject<Env> {
 
   // ---- internals ----
 
+  /** The job, if it belongs to `endpointId` and is not past its retention. */
   private loadFor(endpointId: string): StoredJob | null {
     const stored = loadJob(this.sql);
-    return stored && stored.job.endpointId === endpointId ? stored : null;
+    return stored && stored.job.endpointId === endpointId && !stored.job.gone ? stored : null;
   }
 
   private nextChange(ms: number): Promise<void> {
@@ -311,6 +323,15 @@ export class JobObject extends DurableObject<Env> {
     if (!stored) return;
     const now = this.clock.now();
     const due = commands.dueWork(stored.job, now);
+    if (due?.kind === "tombstone") {
+      const job = { ...stored.job, gone: true, hasOutput: false };
+      this.ctx.storage.transactionSync(() => {
+        this.sql.exec("DELETE FROM blob; DELETE FROM stream_chunk; DELETE FROM history;");
+        saveJob(this.sql, job, null);
+        this.armAlarm(job, null);
+      });
+      return;
+    }
     if (due?.kind === "delete") {
       await this.ctx.storage.deleteAll();
       await this.ctx.storage.deleteAlarm();

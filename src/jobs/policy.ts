@@ -29,6 +29,7 @@ export const SubmitBody = z.object({
   webhook: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   policy: SubmitPolicy.optional(),
   priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
+  idempotencyKey: z.string().min(1).max(255).optional(),
 });
 export type SubmitBody = z.infer<typeof SubmitBody>;
 

@@ -26,6 +26,15 @@ export interface JobPolicy {
 /** Why a job ended where it did, when the state alone does not say. */
 export type EndReason = TimeoutReason | "purged" | "cancelled";
 
+/** An idempotent submit's key and the hash of the body it came with. */
+export interface Idempotency {
+  key: string;
+  bodyHash: string;
+}
+
+/** How long an idempotency key keeps answering with its first job. */
+export const IDEMPOTENCY_MS = 24 * 60 * 60 * 1000;
+
 /** The last report a worker had accepted, so an exact repeat answers as the first did. */
 export interface AcceptedReport {
   workerId: string;
@@ -43,6 +52,12 @@ export interface JobRecord {
   version: number;
   policy: JobPolicy;
   webhook: string | null;
+  idempotency: Idempotency | null;
+  /**
+   * Retention is over but the idempotency key is younger than 24 h: payloads and history are gone,
+   * reads answer 404, and only a repeat submit still sees the job.
+   */
+  gone: boolean;
   /** Attempts started so far (0 until the first claim). The lease is (workerId, attempt). */
   attempt: number;
   /** Times the job went back to the queue after its first attempt. */

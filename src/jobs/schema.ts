@@ -63,4 +63,11 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    sql: `
+      ALTER TABLE job ADD COLUMN idempotency TEXT;
+      ALTER TABLE job ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -1,7 +1,7 @@
 /**
  * The job row and its history in the job object's SQLite: the one place rows become records.
  */
-import type { AcceptedReport, EndReason, HistoryEvent, JobKind, JobPolicy, JobRecord } from "./record";
+import type { AcceptedReport, EndReason, HistoryEvent, Idempotency, JobKind, JobPolicy, JobRecord } from "./record";
 import type { JobState } from "./states";
 
 type JobRow = {
@@ -12,6 +12,8 @@ type JobRow = {
   version: number;
   policy: string;
   webhook: string | null;
+  idempotency: string | null;
+  gone: number;
   attempt: number;
   retries: number;
   worker_id: string | null;
@@ -42,6 +44,8 @@ function toRecord(row: JobRow): JobRecord {
     version: row.version,
     policy: { retryOnError: false, ...(JSON.parse(row.policy) as Partial<JobPolicy>) } as JobPolicy,
     webhook: row.webhook,
+    idempotency: row.idempotency === null ? null : (JSON.parse(row.idempotency) as Idempotency),
+    gone: row.gone === 1,
     attempt: row.attempt,
     retries: row.retries,
     workerId: row.worker_id,
@@ -79,8 +83,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       stream_read)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, stream_read)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0))`,
     job.id,
     job.endpointId,
@@ -108,6 +112,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.cancelDeadline,
     job.purgeAt,
     indexDueAt,
+    job.idempotency === null ? null : JSON.stringify(job.idempotency),
+    job.gone ? 1 : 0,
   );
 }
 

@@ -7,9 +7,10 @@ import type { JobChange, JobRead } from "../../jobs/job-object";
 import type { JobKind } from "../../jobs/record";
 import { resolvePolicy, SubmitBody } from "../../jobs/policy";
 import { LIMITS, PAYLOAD } from "../../shared/limits";
+import { sha256Hex } from "../../endpoints/keys";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson, validate } from "../body";
-import { badRequest, conflict } from "../errors";
+import { ApiError, badRequest, conflict } from "../errors";
 import { isWaiting } from "../../jobs/states";
 import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
@@ -24,6 +25,22 @@ function waitParam(c: Context<AppEnv>): number {
   return Math.min(LIMITS.syncWait.max, Math.max(LIMITS.syncWait.min, Number(raw)));
 }
 
+/** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
+function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
+  const header = c.req.header("idempotency-key")?.trim() || null;
+  if (header !== null && (header.length > 255 || /[\u0000-\u001f]/.test(header))) {
+    throw badRequest("the Idempotency-Key header must be 1-255 printable characters");
+  }
+  if (header !== null && body.idempotencyKey !== undefined && header !== body.idempotencyKey) {
+    throw badRequest("the Idempotency-Key header and the idempotencyKey field differ");
+  }
+  return header ?? body.idempotencyKey ?? null;
+}
+
+/**
+ * Creates the job's object and submits to it. With an idempotency key the object is named after
+ * (endpoint, key), so repeats, even concurrent ones, reach the same object and create one job.
+ */
 async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   const endpointId = checkEndpointId(c.req.param("ep")!);
   const config = await requireEndpoint(c, endpointId, "client");
@@ -33,12 +50,18 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   if (input.byteLength > inputLimit) {
     throw badRequest(`input is ${input.byteLength} bytes; the limit on /${kind === "sync" ? "runsync" : "run"} is ${inputLimit}`);
   }
-  const doId = c.env.JOB.newUniqueId();
+  const key = idempotencyKeyOf(c, body);
+  const doId = key === null ? c.env.JOB.newUniqueId() : c.env.JOB.idFromName(`idempotency:${endpointId}:${key}`);
   const id = doId.toString();
   const stub = c.env.JOB.get(doId);
-  const init = { id, endpointId, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null };
+  const { idempotencyKey: _key, ...rest } = body;
+  const idempotency = key === null ? null : { key, bodyHash: await sha256Hex(`${kind}\n${JSON.stringify(rest)}`) };
+  const init = { id, endpointId, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency };
   const r = await stub.submit(init, input);
-  return { endpointId, stub, job: r.job };
+  if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") {
+    throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });
+  }
+  return { endpointId, stub, job: r.ok ? r.job : r.job };
 }
 
 /**
