@@ -23,6 +23,7 @@ import {
   waitingJobIds,
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
+import { enterSequence, jobAhead, memberChanged } from "./sequences";
 import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
 import { Waiters } from "./waiters";
 import {
@@ -63,6 +64,11 @@ export interface QueueInfo {
   position: number | null;
   reason: QueueReason;
   ahead?: string;
+}
+
+/** The endpoint's answer to a job's sync: jobs the caller should release (next in a sequence). */
+export interface SyncReply {
+  release: string[];
 }
 
 export interface WorkerView extends WorkerRow {
@@ -200,12 +206,20 @@ export class EndpointObject extends DurableObject<Env> {
 
   // ---- the index (jobs → endpoint) ----
 
-  /** A job reports its newest state. Idempotent: older or repeated versions change nothing. */
-  sync(entry: IndexEntry): void {
-    if (!this.config) return;
+  /**
+   * A job reports its newest state. Idempotent: older or repeated versions change nothing.
+   * When a job of a sequence ends, the reply names the next one for the caller to release.
+   */
+  sync(entry: IndexEntry): SyncReply {
+    const reply: SyncReply = { release: [] };
+    if (!this.config) return reply;
     const now = this.clock.now();
     const r = applyEntry(this.sql, entry, now);
-    if (!r.applied) return;
+    if (!r.applied) return reply;
+    if (entry.sequenceKey !== null) {
+      const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
+      if (next !== null) reply.release.push(next);
+    }
     const freedSlot = (r.previous === "IN_PROGRESS" || r.previous === "CANCELLING") && entry.state !== "IN_PROGRESS" && entry.state !== "CANCELLING";
     if (entry.stopFor !== null) {
       addStop(this.sql, entry.stopFor, entry.jobId, entry.state, now);
@@ -218,6 +232,17 @@ export class EndpointObject extends DurableObject<Env> {
       pruneTombstones(this.sql, now);
       pruneStops(this.sql, now);
     }
+    return reply;
+  }
+
+  /** A job with a sequence key joins its sequence: returns the job ahead of it, or null. */
+  enterSequence(key: string, jobId: string): string | null {
+    return enterSequence(this.sql, key, jobId);
+  }
+
+  /** The job ahead of `jobId` in its sequence, or null when its turn has come. */
+  sequenceAhead(jobId: string): string | null {
+    return jobAhead(this.sql, jobId);
   }
 
   private recordWorkerFailure(e: IndexEntry, previous: string | null, now: number): void {
@@ -275,6 +300,8 @@ export class EndpointObject extends DurableObject<Env> {
   /** Why a waiting job waits, and roughly where it stands. */
   queueInfo(jobId: string): QueueInfo {
     const now = this.clock.now();
+    const ahead = jobAhead(this.sql, jobId);
+    if (ahead !== null) return { position: null, reason: "sequenced_behind", ahead };
     const position = queuePosition(this.sql, jobId);
     if (this.paused) return { position, reason: "endpoint_paused" };
     if (this.config?.concurrency != null && this.capacity(now) === 0) return { position, reason: "concurrency_limit" };

@@ -23,6 +23,7 @@ export interface IndexEntry {
   stopFor: string | null;
   /** Why a TIMED_OUT job timed out, for the worker's failure record. */
   reason: string | null;
+  sequenceKey: string | null;
 }
 
 export function indexEntryOf(job: JobRecord): IndexEntry {
@@ -38,5 +39,6 @@ export function indexEntryOf(job: JobRecord): IndexEntry {
     avoidWorkers: job.failedWorkers,
     stopFor: job.stopFor,
     reason: job.reason,
+    sequenceKey: job.sequenceKey,
   };
 }

@@ -56,4 +56,16 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE flag (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     `,
   },
+  {
+    version: 4,
+    sql: `
+      CREATE TABLE sequence_member (
+        job_id TEXT PRIMARY KEY,
+        sequence_key TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        state TEXT NOT NULL
+      );
+      CREATE INDEX sequence_member_order ON sequence_member (sequence_key, position);
+    `,
+  },
 ];

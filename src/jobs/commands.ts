@@ -40,14 +40,22 @@ export interface SubmitInit {
   policy: JobPolicy;
   webhook: string | null;
   idempotency: Idempotency | null;
+  sequenceKey: string | null;
 }
 
-/** Creates the record of a freshly submitted job, waiting in the queue. */
-export function submit(init: SubmitInit, now: number): JobRecord {
+/** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
+export const SEQUENCE_CHECK_MS = 30_000;
+
+/**
+ * Creates the record of a freshly submitted job: waiting in the queue, or SEQUENCED when a job
+ * of its sequence is ahead of it.
+ */
+export function submit(init: SubmitInit, now: number, behind = false): JobRecord {
   return {
     ...init,
     gone: false,
-    state: "IN_QUEUE",
+    sequenceCheckAt: behind ? now + SEQUENCE_CHECK_MS : null,
+    state: behind ? "SEQUENCED" : "IN_QUEUE",
     version: 1,
     attempt: 0,
     retries: 0,
@@ -102,6 +110,7 @@ function moveTo(
       execDeadline: null,
       leaseCheckAt: null,
       cancelDeadline: null,
+      sequenceCheckAt: null,
       purgeAt: now + job.policy.retentionMs,
     };
   }
@@ -348,6 +357,7 @@ function backToQueue(job: JobRecord, command: string, now: number): CommandResul
       execDeadline: null,
       leaseCheckAt: null,
       cancelDeadline: null,
+      sequenceCheckAt: null,
     },
     "clear",
   );
@@ -365,6 +375,18 @@ export function requeue(job: JobRecord, now: number): CommandResult {
   return backToQueue(job, "requeue", now);
 }
 
+/** SEQUENCED → IN_QUEUE: the job ahead of it in its sequence ended. The TTL keeps running. */
+export function release(job: JobRecord, now: number): CommandResult {
+  if (job.state !== "SEQUENCED") return wrongState(job, "release");
+  return moveTo(job, "IN_QUEUE", "release", now, { queuedAt: now, sequenceCheckAt: null }, "keep");
+}
+
+/** A SEQUENCED job's own check found a job still ahead: check again later. */
+export function recheckSequence(job: JobRecord, now: number): CommandResult {
+  if (job.state !== "SEQUENCED") return wrongState(job, "recheck the sequence of");
+  return sameState(job, { sequenceCheckAt: now + SEQUENCE_CHECK_MS }, "keep");
+}
+
 /** Removes a waiting job from the queue (purge-queue): it ends CANCELLED with reason "purged". */
 export function purge(job: JobRecord, now: number): CommandResult {
   if (!isWaiting(job.state)) return wrongState(job, "purge");
@@ -380,6 +402,7 @@ function earliest(...times: Array<number | null>): number | null {
 export function nextDeadline(job: JobRecord): number | null {
   switch (job.state) {
     case "SEQUENCED":
+      return earliest(job.ttlAt, job.sequenceCheckAt);
     case "IN_QUEUE":
       return job.ttlAt;
     case "IN_PROGRESS":
@@ -406,6 +429,7 @@ export function idempotencyUntil(job: JobRecord): number | null {
 export type DueWork =
   | { kind: "command"; run: (job: JobRecord, now: number) => CommandResult }
   | { kind: "checkLease"; workerId: string }
+  | { kind: "checkSequence"; sequenceKey: string }
   | { kind: "delete" }
   /** Retention is over but the idempotency key is not: keep only what a repeat submit needs. */
   | { kind: "tombstone" }
@@ -418,7 +442,8 @@ export function dueWork(job: JobRecord, now: number): DueWork {
     const until = idempotencyUntil(job);
     return !job.gone && until !== null && now < until ? { kind: "tombstone" } : { kind: "delete" };
   }
-  if (isWaiting(job.state)) return { kind: "command", run: expire };
+  if (isWaiting(job.state) && now >= job.ttlAt) return { kind: "command", run: expire };
+  if (job.state === "SEQUENCED") return job.sequenceKey === null ? null : { kind: "checkSequence", sequenceKey: job.sequenceKey };
   if (job.state === "IN_PROGRESS" && job.execDeadline !== null && now >= job.execDeadline) return { kind: "command", run: expire };
   if (job.state === "CANCELLING" && job.cancelDeadline !== null && now >= job.cancelDeadline) {
     return { kind: "command", run: finishCancel };

@@ -124,19 +124,32 @@ export class JobObject extends DurableObject<Env> {
    * it answers EXISTS with the first job when the body is the same, IDEMPOTENCY_MISMATCH when not.
    */
   async submit(init: SubmitInit, input: Uint8Array): Promise<SubmitResult> {
-    const existing = loadJob(this.sql);
-    if (existing) {
-      const same = existing.job.endpointId === init.endpointId && existing.job.idempotency?.bodyHash === init.idempotency?.bodyHash;
-      return same ? { ok: false, code: "EXISTS", job: existing.job } : { ok: false, code: "IDEMPOTENCY_MISMATCH" };
-    }
-    const now = this.clock.now();
-    const job = commands.submit(init, now);
-    this.ctx.storage.transactionSync(() => {
-      writeBlob(this.sql, "input", input);
-      this.commit(job, { at: now, command: "submit", from: job.state, to: job.state, attempt: 0, workerId: null, detail: null }, now);
-    });
-    await this.tellEndpoint(job);
-    return { ok: true, job };
+    const create = async (): Promise<SubmitResult> => {
+      const existing = loadJob(this.sql);
+      if (existing) {
+        const same = existing.job.endpointId === init.endpointId && existing.job.idempotency?.bodyHash === init.idempotency?.bodyHash;
+        return same ? { ok: false, code: "EXISTS", job: existing.job } : { ok: false, code: "IDEMPOTENCY_MISMATCH" };
+      }
+      // A sequenced job asks its endpoint whether a job of its sequence is ahead of it.
+      const ahead = init.sequenceKey === null ? null : await this.endpointOf(init.endpointId).enterSequence(init.sequenceKey, init.id);
+      const now = this.clock.now();
+      const job = commands.submit(init, now, ahead !== null);
+      this.ctx.storage.transactionSync(() => {
+        writeBlob(this.sql, "input", input);
+        this.commit(job, { at: now, command: "submit", from: job.state, to: job.state, attempt: 0, workerId: null, detail: ahead }, now);
+      });
+      return { ok: true, job };
+    };
+    // The endpoint call must not let a concurrent repeat of this submit in between the check and
+    // the write, so a sequenced submit holds the object's other events off while it runs.
+    const r = init.sequenceKey === null ? await create() : await this.ctx.blockConcurrencyWhile(create);
+    if (r.ok) await this.tellEndpoint(r.job);
+    return r;
+  }
+
+  /** The job ahead of this one in its sequence ended: SEQUENCED → IN_QUEUE. */
+  release(endpointId: string): Promise<JobChange> {
+    return this.run(endpointId, commands.release);
   }
 
   /** A worker claims the job it was offered: IN_QUEUE → IN_PROGRESS under a new attempt. */
@@ -297,10 +310,14 @@ export class JobObject extends DurableObject<Env> {
     await this.tellEndpoint(job);
   }
 
-  /** Sends the job's newest state to its endpoint; on failure the alarm retries (index_due_at). */
+  /**
+   * Sends the job's newest state to its endpoint; on failure the alarm retries (index_due_at).
+   * Releases the job the endpoint names as next in this job's sequence.
+   */
   private async tellEndpoint(job: JobRecord): Promise<void> {
     try {
-      await this.endpoint(job).sync(indexEntryOf(job));
+      const reply = await this.endpoint(job).sync(indexEntryOf(job));
+      await Promise.all(reply.release.map((id) => this.releaseNext(job.endpointId, id)));
     } catch (e) {
       // Swallowed on purpose: the change is committed, and index_due_at makes the alarm retry.
       console.warn(`job ${job.id}: endpoint sync failed, the alarm will retry`, e);
@@ -314,7 +331,20 @@ export class JobObject extends DurableObject<Env> {
   }
 
   private endpoint(job: JobRecord) {
-    return this.env.ENDPOINT.get(this.env.ENDPOINT.idFromName(job.endpointId));
+    return this.endpointOf(job.endpointId);
+  }
+
+  private endpointOf(endpointId: string) {
+    return this.env.ENDPOINT.get(this.env.ENDPOINT.idFromName(endpointId));
+  }
+
+  /** Releases the next job of this job's sequence; if that fails, its own sequence check will. */
+  private async releaseNext(endpointId: string, jobId: string): Promise<void> {
+    try {
+      await this.env.JOB.get(this.env.JOB.idFromString(jobId)).release(endpointId);
+    } catch (e) {
+      console.warn(`could not release job ${jobId}; its own sequence check will`, e);
+    }
   }
 
   /** Runs due deadlines, lease checks and index retries; deletes the job when its retention is over. */
@@ -350,11 +380,39 @@ export class JobObject extends DurableObject<Env> {
       await this.checkLease(stored, due.workerId);
       return;
     }
+    if (due?.kind === "checkSequence") {
+      await this.checkSequence(stored);
+      return;
+    }
     if (stored.indexDueAt !== null && now >= stored.indexDueAt) {
       setIndexDue(this.sql, now + INDEX_RETRY_MS, stored.job.version);
       this.armAlarm(stored.job, now + INDEX_RETRY_MS);
       await this.tellEndpoint(stored.job);
     }
+  }
+
+  /** A SEQUENCED job's own check of its turn, for when the release by the job ahead was lost. */
+  private async checkSequence(stored: StoredJob): Promise<void> {
+    let ahead: string | null;
+    try {
+      ahead = await this.endpoint(stored.job).sequenceAhead(stored.job.id);
+    } catch (e) {
+      console.warn(`job ${stored.job.id}: sequence check could not reach the endpoint`, e);
+      ahead = stored.job.id; // unknown: check again later
+    }
+    const fresh = loadJob(this.sql);
+    if (!fresh || fresh.job.version !== stored.job.version) return;
+    const now = this.clock.now();
+    const r = ahead === null ? commands.release(fresh.job, now) : commands.recheckSequence(fresh.job, now);
+    if (!r.ok) return;
+    this.ctx.storage.transactionSync(() => {
+      if (r.event) this.commit(r.job, r.event, now);
+      else {
+        saveJob(this.sql, r.job, fresh.indexDueAt);
+        this.armAlarm(r.job, fresh.indexDueAt);
+      }
+    });
+    if (r.event) await this.afterTransition(r.job);
   }
 
   /**

@@ -30,6 +30,7 @@ export const SubmitBody = z.object({
   policy: SubmitPolicy.optional(),
   priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
+  sequenceKey: z.string().min(1).max(255).optional(),
 });
 export type SubmitBody = z.infer<typeof SubmitBody>;
 

@@ -53,6 +53,10 @@ export interface JobRecord {
   policy: JobPolicy;
   webhook: string | null;
   idempotency: Idempotency | null;
+  /** Jobs with the same key run one at a time, in submit order (SEQUENCED until their turn). */
+  sequenceKey: string | null;
+  /** When a SEQUENCED job next asks its endpoint whether its turn has come (a backstop). */
+  sequenceCheckAt: number | null;
   /**
    * Retention is over but the idempotency key is younger than 24 h: payloads and history are gone,
    * reads answer 404, and only a repeat submit still sees the job.

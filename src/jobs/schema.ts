@@ -70,4 +70,11 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE job ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 4,
+    sql: `
+      ALTER TABLE job ADD COLUMN sequence_key TEXT;
+      ALTER TABLE job ADD COLUMN sequence_check_at INTEGER;
+    `,
+  },
 ];

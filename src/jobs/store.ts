@@ -14,6 +14,8 @@ type JobRow = {
   webhook: string | null;
   idempotency: string | null;
   gone: number;
+  sequence_key: string | null;
+  sequence_check_at: number | null;
   attempt: number;
   retries: number;
   worker_id: string | null;
@@ -46,6 +48,8 @@ function toRecord(row: JobRow): JobRecord {
     webhook: row.webhook,
     idempotency: row.idempotency === null ? null : (JSON.parse(row.idempotency) as Idempotency),
     gone: row.gone === 1,
+    sequenceKey: row.sequence_key,
+    sequenceCheckAt: row.sequence_check_at,
     attempt: row.attempt,
     retries: row.retries,
     workerId: row.worker_id,
@@ -83,8 +87,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, stream_read)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, stream_read)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0))`,
     job.id,
     job.endpointId,
@@ -114,6 +118,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     indexDueAt,
     job.idempotency === null ? null : JSON.stringify(job.idempotency),
     job.gone ? 1 : 0,
+    job.sequenceKey,
+    job.sequenceCheckAt,
   );
 }
 
