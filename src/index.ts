@@ -1,3 +1,4 @@
+import { handleDeadLetters, handleDispatch } from "./dispatch/consumer";
 import { createApp } from "./http/app";
 
 export { JobObject } from "./jobs/job-object";
@@ -8,4 +9,8 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
+  async queue(batch, env) {
+    if (batch.queue.endsWith("-dlq")) await handleDeadLetters(batch, env);
+    else await handleDispatch(batch, env);
+  },
 } satisfies ExportedHandler<Env>;

@@ -3,6 +3,7 @@
  */
 import { z } from "zod";
 import { LIMITS } from "../shared/limits";
+import { checkOutboundUrl } from "../shared/urls";
 
 const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
 
@@ -70,6 +71,11 @@ export function resolveConfig(
   if (mode === "push" && workerUrls.length === 0) {
     throw new ConfigError("mode \"push\" needs at least one entry in workerUrls");
   }
+  const allowPrivateUrls = input.allowPrivateUrls ?? localDev;
+  for (const url of workerUrls) {
+    const check = checkOutboundUrl(url, allowPrivateUrls);
+    if (!check.ok) throw new ConfigError(`workerUrls: ${check.reason}`);
+  }
   return {
     id,
     mode,
@@ -83,7 +89,7 @@ export function resolveConfig(
     cancelGraceMs: input.cancelGraceMs ?? LIMITS.cancelGraceMs.default,
     concurrency: input.concurrency ?? null,
     webhookSecret: input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(),
-    allowPrivateUrls: input.allowPrivateUrls ?? localDev,
+    allowPrivateUrls,
     retryOnError: input.retryOnError ?? false,
     createdAt: previous?.createdAt ?? now.toISOString(),
     updatedAt: now.toISOString(),

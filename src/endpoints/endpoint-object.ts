@@ -17,11 +17,15 @@ import {
   offerReady,
   pruneTombstones,
   queuePosition,
+  dispatchErrorOf,
+  nextOfferLapse,
   readCounters,
   runningByWorker,
   slotsInUse,
   waitingJobIds,
+  withdrawOffers,
 } from "./ready-index";
+import type { DispatchMessage } from "../dispatch/message";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
 import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
@@ -38,6 +42,13 @@ import {
   type WorkerRow,
   type WorkerState,
 } from "./workers";
+
+/** A push offer lapses after this long if the consumer has not claimed it; the job is dispatched again. */
+const DISPATCH_OFFER_MS = 60_000;
+/** After a failed queue send, dispatch is tried again this much later. */
+const DISPATCH_RETRY_MS = 5_000;
+/** Messages per queue send (the platform's batch limit is 100). */
+const DISPATCH_BATCH = 100;
 
 export type AuthResult =
   | { ok: true; config: EndpointConfig }
@@ -64,6 +75,8 @@ export interface QueueInfo {
   position: number | null;
   reason: QueueReason;
   ahead?: string;
+  /** The last push error, while a dispatch is being retried. */
+  lastError?: string;
 }
 
 /** The endpoint's answer to a job's sync: jobs the caller should release (next in a sequence). */
@@ -119,17 +132,24 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   /** Pauses or resumes dispatch. A paused endpoint accepts submits; running jobs finish. */
-  setPaused(paused: boolean): EndpointView | null {
+  async setPaused(paused: boolean): Promise<EndpointView | null> {
     if (!this.config) return null;
     this.sql.exec("INSERT OR REPLACE INTO flag (name, value) VALUES ('paused', ?)", paused ? 1 : 0);
     this.paused = paused;
-    if (!paused) this.wakeTakeWaiters(this.clock.now());
+    if (!paused) {
+      this.wakeTakeWaiters(this.clock.now());
+      await this.dispatchReady(this.clock.now());
+    }
     return this.getConfig();
   }
 
-  putConfig(id: string, input: EndpointConfigInput, localDev: boolean): PutConfigResult {
+  async putConfig(id: string, input: EndpointConfigInput, localDev: boolean): Promise<PutConfigResult> {
     const result = this.storeConfig(id, input, localDev);
-    if (result.ok) this.wakeTakeWaiters(this.clock.now()); // a raised concurrency limit frees slots
+    if (result.ok) {
+      // A raised concurrency limit or a switch to push frees work at once.
+      this.wakeTakeWaiters(this.clock.now());
+      await this.dispatchReady(this.clock.now());
+    }
     return result.ok ? { ...result, config: { ...result.config, paused: this.paused } } : result;
   }
 
@@ -210,7 +230,7 @@ export class EndpointObject extends DurableObject<Env> {
    * A job reports its newest state. Idempotent: older or repeated versions change nothing.
    * When a job of a sequence ends, the reply names the next one for the caller to release.
    */
-  sync(entry: IndexEntry): SyncReply {
+  async sync(entry: IndexEntry): Promise<SyncReply> {
     const reply: SyncReply = { release: [] };
     if (!this.config) return reply;
     const now = this.clock.now();
@@ -226,7 +246,10 @@ export class EndpointObject extends DurableObject<Env> {
       this.wakeStopWaiter(entry.stopFor, now);
     }
     this.recordWorkerFailure(entry, r.previous, now);
-    if (r.ready || freedSlot) this.wakeTakeWaiters(now);
+    if (r.ready || freedSlot) {
+      this.wakeTakeWaiters(now);
+      await this.dispatchReady(now);
+    }
     if (++this.syncsSincePrune >= 500) {
       this.syncsSincePrune = 0;
       pruneTombstones(this.sql, now);
@@ -279,6 +302,39 @@ export class EndpointObject extends DurableObject<Env> {
     });
   }
 
+  /**
+   * Push mode: offers ready jobs within capacity to the dispatch queue, one message each. A failed
+   * send withdraws the offers and retries from the alarm; an offer the consumer never claims
+   * lapses, and the alarm dispatches the job again.
+   */
+  private async dispatchReady(now: number): Promise<void> {
+    const config = this.config;
+    if (!config || config.mode !== "push") return;
+    for (let round = 0; round < 10; round++) {
+      const room = this.capacity(now);
+      if (room <= 0) break;
+      const ids = offerReady(this.sql, "push", Math.min(room, DISPATCH_BATCH), now, DISPATCH_OFFER_MS);
+      if (ids.length === 0) break;
+      try {
+        await this.env.DISPATCH.sendBatch(
+          ids.map((jobId) => ({ body: { endpointId: config.id, jobId, token: crypto.randomUUID() } satisfies DispatchMessage, contentType: "json" as const })),
+        );
+      } catch (e) {
+        withdrawOffers(this.sql, ids);
+        console.warn(`endpoint ${config.id}: dispatch send failed, retrying`, e);
+        await this.ctx.storage.setAlarm(now + DISPATCH_RETRY_MS);
+        return;
+      }
+    }
+    const lapse = nextOfferLapse(this.sql, now);
+    if (lapse !== null) await this.ctx.storage.setAlarm(lapse + 1_000);
+  }
+
+  /** Re-dispatches after a failed send or a lapsed offer. */
+  override async alarm(): Promise<void> {
+    await this.dispatchReady(this.clock.now());
+  }
+
   /** How many more jobs may start now: none while paused, and the concurrency limit's free slots. */
   private capacity(now: number): number {
     if (this.paused || !this.config) return 0;
@@ -288,6 +344,7 @@ export class EndpointObject extends DurableObject<Env> {
 
   /** Offers up to `max` ready jobs within the endpoint's capacity; notes workers held back by the limit. */
   private offer(workerId: string, max: number, now: number): string[] {
+    if (this.config?.mode === "push") return []; // push endpoints hand jobs out through the dispatch queue only
     const room = this.capacity(now);
     if (room <= 0) {
       if (!this.paused) this.throttled.add(workerId);
@@ -304,6 +361,8 @@ export class EndpointObject extends DurableObject<Env> {
     if (ahead !== null) return { position: null, reason: "sequenced_behind", ahead };
     const position = queuePosition(this.sql, jobId);
     if (this.paused) return { position, reason: "endpoint_paused" };
+    const dispatchError = dispatchErrorOf(this.sql, jobId);
+    if (dispatchError !== undefined) return { position, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
     if (this.config?.concurrency != null && this.capacity(now) === 0) return { position, reason: "concurrency_limit" };
     const views = this.workers() ?? [];
     const alive = views.filter((w) => w.state !== "unhealthy");

@@ -24,6 +24,9 @@ export interface IndexEntry {
   /** Why a TIMED_OUT job timed out, for the worker's failure record. */
   reason: string | null;
   sequenceKey: string | null;
+  /** A push job waiting for the queue's retry of its dispatch: not to be dispatched again. */
+  dispatchPending: boolean;
+  dispatchError: string | null;
 }
 
 export function indexEntryOf(job: JobRecord): IndexEntry {
@@ -40,5 +43,7 @@ export function indexEntryOf(job: JobRecord): IndexEntry {
     stopFor: job.stopFor,
     reason: job.reason,
     sequenceKey: job.sequenceKey,
+    dispatchPending: job.state === "IN_QUEUE" && job.dispatch !== null,
+    dispatchError: job.state === "IN_QUEUE" ? (job.dispatch?.error ?? null) : null,
   };
 }

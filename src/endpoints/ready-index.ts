@@ -54,15 +54,16 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     .exec<{ version: number; state: string }>("SELECT version, state FROM job_index WHERE job_id = ?", e.jobId)
     .toArray()[0];
   if (prev && prev.version >= e.version) return { applied: false, ready: false, previous: prev.state as JobState };
-  const ready = e.state === "IN_QUEUE";
+  const ready = e.state === "IN_QUEUE" && !e.dispatchPending;
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
-       updated_at, avoid_workers, ready_since)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+       updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
        offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
-       ready_since = excluded.ready_since`,
+       ready_since = excluded.ready_since, dispatch_pending = excluded.dispatch_pending,
+       dispatch_error = excluded.dispatch_error`,
     e.jobId,
     e.version,
     e.state,
@@ -73,6 +74,8 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     now,
     JSON.stringify(e.avoidWorkers),
     ready ? now : 0,
+    e.dispatchPending ? 1 : 0,
+    e.dispatchError,
   );
   const previous = (prev?.state as JobState | undefined) ?? null;
   if (previous !== e.state) {
@@ -89,10 +92,11 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
  * then submit order), passing over jobs that worker failed unless they have waited
  * AVOID_GRACE_MS for anyone else.
  */
-export function offerReady(sql: SqlStorage, workerId: string, max: number, now: number): string[] {
+export function offerReady(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS): string[] {
   const rows = sql
     .exec<{ job_id: string; avoid_workers: string; ready_since: number }>(
-      `SELECT job_id, avoid_workers, ready_since FROM job_index WHERE state = 'IN_QUEUE' AND offered_until <= ?
+      `SELECT job_id, avoid_workers, ready_since FROM job_index
+       WHERE state = 'IN_QUEUE' AND offered_until <= ? AND dispatch_pending = 0
        ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
       now,
       max * 4 + 16,
@@ -105,7 +109,7 @@ export function offerReady(sql: SqlStorage, workerId: string, max: number, now: 
     if (avoided && now - r.ready_since < AVOID_GRACE_MS) continue;
     ids.push(r.job_id);
   }
-  for (const id of ids) sql.exec("UPDATE job_index SET offered_until = ? WHERE job_id = ?", now + OFFER_MS, id);
+  for (const id of ids) sql.exec("UPDATE job_index SET offered_until = ? WHERE job_id = ?", now + offerMs, id);
   return ids;
 }
 
@@ -141,6 +145,25 @@ export function queuePosition(sql: SqlStorage, jobId: string): number | null {
     )
     .one().n;
   return ahead + 1;
+}
+
+/** Withdraws offers that were never sent (a failed queue send), so the jobs are offered again. */
+export function withdrawOffers(sql: SqlStorage, ids: readonly string[]): void {
+  for (const id of ids) sql.exec("UPDATE job_index SET offered_until = 0 WHERE job_id = ?", id);
+}
+
+/** The earliest time an outstanding offer lapses, if any. */
+export function nextOfferLapse(sql: SqlStorage, now: number): number | null {
+  return sql.exec<{ t: number | null }>("SELECT MIN(offered_until) AS t FROM job_index WHERE state = 'IN_QUEUE' AND offered_until > ?", now).one().t;
+}
+
+/** The last dispatch error of a waiting push job, if its dispatch is being retried. */
+export function dispatchErrorOf(sql: SqlStorage, jobId: string): string | null | undefined {
+  const row = sql.exec<{ dispatch_pending: number; dispatch_error: string | null }>(
+    "SELECT dispatch_pending, dispatch_error FROM job_index WHERE job_id = ?",
+    jobId,
+  ).toArray()[0];
+  return row && row.dispatch_pending === 1 ? row.dispatch_error : undefined;
 }
 
 export function waitingJobIds(sql: SqlStorage, limit: number): string[] {

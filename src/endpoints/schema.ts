@@ -68,4 +68,11 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sequence_member_order ON sequence_member (sequence_key, position);
     `,
   },
+  {
+    version: 5,
+    sql: `
+      ALTER TABLE job_index ADD COLUMN dispatch_pending INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE job_index ADD COLUMN dispatch_error TEXT;
+    `,
+  },
 ];

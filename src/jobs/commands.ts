@@ -41,6 +41,7 @@ export interface SubmitInit {
   webhook: string | null;
   idempotency: Idempotency | null;
   sequenceKey: string | null;
+  origin: string | null;
 }
 
 /** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
@@ -54,6 +55,7 @@ export function submit(init: SubmitInit, now: number, behind = false): JobRecord
   return {
     ...init,
     gone: false,
+    dispatch: null,
     sequenceCheckAt: behind ? now + SEQUENCE_CHECK_MS : null,
     state: behind ? "SEQUENCED" : "IN_QUEUE",
     version: 1,
@@ -358,6 +360,7 @@ function backToQueue(job: JobRecord, command: string, now: number): CommandResul
       leaseCheckAt: null,
       cancelDeadline: null,
       sequenceCheckAt: null,
+      dispatch: null,
     },
     "clear",
   );
@@ -373,6 +376,48 @@ export function retry(job: JobRecord, now: number): CommandResult {
 export function requeue(job: JobRecord, now: number): CommandResult {
   if (!isTerminal(job.state)) return wrongState(job, "requeue");
   return backToQueue(job, "requeue", now);
+}
+
+/**
+ * The dispatch consumer claims the job for a push to a worker URL, under the queue message's
+ * token. IN_QUEUE → IN_PROGRESS under a new attempt. The same message again before the worker
+ * accepted (a crash mid-push) may push again: ok, unchanged. Anything else is a duplicate.
+ */
+export function pushClaim(job: JobRecord, token: string, workerId: string, now: number): CommandResult {
+  if (job.state === "IN_PROGRESS" && job.dispatch?.token === token && !job.dispatch.accepted) return unchanged(job);
+  if (job.state !== "IN_QUEUE") return wrongState(job, "dispatch");
+  const claimed = claim(job, workerId, now);
+  if (!claimed.ok) return claimed;
+  const tries = (job.dispatch?.tries ?? 0) + 1;
+  return { ...claimed, job: { ...claimed.job, dispatch: { token, accepted: false, tries, error: job.dispatch?.error ?? null } } };
+}
+
+function holdsDispatch(job: JobRecord, token: string): boolean {
+  return job.state === "IN_PROGRESS" && job.dispatch?.token === token && !job.dispatch.accepted;
+}
+
+/** The worker URL answered 2xx: the push is accepted and the attempt runs. */
+export function pushAccepted(job: JobRecord, token: string): CommandResult {
+  if (!holdsDispatch(job, token)) return wrongState(job, "accept a push for");
+  return sameState(job, { dispatch: { ...job.dispatch!, accepted: true, error: null } }, "keep");
+}
+
+/**
+ * The worker URL refused the push or could not be reached: the attempt is released and the job
+ * waits for the queue's retry of the same message.
+ */
+export function pushFailed(job: JobRecord, token: string, error: string, now: number): CommandResult {
+  if (!holdsDispatch(job, token)) return wrongState(job, "fail a push for");
+  return releaseAttempt(job, "pushFailed", now, { dispatch: { ...job.dispatch!, error } }, error);
+}
+
+/** The queue gave up on the dispatch (dead letter): the job fails with the reason. */
+export function deadLetter(job: JobRecord, token: string, now: number): CommandResult {
+  const waitingForRetry = job.state === "IN_QUEUE" && job.dispatch?.token === token;
+  if (!waitingForRetry && !holdsDispatch(job, token)) return wrongState(job, "dead-letter");
+  const tries = job.dispatch?.tries ?? 0;
+  const error = `could not deliver the job to a worker URL after ${tries} ${tries === 1 ? "try" : "tries"}: ${job.dispatch?.error ?? "no answer"}`;
+  return moveTo(job, "FAILED", "deadLetter", now, { error }, "keep", error);
 }
 
 /** SEQUENCED → IN_QUEUE: the job ahead of it in its sequence ended. The TTL keeps running. */

@@ -147,6 +147,31 @@ export class JobObject extends DurableObject<Env> {
     return r;
   }
 
+  /**
+   * The dispatch consumer claims the job for a push under the message's token. Returns the job
+   * and its input to push, or a refusal when the message is a duplicate or stale.
+   */
+  async pushClaim(endpointId: string, token: string, workerId: string): Promise<ClaimResult> {
+    const r = await this.run(endpointId, (job, now) => commands.pushClaim(job, token, workerId, now));
+    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job) };
+    return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
+  }
+
+  /** The worker URL accepted the push; a result in its answer finishes the attempt at once. */
+  async pushAccepted(endpointId: string, token: string, result: { report: WorkerReport; output: Uint8Array | null } | null): Promise<JobChange> {
+    const accepted = await this.run(endpointId, (job) => commands.pushAccepted(job, token));
+    if (!accepted.ok || result === null || accepted.job.workerId === null) return accepted;
+    return this.report(endpointId, { workerId: accepted.job.workerId, attempt: accepted.job.attempt }, result.report, result.output);
+  }
+
+  pushFailed(endpointId: string, token: string, error: string): Promise<JobChange> {
+    return this.run(endpointId, (job, now) => commands.pushFailed(job, token, error.slice(0, 1000), now));
+  }
+
+  deadLetter(endpointId: string, token: string): Promise<JobChange> {
+    return this.run(endpointId, (job, now) => commands.deadLetter(job, token, now));
+  }
+
   /** The job ahead of this one in its sequence ended: SEQUENCED → IN_QUEUE. */
   release(endpointId: string): Promise<JobChange> {
     return this.run(endpointId, commands.release);

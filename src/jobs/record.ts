@@ -35,6 +35,14 @@ export interface Idempotency {
 /** How long an idempotency key keeps answering with its first job. */
 export const IDEMPOTENCY_MS = 24 * 60 * 60 * 1000;
 
+/** A push dispatch in flight: the queue message's token, whether the worker accepted, the last error. */
+export interface Dispatch {
+  token: string;
+  accepted: boolean;
+  tries: number;
+  error: string | null;
+}
+
 /** The last report a worker had accepted, so an exact repeat answers as the first did. */
 export interface AcceptedReport {
   workerId: string;
@@ -57,6 +65,9 @@ export interface JobRecord {
   sequenceKey: string | null;
   /** When a SEQUENCED job next asks its endpoint whether its turn has come (a backstop). */
   sequenceCheckAt: number | null;
+  /** The public origin the job was submitted to: push workers report to URLs under it. */
+  origin: string | null;
+  dispatch: Dispatch | null;
   /**
    * Retention is over but the idempotency key is younger than 24 h: payloads and history are gone,
    * reads answer 404, and only a repeat submit still sees the job.

@@ -77,4 +77,11 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE job ADD COLUMN sequence_check_at INTEGER;
     `,
   },
+  {
+    version: 5,
+    sql: `
+      ALTER TABLE job ADD COLUMN origin TEXT;
+      ALTER TABLE job ADD COLUMN dispatch TEXT;
+    `,
+  },
 ];

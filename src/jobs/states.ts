@@ -26,7 +26,8 @@ export type TimeoutReason = (typeof TIMEOUT_REASONS)[number];
 /** Every allowed edge. Nothing writes a state that is not reachable through this table. */
 export const TRANSITIONS = {
   SEQUENCED: ["IN_QUEUE", "CANCELLED", "TIMED_OUT"],
-  IN_QUEUE: ["IN_PROGRESS", "CANCELLED", "TIMED_OUT"],
+  // IN_QUEUE → FAILED: a push job whose dispatch the queue gave up on (dead letter).
+  IN_QUEUE: ["IN_PROGRESS", "CANCELLED", "TIMED_OUT", "FAILED"],
   IN_PROGRESS: ["COMPLETED", "FAILED", "IN_QUEUE", "CANCELLING", "TIMED_OUT"],
   CANCELLING: ["CANCELLED"],
   COMPLETED: ["IN_QUEUE"],

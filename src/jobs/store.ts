@@ -1,7 +1,7 @@
 /**
  * The job row and its history in the job object's SQLite: the one place rows become records.
  */
-import type { AcceptedReport, EndReason, HistoryEvent, Idempotency, JobKind, JobPolicy, JobRecord } from "./record";
+import type { AcceptedReport, Dispatch, EndReason, HistoryEvent, Idempotency, JobKind, JobPolicy, JobRecord } from "./record";
 import type { JobState } from "./states";
 
 type JobRow = {
@@ -16,6 +16,8 @@ type JobRow = {
   gone: number;
   sequence_key: string | null;
   sequence_check_at: number | null;
+  origin: string | null;
+  dispatch: string | null;
   attempt: number;
   retries: number;
   worker_id: string | null;
@@ -50,6 +52,8 @@ function toRecord(row: JobRow): JobRecord {
     gone: row.gone === 1,
     sequenceKey: row.sequence_key,
     sequenceCheckAt: row.sequence_check_at,
+    origin: row.origin,
+    dispatch: row.dispatch === null ? null : (JSON.parse(row.dispatch) as Dispatch),
     attempt: row.attempt,
     retries: row.retries,
     workerId: row.worker_id,
@@ -87,8 +91,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, stream_read)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, stream_read)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0))`,
     job.id,
     job.endpointId,
@@ -120,6 +124,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.gone ? 1 : 0,
     job.sequenceKey,
     job.sequenceCheckAt,
+    job.origin,
+    job.dispatch === null ? null : JSON.stringify(job.dispatch),
   );
 }
 

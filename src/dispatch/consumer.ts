@@ -1,0 +1,142 @@
+/**
+ * The dispatch queue's consumer: claims the job's attempt under the message's token and POSTs
+ * the job to a worker URL, signed like a webhook. A 2xx accepts (a 200 carrying `output` or
+ * `error` finishes the job at once); anything else releases the attempt and retries the message
+ * with growing, jittered delays. After the queue's last retry, the dead-letter consumer fails the
+ * job with the reason, so no job is dropped silently. Duplicate deliveries are acked and change
+ * nothing: the job object accepts each token's claim once.
+ */
+import type { WorkerReport } from "../jobs/job-object";
+import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
+import { objectWith } from "../http/json-bytes";
+import { reportToken, signatureHeaders } from "../shared/signing";
+import { checkOutboundUrl } from "../shared/urls";
+
+/** How long a worker URL has to answer a push. */
+export const PUSH_TIMEOUT_MS = 30_000;
+/** The most of a worker's answer that is read (a result larger than this is refused). */
+const MAX_ANSWER_BYTES = 20 * 1024 * 1024 + 64 * 1024;
+
+/** Seconds before retry n (1-based): 2^(n-1) up to 5 min, plus up to 50 % jitter. */
+export function retryDelaySeconds(attempts: number, random = Math.random): number {
+  const base = Math.min(300, 2 ** Math.max(0, attempts - 1));
+  return Math.ceil(base * (1 + random() * 0.5));
+}
+
+const jobOf = (env: Env, id: string) => env.JOB.get(env.JOB.idFromString(id));
+const endpointOf = (env: Env, id: string) => env.ENDPOINT.get(env.ENDPOINT.idFromName(id));
+
+/** A result in a worker's 2xx answer: `{"output": …}` or `{"error": "…"}`. */
+function resultOf(text: string): { report: WorkerReport; output: Uint8Array | null } | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return null; // not JSON: a plain acceptance
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return null;
+  const b = body as Record<string, unknown>;
+  const output = "output" in b ? new TextEncoder().encode(JSON.stringify(b.output)) : null;
+  if (b.error !== undefined && b.error !== null) {
+    return { report: { kind: "fail", error: typeof b.error === "string" ? b.error : JSON.stringify(b.error) }, output };
+  }
+  return output !== null ? { report: { kind: "complete" }, output } : null;
+}
+
+type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: string };
+
+async function push(url: string, body: string, headers: Record<string, string>): Promise<Outcome> {
+  try {
+    const res = await fetch(url, { method: "POST", body, headers, redirect: "manual", signal: AbortSignal.timeout(PUSH_TIMEOUT_MS) });
+    const text = await res.text();
+    if (res.status >= 200 && res.status < 300) {
+      return text.length > MAX_ANSWER_BYTES ? { kind: "refused", error: "the answer was larger than 20 MB" } : { kind: "accepted", text };
+    }
+    return { kind: "refused", error: `HTTP ${res.status} from ${url}${text ? `: ${text.slice(0, 200)}` : ""}` };
+  } catch (e) {
+    const reason = e instanceof Error && e.name === "TimeoutError" ? `no answer within ${PUSH_TIMEOUT_MS} ms` : String(e instanceof Error ? e.message : e);
+    return { kind: "refused", error: `could not reach ${url}: ${reason}` };
+  }
+}
+
+async function dispatchOne(msg: Message<unknown>, env: Env): Promise<void> {
+  if (!isDispatchMessage(msg.body)) {
+    console.warn("dispatch: dropping a message that is not a dispatch", msg.id);
+    msg.ack();
+    return;
+  }
+  const { endpointId, jobId, token }: DispatchMessage = msg.body;
+  const config = await endpointOf(env, endpointId).getConfig();
+  if (!config || config.workerUrls.length === 0) {
+    msg.ack(); // the endpoint is gone or has no URLs: the job's own deadlines end it
+    return;
+  }
+  const index = (msg.attempts - 1) % config.workerUrls.length;
+  const url = config.workerUrls[index]!;
+  const workerId = pushWorkerId(index);
+  const job = jobOf(env, jobId);
+  const claim = await job.pushClaim(endpointId, token, workerId);
+  if (!claim.ok) {
+    msg.ack(); // a duplicate delivery, or the job moved on (cancelled, expired): nothing to do
+    return;
+  }
+  const check = checkOutboundUrl(url, config.allowPrivateUrls);
+  if (!check.ok) {
+    await job.pushFailed(endpointId, token, check.reason);
+    await job.deadLetter(endpointId, token);
+    msg.ack();
+    return;
+  }
+  const { attempt, origin } = claim.job;
+  const reportQuery = `?attempt=${attempt}&token=${await reportToken(config.webhookSecret, jobId, attempt, workerId)}`;
+  const base = `${origin ?? ""}/v2/${encodeURIComponent(endpointId)}`;
+  const urls = {
+    done: `${base}/job-done/${workerId}/${jobId}${reportQuery}`,
+    stream: `${base}/job-stream/${workerId}/${jobId}${reportQuery}`,
+  };
+  const body = new TextDecoder().decode(objectWith({ id: jobId, attempt, urls }, "input", claim.input));
+  const headers = {
+    "content-type": "application/json",
+    "user-agent": "edge-jobs-dispatch",
+    ...(await signatureHeaders(config.webhookSecret, `push_${token}`, body, Date.now())),
+  };
+  const outcome = await push(check.url.toString(), body, headers);
+  if (outcome.kind === "accepted") {
+    await job.pushAccepted(endpointId, token, resultOf(outcome.text));
+    msg.ack();
+    return;
+  }
+  await job.pushFailed(endpointId, token, outcome.error);
+  msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+}
+
+export async function handleDispatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  await Promise.all(
+    batch.messages.map((msg) =>
+      dispatchOne(msg, env).catch((e: unknown) => {
+        // One message's failure never holds up the others; this one is tried again.
+        console.error(`dispatch of message ${msg.id} failed`, e);
+        msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+      }),
+    ),
+  );
+}
+
+/** Dead letters: the dispatch ran out of retries; the job fails with the last error. */
+export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  await Promise.all(
+    batch.messages.map(async (msg) => {
+      if (!isDispatchMessage(msg.body)) {
+        msg.ack();
+        return;
+      }
+      try {
+        await jobOf(env, msg.body.jobId).deadLetter(msg.body.endpointId, msg.body.token);
+        msg.ack();
+      } catch (e) {
+        console.error(`dead letter ${msg.id} failed`, e);
+        msg.retry({ delaySeconds: 5 });
+      }
+    }),
+  );
+}

@@ -1,0 +1,37 @@
+/**
+ * Standard Webhooks signatures (https://www.standardwebhooks.com): `webhook-id`,
+ * `webhook-timestamp` (seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of
+ * "id.timestamp.body">`, keyed with the secret after its `whsec_` prefix, base64-decoded.
+ * Used for pushes to worker URLs and for webhooks; also for report tokens in push URLs.
+ */
+const enc = new TextEncoder();
+
+function secretBytes(secret: string): Uint8Array {
+  const b64 = secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret;
+  return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+}
+
+async function hmac(secret: string, message: string): Promise<Uint8Array> {
+  const key = await crypto.subtle.importKey("raw", secretBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(message)));
+}
+
+const base64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
+const base64url = (bytes: Uint8Array) => base64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+export async function signatureHeaders(secret: string, id: string, body: string, nowMs: number): Promise<Record<string, string>> {
+  const timestamp = Math.floor(nowMs / 1000).toString();
+  const signature = base64(await hmac(secret, `${id}.${timestamp}.${body}`));
+  return { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}` };
+}
+
+/** A token that lets a push worker report on one attempt of one job without an API key. */
+export async function reportToken(secret: string, jobId: string, attempt: number, workerId: string): Promise<string> {
+  return base64url(await hmac(secret, `report.${jobId}.${attempt}.${workerId}`));
+}
+
+export async function checkReportToken(secret: string, jobId: string, attempt: number, workerId: string, token: string): Promise<boolean> {
+  const expected = enc.encode(await reportToken(secret, jobId, attempt, workerId));
+  const given = enc.encode(token);
+  return expected.byteLength === given.byteLength && crypto.subtle.timingSafeEqual(expected, given);
+}

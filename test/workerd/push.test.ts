@@ -1,0 +1,187 @@
+/**
+ * Push dispatch: the queue consumer's every outcome (ack, retry with delay, dead letter), signed
+ * pushes, duplicate deliveries, report tokens, and the whole path from submit through the real
+ * local queue to a (mocked) worker URL.
+ */
+import { env } from "cloudflare:workers";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { Webhook } from "standardwebhooks";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { retryDelaySeconds } from "../../src/dispatch/consumer";
+import worker from "../../src/index";
+import { call, createEndpoint, json, status, submit } from "./helpers";
+
+const WORKER_URL = "https://worker.example.com/jobs";
+
+interface Pushed {
+  headers: Headers;
+  body: string;
+  json: { id: string; attempt: number; input: unknown; urls: { done: string; stream: string } };
+}
+
+/** Replaces fetch to the worker URL with `answer`; returns what was pushed. */
+function mockWorker(answer: (n: number) => Response | Promise<Response>): Pushed[] {
+  const pushed: Pushed[] = [];
+  const real = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const req = new Request(input as RequestInfo, init);
+    if (!req.url.startsWith(WORKER_URL)) return real(input as RequestInfo, init);
+    const body = await req.text();
+    pushed.push({ headers: req.headers, body, json: JSON.parse(body) as Pushed["json"] });
+    return answer(pushed.length);
+  });
+  return pushed;
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+/** A push endpoint, paused so that only the messages a test builds are dispatched. */
+async function pausedPushEndpoint(): Promise<{ ep: string; secret: string }> {
+  const ep = await createEndpoint({ mode: "push", workerUrls: [WORKER_URL] });
+  const view = await json<{ webhookSecret: string }>(await call("POST", `/admin/endpoints/${ep}/pause`));
+  return { ep, secret: view.webhookSecret };
+}
+
+async function deliver(queue: string, body: unknown, attempts = 1, id = "m1") {
+  const batch = createMessageBatch(queue, [{ id, timestamp: new Date(), attempts, body }]);
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env, ctx);
+  return getQueueResult(batch, ctx);
+}
+
+const dispatchQueue = "edge-jobs-dispatch";
+const deadLetterQueue = "edge-jobs-dispatch-dlq";
+
+describe("dispatch consumer", () => {
+  it("a 2xx accepts: the push is signed, carries the job and report URLs, and the message is acked", async () => {
+    const { ep, secret } = await pausedPushEndpoint();
+    const id = await submit(ep, { input: { prompt: "p" } });
+    const pushed = mockWorker(() => new Response("accepted", { status: 202 }));
+    const result = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t1" });
+    expect(result.explicitAcks).toEqual(["m1"]);
+    expect(pushed).toHaveLength(1);
+    const p = pushed[0]!;
+    expect(p.json).toMatchObject({ id, attempt: 1, input: { prompt: "p" } });
+    // Verified with the Standard Webhooks reference library.
+    expect(new Webhook(secret).verify(p.body, Object.fromEntries(p.headers))).toMatchObject({ id });
+    expect(p.headers.get("webhook-id")).toBe("push_t1");
+    expect(await json(await status(ep, id))).toMatchObject({ status: "IN_PROGRESS", workerId: "push-0", attempt: 1 });
+
+    // The worker reports through the URL it was given, with no key.
+    const report = await call("POST", new URL(p.json.urls.done).pathname + new URL(p.json.urls.done).search, { key: null, body: { output: "done" } });
+    expect(report.status).toBe(200);
+    expect(await json(await status(ep, id))).toMatchObject({ status: "COMPLETED", output: "done" });
+  });
+
+  it("a 200 carrying output or error finishes the job at once", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const ok = await submit(ep);
+    const bad = await submit(ep);
+    mockWorker((n) => Response.json(n === 1 ? { output: { answer: 42 } } : { error: "model failed" }));
+    await deliver(dispatchQueue, { endpointId: ep, jobId: ok, token: "a" });
+    await deliver(dispatchQueue, { endpointId: ep, jobId: bad, token: "b" });
+    expect(await json(await status(ep, ok))).toMatchObject({ status: "COMPLETED", output: { answer: 42 } });
+    expect(await json(await status(ep, bad))).toMatchObject({ status: "FAILED", error: "model failed" });
+  });
+
+  it("a refusal or a network error releases the attempt and retries the message with a growing delay", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    mockWorker((n) => (n === 1 ? new Response("overloaded", { status: 503 }) : Promise.reject(new TypeError("connection refused"))));
+    const first = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 1);
+    expect(first.retryMessages).toEqual([expect.objectContaining({ msgId: "m1" })]);
+    // Resumed, the endpoint still does not dispatch the job again: the queue's retry will.
+    await call("POST", `/admin/endpoints/${ep}/resume`);
+    const s = await json(await status(ep, id));
+    expect(s).toMatchObject({ status: "IN_QUEUE", queue: { reason: "dispatch_retrying", lastError: expect.stringMatching(/HTTP 503/) } });
+    const second = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 2);
+    expect(second.retryMessages).toHaveLength(1);
+    expect(await json(await status(ep, id))).toMatchObject({ queue: { lastError: expect.stringMatching(/connection refused/) } });
+    expect(retryDelaySeconds(1, () => 0)).toBe(1);
+    expect(retryDelaySeconds(4, () => 0)).toBe(8);
+    expect(retryDelaySeconds(4, () => 0.999)).toBe(12);
+    expect(retryDelaySeconds(20, () => 0)).toBe(300);
+  });
+
+  it("a duplicate delivery after acceptance starts no second attempt", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    const pushed = mockWorker(() => new Response(null, { status: 204 }));
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "once" });
+    const again = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "once" }, 1, "m2");
+    const other = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "another" }, 1, "m3");
+    expect(again.explicitAcks).toEqual(["m2"]);
+    expect(other.explicitAcks).toEqual(["m3"]);
+    expect(pushed).toHaveLength(1);
+    expect(await json(await status(ep, id))).toMatchObject({ status: "IN_PROGRESS", attempt: 1 });
+  });
+
+  it("the dead-letter consumer fails the job with a clear reason", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    mockWorker(() => new Response("nope", { status: 500 }));
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "dl" }, 6);
+    const dead = await deliver(deadLetterQueue, { endpointId: ep, jobId: id, token: "dl" });
+    expect(dead.explicitAcks).toEqual(["m1"]);
+    expect(await json(await status(ep, id))).toMatchObject({
+      status: "FAILED",
+      error: expect.stringMatching(/could not deliver the job to a worker URL after 1 try: HTTP 500/),
+    });
+  });
+
+  it("a message that is not a dispatch is acked and dropped; a stale one changes nothing", async () => {
+    const { ep } = await pausedPushEndpoint();
+    expect((await deliver(dispatchQueue, { hello: "world" })).explicitAcks).toEqual(["m1"]);
+    const id = await submit(ep);
+    await call("POST", `/v2/${ep}/cancel/${id}`);
+    const pushed = mockWorker(() => new Response("ok"));
+    expect((await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "late" })).explicitAcks).toEqual(["m1"]);
+    expect(pushed).toHaveLength(0);
+    expect((await deliver(deadLetterQueue, { endpointId: ep, jobId: id, token: "late" })).explicitAcks).toEqual(["m1"]);
+    expect(await json(await status(ep, id))).toMatchObject({ status: "CANCELLED" });
+  });
+
+  it("a report with a wrong token is a 401 and changes nothing", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    const pushed = mockWorker(() => new Response("ok"));
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "x" });
+    const done = new URL(pushed[0]!.json.urls.done);
+    const forged = `${done.pathname}?attempt=1&token=forged`;
+    expect((await call("POST", forged, { key: null, body: { output: 1 } })).status).toBe(401);
+    const otherAttempt = `${done.pathname}?attempt=2&token=${done.searchParams.get("token")}`;
+    expect((await call("POST", otherAttempt, { key: null, body: { output: 1 } })).status).toBe(401);
+    expect(await json(await status(ep, id))).toMatchObject({ status: "IN_PROGRESS" });
+  });
+});
+
+describe("push endpoints", () => {
+  it("a submit travels through the real local queue to the worker URL and back", async () => {
+    const pushed = mockWorker(() => Response.json({ output: "via the queue" }));
+    const ep = await createEndpoint({ mode: "push", workerUrls: [WORKER_URL] });
+    const id = await submit(ep, { input: { n: 7 } });
+    await vi.waitUntil(async () => (await json<{ status: string }>(await status(ep, id))).status === "COMPLETED", { timeout: 10_000, interval: 50 });
+    expect(pushed.map((p) => p.json.id)).toEqual([id]);
+    expect(await json(await status(ep, id))).toMatchObject({ output: "via the queue", workerId: "push-0" });
+  });
+
+  it("pull takes get nothing from a push endpoint", async () => {
+    const { ep } = await pausedPushEndpoint();
+    await call("POST", `/admin/endpoints/${ep}/resume`);
+    mockWorker(() => new Response("ok"));
+    await submit(ep);
+    expect((await call("GET", `/v2/${ep}/job-take/w1`)).status).toBe(204);
+  });
+
+  it("worker URLs on private or loopback addresses are refused unless allowed", async () => {
+    for (const url of ["http://127.0.0.1:9000/", "http://10.0.0.8/x", "http://localhost/", "http://[::1]/", "http://2130706433/", "http://0x7f.1/", "http://[::ffff:127.0.0.1]/"]) {
+      const res = await call("PUT", `/admin/endpoints/ssrf-${Math.random().toString(36).slice(2)}`, {
+        body: { mode: "push", workerUrls: [url], allowPrivateUrls: false },
+      });
+      expect(res.status, url).toBe(400);
+      expect((await json(res)).error).toMatch(/workerUrls/);
+    }
+    const allowed = await call("PUT", `/admin/endpoints/ssrf-ok`, { body: { mode: "push", workerUrls: ["http://127.0.0.1:9000/"], allowPrivateUrls: true } });
+    expect(allowed.status).toBe(200);
+  });
+});
