@@ -16,13 +16,18 @@ import * as commands from "./commands";
 import type { CommandResult, ConflictCode, Fence, SubmitInit } from "./commands";
 import type { HistoryEvent, JobRecord } from "./record";
 import { JOB_MIGRATIONS } from "./schema";
-import { isTerminal } from "./states";
+import { isTerminal, isWaiting } from "./states";
 import { appendChunk, readChunks, readUnread } from "./stream";
 import type { StreamChunk } from "./stream";
 import { appendHistory, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 export const INDEX_RETRY_MS = 5_000;
+/**
+ * A waiting job tells its endpoint again this often, so an index that lost it (a deleted and
+ * re-created endpoint, a pruned row) is repaired from the job, which stays authoritative.
+ */
+export const REINDEX_WAITING_MS = 5 * 60_000;
 
 export type JobRead = { ok: true; job: JobRecord; output: Uint8Array | null } | { ok: false; code: "NOT_FOUND" };
 
@@ -349,9 +354,10 @@ export class JobObject extends DurableObject<Env> {
       return;
     }
     const current = loadJob(this.sql);
-    if (current && current.job.version === job.version && current.indexDueAt !== null) {
-      setIndexDue(this.sql, null, job.version);
-      this.armAlarm(current.job, null);
+    if (current && current.job.version === job.version) {
+      const next = isWaiting(job.state) ? this.clock.now() + REINDEX_WAITING_MS : null;
+      setIndexDue(this.sql, next, job.version);
+      this.armAlarm(current.job, next);
     }
   }
 

@@ -1,7 +1,11 @@
 /**
  * Scheduling: pause and resume, the concurrency limit, why a job waits, requeue.
  */
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { JobObject } from "../../src/jobs/job-object";
+import { loadJob } from "../../src/jobs/store";
 import { call, createEndpoint, done, json, status, submit, take } from "./helpers";
 
 const admin = (ep: string, action: string) => call("POST", `/admin/endpoints/${ep}/${action}`);
@@ -98,5 +102,21 @@ describe("requeue", () => {
     const ep = await createEndpoint();
     const id = await submit(ep);
     expect((await call("POST", `/v2/${ep}/requeue/${id}`)).status).toBe(409);
+  });
+});
+
+describe("index repair", () => {
+  it("a waiting job the index lost is re-indexed by its own alarm", async () => {
+    const ep = await createEndpoint();
+    const id = await submit(ep);
+    const endpoint = env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
+    await runInDurableObject(endpoint, (_i, s) => s.storage.sql.exec("DELETE FROM job_index WHERE job_id = ?", id));
+    expect((await take(ep, "w1")).status).toBe(204);
+    const job = env.JOB.get(env.JOB.idFromString(id));
+    const stored = await runInDurableObject(job, (_i, s) => loadJob(s.storage.sql)!);
+    expect(stored.indexDueAt).toBeGreaterThan(Date.now());
+    await runInDurableObject(job, (i: JobObject) => i.clock.freeze(stored.indexDueAt!));
+    await runDurableObjectAlarm(job);
+    expect(await json(await take(ep, "w1"))).toMatchObject({ id });
   });
 });
