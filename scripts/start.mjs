@@ -3,7 +3,7 @@
 // (SQLite under .wrangler/state), no account — and prints what it serves and the admin key.
 //
 // Environment: PORT (8787), HOST (127.0.0.1), ADMIN_KEY (dev-admin-key), PERSIST_DIR
-// (.wrangler/state), TAKE_WAIT_MS (30000), LOG_LEVEL (warn).
+// (.wrangler/state), TAKE_WAIT_MS (30000), WEBHOOK_TIMEOUT_MS (10000), LOG_LEVEL (warn).
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -23,6 +23,7 @@ const args = [
   "--var", `ADMIN_KEY:${adminKey}`,
   "--var", "LOCAL_DEV:true",
   "--var", `TAKE_WAIT_MS:${process.env.TAKE_WAIT_MS ?? "30000"}`,
+  "--var", `WEBHOOK_TIMEOUT_MS:${process.env.WEBHOOK_TIMEOUT_MS ?? "10000"}`,
   "--log-level", process.env.LOG_LEVEL ?? "warn",
   "--show-interactive-dev-session=false",
 ];

@@ -8,8 +8,9 @@
  */
 import type { WorkerReport } from "../jobs/job-object";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
-import { objectWith } from "../http/json-bytes";
-import { reportToken, signatureHeaders } from "../shared/signing";
+import { objectWith } from "../shared/json-bytes";
+import { signingSecrets } from "../endpoints/config";
+import { reportToken, signedHeaders } from "../shared/signing";
 import { checkOutboundUrl } from "../shared/urls";
 
 /** How long a worker URL has to answer a push. */
@@ -98,7 +99,7 @@ async function dispatchOne(msg: Message<unknown>, env: Env): Promise<void> {
   const headers = {
     "content-type": "application/json",
     "user-agent": "edge-jobs-dispatch",
-    ...(await signatureHeaders(config.webhookSecret, `push_${token}`, body, Date.now())),
+    ...(await signedHeaders(signingSecrets(config, Date.now()), `push_${token}`, body)),
   };
   const outcome = await push(check.url.toString(), body, headers);
   if (outcome.kind === "accepted") {

@@ -43,6 +43,9 @@ export interface EndpointConfig {
   /** Most jobs IN_PROGRESS at once; null for no limit. */
   concurrency: number | null;
   webhookSecret: string;
+  /** The secret before the last rotation, still signed with until `previousSecretUntil`. */
+  previousWebhookSecret: string | null;
+  previousSecretUntil: string | null;
   allowPrivateUrls: boolean;
   /** Whether a handler error puts the job back in the queue while attempts are left. */
   retryOnError: boolean;
@@ -88,12 +91,41 @@ export function resolveConfig(
     syncRetentionMs: input.syncRetentionMs ?? LIMITS.syncRetentionMs.default,
     cancelGraceMs: input.cancelGraceMs ?? LIMITS.cancelGraceMs.default,
     concurrency: input.concurrency ?? null,
-    webhookSecret: input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(),
+    ...rotation(previous, input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(), now),
     allowPrivateUrls,
     retryOnError: input.retryOnError ?? false,
     createdAt: previous?.createdAt ?? now.toISOString(),
     updatedAt: now.toISOString(),
   };
+}
+
+/** How long the secret before a rotation is still signed with, so receivers can switch over. */
+export const ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
+
+/** The secret fields after setting `secret`: a new secret keeps the old one for the overlap. */
+export function rotation(
+  previous: EndpointConfig | null,
+  secret: string,
+  now: Date,
+): Pick<EndpointConfig, "webhookSecret" | "previousWebhookSecret" | "previousSecretUntil"> {
+  if (previous && previous.webhookSecret !== secret) {
+    return {
+      webhookSecret: secret,
+      previousWebhookSecret: previous.webhookSecret,
+      previousSecretUntil: new Date(now.getTime() + ROTATION_OVERLAP_MS).toISOString(),
+    };
+  }
+  return {
+    webhookSecret: secret,
+    previousWebhookSecret: previous?.previousWebhookSecret ?? null,
+    previousSecretUntil: previous?.previousSecretUntil ?? null,
+  };
+}
+
+/** The secrets to sign with now: the current one, and the previous one during a rotation. */
+export function signingSecrets(config: EndpointConfig, now: number): string[] {
+  const until = config.previousSecretUntil === null ? 0 : Date.parse(config.previousSecretUntil);
+  return config.previousWebhookSecret !== null && now < until ? [config.webhookSecret, config.previousWebhookSecret] : [config.webhookSecret];
 }
 
 export class ConfigError extends Error {

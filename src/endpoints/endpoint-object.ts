@@ -6,12 +6,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
 import { applyMigrations } from "../shared/migrations";
-import { ConfigError, resolveConfig, type EndpointConfig, type EndpointConfigInput } from "./config";
+import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
 import type { IndexEntry } from "./index-entry";
 import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./keys";
 import {
   applyEntry,
+  bumpCounter,
   countByState,
   heldBy,
   offerReady,
@@ -117,7 +118,9 @@ export class EndpointObject extends DurableObject<Env> {
 
   private loadState(): void {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
-    this.config = row ? ({ retryOnError: false, ...JSON.parse(row.body) } as EndpointConfig) : null;
+    this.config = row
+      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, ...JSON.parse(row.body) } as EndpointConfig)
+      : null;
     this.keys = this.sql
       .exec<{ id: string; scope: string; digest: string; prefix: string; created_at: string }>("SELECT * FROM api_key")
       .toArray()
@@ -256,6 +259,26 @@ export class EndpointObject extends DurableObject<Env> {
       pruneStops(this.sql, now);
     }
     return reply;
+  }
+
+  /** A job's webhook delivery attempt ended: counted for metrics. */
+  webhookOutcome(succeeded: boolean): void {
+    bumpCounter(this.sql, "webhookSent");
+    bumpCounter(this.sql, succeeded ? "webhookSucceeded" : "webhookFailed");
+  }
+
+  /** Every counter of the endpoint (jobs by outcome, webhook deliveries). */
+  counters(): Record<string, number> | null {
+    return this.config ? readCounters(this.sql) : null;
+  }
+
+  /** Generates a new webhook secret; the old one is still signed with for a day. */
+  rotateSecret(): EndpointView | null {
+    if (!this.config) return null;
+    const config = { ...this.config, ...rotation(this.config, newWebhookSecret(), new Date(this.clock.now())) };
+    this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(config));
+    this.config = config;
+    return this.getConfig();
   }
 
   /** A job with a sequence key joins its sequence: returns the job ahead of it, or null. */

@@ -15,10 +15,20 @@ export const TOMBSTONE_MS = 60 * 60 * 1000;
 /** A job a worker failed is offered to that worker again only after waiting this long for others. */
 export const AVOID_GRACE_MS = 30_000;
 
-export const COUNTERS = ["submitted", "completed", "failed", "cancelled", "timedOut", "retried"] as const;
+export const COUNTERS = [
+  "submitted",
+  "completed",
+  "failed",
+  "cancelled",
+  "timedOut",
+  "retried",
+  "webhookSent",
+  "webhookSucceeded",
+  "webhookFailed",
+] as const;
 export type CounterName = (typeof COUNTERS)[number];
 
-function bump(sql: SqlStorage, name: CounterName): void {
+export function bumpCounter(sql: SqlStorage, name: CounterName): void {
   sql.exec(
     "INSERT INTO counter (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1",
     name,
@@ -79,10 +89,10 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   );
   const previous = (prev?.state as JobState | undefined) ?? null;
   if (previous !== e.state) {
-    if (previous === null) bump(sql, "submitted");
+    if (previous === null) bumpCounter(sql, "submitted");
     const c = counterFor(e.state);
-    if (c) bump(sql, c);
-    if (e.state === "IN_QUEUE" && previous !== null && previous !== "SEQUENCED") bump(sql, "retried");
+    if (c) bumpCounter(sql, c);
+    if (e.state === "IN_QUEUE" && previous !== null && previous !== "SEQUENCED") bumpCounter(sql, "retried");
   }
   return { applied: true, ready, previous };
 }

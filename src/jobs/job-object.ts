@@ -18,6 +18,27 @@ import type { HistoryEvent, JobRecord } from "./record";
 import { JOB_MIGRATIONS } from "./schema";
 import { isTerminal, isWaiting } from "./states";
 import { appendChunk, readChunks, readUnread } from "./stream";
+import { statusFields } from "./view";
+import { signingSecrets } from "../endpoints/config";
+import { objectWithAll } from "../shared/json-bytes";
+import { checkOutboundUrl } from "../shared/urls";
+import { deliverOnce } from "../webhooks/deliver";
+import {
+  addEvent,
+  dueEvents,
+  eventOutput,
+  failEvent,
+  hasPending,
+  latestEvent,
+  listEvents,
+  nextDue,
+  recordAttempt,
+  redeliver,
+  type WebhookAttempt,
+  type WebhookEvent,
+  type WebhookState,
+} from "../webhooks/outbox";
+import { nextDelayMs } from "../webhooks/schedule";
 import type { StreamChunk } from "./stream";
 import { appendHistory, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
@@ -29,7 +50,25 @@ export const INDEX_RETRY_MS = 5_000;
  */
 export const REINDEX_WAITING_MS = 5 * 60_000;
 
-export type JobRead = { ok: true; job: JobRecord; output: Uint8Array | null } | { ok: false; code: "NOT_FOUND" };
+/** The delivery state of a job's latest webhook event, as its status shows it. */
+export interface WebhookSummary {
+  state: WebhookState;
+  attempts: number;
+  lastStatus: number | null;
+  nextAttemptAt: string | null;
+}
+
+export type JobRead =
+  | { ok: true; job: JobRecord; output: Uint8Array | null; webhook: WebhookSummary | null }
+  | { ok: false; code: "NOT_FOUND" };
+
+/** A webhook event and its attempts, as the delivery log shows them. */
+export type WebhookLogEntry = Omit<WebhookEvent, "fields"> & { jobStatus: string; log: WebhookAttempt[] };
+
+/** How long a webhook receiver has to answer one attempt. */
+export const WEBHOOK_TIMEOUT_MS = 10_000;
+/** Most webhook events one alarm delivers; the rest follow on the next. */
+const WEBHOOKS_PER_ALARM = 5;
 
 export type Refusal = { ok: false; code: "NOT_FOUND" } | { ok: false; code: ConflictCode; message: string; job: JobRecord };
 
@@ -74,7 +113,30 @@ export class JobObject extends DurableObject<Env> {
     await this.runDue();
     const stored = this.loadFor(endpointId);
     if (!stored) return { ok: false, code: "NOT_FOUND" };
-    return { ok: true, job: stored.job, output: stored.job.hasOutput ? readBlob(this.sql, "output") : null };
+    const output = stored.job.hasOutput ? readBlob(this.sql, "output") : null;
+    return { ok: true, job: stored.job, output, webhook: this.webhookSummary() };
+  }
+
+  private webhookSummary(): WebhookSummary | null {
+    const e = latestEvent(this.sql);
+    if (!e) return null;
+    const next = e.nextAttemptAt === null ? null : new Date(e.nextAttemptAt).toISOString();
+    return { state: e.state, attempts: e.attempts, lastStatus: e.lastStatus, nextAttemptAt: next };
+  }
+
+  /** Every webhook event of the job with every delivery attempt. */
+  webhookLog(endpointId: string): WebhookLogEntry[] | null {
+    if (!this.loadFor(endpointId)) return null;
+    return listEvents(this.sql).map(({ fields, ...e }) => ({ ...e, jobStatus: String(fields.status) }));
+  }
+
+  /** Sends the latest webhook event again at once (same webhook-id). Null when there is none. */
+  redeliverWebhook(endpointId: string): { seq: number; eventId: string } | null {
+    const stored = this.loadFor(endpointId);
+    if (!stored) return null;
+    const event = redeliver(this.sql, this.clock.now());
+    if (event) this.armAlarm(stored.job, stored.indexDueAt);
+    return event && { seq: event.seq, eventId: event.eventId };
   }
 
   /** Waits up to `waitMs` for the job to reach a terminal state, then reads it. */
@@ -248,6 +310,7 @@ export class JobObject extends DurableObject<Env> {
    */
   override async alarm(_info?: AlarmInvocationInfo): Promise<void> {
     await this.runDue();
+    await this.deliverWebhooks();
     const stored = loadJob(this.sql);
     if (stored) this.armAlarm(stored.job, stored.indexDueAt);
   }
@@ -281,13 +344,20 @@ export class JobObject extends DurableObject<Env> {
     const indexDueAt = event ? now + INDEX_RETRY_MS : null;
     saveJob(this.sql, job, indexDueAt);
     if (event) appendHistory(this.sql, event);
+    if (event && isTerminal(job.state) && job.webhook !== null) {
+      // Into the outbox in the same transaction: a 200 to the worker means the webhook will be sent.
+      const fields = { ...statusFields(job, now), webhook: job.webhook };
+      addEvent(this.sql, job.id, fields, job.hasOutput ? readBlob(this.sql, "output") : null, now);
+    }
     this.armAlarm(job, indexDueAt);
     this.faults.hit("job:in-transaction");
   }
 
   private armAlarm(job: JobRecord, indexDueAt: number | null): void {
-    const deadline = commands.nextDeadline(job);
-    const at = [deadline, indexDueAt].filter((t): t is number => t !== null);
+    // A finished job is kept until its webhooks are delivered (or given up on).
+    const webhooksPending = isTerminal(job.state) && hasPending(this.sql);
+    const deadline = webhooksPending ? null : commands.nextDeadline(job);
+    const at = [deadline, indexDueAt, nextDue(this.sql)].filter((t): t is number => t !== null);
     if (at.length === 0) void this.ctx.storage.deleteAlarm();
     else void this.ctx.storage.setAlarm(Math.min(...at));
   }
@@ -393,7 +463,7 @@ export class JobObject extends DurableObject<Env> {
       });
       return;
     }
-    if (due?.kind === "delete") {
+    if (due?.kind === "delete" && !hasPending(this.sql)) {
       await this.ctx.storage.deleteAll();
       await this.ctx.storage.deleteAlarm();
       applyMigrations(this.ctx.storage, JOB_MIGRATIONS);
@@ -419,6 +489,62 @@ export class JobObject extends DurableObject<Env> {
       setIndexDue(this.sql, now + INDEX_RETRY_MS, stored.job.version);
       this.armAlarm(stored.job, now + INDEX_RETRY_MS);
       await this.tellEndpoint(stored.job);
+    }
+  }
+
+  /**
+   * Delivers the webhook events that are due, from the outbox: signed with the endpoint's
+   * secret(s), the URL checked again before each send. 2xx delivers, 410 stops, anything else is
+   * tried again on the schedule (Retry-After honoured) until it runs out.
+   */
+  private async deliverWebhooks(): Promise<void> {
+    const stored = loadJob(this.sql);
+    const url = stored?.job.webhook;
+    if (!stored || !url) return;
+    const due = dueEvents(this.sql, this.clock.now(), WEBHOOKS_PER_ALARM);
+    if (due.length === 0) return;
+    let config;
+    try {
+      config = await this.endpoint(stored.job).getConfig();
+    } catch (e) {
+      console.warn(`job ${stored.job.id}: webhook delivery could not reach the endpoint; retrying`, e);
+      const later = this.clock.now() + INDEX_RETRY_MS;
+      for (const ev of due) this.sql.exec("UPDATE webhook_event SET next_attempt_at = ? WHERE seq = ?", later, ev.seq);
+      return;
+    }
+    for (const ev of due) {
+      if (!config) {
+        failEvent(this.sql, ev.seq, "the endpoint was deleted");
+        continue;
+      }
+      const check = checkOutboundUrl(url, config.allowPrivateUrls);
+      if (!check.ok) {
+        failEvent(this.sql, ev.seq, check.reason);
+        continue;
+      }
+      const body = new TextDecoder().decode(
+        objectWithAll(ev.fields, [
+          ["input", readBlob(this.sql, "input")],
+          ["output", eventOutput(this.sql, ev.seq)],
+        ]),
+      );
+      const timeout = Number(this.env.WEBHOOK_TIMEOUT_MS ?? WEBHOOK_TIMEOUT_MS);
+      const result = await deliverOnce(check.url.toString(), body, ev.eventId, signingSecrets(config, Date.now()), timeout);
+      this.faults.hit("webhook:after-send");
+      const now = this.clock.now();
+      const ok = result.status !== null && result.status >= 200 && result.status < 300;
+      const delay = ok || result.status === 410 ? null : nextDelayMs(ev.attempts + 1, result.retryAfterMs);
+      const next = ok
+        ? { state: "delivered" as const, nextAttemptAt: null }
+        : result.status === 410
+          ? { state: "gone" as const, nextAttemptAt: null }
+          : delay === null
+            ? { state: "failed" as const, nextAttemptAt: null }
+            : { state: "pending" as const, nextAttemptAt: now + delay };
+      recordAttempt(this.sql, ev.seq, ev.attempts, result, now, next);
+      await this.endpoint(stored.job)
+        .webhookOutcome(ok)
+        .catch((e: unknown) => console.warn("webhook counter not updated", e)); // counters only; the delivery is recorded
     }
   }
 

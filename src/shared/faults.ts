@@ -3,7 +3,7 @@
  * which throws only when a test armed that point on this object instance. Unarmed, it is one
  * set lookup. Nothing in the request path can arm a point; only tests holding the instance can.
  */
-export const FAULT_POINTS = ["job:in-transaction", "job:after-commit"] as const;
+export const FAULT_POINTS = ["job:in-transaction", "job:after-commit", "webhook:after-send"] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
 export class InjectedFault extends Error {

@@ -25,6 +25,15 @@ export async function signatureHeaders(secret: string, id: string, body: string,
   return { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}` };
 }
 
+/**
+ * Headers signed with every secret given: during a rotation, `webhook-signature` carries one
+ * `v1,…` signature per secret, space-separated, so receivers with either secret verify.
+ */
+export async function signedHeaders(secrets: readonly string[], id: string, body: string, nowMs = Date.now()): Promise<Record<string, string>> {
+  const signed = await Promise.all(secrets.map((s) => signatureHeaders(s, id, body, nowMs)));
+  return { ...signed[0]!, "webhook-signature": signed.map((h) => h["webhook-signature"]).join(" ") };
+}
+
 /** A token that lets a push worker report on one attempt of one job without an API key. */
 export async function reportToken(secret: string, jobId: string, attempt: number, workerId: string): Promise<string> {
   return base64url(await hmac(secret, `report.${jobId}.${attempt}.${workerId}`));

@@ -68,6 +68,24 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     });
   }
 
+  route(app, "/admin/endpoints/:ep/rotate-secret", {
+    POST: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const view = await endpointStub(c.env, id).rotateSecret();
+      if (!view) throw unknownEndpoint(id);
+      return c.json(view);
+    },
+  });
+
+  route(app, "/admin/endpoints/:ep/counters", {
+    GET: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const counters = await endpointStub(c.env, id).counters();
+      if (!counters) throw unknownEndpoint(id);
+      return c.json({ id, counters });
+    },
+  });
+
   route(app, "/admin/endpoints/:ep/workers", {
     GET: async (c) => {
       const id = checkEndpointId(c.req.param("ep")!);

@@ -8,6 +8,7 @@ import type { JobKind } from "../../jobs/record";
 import { resolvePolicy, SubmitBody } from "../../jobs/policy";
 import { LIMITS, PAYLOAD } from "../../shared/limits";
 import { sha256Hex } from "../../endpoints/keys";
+import { checkOutboundUrl } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson, validate } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
@@ -50,6 +51,10 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   if (input.byteLength > inputLimit) {
     throw badRequest(`input is ${input.byteLength} bytes; the limit on /${kind === "sync" ? "runsync" : "run"} is ${inputLimit}`);
   }
+  if (body.webhook !== undefined) {
+    const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);
+    if (!check.ok) throw badRequest(`webhook: ${check.reason}`, { issues: [{ path: "webhook", message: check.reason }] });
+  }
   const key = idempotencyKeyOf(c, body);
   const doId = key === null ? c.env.JOB.newUniqueId() : c.env.JOB.idFromName(`idempotency:${endpointId}:${key}`);
   const id = doId.toString();
@@ -72,6 +77,7 @@ async function readOrNotFound(c: Context<AppEnv>, endpointId: string, r: JobRead
   if (!r.ok) throw jobNotFound(id);
   const fields = statusFields(r.job, Date.now());
   if (isWaiting(r.job.state)) fields.queue = await endpointStub(c.env, endpointId).queueInfo(r.job.id);
+  if (r.webhook) fields.webhook = r.webhook;
   return jsonResponse(renderWithOutput(fields, r.output));
 }
 
@@ -146,6 +152,43 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       const history = await stub.history(endpointId);
       if (!history) throw jobNotFound(id);
       return c.json({ id, history: history.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
+    },
+  });
+
+  route(app, "/v2/:ep/webhooks/:id", {
+    GET: async (c) => {
+      const { endpointId, id, stub } = await jobFor(c);
+      const events = await stub.webhookLog(endpointId);
+      if (!events) throw jobNotFound(id);
+      const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+      return c.json({
+        id,
+        events: events.map((e) => ({
+          seq: e.seq,
+          webhookId: e.eventId,
+          status: e.jobStatus,
+          state: e.state,
+          attempts: e.attempts,
+          createdAt: iso(e.createdAt),
+          deliveredAt: iso(e.deliveredAt),
+          nextAttemptAt: iso(e.nextAttemptAt),
+          lastStatus: e.lastStatus,
+          lastError: e.lastError,
+          log: e.log.map((a) => ({ ...a, at: iso(a.at) })),
+        })),
+      });
+    },
+  });
+
+  route(app, "/v2/:ep/webhooks/:id/redeliver", {
+    POST: async (c) => {
+      const { endpointId, id, stub } = await jobFor(c);
+      const event = await stub.redeliverWebhook(endpointId);
+      if (!event) {
+        if (!(await stub.read(endpointId)).ok) throw jobNotFound(id);
+        throw conflict("this job has no webhook event to redeliver (no webhook, or it has not finished)", { id });
+      }
+      return c.json({ id, seq: event.seq, webhookId: event.eventId, state: "pending" });
     },
   });
 

@@ -9,7 +9,7 @@ import { isTerminal } from "../../jobs/states";
 import { LIMITS } from "../../shared/limits";
 import { requireEndpoint } from "../auth";
 import { badRequest } from "../errors";
-import { arrayOf, objectWith } from "../json-bytes";
+import { arrayOf, objectWith } from "../../shared/json-bytes";
 import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { checkEndpointId, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";

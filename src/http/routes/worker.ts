@@ -11,7 +11,7 @@ import { checkReportToken } from "../../shared/signing";
 import { requireEndpoint, unknownEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
-import { arrayOf, objectWith } from "../json-bytes";
+import { arrayOf, objectWith } from "../../shared/json-bytes";
 import { jsonResponse } from "../render";
 import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";

@@ -14,12 +14,24 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** `{...fields, "<key>": <raw>, …}` for each raw entry that is not null. */
+export function objectWithAll(fields: Record<string, unknown>, raws: ReadonlyArray<readonly [string, Uint8Array | null]>): Uint8Array {
+  const head = JSON.stringify(fields);
+  const present = raws.filter((r): r is readonly [string, Uint8Array] => r[1] !== null);
+  if (present.length === 0) return enc.encode(head);
+  const parts: Uint8Array[] = [];
+  let sep = head === "{}" ? "{" : `${head.slice(0, -1)},`;
+  for (const [key, raw] of present) {
+    parts.push(enc.encode(`${sep}${JSON.stringify(key)}:`), raw);
+    sep = ",";
+  }
+  parts.push(enc.encode("}"));
+  return concat(parts);
+}
+
 /** `{...fields, "<key>": <raw>}`; without `raw`, just the fields. */
 export function objectWith(fields: Record<string, unknown>, key: string, raw: Uint8Array | null): Uint8Array {
-  const head = JSON.stringify(fields);
-  if (raw === null) return enc.encode(head);
-  const open = head === "{}" ? "{" : `${head.slice(0, -1)},`;
-  return concat([enc.encode(`${open}${JSON.stringify(key)}:`), raw, enc.encode("}")]);
+  return objectWithAll(fields, [[key, raw]]);
 }
 
 /** `[<raw>,<raw>,…]`. */
