@@ -11,6 +11,7 @@ import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message
 import { objectWith } from "../shared/json-bytes";
 import { signingSecrets } from "../endpoints/config";
 import { reportToken, signedHeaders } from "../shared/signing";
+import { withTimeout } from "../shared/timeout";
 import { checkOutboundUrl } from "../shared/urls";
 
 /** How long a worker URL has to answer a push. */
@@ -48,8 +49,10 @@ type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: st
 
 async function push(url: string, body: string, headers: Record<string, string>): Promise<Outcome> {
   try {
-    const res = await fetch(url, { method: "POST", body, headers, redirect: "manual", signal: AbortSignal.timeout(PUSH_TIMEOUT_MS) });
-    const text = await res.text();
+    const { res, text } = await withTimeout(PUSH_TIMEOUT_MS, async (signal) => {
+      const r = await fetch(url, { method: "POST", body, headers, redirect: "manual", signal });
+      return { res: r, text: await r.text() };
+    });
     if (res.status >= 200 && res.status < 300) {
       return text.length > MAX_ANSWER_BYTES ? { kind: "refused", error: "the answer was larger than 20 MB" } : { kind: "accepted", text };
     }

@@ -345,12 +345,12 @@ export class EndpointObject extends DurableObject<Env> {
       } catch (e) {
         withdrawOffers(this.sql, ids);
         console.warn(`endpoint ${config.id}: dispatch send failed, retrying`, e);
-        await this.ctx.storage.setAlarm(now + DISPATCH_RETRY_MS);
+        await this.ctx.storage.setAlarm(this.clock.toWall(now + DISPATCH_RETRY_MS));
         return;
       }
     }
     const lapse = nextOfferLapse(this.sql, now);
-    if (lapse !== null) await this.ctx.storage.setAlarm(lapse + 1_000);
+    if (lapse !== null) await this.ctx.storage.setAlarm(this.clock.toWall(lapse + 1_000));
   }
 
   /** Re-dispatches after a failed send or a lapsed offer. */

@@ -359,7 +359,7 @@ export class JobObject extends DurableObject<Env> {
     const deadline = webhooksPending ? null : commands.nextDeadline(job);
     const at = [deadline, indexDueAt, nextDue(this.sql)].filter((t): t is number => t !== null);
     if (at.length === 0) void this.ctx.storage.deleteAlarm();
-    else void this.ctx.storage.setAlarm(Math.min(...at));
+    else void this.ctx.storage.setAlarm(this.clock.toWall(Math.min(...at)));
   }
 
   /**

@@ -3,6 +3,7 @@
  * current secret (two during a rotation), redirects not followed, bounded by a timeout.
  */
 import { signedHeaders } from "../shared/signing";
+import { withTimeout } from "../shared/timeout";
 import { parseRetryAfter } from "./schedule";
 
 export interface AttemptResult {
@@ -27,8 +28,11 @@ export async function deliverOnce(
   };
   const started = performance.now();
   try {
-    const res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
-    await res.body?.cancel().catch(() => undefined); // the answer's body is not needed
+    const res = await withTimeout(timeoutMs, async (signal) => {
+      const r = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+      await r.body?.cancel().catch(() => undefined); // the answer's body is not needed
+      return r;
+    });
     const ok = res.status >= 200 && res.status < 300;
     return {
       status: res.status,
