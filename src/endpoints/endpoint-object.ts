@@ -32,6 +32,7 @@ import { enterSequence, jobAhead, memberChanged } from "./sequences";
 import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
 import { Waiters } from "./waiters";
 import {
+  countAlive,
   lastSeen,
   listWorkers,
   markRecycle,
@@ -387,9 +388,8 @@ export class EndpointObject extends DurableObject<Env> {
     const dispatchError = dispatchErrorOf(this.sql, jobId);
     if (dispatchError !== undefined) return { position, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
     if (this.config?.concurrency != null && this.capacity(now) === 0) return { position, reason: "concurrency_limit" };
-    const views = this.workers() ?? [];
-    const alive = views.filter((w) => w.state !== "unhealthy");
-    return { position, reason: alive.length === 0 ? "no_workers" : "all_workers_busy" };
+    const alive = this.polling.size > 0 || countAlive(this.sql, now - (this.config?.heartbeatTimeout ?? 0)) > 0;
+    return { position, reason: alive ? "all_workers_busy" : "no_workers" };
   }
 
   /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */

@@ -1,11 +1,15 @@
 import type { Migration } from "../shared/migrations";
 
-/** The endpoint object's schema, one numbered step at a time. Never edit a released step: add one. */
+/**
+ * The endpoint object's schema, one numbered step at a time. Never edit a step once it has been
+ * deployed: add the next one, and a test that a database at the previous version reaches it.
+ */
 export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     sql: `
       CREATE TABLE config (one INTEGER PRIMARY KEY CHECK (one = 1), body TEXT NOT NULL);
+      CREATE TABLE flag (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
       CREATE TABLE api_key (
         id TEXT PRIMARY KEY,
         scope TEXT NOT NULL,
@@ -22,18 +26,26 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
         created_at INTEGER NOT NULL,
         worker_id TEXT,
         offered_until INTEGER NOT NULL DEFAULT 0,
-        updated_at INTEGER NOT NULL
+        updated_at INTEGER NOT NULL,
+        avoid_workers TEXT NOT NULL DEFAULT '[]',
+        ready_since INTEGER NOT NULL DEFAULT 0,
+        dispatch_pending INTEGER NOT NULL DEFAULT 0,
+        dispatch_error TEXT
       );
       CREATE INDEX job_index_ready ON job_index (state, priority DESC, low_priority, created_at);
+      CREATE INDEX job_index_worker ON job_index (worker_id, state);
       CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-      CREATE TABLE worker (worker_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
-    `,
-  },
-  {
-    version: 2,
-    sql: `
-      ALTER TABLE job_index ADD COLUMN avoid_workers TEXT NOT NULL DEFAULT '[]';
-      ALTER TABLE job_index ADD COLUMN ready_since INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE worker (
+        worker_id TEXT PRIMARY KEY,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        first_take_at INTEGER,
+        jobs_taken INTEGER NOT NULL DEFAULT 0,
+        recycle INTEGER NOT NULL DEFAULT 0,
+        unhealthy_reason TEXT,
+        sdk_version TEXT,
+        recent_failures TEXT NOT NULL DEFAULT '[]'
+      );
       CREATE TABLE stop_signal (
         worker_id TEXT NOT NULL,
         job_id TEXT NOT NULL,
@@ -42,23 +54,6 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
         delivered_at INTEGER,
         PRIMARY KEY (worker_id, job_id)
       );
-      ALTER TABLE worker ADD COLUMN first_take_at INTEGER;
-      ALTER TABLE worker ADD COLUMN jobs_taken INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE worker ADD COLUMN recycle INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE worker ADD COLUMN unhealthy_reason TEXT;
-      ALTER TABLE worker ADD COLUMN sdk_version TEXT;
-      ALTER TABLE worker ADD COLUMN recent_failures TEXT NOT NULL DEFAULT '[]';
-    `,
-  },
-  {
-    version: 3,
-    sql: `
-      CREATE TABLE flag (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    `,
-  },
-  {
-    version: 4,
-    sql: `
       CREATE TABLE sequence_member (
         job_id TEXT PRIMARY KEY,
         sequence_key TEXT NOT NULL,
@@ -66,13 +61,6 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
         state TEXT NOT NULL
       );
       CREATE INDEX sequence_member_order ON sequence_member (sequence_key, position);
-    `,
-  },
-  {
-    version: 5,
-    sql: `
-      ALTER TABLE job_index ADD COLUMN dispatch_pending INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE job_index ADD COLUMN dispatch_error TEXT;
     `,
   },
 ];

@@ -1,6 +1,10 @@
 import type { Migration } from "../shared/migrations";
 
-/** The job object's schema, one numbered step at a time. Never edit a released step: add one. */
+/**
+ * The job object's schema, one numbered step at a time. Never edit a step once it has been
+ * deployed: add the next one (ALTER TABLE …), and a test that a database at the previous
+ * version reaches it.
+ */
 export const JOB_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -16,6 +20,9 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
         attempt INTEGER NOT NULL,
         retries INTEGER NOT NULL,
         worker_id TEXT,
+        failed_workers TEXT NOT NULL DEFAULT '[]',
+        stop_for TEXT,
+        last_report TEXT,
         error TEXT,
         reason TEXT,
         has_output INTEGER NOT NULL,
@@ -25,9 +32,17 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
         completed_at INTEGER,
         ttl_at INTEGER NOT NULL,
         exec_deadline INTEGER,
+        lease_check_at INTEGER,
         cancel_deadline INTEGER,
         purge_at INTEGER,
-        index_due_at INTEGER
+        index_due_at INTEGER,
+        idempotency TEXT,
+        gone INTEGER NOT NULL DEFAULT 0,
+        sequence_key TEXT,
+        sequence_check_at INTEGER,
+        origin TEXT,
+        dispatch TEXT,
+        stream_read INTEGER NOT NULL DEFAULT 0
       );
       CREATE TABLE blob (
         name TEXT NOT NULL,
@@ -45,48 +60,12 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
         worker_id TEXT,
         detail TEXT
       );
-    `,
-  },
-  {
-    version: 2,
-    sql: `
-      ALTER TABLE job ADD COLUMN failed_workers TEXT NOT NULL DEFAULT '[]';
-      ALTER TABLE job ADD COLUMN stop_for TEXT;
-      ALTER TABLE job ADD COLUMN last_report TEXT;
-      ALTER TABLE job ADD COLUMN lease_check_at INTEGER;
-      ALTER TABLE job ADD COLUMN stream_read INTEGER NOT NULL DEFAULT 0;
       CREATE TABLE stream_chunk (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         attempt INTEGER NOT NULL,
         at INTEGER NOT NULL,
         data BLOB NOT NULL
       );
-    `,
-  },
-  {
-    version: 3,
-    sql: `
-      ALTER TABLE job ADD COLUMN idempotency TEXT;
-      ALTER TABLE job ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
-    `,
-  },
-  {
-    version: 4,
-    sql: `
-      ALTER TABLE job ADD COLUMN sequence_key TEXT;
-      ALTER TABLE job ADD COLUMN sequence_check_at INTEGER;
-    `,
-  },
-  {
-    version: 5,
-    sql: `
-      ALTER TABLE job ADD COLUMN origin TEXT;
-      ALTER TABLE job ADD COLUMN dispatch TEXT;
-    `,
-  },
-  {
-    version: 6,
-    sql: `
       CREATE TABLE webhook_event (
         seq INTEGER PRIMARY KEY,
         event_id TEXT NOT NULL,
