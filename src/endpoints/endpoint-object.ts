@@ -4,6 +4,7 @@
  * calls a job object: it answers with ids, and the caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
+import { isTerminal } from "../jobs/states";
 import { Clock } from "../shared/clock";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
@@ -14,6 +15,7 @@ import {
   applyEntry,
   bumpCounter,
   countByState,
+  type CounterName,
   heldBy,
   offerReady,
   pruneTombstones,
@@ -31,6 +33,7 @@ import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
 import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
 import { Waiters } from "./waiters";
+import { countMetric, observe, readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import {
   countAlive,
   lastSeen,
@@ -240,6 +243,7 @@ export class EndpointObject extends DurableObject<Env> {
     const now = this.clock.now();
     const r = applyEntry(this.sql, entry, now);
     if (!r.applied) return reply;
+    this.recordMetrics(entry, r.counted, now);
     if (entry.sequenceKey !== null) {
       const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
       if (next !== null) reply.release.push(next);
@@ -264,8 +268,49 @@ export class EndpointObject extends DurableObject<Env> {
 
   /** A job's webhook delivery attempt ended: counted for metrics. */
   webhookOutcome(succeeded: boolean): void {
+    const now = this.clock.now();
     bumpCounter(this.sql, "webhookSent");
     bumpCounter(this.sql, succeeded ? "webhookSucceeded" : "webhookFailed");
+    countMetric(this.sql, "webhookSent", now);
+    countMetric(this.sql, succeeded ? "webhookSucceeded" : "webhookFailed", now);
+  }
+
+  /** Metrics from `from` to `to` (ms), in buckets of `bucketMs`, and over the whole window. */
+  metrics(from: number, to: number, bucketMs: number): { total: MetricsView; buckets: MetricsView[] } | null {
+    if (!this.config) return null;
+    const now = this.clock.now();
+    this.sampleWorkerStates(now);
+    const result = readMetrics(this.sql, from, to, bucketMs);
+    // The window's total and the current bucket show the workers as they are now.
+    const current = this.workerCounts();
+    result.total.workers = current;
+    const last = result.buckets.at(-1);
+    if (last) last.workers = current;
+    return result;
+  }
+
+  /**
+   * Records a job's state change in the metrics buckets, from the entry the endpoint receives
+   * anyway: the counters it moved, and its delay and execution times when it ended.
+   */
+  private recordMetrics(entry: IndexEntry, counted: readonly CounterName[], now: number): void {
+    for (const c of counted) countMetric(this.sql, c, now);
+    if (isTerminal(entry.state) && counted.length > 0) {
+      if (entry.delayMs !== null) observe(this.sql, "delay", entry.delayMs, now);
+      if (entry.executionMs !== null) observe(this.sql, "execution", entry.executionMs, now);
+    }
+    this.sampleWorkerStates(now);
+  }
+
+  /** Workers by state, sampled into the metrics once a minute. */
+  private sampleWorkerStates(now: number): void {
+    sampleWorkers(this.sql, now, () => this.workerCounts());
+  }
+
+  private workerCounts(): Record<string, number> {
+    const counts: Record<string, number> = { initializing: 0, idle: 0, running: 0, throttled: 0, unhealthy: 0 };
+    for (const w of this.workers() ?? []) counts[w.state] = (counts[w.state] ?? 0) + 1;
+    return counts;
   }
 
   /** Every counter of the endpoint (jobs by outcome, webhook deliveries). */
@@ -315,7 +360,14 @@ export class EndpointObject extends DurableObject<Env> {
     if (ids.length === 0 && waitMs > 0) {
       ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
     }
-    if (ids.length > 0) recordTakes(this.sql, workerId, ids.length, this.clock.now());
+    if (ids.length > 0) {
+      const now = this.clock.now();
+      const coldStart = recordTakes(this.sql, workerId, ids.length, now);
+      if (coldStart !== null) {
+        countMetric(this.sql, "coldStarts", now);
+        observe(this.sql, "coldStart", coldStart, now);
+      }
+    }
     return { ids, lost };
   }
 

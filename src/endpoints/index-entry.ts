@@ -27,6 +27,9 @@ export interface IndexEntry {
   /** A push job waiting for the queue's retry of its dispatch: not to be dispatched again. */
   dispatchPending: boolean;
   dispatchError: string | null;
+  /** For metrics, once the job has started: ms it waited in the queue, and ms it ran. */
+  delayMs: number | null;
+  executionMs: number | null;
 }
 
 export function indexEntryOf(job: JobRecord): IndexEntry {
@@ -45,5 +48,7 @@ export function indexEntryOf(job: JobRecord): IndexEntry {
     sequenceKey: job.sequenceKey,
     dispatchPending: job.state === "IN_QUEUE" && job.dispatch !== null,
     dispatchError: job.state === "IN_QUEUE" ? (job.dispatch?.error ?? null) : null,
+    delayMs: job.startedAt === null ? null : job.startedAt - job.queuedAt,
+    executionMs: job.startedAt === null || job.completedAt === null ? null : job.completedAt - job.startedAt,
   };
 }

@@ -52,6 +52,8 @@ function counterFor(to: JobState): CounterName | null {
 
 export interface Applied {
   applied: boolean;
+  /** The counters this entry moved (for the metrics buckets too). */
+  counted: CounterName[];
   /** The job is ready to be taken (wake waiting takes). */
   ready: boolean;
   /** The state it had in the index before, if any. */
@@ -63,7 +65,7 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   const prev = sql
     .exec<{ version: number; state: string }>("SELECT version, state FROM job_index WHERE job_id = ?", e.jobId)
     .toArray()[0];
-  if (prev && prev.version >= e.version) return { applied: false, ready: false, previous: prev.state as JobState };
+  if (prev && prev.version >= e.version) return { applied: false, counted: [], ready: false, previous: prev.state as JobState };
   const ready = e.state === "IN_QUEUE" && !e.dispatchPending;
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
@@ -88,13 +90,15 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     e.dispatchError,
   );
   const previous = (prev?.state as JobState | undefined) ?? null;
+  const counted: CounterName[] = [];
   if (previous !== e.state) {
-    if (previous === null) bumpCounter(sql, "submitted");
+    if (previous === null) counted.push("submitted");
     const c = counterFor(e.state);
-    if (c) bumpCounter(sql, c);
-    if (e.state === "IN_QUEUE" && previous !== null && previous !== "SEQUENCED") bumpCounter(sql, "retried");
+    if (c) counted.push(c);
+    if (e.state === "IN_QUEUE" && previous !== null && previous !== "SEQUENCED") counted.push("retried");
   }
-  return { applied: true, ready, previous };
+  for (const c of counted) bumpCounter(sql, c);
+  return { applied: true, counted, ready, previous };
 }
 
 /**

@@ -63,4 +63,15 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sequence_member_order ON sequence_member (sequence_key, position);
     `,
   },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE metric_bucket (
+        start INTEGER PRIMARY KEY,
+        counters TEXT NOT NULL DEFAULT '{}',
+        sketches TEXT NOT NULL DEFAULT '{}',
+        workers TEXT
+      );
+    `,
+  },
 ];

@@ -39,13 +39,16 @@ export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVer
   );
 }
 
-export function recordTakes(sql: SqlStorage, workerId: string, count: number, now: number): void {
+/** Counts a worker's takes; returns its cold start (first seen → first take) on its first one. */
+export function recordTakes(sql: SqlStorage, workerId: string, count: number, now: number): number | null {
+  const row = sql.exec<{ first_seen: number; first_take_at: number | null }>("SELECT first_seen, first_take_at FROM worker WHERE worker_id = ?", workerId).toArray()[0];
   sql.exec(
     "UPDATE worker SET jobs_taken = jobs_taken + ?, first_take_at = COALESCE(first_take_at, ?), unhealthy_reason = NULL WHERE worker_id = ?",
     count,
     now,
     workerId,
   );
+  return row && row.first_take_at === null ? now - row.first_seen : null;
 }
 
 export function recordFailure(sql: SqlStorage, workerId: string, failure: WorkerFailure): void {

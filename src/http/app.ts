@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import { ApiError, notConfigured } from "./errors";
 import { adminRoutes } from "./routes/admin";
 import { clientRoutes } from "./routes/client";
+import { metricsRoutes } from "./routes/metrics";
 import { streamRoutes } from "./routes/stream";
 import { workerRoutes } from "./routes/worker";
 import type { AppEnv } from "./types";
@@ -29,6 +30,7 @@ export function createApp(): Hono<AppEnv> {
   adminRoutes(app);
   clientRoutes(app);
   streamRoutes(app);
+  metricsRoutes(app);
   workerRoutes(app);
 
   app.notFound((c) => new ApiError(404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toResponse());

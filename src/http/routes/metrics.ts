@@ -1,0 +1,48 @@
+/**
+ * GET /v2/{ep}/metrics?window=1h|6h|24h|7d&bucket=1m|5m|15m|1h|2h|6h|1d — RunPod's metrics tab as
+ * an API: requests by outcome, execution, delay and cold start time at p70/p90/p98 (relative error
+ * stated in the answer), cold starts, webhook deliveries and workers by state, per time bucket and
+ * for the whole window. Admin and the endpoint's client keys may read.
+ */
+import type { Hono } from "hono";
+import { RELATIVE_ERROR } from "../../metrics/sketch";
+import { requireEndpoint } from "../auth";
+import { badRequest } from "../errors";
+import { checkEndpointId, endpointStub } from "../stubs";
+import type { AppEnv } from "../types";
+import { route } from "./route";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DURATIONS: Record<string, number> = { "1m": MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "1h": HOUR, "2h": 2 * HOUR, "6h": 6 * HOUR, "24h": 24 * HOUR, "1d": 24 * HOUR, "7d": 7 * 24 * HOUR };
+const WINDOWS: Record<string, string> = { "1h": "1m", "6h": "5m", "24h": "15m", "7d": "2h" };
+const MAX_BUCKETS = 500;
+
+export function metricsRoutes(app: Hono<AppEnv>): void {
+  route(app, "/v2/:ep/metrics", {
+    GET: async (c) => {
+      const endpointId = checkEndpointId(c.req.param("ep")!);
+      await requireEndpoint(c, endpointId, "client");
+      const window = c.req.query("window") ?? "1h";
+      if (!(window in WINDOWS)) throw badRequest(`window must be one of ${Object.keys(WINDOWS).join(", ")}; got '${window}'`);
+      const bucket = c.req.query("bucket") ?? WINDOWS[window]!;
+      const bucketMs = DURATIONS[bucket];
+      const windowMs = DURATIONS[window]!;
+      if (bucketMs === undefined || ["24h", "7d"].includes(bucket)) {
+        throw badRequest(`bucket must be one of 1m, 5m, 15m, 1h, 2h, 6h, 1d; got '${bucket}'`);
+      }
+      if (windowMs / bucketMs > MAX_BUCKETS) throw badRequest(`a ${window} window in ${bucket} buckets is more than ${MAX_BUCKETS} buckets`);
+      const to = Date.now();
+      const metrics = await endpointStub(c.env, endpointId).metrics(to - windowMs, to, bucketMs);
+      return c.json({
+        endpointId,
+        window,
+        bucket,
+        from: new Date(to - windowMs).toISOString(),
+        to: new Date(to).toISOString(),
+        percentileRelativeError: RELATIVE_ERROR,
+        ...metrics,
+      });
+    },
+  });
+}
