@@ -23,6 +23,8 @@ import {
   dispatchErrorOf,
   nextOfferLapse,
   readCounters,
+  recentJobs,
+  type RecentJob,
   runningByWorker,
   slotsInUse,
   waitingJobIds,
@@ -428,6 +430,15 @@ export class EndpointObject extends DurableObject<Env> {
     }
     this.throttled.delete(workerId);
     return offerReady(this.sql, workerId, Math.min(max, room), now);
+  }
+
+  /** The most recently changed jobs, with why the waiting ones wait (for the dashboard). */
+  jobs(limit: number): Array<RecentJob & { queue: QueueInfo | null }> | null {
+    if (!this.config) return null;
+    return recentJobs(this.sql, limit).map((j) => ({
+      ...j,
+      queue: j.state === "IN_QUEUE" || j.state === "SEQUENCED" ? this.queueInfo(j.jobId) : null,
+    }));
   }
 
   /** Why a waiting job waits, and roughly where it stands. */

@@ -236,3 +236,23 @@ export function runningByWorker(sql: SqlStorage): Map<string, string[]> {
   }
   return out;
 }
+
+export interface RecentJob {
+  jobId: string;
+  state: JobState;
+  workerId: string | null;
+  updatedAt: number;
+  createdAt: number;
+  priority: number;
+}
+
+/** The most recently changed jobs, newest first (what the index knows; the jobs are the truth). */
+export function recentJobs(sql: SqlStorage, limit: number): RecentJob[] {
+  return sql
+    .exec<{ job_id: string; state: string; worker_id: string | null; updated_at: number; created_at: number; priority: number }>(
+      "SELECT job_id, state, worker_id, updated_at, created_at, priority FROM job_index ORDER BY updated_at DESC, job_id LIMIT ?",
+      limit,
+    )
+    .toArray()
+    .map((r) => ({ jobId: r.job_id, state: r.state as JobState, workerId: r.worker_id, updatedAt: r.updated_at, createdAt: r.created_at, priority: r.priority }));
+}

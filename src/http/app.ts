@@ -2,6 +2,7 @@
  * The HTTP edge: authenticates, validates and forwards to the objects; holds no job state.
  */
 import { Hono } from "hono";
+import { DASHBOARD_HTML } from "../dashboard/page";
 import { ApiError, notConfigured } from "./errors";
 import { adminRoutes } from "./routes/admin";
 import { clientRoutes } from "./routes/client";
@@ -24,8 +25,16 @@ export function createApp(): Hono<AppEnv> {
       name: "edge-jobs",
       api: "RunPod Serverless compatible, under /v2/{endpointId}",
       admin: "/admin/endpoints",
+      dashboard: "/dashboard",
     }),
   );
+
+  app.get("/dashboard", (c) => {
+    c.header("x-frame-options", "DENY");
+    c.header("referrer-policy", "no-referrer");
+    c.header("cache-control", "no-store");
+    return c.html(DASHBOARD_HTML);
+  });
 
   adminRoutes(app);
   clientRoutes(app);

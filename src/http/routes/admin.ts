@@ -86,6 +86,18 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     },
   });
 
+  route(app, "/admin/endpoints/:ep/jobs", {
+    GET: async (c) => {
+      const id = checkEndpointId(c.req.param("ep")!);
+      const raw = c.req.query("limit") ?? "50";
+      if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 500) throw badRequest("limit must be a whole number from 1 to 500");
+      const jobs = await endpointStub(c.env, id).jobs(Number(raw));
+      if (!jobs) throw unknownEndpoint(id);
+      const iso = (t: number) => new Date(t).toISOString();
+      return c.json({ jobs: jobs.map((j) => ({ ...j, updatedAt: iso(j.updatedAt), createdAt: iso(j.createdAt) })) });
+    },
+  });
+
   route(app, "/admin/endpoints/:ep/workers", {
     GET: async (c) => {
       const id = checkEndpointId(c.req.param("ep")!);

@@ -1,0 +1,213 @@
+/**
+ * The dashboard, served by the Worker itself at /dashboard: one self-contained page (no CDN, so
+ * it works offline under `npm start`). It asks for the admin key, keeps it in sessionStorage
+ * only, and reads everything through the public APIs: endpoints with live counts, per-endpoint
+ * charts of the metrics API (hand-made SVG), the workers table, recent jobs with why they wait,
+ * and a job's detail (status, history, webhook deliveries). It refreshes itself every 5 s.
+ */
+export const DASHBOARD_HTML = /* html */ `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edge-jobs dashboard</title>
+<style>
+  :root { --bg:#f6f7f9; --card:#fff; --ink:#1c2430; --muted:#6b7686; --line:#e3e7ee; --accent:#2563eb;
+          --ok:#16a34a; --bad:#dc2626; --warn:#d97706; --grey:#94a3b8; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif; background:var(--bg); color:var(--ink); }
+  header { display:flex; align-items:center; gap:12px; padding:12px 20px; background:var(--ink); color:#fff; }
+  header h1 { font-size:16px; margin:0; font-weight:600; }
+  header .spacer { flex:1; }
+  header button { background:transparent; color:#cbd5e1; border:1px solid #475569; border-radius:6px; padding:4px 10px; cursor:pointer; }
+  main { padding:16px 20px; max-width:1280px; margin:0 auto; }
+  .card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:14px 16px; margin-bottom:16px; }
+  .card h2 { font-size:14px; margin:0 0 10px; color:var(--muted); font-weight:600; text-transform:uppercase; letter-spacing:.04em; }
+  table { width:100%; border-collapse:collapse; }
+  th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
+  th { color:var(--muted); font-weight:500; font-size:12px; }
+  tr.pick { cursor:pointer; } tr.pick:hover { background:#eef2ff; } tr.sel { background:#e0e7ff; }
+  .num { text-align:right; font-variant-numeric:tabular-nums; }
+  .pill { display:inline-block; padding:1px 8px; border-radius:999px; font-size:12px; background:#e2e8f0; }
+  .COMPLETED,.idle,.delivered { background:#dcfce7; color:#166534; } .FAILED,.TIMED_OUT,.unhealthy,.failed { background:#fee2e2; color:#991b1b; }
+  .IN_PROGRESS,.running,.CANCELLING,.pending { background:#dbeafe; color:#1e40af; } .IN_QUEUE,.SEQUENCED,.throttled,.initializing { background:#fef3c7; color:#92400e; }
+  .grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:12px; }
+  .chart { border:1px solid var(--line); border-radius:8px; padding:8px 10px; background:#fff; }
+  .chart h3 { margin:0 0 4px; font-size:13px; font-weight:600; }
+  .chart svg { width:100%; height:120px; display:block; }
+  .legend { font-size:11px; color:var(--muted); display:flex; gap:10px; flex-wrap:wrap; }
+  .legend i { display:inline-block; width:10px; height:3px; margin-right:4px; vertical-align:middle; }
+  .scroll { overflow-x:auto; }
+  .muted { color:var(--muted); } .err { color:var(--bad); }
+  #login { max-width:380px; margin:12vh auto; }
+  #login input { width:100%; padding:9px 10px; border:1px solid var(--line); border-radius:8px; font-size:14px; margin:8px 0 12px; }
+  button.primary { background:var(--accent); color:#fff; border:0; border-radius:8px; padding:9px 16px; font-size:14px; cursor:pointer; }
+  select { padding:4px 6px; border-radius:6px; border:1px solid var(--line); }
+  pre { background:#0f172a; color:#e2e8f0; padding:10px; border-radius:8px; overflow:auto; max-height:260px; font-size:12px; }
+  a { color:var(--accent); text-decoration:none; cursor:pointer; }
+  .row { display:flex; gap:12px; align-items:center; flex-wrap:wrap; }
+  @media (max-width: 640px) { main { padding:10px; } th, td { padding:5px 4px; } .hide-sm { display:none; } }
+</style>
+</head>
+<body>
+<header><h1>edge-jobs</h1><span class="muted" id="updated"></span><span class="spacer"></span><button id="logout" hidden>Log out</button></header>
+<main>
+  <section id="login" class="card" hidden>
+    <h2>Sign in</h2>
+    <form id="login-form">
+      <label for="key">Admin key</label>
+      <input id="key" type="password" autocomplete="current-password" placeholder="dev-admin-key under npm start" required>
+      <button class="primary" type="submit">Open dashboard</button>
+      <p class="muted">The key stays in this browser tab (sessionStorage) and is sent only to this server.</p>
+      <p class="err" id="login-error"></p>
+    </form>
+  </section>
+  <section id="app" hidden>
+    <div class="card"><h2>Endpoints</h2><div class="scroll"><table id="endpoints"><thead><tr>
+      <th>Endpoint</th><th>Mode</th><th class="num">In queue</th><th class="num">In progress</th><th class="num">Completed</th>
+      <th class="num">Failed</th><th class="num hide-sm">Retried</th><th class="num">Workers</th><th class="hide-sm">State</th></tr></thead><tbody></tbody></table></div></div>
+    <div id="detail" hidden>
+      <div class="card"><div class="row"><h2 style="margin:0" id="ep-title"></h2><span class="spacer"></span>
+        <label class="muted">Window <select id="window"><option>1h</option><option>6h</option><option>24h</option><option>7d</option></select></label></div>
+        <div class="grid" id="charts" style="margin-top:10px"></div></div>
+      <div class="card"><h2>Workers</h2><div class="scroll"><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Last seen</th>
+        <th class="num">Jobs taken</th><th>Current jobs</th><th class="hide-sm">Recent failures</th></tr></thead><tbody></tbody></table></div></div>
+      <div class="card"><h2>Recent jobs</h2><div class="scroll"><table id="jobs"><thead><tr><th>Job</th><th>State</th><th>Updated</th>
+        <th class="hide-sm">Worker</th><th>Why it waits</th></tr></thead><tbody></tbody></table></div></div>
+      <div class="card" id="job" hidden><h2>Job <span id="job-id"></span></h2><div id="job-body"></div></div>
+    </div>
+  </section>
+</main>
+<script>
+const $ = (s) => document.querySelector(s);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&":"&amp;", "<":"&lt;", ">":"&gt;", '"':"&quot;", "'":"&#39;" })[c]);
+const ago = (iso) => { if (!iso) return ""; const s = Math.round((Date.now() - Date.parse(iso)) / 1000); return s < 60 ? s + " s ago" : s < 3600 ? Math.round(s/60) + " min ago" : Math.round(s/3600) + " h ago"; };
+const pill = (s) => '<span class="pill ' + esc(s) + '">' + esc(s) + '</span>';
+let key = sessionStorage.getItem("edge-jobs-admin-key");
+let selected = null, selectedJob = null, timer = null;
+
+async function api(path, opts = {}) {
+  const res = await fetch(path, { ...opts, headers: { authorization: "Bearer " + key, ...(opts.headers || {}) } });
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 401) { logout("That key was not accepted."); throw new Error("unauthorized"); }
+  if (!res.ok) throw new Error(body.error || ("HTTP " + res.status));
+  return body;
+}
+
+function logout(message) {
+  sessionStorage.removeItem("edge-jobs-admin-key"); key = null; clearInterval(timer);
+  $("#app").hidden = true; $("#logout").hidden = true; $("#login").hidden = false; $("#login-error").textContent = message || "";
+}
+
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault(); key = $("#key").value.trim();
+  try { await api("/admin/endpoints"); sessionStorage.setItem("edge-jobs-admin-key", key); start(); }
+  catch (err) { if (key) $("#login-error").textContent = String(err.message); }
+});
+$("#logout").addEventListener("click", () => logout(""));
+$("#window").addEventListener("change", () => refreshDetail());
+
+function start() {
+  $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
+  refresh(); clearInterval(timer); timer = setInterval(refresh, 5000);
+}
+
+async function refresh() {
+  try { await refreshEndpoints(); if (selected) await refreshDetail(); $("#updated").textContent = "updated " + new Date().toLocaleTimeString(); }
+  catch (err) { $("#updated").textContent = "refresh failed: " + err.message; }
+}
+
+async function refreshEndpoints() {
+  const { endpoints } = await api("/admin/endpoints");
+  const rows = await Promise.all(endpoints.map(async (ep) => ({ ep, h: await api("/v2/" + encodeURIComponent(ep.id) + "/health").catch(() => null) })));
+  $("#endpoints tbody").innerHTML = rows.map(({ ep, h }) => {
+    const j = h ? h.jobs : {}; const w = h ? h.workers : {};
+    const workers = h ? (w.idle + w.running + w.initializing + w.throttled) : 0;
+    return '<tr class="pick' + (ep.id === selected ? " sel" : "") + '" data-ep="' + esc(ep.id) + '"><td><a>' + esc(ep.id) + '</a></td><td>' + esc(ep.mode) +
+      '</td><td class="num">' + (j.inQueue ?? "") + '</td><td class="num">' + (j.inProgress ?? "") + '</td><td class="num">' + (j.completed ?? "") +
+      '</td><td class="num">' + (j.failed ?? "") + '</td><td class="num hide-sm">' + (j.retried ?? "") + '</td><td class="num">' + workers +
+      (w.unhealthy ? ' <span class="pill unhealthy">' + w.unhealthy + ' unhealthy</span>' : "") + '</td><td class="hide-sm">' + (ep.paused ? pill("paused") : pill("active")) + '</td></tr>';
+  }).join("") || '<tr><td colspan="9" class="muted">No endpoints yet: create one with PUT /admin/endpoints/{id}.</td></tr>';
+  document.querySelectorAll("#endpoints tr.pick").forEach((tr) => tr.addEventListener("click", () => { selected = tr.dataset.ep; selectedJob = null; $("#job").hidden = true; refresh(); }));
+}
+
+const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2"];
+function chart(title, buckets, series) {
+  const W = 300, H = 110, P = 4;
+  const values = series.flatMap((s) => buckets.map(s.get)).filter((v) => v !== null && v !== undefined);
+  const max = Math.max(1, ...values);
+  const x = (i) => P + (i * (W - 2 * P)) / Math.max(1, buckets.length - 1);
+  const y = (v) => H - P - (v / max) * (H - 2 * P);
+  const lines = series.map((s, k) => {
+    const pts = buckets.map((b, i) => [i, s.get(b)]).filter(([, v]) => v !== null && v !== undefined);
+    if (pts.length === 0) return "";
+    const d = pts.map(([i, v], n) => (n ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
+    return '<path d="' + d + '" fill="none" stroke="' + COLORS[k % COLORS.length] + '" stroke-width="1.8"/>' +
+      (pts.length === 1 ? '<circle cx="' + x(pts[0][0]) + '" cy="' + y(pts[0][1]) + '" r="2.5" fill="' + COLORS[k % COLORS.length] + '"/>' : "");
+  }).join("");
+  const legend = series.map((s, k) => '<span><i style="background:' + COLORS[k % COLORS.length] + '"></i>' + esc(s.name) + '</span>').join("");
+  return '<div class="chart"><h3>' + esc(title) + ' <span class="muted">max ' + Math.round(max) + (series[0].unit || "") + '</span></h3>' +
+    '<svg viewBox="0 0 ' + W + ' ' + H + '" preserveAspectRatio="none" role="img" aria-label="' + esc(title) + '">' +
+    '<line x1="0" y1="' + (H - P) + '" x2="' + W + '" y2="' + (H - P) + '" stroke="#e3e7ee"/>' + lines + '</svg><div class="legend">' + legend + '</div></div>';
+}
+
+const pct = (field, p) => (b) => b[field][p];
+async function refreshDetail() {
+  const ep = encodeURIComponent(selected);
+  $("#detail").hidden = false; $("#ep-title").textContent = "Endpoint " + selected;
+  const [m, w, j] = await Promise.all([
+    api("/v2/" + ep + "/metrics?window=" + $("#window").value),
+    api("/admin/endpoints/" + ep + "/workers"),
+    api("/admin/endpoints/" + ep + "/jobs?limit=50"),
+  ]);
+  const b = m.buckets;
+  const t = m.total;
+  $("#charts").innerHTML = [
+    chart("Requests (" + t.requests.total + " in window)", b, [
+      { name: "submitted", get: (x) => x.requests.total }, { name: "completed", get: (x) => x.requests.completed },
+      { name: "failed", get: (x) => x.requests.failed }, { name: "timed out", get: (x) => x.requests.timedOut }]),
+    chart("Execution time (p70 " + (t.executionTime.p70 ?? "–") + " ms)", b, [
+      { name: "p70", get: pct("executionTime", "p70"), unit: " ms" }, { name: "p90", get: pct("executionTime", "p90") }, { name: "p98", get: pct("executionTime", "p98") }]),
+    chart("Delay time (p70 " + (t.delayTime.p70 ?? "–") + " ms)", b, [
+      { name: "p70", get: pct("delayTime", "p70"), unit: " ms" }, { name: "p90", get: pct("delayTime", "p90") }, { name: "p98", get: pct("delayTime", "p98") }]),
+    chart("Cold starts (" + t.coldStarts + ", p70 " + (t.coldStartTime.p70 ?? "–") + " ms)", b, [
+      { name: "p70", get: pct("coldStartTime", "p70"), unit: " ms" }, { name: "p90", get: pct("coldStartTime", "p90") }, { name: "p98", get: pct("coldStartTime", "p98") }]),
+    chart("Webhooks (" + t.webhooks.sent + " sent)", b, [
+      { name: "sent", get: (x) => x.webhooks.sent }, { name: "succeeded", get: (x) => x.webhooks.succeeded }, { name: "failed", get: (x) => x.webhooks.failed }]),
+    chart("Workers by state", b, ["idle", "running", "unhealthy", "throttled", "initializing"].map((s) => ({ name: s, get: (x) => (x.workers ? x.workers[s] : null) }))),
+  ].join("");
+  $("#workers tbody").innerHTML = w.workers.map((x) => '<tr><td>' + esc(x.workerId) + (x.recycle ? ' <span class="pill">recycle</span>' : "") + '</td><td>' + pill(x.state) +
+    '</td><td>' + ago(x.lastSeen) + '</td><td class="num">' + x.jobsTaken + '</td><td>' + x.currentJobs.map((id) => '<a data-job="' + esc(id) + '">' + esc(id.slice(0, 10)) + '…</a>').join(" ") +
+    '</td><td class="hide-sm">' + x.recentFailures.map((f) => esc(f.reason)).join(", ") + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">No workers seen.</td></tr>';
+  $("#jobs tbody").innerHTML = j.jobs.map((x) => '<tr class="pick' + (x.jobId === selectedJob ? " sel" : "") + '" data-job="' + esc(x.jobId) + '"><td><a>' + esc(x.jobId.slice(0, 16)) + '…</a></td><td>' + pill(x.state) +
+    '</td><td>' + ago(x.updatedAt) + '</td><td class="hide-sm">' + esc(x.workerId || "") + '</td><td>' +
+    (x.queue ? esc(x.queue.reason) + (x.queue.position ? " (#" + x.queue.position + ")" : "") + (x.queue.ahead ? " behind " + esc(x.queue.ahead.slice(0, 10)) + "…" : "") : "") + '</td></tr>').join("")
+    || '<tr><td colspan="5" class="muted">No jobs yet.</td></tr>';
+  document.querySelectorAll("[data-job]").forEach((el) => el.addEventListener("click", () => { selectedJob = el.dataset.job; showJob(); }));
+  if (selectedJob) await showJob();
+}
+
+async function showJob() {
+  const ep = encodeURIComponent(selected), id = encodeURIComponent(selectedJob);
+  const [s, h, wh] = await Promise.all([
+    api("/v2/" + ep + "/status/" + id).catch((e) => ({ error: e.message })),
+    api("/v2/" + ep + "/history/" + id).catch(() => ({ history: [] })),
+    api("/v2/" + ep + "/webhooks/" + id).catch(() => ({ events: [] })),
+  ]);
+  $("#job").hidden = false; $("#job-id").textContent = selectedJob;
+  $("#job-body").innerHTML = '<div class="row">' + pill(s.status || "gone") + (s.queue ? '<span>waits: ' + esc(s.queue.reason) + '</span>' : "") +
+    (s.delayTime !== undefined ? '<span>delay ' + s.delayTime + ' ms</span>' : "") + (s.executionTime !== undefined ? '<span>execution ' + s.executionTime + ' ms</span>' : "") +
+    '<span>attempt ' + (s.attempt ?? "") + '</span></div><pre>' + esc(JSON.stringify(s, null, 2)) + '</pre>' +
+    '<h2>History</h2><div class="scroll"><table><thead><tr><th>When</th><th>Command</th><th>From → to</th><th>Attempt</th><th>Worker</th><th>Detail</th></tr></thead><tbody>' +
+    h.history.map((e) => '<tr><td>' + esc(new Date(e.at).toLocaleTimeString()) + '</td><td>' + esc(e.command) + '</td><td>' + esc(e.from) + ' → ' + esc(e.to) +
+      '</td><td class="num">' + e.attempt + '</td><td>' + esc(e.workerId || "") + '</td><td>' + esc(e.detail || "") + '</td></tr>').join("") + '</tbody></table></div>' +
+    '<h2 style="margin-top:12px">Webhook deliveries</h2>' + (wh.events.length === 0 ? '<p class="muted">None.</p>' : wh.events.map((ev) =>
+      '<p>' + pill(ev.state) + ' event ' + ev.seq + ' (' + esc(ev.status) + '), ' + ev.attempts + ' attempt(s)</p><table><tbody>' +
+      ev.log.map((a) => '<tr><td>' + esc(new Date(a.at).toLocaleTimeString()) + '</td><td>' + esc(a.status ?? "no answer") + '</td><td class="num">' + a.latencyMs + ' ms</td><td>' + esc(a.error || "") + '</td></tr>').join("") +
+      '</tbody></table>').join(""));
+}
+
+if (key) start(); else $("#login").hidden = false;
+</script>
+</body>
+</html>`;

@@ -1,0 +1,92 @@
+/**
+ * The dashboard in real headless Chromium (Debian's chromium, driven by playwright-core) against
+ * the real Worker: log in, see the counts of jobs this test just ran, open the endpoint's charts
+ * and a job's detail, and save screenshots under test-output/.
+ */
+import type { ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, endpointWithKeys, eventually } from "./api";
+import { ROOT, type Server, spawnNode, startServer, stopProcess } from "./harness";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const OUT = path.join(ROOT, "test-output");
+
+let server: Server;
+let browser: Browser | undefined;
+const procs: ChildProcess[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium), as .ci/run does`);
+  mkdirSync(OUT, { recursive: true });
+  server = await startServer({ TAKE_WAIT_MS: "2000" });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await Promise.all(procs.map(stopProcess));
+  await server?.stop();
+});
+
+describe("dashboard", () => {
+  it("logs in, shows the jobs just run, their metrics, workers and a job's detail", async () => {
+    const ep = "dash-demo";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep);
+    procs.push(spawnNode("examples/worker.mjs", { EDGE_JOBS_URL: server.base, ENDPOINT_ID: ep, API_KEY: keys.worker, WORKER_ID: "dash-worker", RUNPOD_PING_INTERVAL: "1000" }));
+    const inputs = [{ n: 1, sleepMs: 30 }, { n: 2, sleepMs: 80 }, { n: 3, sleepMs: 150 }, { fail: "bad input" }];
+    const ids: string[] = [];
+    for (const input of inputs) ids.push((await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input })).body.id as string);
+    await eventually("all jobs to finish", 30_000, async () => {
+      const h = await api(server.base, "GET", `/v2/${ep}/health`, keys.client);
+      const jobs = h.body.jobs as { completed: number; failed: number };
+      return jobs.completed === 3 && jobs.failed === 1 ? true : undefined;
+    });
+
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.base}/dashboard`);
+    await page.fill("#key", "wrong-key");
+    await page.click("button[type=submit]");
+    await expect.poll(async () => page.textContent("#login-error"), { timeout: 10_000 }).toMatch(/not accepted/);
+    await page.fill("#key", server.adminKey);
+    await page.click("button[type=submit]");
+
+    const row = page.locator(`#endpoints tr[data-ep="${ep}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    const cells = await row.locator("td").allTextContents();
+    expect(cells.slice(0, 6)).toEqual([ep, "pull", "0", "0", "3", "1"]);
+    await page.screenshot({ path: path.join(OUT, "dashboard-endpoints.png") });
+
+    await row.click();
+    await page.locator("#charts svg").first().waitFor({ timeout: 15_000 });
+    expect(await page.locator("#charts .chart").count()).toBe(6);
+    await expect.poll(async () => page.textContent("#charts"), { timeout: 10_000 }).toMatch(/Requests \(4 in window\)/);
+    await page.locator('#workers td:has-text("dash-worker")').waitFor({ timeout: 10_000 });
+    await page.locator(`#jobs tr[data-job="${ids[2]}"]`).waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: path.join(OUT, "dashboard-endpoint.png"), fullPage: true });
+
+    await page.locator(`#jobs tr[data-job="${ids[2]}"]`).click();
+    await page.locator("#job:not([hidden])").waitFor({ timeout: 10_000 });
+    await expect.poll(async () => page.textContent("#job-body"), { timeout: 10_000 }).toMatch(/COMPLETED/);
+    const detail = (await page.textContent("#job-body")) ?? "";
+    expect(detail).toMatch(/claim/);
+    expect(detail).toMatch(/"n": 3/);
+    await page.screenshot({ path: path.join(OUT, "dashboard-job.png"), fullPage: true });
+
+    // The same page on a phone.
+    const phone = await browser!.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+    await phone.goto(`${server.base}/dashboard`);
+    await phone.evaluate((k) => sessionStorage.setItem("edge-jobs-admin-key", k), server.adminKey);
+    await phone.reload();
+    await phone.locator(`#endpoints tr[data-ep="${ep}"]`).click({ timeout: 15_000 });
+    await phone.locator("#charts svg").first().waitFor({ timeout: 15_000 });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await phone.screenshot({ path: path.join(OUT, "dashboard-phone.png"), fullPage: true });
+  });
+});
