@@ -245,7 +245,12 @@ export class EndpointObject extends DurableObject<Env> {
     const now = this.clock.now();
     const r = applyEntry(this.sql, entry, now);
     if (!r.applied) return reply;
-    this.recordMetrics(entry, r.counted, now);
+    try {
+      this.recordMetrics(entry, r.counted, now);
+    } catch (e) {
+      // Swallowed on purpose (and logged): a metrics fault must never stop the index.
+      console.error(`endpoint ${entry.jobId}: metrics not recorded`, e);
+    }
     if (entry.sequenceKey !== null) {
       const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
       if (next !== null) reply.release.push(next);

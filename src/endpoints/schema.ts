@@ -66,12 +66,20 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
   {
     version: 2,
     sql: `
-      CREATE TABLE metric_bucket (
-        start INTEGER PRIMARY KEY,
-        counters TEXT NOT NULL DEFAULT '{}',
-        sketches TEXT NOT NULL DEFAULT '{}',
-        workers TEXT
-      );
+      CREATE TABLE metric_count (
+        start INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (start, name)
+      ) WITHOUT ROWID;
+      CREATE TABLE metric_bin (
+        start INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        bin INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (start, metric, bin)
+      ) WITHOUT ROWID;
+      CREATE TABLE metric_workers (start INTEGER PRIMARY KEY, counts TEXT NOT NULL);
     `,
   },
 ];

@@ -1,9 +1,10 @@
 /**
- * Per-endpoint metrics in one-minute buckets: counters and latency sketches (mergeable), kept 7
- * days, so storage is bounded by time, not by the number of jobs. Recorded from what the endpoint
- * already receives (job state changes, takes, webhook outcomes): no extra call on any job's path.
+ * Per-endpoint metrics in one-minute buckets: counters, latency sketches (one row per non-empty
+ * bin, so recording is a single upsert) and worker counts by state, kept 7 days, so storage is
+ * bounded by time, not by the number of jobs. Recorded from what the endpoint already receives
+ * (job state changes, takes, webhook outcomes): no extra call on any job's path.
  */
-import { add, merge, type Sketch, summary } from "./sketch";
+import { binOf, merge, type Sketch, summary } from "./sketch";
 
 export const BUCKET_MS = 60_000;
 export const KEEP_MS = 7 * 24 * 60 * 60 * 1000;
@@ -28,33 +29,31 @@ export type WorkerCounts = Record<string, number>;
 
 const bucketOf = (t: number) => Math.floor(t / BUCKET_MS) * BUCKET_MS;
 
-function ensureBucket(sql: SqlStorage, start: number): void {
-  sql.exec("INSERT OR IGNORE INTO metric_bucket (start) VALUES (?)", start);
-}
-
 export function countMetric(sql: SqlStorage, name: MetricCounter, now: number, by = 1): void {
-  const start = bucketOf(now);
-  ensureBucket(sql, start);
-  sql.exec(`UPDATE metric_bucket SET counters = json_set(counters, '$.${name}', COALESCE(json_extract(counters, '$.${name}'), 0) + ?) WHERE start = ?`, by, start);
+  sql.exec(
+    "INSERT INTO metric_count (start, name, n) VALUES (?, ?, ?) ON CONFLICT (start, name) DO UPDATE SET n = n + excluded.n",
+    bucketOf(now),
+    name,
+    by,
+  );
 }
 
 export function observe(sql: SqlStorage, name: MetricSketch, valueMs: number, now: number): void {
-  const start = bucketOf(now);
-  ensureBucket(sql, start);
-  const row = sql.exec<{ sketches: string }>("SELECT sketches FROM metric_bucket WHERE start = ?", start).one();
-  const sketches = JSON.parse(row.sketches) as Partial<Record<MetricSketch, Sketch>>;
-  sketches[name] = add(sketches[name] ?? {}, valueMs);
-  sql.exec("UPDATE metric_bucket SET sketches = ? WHERE start = ?", JSON.stringify(sketches), start);
+  sql.exec(
+    "INSERT INTO metric_bin (start, metric, bin, n) VALUES (?, ?, ?, 1) ON CONFLICT (start, metric, bin) DO UPDATE SET n = n + 1",
+    bucketOf(now),
+    name,
+    binOf(Math.max(0, valueMs)),
+  );
 }
 
 /** Records the worker counts by state for the current minute, at most once a minute. */
 export function sampleWorkers(sql: SqlStorage, now: number, counts: () => WorkerCounts): void {
   const start = bucketOf(now);
-  const row = sql.exec<{ workers: string | null }>("SELECT workers FROM metric_bucket WHERE start = ?", start).toArray()[0];
-  if (row?.workers) return;
-  ensureBucket(sql, start);
-  sql.exec("UPDATE metric_bucket SET workers = ? WHERE start = ?", JSON.stringify(counts()), start);
-  sql.exec("DELETE FROM metric_bucket WHERE start < ?", now - KEEP_MS);
+  if (sql.exec("SELECT 1 FROM metric_workers WHERE start = ?", start).toArray().length > 0) return;
+  sql.exec("INSERT INTO metric_workers (start, counts) VALUES (?, ?)", start, JSON.stringify(counts()));
+  const cutoff = now - KEEP_MS;
+  for (const table of ["metric_workers", "metric_count", "metric_bin"]) sql.exec(`DELETE FROM ${table} WHERE start < ?`, cutoff);
 }
 
 export interface MetricsView {
@@ -99,26 +98,26 @@ export function readMetrics(sql: SqlStorage, from: number, to: number, bucketMs:
   const accs = new Map<number, Acc>();
   for (let t = first; t < to; t += bucketMs) accs.set(t, emptyAcc());
   const total = emptyAcc();
-  const rows = sql
-    .exec<{ start: number; counters: string; sketches: string; workers: string | null }>(
-      "SELECT start, counters, sketches, workers FROM metric_bucket WHERE start >= ? AND start < ? ORDER BY start",
-      first,
-      to,
-    )
-    .toArray();
-  for (const row of rows) {
-    const acc = accs.get(Math.floor(row.start / bucketMs) * bucketMs);
+  const accOf = (start: number) => accs.get(Math.floor(start / bucketMs) * bucketMs);
+  for (const r of sql.exec<{ start: number; name: string; n: number }>("SELECT start, name, n FROM metric_count WHERE start >= ? AND start < ?", first, to)) {
+    const acc = accOf(r.start);
     if (!acc) continue;
-    const counters = JSON.parse(row.counters) as Record<string, number>;
-    const sketches = JSON.parse(row.sketches) as Partial<Record<MetricSketch, Sketch>>;
-    for (const target of [acc, total]) {
-      for (const [k, n] of Object.entries(counters)) target.counters[k] = (target.counters[k] ?? 0) + n;
-      for (const name of METRIC_SKETCHES) if (sketches[name]) merge(target.sketches[name], sketches[name]);
-    }
-    if (row.workers) {
-      acc.workers = JSON.parse(row.workers) as WorkerCounts;
-      total.workers = acc.workers;
-    }
+    for (const target of [acc, total]) target.counters[r.name] = (target.counters[r.name] ?? 0) + r.n;
+  }
+  for (const r of sql.exec<{ start: number; metric: string; bin: number; n: number }>(
+    "SELECT start, metric, bin, n FROM metric_bin WHERE start >= ? AND start < ?",
+    first,
+    to,
+  )) {
+    const acc = accOf(r.start);
+    if (!acc || !(METRIC_SKETCHES as readonly string[]).includes(r.metric)) continue;
+    for (const target of [acc, total]) merge(target.sketches[r.metric as MetricSketch], { [String(r.bin)]: r.n });
+  }
+  for (const r of sql.exec<{ start: number; counts: string }>("SELECT start, counts FROM metric_workers WHERE start >= ? AND start < ? ORDER BY start", first, to)) {
+    const acc = accOf(r.start);
+    if (!acc) continue;
+    acc.workers = JSON.parse(r.counts) as WorkerCounts;
+    total.workers = acc.workers;
   }
   return { total: view(first, total), buckets: [...accs.entries()].map(([t, a]) => view(t, a)) };
 }
