@@ -34,3 +34,12 @@ export async function endpointWithKeys(base: string, adminKey: string, id: strin
   const worker = (await api(base, "POST", `/admin/endpoints/${id}/keys`, adminKey, { scope: "worker" })).body.key as string;
   return { client, worker };
 }
+
+/** The JSON lines a process printed (its other output is skipped). */
+export function jsonLines(log: readonly string[]): Array<Record<string, unknown>> {
+  return log
+    .join("")
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}

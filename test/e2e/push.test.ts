@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, eventually } from "./api";
+import { api, eventually, jsonLines } from "./api";
 import { freePort, type Server, spawnNode, startServer, stopProcess } from "./harness";
 
 let server: Server;
@@ -20,13 +20,7 @@ async function pushEndpoint(name: string, env: Record<string, string> = {}) {
   const log: string[] = [];
   procs.push(spawnNode("examples/push-worker.mjs", { PORT: String(port), WEBHOOK_SECRET: put.body.webhookSecret as string, ...env }, log));
   await eventually("the push worker to listen", 10_000, async () => (log.join("").includes('"listening"') ? true : undefined));
-  const events = () =>
-    log
-      .join("")
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { ep: name, events };
+  return { ep: name, events: () => jsonLines(log) };
 }
 
 const statusOf = (ep: string, id: string) => api(server.base, "GET", `/v2/${ep}/status/${id}`, server.adminKey);

@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, endpointWithKeys, eventually } from "./api";
+import { api, endpointWithKeys, eventually, jsonLines } from "./api";
 import { freePort, type Server, spawnNode, startServer, stopProcess } from "./harness";
 
 let server: Server;
@@ -42,12 +42,7 @@ describe("webhooks over HTTP", () => {
     });
     await api(server.base, "POST", `/v2/${ep}/cancel/${cancelled}`, keys.client);
 
-    const events = () =>
-      log
-        .join("")
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = () => jsonLines(log);
     const all = [...ids, cancelled];
     await eventually("a verified success for every job", 60_000, async () => {
       const got = events().filter((e) => e.event === "received").map((e) => e.jobId);
