@@ -9,7 +9,14 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { ADMIN_KEY: "test-admin-key", LOCAL_DEV: "true", TAKE_WAIT_MS: "300" },
+              bindings: {
+                ADMIN_KEY: "test-admin-key",
+                LOCAL_DEV: "true",
+                TAKE_WAIT_MS: "300",
+                // Seeds to replay a failing property run: FUZZ_SEED=… / MODEL_SEED=… npm test
+                FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+                MODEL_SEED: process.env.MODEL_SEED ?? "",
+              },
             },
           }),
         ],

@@ -1,4 +1,4 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 
 export const ADMIN = "test-admin-key";
 
@@ -61,4 +61,10 @@ export async function done(endpointId: string, workerId: string, jobId: string, 
 
 export async function status(endpointId: string, jobId: string): Promise<Response> {
   return call("GET", `/v2/${endpointId}/status/${jobId}`);
+}
+
+/** A seed for a property run: the one given in the environment (to replay), else a fresh one. */
+export function seedFrom(name: "FUZZ_SEED" | "MODEL_SEED"): number {
+  const given = (env as unknown as Record<string, string | undefined>)[name];
+  return given ? Number(given) : Date.now() % 1_000_000;
 }

@@ -11,7 +11,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import { loadJob } from "../../src/jobs/store";
-import { createEndpoint, submit } from "./helpers";
+import { createEndpoint, seedFrom, submit } from "./helpers";
 
 const POLICY = { executionTimeout: 30_000, ttl: 60_000, heartbeatTimeout: 10_000, maxAttempts: 2, cancelGraceMs: 5_000, retentionMs: 100_000 };
 type State = "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT" | "DELETED";
@@ -222,7 +222,7 @@ async function setup(): Promise<{ model: Model; real: Real }> {
   return { model, real: { ep, id, stub } };
 }
 
-const SEED = Number((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MODEL_SEED ?? Date.now() % 1_000_000);
+const SEED = seedFrom("MODEL_SEED");
 
 describe("job state machine against a model", () => {
   it(`random command sequences keep the job equal to the model (seed ${SEED})`, { timeout: 180_000 }, async () => {
