@@ -16,6 +16,7 @@ export default defineConfig({
                 // Seeds to replay a failing property run: FUZZ_SEED=… / MODEL_SEED=… npm test
                 FUZZ_SEED: process.env.FUZZ_SEED ?? "",
                 MODEL_SEED: process.env.MODEL_SEED ?? "",
+                FAULT_SEED: process.env.FAULT_SEED ?? "",
               },
             },
           }),
