@@ -2,7 +2,7 @@
  * Fault injection, counted the way Jepsen counts: hundreds of jobs run by simulated workers while
  * faults are injected — workers killed mid-job, late and duplicate reports, results whose answer
  * is lost (the alarm or call throws after the commit) and are sent again, evicted objects, webhook
- * receivers that fail half the time. At the end: lost (accepted, never terminal), duplicated (two
+ * receivers that fail an event's first attempts. At the end: lost (accepted, never terminal), duplicated (two
  * terminal transitions or two accepted results for one attempt sequence, or a webhook event
  * succeeding twice), unexpected (a wrong final state or an unexplained error), and every job
  * terminal within TTL + attempts × timeout + slack. The seed is printed; FAULT_SEED replays it.
@@ -32,13 +32,21 @@ describe("fault injection", () => {
     let r = 0;
     const next = (n: number) => rand[r++ % rand.length]! % n;
 
-    // A webhook receiver that fails half of all attempts; it counts successes per webhook-id.
+    // A flaky webhook receiver: each event's first 0–3 attempts fail (503 or a dropped
+    // connection), then it answers 200; it counts successes per webhook-id.
     const successes = new Map<string, number>();
+    const failuresLeft = new Map<string, number>();
     vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
       const req = new Request(input as RequestInfo, init);
       if (!req.url.startsWith(HOOK)) throw new TypeError(`unexpected fetch to ${req.url}`);
-      if (next(2) === 0) return new Response("flaky", { status: 503 });
       const id = req.headers.get("webhook-id")!;
+      if (!failuresLeft.has(id)) failuresLeft.set(id, next(4));
+      const left = failuresLeft.get(id)!;
+      if (left > 0) {
+        failuresLeft.set(id, left - 1);
+        if (left % 2 === 0) throw new TypeError("connection reset");
+        return new Response("flaky", { status: 503 });
+      }
       successes.set(id, (successes.get(id) ?? 0) + 1);
       return new Response("ok");
     });
