@@ -38,6 +38,8 @@ import { Waiters } from "./waiters";
 import { countMetric, observe, readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import {
   countAlive,
+  countStates,
+  type WorkerCounts,
   lastSeen,
   listWorkers,
   markRecycle,
@@ -314,10 +316,8 @@ export class EndpointObject extends DurableObject<Env> {
     sampleWorkers(this.sql, now, () => this.workerCounts());
   }
 
-  private workerCounts(): Record<string, number> {
-    const counts: Record<string, number> = { initializing: 0, idle: 0, running: 0, throttled: 0, unhealthy: 0 };
-    for (const w of this.workers() ?? []) counts[w.state] = (counts[w.state] ?? 0) + 1;
-    return counts;
+  private workerCounts(): WorkerCounts {
+    return countStates((this.workers() ?? []).map((w) => w.state));
   }
 
   /** Every counter of the endpoint (jobs by outcome, webhook deliveries). */
@@ -534,8 +534,7 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   health(): Health | null {
-    const views = this.workers();
-    if (!views || !this.config) return null;
-    return buildHealth(countByState(this.sql), readCounters(this.sql), views.map((w) => w.state));
+    if (!this.config) return null;
+    return buildHealth(countByState(this.sql), readCounters(this.sql), this.workerCounts());
   }
 }

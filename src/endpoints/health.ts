@@ -3,7 +3,7 @@
  */
 import type { JobState } from "../jobs/states";
 import type { CounterName } from "./ready-index";
-import type { WorkerState } from "./workers";
+import type { WorkerCounts } from "./workers";
 
 export interface Health {
   jobs: { completed: number; failed: number; inProgress: number; inQueue: number; retried: number };
@@ -13,11 +13,9 @@ export interface Health {
 export function buildHealth(
   byState: Partial<Record<JobState, number>>,
   counters: Record<CounterName, number>,
-  workerStates: readonly WorkerState[],
+  workers: WorkerCounts,
 ): Health {
-  const count = (s: WorkerState) => workerStates.filter((w) => w === s).length;
-  const idle = count("idle");
-  const running = count("running");
+  const { idle, running } = workers;
   return {
     jobs: {
       completed: counters.completed,
@@ -28,12 +26,12 @@ export function buildHealth(
     },
     workers: {
       idle,
-      initializing: count("initializing"),
+      initializing: workers.initializing,
       // RunPod's "ready": workers up and able to take work, busy or not.
       ready: idle + running,
       running,
-      throttled: count("throttled"),
-      unhealthy: count("unhealthy"),
+      throttled: workers.throttled,
+      unhealthy: workers.unhealthy,
     },
   };
 }

@@ -103,6 +103,15 @@ export function listWorkers(sql: SqlStorage, now: number): WorkerRow[] {
     }));
 }
 
+export type WorkerCounts = Record<WorkerState, number>;
+
+/** Workers by state, every state present. */
+export function countStates(states: Iterable<WorkerState>): WorkerCounts {
+  const counts = Object.fromEntries(WORKER_STATES.map((s) => [s, 0])) as WorkerCounts;
+  for (const s of states) counts[s] += 1;
+  return counts;
+}
+
 /**
  * RunPod's worker states: unhealthy (silent past the heartbeat timeout, or it reported a failed
  * check), running (holds a job), throttled (asking for work while the endpoint's concurrency

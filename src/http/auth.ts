@@ -48,6 +48,12 @@ export function unknownEndpoint(id: string): ApiError {
   });
 }
 
+/** The value an endpoint object answered, or a 404 when that endpoint does not exist (null). */
+export function foundOn<T>(endpointId: string, value: T | null): T {
+  if (value === null) throw unknownEndpoint(endpointId);
+  return value;
+}
+
 export async function requireAdmin(c: Context<AppEnv>): Promise<void> {
   const caller = await identify(c.req.raw, c.env.ADMIN_KEY);
   if (caller.digest === null) throw missingKey();

@@ -30,7 +30,17 @@ export function jobNotFound(jobId: string) {
   });
 }
 
-export function checkEndpointId(id: string): string {
+/** The endpoint id in the route's `:ep` segment, checked. */
+export function endpointParam(c: { req: { param(name: "ep"): string | undefined } }): string {
+  return checkEndpointId(c.req.param("ep") ?? "");
+}
+
+/** A time for an answer body: ISO 8601, or null when there is none. */
+export function isoTime(t: number | null): string | null {
+  return t === null ? null : new Date(t).toISOString();
+}
+
+function checkEndpointId(id: string): string {
   if (!ID_PATTERN.test(id)) {
     throw notFound(`'${id}' is not a valid endpoint id: use 1-64 letters, digits, '-' or '_'`);
   }

@@ -381,14 +381,28 @@ export class JobObject extends DurableObject<Env> {
       return r;
     }
     if (r.job === stored.job) return { ok: true, job: r.job };
-    const output = opts.output ?? null;
+    await this.apply(stored, r, now, opts.output ?? null, opts.chunk);
+    return { ok: true, job: r.job };
+  }
+
+  /**
+   * Stores an accepted command result in one transaction (output blob, stream chunk, record,
+   * history, alarm), then, for a transition, wakes readers and tells the endpoint.
+   */
+  private async apply(
+    stored: StoredJob,
+    r: Extract<CommandResult, { ok: true }>,
+    now: number,
+    output: Uint8Array | null = null,
+    chunk?: Uint8Array,
+  ): Promise<void> {
     this.ctx.storage.transactionSync(() => {
       if (r.output === "set" && output !== null) writeBlob(this.sql, "output", output);
       else if (r.output === "set" || r.output === "clear") {
         deleteBlob(this.sql, "output");
         r.job.hasOutput = false;
       }
-      if (opts.chunk) appendChunk(this.sql, r.job.attempt, now, opts.chunk);
+      if (chunk) appendChunk(this.sql, r.job.attempt, now, chunk);
       if (r.event === null) {
         saveJob(this.sql, r.job, stored.indexDueAt);
         this.armAlarm(r.job, stored.indexDueAt);
@@ -396,7 +410,6 @@ export class JobObject extends DurableObject<Env> {
     });
     if (r.event) await this.afterTransition(r.job);
     else this.wakeReaders();
-    return { ok: true, job: r.job };
   }
 
   private recordRefusal(job: JobRecord, message: string, label: string, fence: Fence | null, now: number): void {
@@ -472,8 +485,7 @@ export class JobObject extends DurableObject<Env> {
     if (due?.kind === "command") {
       const r = due.run(stored.job, now);
       if (r.ok && r.event) {
-        this.ctx.storage.transactionSync(() => this.commit(r.job, r.event, now));
-        await this.afterTransition(r.job);
+        await this.apply(stored, r, now);
         return;
       }
     }
@@ -561,15 +573,7 @@ export class JobObject extends DurableObject<Env> {
     if (!fresh || fresh.job.version !== stored.job.version) return;
     const now = this.clock.now();
     const r = ahead === null ? commands.release(fresh.job, now) : commands.recheckSequence(fresh.job, now);
-    if (!r.ok) return;
-    this.ctx.storage.transactionSync(() => {
-      if (r.event) this.commit(r.job, r.event, now);
-      else {
-        saveJob(this.sql, r.job, fresh.indexDueAt);
-        this.armAlarm(r.job, fresh.indexDueAt);
-      }
-    });
-    if (r.event) await this.afterTransition(r.job);
+    if (r.ok) await this.apply(fresh, r, now);
   }
 
   /**
@@ -593,18 +597,6 @@ export class JobObject extends DurableObject<Env> {
     if (!fresh || fresh.job.version !== stored.job.version || fresh.job.leaseCheckAt !== stored.job.leaseCheckAt) return;
     const now = this.clock.now();
     const r = commands.checkLease(fresh.job, seen, now);
-    if (!r.ok) return;
-    this.ctx.storage.transactionSync(() => {
-      if (r.output === "clear") {
-        deleteBlob(this.sql, "output");
-        r.job.hasOutput = false;
-      }
-      if (r.event) this.commit(r.job, r.event, now);
-      else {
-        saveJob(this.sql, r.job, fresh.indexDueAt);
-        this.armAlarm(r.job, fresh.indexDueAt);
-      }
-    });
-    if (r.event) await this.afterTransition(r.job);
+    if (r.ok) await this.apply(fresh, r, now);
   }
 }

@@ -47,7 +47,3 @@ export function isTerminal(state: JobState): state is TerminalState {
 export function isWaiting(state: JobState): state is WaitingState {
   return (WAITING_STATES as readonly JobState[]).includes(state);
 }
-
-export function isJobState(value: unknown): value is JobState {
-  return typeof value === "string" && (JOB_STATES as readonly string[]).includes(value);
-}

@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import { vi } from "vitest";
 
 export const ADMIN = "test-admin-key";
 
@@ -67,4 +68,28 @@ export async function status(endpointId: string, jobId: string): Promise<Respons
 export function seedFrom(name: "FUZZ_SEED" | "MODEL_SEED"): number {
   const given = (env as unknown as Record<string, string | undefined>)[name];
   return given ? Number(given) : Date.now() % 1_000_000;
+}
+
+/** A request the code under test sent to an intercepted URL. */
+export interface Intercepted<T = Record<string, unknown>> {
+  headers: Record<string, string>;
+  body: string;
+  json: T;
+}
+
+/**
+ * Answers every fetch to a URL starting with `prefix` with `answer(n)` for the n-th one (other
+ * fetches go out as usual; vi.restoreAllMocks undoes it). Returns what arrived, in order.
+ */
+export function interceptFetch<T = Record<string, unknown>>(prefix: string, answer: (n: number) => Response | Promise<Response>): Intercepted<T>[] {
+  const got: Intercepted<T>[] = [];
+  const real = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const req = new Request(input as RequestInfo, init);
+    if (!req.url.startsWith(prefix)) return real(input as RequestInfo, init);
+    const body = await req.text();
+    got.push({ headers: Object.fromEntries(req.headers), body, json: JSON.parse(body) as T });
+    return answer(got.length);
+  });
+  return got;
 }

@@ -9,29 +9,14 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import { MAX_ATTEMPTS, nextDelayMs, parseRetryAfter, RETRY_DELAYS_MS } from "../../src/webhooks/schedule";
-import { call, createEndpoint, done, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, done, interceptFetch, type Intercepted, json, status, submit, take } from "./helpers";
 
 const HOOK = "https://receiver.example.com/hook";
 
-interface Delivery {
-  headers: Record<string, string>;
-  body: string;
-  json: Record<string, unknown>;
-}
+type Delivery = Intercepted;
 
 /** Replaces fetch to the receiver with `answer(n)` for the n-th delivery; returns what arrived. */
-function mockReceiver(answer: (n: number) => Response | Promise<Response>): Delivery[] {
-  const got: Delivery[] = [];
-  const real = globalThis.fetch;
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const req = new Request(input as RequestInfo, init);
-    if (!req.url.startsWith(HOOK)) return real(input as RequestInfo, init);
-    const body = await req.text();
-    got.push({ headers: Object.fromEntries(req.headers), body, json: JSON.parse(body) as Record<string, unknown> });
-    return answer(got.length);
-  });
-  return got;
-}
+const mockReceiver = (answer: (n: number) => Response | Promise<Response>): Delivery[] => interceptFetch(HOOK, answer);
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -6,11 +6,11 @@ import { z } from "zod";
 import { EndpointConfigInput } from "../../endpoints/config";
 import { KEY_SCOPES } from "../../endpoints/keys";
 import { PAYLOAD } from "../../shared/limits";
-import { requireAdmin, unknownEndpoint } from "../auth";
+import { foundOn, requireAdmin, unknownEndpoint } from "../auth";
 import { forgetEndpoint } from "../auth-cache";
 import { readJson, validate } from "../body";
 import { badRequest, notFound } from "../errors";
-import { checkEndpointId, directoryStub, endpointStub } from "../stubs";
+import { directoryStub, endpointParam, endpointStub, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -35,7 +35,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/admin/endpoints/:ep", {
     PUT: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
+      const id = endpointParam(c);
       const input = validate(EndpointConfigInput, (await readJson(c.req.raw, PAYLOAD.smallBodyBytes, false)) ?? {});
       const r = await endpointStub(c.env, id).putConfig(id, input, c.env.LOCAL_DEV === "true");
       if (!r.ok) throw badRequest(`invalid body: ${r.message}`);
@@ -43,13 +43,11 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       return c.json(r.config);
     },
     GET: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
-      const config = await endpointStub(c.env, id).getConfig();
-      if (!config) throw unknownEndpoint(id);
-      return c.json(config);
+      const id = endpointParam(c);
+      return c.json(foundOn(id, await endpointStub(c.env, id).getConfig()));
     },
     DELETE: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
+      const id = endpointParam(c);
       const existed = await endpointStub(c.env, id).deleteEndpoint();
       await directoryStub(c.env).remove(id);
       if (!existed) throw unknownEndpoint(id);
@@ -60,57 +58,47 @@ export function adminRoutes(app: Hono<AppEnv>): void {
   for (const action of ["pause", "resume"] as const) {
     route(app, `/admin/endpoints/:ep/${action}`, {
       POST: async (c) => {
-        const id = checkEndpointId(c.req.param("ep")!);
-        const view = await endpointStub(c.env, id).setPaused(action === "pause");
-        if (!view) throw unknownEndpoint(id);
-        return c.json(view);
+        const id = endpointParam(c);
+        return c.json(foundOn(id, await endpointStub(c.env, id).setPaused(action === "pause")));
       },
     });
   }
 
   route(app, "/admin/endpoints/:ep/rotate-secret", {
     POST: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
-      const view = await endpointStub(c.env, id).rotateSecret();
-      if (!view) throw unknownEndpoint(id);
-      return c.json(view);
+      const id = endpointParam(c);
+      return c.json(foundOn(id, await endpointStub(c.env, id).rotateSecret()));
     },
   });
 
   route(app, "/admin/endpoints/:ep/counters", {
     GET: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
-      const counters = await endpointStub(c.env, id).counters();
-      if (!counters) throw unknownEndpoint(id);
-      return c.json({ id, counters });
+      const id = endpointParam(c);
+      return c.json({ id, counters: foundOn(id, await endpointStub(c.env, id).counters()) });
     },
   });
 
   route(app, "/admin/endpoints/:ep/jobs", {
     GET: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
+      const id = endpointParam(c);
       const raw = c.req.query("limit") ?? "50";
       if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 500) throw badRequest("limit must be a whole number from 1 to 500");
-      const jobs = await endpointStub(c.env, id).jobs(Number(raw));
-      if (!jobs) throw unknownEndpoint(id);
-      const iso = (t: number) => new Date(t).toISOString();
-      return c.json({ jobs: jobs.map((j) => ({ ...j, updatedAt: iso(j.updatedAt), createdAt: iso(j.createdAt) })) });
+      const jobs = foundOn(id, await endpointStub(c.env, id).jobs(Number(raw)));
+      return c.json({ jobs: jobs.map((j) => ({ ...j, updatedAt: isoTime(j.updatedAt), createdAt: isoTime(j.createdAt) })) });
     },
   });
 
   route(app, "/admin/endpoints/:ep/workers", {
     GET: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
-      const workers = await endpointStub(c.env, id).workers();
-      if (!workers) throw unknownEndpoint(id);
-      const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+      const id = endpointParam(c);
+      const workers = foundOn(id, await endpointStub(c.env, id).workers());
       return c.json({
         workers: workers.map((w) => ({
           ...w,
-          firstSeen: iso(w.firstSeen),
-          lastSeen: iso(w.lastSeen),
-          firstTakeAt: iso(w.firstTakeAt),
-          recentFailures: w.recentFailures.map((f) => ({ ...f, at: iso(f.at) })),
+          firstSeen: isoTime(w.firstSeen),
+          lastSeen: isoTime(w.lastSeen),
+          firstTakeAt: isoTime(w.firstTakeAt),
+          recentFailures: w.recentFailures.map((f) => ({ ...f, at: isoTime(f.at) })),
         })),
       });
     },
@@ -118,14 +106,13 @@ export function adminRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/admin/endpoints/:ep/keys", {
     POST: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
+      const id = endpointParam(c);
       const body = validate(NewKeyBody, await readJson(c.req.raw, PAYLOAD.smallBodyBytes));
-      const key = await endpointStub(c.env, id).createKey(body.scope);
-      if (!key) throw unknownEndpoint(id);
+      const key = foundOn(id, await endpointStub(c.env, id).createKey(body.scope));
       return c.json({ ...key, note: "this key is shown once; store it now" });
     },
     GET: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
+      const id = endpointParam(c);
       const stub = endpointStub(c.env, id);
       if (!(await stub.getConfig())) throw unknownEndpoint(id);
       return c.json({ keys: await stub.listKeys() });
@@ -134,7 +121,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/admin/endpoints/:ep/keys/:keyId", {
     DELETE: async (c) => {
-      const id = checkEndpointId(c.req.param("ep")!);
+      const id = endpointParam(c);
       const keyId = c.req.param("keyId")!;
       if (!(await endpointStub(c.env, id).deleteKey(keyId))) {
         throw notFound(`key '${keyId}' not found on endpoint '${id}'`);

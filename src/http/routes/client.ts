@@ -14,7 +14,7 @@ import { jsonBytes, readJson, validate } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
 import { isWaiting } from "../../jobs/states";
 import { jsonResponse, renderWithOutput, statusFields } from "../render";
-import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
+import { endpointParam, endpointStub, jobNotFound, jobStub, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -43,7 +43,7 @@ function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
  * (endpoint, key), so repeats, even concurrent ones, reach the same object and create one job.
  */
 async function submitJob(c: Context<AppEnv>, kind: JobKind) {
-  const endpointId = checkEndpointId(c.req.param("ep")!);
+  const endpointId = endpointParam(c);
   const config = await requireEndpoint(c, endpointId, "client");
   const inputLimit = kind === "sync" ? PAYLOAD.syncInputBytes : PAYLOAD.runInputBytes;
   const body = validate(SubmitBody, await readJson(c.req.raw, inputLimit + PAYLOAD.envelopeBytes));
@@ -88,7 +88,7 @@ function changeOrError(r: JobChange, id: string): Response {
 }
 
 async function jobFor(c: Context<AppEnv>) {
-  const endpointId = checkEndpointId(c.req.param("ep")!);
+  const endpointId = endpointParam(c);
   await requireEndpoint(c, endpointId, "client");
   const id = c.req.param("id")!;
   const stub = jobStub(c.env, id);
@@ -151,7 +151,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       const { endpointId, id, stub } = await jobFor(c);
       const history = await stub.history(endpointId);
       if (!history) throw jobNotFound(id);
-      return c.json({ id, history: history.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
+      return c.json({ id, history: history.map((e) => ({ ...e, at: isoTime(e.at) })) });
     },
   });
 
@@ -160,7 +160,6 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       const { endpointId, id, stub } = await jobFor(c);
       const events = await stub.webhookLog(endpointId);
       if (!events) throw jobNotFound(id);
-      const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
       return c.json({
         id,
         events: events.map((e) => ({
@@ -169,12 +168,12 @@ export function clientRoutes(app: Hono<AppEnv>): void {
           status: e.jobStatus,
           state: e.state,
           attempts: e.attempts,
-          createdAt: iso(e.createdAt),
-          deliveredAt: iso(e.deliveredAt),
-          nextAttemptAt: iso(e.nextAttemptAt),
+          createdAt: isoTime(e.createdAt),
+          deliveredAt: isoTime(e.deliveredAt),
+          nextAttemptAt: isoTime(e.nextAttemptAt),
           lastStatus: e.lastStatus,
           lastError: e.lastError,
-          log: e.log.map((a) => ({ ...a, at: iso(a.at) })),
+          log: e.log.map((a) => ({ ...a, at: isoTime(a.at) })),
         })),
       });
     },
@@ -194,7 +193,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/purge-queue", {
     POST: async (c) => {
-      const endpointId = checkEndpointId(c.req.param("ep")!);
+      const endpointId = endpointParam(c);
       await requireEndpoint(c, endpointId, "client");
       const ids = await endpointStub(c.env, endpointId).waitingJobs(PURGE_BATCH);
       let removed = 0;
@@ -210,7 +209,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/health", {
     GET: async (c) => {
-      const endpointId = checkEndpointId(c.req.param("ep")!);
+      const endpointId = endpointParam(c);
       await requireEndpoint(c, endpointId, "client");
       return c.json(await endpointStub(c.env, endpointId).health());
     },

@@ -8,7 +8,7 @@ import type { Hono } from "hono";
 import { RELATIVE_ERROR } from "../../metrics/sketch";
 import { requireEndpoint } from "../auth";
 import { badRequest } from "../errors";
-import { checkEndpointId, endpointStub } from "../stubs";
+import { endpointParam, endpointStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -21,7 +21,7 @@ const MAX_BUCKETS = 500;
 export function metricsRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/metrics", {
     GET: async (c) => {
-      const endpointId = checkEndpointId(c.req.param("ep")!);
+      const endpointId = endpointParam(c);
       await requireEndpoint(c, endpointId, "client");
       const window = c.req.query("window") ?? "1h";
       if (!(window in WINDOWS)) throw badRequest(`window must be one of ${Object.keys(WINDOWS).join(", ")}; got '${window}'`);

@@ -11,7 +11,7 @@ import { requireEndpoint } from "../auth";
 import { badRequest } from "../errors";
 import { arrayOf, objectWith } from "../../shared/json-bytes";
 import { jsonResponse, renderWithOutput, statusFields } from "../render";
-import { checkEndpointId, jobNotFound, jobStub } from "../stubs";
+import { endpointParam, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -33,7 +33,7 @@ function streamBody(status: string, chunks: Uint8Array[]): Uint8Array {
 
 export function streamRoutes(app: Hono<AppEnv>): void {
   const handler = async (c: Context<AppEnv>) => {
-    const endpointId = checkEndpointId(c.req.param("ep")!);
+    const endpointId = endpointParam(c);
     await requireEndpoint(c, endpointId, "client");
     const id = c.req.param("id")!;
     const stub = jobStub(c.env, id);

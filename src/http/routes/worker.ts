@@ -8,12 +8,12 @@ import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
 import { ID_PATTERN, PAYLOAD } from "../../shared/limits";
 import { checkReportToken } from "../../shared/signing";
-import { requireEndpoint, unknownEndpoint } from "../auth";
+import { foundOn, requireEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
 import { arrayOf, objectWith } from "../../shared/json-bytes";
 import { jsonResponse } from "../render";
-import { checkEndpointId, endpointStub, jobNotFound, jobStub } from "../stubs";
+import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -52,7 +52,7 @@ function jobBody(id: string, attempt: number, input: Uint8Array): Uint8Array {
  * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
  */
 async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> {
-  const endpointId = checkEndpointId(c.req.param("ep")!);
+  const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
   await requireEndpoint(c, endpointId, "worker");
@@ -108,15 +108,14 @@ function reportAnswer(r: JobChange, id: string): Response {
  * covers this job, attempt and worker only.
  */
 async function requireReportToken(c: Context<AppEnv>, endpointId: string, jobId: string, fence: Fence, token: string): Promise<void> {
-  const config = await endpointStub(c.env, endpointId).getConfig();
-  if (!config) throw unknownEndpoint(endpointId);
+  const config = foundOn(endpointId, await endpointStub(c.env, endpointId).getConfig());
   if (fence.attempt === null || !(await checkReportToken(config.webhookSecret, jobId, fence.attempt, fence.workerId, token))) {
     throw new ApiError(401, "invalid report token for this job, attempt and worker");
   }
 }
 
 async function reportTarget(c: Context<AppEnv>) {
-  const endpointId = checkEndpointId(c.req.param("ep")!);
+  const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const fence = fenceOf(c, workerId);
   const id = c.req.param("id")!;
@@ -145,7 +144,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/job-stop/:w", {
     GET: async (c) => {
-      const endpointId = checkEndpointId(c.req.param("ep")!);
+      const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
       await requireEndpoint(c, endpointId, "worker");
       const ids = await endpointStub(c.env, endpointId).takeStops(workerId, Number(c.env.TAKE_WAIT_MS));
@@ -179,7 +178,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/ping/:w", {
     GET: async (c) => {
-      const endpointId = checkEndpointId(c.req.param("ep")!);
+      const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
       await requireEndpoint(c, endpointId, "worker");
       const raw = c.req.query("job_id");
