@@ -4,52 +4,30 @@
 //
 // Environment: PORT (8787), HOST (127.0.0.1), ADMIN_KEY (dev-admin-key), PERSIST_DIR
 // (.wrangler/state), TAKE_WAIT_MS (30000), WEBHOOK_TIMEOUT_MS (10000), LOG_LEVEL (warn).
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import path from "node:path";
+import { ROOT, spawnWranglerDev, waitReady } from "./lib/wrangler-dev.mjs";
 
-const require = createRequire(import.meta.url);
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const host = process.env.HOST ?? "127.0.0.1";
 const port = process.env.PORT ?? "8787";
 const adminKey = process.env.ADMIN_KEY ?? "dev-admin-key";
-const persist = process.env.PERSIST_DIR ?? path.join(root, ".wrangler", "state");
-const wrangler = path.join(path.dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
+const persist = process.env.PERSIST_DIR ?? path.join(ROOT, ".wrangler", "state");
 
-const args = [
-  wrangler, "dev", "--local",
-  "--ip", host, "--port", port,
-  "--persist-to", persist,
-  "--var", `ADMIN_KEY:${adminKey}`,
-  "--var", "LOCAL_DEV:true",
-  "--var", `TAKE_WAIT_MS:${process.env.TAKE_WAIT_MS ?? "30000"}`,
-  "--var", `WEBHOOK_TIMEOUT_MS:${process.env.WEBHOOK_TIMEOUT_MS ?? "10000"}`,
-  "--log-level", process.env.LOG_LEVEL ?? "warn",
-  "--show-interactive-dev-session=false",
-];
-
-const child = spawn(process.execPath, args, {
-  cwd: root,
-  stdio: ["ignore", "inherit", "inherit"],
-  env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", DO_NOT_TRACK: "1" },
+const child = spawnWranglerDev({
+  host,
+  port,
+  persist,
+  logLevel: process.env.LOG_LEVEL ?? "warn",
+  vars: {
+    ADMIN_KEY: adminKey,
+    LOCAL_DEV: "true",
+    TAKE_WAIT_MS: process.env.TAKE_WAIT_MS ?? "30000",
+    WEBHOOK_TIMEOUT_MS: process.env.WEBHOOK_TIMEOUT_MS ?? "10000",
+  },
 });
 
 const base = `http://${host}:${port}`;
 const started = Date.now();
-async function waitReady() {
-  while (child.exitCode === null) {
-    try {
-      const res = await fetch(`${base}/`, { headers: { authorization: `Bearer ${adminKey}` } });
-      if (res.ok) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}
-
-waitReady().then((ready) => {
+waitReady(child, `${base}/`, { headers: { authorization: `Bearer ${adminKey}` }, timeoutMs: Infinity }).then((ready) => {
   if (!ready) return;
   console.log(`
 edge-jobs is serving at ${base}  (ready in ${Date.now() - started} ms)

@@ -7,6 +7,7 @@
  * nothing: the job object accepts each token's claim once.
  */
 import type { WorkerReport } from "../jobs/job-object";
+import { PUSH_IN_FLIGHT_MS } from "../jobs/commands";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
 import { objectWith } from "../shared/json-bytes";
 import { signingSecrets } from "../endpoints/config";
@@ -80,6 +81,11 @@ async function dispatchOne(msg: Message<unknown>, env: Env): Promise<void> {
   const workerId = pushWorkerId(index);
   const job = jobOf(env, jobId);
   const claim = await job.pushClaim(endpointId, token, workerId);
+  if (!claim.ok && claim.code === "PUSH_IN_FLIGHT") {
+    // A duplicate of a message whose push may still be under way: look again once it cannot be.
+    msg.retry({ delaySeconds: Math.ceil(PUSH_IN_FLIGHT_MS / 1000) });
+    return;
+  }
   if (!claim.ok) {
     msg.ack(); // a duplicate delivery, or the job moved on (cancelled, expired): nothing to do
     return;

@@ -18,7 +18,9 @@ export type ConflictCode =
   /** The report names an attempt that is not the current one. */
   | "STALE_ATTEMPT"
   /** Nothing is due yet (an early or duplicate alarm). */
-  | "NOT_DUE";
+  | "NOT_DUE"
+  /** The same dispatch message again while its push may still be in flight: try it later. */
+  | "PUSH_IN_FLIGHT";
 
 /** What the command does to the stored output blob. */
 export type OutputChange = "keep" | "set" | "clear";
@@ -46,6 +48,9 @@ export interface SubmitInit {
 
 /** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
 export const SEQUENCE_CHECK_MS = 30_000;
+
+/** How long a claimed push may be under way: the consumer's push timeout (30 s) and a margin. */
+export const PUSH_IN_FLIGHT_MS = 35_000;
 
 /**
  * Creates the record of a freshly submitted job: waiting in the queue, or SEQUENCED when a job
@@ -381,15 +386,23 @@ export function requeue(job: JobRecord, now: number): CommandResult {
 /**
  * The dispatch consumer claims the job for a push to a worker URL, under the queue message's
  * token. IN_QUEUE → IN_PROGRESS under a new attempt. The same message again before the worker
- * accepted (a crash mid-push) may push again: ok, unchanged. Anything else is a duplicate.
+ * accepted: PUSH_IN_FLIGHT while the first push may be under way, then (a crash mid-push) it
+ * pushes again. Anything else is a duplicate.
  */
 export function pushClaim(job: JobRecord, token: string, workerId: string, now: number): CommandResult {
-  if (job.state === "IN_PROGRESS" && job.dispatch?.token === token && !job.dispatch.accepted) return unchanged(job);
+  if (holdsDispatch(job, token)) {
+    // The same message again, its push not yet accepted. Within PUSH_IN_FLIGHT_MS the first
+    // push may still be under way (a duplicate delivery): it waits, so a worker never gets one
+    // attempt twice at once. Later, the consumer that claimed it is gone: this one pushes again.
+    const since = now - (job.dispatch!.claimedAt ?? 0);
+    if (since < PUSH_IN_FLIGHT_MS) return conflict(job, "PUSH_IN_FLIGHT", `a push of this dispatch started ${since} ms ago`);
+    return sameState(job, { dispatch: { ...job.dispatch!, claimedAt: now } }, "keep");
+  }
   if (job.state !== "IN_QUEUE") return wrongState(job, "dispatch");
   const claimed = claim(job, workerId, now);
   if (!claimed.ok) return claimed;
   const tries = (job.dispatch?.tries ?? 0) + 1;
-  return { ...claimed, job: { ...claimed.job, dispatch: { token, accepted: false, tries, error: job.dispatch?.error ?? null } } };
+  return { ...claimed, job: { ...claimed.job, dispatch: { token, accepted: false, tries, error: job.dispatch?.error ?? null, claimedAt: now } } };
 }
 
 function holdsDispatch(job: JobRecord, token: string): boolean {

@@ -93,6 +93,8 @@ export class JobObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** Waiting reads, woken on any change (a transition or a stream chunk). */
   private changeWaiters = new Set<() => void>();
+  /** A webhook delivery loop is running (see deliverWebhooks). */
+  private delivering = false;
   /** Fault-injection points; armed only by tests through runInDurableObject. */
   readonly faults = new Faults();
   /** The time this job acts on; frozen only by tests. */
@@ -510,6 +512,17 @@ export class JobObject extends DurableObject<Env> {
    * tried again on the schedule (Retry-After honoured) until it runs out.
    */
   private async deliverWebhooks(): Promise<void> {
+    // One delivery loop at a time: the platform never overlaps alarms, but a direct call may.
+    if (this.delivering) return;
+    this.delivering = true;
+    try {
+      await this.deliverDueWebhooks();
+    } finally {
+      this.delivering = false;
+    }
+  }
+
+  private async deliverDueWebhooks(): Promise<void> {
     const stored = loadJob(this.sql);
     const url = stored?.job.webhook;
     if (!stored || !url) return;

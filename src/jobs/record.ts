@@ -35,12 +35,16 @@ export interface Idempotency {
 /** How long an idempotency key keeps answering with its first job. */
 export const IDEMPOTENCY_MS = 24 * 60 * 60 * 1000;
 
-/** A push dispatch in flight: the queue message's token, whether the worker accepted, the last error. */
+/**
+ * A push dispatch in flight: the queue message's token, whether the worker accepted, the last
+ * error, and when the consumer last claimed it (absent in records written before it was kept).
+ */
 export interface Dispatch {
   token: string;
   accepted: boolean;
   tries: number;
   error: string | null;
+  claimedAt?: number;
 }
 
 /** The last report a worker had accepted, so an exact repeat answers as the first did. */

@@ -18,6 +18,11 @@ export class Faults {
     this.armed.set(point, times);
   }
 
+  /** The points still armed (a suite checks that every fault it armed has fired). */
+  armedPoints(): FaultPoint[] {
+    return [...this.armed.keys()];
+  }
+
   hit(point: FaultPoint): void {
     const left = this.armed.get(point);
     if (left === undefined) return;

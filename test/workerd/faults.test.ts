@@ -1,69 +1,54 @@
 /**
- * Fault injection, counted the way Jepsen counts: hundreds of jobs run by simulated workers while
- * faults are injected — workers killed mid-job, late and duplicate reports, results whose answer
- * is lost (the alarm or call throws after the commit) and are sent again, evicted objects, webhook
- * receivers that fail an event's first attempts. At the end: lost (accepted, never terminal), duplicated (two
- * terminal transitions or two accepted results for one attempt sequence, or a webhook event
- * succeeding twice), unexpected (a wrong final state or an unexplained error), and every job
- * terminal within TTL + attempts × timeout + slack. The seed is printed; FAULT_SEED replays it.
+ * Fault injection on pull workers, counted the way Jepsen counts: jobs run by simulated workers
+ * while faults are injected — workers killed mid-job, late and duplicate reports, results whose
+ * answer is lost (the call throws after the commit) and are sent again, evicted objects, alarms
+ * that throw (in the transaction, and after sending a webhook), webhook receivers that fail an
+ * event's first attempts. At the end: lost (accepted, never terminal), duplicated (two terminal
+ * transitions or two accepted results), unexpected (a wrong final state or an unexplained
+ * error), and every job terminal within TTL + attempts × timeout + slack. The seed is printed;
+ * FAULT_SEED replays it. Push workers and queue deliveries: faults-push.test.ts.
  */
-import fc from "fast-check";
-import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
-import { loadJob, readHistory } from "../../src/jobs/store";
+import { advance, choices, count, FlakyReceiver, freezeAt, type FaultJob, jobStubOf, report, SEED, stillArmed } from "./fault-kit";
 import { createEndpoint, submit } from "./helpers";
 
 const POLICY = { executionTimeout: 30_000, ttl: 600_000, heartbeatTimeout: 10_000, maxAttempts: 3, cancelGraceMs: 5_000, retentionMs: 86_400_000 };
-const JOBS = 400;
+const JOBS = 1000;
 const HOOK = "https://fault-receiver.example.com/hook";
-const FATES = ["normal", "killed", "duplicate", "late", "lostAnswer", "evicted", "failed", "cancelled"] as const;
+const FATES = ["normal", "killed", "duplicate", "late", "lostAnswer", "evicted", "failed", "cancelled", "alarmThrows", "webhookCrash"] as const;
 type Fate = (typeof FATES)[number];
-
-const seedEnv = (env as unknown as Record<string, string | undefined>).FAULT_SEED;
-const SEED = seedEnv ? Number(seedEnv) : Date.now() % 1_000_000;
 
 afterEach(() => vi.restoreAllMocks());
 
-describe("fault injection", () => {
+describe("fault injection: pull workers", () => {
   it(`${JOBS} jobs under faults: 0 lost, 0 duplicated, 0 unexpected (seed ${SEED})`, { timeout: 300_000 }, async () => {
-    const rand = fc.sample(fc.integer({ min: 0, max: 1_000_000 }), { seed: SEED, numRuns: JOBS * 4 });
-    let r = 0;
-    const next = (n: number) => rand[r++ % rand.length]! % n;
-
-    // A flaky webhook receiver: each event's first 0–3 attempts fail (503 or a dropped
-    // connection), then it answers 200; it counts successes per webhook-id.
-    const successes = new Map<string, number>();
-    const failuresLeft = new Map<string, number>();
+    const next = choices(SEED, JOBS * 4);
+    const fateOf = new Map<string, Fate>();
+    // Each event's first 0–3 attempts fail; a job whose alarm crashes after sending gets a
+    // receiver that answers at once, so the crash falls after a success.
+    const receiver = new FlakyReceiver(HOOK, (_id, body) => (fateOf.get((JSON.parse(body) as { id: string }).id) === "webhookCrash" ? 0 : next(4)));
     vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
       const req = new Request(input as RequestInfo, init);
       if (!req.url.startsWith(HOOK)) throw new TypeError(`unexpected fetch to ${req.url}`);
-      const id = req.headers.get("webhook-id")!;
-      if (!failuresLeft.has(id)) failuresLeft.set(id, next(4));
-      const left = failuresLeft.get(id)!;
-      if (left > 0) {
-        failuresLeft.set(id, left - 1);
-        if (left % 2 === 0) throw new TypeError("connection reset");
-        return new Response("flaky", { status: 503 });
-      }
-      successes.set(id, (successes.get(id) ?? 0) + 1);
-      return new Response("ok");
+      return receiver.answer(req);
     });
 
     const ep = await createEndpoint(POLICY);
-    const jobs: Array<{ id: string; fate: Fate; stub: DurableObjectStub<JobObject>; createdAt: number }> = [];
+    const jobs: FaultJob<Fate>[] = [];
     for (let i = 0; i < JOBS; i++) {
       const fate = FATES[next(FATES.length)]!;
       const id = await submit(ep, { input: { i }, webhook: HOOK });
-      const stub = env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
-      jobs.push({ id, fate, stub, createdAt: 0 });
+      fateOf.set(id, fate);
+      jobs.push({ id, fate, stub: jobStubOf(id), createdAt: 0, settled: false });
     }
-    // Every job runs on its own frozen clock starting at its creation.
+    // Every job runs on its own frozen clock starting at T0.
     const T0 = Date.now();
-    for (const j of jobs) j.createdAt = await runInDurableObject(j.stub, (i: JobObject, s) => (i.clock.freeze(T0), loadJob(s.storage.sql)!.job.createdAt));
+    await freezeAt(jobs, T0);
 
     const unexpected: string[] = [];
+    const tally = { alarmFaults: 0, unexpected };
     const expectError = async (what: string, p: Promise<unknown>) => {
       try {
         await p;
@@ -74,14 +59,6 @@ describe("fault injection", () => {
     };
     const fence = (workerId: string) => ({ workerId, attempt: null });
     const out = new TextEncoder().encode('"result"');
-    const advance = async (ms: number) => {
-      for (const j of jobs) {
-        await runInDurableObject(j.stub, async (i: JobObject) => {
-          i.clock.freeze(T0 + ms);
-          for (let k = 0; k < 6; k++) await i.alarm();
-        });
-      }
-    };
 
     // Round 1: every job is claimed by w1 and meets its fate.
     for (const j of jobs) {
@@ -117,6 +94,15 @@ describe("fault injection", () => {
         case "cancelled":
           await j.stub.cancel(ep);
           break;
+        case "webhookCrash":
+          // The result commits; the alarm that sends its webhook throws after the send.
+          await j.stub.report(ep, fence("w1"), { kind: "complete" }, out);
+          await runInDurableObject(j.stub, (i: JobObject) => i.faults.arm("webhook:after-send"));
+          break;
+        case "alarmThrows":
+          // w1 dies, and the alarm that finds its lease lost throws inside its transaction.
+          await runInDurableObject(j.stub, (i: JobObject) => i.faults.arm("job:in-transaction"));
+          break;
         case "killed":
         case "late":
           break; // w1 dies (or stalls): it reports nothing now
@@ -124,9 +110,9 @@ describe("fault injection", () => {
     }
 
     // Time passes: stalled leases are lost, cancels run out their grace, webhooks are retried.
-    await advance(POLICY.heartbeatTimeout + 1_000);
+    await advance(jobs, T0, POLICY.heartbeatTimeout + 1_000, tally);
     // Round 2: a second worker takes what went back to the queue; the stalled w1 wakes up late.
-    for (const j of jobs.filter((x) => x.fate === "killed" || x.fate === "late")) {
+    for (const j of jobs.filter((x) => x.fate === "killed" || x.fate === "late" || x.fate === "alarmThrows")) {
       const claim = await j.stub.claim(ep, "w2");
       if (!claim.ok) unexpected.push(`${j.id}: not back in the queue after its worker died (${claim.code})`);
       if (j.fate === "late") {
@@ -136,44 +122,22 @@ describe("fault injection", () => {
       await j.stub.report(ep, fence("w2"), { kind: "complete" }, out);
     }
     // Let every webhook retry run (the schedule's first eight retries fit in ~8 hours).
-    for (const ms of [20_000, 60_000, 200_000, 600_000, 2_400_000, 6_000_000, 14_000_000, 30_000_000]) await advance(ms);
+    for (const ms of [20_000, 60_000, 200_000, 600_000, 2_400_000, 6_000_000, 14_000_000, 30_000_000]) await advance(jobs, T0, ms, tally);
 
-    // The counters.
-    let lost = 0;
-    let duplicated = 0;
-    let late = 0;
     const bound = POLICY.ttl + POLICY.maxAttempts * POLICY.executionTimeout + 60_000;
-    const wanted: Record<Fate, string> = {
-      normal: "COMPLETED", duplicate: "COMPLETED", lostAnswer: "COMPLETED", evicted: "COMPLETED", killed: "COMPLETED", late: "COMPLETED", failed: "FAILED", cancelled: "CANCELLED",
-    };
-    const deliveredIds = new Set<string>();
-    for (const j of jobs) {
-      const { job, history, events } = await runInDurableObject(j.stub, (_i: JobObject, s) => ({
-        job: loadJob(s.storage.sql)!.job,
-        history: readHistory(s.storage.sql),
-        events: s.storage.sql.exec<{ event_id: string; state: string }>("SELECT event_id, state FROM webhook_event").toArray(),
-      }));
-      if (!["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(job.state)) lost++;
-      const terminal = history.filter((e) => ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(e.to) && e.from !== e.to);
-      const accepted = history.filter((e) => e.command === "complete" || e.command === "fail");
-      if (terminal.length > 1 || accepted.length > 1) duplicated++;
-      if (job.state !== wanted[j.fate]) unexpected.push(`${j.id} (${j.fate}): ended ${job.state}`);
-      if (job.completedAt !== null && job.completedAt - j.createdAt > bound) late++;
-      if (events.length !== 1) unexpected.push(`${j.id}: ${events.length} webhook events`);
-      for (const e of events) {
-        if (e.state === "delivered") deliveredIds.add(e.event_id);
-        else unexpected.push(`${j.id}: webhook ${e.state}`);
-      }
-    }
-    const twice = [...successes.values()].filter((n) => n > 1).length;
-    duplicated += twice;
-    const counts = Object.fromEntries(FATES.map((f) => [f, jobs.filter((j) => j.fate === f).length]));
-    console.log(
-      `faults (seed ${SEED}): ${JOBS} jobs ${JSON.stringify(counts)}; lost ${lost}, duplicated ${duplicated}, unexpected ${unexpected.length}, ` +
-        `late ${late}; webhooks delivered ${deliveredIds.size}/${JOBS} with ${successes.size} distinct successful ids`,
-    );
+    const wanted = (j: FaultJob<Fate>) => (j.fate === "failed" ? "FAILED" : j.fate === "cancelled" ? "CANCELLED" : "COMPLETED");
+    const c = await count(jobs, wanted, bound, receiver, unexpected);
+    const crashed = jobs.filter((j) => j.fate === "webhookCrash").length;
+    const throwing = jobs.filter((j) => j.fate === "alarmThrows" || j.fate === "webhookCrash").length;
+    console.log(report("faults, pull", jobs, c, { "alarms that threw": tally.alarmFaults }));
     expect(unexpected).toEqual([]);
-    expect({ lost, duplicated, late }).toEqual({ lost: 0, duplicated: 0, late: 0 });
-    expect(deliveredIds.size).toBe(JOBS);
+    expect({ lost: c.lost, duplicated: c.duplicated, late: c.late }).toEqual({ lost: 0, duplicated: 0, late: 0 });
+    expect(c.webhooksDelivered).toBe(JOBS);
+    // Every armed fault fired (in the suite's alarm calls or the platform's own) and was recovered from.
+    expect(await stillArmed(jobs)).toEqual([]);
+    expect(tally.alarmFaults).toBeLessThanOrEqual(throwing);
+    // At least once: only a send whose alarm crashed afterwards is repeated, under the same webhook-id.
+    expect(c.webhookRepeats.size).toBe(crashed);
+    for (const id of c.webhookRepeats) expect(receiver.successes.get(id)).toBe(2);
   });
 });

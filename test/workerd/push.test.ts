@@ -4,10 +4,12 @@
  * local queue to a (mocked) worker URL.
  */
 import { env } from "cloudflare:workers";
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { retryDelaySeconds } from "../../src/dispatch/consumer";
+import { PUSH_TIMEOUT_MS, retryDelaySeconds } from "../../src/dispatch/consumer";
+import { PUSH_IN_FLIGHT_MS } from "../../src/jobs/commands";
+import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
 import { call, createEndpoint, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
 
@@ -86,6 +88,30 @@ describe("dispatch consumer", () => {
     expect(retryDelaySeconds(4, () => 0)).toBe(8);
     expect(retryDelaySeconds(4, () => 0.999)).toBe(12);
     expect(retryDelaySeconds(20, () => 0)).toBe(300);
+  });
+
+  it("a copy of a message whose push may be in flight is retried later, not pushed twice; after the window a crashed claim pushes again", async () => {
+    expect(PUSH_IN_FLIGHT_MS).toBeGreaterThan(PUSH_TIMEOUT_MS);
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    const stub = env.JOB.get(env.JOB.idFromString(id));
+    const T0 = Date.now();
+    await runInDurableObject(stub, (i: JobObject) => i.clock.freeze(T0));
+    // The first consumer claims and crashes before pushing (the fault fires after the commit).
+    await runInDurableObject(stub, (i: JobObject) => i.faults.arm("job:after-commit"));
+    const pushed = mockWorker(() => new Response(null, { status: 202 }));
+    const crashed = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 1, "m1");
+    expect(crashed.retryMessages).toHaveLength(1);
+    // A copy right away: the push may be under way, so it waits out PUSH_IN_FLIGHT_MS.
+    const copy = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 2, "m2");
+    expect(copy.retryMessages).toEqual([expect.objectContaining({ msgId: "m2" })]);
+    expect(pushed).toHaveLength(0);
+    // Past the window, the claim's consumer is known gone: the same attempt is pushed again.
+    await runInDurableObject(stub, (i: JobObject) => i.clock.freeze(T0 + PUSH_IN_FLIGHT_MS));
+    const later = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 3, "m3");
+    expect(later.explicitAcks).toEqual(["m3"]);
+    expect(pushed).toHaveLength(1);
+    expect(pushed[0]!.json).toMatchObject({ id, attempt: 1 });
   });
 
   it("a duplicate delivery after acceptance starts no second attempt", async () => {

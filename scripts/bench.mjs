@@ -1,0 +1,119 @@
+#!/usr/bin/env node
+// `npm run bench`: the full job lifecycle — submit → a worker takes it → done → the client reads
+// the final status — against edge-jobs under `npm start` (pull, and push through the local
+// Queue), against the platform floor (a bare Worker: one Durable Object per job, one SQLite
+// write per call), and against BullMQ on a local redis-server, at each concurrency. Prints
+// jobs/s and p50/p99 per step and per lifecycle, the ratios edge-jobs/floor and
+// edge-jobs/BullMQ, and writes everything to a JSON file. Loopback only; bounded by --jobs and
+// --max-seconds per run.
+//
+//   npm run bench -- [--jobs 300] [--concurrency 1,8] [--warmup 20] [--state tmpfs|disk]
+//                    [--log-level warn] [--systems edge,floor,bullmq] [--modes pull,push]
+//                    [--max-seconds 120] [--out bench-output/bench-<time>.json]
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { createRequire } from "node:module";
+import { ROOT } from "./lib/wrangler-dev.mjs";
+import { bullmqPull, redisVersion, startRedis } from "./bench/bullmq.mjs";
+import { edgePull, edgePush, startEdge } from "./bench/edge.mjs";
+import { floorPull, startFloor } from "./bench/floor.mjs";
+import { runLanes } from "./bench/lanes.mjs";
+import { printRatios, printRun, ratios } from "./bench/report.mjs";
+
+const { values: opts } = parseArgs({
+  options: {
+    jobs: { type: "string", default: "300" },
+    concurrency: { type: "string", default: "1,8" },
+    warmup: { type: "string", default: "20" },
+    state: { type: "string", default: existsSync("/dev/shm") ? "tmpfs" : "disk" },
+    "log-level": { type: "string", default: "warn" },
+    systems: { type: "string", default: "edge,floor,bullmq" },
+    modes: { type: "string", default: "pull,push" },
+    "max-seconds": { type: "string", default: "120" },
+    out: { type: "string" },
+  },
+});
+const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
+const jobs = Number(opts.jobs);
+const concurrencies = list(opts.concurrency).map(Number);
+const systems = list(opts.systems);
+const modes = list(opts.modes);
+if (!(jobs > 0) || concurrencies.some((c) => !(c > 0))) throw new Error("--jobs and --concurrency take positive numbers");
+if (!["tmpfs", "disk"].includes(opts.state)) throw new Error("--state is tmpfs or disk");
+
+const require = createRequire(import.meta.url);
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const stateRoot = opts.state === "tmpfs" ? path.join("/dev/shm", `edge-jobs-bench-${stamp}`) : path.join(ROOT, ".wrangler", `bench-${stamp}`);
+const settings = {
+  machine: { cpu: os.cpus()[0]?.model ?? "unknown", cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}` },
+  node: process.version,
+  wrangler: require("wrangler/package.json").version,
+  bullmq: require("bullmq/package.json").version,
+  redis: systems.includes("bullmq") ? redisVersion() : null,
+  state: { kind: opts.state, location: stateRoot },
+  logLevel: opts["log-level"],
+  jobsPerRun: jobs,
+  warmupPerRun: Number(opts.warmup),
+  maxSecondsPerRun: Number(opts["max-seconds"]),
+  concurrency: concurrencies,
+};
+
+console.log("edge-jobs lifecycle benchmark");
+console.log(`  machine    ${settings.machine.cpu}, ${settings.machine.cores} cores, ${settings.machine.memoryGiB} GiB, ${settings.machine.os}`);
+console.log(`  runtime    node ${settings.node}, wrangler ${settings.wrangler} (wrangler dev --local), bullmq ${settings.bullmq}, redis ${settings.redis ?? "-"}`);
+console.log(`  wrangler   both Workers: state on ${opts.state} (${stateRoot}), --log-level ${settings.logLevel}`);
+console.log(`  runs       ${jobs} jobs each after ${settings.warmupPerRun} warm-up, concurrency ${concurrencies.join(", ")}, ≤ ${settings.maxSecondsPerRun} s each, loopback only\n`);
+
+const runs = [];
+const runOptions = (concurrency) => ({
+  concurrency,
+  lanes: (iteration) => runLanes({ jobs, concurrency, warmup: settings.warmupPerRun, maxSeconds: settings.maxSecondsPerRun, iteration }),
+});
+async function measure(system, mode, fn) {
+  for (const concurrency of concurrencies) {
+    const result = { system, mode, ...(await fn(runOptions(concurrency))) };
+    printRun(result);
+    runs.push(result);
+  }
+}
+
+mkdirSync(stateRoot, { recursive: true });
+try {
+  if (systems.includes("edge")) {
+    const edge = await startEdge({ persist: path.join(stateRoot, "edge-jobs"), logLevel: settings.logLevel });
+    try {
+      if (modes.includes("pull")) await measure("edge-jobs", "pull", (run) => edgePull(edge.base, run));
+      if (modes.includes("push")) await measure("edge-jobs", "push", (run) => edgePush(edge.base, run));
+    } finally {
+      await edge.stop();
+    }
+  }
+  if (systems.includes("floor")) {
+    const floor = await startFloor({ persist: path.join(stateRoot, "floor"), logLevel: settings.logLevel });
+    try {
+      await measure("floor", "pull", (run) => floorPull(floor.base, run));
+    } finally {
+      await floor.stop();
+    }
+  }
+  if (systems.includes("bullmq")) {
+    const redis = await startRedis({ dir: path.join(stateRoot, "redis") });
+    settings.redisSettings = redis.settings;
+    try {
+      await measure("bullmq", "pull", (run) => bullmqPull(redis.connection, run));
+    } finally {
+      await redis.stop();
+    }
+  }
+} finally {
+  rmSync(stateRoot, { recursive: true, force: true });
+}
+
+const compared = ratios(runs);
+printRatios(compared);
+const out = opts.out ?? path.join(ROOT, "bench-output", `bench-${stamp}.json`);
+mkdirSync(path.dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), settings, runs, ratios: compared }, null, 2)}\n`);
+console.log(`\nwritten to ${path.relative(process.cwd(), out) || out}`);

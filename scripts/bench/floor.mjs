@@ -1,0 +1,40 @@
+// The platform floor (bench/floor): the same four calls against a bare Worker, one Durable
+// Object per job and one SQLite write per call, started with the same wrangler settings.
+import path from "node:path";
+import { ROOT, spawnWranglerDev, waitReady } from "../lib/wrangler-dev.mjs";
+import { timed } from "./lanes.mjs";
+import { captureOutput, freePort, stopGroup } from "./processes.mjs";
+
+export async function startFloor({ persist, logLevel }) {
+  const port = await freePort();
+  const config = path.join(ROOT, "bench", "floor", "wrangler.toml");
+  const child = spawnWranglerDev({ config, host: "127.0.0.1", port, persist, logLevel }, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const output = captureOutput(child);
+  const base = `http://127.0.0.1:${port}`;
+  if (!(await waitReady(child, `${base}/`))) {
+    await stopGroup(child);
+    throw new Error(`the floor Worker did not start:\n${output.join("\n")}`);
+  }
+  return { base, stop: () => stopGroup(child) };
+}
+
+async function call(url, init) {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${init?.method ?? "GET"} ${url} → ${res.status} ${text.slice(0, 200)}`);
+  return JSON.parse(text);
+}
+
+/** submit → take (the worker is handed the id: the floor has no queue) → done → status. */
+export async function floorPull(base, run) {
+  return run.lanes(async (_lane, token) => {
+    const [job, submit] = await timed(() => call(`${base}/run`, { method: "POST", body: JSON.stringify({ token }) }));
+    const [taken, take] = await timed(() => call(`${base}/take/${job.id}`));
+    const [, done] = await timed(() => call(`${base}/done/${job.id}`, { method: "POST", body: JSON.stringify({ ok: taken.input.token }) }));
+    const [, status] = await timed(async () => {
+      const body = await call(`${base}/status/${job.id}`);
+      if (body.status !== "COMPLETED") throw new Error(`floor job ${job.id} is ${body.status}`);
+    });
+    return { submit, take, done, status };
+  });
+}

@@ -1,0 +1,56 @@
+// Runs one lifecycle per iteration on `concurrency` lanes until `jobs` are done (or the time
+// limit passes), after `warmup` uncounted iterations. Each iteration returns its step durations
+// in ms; the lifecycle is the iteration's whole duration. Jobs/s counts completed lifecycles
+// over the wall time from the first counted start to the last counted end.
+import { summarize } from "./stats.mjs";
+
+export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteration }) {
+  let seq = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, Math.max(warmup, 1)) }, async (_, lane) => {
+      while (seq < warmup) await iteration(lane, `w${seq++}`);
+    }),
+  );
+
+  const steps = {};
+  const lifecycles = [];
+  const deadline = performance.now() + maxSeconds * 1000;
+  let started = 0;
+  let truncated = false;
+  const t0 = performance.now();
+  let lastEnd = t0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, lane) => {
+      while (started < jobs) {
+        if (performance.now() > deadline) {
+          truncated = true;
+          return;
+        }
+        const k = started++;
+        const begin = performance.now();
+        const measured = await iteration(lane, `j${k}`);
+        const end = performance.now();
+        lastEnd = Math.max(lastEnd, end);
+        lifecycles.push(end - begin);
+        for (const [name, ms] of Object.entries(measured)) (steps[name] ??= []).push(ms);
+      }
+    }),
+  );
+  const wallMs = lastEnd - t0;
+  return {
+    jobs: lifecycles.length,
+    concurrency,
+    truncated,
+    wallMs: Math.round(wallMs),
+    jobsPerSecond: Math.round((lifecycles.length / wallMs) * 1000 * 10) / 10,
+    lifecycle: summarize(lifecycles),
+    steps: Object.fromEntries(Object.entries(steps).map(([name, xs]) => [name, summarize(xs)])),
+  };
+}
+
+/** Times one awaited call, in ms, and returns [result, ms]. */
+export async function timed(fn) {
+  const t = performance.now();
+  const result = await fn();
+  return [result, performance.now() - t];
+}
