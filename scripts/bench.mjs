@@ -2,9 +2,9 @@
 // `npm run bench`: the full job lifecycle — submit → a worker takes it → done → the client reads
 // the final status — against edge-jobs under `npm start` (pull, and push through the local
 // Queue), against the platform floor (a bare Worker: one Durable Object per job, one SQLite
-// write per call), and against BullMQ on a local redis-server, at each concurrency. Prints
-// jobs/s and p50/p99 per step and per lifecycle, the ratios edge-jobs/floor and
-// edge-jobs/BullMQ, and writes everything to a JSON file. Loopback only; bounded by --jobs and
+// write per call), the queue floor (the same plus one queue object to take from), and BullMQ on
+// a local redis-server, at each concurrency. Prints jobs/s and p50/p99 per step and per
+// lifecycle, the ratios of edge-jobs to each, and writes everything to a JSON file. Loopback only; bounded by --jobs and
 // --max-seconds per run.
 //
 //   npm run bench -- [--jobs 300] [--concurrency 1,8] [--warmup 20] [--state tmpfs|disk]
@@ -18,7 +18,7 @@ import { createRequire } from "node:module";
 import { ROOT } from "./lib/wrangler-dev.mjs";
 import { bullmqPull, redisVersion, startRedis } from "./bench/bullmq.mjs";
 import { edgePull, edgePush, startEdge } from "./bench/edge.mjs";
-import { floorPull, startFloor } from "./bench/floor.mjs";
+import { floorPull, queueFloorPull, startFloor } from "./bench/floor.mjs";
 import { runLanes } from "./bench/lanes.mjs";
 import { printRatios, printRun, ratios } from "./bench/report.mjs";
 
@@ -94,6 +94,7 @@ try {
     const floor = await startFloor({ persist: path.join(stateRoot, "floor"), logLevel: settings.logLevel });
     try {
       await measure("floor", "pull", (run) => floorPull(floor.base, run));
+      await measure("queue-floor", "pull", (run) => queueFloorPull(floor.base, run));
     } finally {
       await floor.stop();
     }

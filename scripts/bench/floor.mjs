@@ -1,5 +1,6 @@
-// The platform floor (bench/floor): the same four calls against a bare Worker, one Durable
-// Object per job and one SQLite write per call, started with the same wrangler settings.
+// The floors (bench/floor), started with the same wrangler settings as edge-jobs: the platform
+// floor (the same four calls, one Durable Object per job, one SQLite write per call) and the
+// queue floor (job objects plus one queue object: the least a pull queue on objects needs).
 import path from "node:path";
 import { ROOT, spawnWranglerDev, waitReady } from "../lib/wrangler-dev.mjs";
 import { timed } from "./lanes.mjs";
@@ -25,15 +26,24 @@ async function call(url, init) {
   return JSON.parse(text);
 }
 
-/** submit → take (the worker is handed the id: the floor has no queue) → done → status. */
-export async function floorPull(base, run) {
+/** submit → take (the worker is handed the id: the platform floor has no queue) → done → status. */
+export function floorPull(base, run) {
+  return lifecycle(run, `${base}`, (job) => `/take/${job.id}`);
+}
+
+/** submit (enqueued) → take (the oldest id from the queue object) → done → status. */
+export function queueFloorPull(base, run) {
+  return lifecycle(run, `${base}/q`, () => "/take");
+}
+
+function lifecycle(run, base, takePath) {
   return run.lanes(async (_lane, token) => {
     const [job, submit] = await timed(() => call(`${base}/run`, { method: "POST", body: JSON.stringify({ token }) }));
-    const [taken, take] = await timed(() => call(`${base}/take/${job.id}`));
-    const [, done] = await timed(() => call(`${base}/done/${job.id}`, { method: "POST", body: JSON.stringify({ ok: taken.input.token }) }));
+    const [taken, take] = await timed(() => call(`${base}${takePath(job)}`));
+    const [, done] = await timed(() => call(`${base}/done/${taken.id}`, { method: "POST", body: JSON.stringify({ ok: taken.input.token }) }));
     const [, status] = await timed(async () => {
-      const body = await call(`${base}/status/${job.id}`);
-      if (body.status !== "COMPLETED") throw new Error(`floor job ${job.id} is ${body.status}`);
+      const body = await call(`${base}/status/${taken.id}`);
+      if (body.status !== "COMPLETED") throw new Error(`floor job ${taken.id} is ${body.status}`);
     });
     return { submit, take, done, status };
   });

@@ -6,16 +6,16 @@ export function printRun(run) {
   const steps = Object.entries(run.steps).map(([name, s]) => `${name} ${ms(s)}`).join("  ");
   const flag = run.truncated ? "  (stopped at --max-seconds)" : "";
   console.log(
-    `${run.system.padEnd(9)} ${run.mode.padEnd(4)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}${flag}`,
+    `${run.system.padEnd(11)} ${run.mode.padEnd(4)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}${flag}`,
   );
 }
 
-/** For each concurrency: edge-jobs pull against the floor and against BullMQ (jobs/s and p50s). */
+/** For each concurrency: each edge-jobs run against the floors and BullMQ (jobs/s and p50s). */
 export function ratios(runs) {
   const find = (system, mode, c) => runs.find((r) => r.system === system && r.mode === mode && r.concurrency === c);
   const out = [];
   for (const edge of runs.filter((r) => r.system === "edge-jobs")) {
-    for (const peer of ["floor", "bullmq"]) {
+    for (const peer of ["floor", "queue-floor", "bullmq"]) {
       const other = find(peer, "pull", edge.concurrency);
       if (!other) continue;
       const stepP50 = {};
@@ -43,7 +43,7 @@ export function printRatios(compared) {
   for (const r of compared) {
     const steps = Object.entries(r.stepP50).map(([name, x]) => `${name} ${x}×`).join("  ");
     console.log(
-      `${r.edge.padEnd(14)} / ${r.peer.padEnd(6)} c=${String(r.concurrency).padEnd(3)} throughput ${r.throughput}×   lifecycle p50 ${r.lifecycleP50}×  p99 ${r.lifecycleP99}×   step p50: ${steps}`,
+      `${r.edge.padEnd(14)} / ${r.peer.padEnd(11)} c=${String(r.concurrency).padEnd(3)} throughput ${r.throughput}×   lifecycle p50 ${r.lifecycleP50}×  p99 ${r.lifecycleP99}×   step p50: ${steps}`,
     );
   }
 }

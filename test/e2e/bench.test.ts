@@ -1,6 +1,6 @@
 /**
  * A smoke run of `npm run bench` (scripts/bench.mjs) with a few jobs: edge-jobs pull and push,
- * the platform floor and BullMQ on redis-server all complete their lifecycles, and the JSON it
+ * the platform and queue floors and BullMQ on redis-server all complete their lifecycles, and the JSON it
  * writes holds every run, its steps and the ratios. It measures nothing worth quoting; it keeps
  * the benchmark runnable from a clean checkout.
  */
@@ -50,7 +50,7 @@ describe("npm run bench", () => {
     expect(code, output).toBe(0);
     expect(output).toMatch(/state on \w+ .*--log-level warn/);
     const result = JSON.parse(readFileSync(out, "utf8")) as { settings: { state: { kind: string } }; runs: Run[]; ratios: Array<{ peer: string; throughput: number; lifecycleP50: number }> };
-    expect(result.runs.map((r) => `${r.system}/${r.mode}`)).toEqual(["edge-jobs/pull", "edge-jobs/push", "floor/pull", "bullmq/pull"]);
+    expect(result.runs.map((r) => `${r.system}/${r.mode}`)).toEqual(["edge-jobs/pull", "edge-jobs/push", "floor/pull", "queue-floor/pull", "bullmq/pull"]);
     for (const run of result.runs) {
       expect(run).toMatchObject({ concurrency: 2, jobs: 4 });
       expect(run.jobsPerSecond).toBeGreaterThan(0);
@@ -58,7 +58,7 @@ describe("npm run bench", () => {
       expect(Object.keys(run.steps)).toEqual(run.mode === "push" ? ["submit", "push", "done", "status"] : ["submit", "take", "done", "status"]);
       for (const s of Object.values(run.steps)) expect(s.p50).toBeGreaterThan(0);
     }
-    expect(result.ratios.map((r) => r.peer).sort()).toEqual(["bullmq", "bullmq", "floor", "floor"]);
+    expect(result.ratios.map((r) => r.peer).sort()).toEqual(["bullmq", "bullmq", "floor", "floor", "queue-floor", "queue-floor"]);
     for (const r of result.ratios) expect(Number.isFinite(r.throughput) && Number.isFinite(r.lifecycleP50)).toBe(true);
   });
 });
