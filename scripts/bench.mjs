@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench`: the full job lifecycle — submit → a worker takes it → done → the client reads
-// the final status — against edge-jobs under `npm start` (pull, and push through the local
-// Queue), against the platform floor (a bare Worker: one Durable Object per job, one SQLite
+// the final status — against edge-jobs under `npm start` (pull; push through the local Queue
+// with the result reported to the done URL; and push-sync: one /runsync answered inline), against the platform floor (a bare Worker: one Durable Object per job, one SQLite
 // write per call), the queue floor (the same plus one queue object to take from), and BullMQ on
 // a local redis-server, at each concurrency. Prints jobs/s and p50/p99 per step and per
 // lifecycle, the ratios of edge-jobs to each, and writes everything to a JSON file. Loopback only; bounded by --jobs and
 // --max-seconds per run.
 //
 //   npm run bench -- [--jobs 300] [--concurrency 1,8] [--warmup 20] [--state tmpfs|disk]
-//                    [--log-level warn] [--systems edge,floor,bullmq] [--modes pull,push]
+//                    [--log-level warn] [--systems edge,floor,bullmq] [--modes pull,push,push-sync]
 //                    [--max-seconds 120] [--out bench-output/bench-<time>.json]
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { createRequire } from "node:module";
 import { ROOT } from "./lib/wrangler-dev.mjs";
 import { bullmqPull, redisVersion, startRedis } from "./bench/bullmq.mjs";
-import { edgePull, edgePush, startEdge } from "./bench/edge.mjs";
+import { edgePull, edgePush, edgePushSync, startEdge } from "./bench/edge.mjs";
 import { floorPull, queueFloorPull, startFloor } from "./bench/floor.mjs";
 import { runLanes } from "./bench/lanes.mjs";
 import { printRatios, printRun, ratios } from "./bench/report.mjs";
@@ -30,7 +30,7 @@ const { values: opts } = parseArgs({
     state: { type: "string", default: existsSync("/dev/shm") ? "tmpfs" : "disk" },
     "log-level": { type: "string", default: "warn" },
     systems: { type: "string", default: "edge,floor,bullmq" },
-    modes: { type: "string", default: "pull,push" },
+    modes: { type: "string", default: "pull,push,push-sync" },
     "max-seconds": { type: "string", default: "120" },
     out: { type: "string" },
   },
@@ -86,6 +86,7 @@ try {
     try {
       if (modes.includes("pull")) await measure("edge-jobs", "pull", (run) => edgePull(edge.base, run));
       if (modes.includes("push")) await measure("edge-jobs", "push", (run) => edgePush(edge.base, run));
+      if (modes.includes("push-sync")) await measure("edge-jobs", "push-sync", (run) => edgePushSync(edge.base, run));
     } finally {
       await edge.stop();
     }

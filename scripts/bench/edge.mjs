@@ -1,5 +1,6 @@
 // edge-jobs under `npm start` (scripts/start.mjs): the lifecycle pulled by RunPod-protocol
-// workers, and pushed to a push worker that accepts (202) and reports to its done URL.
+// workers; pushed to a push worker that accepts (202) and reports to its done URL; and in the
+// fewest round trips, one /runsync answered by a push worker that returns the result inline.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import path from "node:path";
@@ -68,6 +69,17 @@ export async function edgePull(base, run) {
   });
 }
 
+/** A push worker on loopback; `handle(job, arrivedAt)` answers each push. */
+async function pushWorker(handle) {
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => handle(JSON.parse(Buffer.concat(chunks).toString("utf8")), performance.now(), res));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+}
+
 /**
  * Push: submit (client) → the job arrives at the push worker (measured from the submit being
  * sent; it may arrive before the submit's answer) → the worker answers 202 and POSTs its result
@@ -76,23 +88,16 @@ export async function edgePull(base, run) {
 export async function edgePush(base, run) {
   const arrivals = new Map();
   const waiting = new Map();
-  const receiver = createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", async () => {
-      const at = performance.now();
-      const job = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-      res.writeHead(202).end();
-      const [, done] = await timed(() => call(job.urls.done, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ output: { ok: job.input.token } }) }, 200));
-      const arrival = { at, done, id: job.id };
-      const resolve = waiting.get(job.input.token);
-      if (resolve) resolve(arrival);
-      else arrivals.set(job.input.token, arrival);
-    });
+  const worker = await pushWorker(async (job, at, res) => {
+    res.writeHead(202).end();
+    const [, done] = await timed(() => call(job.urls.done, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ output: { ok: job.input.token } }) }, 200));
+    const arrival = { at, done, id: job.id };
+    const resolve = waiting.get(job.input.token);
+    if (resolve) resolve(arrival);
+    else arrivals.set(job.input.token, arrival);
   });
-  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
   const ep = `bench-push-${Date.now().toString(36)}-c${run.concurrency}`;
-  const keys = await createEndpoint(base, ep, { mode: "push", workerUrls: [`http://127.0.0.1:${receiver.address().port}/`] });
+  const keys = await createEndpoint(base, ep, { mode: "push", workerUrls: [worker.url] });
   const client = { authorization: `Bearer ${keys.client}` };
   try {
     return await run.lanes(async (_lane, token) => {
@@ -106,6 +111,33 @@ export async function edgePush(base, run) {
       return { submit, push: arrival.at - sent, done: arrival.done, status };
     });
   } finally {
-    receiver.close();
+    worker.close();
+  }
+}
+
+/**
+ * Push, synchronous: one /runsync from the client; the push worker answers 200 with the result,
+ * which finishes the job and answers the /runsync. Two HTTP requests per job in all.
+ */
+export async function edgePushSync(base, run) {
+  const arrivals = new Map();
+  const worker = await pushWorker((job, at, res) => {
+    arrivals.set(job.input.token, at);
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ output: { ok: job.input.token } }));
+  });
+  const ep = `bench-pushsync-${Date.now().toString(36)}-c${run.concurrency}`;
+  const keys = await createEndpoint(base, ep, { mode: "push", workerUrls: [worker.url] });
+  const client = { authorization: `Bearer ${keys.client}` };
+  try {
+    return await run.lanes(async (_lane, token) => {
+      const sent = performance.now();
+      const [answer, runsync] = await timed(() => call(`${base}/v2/${ep}/runsync?wait=60000`, { method: "POST", headers: client, body: JSON.stringify({ input: { token } }) }, 200));
+      if (answer.status !== "COMPLETED" || answer.output?.ok !== token) throw new Error(`runsync answered ${JSON.stringify(answer).slice(0, 200)}`);
+      const at = arrivals.get(token);
+      arrivals.delete(token);
+      return { runsync, push: at - sent };
+    });
+  } finally {
+    worker.close();
   }
 }

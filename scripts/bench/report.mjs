@@ -1,4 +1,4 @@
-// Printing the benchmark's runs and the ratios of edge-jobs to the floor and to BullMQ.
+// Printing the benchmark's runs and the ratios of edge-jobs to the floors and to BullMQ.
 
 const ms = (s) => (s.p50 === null ? "-" : `${s.p50.toFixed(1)}/${s.p99.toFixed(1)}`);
 
@@ -6,7 +6,7 @@ export function printRun(run) {
   const steps = Object.entries(run.steps).map(([name, s]) => `${name} ${ms(s)}`).join("  ");
   const flag = run.truncated ? "  (stopped at --max-seconds)" : "";
   console.log(
-    `${run.system.padEnd(11)} ${run.mode.padEnd(4)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}${flag}`,
+    `${run.system.padEnd(11)} ${run.mode.padEnd(9)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}${flag}`,
   );
 }
 
@@ -41,9 +41,9 @@ export function printRatios(compared) {
   if (compared.length === 0) return;
   console.log("\nratios (edge-jobs / other): throughput (jobs/s; below 1 = slower), latency (above 1 = slower)");
   for (const r of compared) {
-    const steps = Object.entries(r.stepP50).map(([name, x]) => `${name} ${x}×`).join("  ");
+    const steps = Object.entries(r.stepP50).map(([name, x]) => `${name} ${x}×`).join("  ") || "(no step in common)";
     console.log(
-      `${r.edge.padEnd(14)} / ${r.peer.padEnd(11)} c=${String(r.concurrency).padEnd(3)} throughput ${r.throughput}×   lifecycle p50 ${r.lifecycleP50}×  p99 ${r.lifecycleP99}×   step p50: ${steps}`,
+      `${r.edge.padEnd(19)} / ${r.peer.padEnd(11)} c=${String(r.concurrency).padEnd(3)} throughput ${r.throughput}×   lifecycle p50 ${r.lifecycleP50}×  p99 ${r.lifecycleP99}×   step p50: ${steps}`,
     );
   }
 }

@@ -50,15 +50,17 @@ describe("npm run bench", () => {
     expect(code, output).toBe(0);
     expect(output).toMatch(/state on \w+ .*--log-level warn/);
     const result = JSON.parse(readFileSync(out, "utf8")) as { settings: { state: { kind: string } }; runs: Run[]; ratios: Array<{ peer: string; throughput: number; lifecycleP50: number }> };
-    expect(result.runs.map((r) => `${r.system}/${r.mode}`)).toEqual(["edge-jobs/pull", "edge-jobs/push", "floor/pull", "queue-floor/pull", "bullmq/pull"]);
+    expect(result.runs.map((r) => `${r.system}/${r.mode}`)).toEqual(["edge-jobs/pull", "edge-jobs/push", "edge-jobs/push-sync", "floor/pull", "queue-floor/pull", "bullmq/pull"]);
     for (const run of result.runs) {
       expect(run).toMatchObject({ concurrency: 2, jobs: 4 });
       expect(run.jobsPerSecond).toBeGreaterThan(0);
       expect(run.lifecycle.n).toBe(4);
-      expect(Object.keys(run.steps)).toEqual(run.mode === "push" ? ["submit", "push", "done", "status"] : ["submit", "take", "done", "status"]);
+      const steps = { push: ["submit", "push", "done", "status"], "push-sync": ["runsync", "push"], pull: ["submit", "take", "done", "status"] }[run.mode];
+      expect(Object.keys(run.steps)).toEqual(steps);
       for (const s of Object.values(run.steps)) expect(s.p50).toBeGreaterThan(0);
     }
-    expect(result.ratios.map((r) => r.peer).sort()).toEqual(["bullmq", "bullmq", "floor", "floor", "queue-floor", "queue-floor"]);
+    // Each of the three edge-jobs runs against each of the three others.
+    expect(result.ratios.map((r) => r.peer).sort()).toEqual(["bullmq", "bullmq", "bullmq", "floor", "floor", "floor", "queue-floor", "queue-floor", "queue-floor"]);
     for (const r of result.ratios) expect(Number.isFinite(r.throughput) && Number.isFinite(r.lifecycleP50)).toBe(true);
   });
 });
