@@ -67,13 +67,13 @@ console.log(`  wrangler   both Workers: state on ${opts.state} (${stateRoot}), -
 console.log(`  runs       ${jobs} jobs each after ${settings.warmupPerRun} warm-up, concurrency ${concurrencies.join(", ")}, ≤ ${settings.maxSecondsPerRun} s each, loopback only\n`);
 
 const runs = [];
-const runOptions = (concurrency) => ({
+const runOptions = (concurrency, serverCpuMs) => ({
   concurrency,
-  lanes: (iteration) => runLanes({ jobs, concurrency, warmup: settings.warmupPerRun, maxSeconds: settings.maxSecondsPerRun, iteration }),
+  lanes: (iteration) => runLanes({ jobs, concurrency, warmup: settings.warmupPerRun, maxSeconds: settings.maxSecondsPerRun, iteration, serverCpuMs }),
 });
-async function measure(system, mode, fn) {
+async function measure(system, mode, server, fn) {
   for (const concurrency of concurrencies) {
-    const result = { system, mode, ...(await fn(runOptions(concurrency))) };
+    const result = { system, mode, ...(await fn(runOptions(concurrency, server.cpuMs))) };
     printRun(result);
     runs.push(result);
   }
@@ -84,9 +84,9 @@ try {
   if (systems.includes("edge")) {
     const edge = await startEdge({ persist: path.join(stateRoot, "edge-jobs"), logLevel: settings.logLevel });
     try {
-      if (modes.includes("pull")) await measure("edge-jobs", "pull", (run) => edgePull(edge.base, run));
-      if (modes.includes("push")) await measure("edge-jobs", "push", (run) => edgePush(edge.base, run));
-      if (modes.includes("push-sync")) await measure("edge-jobs", "push-sync", (run) => edgePushSync(edge.base, run));
+      if (modes.includes("pull")) await measure("edge-jobs", "pull", edge, (run) => edgePull(edge.base, run));
+      if (modes.includes("push")) await measure("edge-jobs", "push", edge, (run) => edgePush(edge.base, run));
+      if (modes.includes("push-sync")) await measure("edge-jobs", "push-sync", edge, (run) => edgePushSync(edge.base, run));
     } finally {
       await edge.stop();
     }
@@ -94,8 +94,8 @@ try {
   if (systems.includes("floor")) {
     const floor = await startFloor({ persist: path.join(stateRoot, "floor"), logLevel: settings.logLevel });
     try {
-      await measure("floor", "pull", (run) => floorPull(floor.base, run));
-      await measure("queue-floor", "pull", (run) => queueFloorPull(floor.base, run));
+      await measure("floor", "pull", floor, (run) => floorPull(floor.base, run));
+      await measure("queue-floor", "pull", floor, (run) => queueFloorPull(floor.base, run));
     } finally {
       await floor.stop();
     }
@@ -104,7 +104,7 @@ try {
     const redis = await startRedis({ dir: path.join(stateRoot, "redis") });
     settings.redisSettings = redis.settings;
     try {
-      await measure("bullmq", "pull", (run) => bullmqPull(redis.connection, run));
+      await measure("bullmq", "pull", redis, (run) => bullmqPull(redis.connection, run));
     } finally {
       await redis.stop();
     }

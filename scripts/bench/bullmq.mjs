@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { Queue, Worker } from "bullmq";
 import { timed } from "./lanes.mjs";
-import { captureOutput, freePort, stopGroup } from "./processes.mjs";
+import { captureOutput, freePort, groupCpuMs, stopGroup } from "./processes.mjs";
 
 export function redisVersion() {
   const r = spawnSync("redis-server", ["--version"], { encoding: "utf8" });
@@ -29,7 +29,12 @@ export async function startRedis({ dir }) {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { connection: { host: "127.0.0.1", port }, settings: "appendonly yes, appendfsync everysec, no RDB snapshots", stop: () => stopGroup(child) };
+  return {
+    connection: { host: "127.0.0.1", port },
+    settings: "appendonly yes, appendfsync everysec, no RDB snapshots",
+    cpuMs: () => groupCpuMs(child.pid),
+    stop: () => stopGroup(child),
+  };
 }
 
 export async function bullmqPull(connection, run) {

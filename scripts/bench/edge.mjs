@@ -6,7 +6,7 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { ROOT, waitReady } from "../lib/wrangler-dev.mjs";
 import { timed } from "./lanes.mjs";
-import { captureOutput, freePort, stopGroup } from "./processes.mjs";
+import { captureOutput, freePort, groupCpuMs, stopGroup } from "./processes.mjs";
 
 const ADMIN_KEY = "bench-admin-key";
 
@@ -24,7 +24,7 @@ export async function startEdge({ persist, logLevel }) {
     await stopGroup(child);
     throw new Error(`edge-jobs did not start:\n${output.join("\n")}`);
   }
-  return { base, stop: () => stopGroup(child) };
+  return { base, cpuMs: () => groupCpuMs(child.pid), stop: () => stopGroup(child) };
 }
 
 async function call(url, init, expect) {

@@ -4,7 +4,7 @@
 import path from "node:path";
 import { ROOT, spawnWranglerDev, waitReady } from "../lib/wrangler-dev.mjs";
 import { timed } from "./lanes.mjs";
-import { captureOutput, freePort, stopGroup } from "./processes.mjs";
+import { captureOutput, freePort, groupCpuMs, stopGroup } from "./processes.mjs";
 
 export async function startFloor({ persist, logLevel }) {
   const port = await freePort();
@@ -16,7 +16,7 @@ export async function startFloor({ persist, logLevel }) {
     await stopGroup(child);
     throw new Error(`the floor Worker did not start:\n${output.join("\n")}`);
   }
-  return { base, stop: () => stopGroup(child) };
+  return { base, cpuMs: () => groupCpuMs(child.pid), stop: () => stopGroup(child) };
 }
 
 async function call(url, init) {

@@ -1,10 +1,11 @@
 // Runs one lifecycle per iteration on `concurrency` lanes until `jobs` are done (or the time
 // limit passes), after `warmup` uncounted iterations. Each iteration returns its step durations
 // in ms; the lifecycle is the iteration's whole duration. Jobs/s counts completed lifecycles
-// over the wall time from the first counted start to the last counted end.
+// over the wall time from the first counted start to the last counted end. CPU per job: the
+// server's (the `serverCpuMs` reading of its process group) and this load generator's own.
 import { summarize } from "./stats.mjs";
 
-export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteration }) {
+export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteration, serverCpuMs = () => null }) {
   let seq = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, Math.max(warmup, 1)) }, async (_, lane) => {
@@ -17,6 +18,8 @@ export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteratio
   const deadline = performance.now() + maxSeconds * 1000;
   let started = 0;
   let truncated = false;
+  const serverBefore = serverCpuMs();
+  const clientBefore = process.cpuUsage();
   const t0 = performance.now();
   let lastEnd = t0;
   await Promise.all(
@@ -37,6 +40,9 @@ export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteratio
     }),
   );
   const wallMs = lastEnd - t0;
+  const serverAfter = serverCpuMs();
+  const client = process.cpuUsage(clientBefore);
+  const perJob = (ms) => (ms === null ? null : Math.round((ms / lifecycles.length) * 100) / 100);
   return {
     jobs: lifecycles.length,
     concurrency,
@@ -44,6 +50,10 @@ export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteratio
     wallMs: Math.round(wallMs),
     jobsPerSecond: Math.round((lifecycles.length / wallMs) * 1000 * 10) / 10,
     lifecycle: summarize(lifecycles),
+    cpuMsPerJob: {
+      server: perJob(serverBefore === null || serverAfter === null ? null : serverAfter - serverBefore),
+      client: perJob((client.user + client.system) / 1000),
+    },
     steps: Object.fromEntries(Object.entries(steps).map(([name, xs]) => [name, summarize(xs)])),
   };
 }

@@ -1,4 +1,7 @@
-// Child processes for the benchmark: free loopback ports, and stopping a process group.
+// Child processes for the benchmark: free loopback ports, stopping a process group, and the CPU
+// time a process group has used (Linux /proc; null elsewhere).
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 export async function freePort() {
@@ -38,4 +41,27 @@ export function captureOutput(child, lines = []) {
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   return lines;
+}
+
+const ticksPerSecond = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+
+/** CPU time (user + system, ms) used so far by the live processes of process group `pgid`. */
+export function groupCpuMs(pgid) {
+  let dirs;
+  try {
+    dirs = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  } catch {
+    return null; // no /proc: not Linux
+  }
+  let ticks = 0;
+  for (const pid of dirs) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return (ticks * 1000) / ticksPerSecond;
 }

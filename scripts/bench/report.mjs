@@ -5,8 +5,10 @@ const ms = (s) => (s.p50 === null ? "-" : `${s.p50.toFixed(1)}/${s.p99.toFixed(1
 export function printRun(run) {
   const steps = Object.entries(run.steps).map(([name, s]) => `${name} ${ms(s)}`).join("  ");
   const flag = run.truncated ? "  (stopped at --max-seconds)" : "";
+  const cpu = run.cpuMsPerJob;
+  const cpuText = `cpu/job server ${cpu.server ?? "-"} ms, client ${cpu.client} ms`;
   console.log(
-    `${run.system.padEnd(11)} ${run.mode.padEnd(9)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}${flag}`,
+    `${run.system.padEnd(11)} ${run.mode.padEnd(9)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}   ${cpuText}${flag}`,
   );
 }
 
@@ -30,6 +32,7 @@ export function ratios(runs) {
         throughput: round(edge.jobsPerSecond / other.jobsPerSecond),
         lifecycleP50: round(edge.lifecycle.p50 / other.lifecycle.p50),
         lifecycleP99: round(edge.lifecycle.p99 / other.lifecycle.p99),
+        serverCpuPerJob: edge.cpuMsPerJob.server && other.cpuMsPerJob.server ? round(edge.cpuMsPerJob.server / other.cpuMsPerJob.server) : null,
         stepP50,
       });
     }
@@ -43,7 +46,7 @@ export function printRatios(compared) {
   for (const r of compared) {
     const steps = Object.entries(r.stepP50).map(([name, x]) => `${name} ${x}×`).join("  ") || "(no step in common)";
     console.log(
-      `${r.edge.padEnd(19)} / ${r.peer.padEnd(11)} c=${String(r.concurrency).padEnd(3)} throughput ${r.throughput}×   lifecycle p50 ${r.lifecycleP50}×  p99 ${r.lifecycleP99}×   step p50: ${steps}`,
+      `${r.edge.padEnd(19)} / ${r.peer.padEnd(11)} c=${String(r.concurrency).padEnd(3)} throughput ${r.throughput}×   lifecycle p50 ${r.lifecycleP50}×  p99 ${r.lifecycleP99}×   server cpu/job ${r.serverCpuPerJob ?? "-"}×   step p50: ${steps}`,
     );
   }
 }
