@@ -4,7 +4,6 @@
  * calls a job object: it answers with ids, and the caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
-import { isTerminal } from "../jobs/states";
 import { Clock } from "../shared/clock";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
@@ -13,29 +12,26 @@ import type { IndexEntry } from "./index-entry";
 import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./keys";
 import {
   applyEntry,
-  bumpCounter,
   countByState,
-  type CounterName,
   heldBy,
   offerReady,
   pruneTombstones,
   queuePosition,
   dispatchErrorOf,
-  nextOfferLapse,
   readCounters,
   recentJobs,
   type RecentJob,
   runningByWorker,
   slotsInUse,
   waitingJobIds,
-  withdrawOffers,
 } from "./ready-index";
-import type { DispatchMessage } from "../dispatch/message";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
 import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
 import { Waiters } from "./waiters";
-import { countMetric, observe, readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
+import { sendReady } from "./dispatcher";
+import { recordEntry, recordTake, recordWebhookOutcome } from "./endpoint-metrics";
+import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import {
   countAlive,
   countStates,
@@ -45,19 +41,11 @@ import {
   markRecycle,
   markUnhealthy,
   recordFailure,
-  recordTakes,
   seeWorker,
   workerState,
   type WorkerRow,
   type WorkerState,
 } from "./workers";
-
-/** A push offer lapses after this long if the consumer has not claimed it; the job is dispatched again. */
-const DISPATCH_OFFER_MS = 60_000;
-/** After a failed queue send, dispatch is tried again this much later. */
-const DISPATCH_RETRY_MS = 5_000;
-/** Messages per queue send (the platform's batch limit is 100). */
-const DISPATCH_BATCH = 100;
 
 export type AuthResult =
   | { ok: true; config: EndpointConfig }
@@ -248,7 +236,7 @@ export class EndpointObject extends DurableObject<Env> {
     const r = applyEntry(this.sql, entry, now);
     if (!r.applied) return reply;
     try {
-      this.recordMetrics(entry, r.counted, now);
+      recordEntry(this.sql, entry, r.counted, now, () => this.workerCounts());
     } catch (e) {
       // Swallowed on purpose (and logged): a metrics fault must never stop the index.
       console.error(`endpoint ${entry.jobId}: metrics not recorded`, e);
@@ -277,18 +265,13 @@ export class EndpointObject extends DurableObject<Env> {
 
   /** A job's webhook delivery attempt ended: counted for metrics. */
   webhookOutcome(succeeded: boolean): void {
-    const now = this.clock.now();
-    bumpCounter(this.sql, "webhookSent");
-    bumpCounter(this.sql, succeeded ? "webhookSucceeded" : "webhookFailed");
-    countMetric(this.sql, "webhookSent", now);
-    countMetric(this.sql, succeeded ? "webhookSucceeded" : "webhookFailed", now);
+    recordWebhookOutcome(this.sql, succeeded, this.clock.now());
   }
 
   /** Metrics from `from` to `to` (ms), in buckets of `bucketMs`, and over the whole window. */
   metrics(from: number, to: number, bucketMs: number): { total: MetricsView; buckets: MetricsView[] } | null {
     if (!this.config) return null;
-    const now = this.clock.now();
-    this.sampleWorkerStates(now);
+    sampleWorkers(this.sql, this.clock.now(), () => this.workerCounts());
     const result = readMetrics(this.sql, from, to, bucketMs);
     // The window's total and the current bucket show the workers as they are now.
     const current = this.workerCounts();
@@ -296,24 +279,6 @@ export class EndpointObject extends DurableObject<Env> {
     const last = result.buckets.at(-1);
     if (last) last.workers = current;
     return result;
-  }
-
-  /**
-   * Records a job's state change in the metrics buckets, from the entry the endpoint receives
-   * anyway: the counters it moved, and its delay and execution times when it ended.
-   */
-  private recordMetrics(entry: IndexEntry, counted: readonly CounterName[], now: number): void {
-    for (const c of counted) countMetric(this.sql, c, now);
-    if (isTerminal(entry.state) && counted.length > 0) {
-      if (entry.delayMs !== null) observe(this.sql, "delay", entry.delayMs, now);
-      if (entry.executionMs !== null) observe(this.sql, "execution", entry.executionMs, now);
-    }
-    this.sampleWorkerStates(now);
-  }
-
-  /** Workers by state, sampled into the metrics once a minute. */
-  private sampleWorkerStates(now: number): void {
-    sampleWorkers(this.sql, now, () => this.workerCounts());
   }
 
   private workerCounts(): WorkerCounts {
@@ -367,14 +332,7 @@ export class EndpointObject extends DurableObject<Env> {
     if (ids.length === 0 && waitMs > 0) {
       ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
     }
-    if (ids.length > 0) {
-      const now = this.clock.now();
-      const coldStart = recordTakes(this.sql, workerId, ids.length, now);
-      if (coldStart !== null) {
-        countMetric(this.sql, "coldStarts", now);
-        observe(this.sql, "coldStart", coldStart, now);
-      }
-    }
+    if (ids.length > 0) recordTake(this.sql, workerId, ids.length, this.clock.now());
     return { ids, lost };
   }
 
@@ -385,32 +343,11 @@ export class EndpointObject extends DurableObject<Env> {
     });
   }
 
-  /**
-   * Push mode: offers ready jobs within capacity to the dispatch queue, one message each. A failed
-   * send withdraws the offers and retries from the alarm; an offer the consumer never claims
-   * lapses, and the alarm dispatches the job again.
-   */
+  /** Push mode: hands ready jobs within capacity to the dispatch queue (see dispatcher). */
   private async dispatchReady(now: number): Promise<void> {
-    const config = this.config;
-    if (!config || config.mode !== "push") return;
-    for (let round = 0; round < 10; round++) {
-      const room = this.capacity(now);
-      if (room <= 0) break;
-      const ids = offerReady(this.sql, "push", Math.min(room, DISPATCH_BATCH), now, DISPATCH_OFFER_MS);
-      if (ids.length === 0) break;
-      try {
-        await this.env.DISPATCH.sendBatch(
-          ids.map((jobId) => ({ body: { endpointId: config.id, jobId, token: crypto.randomUUID() } satisfies DispatchMessage, contentType: "json" as const })),
-        );
-      } catch (e) {
-        withdrawOffers(this.sql, ids);
-        console.warn(`endpoint ${config.id}: dispatch send failed, retrying`, e);
-        await this.ctx.storage.setAlarm(this.clock.toWall(now + DISPATCH_RETRY_MS));
-        return;
-      }
-    }
-    const lapse = nextOfferLapse(this.sql, now);
-    if (lapse !== null) await this.ctx.storage.setAlarm(this.clock.toWall(lapse + 1_000));
+    if (!this.config || this.config.mode !== "push") return;
+    const again = await sendReady(this.sql, this.env.DISPATCH, this.config.id, () => this.capacity(now), now);
+    if (again !== null) await this.ctx.storage.setAlarm(this.clock.toWall(again));
   }
 
   /** Re-dispatches after a failed send or a lapsed offer. */

@@ -17,28 +17,11 @@ import type { CommandResult, ConflictCode, Fence, SubmitInit } from "./commands"
 import type { HistoryEvent, JobRecord } from "./record";
 import { JOB_MIGRATIONS } from "./schema";
 import { isTerminal, isWaiting } from "./states";
+import { ChangeSignal } from "./change-signal";
 import { appendChunk, readChunks, readUnread } from "./stream";
 import { statusFields } from "./view";
-import { signingSecrets } from "../endpoints/config";
-import { objectWithAll } from "../shared/json-bytes";
-import { checkOutboundUrl } from "../shared/urls";
-import { deliverOnce } from "../webhooks/deliver";
-import {
-  addEvent,
-  dueEvents,
-  eventOutput,
-  failEvent,
-  hasPending,
-  latestEvent,
-  listEvents,
-  nextDue,
-  recordAttempt,
-  redeliver,
-  type WebhookAttempt,
-  type WebhookEvent,
-  type WebhookState,
-} from "../webhooks/outbox";
-import { nextDelayMs } from "../webhooks/schedule";
+import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, webhookSummary, type WebhookLogEntry, type WebhookSummary } from "../webhooks/delivery";
+import { addEvent, hasPending, nextDue, redeliver } from "../webhooks/outbox";
 import type { StreamChunk } from "./stream";
 import { appendHistory, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
@@ -50,25 +33,9 @@ export const INDEX_RETRY_MS = 5_000;
  */
 export const REINDEX_WAITING_MS = 5 * 60_000;
 
-/** The delivery state of a job's latest webhook event, as its status shows it. */
-export interface WebhookSummary {
-  state: WebhookState;
-  attempts: number;
-  lastStatus: number | null;
-  nextAttemptAt: string | null;
-}
-
 export type JobRead =
   | { ok: true; job: JobRecord; output: Uint8Array | null; webhook: WebhookSummary | null }
   | { ok: false; code: "NOT_FOUND" };
-
-/** A webhook event and its attempts, as the delivery log shows them. */
-export type WebhookLogEntry = Omit<WebhookEvent, "fields"> & { jobStatus: string; log: WebhookAttempt[] };
-
-/** How long a webhook receiver has to answer one attempt. */
-export const WEBHOOK_TIMEOUT_MS = 10_000;
-/** Most webhook events one alarm delivers; the rest follow on the next. */
-const WEBHOOKS_PER_ALARM = 5;
 
 export type Refusal = { ok: false; code: "NOT_FOUND" } | { ok: false; code: ConflictCode; message: string; job: JobRecord };
 
@@ -92,9 +59,9 @@ export type WorkerReport = { kind: "progress" } | { kind: "complete" } | { kind:
 export class JobObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** Waiting reads, woken on any change (a transition or a stream chunk). */
-  private changeWaiters = new Set<() => void>();
-  /** A webhook delivery loop is running (see deliverWebhooks). */
-  private delivering = false;
+  private readonly changes = new ChangeSignal();
+  /** The job's webhook deliveries, run by its alarm. */
+  private readonly webhooks: WebhookDelivery;
   /** Fault-injection points; armed only by tests through runInDurableObject. */
   readonly faults = new Faults();
   /** The time this job acts on; frozen only by tests. */
@@ -103,6 +70,7 @@ export class JobObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.webhooks = new WebhookDelivery(this.sql, this.clock, this.faults, Number(env.WEBHOOK_TIMEOUT_MS ?? WEBHOOK_TIMEOUT_MS), INDEX_RETRY_MS);
     ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, JOB_MIGRATIONS);
     });
@@ -116,20 +84,13 @@ export class JobObject extends DurableObject<Env> {
     const stored = this.loadFor(endpointId);
     if (!stored) return { ok: false, code: "NOT_FOUND" };
     const output = stored.job.hasOutput ? readBlob(this.sql, "output") : null;
-    return { ok: true, job: stored.job, output, webhook: this.webhookSummary() };
-  }
-
-  private webhookSummary(): WebhookSummary | null {
-    const e = latestEvent(this.sql);
-    if (!e) return null;
-    const next = e.nextAttemptAt === null ? null : new Date(e.nextAttemptAt).toISOString();
-    return { state: e.state, attempts: e.attempts, lastStatus: e.lastStatus, nextAttemptAt: next };
+    return { ok: true, job: stored.job, output, webhook: webhookSummary(this.sql) };
   }
 
   /** Every webhook event of the job with every delivery attempt. */
   webhookLog(endpointId: string): WebhookLogEntry[] | null {
     if (!this.loadFor(endpointId)) return null;
-    return listEvents(this.sql).map(({ fields, ...e }) => ({ ...e, jobStatus: String(fields.status) }));
+    return webhookLog(this.sql);
   }
 
   /** Sends the latest webhook event again at once (same webhook-id). Null when there is none. */
@@ -147,7 +108,7 @@ export class JobObject extends DurableObject<Env> {
     for (;;) {
       const r = await this.read(endpointId);
       if (!r.ok || isTerminal(r.job.state) || Date.now() >= deadline) return r;
-      await this.nextChange(deadline - Date.now());
+      await this.changes.next(deadline - Date.now());
     }
   }
 
@@ -165,7 +126,7 @@ export class JobObject extends DurableObject<Env> {
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) {
         return { ok: true, job: loadJob(this.sql)!.job, chunks };
       }
-      await this.nextChange(deadline - Date.now());
+      await this.changes.next(deadline - Date.now());
     }
   }
 
@@ -178,7 +139,7 @@ export class JobObject extends DurableObject<Env> {
       if (!stored) return { ok: false, code: "NOT_FOUND" };
       const chunks = readChunks(this.sql, afterSeq);
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) return { ok: true, job: stored.job, chunks };
-      await this.nextChange(deadline - Date.now());
+      await this.changes.next(deadline - Date.now());
     }
   }
 
@@ -325,22 +286,6 @@ export class JobObject extends DurableObject<Env> {
     return stored && stored.job.endpointId === endpointId && !stored.job.gone ? stored : null;
   }
 
-  private nextChange(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.changeWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      this.changeWaiters.add(done);
-    });
-  }
-
-  private wakeReaders(): void {
-    for (const wake of [...this.changeWaiters]) wake();
-  }
-
   /** Writes the record, its history line and the alarm; the caller holds the transaction. */
   private commit(job: JobRecord, event: HistoryEvent | null, now: number): void {
     const indexDueAt = event ? now + INDEX_RETRY_MS : null;
@@ -411,7 +356,7 @@ export class JobObject extends DurableObject<Env> {
       } else this.commit(r.job, r.event, now);
     });
     if (r.event) await this.afterTransition(r.job);
-    else this.wakeReaders();
+    else this.changes.notify();
   }
 
   private recordRefusal(job: JobRecord, message: string, label: string, fence: Fence | null, now: number): void {
@@ -421,7 +366,7 @@ export class JobObject extends DurableObject<Env> {
 
   private async afterTransition(job: JobRecord): Promise<void> {
     this.faults.hit("job:after-commit");
-    this.wakeReaders();
+    this.changes.notify();
     await this.tellEndpoint(job);
   }
 
@@ -506,71 +451,10 @@ export class JobObject extends DurableObject<Env> {
     }
   }
 
-  /**
-   * Delivers the webhook events that are due, from the outbox: signed with the endpoint's
-   * secret(s), the URL checked again before each send. 2xx delivers, 410 stops, anything else is
-   * tried again on the schedule (Retry-After honoured) until it runs out.
-   */
+  /** Delivers the job's due webhook events (see WebhookDelivery). */
   private async deliverWebhooks(): Promise<void> {
-    // One delivery loop at a time: the platform never overlaps alarms, but a direct call may.
-    if (this.delivering) return;
-    this.delivering = true;
-    try {
-      await this.deliverDueWebhooks();
-    } finally {
-      this.delivering = false;
-    }
-  }
-
-  private async deliverDueWebhooks(): Promise<void> {
     const stored = loadJob(this.sql);
-    const url = stored?.job.webhook;
-    if (!stored || !url) return;
-    const due = dueEvents(this.sql, this.clock.now(), WEBHOOKS_PER_ALARM);
-    if (due.length === 0) return;
-    let config;
-    try {
-      config = await this.endpoint(stored.job).getConfig();
-    } catch (e) {
-      console.warn(`job ${stored.job.id}: webhook delivery could not reach the endpoint; retrying`, e);
-      const later = this.clock.now() + INDEX_RETRY_MS;
-      for (const ev of due) this.sql.exec("UPDATE webhook_event SET next_attempt_at = ? WHERE seq = ?", later, ev.seq);
-      return;
-    }
-    for (const ev of due) {
-      if (!config) {
-        failEvent(this.sql, ev.seq, "the endpoint was deleted");
-        continue;
-      }
-      const check = checkOutboundUrl(url, config.allowPrivateUrls);
-      if (!check.ok) {
-        failEvent(this.sql, ev.seq, check.reason);
-        continue;
-      }
-      const body = new TextDecoder().decode(
-        objectWithAll(ev.fields, [
-          ["input", readBlob(this.sql, "input")],
-          ["output", eventOutput(this.sql, ev.seq)],
-        ]),
-      );
-      const timeout = Number(this.env.WEBHOOK_TIMEOUT_MS ?? WEBHOOK_TIMEOUT_MS);
-      const result = await deliverOnce(check.url.toString(), body, ev.eventId, signingSecrets(config, Date.now()), timeout);
-      this.faults.hit("webhook:after-send");
-      const now = this.clock.now();
-      const ok = result.status !== null && result.status >= 200 && result.status < 300;
-      const delay = ok || result.status === 410 ? null : nextDelayMs(ev.attempts + 1, result.retryAfterMs);
-      const next = ok
-        ? { state: "delivered" as const, nextAttemptAt: null }
-        : result.status === 410
-          ? { state: "gone" as const, nextAttemptAt: null }
-          : delay === null
-            ? { state: "failed" as const, nextAttemptAt: null }
-            : { state: "pending" as const, nextAttemptAt: now + delay };
-      recordAttempt(this.sql, ev.seq, ev.attempts, result, now, next);
-      await this.endpoint(stored.job)
-        .webhookOutcome(ok)
-        .catch((e: unknown) => console.warn("webhook counter not updated", e)); // counters only; the delivery is recorded
-    }
+    if (stored?.job.webhook) await this.webhooks.deliverDue(stored.job.webhook, this.endpoint(stored.job));
   }
 
   /** A SEQUENCED job's own check of its turn, for when the release by the job ahead was lost. */

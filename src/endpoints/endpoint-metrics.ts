@@ -1,0 +1,35 @@
+/**
+ * What the endpoint records into its metrics, from what it receives anyway: a job's state entry
+ * (the counters it moved; its delay and execution times when it ended), a take (a worker's cold
+ * start: first sign of life → first take), a webhook attempt's outcome. Workers by state are
+ * sampled at most once a minute as entries arrive.
+ */
+import { isTerminal } from "../jobs/states";
+import { countMetric, observe, sampleWorkers } from "../metrics/buckets";
+import type { IndexEntry } from "./index-entry";
+import { bumpCounter, type CounterName } from "./ready-index";
+import { recordTakes, type WorkerCounts } from "./workers";
+
+export function recordEntry(sql: SqlStorage, entry: IndexEntry, counted: readonly CounterName[], now: number, workers: () => WorkerCounts): void {
+  for (const c of counted) countMetric(sql, c, now);
+  if (isTerminal(entry.state) && counted.length > 0) {
+    if (entry.delayMs !== null) observe(sql, "delay", entry.delayMs, now);
+    if (entry.executionMs !== null) observe(sql, "execution", entry.executionMs, now);
+  }
+  sampleWorkers(sql, now, workers);
+}
+
+/** Notes a worker's take of `count` jobs; its first take after its first sign of life is a cold start. */
+export function recordTake(sql: SqlStorage, workerId: string, count: number, now: number): void {
+  const coldStart = recordTakes(sql, workerId, count, now);
+  if (coldStart === null) return;
+  countMetric(sql, "coldStarts", now);
+  observe(sql, "coldStart", coldStart, now);
+}
+
+export function recordWebhookOutcome(sql: SqlStorage, succeeded: boolean, now: number): void {
+  bumpCounter(sql, "webhookSent");
+  bumpCounter(sql, succeeded ? "webhookSucceeded" : "webhookFailed");
+  countMetric(sql, "webhookSent", now);
+  countMetric(sql, succeeded ? "webhookSucceeded" : "webhookFailed", now);
+}
