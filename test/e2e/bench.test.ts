@@ -27,6 +27,7 @@ interface Run {
   jobsPerSecond: number;
   lifecycle: Summary;
   steps: Record<string, Summary>;
+  cpuMsPerJob: { server: number | null; client: number };
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -58,6 +59,9 @@ describe("npm run bench", () => {
       const steps = { push: ["submit", "push", "done", "status"], "push-sync": ["runsync", "push"], pull: ["submit", "take", "done", "status"] }[run.mode];
       expect(Object.keys(run.steps)).toEqual(steps);
       for (const s of Object.values(run.steps)) expect(s.p50).toBeGreaterThan(0);
+      // CPU per job of the server's process group (read from /proc on Linux) and of the load generator.
+      if (process.platform === "linux") expect(run.cpuMsPerJob.server).toBeGreaterThan(0);
+      expect(run.cpuMsPerJob.client).toBeGreaterThan(0);
     }
     // Each of the three edge-jobs runs against each of the three others.
     expect(result.ratios.map((r) => r.peer).sort()).toEqual(["bullmq", "bullmq", "bullmq", "floor", "floor", "floor", "queue-floor", "queue-floor", "queue-floor"]);

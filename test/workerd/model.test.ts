@@ -1,14 +1,18 @@
 /**
  * Model-based tests of the job state machine (fast-check `commands`): random sequences of claims,
  * progress, results, failures, cancels, retries, requeues, lost workers and jumps in time (with
- * alarms fired) run against a real job object in workerd and against a small pure model written
- * from SPEC §4 and the issues, not from the code. After every step the stored job must match the
- * model. Failing sequences print a seed and path to replay; keep them as regression cases below.
+ * alarms fired, several times over) run against a real job object in workerd and against a small
+ * pure model written from SPEC §4 and the issues, not from the code. A second property drives the
+ * push path: queue deliveries and redeliveries of dispatch messages (claims under a token, a copy
+ * while the push may be in flight, acceptance, refusal, dead letter) with late and repeated
+ * reports. After every step the stored job must match the model. Failing sequences print a seed
+ * and path to replay; keep them as regression cases below.
  */
 import fc from "fast-check";
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { PUSH_IN_FLIGHT_MS } from "../../src/jobs/commands";
 import type { JobObject } from "../../src/jobs/job-object";
 import { loadJob } from "../../src/jobs/store";
 import { createEndpoint, seedFrom, submit } from "./helpers";
@@ -31,6 +35,8 @@ interface Model {
   purgeAt: number;
   /** The last accepted final report, whose exact repeat answers ok. */
   last: { worker: string; attempt: number; kind: "complete" | "fail" } | null;
+  /** The push dispatch the job last went out under. */
+  dispatch: { token: string; accepted: boolean; claimedAt: number } | null;
 }
 
 interface Real {
@@ -40,6 +46,14 @@ interface Real {
 }
 
 const running = (m: Model) => m.state === "IN_PROGRESS" || m.state === "CANCELLING";
+
+function claim(m: Model, worker: string): void {
+  m.state = "IN_PROGRESS";
+  m.attempt += 1;
+  m.worker = worker;
+  m.execAt = m.now + POLICY.executionTimeout;
+  m.leaseAt = m.now + POLICY.heartbeatTimeout;
+}
 
 function end(m: Model, state: State, reason: string | null = null): void {
   m.state = state;
@@ -55,6 +69,7 @@ function backToQueue(m: Model, freshTtl: boolean): void {
   if (freshTtl) {
     m.ttlAt = m.now + POLICY.ttl;
     m.last = null;
+    m.dispatch = null;
   }
 }
 
@@ -97,13 +112,7 @@ class Claim implements Cmd {
   async run(m: Model, r: Real) {
     const res = await r.stub.claim(r.ep, this.w);
     expect(res.ok).toBe(m.state === "IN_QUEUE");
-    if (m.state === "IN_QUEUE") {
-      m.state = "IN_PROGRESS";
-      m.attempt += 1;
-      m.worker = this.w;
-      m.execAt = m.now + POLICY.executionTimeout;
-      m.leaseAt = m.now + POLICY.heartbeatTimeout;
-    }
+    if (m.state === "IN_QUEUE") claim(m, this.w);
     await check(m, r);
   }
   toString = () => `claim(${this.w})`;
@@ -194,7 +203,65 @@ class Advance implements Cmd {
   toString = () => `advance(${this.ms} ms)`;
 }
 
+/** The consumer's claim under a message's token: IN_QUEUE claims; a copy waits out a push in flight. */
+class Deliver implements Cmd {
+  constructor(readonly token: string) {}
+  check = () => true;
+  async run(m: Model, r: Real) {
+    const res = await r.stub.pushClaim(r.ep, this.token, PUSH_WORKER);
+    const d = m.dispatch;
+    const holds = m.state === "IN_PROGRESS" && d !== null && d.token === this.token && !d.accepted;
+    if (m.state === "IN_QUEUE") {
+      expect(res.ok).toBe(true);
+      claim(m, PUSH_WORKER);
+      m.dispatch = { token: this.token, accepted: false, claimedAt: m.now };
+    } else if (holds && m.now - d.claimedAt >= PUSH_IN_FLIGHT_MS) {
+      expect(res.ok).toBe(true); // the claiming consumer is gone: this copy pushes again
+      d.claimedAt = m.now;
+    } else {
+      expect(res.ok).toBe(false);
+      if (holds && !res.ok) expect(res.code).toBe("PUSH_IN_FLIGHT");
+    }
+    await check(m, r);
+  }
+  toString = () => `deliver(${this.token})`;
+}
+
+/** The worker URL's answer to a push under the token: accepted (2xx, no result) or refused. */
+class PushAnswer implements Cmd {
+  constructor(readonly token: string, readonly accepted: boolean) {}
+  check = () => true;
+  async run(m: Model, r: Real) {
+    const res = this.accepted ? await r.stub.pushAccepted(r.ep, this.token, null) : await r.stub.pushFailed(r.ep, this.token, "HTTP 503");
+    const d = m.dispatch;
+    const holds = m.state === "IN_PROGRESS" && d !== null && d.token === this.token && !d.accepted;
+    expect(res.ok).toBe(holds);
+    if (holds && this.accepted) d.accepted = true;
+    else if (holds) backToQueue(m, false);
+    await check(m, r);
+  }
+  toString = () => `${this.accepted ? "accepted" : "refused"}(${this.token})`;
+}
+
+/** The queue gave up on the token's message: a job waiting for its retry, or still pushing it, fails. */
+class DeadLetter implements Cmd {
+  constructor(readonly token: string) {}
+  check = () => true;
+  async run(m: Model, r: Real) {
+    const res = await r.stub.deadLetter(r.ep, this.token);
+    const d = m.dispatch;
+    const mine = d !== null && d.token === this.token;
+    const ok = mine && (m.state === "IN_QUEUE" || (m.state === "IN_PROGRESS" && !d.accepted));
+    expect(res.ok).toBe(ok);
+    if (ok) end(m, "FAILED");
+    await check(m, r);
+  }
+  toString = () => `deadLetter(${this.token})`;
+}
+
+const PUSH_WORKER = "push-0";
 const worker = fc.constantFrom("w1", "w2");
+const advance = fc.constantFrom(1_000, 4_000, 6_000, 11_000, 31_000, 36_000, 61_000, 101_000).map((ms) => new Advance(ms));
 const commands = [
   worker.map((w) => new Claim(w)),
   fc.tuple(worker, fc.constantFrom("progress", "complete", "fail") as fc.Arbitrary<"progress" | "complete" | "fail">, fc.option(fc.integer({ min: 1, max: 3 }))).map(
@@ -203,7 +270,20 @@ const commands = [
   fc.constant(new Cancel()),
   fc.constantFrom("retry", "requeue").map((h) => new Again(h as "retry" | "requeue")),
   worker.map((w) => new WorkerRestarted(w)),
-  fc.constantFrom(1_000, 4_000, 6_000, 11_000, 31_000, 61_000, 101_000).map((ms) => new Advance(ms)),
+  advance,
+];
+
+const token = fc.constantFrom("t1", "t2");
+const pushCommands = [
+  token.map((t) => new Deliver(t)),
+  fc.tuple(token, fc.boolean()).map(([t, ok]) => new PushAnswer(t, ok)),
+  token.map((t) => new DeadLetter(t)),
+  fc.tuple(fc.constantFrom(PUSH_WORKER, "w1"), fc.constantFrom("progress", "complete", "fail") as fc.Arbitrary<"progress" | "complete" | "fail">, fc.option(fc.integer({ min: 1, max: 3 }))).map(
+    ([w, k, a]) => new Report(w, k, a),
+  ),
+  fc.constant(new Cancel()),
+  fc.constantFrom("retry", "requeue").map((h) => new Again(h as "retry" | "requeue")),
+  advance,
 ];
 
 async function setup(): Promise<{ model: Model; real: Real }> {
@@ -217,7 +297,7 @@ async function setup(): Promise<{ model: Model; real: Real }> {
   });
   const model: Model = {
     now: createdAt, state: "IN_QUEUE", attempt: 0, retries: 0, worker: null, reason: null,
-    ttlAt: createdAt + POLICY.ttl, execAt: 0, leaseAt: 0, cancelAt: 0, purgeAt: 0, last: null,
+    ttlAt: createdAt + POLICY.ttl, execAt: 0, leaseAt: 0, cancelAt: 0, purgeAt: 0, last: null, dispatch: null,
   };
   return { model, real: { ep, id, stub } };
 }
@@ -235,7 +315,17 @@ describe("job state machine against a model", () => {
     );
   });
 
-  // Counterexamples found by the property above are kept here as plain sequences.
+  it(`push: random deliveries, redeliveries and answers keep the job equal to the model (seed ${SEED})`, { timeout: 180_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.commands(pushCommands, { maxCommands: 30 }), async (cmds) => {
+        const { model, real } = await setup();
+        await fc.asyncModelRun(() => ({ model, real }), cmds);
+      }),
+      { seed: SEED, numRuns: 40 },
+    );
+  });
+
+  // Counterexamples found by the properties above are kept here as plain sequences.
   it("regression: a lost lease on the last attempt, then a retry, then a late result from the first worker", async () => {
     const { model, real } = await setup();
     await fc.asyncModelRun(() => ({ model, real }), [
