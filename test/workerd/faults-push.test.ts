@@ -5,12 +5,12 @@
  * (one after the other, and both in one batch: never two pushes of one attempt at once), worker URLs that refuse or drop the first
  * pushes, a URL that never accepts (retries run out, the dead-letter consumer fails the job), a
  * consumer that crashes after claiming, workers killed after accepting (the lease is lost and
- * the job pushed again), late and duplicate reports to the report URL, a worker's error, a
- * cancel before delivery, and a flaky webhook receiver. Counters: lost, duplicated (two terminal
+ * the job pushed again), late and duplicate reports to the report URL, an object evicted between
+ * the push and the report, a worker's error, a cancel before delivery, and a flaky webhook receiver. Counters: lost, duplicated (two terminal
  * transitions or two accepted results), unexpected, late; FAULT_SEED replays.
  */
 import { env } from "cloudflare:workers";
-import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, evictDurableObject, getQueueResult, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
@@ -27,7 +27,7 @@ const DEAD_LETTERS = "edge-jobs-dispatch-dlq";
 const DELIVERIES = 6;
 const FATES = [
   "accepted", "async", "duplicateDelivery", "concurrentDuplicate", "flakyWorker", "deadLettered",
-  "consumerCrash", "killedAfterAccept", "lateReport", "duplicateReport", "workerError", "cancelled",
+  "consumerCrash", "killedAfterAccept", "lateReport", "duplicateReport", "workerError", "cancelled", "evicted",
 ] as const;
 type Fate = (typeof FATES)[number];
 
@@ -76,6 +76,7 @@ describe("fault injection: push workers and queue deliveries", () => {
           return Response.json({ error: "handler raised" });
         case "async":
         case "duplicateReport":
+        case "evicted":
           return new Response(null, { status: 202 });
         case "killedAfterAccept":
         case "lateReport":
@@ -128,6 +129,7 @@ describe("fault injection: push workers and queue deliveries", () => {
       switch (j.fate) {
         case "accepted":
         case "async":
+        case "evicted":
         case "workerError":
         case "killedAfterAccept":
         case "lateReport":
@@ -168,6 +170,13 @@ describe("fault injection: push workers and queue deliveries", () => {
       if (j.fate === "async") {
         const r = await reportTo(first!.urls.done, { output: "later" });
         if (r.status !== 200) unexpected.push(`${j.id}: report to its URL answered ${r.status}`);
+      }
+      if (j.fate === "evicted") {
+        // The job's object is evicted between the accepted push and the worker's report.
+        await evictDurableObject(j.stub);
+        await runInDurableObject(j.stub, (i: JobObject) => i.clock.freeze(T0));
+        const r = await reportTo(first!.urls.done, { output: "after eviction" });
+        if (r.status !== 200) unexpected.push(`${j.id}: report after eviction answered ${r.status}`);
       }
       if (j.fate === "duplicateReport") {
         const a = await reportTo(first!.urls.done, { output: "twice" });
