@@ -59,8 +59,12 @@ describe("npm run bench", () => {
       const steps = { push: ["submit", "push", "done", "status"], "push-sync": ["runsync", "push"], pull: ["submit", "take", "done", "status"] }[run.mode];
       expect(Object.keys(run.steps)).toEqual(steps);
       for (const s of Object.values(run.steps)) expect(s.p50).toBeGreaterThan(0);
-      // CPU per job of the server's process group (read from /proc on Linux) and of the load generator.
-      if (process.platform === "linux") expect(run.cpuMsPerJob.server).toBeGreaterThan(0);
+      // CPU per job of the server's process group (read from /proc on Linux, in 10 ms ticks: a
+      // few jobs of Redis's may round to 0; workerd's never do) and of the load generator.
+      if (process.platform === "linux") {
+        expect(run.cpuMsPerJob.server).toBeGreaterThanOrEqual(0);
+        if (run.system !== "bullmq") expect(run.cpuMsPerJob.server).toBeGreaterThan(0);
+      }
       expect(run.cpuMsPerJob.client).toBeGreaterThan(0);
     }
     // Each of the three edge-jobs runs against each of the three others.
