@@ -3,8 +3,9 @@
  * the job to a worker URL, signed like a webhook. A 2xx accepts (a 200 carrying `output` or
  * `error` finishes the job at once); anything else releases the attempt and retries the message
  * with growing, jittered delays. After the queue's last retry, the dead-letter consumer fails the
- * job with the reason, so no job is dropped silently. Duplicate deliveries are acked and change
- * nothing: the job object accepts each token's claim once.
+ * job with the reason, so no job is dropped silently. Duplicate deliveries change nothing: the
+ * job object accepts each token's claim once; a copy arriving while that claim's push may still
+ * be under way is retried after PUSH_IN_FLIGHT_MS, and is acked then if the push was accepted.
  */
 import type { WorkerReport } from "../jobs/job-object";
 import { PUSH_IN_FLIGHT_MS } from "../jobs/commands";
