@@ -22,7 +22,17 @@ import { floorPull, queueFloorPull, startFloor } from "./bench/floor.mjs";
 import { runLanes } from "./bench/lanes.mjs";
 import { printRatios, printRun, ratios } from "./bench/report.mjs";
 
-const { values: opts } = parseArgs({
+const USAGE =
+  "usage: npm run bench -- [--jobs 300] [--concurrency 1,8] [--warmup 20] [--state tmpfs|disk] [--log-level warn] " +
+  "[--systems edge,floor,bullmq] [--modes pull,push,push-sync] [--max-seconds 120] [--out file.json]";
+function usage(problem) {
+  console.error(`${problem}\n${USAGE}`);
+  process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
   options: {
     jobs: { type: "string", default: "300" },
     concurrency: { type: "string", default: "1,8" },
@@ -34,14 +44,20 @@ const { values: opts } = parseArgs({
     "max-seconds": { type: "string", default: "120" },
     out: { type: "string" },
   },
-});
+  });
+} catch (e) {
+  usage(e instanceof Error ? e.message : String(e));
+}
+const opts = parsed.values;
 const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const jobs = Number(opts.jobs);
 const concurrencies = list(opts.concurrency).map(Number);
 const systems = list(opts.systems);
 const modes = list(opts.modes);
-if (!(jobs > 0) || concurrencies.some((c) => !(c > 0))) throw new Error("--jobs and --concurrency take positive numbers");
-if (!["tmpfs", "disk"].includes(opts.state)) throw new Error("--state is tmpfs or disk");
+if (!(jobs > 0) || concurrencies.length === 0 || concurrencies.some((c) => !(c > 0))) usage("--jobs and --concurrency take positive numbers");
+if (!["tmpfs", "disk"].includes(opts.state)) usage("--state is tmpfs or disk");
+const unknown = [...systems.filter((x) => !["edge", "floor", "bullmq"].includes(x)), ...modes.filter((x) => !["pull", "push", "push-sync"].includes(x))];
+if (unknown.length > 0) usage(`unknown system or mode: ${unknown.join(", ")}`);
 
 const require = createRequire(import.meta.url);
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");

@@ -45,6 +45,15 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
 }
 
 describe("npm run bench", () => {
+  it("refuses bad options with the usage and exit code 2, starting nothing", async () => {
+    for (const args of [["--jobs", "0"], ["--bogus"], ["--systems", "edge,redis"], ["--state", "ssd"]]) {
+      const { code, output } = await runBench(args);
+      expect(code, args.join(" ")).toBe(2);
+      expect(output).toMatch(/usage: npm run bench/);
+      expect(output).not.toMatch(/lifecycle benchmark/);
+    }
+  });
+
   it("runs every system's lifecycle and writes runs, steps and ratios", { timeout: 180_000 }, async () => {
     const out = path.join(dir, "bench.json");
     const { code, output } = await runBench(["--jobs", "4", "--warmup", "1", "--concurrency", "2", "--max-seconds", "60", "--out", out]);
