@@ -95,35 +95,56 @@ async function measure(system, mode, server, fn) {
   }
 }
 
+/** Runs `body` with a started server, stopping it afterwards; Ctrl-C stops it too. */
+const running = new Set();
+async function withServer(start, body) {
+  const server = await start();
+  running.add(server);
+  try {
+    await body(server);
+  } finally {
+    running.delete(server);
+    await server.stop();
+  }
+}
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, async () => {
+    console.error(`\n${signal}: stopping the servers and removing ${stateRoot}`);
+    await Promise.all([...running].map((server) => server.stop()));
+    rmSync(stateRoot, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+
 mkdirSync(stateRoot, { recursive: true });
 try {
   if (systems.includes("edge")) {
-    const edge = await startEdge({ persist: path.join(stateRoot, "edge-jobs"), logLevel: settings.logLevel });
-    try {
-      if (modes.includes("pull")) await measure("edge-jobs", "pull", edge, (run) => edgePull(edge.base, run));
-      if (modes.includes("push")) await measure("edge-jobs", "push", edge, (run) => edgePush(edge.base, run));
-      if (modes.includes("push-sync")) await measure("edge-jobs", "push-sync", edge, (run) => edgePushSync(edge.base, run));
-    } finally {
-      await edge.stop();
-    }
+    await withServer(
+      () => startEdge({ persist: path.join(stateRoot, "edge-jobs"), logLevel: settings.logLevel }),
+      async (edge) => {
+        if (modes.includes("pull")) await measure("edge-jobs", "pull", edge, (run) => edgePull(edge.base, run));
+        if (modes.includes("push")) await measure("edge-jobs", "push", edge, (run) => edgePush(edge.base, run));
+        if (modes.includes("push-sync")) await measure("edge-jobs", "push-sync", edge, (run) => edgePushSync(edge.base, run));
+      },
+    );
   }
   if (systems.includes("floor")) {
-    const floor = await startFloor({ persist: path.join(stateRoot, "floor"), logLevel: settings.logLevel });
-    try {
-      await measure("floor", "pull", floor, (run) => floorPull(floor.base, run));
-      await measure("queue-floor", "pull", floor, (run) => queueFloorPull(floor.base, run));
-    } finally {
-      await floor.stop();
-    }
+    await withServer(
+      () => startFloor({ persist: path.join(stateRoot, "floor"), logLevel: settings.logLevel }),
+      async (floor) => {
+        await measure("floor", "pull", floor, (run) => floorPull(floor.base, run));
+        await measure("queue-floor", "pull", floor, (run) => queueFloorPull(floor.base, run));
+      },
+    );
   }
   if (systems.includes("bullmq")) {
-    const redis = await startRedis({ dir: path.join(stateRoot, "redis") });
-    settings.redisSettings = redis.settings;
-    try {
-      await measure("bullmq", "pull", redis, (run) => bullmqPull(redis.connection, run));
-    } finally {
-      await redis.stop();
-    }
+    await withServer(
+      () => startRedis({ dir: path.join(stateRoot, "redis") }),
+      async (redis) => {
+        settings.redisSettings = redis.settings;
+        await measure("bullmq", "pull", redis, (run) => bullmqPull(redis.connection, run));
+      },
+    );
   }
 } finally {
   rmSync(stateRoot, { recursive: true, force: true });
