@@ -8,16 +8,14 @@
  * be under way is retried after PUSH_IN_FLIGHT_MS, and is acked then if the push was accepted.
  */
 import type { WorkerReport } from "../jobs/job-object";
-import { PUSH_IN_FLIGHT_MS } from "../jobs/commands";
+import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/commands";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
 import { objectWith } from "../shared/json-bytes";
-import { signingSecrets } from "../endpoints/config";
+import { signingSecrets, type EndpointConfig } from "../endpoints/config";
 import { reportToken, signedHeaders } from "../shared/signing";
 import { withTimeout } from "../shared/timeout";
 import { checkOutboundUrl } from "../shared/urls";
 
-/** How long a worker URL has to answer a push. */
-export const PUSH_TIMEOUT_MS = 30_000;
 /** The most of a worker's answer that is read (a result larger than this is refused). */
 const MAX_ANSWER_BYTES = 20 * 1024 * 1024 + 64 * 1024;
 
@@ -65,14 +63,16 @@ async function push(url: string, body: string, headers: Record<string, string>):
   }
 }
 
-async function dispatchOne(msg: Message<unknown>, env: Env): Promise<void> {
+type ConfigOf = (endpointId: string) => Promise<EndpointConfig | null>;
+
+async function dispatchOne(msg: Message<unknown>, env: Env, configOf: ConfigOf): Promise<void> {
   if (!isDispatchMessage(msg.body)) {
     console.warn("dispatch: dropping a message that is not a dispatch", msg.id);
     msg.ack();
     return;
   }
   const { endpointId, jobId, token }: DispatchMessage = msg.body;
-  const config = await endpointOf(env, endpointId).getConfig();
+  const config = await configOf(endpointId);
   if (!config || config.workerUrls.length === 0) {
     msg.ack(); // the endpoint is gone or has no URLs: the job's own deadlines end it
     return;
@@ -122,9 +122,16 @@ async function dispatchOne(msg: Message<unknown>, env: Env): Promise<void> {
 }
 
 export async function handleDispatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  // A batch mostly carries one endpoint's jobs: its config is asked for once.
+  const configs = new Map<string, Promise<EndpointConfig | null>>();
+  const configOf: ConfigOf = (endpointId) => {
+    let config = configs.get(endpointId);
+    if (!config) configs.set(endpointId, (config = endpointOf(env, endpointId).getConfig()));
+    return config;
+  };
   await Promise.all(
     batch.messages.map((msg) =>
-      dispatchOne(msg, env).catch((e: unknown) => {
+      dispatchOne(msg, env, configOf).catch((e: unknown) => {
         // One message's failure never holds up the others; this one is tried again.
         console.error(`dispatch of message ${msg.id} failed`, e);
         msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });

@@ -28,7 +28,7 @@ import {
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
 import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
-import { Waiters } from "./waiters";
+import { Waiters } from "../shared/waiters";
 import { sendReady } from "./dispatcher";
 import { recordEntry, recordTake, recordWebhookOutcome } from "./endpoint-metrics";
 import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
@@ -271,10 +271,10 @@ export class EndpointObject extends DurableObject<Env> {
   /** Metrics from `from` to `to` (ms), in buckets of `bucketMs`, and over the whole window. */
   metrics(from: number, to: number, bucketMs: number): { total: MetricsView; buckets: MetricsView[] } | null {
     if (!this.config) return null;
-    sampleWorkers(this.sql, this.clock.now(), () => this.workerCounts());
-    const result = readMetrics(this.sql, from, to, bucketMs);
     // The window's total and the current bucket show the workers as they are now.
     const current = this.workerCounts();
+    sampleWorkers(this.sql, this.clock.now(), () => current);
+    const result = readMetrics(this.sql, from, to, bucketMs);
     result.total.workers = current;
     const last = result.buckets.at(-1);
     if (last) last.workers = current;

@@ -1,6 +1,8 @@
 /**
  * API keys: generated here, shown once, stored as SHA-256 digests, compared in constant time.
  */
+import { base64url, equalConstantTime } from "../shared/bytes";
+
 export const KEY_SCOPES = ["client", "worker"] as const;
 export type KeyScope = (typeof KEY_SCOPES)[number];
 
@@ -12,10 +14,6 @@ export interface StoredKey {
   /** The first characters of the key, to tell keys apart in listings. */
   prefix: string;
   createdAt: string;
-}
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 function hex(bytes: Uint8Array): string {
@@ -33,14 +31,8 @@ export function newKey(scope: KeyScope): { id: string; key: string } {
   return { id, key };
 }
 
-/** Constant-time equality of two hex digests of equal length. */
-export function digestsEqual(a: string, b: string): boolean {
-  const enc = new TextEncoder();
-  const x = enc.encode(a);
-  const y = enc.encode(b);
-  if (x.byteLength !== y.byteLength) return false;
-  return crypto.subtle.timingSafeEqual(x, y);
-}
+/** Constant-time equality of two hex digests. */
+export const digestsEqual = equalConstantTime;
 
 /**
  * Finds the key whose digest matches, comparing against every stored key so the time taken does

@@ -2,6 +2,7 @@
  * Reading request bodies: size-limited before they are buffered in full, strict UTF-8, JSON.
  */
 import type { z } from "zod";
+import { concatBytes } from "../shared/bytes";
 import { ApiError, badRequest, invalidBody } from "./errors";
 
 function tooLarge(limit: number): ApiError {
@@ -29,14 +30,7 @@ export async function readBodyBytes(req: Request, limit: number): Promise<Uint8A
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });

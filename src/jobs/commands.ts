@@ -49,8 +49,10 @@ export interface SubmitInit {
 /** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
 export const SEQUENCE_CHECK_MS = 30_000;
 
-/** How long a claimed push may be under way: the consumer's push timeout (30 s) and a margin. */
-export const PUSH_IN_FLIGHT_MS = 35_000;
+/** How long a worker URL has to answer a push (the dispatch consumer's timeout). */
+export const PUSH_TIMEOUT_MS = 30_000;
+/** How long a claimed push may be under way: the push timeout and a margin. */
+export const PUSH_IN_FLIGHT_MS = PUSH_TIMEOUT_MS + 5_000;
 
 /**
  * Creates the record of a freshly submitted job: waiting in the queue, or SEQUENCED when a job

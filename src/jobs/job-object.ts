@@ -11,13 +11,13 @@ import { indexEntryOf } from "../endpoints/index-entry";
 import { deleteBlob, readBlob, writeBlob } from "../shared/blobs";
 import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";
+import { Waiters } from "../shared/waiters";
 import { applyMigrations } from "../shared/migrations";
 import * as commands from "./commands";
 import type { CommandResult, ConflictCode, Fence, SubmitInit } from "./commands";
 import type { HistoryEvent, JobRecord } from "./record";
 import { JOB_MIGRATIONS } from "./schema";
 import { isTerminal, isWaiting } from "./states";
-import { ChangeSignal } from "./change-signal";
 import { appendChunk, readChunks, readUnread } from "./stream";
 import { statusFields } from "./view";
 import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, webhookSummary, type WebhookLogEntry, type WebhookSummary } from "../webhooks/delivery";
@@ -58,8 +58,8 @@ export type WorkerReport = { kind: "progress" } | { kind: "complete" } | { kind:
 
 export class JobObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  /** Waiting reads, woken on any change (a transition or a stream chunk). */
-  private readonly changes = new ChangeSignal();
+  /** Waiting reads, all woken on any change (a transition or a stream chunk). */
+  private readonly changes = new Waiters<void, void>();
   /** The job's webhook deliveries, run by its alarm. */
   private readonly webhooks: WebhookDelivery;
   /** Fault-injection points; armed only by tests through runInDurableObject. */
@@ -84,7 +84,7 @@ export class JobObject extends DurableObject<Env> {
     const stored = this.loadFor(endpointId);
     if (!stored) return { ok: false, code: "NOT_FOUND" };
     const output = stored.job.hasOutput ? readBlob(this.sql, "output") : null;
-    return { ok: true, job: stored.job, output, webhook: webhookSummary(this.sql) };
+    return { ok: true, job: stored.job, output, webhook: stored.job.webhook === null ? null : webhookSummary(this.sql) };
   }
 
   /** Every webhook event of the job with every delivery attempt. */
@@ -102,13 +102,14 @@ export class JobObject extends DurableObject<Env> {
     return event && { seq: event.seq, eventId: event.eventId };
   }
 
-  /** Waits up to `waitMs` for the job to reach a terminal state, then reads it. */
+  /** Waits up to `waitMs` for the job to reach a terminal state, then reads it (output and all, once). */
   async waitTerminal(endpointId: string, waitMs: number): Promise<JobRead> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const r = await this.read(endpointId);
-      if (!r.ok || isTerminal(r.job.state) || Date.now() >= deadline) return r;
-      await this.changes.next(deadline - Date.now());
+      await this.runDue();
+      const stored = this.loadFor(endpointId);
+      if (!stored || isTerminal(stored.job.state) || Date.now() >= deadline) return this.read(endpointId);
+      await this.nextChange(deadline - Date.now());
     }
   }
 
@@ -124,9 +125,9 @@ export class JobObject extends DurableObject<Env> {
       if (!stored) return { ok: false, code: "NOT_FOUND" };
       const chunks = readUnread(this.sql);
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) {
-        return { ok: true, job: loadJob(this.sql)!.job, chunks };
+        return { ok: true, job: stored.job, chunks };
       }
-      await this.changes.next(deadline - Date.now());
+      await this.nextChange(deadline - Date.now());
     }
   }
 
@@ -139,7 +140,7 @@ export class JobObject extends DurableObject<Env> {
       if (!stored) return { ok: false, code: "NOT_FOUND" };
       const chunks = readChunks(this.sql, afterSeq);
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) return { ok: true, job: stored.job, chunks };
-      await this.changes.next(deadline - Date.now());
+      await this.nextChange(deadline - Date.now());
     }
   }
 
@@ -280,31 +281,40 @@ export class JobObject extends DurableObject<Env> {
 
   // ---- internals ----
 
+  private nextChange(ms: number): Promise<void> {
+    return this.changes.wait(undefined, Math.max(0, ms), undefined);
+  }
+
   /** The job, if it belongs to `endpointId` and is not past its retention. */
   private loadFor(endpointId: string): StoredJob | null {
     const stored = loadJob(this.sql);
     return stored && stored.job.endpointId === endpointId && !stored.job.gone ? stored : null;
   }
 
-  /** Writes the record, its history line and the alarm; the caller holds the transaction. */
-  private commit(job: JobRecord, event: HistoryEvent | null, now: number): void {
+  /**
+   * Writes the record, its history line and the alarm; the caller holds the transaction.
+   * `written` is the output this transaction stored, if any (else the stored one is read).
+   */
+  private commit(job: JobRecord, event: HistoryEvent | null, now: number, written: Uint8Array | null = null): void {
     const indexDueAt = event ? now + INDEX_RETRY_MS : null;
     saveJob(this.sql, job, indexDueAt);
     if (event) appendHistory(this.sql, event);
     if (event && isTerminal(job.state) && job.webhook !== null) {
       // Into the outbox in the same transaction: a 200 to the worker means the webhook will be sent.
       const fields = { ...statusFields(job, now), webhook: job.webhook };
-      addEvent(this.sql, job.id, fields, job.hasOutput ? readBlob(this.sql, "output") : null, now);
+      addEvent(this.sql, job.id, fields, job.hasOutput ? (written ?? readBlob(this.sql, "output")) : null, now);
     }
     this.armAlarm(job, indexDueAt);
     this.faults.hit("job:in-transaction");
   }
 
   private armAlarm(job: JobRecord, indexDueAt: number | null): void {
-    // A finished job is kept until its webhooks are delivered (or given up on).
-    const webhooksPending = isTerminal(job.state) && hasPending(this.sql);
+    // A finished job is kept until its webhooks are delivered (or given up on). Only a job with
+    // a webhook has events.
+    const hasWebhook = job.webhook !== null;
+    const webhooksPending = hasWebhook && isTerminal(job.state) && hasPending(this.sql);
     const deadline = webhooksPending ? null : commands.nextDeadline(job);
-    const at = [deadline, indexDueAt, nextDue(this.sql)].filter((t): t is number => t !== null);
+    const at = [deadline, indexDueAt, hasWebhook ? nextDue(this.sql) : null].filter((t): t is number => t !== null);
     if (at.length === 0) void this.ctx.storage.deleteAlarm();
     else void this.ctx.storage.setAlarm(this.clock.toWall(Math.min(...at)));
   }
@@ -353,10 +363,10 @@ export class JobObject extends DurableObject<Env> {
       if (r.event === null) {
         saveJob(this.sql, r.job, stored.indexDueAt);
         this.armAlarm(r.job, stored.indexDueAt);
-      } else this.commit(r.job, r.event, now);
+      } else this.commit(r.job, r.event, now, r.output === "set" ? output : null);
     });
     if (r.event) await this.afterTransition(r.job);
-    else this.changes.notify();
+    else this.changes.resolveAll();
   }
 
   private recordRefusal(job: JobRecord, message: string, label: string, fence: Fence | null, now: number): void {
@@ -366,7 +376,7 @@ export class JobObject extends DurableObject<Env> {
 
   private async afterTransition(job: JobRecord): Promise<void> {
     this.faults.hit("job:after-commit");
-    this.changes.notify();
+    this.changes.resolveAll();
     await this.tellEndpoint(job);
   }
 
@@ -478,21 +488,23 @@ export class JobObject extends DurableObject<Env> {
    * await, on a fresh read, only if nothing changed meanwhile) extends the lease or ends it.
    */
   private async checkLease(stored: StoredJob, workerId: string): Promise<void> {
-    let seen: number | null;
+    let seen: number | null | undefined;
     try {
       seen = await this.endpoint(stored.job).lastSeen(workerId);
     } catch (e) {
-      // Cannot tell whether the worker is alive: keep the lease and ask again a little later.
       console.warn(`job ${stored.job.id}: lease check could not reach the endpoint`, e);
-      const retryAt = this.clock.now() + INDEX_RETRY_MS;
-      const job = { ...stored.job, leaseCheckAt: retryAt };
-      saveJob(this.sql, job, stored.indexDueAt);
-      this.armAlarm(job, stored.indexDueAt);
-      return;
+      seen = undefined;
     }
     const fresh = loadJob(this.sql);
     if (!fresh || fresh.job.version !== stored.job.version || fresh.job.leaseCheckAt !== stored.job.leaseCheckAt) return;
     const now = this.clock.now();
+    if (seen === undefined) {
+      // Cannot tell whether the worker is alive: keep the lease and ask again a little later.
+      const job = { ...fresh.job, leaseCheckAt: now + INDEX_RETRY_MS };
+      saveJob(this.sql, job, fresh.indexDueAt);
+      this.armAlarm(job, fresh.indexDueAt);
+      return;
+    }
     const r = commands.checkLease(fresh.job, seen, now);
     if (r.ok) await this.apply(fresh, r, now);
   }

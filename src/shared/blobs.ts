@@ -3,6 +3,8 @@
  * development does not enforce, so it is enforced here): a payload is split into chunks of at most
  * CHUNK_BYTES, stored as rows (name, idx, data) and joined again on read, byte for byte.
  */
+import { concatBytes } from "./bytes";
+
 export const CHUNK_BYTES = 1_000_000;
 
 export function writeBlob(sql: SqlStorage, name: string, bytes: Uint8Array): void {
@@ -16,15 +18,7 @@ export function writeBlob(sql: SqlStorage, name: string, bytes: Uint8Array): voi
 export function readBlob(sql: SqlStorage, name: string): Uint8Array | null {
   const rows = sql.exec<{ data: ArrayBuffer }>("SELECT data FROM blob WHERE name = ? ORDER BY idx", name).toArray();
   if (rows.length === 0) return null;
-  if (rows.length === 1) return new Uint8Array(rows[0]!.data);
-  const total = rows.reduce((n, r) => n + r.data.byteLength, 0);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const r of rows) {
-    out.set(new Uint8Array(r.data), offset);
-    offset += r.data.byteLength;
-  }
-  return out;
+  return concatBytes(rows.map((r) => new Uint8Array(r.data)));
 }
 
 export function deleteBlob(sql: SqlStorage, name: string): void {

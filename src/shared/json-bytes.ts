@@ -2,17 +2,9 @@
  * Building JSON bodies around payloads that are already stored as JSON bytes (inputs, outputs,
  * stream chunks), so they are never parsed and serialized again on the way out.
  */
-const enc = new TextEncoder();
+import { concatBytes } from "./bytes";
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
-}
+const enc = new TextEncoder();
 
 /** `{...fields, "<key>": <raw>, …}` for each raw entry that is not null. */
 export function objectWithAll(fields: Record<string, unknown>, raws: ReadonlyArray<readonly [string, Uint8Array | null]>): Uint8Array {
@@ -26,7 +18,7 @@ export function objectWithAll(fields: Record<string, unknown>, raws: ReadonlyArr
     sep = ",";
   }
   parts.push(enc.encode("}"));
-  return concat(parts);
+  return concatBytes(parts);
 }
 
 /** `{...fields, "<key>": <raw>}`; without `raw`, just the fields. */
@@ -42,5 +34,5 @@ export function arrayOf(items: readonly Uint8Array[]): Uint8Array {
     parts.push(item);
   });
   parts.push(enc.encode("]"));
-  return concat(parts);
+  return concatBytes(parts);
 }

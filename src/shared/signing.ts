@@ -4,6 +4,8 @@
  * "id.timestamp.body">`, keyed with the secret after its `whsec_` prefix, base64-decoded.
  * Used for pushes to worker URLs and for webhooks; also for report tokens in push URLs.
  */
+import { base64, base64url, equalConstantTime } from "./bytes";
+
 const enc = new TextEncoder();
 
 function secretBytes(secret: string): Uint8Array {
@@ -16,8 +18,6 @@ async function hmac(secret: string, message: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(message)));
 }
 
-const base64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
-const base64url = (bytes: Uint8Array) => base64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
 export async function signatureHeaders(secret: string, id: string, body: string, nowMs: number): Promise<Record<string, string>> {
   const timestamp = Math.floor(nowMs / 1000).toString();
@@ -40,7 +40,5 @@ export async function reportToken(secret: string, jobId: string, attempt: number
 }
 
 export async function checkReportToken(secret: string, jobId: string, attempt: number, workerId: string, token: string): Promise<boolean> {
-  const expected = enc.encode(await reportToken(secret, jobId, attempt, workerId));
-  const given = enc.encode(token);
-  return expected.byteLength === given.byteLength && crypto.subtle.timingSafeEqual(expected, given);
+  return equalConstantTime(await reportToken(secret, jobId, attempt, workerId), token);
 }

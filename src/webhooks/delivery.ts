@@ -12,7 +12,7 @@ import type { Faults } from "../shared/faults";
 import { objectWithAll } from "../shared/json-bytes";
 import { checkOutboundUrl } from "../shared/urls";
 import { deliverOnce } from "./deliver";
-import { dueEvents, eventOutput, failEvent, latestEvent, listEvents, recordAttempt, type WebhookAttempt, type WebhookEvent, type WebhookState } from "./outbox";
+import { dueEvents, eventOutput, failEvent, latestEvent, listEvents, postpone, recordAttempt, type WebhookAttempt, type WebhookEvent, type WebhookState } from "./outbox";
 import { nextDelayMs } from "./schedule";
 
 /** How long a webhook receiver has to answer one attempt (WEBHOOK_TIMEOUT_MS overrides it). */
@@ -80,23 +80,24 @@ export class WebhookDelivery {
       config = await endpoint.getConfig();
     } catch (e) {
       console.warn("webhook delivery could not reach the endpoint; retrying", e);
-      const later = this.clock.now() + this.retryMs;
-      for (const ev of due) this.sql.exec("UPDATE webhook_event SET next_attempt_at = ? WHERE seq = ?", later, ev.seq);
+      postpone(this.sql, due.map((ev) => ev.seq), this.clock.now() + this.retryMs);
       return;
     }
+    // What does not depend on the event is settled once for all of them.
+    if (!config) {
+      for (const ev of due) failEvent(this.sql, ev.seq, "the endpoint was deleted");
+      return;
+    }
+    const check = checkOutboundUrl(url, config.allowPrivateUrls);
+    if (!check.ok) {
+      for (const ev of due) failEvent(this.sql, ev.seq, check.reason);
+      return;
+    }
+    const input = readBlob(this.sql, "input");
     for (const ev of due) {
-      if (!config) {
-        failEvent(this.sql, ev.seq, "the endpoint was deleted");
-        continue;
-      }
-      const check = checkOutboundUrl(url, config.allowPrivateUrls);
-      if (!check.ok) {
-        failEvent(this.sql, ev.seq, check.reason);
-        continue;
-      }
       const body = new TextDecoder().decode(
         objectWithAll(ev.fields, [
-          ["input", readBlob(this.sql, "input")],
+          ["input", input],
           ["output", eventOutput(this.sql, ev.seq)],
         ]),
       );

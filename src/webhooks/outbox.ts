@@ -136,12 +136,17 @@ export function failEvent(sql: SqlStorage, seq: number, error: string): void {
   sql.exec("UPDATE webhook_event SET state = 'failed', next_attempt_at = NULL, last_error = ? WHERE seq = ?", error, seq);
 }
 
+/** Puts off the next attempt of these events to `at` without counting an attempt. */
+export function postpone(sql: SqlStorage, seqs: readonly number[], at: number): void {
+  for (const seq of seqs) sql.exec("UPDATE webhook_event SET next_attempt_at = ? WHERE seq = ?", at, seq);
+}
+
 /** Sends the latest event again, at once, under the same webhook-id. */
 export function redeliver(sql: SqlStorage, now: number): WebhookEvent | null {
-  const latest = sql.exec<EventRow>("SELECT * FROM webhook_event ORDER BY seq DESC LIMIT 1").toArray()[0];
+  const latest = latestEvent(sql);
   if (!latest) return null;
   sql.exec("UPDATE webhook_event SET state = 'pending', next_attempt_at = ? WHERE seq = ?", now, latest.seq);
-  return toEvent({ ...latest, state: "pending", next_attempt_at: now });
+  return { ...latest, state: "pending", nextAttemptAt: now };
 }
 
 export function latestEvent(sql: SqlStorage): WebhookEvent | null {

@@ -14,17 +14,10 @@ import { jsonBytes, readJson, validate } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
 import { isWaiting } from "../../jobs/states";
 import { jsonResponse, renderWithOutput, statusFields } from "../render";
-import { endpointParam, endpointStub, jobNotFound, jobStub, isoTime } from "../stubs";
+import { endpointParam, endpointStub, jobNotFound, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
-
-/** `?wait=` in ms, clamped into RunPod's 1–300 s range; not a number is a 400. */
-function waitParam(c: Context<AppEnv>): number {
-  const raw = c.req.query("wait");
-  if (raw === undefined || raw === "") return LIMITS.syncWait.default;
-  if (!/^\d+$/.test(raw)) throw badRequest(`wait must be a whole number of milliseconds, got '${raw}'`);
-  return Math.min(LIMITS.syncWait.max, Math.max(LIMITS.syncWait.min, Number(raw)));
-}
+import { jobFor, waitParam } from "../params";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
 function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
@@ -66,7 +59,7 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") {
     throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });
   }
-  return { endpointId, stub, job: r.ok ? r.job : r.job };
+  return { endpointId, stub, job: r.job };
 }
 
 /**
@@ -87,15 +80,6 @@ function changeOrError(r: JobChange, id: string): Response {
   throw conflict(r.message, { id, status: r.job.state });
 }
 
-async function jobFor(c: Context<AppEnv>) {
-  const endpointId = endpointParam(c);
-  await requireEndpoint(c, endpointId, "client");
-  const id = c.req.param("id")!;
-  const stub = jobStub(c.env, id);
-  if (!stub) throw jobNotFound(id);
-  return { endpointId, id, stub };
-}
-
 export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/run", {
     POST: async (c) => {
@@ -106,7 +90,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/runsync", {
     POST: async (c) => {
-      const wait = waitParam(c);
+      const wait = waitParam(c, LIMITS.syncWait);
       const { endpointId, stub, job } = await submitJob(c, "sync");
       return readOrNotFound(c, endpointId, await stub.waitTerminal(endpointId, wait), job.id);
     },
@@ -119,32 +103,20 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/status/:id", { GET: status, POST: status });
 
   const statusSync = async (c: Context<AppEnv>) => {
-    const wait = waitParam(c);
+    const wait = waitParam(c, LIMITS.syncWait);
     const { endpointId, id, stub } = await jobFor(c);
     return readOrNotFound(c, endpointId, await stub.waitTerminal(endpointId, wait), id);
   };
   route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync });
 
-  route(app, "/v2/:ep/cancel/:id", {
-    POST: async (c) => {
-      const { endpointId, id, stub } = await jobFor(c);
-      return changeOrError(await stub.cancel(endpointId), id);
-    },
-  });
-
-  route(app, "/v2/:ep/retry/:id", {
-    POST: async (c) => {
-      const { endpointId, id, stub } = await jobFor(c);
-      return changeOrError(await stub.retry(endpointId), id);
-    },
-  });
-
-  route(app, "/v2/:ep/requeue/:id", {
-    POST: async (c) => {
-      const { endpointId, id, stub } = await jobFor(c);
-      return changeOrError(await stub.requeue(endpointId), id);
-    },
-  });
+  for (const action of ["cancel", "retry", "requeue"] as const) {
+    route(app, `/v2/:ep/${action}/:id`, {
+      POST: async (c) => {
+        const { endpointId, id, stub } = await jobFor(c);
+        return changeOrError(await stub[action](endpointId), id);
+      },
+    });
+  }
 
   route(app, "/v2/:ep/history/:id", {
     GET: async (c) => {

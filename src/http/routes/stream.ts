@@ -7,24 +7,17 @@ import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { isTerminal } from "../../jobs/states";
 import { LIMITS } from "../../shared/limits";
-import { requireEndpoint } from "../auth";
 import { badRequest } from "../errors";
 import { arrayOf, objectWith } from "../../shared/json-bytes";
 import { jsonResponse, renderWithOutput, statusFields } from "../render";
-import { endpointParam, jobNotFound, jobStub } from "../stubs";
+import { jobNotFound } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { jobFor, waitParam } from "../params";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const SSE_POLL_MS = 15_000;
-
-function streamWait(c: Context<AppEnv>): number {
-  const raw = c.req.query("wait");
-  if (raw === undefined || raw === "") return LIMITS.streamWait.default;
-  if (!/^\d+$/.test(raw)) throw badRequest(`wait must be a whole number of milliseconds, got '${raw}'`);
-  return Math.min(LIMITS.streamWait.max, Number(raw));
-}
 
 /** `{"status":…,"stream":[chunk,…]}` with the stored chunks spliced in as bytes. */
 function streamBody(status: string, chunks: Uint8Array[]): Uint8Array {
@@ -33,14 +26,10 @@ function streamBody(status: string, chunks: Uint8Array[]): Uint8Array {
 
 export function streamRoutes(app: Hono<AppEnv>): void {
   const handler = async (c: Context<AppEnv>) => {
-    const endpointId = endpointParam(c);
-    await requireEndpoint(c, endpointId, "client");
-    const id = c.req.param("id")!;
-    const stub = jobStub(c.env, id);
-    if (!stub) throw jobNotFound(id);
+    const { endpointId, id, stub } = await jobFor(c);
 
     if (!(c.req.header("accept") ?? "").includes("text/event-stream")) {
-      const r = await stub.takeStream(endpointId, streamWait(c));
+      const r = await stub.takeStream(endpointId, waitParam(c, LIMITS.streamWait));
       if (!r.ok) throw jobNotFound(id);
       return jsonResponse(streamBody(r.job.state, r.chunks.map((ch) => ch.data)));
     }

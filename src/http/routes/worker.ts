@@ -66,9 +66,10 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> 
       offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(endpointId, workerId, "the worker asked for work saying it runs none")),
     );
     if (offer.ids.length === 0) return [];
+    // Each offered job is claimed in its own object, all at once; answered in offer order.
+    const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(endpointId, workerId)));
     const claimed: Uint8Array[] = [];
-    for (const id of offer.ids) {
-      const r = await c.env.JOB.get(c.env.JOB.idFromString(id)).claim(endpointId, workerId);
+    for (const r of results) {
       if (r.ok) claimed.push(jobBody(r.job.id, r.job.attempt, r.input));
       // The index was behind the job (cancelled, expired, taken): repair it.
       else if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);

@@ -1,6 +1,7 @@
 /**
  * Long-poll waiters held in an object's memory: each waits with a key until served or until its
- * time runs out, when it gets the fallback value.
+ * time runs out, when it gets the fallback value. Endpoints hold takes and stop polls; jobs hold
+ * reads waiting for a change.
  */
 interface Waiter<K, V> {
   key: K;
