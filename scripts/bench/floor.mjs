@@ -2,28 +2,16 @@
 // floor (the same four calls, one Durable Object per job, one SQLite write per call) and the
 // queue floor (job objects plus one queue object: the least a pull queue on objects needs).
 import path from "node:path";
-import { ROOT, spawnWranglerDev, waitReady } from "../lib/wrangler-dev.mjs";
-import { timed } from "./lanes.mjs";
-import { captureOutput, freePort, groupCpuMs, stopGroup } from "./processes.mjs";
+import { ROOT, spawnWranglerDev } from "../lib/wrangler-dev.mjs";
+import { call, timed } from "./lanes.mjs";
+import { freePort, serverReady } from "./processes.mjs";
 
 export async function startFloor({ persist, logLevel }) {
   const port = await freePort();
   const config = path.join(ROOT, "bench", "floor", "wrangler.toml");
   const child = spawnWranglerDev({ config, host: "127.0.0.1", port, persist, logLevel }, { stdio: ["ignore", "pipe", "pipe"], detached: true });
-  const output = captureOutput(child);
   const base = `http://127.0.0.1:${port}`;
-  if (!(await waitReady(child, `${base}/`))) {
-    await stopGroup(child);
-    throw new Error(`the floor Worker did not start:\n${output.join("\n")}`);
-  }
-  return { base, cpuMs: () => groupCpuMs(child.pid), stop: () => stopGroup(child) };
-}
-
-async function call(url, init) {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`${init?.method ?? "GET"} ${url} → ${res.status} ${text.slice(0, 200)}`);
-  return JSON.parse(text);
+  return serverReady(child, base, `${base}/`, "the floor Worker");
 }
 
 /** submit → take (the worker is handed the id: the platform floor has no queue) → done → status. */

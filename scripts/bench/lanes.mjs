@@ -64,3 +64,11 @@ export async function timed(fn) {
   const result = await fn();
   return [result, performance.now() - t];
 }
+
+/** One HTTP call expecting `expect`; returns the parsed JSON answer (null when empty). */
+export async function call(url, init, expect = 200) {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (res.status !== expect) throw new Error(`${init?.method ?? "GET"} ${url} → ${res.status} ${text.slice(0, 200)}`);
+  return text ? JSON.parse(text) : null;
+}

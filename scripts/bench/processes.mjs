@@ -3,6 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { waitReady } from "../lib/wrangler-dev.mjs";
 
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -30,6 +31,19 @@ export async function stopGroup(child) {
   const timer = setTimeout(() => signal("SIGKILL"), 5000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Waits for a server started as a detached `child` to answer `readyUrl`; returns how to reach,
+ * meter and stop it, or stops it and throws with what it printed.
+ */
+export async function serverReady(child, base, readyUrl, what, headers = {}) {
+  const output = captureOutput(child);
+  if (!(await waitReady(child, readyUrl, { headers }))) {
+    await stopGroup(child);
+    throw new Error(`${what} did not start:\n${output.join("\n")}`);
+  }
+  return { base, cpuMs: () => groupCpuMs(child.pid), stop: () => stopGroup(child) };
 }
 
 /** Keeps the last lines a child printed, to show when it fails to start. */

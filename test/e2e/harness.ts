@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
 
 export const ROOT = path.resolve(import.meta.dirname, "..", "..");
 
@@ -79,5 +80,40 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
       await stopProcess(child);
       rmSync(persist, { recursive: true, force: true });
     },
+  };
+}
+
+/** A server for one test file, and the processes its tests start beside it. */
+export interface FileServer extends Server {
+  procs: ChildProcess[];
+}
+
+/**
+ * Starts the server before the file's tests; after them stops the processes pushed to `procs`,
+ * then the server. Its fields can be read once the tests run.
+ */
+export function useServer(env: Record<string, string> = {}): FileServer {
+  let started: Server | undefined;
+  const procs: ChildProcess[] = [];
+  beforeAll(async () => {
+    started = await startServer(env);
+  });
+  afterAll(async () => {
+    await Promise.all(procs.map(stopProcess));
+    await started?.stop();
+  });
+  const running = (): Server => {
+    if (!started) throw new Error("the server starts in beforeAll; use it inside a test");
+    return started;
+  };
+  return {
+    get base() {
+      return running().base;
+    },
+    get adminKey() {
+      return running().adminKey;
+    },
+    stop: () => running().stop(),
+    procs,
   };
 }

@@ -2,24 +2,14 @@
  * End to end: the real Worker under wrangler dev, a client (this process) and a pulling worker
  * (examples/worker.mjs, another process) speaking RunPod's worker protocol over loopback.
  */
-import type { ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api, endpointWithKeys, eventually } from "./api";
-import { type Server, spawnNode, startServer, stopProcess } from "./harness";
+import { spawnNode, useServer } from "./harness";
 
-let server: Server;
-const workers: ChildProcess[] = [];
+const server = useServer({ TAKE_WAIT_MS: "2000" });
+const workers = server.procs;
 
 const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
-
-beforeAll(async () => {
-  server = await startServer({ TAKE_WAIT_MS: "2000" });
-});
-
-afterAll(async () => {
-  await Promise.all(workers.map(stopProcess));
-  await server?.stop();
-});
 
 describe("the whole lifecycle over HTTP", () => {
   it("client submits, an external worker takes and reports, the client reads the result", async () => {

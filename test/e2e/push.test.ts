@@ -4,13 +4,12 @@
  * that answers at once, one that reports later through its job-done URL, and one that fails the
  * first two deliveries.
  */
-import type { ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api, eventually, jsonLines } from "./api";
-import { freePort, type Server, spawnNode, startServer, stopProcess } from "./harness";
+import { freePort, spawnNode, useServer } from "./harness";
 
-let server: Server;
-const procs: ChildProcess[] = [];
+const server = useServer();
+const procs = server.procs;
 
 /** Starts a push worker for a new push endpoint; returns the endpoint id and the worker's log. */
 async function pushEndpoint(name: string, env: Record<string, string> = {}) {
@@ -29,15 +28,6 @@ const completed = (ep: string, id: string, ms = 30_000) =>
     const s = await statusOf(ep, id);
     return s.body.status === "COMPLETED" ? s.body : undefined;
   });
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  await Promise.all(procs.map(stopProcess));
-  await server?.stop();
-});
 
 describe("push mode over HTTP", () => {
   it("jobs are pushed, signed, to the worker URL, and its answers complete them", async () => {

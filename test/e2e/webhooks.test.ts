@@ -4,22 +4,12 @@
  * fails each event's first attempt with 500 and lets its second time out. Every terminal job
  * reaches the receiver exactly once as a success.
  */
-import type { ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api, endpointWithKeys, eventually, jsonLines } from "./api";
-import { freePort, type Server, spawnNode, startServer, stopProcess } from "./harness";
+import { freePort, spawnNode, useServer } from "./harness";
 
-let server: Server;
-const procs: ChildProcess[] = [];
-
-beforeAll(async () => {
-  server = await startServer({ TAKE_WAIT_MS: "2000", WEBHOOK_TIMEOUT_MS: "2000" });
-});
-
-afterAll(async () => {
-  await Promise.all(procs.map(stopProcess));
-  await server?.stop();
-});
+const server = useServer({ TAKE_WAIT_MS: "2000", WEBHOOK_TIMEOUT_MS: "2000" });
+const procs = server.procs;
 
 describe("webhooks over HTTP", () => {
   it("each terminal job reaches the receiver as exactly one verified success, through failures and a timeout", async () => {

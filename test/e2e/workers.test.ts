@@ -4,12 +4,12 @@
  * reaches a running worker through job-stop.
  */
 import type { ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api, endpointWithKeys, eventually } from "./api";
-import { type Server, spawnNode, startServer, stopProcess } from "./harness";
+import { spawnNode, useServer } from "./harness";
 
-let server: Server;
-const procs: ChildProcess[] = [];
+const server = useServer({ TAKE_WAIT_MS: "2000" });
+const procs = server.procs;
 
 function worker(ep: string, key: string, id: string, log: string[]): ChildProcess {
   const child = spawnNode(
@@ -20,15 +20,6 @@ function worker(ep: string, key: string, id: string, log: string[]): ChildProces
   procs.push(child);
   return child;
 }
-
-beforeAll(async () => {
-  server = await startServer({ TAKE_WAIT_MS: "2000" });
-});
-
-afterAll(async () => {
-  await Promise.all(procs.map(stopProcess));
-  await server?.stop();
-});
 
 describe("workers over HTTP", () => {
   it("a worker killed mid-job loses its lease and another worker finishes the job", async () => {

@@ -2,17 +2,12 @@
  * The job's single alarm: always the earliest pending deadline, fired just before, at and after
  * each one with a frozen clock; idempotent; safe when the handler throws.
  */
-import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import type { JobRecord } from "../../src/jobs/record";
 import { loadJob, readHistory } from "../../src/jobs/store";
-import { call, createEndpoint, done, json, status, submit, take } from "./helpers";
-
-function stubOf(id: string): DurableObjectStub<JobObject> {
-  return env.JOB.get(env.JOB.idFromString(id));
-}
+import { call, createEndpoint, done, freezeJob as freeze, jobStubOf as stubOf, json, status, submit, take } from "./helpers";
 
 async function record(id: string): Promise<{ job: JobRecord; alarm: number | null; history: string[] }> {
   return runInDurableObject(stubOf(id), async (instance: JobObject, state) => {
@@ -29,10 +24,6 @@ async function record(id: string): Promise<{ job: JobRecord; alarm: number | nul
 export function expectAlarmIn(alarm: number | null, ms: number): void {
   expect(alarm).not.toBeNull();
   expect(Math.abs(alarm! - Date.now() - ms)).toBeLessThan(2_000);
-}
-
-async function freeze(id: string, at: number): Promise<void> {
-  await runInDurableObject(stubOf(id), (instance: JobObject) => instance.clock.freeze(at));
 }
 
 async function fireAlarmAt(id: string, at: number): Promise<void> {

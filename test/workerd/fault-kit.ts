@@ -4,15 +4,22 @@
  * the platform retries them), and the Jepsen-style counters read from each job's own storage.
  */
 import fc from "fast-check";
-import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import type { JobObject } from "../../src/jobs/job-object";
 import { hasPending } from "../../src/webhooks/outbox";
 import { loadJob, readHistory } from "../../src/jobs/store";
+import { TERMINAL_STATES } from "../../src/jobs/states";
+import { seedFrom } from "./helpers";
 
-const seedEnv = (env as unknown as Record<string, string | undefined>).FAULT_SEED;
+/** The endpoint policy both suites run under. */
+export const POLICY = { executionTimeout: 30_000, ttl: 600_000, heartbeatTimeout: 10_000, maxAttempts: 3, cancelGraceMs: 5_000, retentionMs: 86_400_000 };
+/** Every job must be terminal this long after its creation: TTL + attempts × timeout + slack. */
+export const BOUND_MS = POLICY.ttl + POLICY.maxAttempts * POLICY.executionTimeout + 60_000;
+/** Times (ms after T0) to advance through so that the webhook schedule's first eight retries all run. */
+export const WEBHOOK_RETRY_TIMES = [20_000, 60_000, 200_000, 600_000, 2_400_000, 6_000_000, 14_000_000, 30_000_000];
+
 /** The suite's seed: FAULT_SEED replays a run. */
-export const SEED = seedEnv ? Number(seedEnv) : Date.now() % 1_000_000;
+export const SEED = seedFrom("FAULT_SEED");
 
 /** A seeded stream of choices: `next(n)` is in [0, n). */
 export function choices(seed: number, count: number): (n: number) => number {
@@ -21,7 +28,7 @@ export function choices(seed: number, count: number): (n: number) => number {
   return (n) => draws[i++ % draws.length]! % n;
 }
 
-export const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
+const TERMINAL: readonly string[] = TERMINAL_STATES;
 
 export interface FaultJob<F extends string> {
   id: string;
@@ -32,9 +39,7 @@ export interface FaultJob<F extends string> {
   settled: boolean;
 }
 
-export function jobStubOf(id: string): DurableObjectStub<JobObject> {
-  return env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
-}
+export { jobStubOf } from "./helpers";
 
 /** Freezes every job's clock at T0; returns each job's creation time on its clock. */
 export async function freezeAt<F extends string>(jobs: FaultJob<F>[], t0: number): Promise<void> {

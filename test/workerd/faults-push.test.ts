@@ -14,10 +14,9 @@ import { createExecutionContext, createMessageBatch, evictDurableObject, getQueu
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
-import { advance, choices, count, FlakyReceiver, freezeAt, type FaultJob, jobStubOf, report, SEED, stillArmed } from "./fault-kit";
+import { advance, BOUND_MS, choices, count, FlakyReceiver, freezeAt, type FaultJob, jobStubOf, POLICY, report, SEED, stillArmed, WEBHOOK_RETRY_TIMES } from "./fault-kit";
 import { call, createEndpoint, submit } from "./helpers";
 
-const POLICY = { executionTimeout: 30_000, ttl: 600_000, heartbeatTimeout: 10_000, maxAttempts: 3, cancelGraceMs: 5_000, retentionMs: 86_400_000 };
 const JOBS = 600;
 const WORKER_URL = "https://push-worker.example.com/jobs";
 const HOOK = "https://fault-receiver.example.com/push-hook";
@@ -196,12 +195,11 @@ describe("fault injection: push workers and queue deliveries", () => {
       if (j.fate === "consumerCrash") await deliver(DISPATCH, message(j), 3);
       else await deliver(DISPATCH, message(j, 2), 1);
     }
-    for (const ms of [20_000, 60_000, 200_000, 600_000, 2_400_000, 6_000_000, 14_000_000, 30_000_000]) await advance(jobs, T0, ms, tally);
+    for (const ms of WEBHOOK_RETRY_TIMES) await advance(jobs, T0, ms, tally);
 
-    const bound = POLICY.ttl + POLICY.maxAttempts * POLICY.executionTimeout + 60_000;
     const wanted = (j: FaultJob<Fate>) =>
       j.fate === "deadLettered" || j.fate === "workerError" ? "FAILED" : j.fate === "cancelled" ? "CANCELLED" : "COMPLETED";
-    const c = await count(jobs, wanted, bound, receiver, unexpected);
+    const c = await count(jobs, wanted, BOUND_MS, receiver, unexpected);
 
     // Pushes: how many each fate must have made, and repeats of one attempt (same webhook-id).
     const expectedPushes: Partial<Record<Fate, number>> = { deadLettered: DELIVERIES, killedAfterAccept: 2, lateReport: 2, cancelled: 0 };

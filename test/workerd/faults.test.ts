@@ -11,10 +11,9 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
-import { advance, choices, count, FlakyReceiver, freezeAt, type FaultJob, jobStubOf, report, SEED, stillArmed } from "./fault-kit";
+import { advance, BOUND_MS, choices, count, FlakyReceiver, freezeAt, type FaultJob, jobStubOf, POLICY, report, SEED, stillArmed, WEBHOOK_RETRY_TIMES } from "./fault-kit";
 import { createEndpoint, submit } from "./helpers";
 
-const POLICY = { executionTimeout: 30_000, ttl: 600_000, heartbeatTimeout: 10_000, maxAttempts: 3, cancelGraceMs: 5_000, retentionMs: 86_400_000 };
 const JOBS = 1000;
 const HOOK = "https://fault-receiver.example.com/hook";
 const FATES = ["normal", "killed", "duplicate", "late", "lostAnswer", "evicted", "failed", "cancelled", "alarmThrows", "webhookCrash"] as const;
@@ -122,11 +121,10 @@ describe("fault injection: pull workers", () => {
       await j.stub.report(ep, fence("w2"), { kind: "complete" }, out);
     }
     // Let every webhook retry run (the schedule's first eight retries fit in ~8 hours).
-    for (const ms of [20_000, 60_000, 200_000, 600_000, 2_400_000, 6_000_000, 14_000_000, 30_000_000]) await advance(jobs, T0, ms, tally);
+    for (const ms of WEBHOOK_RETRY_TIMES) await advance(jobs, T0, ms, tally);
 
-    const bound = POLICY.ttl + POLICY.maxAttempts * POLICY.executionTimeout + 60_000;
     const wanted = (j: FaultJob<Fate>) => (j.fate === "failed" ? "FAILED" : j.fate === "cancelled" ? "CANCELLED" : "COMPLETED");
-    const c = await count(jobs, wanted, bound, receiver, unexpected);
+    const c = await count(jobs, wanted, BOUND_MS, receiver, unexpected);
     const crashed = jobs.filter((j) => j.fate === "webhookCrash").length;
     const throwing = jobs.filter((j) => j.fate === "alarmThrows" || j.fate === "webhookCrash").length;
     console.log(report("faults, pull", jobs, c, { "alarms that threw": tally.alarmFaults }));

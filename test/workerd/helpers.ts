@@ -1,5 +1,7 @@
 import { env, exports } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
+import type { JobObject } from "../../src/jobs/job-object";
 
 export const ADMIN = "test-admin-key";
 
@@ -65,7 +67,7 @@ export async function status(endpointId: string, jobId: string): Promise<Respons
 }
 
 /** A seed for a property run: the one given in the environment (to replay), else a fresh one. */
-export function seedFrom(name: "FUZZ_SEED" | "MODEL_SEED"): number {
+export function seedFrom(name: "FUZZ_SEED" | "MODEL_SEED" | "FAULT_SEED"): number {
   const given = (env as unknown as Record<string, string | undefined>)[name];
   return given ? Number(given) : Date.now() % 1_000_000;
 }
@@ -92,4 +94,14 @@ export function interceptFetch<T = Record<string, unknown>>(prefix: string, answ
     return answer(got.length);
   });
   return got;
+}
+
+/** The job object behind a job id the API handed out. */
+export function jobStubOf(id: string): DurableObjectStub<JobObject> {
+  return env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
+}
+
+/** Freezes the job's clock at `at` (its alarms are then set relative to that instant). */
+export async function freezeJob(id: string, at: number): Promise<void> {
+  await runInDurableObject(jobStubOf(id), (i: JobObject) => i.clock.freeze(at));
 }

@@ -7,9 +7,8 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import { loadJob } from "../../src/jobs/store";
-import { call, createEndpoint, done, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, done, jobStubOf as stubOf, json, status, submit, take } from "./helpers";
 
-const stubOf = (id: string) => env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
 const stateOf = async (ep: string, id: string) => (await json<{ status: string }>(await status(ep, id))).status;
 
 describe("sequences", () => {

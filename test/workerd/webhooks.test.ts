@@ -3,13 +3,12 @@
  * secret rotation, Retry-After, surviving a throwing alarm and an eviction, the delivery log,
  * redelivery and the endpoint's counters.
  */
-import { env } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import { MAX_ATTEMPTS, nextDelayMs, parseRetryAfter, RETRY_DELAYS_MS } from "../../src/webhooks/schedule";
-import { call, createEndpoint, done, interceptFetch, type Intercepted, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, done, freezeJob as freeze, interceptFetch, jobStubOf as stubOf, json, status, submit, take, type Intercepted } from "./helpers";
 
 const HOOK = "https://receiver.example.com/hook";
 
@@ -20,12 +19,7 @@ const mockReceiver = (answer: (n: number) => Response | Promise<Response>): Deli
 
 afterEach(() => vi.restoreAllMocks());
 
-const stubOf = (id: string) => env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
 const T0 = Date.now() - 60 * 60_000; // a frozen "now" in the past: natural alarms then find nothing new due
-
-async function freeze(id: string, at: number) {
-  await runInDurableObject(stubOf(id), (i: JobObject) => i.clock.freeze(at));
-}
 
 /** A job with a webhook, finished by a worker at frozen time T0. */
 async function finishedJob(config: Record<string, unknown> = {}, output: unknown = { text: "hi" }) {

@@ -9,17 +9,12 @@ import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 import type { JobRecord } from "../../src/jobs/record";
 import { loadJob } from "../../src/jobs/store";
-import { call, createEndpoint, done, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, done, freezeJob, jobStubOf as jobStub, json, status, submit, take } from "./helpers";
 
-const jobStub = (id: string): DurableObjectStub<JobObject> => env.JOB.get(env.JOB.idFromString(id));
 const endpointStub = (ep: string): DurableObjectStub<EndpointObject> => env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
 
 async function record(id: string): Promise<JobRecord> {
   return runInDurableObject(jobStub(id), (_i: JobObject, state) => loadJob(state.storage.sql)!.job);
-}
-
-async function freezeJob(id: string, at: number): Promise<void> {
-  await runInDurableObject(jobStub(id), (i: JobObject) => i.clock.freeze(at));
 }
 
 async function freezeEndpoint(ep: string, at: number | null): Promise<void> {
