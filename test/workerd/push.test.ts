@@ -166,6 +166,20 @@ describe("dispatch consumer", () => {
   });
 });
 
+describe("report tokens across a secret rotation", () => {
+  it("a token minted before rotate-secret still reports while the previous secret signs", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    const pushed = mockWorker(() => new Response(null, { status: 202 }));
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "r" });
+    expect((await call("POST", `/admin/endpoints/${ep}/rotate-secret`)).status).toBe(200);
+    const done = new URL(pushed[0]!.json.urls.done);
+    const report = await call("POST", done.pathname + done.search, { key: null, body: { output: "after rotation" } });
+    expect(report.status).toBe(200);
+    expect(await json(await status(ep, id))).toMatchObject({ status: "COMPLETED", output: "after rotation" });
+  });
+});
+
 describe("push endpoints", () => {
   it("a submit travels through the real local queue to the worker URL and back", async () => {
     const pushed = mockWorker(() => Response.json({ output: "via the queue" }));

@@ -14,6 +14,7 @@ import { ApiError, badRequest, conflict } from "../errors";
 import { arrayOf, objectWith } from "../../shared/json-bytes";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
+import { signingSecrets } from "../../endpoints/config";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -106,13 +107,16 @@ function reportAnswer(r: JobChange, id: string): Response {
 
 /**
  * A push worker reports with the token from the URLs it was given instead of a key: the token
- * covers this job, attempt and worker only.
+ * covers this job, attempt and worker only. Tokens minted before a secret rotation stay valid
+ * while the previous secret still signs (the same window as webhooks and pushes).
  */
 async function requireReportToken(c: Context<AppEnv>, endpointId: string, jobId: string, fence: Fence, token: string): Promise<void> {
   const config = foundOn(endpointId, await endpointStub(c.env, endpointId).getConfig());
-  if (fence.attempt === null || !(await checkReportToken(config.webhookSecret, jobId, fence.attempt, fence.workerId, token))) {
-    throw new ApiError(401, "invalid report token for this job, attempt and worker");
-  }
+  const attempt = fence.attempt;
+  const valid =
+    attempt !== null &&
+    (await Promise.all(signingSecrets(config, Date.now()).map((secret) => checkReportToken(secret, jobId, attempt, fence.workerId, token)))).some(Boolean);
+  if (!valid) throw new ApiError(401, "invalid report token for this job, attempt and worker");
 }
 
 async function reportTarget(c: Context<AppEnv>) {
