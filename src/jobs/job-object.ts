@@ -308,13 +308,17 @@ export class JobObject extends DurableObject<Env> {
     this.faults.hit("job:in-transaction");
   }
 
+  /**
+   * A finished job's retention (its tombstone or deletion) waits while a webhook event of its is
+   * pending: its payloads are sent with every attempt. Only a job with a webhook has events.
+   */
+  private heldForWebhooks(job: JobRecord): boolean {
+    return job.webhook !== null && isTerminal(job.state) && hasPending(this.sql);
+  }
+
   private armAlarm(job: JobRecord, indexDueAt: number | null): void {
-    // A finished job is kept until its webhooks are delivered (or given up on). Only a job with
-    // a webhook has events.
-    const hasWebhook = job.webhook !== null;
-    const webhooksPending = hasWebhook && isTerminal(job.state) && hasPending(this.sql);
-    const deadline = webhooksPending ? null : commands.nextDeadline(job);
-    const at = [deadline, indexDueAt, hasWebhook ? nextDue(this.sql) : null].filter((t): t is number => t !== null);
+    const deadline = this.heldForWebhooks(job) ? null : commands.nextDeadline(job);
+    const at = [deadline, indexDueAt, job.webhook !== null ? nextDue(this.sql) : null].filter((t): t is number => t !== null);
     if (at.length === 0) void this.ctx.storage.deleteAlarm();
     else void this.ctx.storage.setAlarm(this.clock.toWall(Math.min(...at)));
   }
@@ -423,7 +427,8 @@ export class JobObject extends DurableObject<Env> {
     const stored = loadJob(this.sql);
     if (!stored) return;
     const now = this.clock.now();
-    const due = commands.dueWork(stored.job, now);
+    let due = commands.dueWork(stored.job, now);
+    if ((due?.kind === "tombstone" || due?.kind === "delete") && this.heldForWebhooks(stored.job)) due = null;
     if (due?.kind === "tombstone") {
       const job = { ...stored.job, gone: true, hasOutput: false };
       this.ctx.storage.transactionSync(() => {
@@ -433,7 +438,7 @@ export class JobObject extends DurableObject<Env> {
       });
       return;
     }
-    if (due?.kind === "delete" && !hasPending(this.sql)) {
+    if (due?.kind === "delete") {
       await this.ctx.storage.deleteAll();
       await this.ctx.storage.deleteAlarm();
       applyMigrations(this.ctx.storage, JOB_MIGRATIONS);

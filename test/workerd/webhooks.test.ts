@@ -203,6 +203,20 @@ describe("delivery", () => {
     expect((await status(ep, id)).status).toBe(200);
   });
 
+  it("an idempotent job past its retention keeps its payloads until its webhook is delivered", async () => {
+    const got = mockReceiver((n) => new Response(n === 1 ? "down" : "ok", { status: n === 1 ? 500 : 200 }));
+    const ep = await createEndpoint({ retentionMs: 1_000 });
+    const id = await submit(ep, { input: { prompt: "p" }, webhook: HOOK, idempotencyKey: "kept-until-delivered" });
+    await freeze(id, T0);
+    await take(ep, "w1");
+    await done(ep, "w1", id, { output: { text: "hi" } });
+    await vi.waitUntil(() => got.length === 1, { timeout: 5_000, interval: 20 });
+    await freeze(id, T0 + 1_500); // retention over (its tombstone is due), webhook retry not yet due
+    expect((await status(ep, id)).status).toBe(200); // a read runs what is due
+    await attemptAt(id, T0 + 60_000, got, 2);
+    expect(got[1]!.json).toMatchObject({ id, input: { prompt: "p" }, output: { text: "hi" } });
+  });
+
   it("webhook routes answer 404 for unknown jobs and 409 when there is nothing to redeliver", async () => {
     const ep = await createEndpoint();
     expect((await call("GET", `/v2/${ep}/webhooks/${"0".repeat(64)}`)).status).toBe(404);
