@@ -56,6 +56,20 @@ export type StreamRead = { ok: true; job: JobRecord; chunks: StreamChunk[] } | {
 /** What a worker reported on its job. The output bytes travel beside it. */
 export type WorkerReport = { kind: "progress" } | { kind: "complete" } | { kind: "fail"; error: string };
 
+/** The command a worker's report runs: progress, result or failure, fenced by the lease. */
+function reportCommand(report: WorkerReport, fence: Fence, output: Uint8Array | null): (job: JobRecord, now: number) => CommandResult {
+  return (job, now) => {
+    switch (report.kind) {
+      case "progress":
+        return commands.progress(job, fence, now);
+      case "complete":
+        return commands.complete(job, fence, now);
+      case "fail":
+        return commands.fail(job, fence, report.error, output !== null, now);
+    }
+  };
+}
+
 export class JobObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** Waiting reads, all woken on any change (a transition or a stream chunk). */
@@ -188,11 +202,21 @@ export class JobObject extends DurableObject<Env> {
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
 
-  /** The worker URL accepted the push; a result in its answer finishes the attempt at once. */
+  /**
+   * The worker URL accepted the push; a result in its answer finishes the attempt at once, in the
+   * same transaction (the accepting worker holds the lease on this very attempt).
+   */
   async pushAccepted(endpointId: string, token: string, result: { report: WorkerReport; output: Uint8Array | null } | null): Promise<JobChange> {
-    const accepted = await this.run(endpointId, (job) => commands.pushAccepted(job, token));
-    if (!accepted.ok || result === null || accepted.job.workerId === null) return accepted;
-    return this.report(endpointId, { workerId: accepted.job.workerId, attempt: accepted.job.attempt }, result.report, result.output);
+    return this.run(
+      endpointId,
+      (job, now) => {
+        const accepted = commands.pushAccepted(job, token);
+        if (!accepted.ok || result === null || accepted.job.workerId === null) return accepted;
+        const fence = { workerId: accepted.job.workerId, attempt: accepted.job.attempt };
+        return reportCommand(result.report, fence, result.output)(accepted.job, now);
+      },
+      { output: result?.output ?? null },
+    );
   }
 
   pushFailed(endpointId: string, token: string, error: string): Promise<JobChange> {
@@ -217,20 +241,7 @@ export class JobObject extends DurableObject<Env> {
 
   /** A worker's report on its attempt: progress, result or failure. Fenced by the lease. */
   async report(endpointId: string, fence: Fence, report: WorkerReport, output: Uint8Array | null): Promise<JobChange> {
-    return this.run(
-      endpointId,
-      (job, now) => {
-        switch (report.kind) {
-          case "progress":
-            return commands.progress(job, fence, now);
-          case "complete":
-            return commands.complete(job, fence, now);
-          case "fail":
-            return commands.fail(job, fence, report.error, output !== null, now);
-        }
-      },
-      { output, label: `report:${report.kind}`, fence },
-    );
+    return this.run(endpointId, reportCommand(report, fence, output), { output, label: `report:${report.kind}`, fence });
   }
 
   /** A stream chunk from the lease holder, kept in order. */
