@@ -12,8 +12,8 @@ import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/commands";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
 import { objectWith } from "../shared/json-bytes";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";
-import { reportToken, signedHeaders } from "../shared/signing";
-import { withTimeout } from "../shared/timeout";
+import { postSigned } from "../shared/signed-post";
+import { reportToken } from "../shared/signing";
 import { checkOutboundUrl } from "../shared/urls";
 
 /** The most of a worker's answer that is read (a result larger than this is refused). */
@@ -47,20 +47,14 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
 
 type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: string };
 
-async function push(url: string, body: string, headers: Record<string, string>): Promise<Outcome> {
-  try {
-    const { res, text } = await withTimeout(PUSH_TIMEOUT_MS, async (signal) => {
-      const r = await fetch(url, { method: "POST", body, headers, redirect: "manual", signal });
-      return { res: r, text: await r.text() };
-    });
-    if (res.status >= 200 && res.status < 300) {
-      return text.length > MAX_ANSWER_BYTES ? { kind: "refused", error: "the answer was larger than 20 MB" } : { kind: "accepted", text };
-    }
-    return { kind: "refused", error: `HTTP ${res.status} from ${url}${text ? `: ${text.slice(0, 200)}` : ""}` };
-  } catch (e) {
-    const reason = e instanceof Error && e.name === "TimeoutError" ? `no answer within ${PUSH_TIMEOUT_MS} ms` : String(e instanceof Error ? e.message : e);
-    return { kind: "refused", error: `could not reach ${url}: ${reason}` };
+async function push(url: string, body: string, messageId: string, secrets: readonly string[]): Promise<Outcome> {
+  const r = await postSigned(url, body, messageId, secrets, { timeoutMs: PUSH_TIMEOUT_MS, userAgent: "edge-jobs-dispatch", readBody: true });
+  if (!r.answered) return { kind: "refused", error: `could not reach ${url}: ${r.error}` };
+  const text = r.text ?? "";
+  if (r.status >= 200 && r.status < 300) {
+    return text.length > MAX_ANSWER_BYTES ? { kind: "refused", error: "the answer was larger than 20 MB" } : { kind: "accepted", text };
   }
+  return { kind: "refused", error: `HTTP ${r.status} from ${url}${text ? `: ${text.slice(0, 200)}` : ""}` };
 }
 
 type ConfigOf = (endpointId: string) => Promise<EndpointConfig | null>;
@@ -106,12 +100,7 @@ async function dispatchOne(msg: Message<unknown>, env: Env, configOf: ConfigOf):
     stream: `${base}/job-stream/${workerId}/${jobId}${reportQuery}`,
   };
   const body = new TextDecoder().decode(objectWith({ id: jobId, attempt, urls }, "input", claim.input));
-  const headers = {
-    "content-type": "application/json",
-    "user-agent": "edge-jobs-dispatch",
-    ...(await signedHeaders(signingSecrets(config, Date.now()), `push_${token}`, body)),
-  };
-  const outcome = await push(check.url.toString(), body, headers);
+  const outcome = await push(check.url.toString(), body, `push_${token}`, signingSecrets(config, Date.now()));
   if (outcome.kind === "accepted") {
     await job.pushAccepted(endpointId, token, resultOf(outcome.text));
     msg.ack();

@@ -2,8 +2,7 @@
  * One webhook delivery attempt: a POST of the payload, signed per Standard Webhooks with every
  * current secret (two during a rotation), redirects not followed, bounded by a timeout.
  */
-import { signedHeaders } from "../shared/signing";
-import { withTimeout } from "../shared/timeout";
+import { postSigned } from "../shared/signed-post";
 import { parseRetryAfter } from "./schedule";
 
 export interface AttemptResult {
@@ -21,32 +20,13 @@ export async function deliverOnce(
   secrets: readonly string[],
   timeoutMs: number,
 ): Promise<AttemptResult> {
-  const headers = {
-    "content-type": "application/json",
-    "user-agent": "edge-jobs-webhooks",
-    ...(await signedHeaders(secrets, eventId, body)),
+  const r = await postSigned(url, body, eventId, secrets, { timeoutMs, userAgent: "edge-jobs-webhooks", readBody: false });
+  if (!r.answered) return { status: null, latencyMs: r.latencyMs, error: r.error, retryAfterMs: null };
+  const ok = r.status >= 200 && r.status < 300;
+  return {
+    status: r.status,
+    latencyMs: r.latencyMs,
+    error: ok ? null : `HTTP ${r.status}`,
+    retryAfterMs: parseRetryAfter(r.headers.get("retry-after"), Date.now()),
   };
-  const started = performance.now();
-  try {
-    const res = await withTimeout(timeoutMs, async (signal) => {
-      const r = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
-      await r.body?.cancel().catch(() => undefined); // the answer's body is not needed
-      return r;
-    });
-    const ok = res.status >= 200 && res.status < 300;
-    return {
-      status: res.status,
-      latencyMs: Math.round(performance.now() - started),
-      error: ok ? null : `HTTP ${res.status}`,
-      retryAfterMs: parseRetryAfter(res.headers.get("retry-after"), Date.now()),
-    };
-  } catch (e) {
-    const timedOut = e instanceof Error && e.name === "TimeoutError";
-    return {
-      status: null,
-      latencyMs: Math.round(performance.now() - started),
-      error: timedOut ? `no answer within ${timeoutMs} ms` : String(e instanceof Error ? e.message : e),
-      retryAfterMs: null,
-    };
-  }
 }
