@@ -100,7 +100,7 @@ export function resolveConfig(
 }
 
 /** How long the secret before a rotation is still signed with, so receivers can switch over. */
-export const ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
+const ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
 
 /** The secret fields after setting `secret`: a new secret keeps the old one for the overlap. */
 export function rotation(

@@ -8,9 +8,9 @@ import type { DispatchMessage } from "../dispatch/message";
 import { nextOfferLapse, offerReady, withdrawOffers } from "./ready-index";
 
 /** A push offer lapses after this long if the consumer has not claimed it; the job is dispatched again. */
-export const DISPATCH_OFFER_MS = 60_000;
+const DISPATCH_OFFER_MS = 60_000;
 /** After a failed queue send, dispatch is tried again this much later. */
-export const DISPATCH_RETRY_MS = 5_000;
+const DISPATCH_RETRY_MS = 5_000;
 /** Messages per queue send (the platform's batch limit is 100). */
 const DISPATCH_BATCH = 100;
 /** Sends per call; the rest follow on the next change or alarm. */

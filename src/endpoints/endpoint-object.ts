@@ -4,6 +4,7 @@
  * calls a job object: it answers with ids, and the caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
+import { isRunning } from "../jobs/states";
 import { Clock } from "../shared/clock";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
@@ -27,7 +28,7 @@ import {
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
-import { addStop, deliveredStops, deliverStops, hasUndelivered, pruneStops } from "./stops";
+import { addStop, deliveredStops, deliverStops, pruneStops } from "./stops";
 import { Waiters } from "../shared/waiters";
 import { sendReady } from "./dispatcher";
 import { recordEntry, recordTake, recordWebhookOutcome } from "./endpoint-metrics";
@@ -245,7 +246,7 @@ export class EndpointObject extends DurableObject<Env> {
       const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
       if (next !== null) reply.release.push(next);
     }
-    const freedSlot = (r.previous === "IN_PROGRESS" || r.previous === "CANCELLING") && entry.state !== "IN_PROGRESS" && entry.state !== "CANCELLING";
+    const freedSlot = r.previous !== null && isRunning(r.previous) && !isRunning(entry.state);
     if (entry.stopFor !== null) {
       addStop(this.sql, entry.stopFor, entry.jobId, entry.state, now);
       this.wakeStopWaiter(entry.stopFor, now);
@@ -407,8 +408,11 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   private wakeStopWaiter(workerId: string, now: number): void {
-    if (!hasUndelivered(this.sql, workerId)) return;
-    this.stopWaiters.serve((w) => (w.workerId === workerId ? deliverStops(this.sql, workerId, now) : undefined), 1);
+    this.stopWaiters.serve((w) => {
+      if (w.workerId !== workerId) return undefined;
+      const ids = deliverStops(this.sql, workerId, now);
+      return ids.length > 0 ? ids : undefined;
+    }, 1);
   }
 
   /** Keeps a worker counted alive while one of its long-polls is open. */

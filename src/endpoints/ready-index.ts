@@ -9,13 +9,13 @@
 import { TERMINAL_STATES, type JobState } from "../jobs/states";
 import type { IndexEntry } from "./index-entry";
 
-export const OFFER_MS = 10_000;
+const OFFER_MS = 10_000;
 /** Terminal rows are kept this long so stale, reordered entries cannot resurrect a job. */
-export const TOMBSTONE_MS = 60 * 60 * 1000;
+const TOMBSTONE_MS = 60 * 60 * 1000;
 /** A job a worker failed is offered to that worker again only after waiting this long for others. */
-export const AVOID_GRACE_MS = 30_000;
+const AVOID_GRACE_MS = 30_000;
 
-export const COUNTERS = [
+const COUNTERS = [
   "submitted",
   "completed",
   "failed",
@@ -50,7 +50,7 @@ function counterFor(to: JobState): CounterName | null {
   }
 }
 
-export interface Applied {
+interface Applied {
   applied: boolean;
   /** The counters this entry moved (for the metrics buckets too). */
   counted: CounterName[];

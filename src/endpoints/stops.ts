@@ -2,7 +2,7 @@
  * Stop signals: a worker whose attempt was taken away (cancel, execution timeout, lost lease)
  * is told through job-stop, RunPod's per-job stop channel. Each signal is delivered once.
  */
-export const STOP_KEEP_MS = 60 * 60 * 1000;
+const STOP_KEEP_MS = 60 * 60 * 1000;
 
 export function addStop(sql: SqlStorage, workerId: string, jobId: string, reason: string, now: number): void {
   sql.exec(
@@ -27,9 +27,6 @@ export function deliverStops(sql: SqlStorage, workerId: string, now: number): st
   return ids;
 }
 
-export function hasUndelivered(sql: SqlStorage, workerId: string): boolean {
-  return sql.exec("SELECT 1 FROM stop_signal WHERE worker_id = ? AND delivered_at IS NULL LIMIT 1", workerId).toArray().length > 0;
-}
 
 /** Jobs whose stop `workerId` has been told about. */
 export function deliveredStops(sql: SqlStorage, workerId: string): Set<string> {

@@ -2,10 +2,10 @@
  * The worker registry: every worker the endpoint has heard from (takes, pings, stop polls),
  * when, what it ran and how it failed, and the state RunPod shows for it.
  */
-export const WORKER_STATES = ["initializing", "idle", "running", "throttled", "unhealthy"] as const;
+const WORKER_STATES = ["initializing", "idle", "running", "throttled", "unhealthy"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
-export interface WorkerFailure {
+interface WorkerFailure {
   jobId: string;
   at: number;
   reason: string;
@@ -25,7 +25,7 @@ export interface WorkerRow {
 
 const RECENT_FAILURES = 10;
 /** A worker silent this long is forgotten. */
-export const FORGET_MS = 24 * 60 * 60 * 1000;
+const FORGET_MS = 24 * 60 * 60 * 1000;
 
 export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null): void {
   sql.exec(

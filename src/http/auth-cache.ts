@@ -7,7 +7,7 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 
-export const AUTH_CACHE_MS = 5_000;
+const AUTH_CACHE_MS = 5_000;
 const MAX_ENTRIES = 10_000;
 
 const entries = new Map<string, { config: EndpointConfig; until: number }>();

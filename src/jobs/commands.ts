@@ -8,7 +8,7 @@
  * The job object runs each command inside one storage transaction.
  */
 import { IDEMPOTENCY_MS, type EndReason, type HistoryEvent, type Idempotency, type JobKind, type JobPolicy, type JobRecord } from "./record";
-import { canTransition, isTerminal, isWaiting, type JobState } from "./states";
+import { canTransition, isRunning, isTerminal, isWaiting, type JobState } from "./states";
 
 export type ConflictCode =
   /** The job is not in a state this command acts on. */
@@ -23,7 +23,7 @@ export type ConflictCode =
   | "PUSH_IN_FLIGHT";
 
 /** What the command does to the stored output blob. */
-export type OutputChange = "keep" | "set" | "clear";
+type OutputChange = "keep" | "set" | "clear";
 
 export type CommandResult =
   | { ok: true; job: JobRecord; output: OutputChange; event: HistoryEvent | null }
@@ -47,7 +47,7 @@ export interface SubmitInit {
 }
 
 /** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
-export const SEQUENCE_CHECK_MS = 30_000;
+const SEQUENCE_CHECK_MS = 30_000;
 
 /** How long a worker URL has to answer a push (the dispatch consumer's timeout). */
 export const PUSH_TIMEOUT_MS = 30_000;
@@ -168,7 +168,7 @@ export function claim(job: JobRecord, workerId: string, now: number): CommandRes
 /** Does `fence` hold the lease on the current attempt of a running (or cancelling) job? */
 function holdsLease(job: JobRecord, fence: Fence): boolean {
   return (
-    (job.state === "IN_PROGRESS" || job.state === "CANCELLING") &&
+    isRunning(job.state) &&
     job.workerId === fence.workerId &&
     (fence.attempt === null || fence.attempt === job.attempt)
   );
@@ -270,7 +270,7 @@ function releaseAttempt(job: JobRecord, command: string, now: number, patch: Par
  * TIMED_OUT (heartbeat_lost); a CANCELLING job ends CANCELLED. Its worker is told to stop.
  */
 export function loseLease(job: JobRecord, workerId: string, why: string, now: number): CommandResult {
-  if (job.workerId !== workerId || (job.state !== "IN_PROGRESS" && job.state !== "CANCELLING")) {
+  if (job.workerId !== workerId || !isRunning(job.state)) {
     return refuseReport(job, { workerId, attempt: null }, "release the lease of");
   }
   if (job.state === "CANCELLING") return finishCancel(job, now);
@@ -284,7 +284,7 @@ export function loseLease(job: JobRecord, workerId: string, why: string, now: nu
  * otherwise the lease is lost.
  */
 export function checkLease(job: JobRecord, lastSeen: number | null, now: number): CommandResult {
-  if ((job.state !== "IN_PROGRESS" && job.state !== "CANCELLING") || job.workerId === null) return wrongState(job, "check the lease of");
+  if (!isRunning(job.state) || job.workerId === null) return wrongState(job, "check the lease of");
   if (job.leaseCheckAt === null || now < job.leaseCheckAt) return conflict(job, "NOT_DUE", "the lease check is not due");
   const heardUntil = Math.max(lastSeen ?? 0, job.leaseCheckAt - job.policy.heartbeatTimeout) + job.policy.heartbeatTimeout;
   if (heardUntil > now) return sameState(job, { leaseCheckAt: heardUntil }, "keep");
@@ -478,7 +478,7 @@ export function nextDeadline(job: JobRecord): number | null {
 }
 
 /** Until when a job's idempotency key must keep answering, if it has one. */
-export function idempotencyUntil(job: JobRecord): number | null {
+function idempotencyUntil(job: JobRecord): number | null {
   return job.idempotency ? job.createdAt + IDEMPOTENCY_MS : null;
 }
 
@@ -486,7 +486,7 @@ export function idempotencyUntil(job: JobRecord): number | null {
  * What a due deadline asks for: a command to run, a lease check (which needs the worker's
  * last sign of life from the endpoint), the deletion of a retained job, or nothing.
  */
-export type DueWork =
+type DueWork =
   | { kind: "command"; run: (job: JobRecord, now: number) => CommandResult }
   | { kind: "checkLease"; workerId: string }
   | { kind: "checkSequence"; sequenceKey: string }

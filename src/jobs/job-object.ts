@@ -26,12 +26,12 @@ import type { StreamChunk } from "./stream";
 import { appendHistory, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
-export const INDEX_RETRY_MS = 5_000;
+const INDEX_RETRY_MS = 5_000;
 /**
  * A waiting job tells its endpoint again this often, so an index that lost it (a deleted and
  * re-created endpoint, a pruned row) is repaired from the job, which stays authoritative.
  */
-export const REINDEX_WAITING_MS = 5 * 60_000;
+const REINDEX_WAITING_MS = 5 * 60_000;
 
 export type JobRead =
   | { ok: true; job: JobRecord; output: Uint8Array | null; webhook: WebhookSummary | null }

@@ -47,3 +47,8 @@ export function isTerminal(state: JobState): state is TerminalState {
 export function isWaiting(state: JobState): state is WaitingState {
   return (WAITING_STATES as readonly JobState[]).includes(state);
 }
+
+/** Held by a worker: running, or told to stop and not yet stopped. */
+export function isRunning(state: string): boolean {
+  return state === "IN_PROGRESS" || state === "CANCELLING";
+}

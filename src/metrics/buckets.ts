@@ -7,9 +7,9 @@
 import { binOf, merge, type Sketch, summary } from "./sketch";
 
 export const BUCKET_MS = 60_000;
-export const KEEP_MS = 7 * 24 * 60 * 60 * 1000;
+const KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 
-export const METRIC_COUNTERS = [
+const METRIC_COUNTERS = [
   "submitted",
   "completed",
   "failed",
@@ -21,9 +21,9 @@ export const METRIC_COUNTERS = [
   "webhookSucceeded",
   "webhookFailed",
 ] as const;
-export type MetricCounter = (typeof METRIC_COUNTERS)[number];
-export const METRIC_SKETCHES = ["execution", "delay", "coldStart"] as const;
-export type MetricSketch = (typeof METRIC_SKETCHES)[number];
+type MetricCounter = (typeof METRIC_COUNTERS)[number];
+const METRIC_SKETCHES = ["execution", "delay", "coldStart"] as const;
+type MetricSketch = (typeof METRIC_SKETCHES)[number];
 
 export type WorkerCounts = Record<string, number>;
 

@@ -16,7 +16,7 @@ export function binOf(value: number): number {
 }
 
 /** The representative value of a bin: within RELATIVE_ERROR of every value in it. */
-export function valueOf(bin: number): number {
+function valueOf(bin: number): number {
   return bin === 0 ? 1 : (2 * GAMMA ** bin) / (GAMMA + 1);
 }
 

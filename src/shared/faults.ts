@@ -3,10 +3,10 @@
  * which throws only when a test armed that point on this object instance. Unarmed, it is one
  * set lookup. Nothing in the request path can arm a point; only tests holding the instance can.
  */
-export const FAULT_POINTS = ["job:in-transaction", "job:after-commit", "webhook:after-send"] as const;
+const FAULT_POINTS = ["job:in-transaction", "job:after-commit", "webhook:after-send"] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
-export class InjectedFault extends Error {
+class InjectedFault extends Error {
   override name = "InjectedFault";
 }
 

@@ -19,7 +19,7 @@ async function hmac(secret: string, message: string): Promise<Uint8Array> {
 }
 
 
-export async function signatureHeaders(secret: string, id: string, body: string, nowMs: number): Promise<Record<string, string>> {
+async function signatureHeaders(secret: string, id: string, body: string, nowMs: number): Promise<Record<string, string>> {
   const timestamp = Math.floor(nowMs / 1000).toString();
   const signature = base64(await hmac(secret, `${id}.${timestamp}.${body}`));
   return { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}` };

@@ -43,7 +43,7 @@ export function webhookLog(sql: SqlStorage): WebhookLogEntry[] {
 }
 
 /** What delivery needs from the job's endpoint. */
-export interface WebhookEndpoint {
+interface WebhookEndpoint {
   getConfig(): Promise<EndpointConfig | null>;
   webhookOutcome(succeeded: boolean): Promise<void>;
 }

@@ -13,7 +13,7 @@ export const RETRY_DELAYS_MS = [2 * SECOND, 10 * SECOND, MINUTE, 5 * MINUTE, 30 
 export const MAX_ATTEMPTS = RETRY_DELAYS_MS.length + 1;
 
 /** The longest a receiver's Retry-After may push the next attempt out. */
-export const MAX_RETRY_AFTER_MS = 12 * HOUR;
+const MAX_RETRY_AFTER_MS = 12 * HOUR;
 
 /**
  * The delay before the next attempt after `attempts` failed ones, or null when none is left. A

@@ -21,7 +21,7 @@ async function record(id: string): Promise<{ job: JobRecord; alarm: number | nul
 }
 
 /** An alarm set while the job's clock is frozen fires `ms` after the wall clock's now. */
-export function expectAlarmIn(alarm: number | null, ms: number): void {
+function expectAlarmIn(alarm: number | null, ms: number): void {
   expect(alarm).not.toBeNull();
   expect(Math.abs(alarm! - Date.now() - ms)).toBeLessThan(2_000);
 }

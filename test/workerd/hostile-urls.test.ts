@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { checkOutboundUrl } from "../../src/shared/urls";
 import { call, createEndpoint, json } from "./helpers";
 
-export const HOSTILE_URLS = [
+const HOSTILE_URLS = [
   // loopback, by name and by every spelling of the address
   "http://localhost/", "http://localhost:8080/hook", "http://LOCALHOST/", "http://localhost./", "http://api.localhost/",
   "https://localhost:443/", "http://127.0.0.1/", "http://127.1/", "http://127.0.1/", "http://127.255.255.254/",
