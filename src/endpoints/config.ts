@@ -49,8 +49,17 @@ export interface EndpointConfig {
   allowPrivateUrls: boolean;
   /** Whether a handler error puts the job back in the queue while attempts are left. */
   retryOnError: boolean;
+  /**
+   * This incarnation of the endpoint, new each time it is created: jobs remember the one they
+   * were submitted to, so a deleted and re-created endpoint never sees the old one's jobs.
+   */
+  generation: string;
   createdAt: string;
   updatedAt: string;
+}
+
+function newGeneration(): string {
+  return [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export function newWebhookSecret(): string {
@@ -94,6 +103,7 @@ export function resolveConfig(
     ...rotation(previous, input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(), now),
     allowPrivateUrls,
     retryOnError: input.retryOnError ?? false,
+    generation: previous?.generation ?? newGeneration(),
     createdAt: previous?.createdAt ?? now.toISOString(),
     updatedAt: now.toISOString(),
   };

@@ -6,6 +6,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isRunning } from "../jobs/states";
 import { Clock } from "../shared/clock";
+import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
@@ -24,6 +25,7 @@ import {
   type RecentJob,
   runningByWorker,
   slotsInUse,
+  unfinishedJobIds,
   waitingJobIds,
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
@@ -36,6 +38,7 @@ import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets
 import {
   countAlive,
   countStates,
+  forgetSilentWorkers,
   type WorkerCounts,
   lastSeen,
   listWorkers,
@@ -80,7 +83,20 @@ export interface QueueInfo {
 /** The endpoint's answer to a job's sync: jobs the caller should release (next in a sequence). */
 export interface SyncReply {
   release: string[];
+  /** The job's endpoint incarnation is gone (deleted, perhaps re-created): the job must end. */
+  orphaned?: true;
 }
+
+/** What a ping found: CANCELLING jobs the worker went quiet on, and running jobs it does not list. */
+export interface PingReply {
+  quiet: string[];
+  unlisted: string[];
+}
+
+/** How often the endpoint prunes old index rows, stop signals and silent workers. */
+const PRUNE_EVERY_MS = 10 * 60_000;
+/** Jobs a deletion ends at once (the rest end when they next reach the endpoint). */
+const DELETE_BATCH = 1000;
 
 export interface WorkerView extends WorkerRow {
   state: WorkerState;
@@ -100,7 +116,8 @@ export class EndpointObject extends DurableObject<Env> {
   private readonly stopWaiters = new Waiters<{ workerId: string }, string[]>();
   /** Workers with a long-poll open right now: alive although their last_seen is old. */
   private readonly polling = new Map<string, number>();
-  private syncsSincePrune = 0;
+  /** When the next prune is due (in memory: a new instance prunes on its first sync). */
+  private pruneAt = 0;
   /** The time this endpoint acts on; frozen only by tests. */
   readonly clock = new Clock();
 
@@ -116,7 +133,7 @@ export class EndpointObject extends DurableObject<Env> {
   private loadState(): void {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
     this.config = row
-      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, ...JSON.parse(row.body) } as EndpointConfig)
+      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, generation: "", ...JSON.parse(row.body) } as EndpointConfig)
       : null;
     this.keys = this.sql
       .exec<{ id: string; scope: string; digest: string; prefix: string; created_at: string }>("SELECT * FROM api_key")
@@ -166,15 +183,20 @@ export class EndpointObject extends DurableObject<Env> {
     }
   }
 
-  /** Deletes the endpoint with its keys and index. Jobs still alive finish on their own deadlines. */
-  async deleteEndpoint(): Promise<boolean> {
+  /**
+   * Deletes the endpoint with its keys and index. Returns the unfinished jobs the index knows
+   * (up to DELETE_BATCH) for the caller to end; any other job of this incarnation ends when it
+   * next reaches the endpoint (its sync is answered `orphaned`).
+   */
+  async deleteEndpoint(): Promise<{ existed: boolean; jobs: string[] }> {
     const existed = this.config !== null;
+    const jobs = existed ? unfinishedJobIds(this.sql, DELETE_BATCH) : [];
     this.takeWaiters.resolveAll([]);
     this.stopWaiters.resolveAll([]);
     await this.ctx.storage.deleteAll();
     applyMigrations(this.ctx.storage, ENDPOINT_MIGRATIONS);
     this.loadState();
-    return existed;
+    return { existed, jobs };
   }
 
   async createKey(scope: KeyScope): Promise<{ id: string; key: string; scope: KeyScope; createdAt: string } | null> {
@@ -232,7 +254,7 @@ export class EndpointObject extends DurableObject<Env> {
    */
   async sync(entry: IndexEntry): Promise<SyncReply> {
     const reply: SyncReply = { release: [] };
-    if (!this.config) return reply;
+    if (!this.config || (entry.generation !== null && entry.generation !== this.config.generation)) return { ...reply, orphaned: true };
     const now = this.clock.now();
     const r = applyEntry(this.sql, entry, now);
     if (!r.applied) return reply;
@@ -248,7 +270,7 @@ export class EndpointObject extends DurableObject<Env> {
     }
     const freedSlot = r.previous !== null && isRunning(r.previous) && !isRunning(entry.state);
     if (entry.stopFor !== null) {
-      addStop(this.sql, entry.stopFor, entry.jobId, entry.state, now);
+      addStop(this.sql, entry.stopFor, entry.jobId, entry.attempt, entry.state, now);
       this.wakeStopWaiter(entry.stopFor, now);
     }
     this.recordWorkerFailure(entry, r.previous, now);
@@ -256,12 +278,26 @@ export class EndpointObject extends DurableObject<Env> {
       this.wakeTakeWaiters(now);
       await this.dispatchReady(now);
     }
-    if (++this.syncsSincePrune >= 500) {
-      this.syncsSincePrune = 0;
-      pruneTombstones(this.sql, now);
-      pruneStops(this.sql, now);
-    }
+    if (now >= this.pruneAt) await this.prune(now);
     return reply;
+  }
+
+  /**
+   * Drops old terminal index rows, stop signals and forgotten workers, a bounded batch of each,
+   * and schedules the next prune by alarm: by time, however many requests the object serves.
+   */
+  private async prune(now: number): Promise<void> {
+    const removed = pruneTombstones(this.sql, now) + pruneStops(this.sql, now) + forgetSilentWorkers(this.sql, now);
+    // A full batch means more is left: come back soon; otherwise at the usual interval.
+    this.pruneAt = now + (removed >= 1000 ? 1000 : PRUNE_EVERY_MS);
+    await this.armAlarm(this.pruneAt);
+  }
+
+  /** Sets the alarm to `at` unless one is already set for earlier. */
+  private async armAlarm(at: number): Promise<void> {
+    const wall = this.clock.toWall(at);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > wall) await this.ctx.storage.setAlarm(wall);
   }
 
   /** A job's webhook delivery attempt ended: counted for metrics. */
@@ -348,12 +384,16 @@ export class EndpointObject extends DurableObject<Env> {
   private async dispatchReady(now: number): Promise<void> {
     if (!this.config || this.config.mode !== "push") return;
     const again = await sendReady(this.sql, this.env.DISPATCH, this.config.id, () => this.capacity(now), now);
-    if (again !== null) await this.ctx.storage.setAlarm(this.clock.toWall(again));
+    if (again !== null) await this.armAlarm(again);
   }
 
-  /** Re-dispatches after a failed send or a lapsed offer. */
+  /** Re-dispatches after a failed send or a lapsed offer; prunes when due. */
   override async alarm(): Promise<void> {
-    await this.dispatchReady(this.clock.now());
+    if (!this.config) return;
+    const now = this.clock.now();
+    await this.dispatchReady(now);
+    if (now >= this.pruneAt) await this.prune(now);
+    else await this.armAlarm(this.pruneAt);
   }
 
   /** How many more jobs may start now: none while paused, and the concurrency limit's free slots. */
@@ -432,16 +472,18 @@ export class EndpointObject extends DurableObject<Env> {
    * A heartbeat. `jobIds` lists the jobs the worker says it runs (null when it sent none).
    * Returns the CANCELLING jobs it was told to stop and no longer lists: it went quiet on them.
    */
-  ping(workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): { quiet: string[] } {
+  ping(workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): PingReply {
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now, sdkVersion);
     if (unhealthy !== null) markUnhealthy(this.sql, workerId, unhealthy);
     const listed = new Set(jobIds ?? []);
     const told = deliveredStops(this.sql, workerId);
-    const quiet = heldBy(this.sql, workerId)
-      .filter((j) => j.state === "CANCELLING" && told.has(j.jobId) && !listed.has(j.jobId))
-      .map((j) => j.jobId);
-    return { quiet };
+    const held = heldBy(this.sql, workerId).filter((j) => !listed.has(j.jobId));
+    const quiet = held.filter((j) => j.state === "CANCELLING" && told.has(`${j.jobId}:${j.attempt}`)).map((j) => j.jobId);
+    // Only a ping that says what it runs can say what it does not (the job checks its own start).
+    const unlisted =
+      jobIds === null ? [] : held.filter((j) => j.state === "IN_PROGRESS" && now - j.updatedAt >= PING_LIST_GRACE_MS).map((j) => j.jobId);
+    return { quiet, unlisted };
   }
 
   /** When the worker last showed a sign of life (now, if it has a long-poll open). */

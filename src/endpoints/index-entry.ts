@@ -9,6 +9,8 @@ import type { JobState } from "../jobs/states";
  */
 export interface IndexEntry {
   jobId: string;
+  /** The endpoint incarnation the job was submitted to (null: from before it was kept). */
+  generation: string | null;
   version: number;
   state: JobState;
   priority: number;
@@ -35,6 +37,7 @@ export interface IndexEntry {
 export function indexEntryOf(job: JobRecord): IndexEntry {
   return {
     jobId: job.id,
+    generation: job.endpointGen,
     version: job.version,
     state: job.state,
     priority: job.policy.priority,

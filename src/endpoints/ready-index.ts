@@ -60,18 +60,31 @@ interface Applied {
   previous: JobState | null;
 }
 
+/**
+ * Is `e` newer than the row the index holds? Versions order the changes of one job; a job object
+ * re-created under the same id (an idempotency key reused after its window) starts again at
+ * version 1 with a later creation time, and replaces the old job's row.
+ */
+function isNewer(e: IndexEntry, prev: { version: number; created_at: number }): boolean {
+  if (e.createdAt !== prev.created_at) return e.createdAt > prev.created_at;
+  return e.version > prev.version;
+}
+
 /** Applies an entry if it is newer than what the index holds. */
 export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied {
   const prev = sql
-    .exec<{ version: number; state: string }>("SELECT version, state FROM job_index WHERE job_id = ?", e.jobId)
+    .exec<{ version: number; state: string; created_at: number }>("SELECT version, state, created_at FROM job_index WHERE job_id = ?", e.jobId)
     .toArray()[0];
-  if (prev && prev.version >= e.version) return { applied: false, counted: [], ready: false, previous: prev.state as JobState };
+  if (prev && !isNewer(e, prev)) return { applied: false, counted: [], ready: false, previous: prev.state as JobState };
+  // A new incarnation of the id counts as a new job.
+  const sameJob = prev !== undefined && prev.created_at === e.createdAt;
   const ready = e.state === "IN_QUEUE" && !e.dispatchPending;
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
-       updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
-     ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state,
+       updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = excluded.created_at,
+       attempt = excluded.attempt,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
        offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
        ready_since = excluded.ready_since, dispatch_pending = excluded.dispatch_pending,
@@ -88,14 +101,17 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     ready ? now : 0,
     e.dispatchPending ? 1 : 0,
     e.dispatchError,
+    e.attempt,
   );
-  const previous = (prev?.state as JobState | undefined) ?? null;
+  const previous = sameJob ? (prev.state as JobState) : null;
   const counted: CounterName[] = [];
   if (previous !== e.state) {
     if (previous === null) counted.push("submitted");
     const c = counterFor(e.state);
     if (c) counted.push(c);
     if (e.state === "IN_QUEUE" && previous !== null && previous !== "SEQUENCED") counted.push("retried");
+    // A retried job of a sequence re-enters it SEQUENCED.
+    if (e.state === "SEQUENCED" && previous !== null && (TERMINAL_STATES as readonly JobState[]).includes(previous)) counted.push("retried");
   }
   for (const c of counted) bumpCounter(sql, c);
   return { applied: true, counted, ready, previous };
@@ -190,15 +206,23 @@ export function waitingJobIds(sql: SqlStorage, limit: number): string[] {
     .map((r) => r.job_id);
 }
 
-/** Jobs the index believes `workerId` holds (IN_PROGRESS or CANCELLING), by id and state. */
-export function heldBy(sql: SqlStorage, workerId: string): Array<{ jobId: string; state: JobState }> {
+export interface HeldJob {
+  jobId: string;
+  state: JobState;
+  attempt: number;
+  /** When the index last changed the row: for a running job, when its attempt started. */
+  updatedAt: number;
+}
+
+/** Jobs the index believes `workerId` holds (IN_PROGRESS or CANCELLING). */
+export function heldBy(sql: SqlStorage, workerId: string): HeldJob[] {
   return sql
-    .exec<{ job_id: string; state: string }>(
-      "SELECT job_id, state FROM job_index WHERE worker_id = ? AND state IN ('IN_PROGRESS', 'CANCELLING')",
+    .exec<{ job_id: string; state: string; attempt: number; updated_at: number }>(
+      "SELECT job_id, state, attempt, updated_at FROM job_index WHERE worker_id = ? AND state IN ('IN_PROGRESS', 'CANCELLING')",
       workerId,
     )
     .toArray()
-    .map((r) => ({ jobId: r.job_id, state: r.state as JobState }));
+    .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, updatedAt: r.updated_at }));
 }
 
 export function countByState(sql: SqlStorage): Partial<Record<JobState, number>> {
@@ -217,13 +241,33 @@ export function readCounters(sql: SqlStorage): Record<CounterName, number> {
   return out;
 }
 
-/** Drops terminal rows older than the tombstone period. */
-export function pruneTombstones(sql: SqlStorage, now: number): void {
-  sql.exec(
-    `DELETE FROM job_index WHERE updated_at < ? AND state IN (${TERMINAL_STATES.map(() => "?").join(",")})`,
+/** Rows one prune removes at most; a periodic alarm prunes again while any are left. */
+const PRUNE_LIMIT = 1000;
+
+/**
+ * Drops terminal rows older than the tombstone period, oldest first through the updated_at
+ * index, at most PRUNE_LIMIT; returns how many went.
+ */
+export function pruneTombstones(sql: SqlStorage, now: number): number {
+  return sql.exec(
+    `DELETE FROM job_index WHERE rowid IN (SELECT rowid FROM job_index WHERE updated_at < ?
+       AND state IN (${TERMINAL_STATES.map(() => "?").join(",")}) ORDER BY updated_at LIMIT ?)`,
     now - TOMBSTONE_MS,
     ...TERMINAL_STATES,
-  );
+    PRUNE_LIMIT,
+  ).rowsWritten;
+}
+
+/** Non-terminal jobs in the index (for an endpoint's deletion), at most `limit`. */
+export function unfinishedJobIds(sql: SqlStorage, limit: number): string[] {
+  return sql
+    .exec<{ job_id: string }>(
+      `SELECT job_id FROM job_index WHERE state NOT IN (${TERMINAL_STATES.map(() => "?").join(",")}) LIMIT ?`,
+      ...TERMINAL_STATES,
+      limit,
+    )
+    .toArray()
+    .map((r) => r.job_id);
 }
 
 /** Running jobs per worker (IN_PROGRESS or CANCELLING). */

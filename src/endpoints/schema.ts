@@ -82,4 +82,27 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE metric_workers (start INTEGER PRIMARY KEY, counts TEXT NOT NULL);
     `,
   },
+  {
+    // Stops are per attempt (a second stop of the same job on the same worker is a new signal);
+    // the index knows each job's attempt; pruning runs by time through indexes.
+    version: 3,
+    sql: `
+      CREATE TABLE stop_signal_v3 (
+        worker_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        PRIMARY KEY (worker_id, job_id, attempt)
+      );
+      INSERT INTO stop_signal_v3 (worker_id, job_id, attempt, reason, created_at, delivered_at)
+        SELECT worker_id, job_id, 0, reason, created_at, delivered_at FROM stop_signal;
+      DROP TABLE stop_signal;
+      ALTER TABLE stop_signal_v3 RENAME TO stop_signal;
+      CREATE INDEX stop_signal_created ON stop_signal (created_at);
+      ALTER TABLE job_index ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX job_index_updated ON job_index (updated_at);
+    `,
+  },
 ];

@@ -75,8 +75,13 @@ export function lastSeen(sql: SqlStorage, workerId: string): number | null {
   return sql.exec<{ last_seen: number }>("SELECT last_seen FROM worker WHERE worker_id = ?", workerId).toArray()[0]?.last_seen ?? null;
 }
 
+/** Forgets workers silent for FORGET_MS (at most 1000 a call); returns how many. */
+export function forgetSilentWorkers(sql: SqlStorage, now: number): number {
+  return sql.exec("DELETE FROM worker WHERE rowid IN (SELECT rowid FROM worker WHERE last_seen < ? LIMIT 1000)", now - FORGET_MS).rowsWritten;
+}
+
 export function listWorkers(sql: SqlStorage, now: number): WorkerRow[] {
-  sql.exec("DELETE FROM worker WHERE last_seen < ?", now - FORGET_MS);
+  forgetSilentWorkers(sql, now);
   return sql
     .exec<{
       worker_id: string;

@@ -8,6 +8,7 @@
  * The job object runs each command inside one storage transaction.
  */
 import { IDEMPOTENCY_MS, type EndReason, type HistoryEvent, type Idempotency, type JobKind, type JobPolicy, type JobRecord } from "./record";
+import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { canTransition, isRunning, isTerminal, isWaiting, type JobState } from "./states";
 
 export type ConflictCode =
@@ -38,6 +39,7 @@ export interface Fence {
 export interface SubmitInit {
   id: string;
   endpointId: string;
+  endpointGen: string | null;
   kind: JobKind;
   policy: JobPolicy;
   webhook: string | null;
@@ -185,11 +187,18 @@ function refuseReport(job: JobRecord, fence: Fence, command: string): CommandRes
   return wrongState(job, command);
 }
 
-/** Is this an exact repeat of the last report the job accepted? */
+/**
+ * Is this an exact repeat of the last report the job accepted? Only for the attempt that report
+ * ended: once the job has started another attempt (even on the same worker), a report is new.
+ */
 function isRepeat(job: JobRecord, fence: Fence, kind: "complete" | "fail"): boolean {
   const r = job.lastReport;
   return (
-    r !== null && r.kind === kind && r.workerId === fence.workerId && (fence.attempt === null || fence.attempt === r.attempt)
+    r !== null &&
+    r.kind === kind &&
+    r.workerId === fence.workerId &&
+    r.attempt === job.attempt &&
+    (fence.attempt === null || fence.attempt === r.attempt)
   );
 }
 
@@ -279,6 +288,30 @@ export function loseLease(job: JobRecord, workerId: string, why: string, now: nu
 }
 
 /**
+ * The lease holder's ping lists the jobs it runs, and not this one: it never received the job
+ * (its take was aborted) or dropped it. Once the attempt is older than PING_LIST_GRACE_MS (a ping
+ * sent just before the take was answered cannot list it), the lease is lost as if the worker had
+ * gone silent.
+ */
+export function notListed(job: JobRecord, workerId: string, now: number): CommandResult {
+  if (job.state !== "IN_PROGRESS" || job.workerId !== workerId || job.startedAt === null) {
+    return refuseReport(job, { workerId, attempt: null }, "release the lease of");
+  }
+  if (now - job.startedAt < PING_LIST_GRACE_MS) return conflict(job, "NOT_DUE", "the attempt is too new to be listed by a ping");
+  return loseLease(job, workerId, `worker ${workerId}'s ping does not list this job`, now);
+}
+
+/**
+ * The job's endpoint was deleted (and perhaps re-created): the job belongs to nothing any more.
+ * A waiting job ends CANCELLED (endpoint_deleted); a running one is cancelled like a user cancel.
+ */
+export function orphan(job: JobRecord, now: number): CommandResult {
+  if (isWaiting(job.state)) return moveTo(job, "CANCELLED", "orphan", now, { reason: "endpoint_deleted" }, "keep", "endpoint_deleted");
+  if (job.state === "IN_PROGRESS") return cancel(job, now);
+  return unchanged(job);
+}
+
+/**
  * The lease check came due: `lastSeen` is when the endpoint last heard from the lease holder.
  * A worker heard from within its heartbeat timeout keeps the lease (the check moves on);
  * otherwise the lease is lost.
@@ -345,11 +378,15 @@ export function expire(job: JobRecord, now: number): CommandResult {
   return wrongState(job, "expire");
 }
 
-/** Puts a terminal job back in the queue for a fresh attempt: same id, output and error cleared. */
-function backToQueue(job: JobRecord, command: string, now: number): CommandResult {
+/**
+ * Puts a terminal job back in the queue for a fresh attempt: same id, output and error cleared.
+ * A job of a sequence re-enters it at the back: `behind` (a job of its key is unfinished) makes
+ * it SEQUENCED until that job ends, so two jobs of one key never run at once.
+ */
+function backToQueue(job: JobRecord, command: string, now: number, behind: boolean): CommandResult {
   return moveTo(
     job,
-    "IN_QUEUE",
+    behind ? "SEQUENCED" : "IN_QUEUE",
     command,
     now,
     {
@@ -366,7 +403,7 @@ function backToQueue(job: JobRecord, command: string, now: number): CommandResul
       execDeadline: null,
       leaseCheckAt: null,
       cancelDeadline: null,
-      sequenceCheckAt: null,
+      sequenceCheckAt: behind ? now + SEQUENCE_CHECK_MS : null,
       dispatch: null,
     },
     "clear",
@@ -374,15 +411,15 @@ function backToQueue(job: JobRecord, command: string, now: number): CommandResul
 }
 
 /** A user retries a FAILED or TIMED_OUT job (RunPod's /retry). */
-export function retry(job: JobRecord, now: number): CommandResult {
+export function retry(job: JobRecord, now: number, behind = false): CommandResult {
   if (job.state !== "FAILED" && job.state !== "TIMED_OUT") return wrongState(job, "retry");
-  return backToQueue(job, "retry", now);
+  return backToQueue(job, "retry", now, behind);
 }
 
 /** Puts any terminal job back in the queue (Flamenco's requeue), keeping id and history. */
-export function requeue(job: JobRecord, now: number): CommandResult {
+export function requeue(job: JobRecord, now: number, behind = false): CommandResult {
   if (!isTerminal(job.state)) return wrongState(job, "requeue");
-  return backToQueue(job, "requeue", now);
+  return backToQueue(job, "requeue", now, behind);
 }
 
 /**

@@ -15,7 +15,7 @@ import { Waiters } from "../shared/waiters";
 import { applyMigrations } from "../shared/migrations";
 import * as commands from "./commands";
 import type { CommandResult, ConflictCode, Fence, SubmitInit } from "./commands";
-import type { HistoryEvent, JobRecord } from "./record";
+import { belongsTo, type EndpointRef, type HistoryEvent, type JobRecord } from "./record";
 import { JOB_MIGRATIONS } from "./schema";
 import { isTerminal, isWaiting } from "./states";
 import { appendChunk, readChunks, readUnread } from "./stream";
@@ -93,23 +93,23 @@ export class JobObject extends DurableObject<Env> {
   // ---- reads ----
 
   /** The job as its endpoint's client sees it. Runs any deadline that is already due first. */
-  async read(endpointId: string): Promise<JobRead> {
+  async read(ref: EndpointRef): Promise<JobRead> {
     await this.runDue();
-    const stored = this.loadFor(endpointId);
+    const stored = this.loadFor(ref);
     if (!stored) return { ok: false, code: "NOT_FOUND" };
     const output = stored.job.hasOutput ? readBlob(this.sql, "output") : null;
     return { ok: true, job: stored.job, output, webhook: stored.job.webhook === null ? null : webhookSummary(this.sql) };
   }
 
   /** Every webhook event of the job with every delivery attempt. */
-  webhookLog(endpointId: string): WebhookLogEntry[] | null {
-    if (!this.loadFor(endpointId)) return null;
+  webhookLog(ref: EndpointRef): WebhookLogEntry[] | null {
+    if (!this.loadFor(ref)) return null;
     return webhookLog(this.sql);
   }
 
   /** Sends the latest webhook event again at once (same webhook-id). Null when there is none. */
-  redeliverWebhook(endpointId: string): { seq: number; eventId: string } | null {
-    const stored = this.loadFor(endpointId);
+  redeliverWebhook(ref: EndpointRef): { seq: number; eventId: string } | null {
+    const stored = this.loadFor(ref);
     if (!stored) return null;
     const event = redeliver(this.sql, this.clock.now());
     if (event) this.armAlarm(stored.job, stored.indexDueAt);
@@ -117,12 +117,12 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** Waits up to `waitMs` for the job to reach a terminal state, then reads it (output and all, once). */
-  async waitTerminal(endpointId: string, waitMs: number): Promise<JobRead> {
+  async waitTerminal(ref: EndpointRef, waitMs: number): Promise<JobRead> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       await this.runDue();
-      const stored = this.loadFor(endpointId);
-      if (!stored || isTerminal(stored.job.state) || Date.now() >= deadline) return this.read(endpointId);
+      const stored = this.loadFor(ref);
+      if (!stored || isTerminal(stored.job.state) || Date.now() >= deadline) return this.read(ref);
       await this.nextChange(deadline - Date.now());
     }
   }
@@ -131,11 +131,11 @@ export class JobObject extends DurableObject<Env> {
    * RunPod's /stream: the chunks not yet read (then marked read), waiting up to `waitMs` for one
    * while the job runs.
    */
-  async takeStream(endpointId: string, waitMs: number): Promise<StreamRead> {
+  async takeStream(ref: EndpointRef, waitMs: number): Promise<StreamRead> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       await this.runDue();
-      const stored = this.loadFor(endpointId);
+      const stored = this.loadFor(ref);
       if (!stored) return { ok: false, code: "NOT_FOUND" };
       const chunks = readUnread(this.sql);
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) {
@@ -146,11 +146,11 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** Chunks after `afterSeq` without consuming them (SSE), waiting up to `waitMs` for one. */
-  async streamFrom(endpointId: string, afterSeq: number, waitMs: number): Promise<StreamRead> {
+  async streamFrom(ref: EndpointRef, afterSeq: number, waitMs: number): Promise<StreamRead> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       await this.runDue();
-      const stored = this.loadFor(endpointId);
+      const stored = this.loadFor(ref);
       if (!stored) return { ok: false, code: "NOT_FOUND" };
       const chunks = readChunks(this.sql, afterSeq);
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) return { ok: true, job: stored.job, chunks };
@@ -158,8 +158,8 @@ export class JobObject extends DurableObject<Env> {
     }
   }
 
-  history(endpointId: string): HistoryEvent[] | null {
-    return this.loadFor(endpointId) ? readHistory(this.sql) : null;
+  history(ref: EndpointRef): HistoryEvent[] | null {
+    return this.loadFor(ref) ? readHistory(this.sql) : null;
   }
 
   // ---- commands ----
@@ -170,6 +170,8 @@ export class JobObject extends DurableObject<Env> {
    */
   async submit(init: SubmitInit, input: Uint8Array): Promise<SubmitResult> {
     const create = async (): Promise<SubmitResult> => {
+      // A job past its idempotency window is deleted first: the key then starts a new job.
+      await this.runDue();
       const existing = loadJob(this.sql);
       if (existing) {
         const same = existing.job.endpointId === init.endpointId && existing.job.idempotency?.bodyHash === init.idempotency?.bodyHash;
@@ -196,8 +198,8 @@ export class JobObject extends DurableObject<Env> {
    * The dispatch consumer claims the job for a push under the message's token. Returns the job
    * and its input to push, or a refusal when the message is a duplicate or stale.
    */
-  async pushClaim(endpointId: string, token: string, workerId: string): Promise<ClaimResult> {
-    const r = await this.run(endpointId, (job, now) => commands.pushClaim(job, token, workerId, now));
+  async pushClaim(ref: EndpointRef, token: string, workerId: string): Promise<ClaimResult> {
+    const r = await this.run(ref, (job, now) => commands.pushClaim(job, token, workerId, now));
     if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job) };
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
@@ -206,9 +208,9 @@ export class JobObject extends DurableObject<Env> {
    * The worker URL accepted the push; a result in its answer finishes the attempt at once, in the
    * same transaction (the accepting worker holds the lease on this very attempt).
    */
-  async pushAccepted(endpointId: string, token: string, result: { report: WorkerReport; output: Uint8Array | null } | null): Promise<JobChange> {
+  async pushAccepted(ref: EndpointRef, token: string, result: { report: WorkerReport; output: Uint8Array | null } | null): Promise<JobChange> {
     return this.run(
-      endpointId,
+      ref,
       (job, now) => {
         const accepted = commands.pushAccepted(job, token);
         if (!accepted.ok || result === null || accepted.job.workerId === null) return accepted;
@@ -219,61 +221,88 @@ export class JobObject extends DurableObject<Env> {
     );
   }
 
-  pushFailed(endpointId: string, token: string, error: string): Promise<JobChange> {
-    return this.run(endpointId, (job, now) => commands.pushFailed(job, token, error.slice(0, 1000), now));
+  pushFailed(ref: EndpointRef, token: string, error: string): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.pushFailed(job, token, error.slice(0, 1000), now));
   }
 
-  deadLetter(endpointId: string, token: string): Promise<JobChange> {
-    return this.run(endpointId, (job, now) => commands.deadLetter(job, token, now));
+  deadLetter(ref: EndpointRef, token: string): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.deadLetter(job, token, now));
   }
 
   /** The job ahead of this one in its sequence ended: SEQUENCED → IN_QUEUE. */
-  release(endpointId: string): Promise<JobChange> {
-    return this.run(endpointId, commands.release);
+  release(ref: EndpointRef): Promise<JobChange> {
+    return this.run(ref, commands.release);
   }
 
   /** A worker claims the job it was offered: IN_QUEUE → IN_PROGRESS under a new attempt. */
-  async claim(endpointId: string, workerId: string): Promise<ClaimResult> {
-    const r = await this.run(endpointId, (job, now) => commands.claim(job, workerId, now));
+  async claim(ref: EndpointRef, workerId: string): Promise<ClaimResult> {
+    const r = await this.run(ref, (job, now) => commands.claim(job, workerId, now));
     if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job) };
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
 
   /** A worker's report on its attempt: progress, result or failure. Fenced by the lease. */
-  async report(endpointId: string, fence: Fence, report: WorkerReport, output: Uint8Array | null): Promise<JobChange> {
-    return this.run(endpointId, reportCommand(report, fence, output), { output, label: `report:${report.kind}`, fence });
+  async report(ref: EndpointRef, fence: Fence, report: WorkerReport, output: Uint8Array | null): Promise<JobChange> {
+    return this.run(ref, reportCommand(report, fence, output), { output, label: `report:${report.kind}`, fence });
   }
 
   /** A stream chunk from the lease holder, kept in order. */
-  async stream(endpointId: string, fence: Fence, chunk: Uint8Array): Promise<JobChange> {
-    const r = await this.run(endpointId, (job, now) => commands.streamChunk(job, fence, now), { label: "stream", fence, chunk });
+  async stream(ref: EndpointRef, fence: Fence, chunk: Uint8Array): Promise<JobChange> {
+    const r = await this.run(ref, (job, now) => commands.streamChunk(job, fence, now), { label: "stream", fence, chunk });
     return r;
   }
 
   /** The worker holding the lease is gone (it asked for work saying it runs nothing). */
-  loseLease(endpointId: string, workerId: string, why: string): Promise<JobChange> {
-    return this.run(endpointId, (job, now) => commands.loseLease(job, workerId, why, now));
+  loseLease(ref: EndpointRef, workerId: string, why: string): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.loseLease(job, workerId, why, now));
   }
 
   /** The worker told to stop this CANCELLING job no longer lists it. */
-  workerQuiet(endpointId: string, workerId: string): Promise<JobChange> {
-    return this.run(endpointId, (job, now) => commands.workerQuiet(job, workerId, now));
+  workerQuiet(ref: EndpointRef, workerId: string): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.workerQuiet(job, workerId, now));
   }
 
-  cancel(endpointId: string): Promise<JobChange> {
-    return this.run(endpointId, commands.cancel);
+  cancel(ref: EndpointRef): Promise<JobChange> {
+    return this.run(ref, commands.cancel);
   }
 
-  retry(endpointId: string): Promise<JobChange> {
-    return this.run(endpointId, commands.retry);
+  retry(ref: EndpointRef): Promise<JobChange> {
+    return this.backToQueue(ref, commands.retry);
   }
 
-  requeue(endpointId: string): Promise<JobChange> {
-    return this.run(endpointId, commands.requeue);
+  requeue(ref: EndpointRef): Promise<JobChange> {
+    return this.backToQueue(ref, commands.requeue);
   }
 
-  purge(endpointId: string): Promise<JobChange> {
-    return this.run(endpointId, commands.purge);
+  /**
+   * Retry and requeue. A job of a sequence first re-enters its sequence at the back (one call to
+   * the endpoint), and waits SEQUENCED when a job of its key is unfinished; the object holds its
+   * other events off meanwhile, as a sequenced submit does, so nothing runs between the two.
+   */
+  private async backToQueue(ref: EndpointRef, command: (job: JobRecord, now: number, behind: boolean) => CommandResult): Promise<JobChange> {
+    const stored = this.loadFor(ref);
+    const key = stored?.job.sequenceKey ?? null;
+    if (!stored || key === null || !command(stored.job, this.clock.now(), false).ok) {
+      return this.run(ref, (job, now) => command(job, now, false));
+    }
+    return this.ctx.blockConcurrencyWhile(async () => {
+      const ahead = await this.endpoint(stored.job).enterSequence(key, stored.job.id);
+      return this.run(ref, (job, now) => command(job, now, ahead !== null));
+    });
+  }
+
+  /** The job's endpoint was deleted: it ends (see commands.orphan). */
+  endpointDeleted(endpointId: string): Promise<JobChange> {
+    return this.run(endpointId, commands.orphan);
+  }
+
+  /** The lease holder's ping does not list this job (see commands.notListed). */
+  notListed(ref: EndpointRef, workerId: string): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.notListed(job, workerId, now));
+  }
+
+  purge(ref: EndpointRef): Promise<JobChange> {
+    return this.run(ref, commands.purge);
   }
 
   // ---- alarm ----
@@ -296,10 +325,10 @@ export class JobObject extends DurableObject<Env> {
     return this.changes.wait(undefined, Math.max(0, ms), undefined);
   }
 
-  /** The job, if it belongs to `endpointId` and is not past its retention. */
-  private loadFor(endpointId: string): StoredJob | null {
+  /** The job, if it belongs to the endpoint `ref` names and is not past its retention. */
+  private loadFor(ref: EndpointRef): StoredJob | null {
     const stored = loadJob(this.sql);
-    return stored && stored.job.endpointId === endpointId && !stored.job.gone ? stored : null;
+    return stored && belongsTo(stored.job, ref) && !stored.job.gone ? stored : null;
   }
 
   /**
@@ -339,12 +368,12 @@ export class JobObject extends DurableObject<Env> {
    * inspection and change nothing else.
    */
   private async run(
-    endpointId: string,
+    ref: EndpointRef,
     command: (job: JobRecord, now: number) => CommandResult,
     opts: { output?: Uint8Array | null; chunk?: Uint8Array; label?: string; fence?: Fence } = {},
   ): Promise<JobChange> {
     await this.runDue();
-    const stored = this.loadFor(endpointId);
+    const stored = this.loadFor(ref);
     if (!stored) return { ok: false, code: "NOT_FOUND" };
     const now = this.clock.now();
     const r = command(stored.job, now);
@@ -400,9 +429,11 @@ export class JobObject extends DurableObject<Env> {
    * Releases the job the endpoint names as next in this job's sequence.
    */
   private async tellEndpoint(job: JobRecord): Promise<void> {
+    let orphaned = false;
     try {
       const reply = await this.endpoint(job).sync(indexEntryOf(job));
       await Promise.all(reply.release.map((id) => this.releaseNext(job.endpointId, id)));
+      orphaned = reply.orphaned === true;
     } catch (e) {
       // Swallowed on purpose: the change is committed, and index_due_at makes the alarm retry.
       console.warn(`job ${job.id}: endpoint sync failed, the alarm will retry`, e);
@@ -414,6 +445,7 @@ export class JobObject extends DurableObject<Env> {
       setIndexDue(this.sql, next, job.version);
       this.armAlarm(current.job, next);
     }
+    if (orphaned && !isTerminal(job.state)) await this.run(job.endpointId, commands.orphan);
   }
 
   private endpoint(job: JobRecord) {
@@ -440,6 +472,18 @@ export class JobObject extends DurableObject<Env> {
     const now = this.clock.now();
     let due = commands.dueWork(stored.job, now);
     if ((due?.kind === "tombstone" || due?.kind === "delete") && this.heldForWebhooks(stored.job)) due = null;
+    if ((due?.kind === "tombstone" || due?.kind === "delete") && stored.indexDueAt !== null) {
+      // The endpoint has not yet confirmed this job's final state: tell it first, so the index
+      // never keeps a running row (a held concurrency slot) for a job that no longer exists.
+      await this.tellEndpoint(stored.job);
+      const after = loadJob(this.sql);
+      if (after && after.indexDueAt !== null) {
+        // Not confirmed: the alarm tries again a little later.
+        setIndexDue(this.sql, now + INDEX_RETRY_MS, after.job.version);
+        this.armAlarm(after.job, now + INDEX_RETRY_MS);
+        return;
+      }
+    }
     if (due?.kind === "tombstone") {
       const job = { ...stored.job, gone: true, hasOutput: false };
       this.ctx.storage.transactionSync(() => {

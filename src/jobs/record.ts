@@ -24,7 +24,7 @@ export interface JobPolicy {
 }
 
 /** Why a job ended where it did, when the state alone does not say. */
-export type EndReason = TimeoutReason | "purged" | "cancelled";
+export type EndReason = TimeoutReason | "purged" | "cancelled" | "endpoint_deleted";
 
 /** An idempotent submit's key and the hash of the body it came with. */
 export interface Idempotency {
@@ -58,6 +58,8 @@ export interface AcceptedReport {
 export interface JobRecord {
   id: string;
   endpointId: string;
+  /** The endpoint's incarnation (its `generation`) at submit; null for jobs from before it was kept. */
+  endpointGen: string | null;
   kind: JobKind;
   state: JobState;
   /** Bumped by every change; the endpoint's index keeps only the newest version it saw. */
@@ -113,4 +115,21 @@ export interface HistoryEvent {
   attempt: number;
   workerId: string | null;
   detail: string | null;
+}
+
+/**
+ * How a caller names the endpoint a job must belong to: its id, and from the edge also the
+ * incarnation it authorized against (a job of an earlier incarnation is then not found).
+ * Internal callers that already hold the job's own endpoint id may pass the id alone.
+ */
+export type EndpointRef = string | { id: string; generation: string };
+
+export function endpointIdOf(ref: EndpointRef): string {
+  return typeof ref === "string" ? ref : ref.id;
+}
+
+/** Does the job belong to the endpoint `ref` names (and to its current incarnation)? */
+export function belongsTo(job: Pick<JobRecord, "endpointId" | "endpointGen">, ref: EndpointRef): boolean {
+  if (typeof ref === "string") return job.endpointId === ref;
+  return job.endpointId === ref.id && (job.endpointGen === null || job.endpointGen === ref.generation);
 }

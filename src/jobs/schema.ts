@@ -88,4 +88,10 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    // The incarnation of the endpoint the job was submitted to (null for jobs from before it was
+    // kept): a deleted and re-created endpoint is another incarnation and does not see old jobs.
+    version: 2,
+    sql: `ALTER TABLE job ADD COLUMN endpoint_gen TEXT;`,
+  },
 ];

@@ -30,10 +30,11 @@ export const TRANSITIONS = {
   IN_QUEUE: ["IN_PROGRESS", "CANCELLED", "TIMED_OUT", "FAILED"],
   IN_PROGRESS: ["COMPLETED", "FAILED", "IN_QUEUE", "CANCELLING", "TIMED_OUT"],
   CANCELLING: ["CANCELLED"],
-  COMPLETED: ["IN_QUEUE"],
-  FAILED: ["IN_QUEUE"],
-  CANCELLED: ["IN_QUEUE"],
-  TIMED_OUT: ["IN_QUEUE"],
+  // Terminal → SEQUENCED: a retried or requeued job re-enters its sequence behind an unfinished job.
+  COMPLETED: ["IN_QUEUE", "SEQUENCED"],
+  FAILED: ["IN_QUEUE", "SEQUENCED"],
+  CANCELLED: ["IN_QUEUE", "SEQUENCED"],
+  TIMED_OUT: ["IN_QUEUE", "SEQUENCED"],
 } as const satisfies Record<JobState, readonly JobState[]>;
 
 export function canTransition(from: JobState, to: JobState): boolean {

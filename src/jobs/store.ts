@@ -7,6 +7,7 @@ import type { JobState } from "./states";
 type JobRow = {
   id: string;
   endpoint_id: string;
+  endpoint_gen: string | null;
   kind: string;
   state: string;
   version: number;
@@ -43,6 +44,7 @@ function toRecord(row: JobRow): JobRecord {
   return {
     id: row.id,
     endpointId: row.endpoint_id,
+    endpointGen: row.endpoint_gen,
     kind: row.kind as JobKind,
     state: row.state as JobState,
     version: row.version,
@@ -91,8 +93,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, stream_read)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, stream_read)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0))`,
     job.id,
     job.endpointId,
@@ -126,6 +128,7 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.sequenceCheckAt,
     job.origin,
     job.dispatch === null ? null : JSON.stringify(job.dispatch),
+    job.endpointGen,
   );
 }
 

@@ -35,3 +35,9 @@ export const PAYLOAD = {
 } as const;
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * How long after its attempt started a running job must appear in its worker's pings (`job_id=`):
+ * a ping sent just before the take was answered cannot list it yet; RunPod's SDK pings every 10 s.
+ */
+export const PING_LIST_GRACE_MS = 30_000;

@@ -44,7 +44,7 @@ describe("endpoints", () => {
     const id = await createEndpoint();
     const list = await json<{ endpoints: Array<{ id: string }> }>(await call("GET", "/admin/endpoints"));
     expect(list.endpoints.map((e) => e.id)).toContain(id);
-    expect(await json(await call("DELETE", `/admin/endpoints/${id}`))).toEqual({ id, deleted: true });
+    expect(await json(await call("DELETE", `/admin/endpoints/${id}`))).toEqual({ id, deleted: true, jobsEnded: 0 });
     const gone = await call("GET", `/v2/${id}/health`);
     expect(gone.status).toBe(404);
     expect((await json(gone)).error).toContain(`PUT /admin/endpoints/${id}`);

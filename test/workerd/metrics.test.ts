@@ -65,7 +65,7 @@ describe("metrics API", () => {
     const start = Date.now() - 10 * BUCKET_MS;
     const sizes = await runInDurableObject(stub, async (instance: EndpointObject, state) => {
       const entry = (i: number, version: number, s: IndexEntry["state"]): IndexEntry => ({
-        jobId: `synthetic-${i}`, version, state: s, priority: 0, lowPriority: false, createdAt: start, workerId: "w",
+        jobId: `synthetic-${i}`, generation: null, version, state: s, priority: 0, lowPriority: false, createdAt: start, workerId: "w",
         attempt: 1, avoidWorkers: [], stopFor: null, reason: null, sequenceKey: null, dispatchPending: false, dispatchError: null,
         delayMs: s === "COMPLETED" ? 10 + (i % 500) : null, executionMs: s === "COMPLETED" ? 100 + (i % 5000) : null,
       });

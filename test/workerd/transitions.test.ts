@@ -24,7 +24,7 @@ const T0 = 1_000_000;
 
 /** A record in `state`, as the commands would have left it, with worker w1 on attempt 1. */
 function recordIn(state: JobState): JobRecord {
-  const base = commands.submit({ id: "j", endpointId: "ep", kind: "run", policy, webhook: null, idempotency: null, sequenceKey: null, origin: null }, T0);
+  const base = commands.submit({ id: "j", endpointId: "ep", endpointGen: null, kind: "run", policy, webhook: null, idempotency: null, sequenceKey: null, origin: null }, T0);
   const running = { ...base, attempt: 1, workerId: "w1", startedAt: T0 + 10, execDeadline: T0 + 10 + policy.executionTimeout, leaseCheckAt: T0 + 10 + policy.heartbeatTimeout };
   switch (state) {
     case "SEQUENCED":

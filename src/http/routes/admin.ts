@@ -14,6 +14,8 @@ import { directoryStub, endpointParam, endpointStub, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
+const DELETE_PARALLEL = 16;
+
 const NewKeyBody = z.object({ scope: z.enum(KEY_SCOPES) }).strict();
 
 export function adminRoutes(app: Hono<AppEnv>): void {
@@ -48,10 +50,19 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     },
     DELETE: async (c) => {
       const id = endpointParam(c);
-      const existed = await endpointStub(c.env, id).deleteEndpoint();
+      const { existed, jobs } = await endpointStub(c.env, id).deleteEndpoint();
       await directoryStub(c.env).remove(id);
       if (!existed) throw unknownEndpoint(id);
-      return c.json({ id, deleted: true });
+      // Its unfinished jobs end now (waiting ones CANCELLED, running ones cancelled); any job the
+      // index did not list ends when it next reaches the endpoint.
+      let ended = 0;
+      for (let i = 0; i < jobs.length; i += DELETE_PARALLEL) {
+        const results = await Promise.all(
+          jobs.slice(i, i + DELETE_PARALLEL).map((j) => c.env.JOB.get(c.env.JOB.idFromString(j)).endpointDeleted(id)),
+        );
+        ended += results.filter((r) => r.ok).length;
+      }
+      return c.json({ id, deleted: true, jobsEnded: ended });
     },
   });
 

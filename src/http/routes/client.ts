@@ -17,7 +17,7 @@ import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { endpointParam, endpointStub, jobNotFound, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
-import { jobFor, waitParam } from "../params";
+import { jobFor, refOf, waitParam } from "../params";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
 function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
@@ -49,17 +49,19 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
     if (!check.ok) throw badRequest(`webhook: ${check.reason}`, { issues: [{ path: "webhook", message: check.reason }] });
   }
   const key = idempotencyKeyOf(c, body);
-  const doId = key === null ? c.env.JOB.newUniqueId() : c.env.JOB.idFromName(`idempotency:${endpointId}:${key}`);
+  // Named per endpoint incarnation, so a re-created endpoint never answers with an old job.
+  const scope = config.generation === "" ? endpointId : `${endpointId}:${config.generation}`;
+  const doId = key === null ? c.env.JOB.newUniqueId() : c.env.JOB.idFromName(`idempotency:${scope}:${key}`);
   const id = doId.toString();
   const stub = c.env.JOB.get(doId);
   const { idempotencyKey: _key, ...rest } = body;
   const idempotency = key === null ? null : { key, bodyHash: await sha256Hex(`${kind}\n${JSON.stringify(rest)}`) };
-  const init = { id, endpointId, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null, origin: new URL(c.req.url).origin };
+  const init = { id, endpointId, endpointGen: config.generation, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null, origin: new URL(c.req.url).origin };
   const r = await stub.submit(init, input);
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") {
     throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });
   }
-  return { endpointId, stub, job: r.job };
+  return { endpointId, ref: refOf(config), stub, job: r.job };
 }
 
 /**
@@ -91,37 +93,37 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/runsync", {
     POST: async (c) => {
       const wait = waitParam(c, LIMITS.syncWait);
-      const { endpointId, stub, job } = await submitJob(c, "sync");
-      return readOrNotFound(c, endpointId, await stub.waitTerminal(endpointId, wait), job.id);
+      const { endpointId, ref, stub, job } = await submitJob(c, "sync");
+      return readOrNotFound(c, endpointId, await stub.waitTerminal(ref, wait), job.id);
     },
   });
 
   const status = async (c: Context<AppEnv>) => {
-    const { endpointId, id, stub } = await jobFor(c);
-    return readOrNotFound(c, endpointId, await stub.read(endpointId), id);
+    const { endpointId, ref, id, stub } = await jobFor(c);
+    return readOrNotFound(c, endpointId, await stub.read(ref), id);
   };
   route(app, "/v2/:ep/status/:id", { GET: status, POST: status });
 
   const statusSync = async (c: Context<AppEnv>) => {
     const wait = waitParam(c, LIMITS.syncWait);
-    const { endpointId, id, stub } = await jobFor(c);
-    return readOrNotFound(c, endpointId, await stub.waitTerminal(endpointId, wait), id);
+    const { endpointId, ref, id, stub } = await jobFor(c);
+    return readOrNotFound(c, endpointId, await stub.waitTerminal(ref, wait), id);
   };
   route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync });
 
   for (const action of ["cancel", "retry", "requeue"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
       POST: async (c) => {
-        const { endpointId, id, stub } = await jobFor(c);
-        return changeOrError(await stub[action](endpointId), id);
+        const { ref, id, stub } = await jobFor(c);
+        return changeOrError(await stub[action](ref), id);
       },
     });
   }
 
   route(app, "/v2/:ep/history/:id", {
     GET: async (c) => {
-      const { endpointId, id, stub } = await jobFor(c);
-      const history = await stub.history(endpointId);
+      const { ref, id, stub } = await jobFor(c);
+      const history = await stub.history(ref);
       if (!history) throw jobNotFound(id);
       return c.json({ id, history: history.map((e) => ({ ...e, at: isoTime(e.at) })) });
     },
@@ -129,8 +131,8 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/webhooks/:id", {
     GET: async (c) => {
-      const { endpointId, id, stub } = await jobFor(c);
-      const events = await stub.webhookLog(endpointId);
+      const { ref, id, stub } = await jobFor(c);
+      const events = await stub.webhookLog(ref);
       if (!events) throw jobNotFound(id);
       return c.json({
         id,
@@ -153,10 +155,10 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/webhooks/:id/redeliver", {
     POST: async (c) => {
-      const { endpointId, id, stub } = await jobFor(c);
-      const event = await stub.redeliverWebhook(endpointId);
+      const { ref, id, stub } = await jobFor(c);
+      const event = await stub.redeliverWebhook(ref);
       if (!event) {
-        if (!(await stub.read(endpointId)).ok) throw jobNotFound(id);
+        if (!(await stub.read(ref)).ok) throw jobNotFound(id);
         throw conflict("this job has no webhook event to redeliver (no webhook, or it has not finished)", { id });
       }
       return c.json({ id, seq: event.seq, webhookId: event.eventId, state: "pending" });
@@ -166,12 +168,12 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/purge-queue", {
     POST: async (c) => {
       const endpointId = endpointParam(c);
-      await requireEndpoint(c, endpointId, "client");
+      const ref = refOf(await requireEndpoint(c, endpointId, "client"));
       const ids = await endpointStub(c.env, endpointId).waitingJobs(PURGE_BATCH);
       let removed = 0;
       for (let i = 0; i < ids.length; i += PURGE_PARALLEL) {
         const results = await Promise.all(
-          ids.slice(i, i + PURGE_PARALLEL).map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).purge(endpointId)),
+          ids.slice(i, i + PURGE_PARALLEL).map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).purge(ref)),
         );
         removed += results.filter((r) => r.ok).length;
       }

@@ -26,22 +26,22 @@ function streamBody(status: string, chunks: Uint8Array[]): Uint8Array {
 
 export function streamRoutes(app: Hono<AppEnv>): void {
   const handler = async (c: Context<AppEnv>) => {
-    const { endpointId, id, stub } = await jobFor(c);
+    const { ref, id, stub } = await jobFor(c);
 
     if (!(c.req.header("accept") ?? "").includes("text/event-stream")) {
-      const r = await stub.takeStream(endpointId, waitParam(c, LIMITS.streamWait));
+      const r = await stub.takeStream(ref, waitParam(c, LIMITS.streamWait));
       if (!r.ok) throw jobNotFound(id);
       return jsonResponse(streamBody(r.job.state, r.chunks.map((ch) => ch.data)));
     }
 
-    const first = await stub.read(endpointId);
+    const first = await stub.read(ref);
     if (!first.ok) throw jobNotFound(id);
     const resumeFrom = c.req.header("last-event-id") ?? c.req.query("lastEventId") ?? "0";
     if (!/^\d+$/.test(resumeFrom)) throw badRequest(`Last-Event-ID must be a chunk number, got '${resumeFrom}'`);
     let after = Number(resumeFrom);
     return streamSSE(c, async (sse) => {
       while (!sse.aborted) {
-        const r = await stub.streamFrom(endpointId, after, SSE_POLL_MS);
+        const r = await stub.streamFrom(ref, after, SSE_POLL_MS);
         if (!r.ok) {
           await sse.writeSSE({ event: "error", data: JSON.stringify({ error: "job not found (deleted after its retention?)" }) });
           return;
@@ -52,7 +52,7 @@ export function streamRoutes(app: Hono<AppEnv>): void {
         }
         if (r.chunks.length > 0) continue;
         if (isTerminal(r.job.state)) {
-          const final = await stub.read(endpointId);
+          const final = await stub.read(ref);
           const body = final.ok ? renderWithOutput(statusFields(final.job, Date.now()), final.output) : enc.encode("{}");
           await sse.writeSSE({ event: "status", data: dec.decode(body) });
           return;

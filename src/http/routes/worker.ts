@@ -14,7 +14,8 @@ import { ApiError, badRequest, conflict } from "../errors";
 import { arrayOf, objectWith } from "../../shared/json-bytes";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
-import { signingSecrets } from "../../endpoints/config";
+import { signingSecrets, type EndpointConfig } from "../../endpoints/config";
+import { refOf } from "../params";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -43,6 +44,15 @@ function fenceOf(c: Context<AppEnv>, workerId: string): Fence {
   return { workerId, attempt: intParam(c, "attempt", 1, 1_000_000) };
 }
 
+/**
+ * The jobs a ping says its worker runs: the `job_id` list; none when a RunPod SDK (it sends
+ * `runpod_version`) omits it, as it does when it runs nothing; unknown (null) otherwise.
+ */
+function listedJobs(raw: string | undefined, sdkVersion: string | null): string[] | null {
+  if (raw !== undefined) return raw.split(",").filter((s) => s.length > 0);
+  return sdkVersion !== null ? [] : null;
+}
+
 /** `{"id":…,"attempt":n,"input":<stored bytes>}` without parsing the input again. */
 function jobBody(id: string, attempt: number, input: Uint8Array): Uint8Array {
   return objectWith({ id, attempt }, "input", input);
@@ -56,7 +66,7 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> 
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
-  await requireEndpoint(c, endpointId, "worker");
+  const ref = refOf(await requireEndpoint(c, endpointId, "worker"));
   const endpoint = endpointStub(c.env, endpointId);
   const deadline = Date.now() + Number(c.env.TAKE_WAIT_MS);
   let checkLost = jobInProgress;
@@ -64,11 +74,11 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> 
     const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), checkLost);
     checkLost = null; // only the first round speaks for what the worker runs
     await Promise.all(
-      offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(endpointId, workerId, "the worker asked for work saying it runs none")),
+      offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(ref, workerId, "the worker asked for work saying it runs none")),
     );
     if (offer.ids.length === 0) return [];
     // Each offered job is claimed in its own object, all at once; answered in offer order.
-    const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(endpointId, workerId)));
+    const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
     const claimed: Uint8Array[] = [];
     for (const r of results) {
       if (r.ok) claimed.push(jobBody(r.job.id, r.job.attempt, r.input));
@@ -110,13 +120,14 @@ function reportAnswer(r: JobChange, id: string): Response {
  * covers this job, attempt and worker only. Tokens minted before a secret rotation stay valid
  * while the previous secret still signs (the same window as webhooks and pushes).
  */
-async function requireReportToken(c: Context<AppEnv>, endpointId: string, jobId: string, fence: Fence, token: string): Promise<void> {
+async function requireReportToken(c: Context<AppEnv>, endpointId: string, jobId: string, fence: Fence, token: string): Promise<EndpointConfig> {
   const config = foundOn(endpointId, await endpointStub(c.env, endpointId).getConfig());
   const attempt = fence.attempt;
   const valid =
     attempt !== null &&
     (await Promise.all(signingSecrets(config, Date.now()).map((secret) => checkReportToken(secret, jobId, attempt, fence.workerId, token)))).some(Boolean);
   if (!valid) throw new ApiError(401, "invalid report token for this job, attempt and worker");
+  return config;
 }
 
 async function reportTarget(c: Context<AppEnv>) {
@@ -125,11 +136,13 @@ async function reportTarget(c: Context<AppEnv>) {
   const fence = fenceOf(c, workerId);
   const id = c.req.param("id")!;
   const token = c.req.query("token");
-  if (token !== undefined && !c.req.header("authorization")) await requireReportToken(c, endpointId, id, fence, token);
-  else await requireEndpoint(c, endpointId, "worker");
+  const config =
+    token !== undefined && !c.req.header("authorization")
+      ? await requireReportToken(c, endpointId, id, fence, token)
+      : await requireEndpoint(c, endpointId, "worker");
   const stub = jobStub(c.env, id);
   if (!stub) throw jobNotFound(id);
-  return { endpointId, workerId, fence, id, stub };
+  return { endpointId, ref: refOf(config), workerId, fence, id, stub };
 }
 
 export function workerRoutes(app: Hono<AppEnv>): void {
@@ -162,7 +175,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const t = await reportTarget(c);
       const { report, output, stopPod } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
       if (stopPod) await endpointStub(c.env, t.endpointId).recycle(t.workerId);
-      return reportAnswer(await t.stub.report(t.endpointId, t.fence, report, output), t.id);
+      return reportAnswer(await t.stub.report(t.ref, t.fence, report, output), t.id);
     },
   });
 
@@ -177,7 +190,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       if (chunk.byteLength > PAYLOAD.streamChunkBytes) {
         throw new ApiError(413, `stream chunk is ${chunk.byteLength} bytes; the limit is ${PAYLOAD.streamChunkBytes}`);
       }
-      return reportAnswer(await t.stub.stream(t.endpointId, t.fence, chunk), t.id);
+      return reportAnswer(await t.stub.stream(t.ref, t.fence, chunk), t.id);
     },
   });
 
@@ -185,13 +198,14 @@ export function workerRoutes(app: Hono<AppEnv>): void {
     GET: async (c) => {
       const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
-      await requireEndpoint(c, endpointId, "worker");
-      const raw = c.req.query("job_id");
-      const jobIds = raw === undefined ? null : raw.split(",").filter((s) => s.length > 0);
+      const ref = refOf(await requireEndpoint(c, endpointId, "worker"));
+      const sdkVersion = c.req.query("runpod_version") ?? null;
+      const jobIds = listedJobs(c.req.query("job_id"), sdkVersion);
       const unhealthy =
         c.req.query("status") === "unhealthy" ? `${c.req.query("check") ?? "check"}: ${c.req.query("reason") ?? "failed"}` : null;
-      const { quiet } = await endpointStub(c.env, endpointId).ping(workerId, jobIds, c.req.query("runpod_version") ?? null, unhealthy);
-      await Promise.all(quiet.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).workerQuiet(endpointId, workerId)));
+      const { quiet, unlisted } = await endpointStub(c.env, endpointId).ping(workerId, jobIds, sdkVersion, unhealthy);
+      const job = (id: string) => c.env.JOB.get(c.env.JOB.idFromString(id));
+      await Promise.all([...quiet.map((id) => job(id).workerQuiet(ref, workerId)), ...unlisted.map((id) => job(id).notListed(ref, workerId))]);
       return c.json({});
     },
   });
