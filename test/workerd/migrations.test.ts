@@ -47,6 +47,34 @@ describe("migrations", () => {
     });
   });
 
+  it("an endpoint at schema 2 keeps its stop signals and index rows through schema 3 (stops per attempt)", async () => {
+    await withStorage((storage) => {
+      applyMigrations(storage, ENDPOINT_MIGRATIONS.slice(0, 2), "_endpoint");
+      storage.sql.exec("INSERT INTO stop_signal (worker_id, job_id, reason, created_at, delivered_at) VALUES ('w1', 'j1', 'CANCELLING', 5, NULL)");
+      storage.sql.exec("INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, updated_at) VALUES ('j1', 3, 'CANCELLING', 0, 0, 1, 5)");
+      expect(applyMigrations(storage, ENDPOINT_MIGRATIONS, "_endpoint")).toBe(ENDPOINT_MIGRATIONS.length);
+      expect(storage.sql.exec("SELECT worker_id, job_id, attempt, delivered_at FROM stop_signal").toArray()).toEqual([
+        { worker_id: "w1", job_id: "j1", attempt: 0, delivered_at: null },
+      ]);
+      // A later attempt of the same job on the same worker is a new signal.
+      storage.sql.exec("INSERT OR IGNORE INTO stop_signal (worker_id, job_id, attempt, reason, created_at) VALUES ('w1', 'j1', 2, 'CANCELLING', 9)");
+      expect(storage.sql.exec("SELECT COUNT(*) AS n FROM stop_signal").one().n).toBe(2);
+      expect(storage.sql.exec("SELECT attempt FROM job_index").one().attempt).toBe(0);
+    });
+  });
+
+  it("a job at schema 1 reaches schema 2 with its row (no endpoint incarnation: matches any)", async () => {
+    await withStorage((storage) => {
+      applyMigrations(storage, JOB_MIGRATIONS.slice(0, 1), "_job");
+      storage.sql.exec(
+        `INSERT INTO job (id, endpoint_id, kind, state, version, policy, attempt, retries, has_output, created_at, queued_at, ttl_at)
+         VALUES ('j1', 'ep', 'run', 'IN_QUEUE', 1, '{}', 0, 0, 0, 1, 1, 100)`,
+      );
+      expect(applyMigrations(storage, JOB_MIGRATIONS, "_job")).toBe(JOB_MIGRATIONS.length);
+      expect(storage.sql.exec("SELECT id, endpoint_gen FROM job").toArray()).toEqual([{ id: "j1", endpoint_gen: null }]);
+    });
+  });
+
   it("the job and endpoint schemas apply to an empty database", async () => {
     await withStorage((storage) => {
       expect(applyMigrations(storage, JOB_MIGRATIONS, "_job")).toBe(JOB_MIGRATIONS.length);
