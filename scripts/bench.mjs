@@ -3,7 +3,8 @@
 // the final status — against edge-jobs under `npm start` (pull; push through the local Queue
 // with the result reported to the done URL; and push-sync: one /runsync answered inline), against the platform floor (a bare Worker: one Durable Object per job, one SQLite
 // write per call), the queue floor (the same plus one queue object to take from), and BullMQ on
-// a local redis-server, at each concurrency. Prints jobs/s and p50/p99 per step and per
+// a local redis-server (when one is on the PATH; otherwise BullMQ is left out, saying how to add
+// it), at each concurrency. Prints jobs/s and p50/p99 per step and per
 // lifecycle, the ratios of edge-jobs to each, and writes everything to a JSON file. Loopback only; bounded by --jobs and
 // --max-seconds per run.
 //
@@ -16,7 +17,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createRequire } from "node:module";
 import { ROOT } from "./lib/wrangler-dev.mjs";
-import { bullmqPull, redisVersion, startRedis } from "./bench/bullmq.mjs";
+import { bullmqPull, NO_REDIS_SERVER, redisVersion, startRedis } from "./bench/bullmq.mjs";
 import { edgePull, edgePush, edgePushSync, startEdge } from "./bench/edge.mjs";
 import { floorPull, queueFloorPull, startFloor } from "./bench/floor.mjs";
 import { runLanes } from "./bench/lanes.mjs";
@@ -39,7 +40,8 @@ try {
     warmup: { type: "string", default: "20" },
     state: { type: "string", default: existsSync("/dev/shm") ? "tmpfs" : "disk" },
     "log-level": { type: "string", default: "warn" },
-    systems: { type: "string", default: "edge,floor,bullmq" },
+    // No default here: BullMQ named on purpose needs redis-server; by default it is left out without it.
+    systems: { type: "string" },
     modes: { type: "string", default: "pull,push,push-sync" },
     "max-seconds": { type: "string", default: "120" },
     out: { type: "string" },
@@ -52,12 +54,25 @@ const opts = parsed.values;
 const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const jobs = Number(opts.jobs);
 const concurrencies = list(opts.concurrency).map(Number);
-const systems = list(opts.systems);
+const systems = list(opts.systems ?? "edge,floor,bullmq");
 const modes = list(opts.modes);
 if (!(jobs > 0) || concurrencies.length === 0 || concurrencies.some((c) => !(c > 0))) usage("--jobs and --concurrency take positive numbers");
 if (!["tmpfs", "disk"].includes(opts.state)) usage("--state is tmpfs or disk");
 const unknown = [...systems.filter((x) => !["edge", "floor", "bullmq"].includes(x)), ...modes.filter((x) => !["pull", "push", "push-sync"].includes(x))];
 if (unknown.length > 0) usage(`unknown system or mode: ${unknown.join(", ")}`);
+
+// BullMQ runs against a local redis-server. Without one on the PATH, a default run leaves BullMQ
+// out and says so (and how to add it); a run that names bullmq in --systems stops here.
+const redis = systems.includes("bullmq") ? redisVersion() : null;
+const skipped = [];
+if (systems.includes("bullmq") && !redis) {
+  if (opts.systems !== undefined) {
+    console.error(`--systems bullmq: ${NO_REDIS_SERVER}`);
+    process.exit(2);
+  }
+  systems.splice(systems.indexOf("bullmq"), 1);
+  skipped.push({ system: "bullmq", reason: NO_REDIS_SERVER });
+}
 
 const require = createRequire(import.meta.url);
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -67,7 +82,7 @@ const settings = {
   node: process.version,
   wrangler: require("wrangler/package.json").version,
   bullmq: require("bullmq/package.json").version,
-  redis: systems.includes("bullmq") ? redisVersion() : null,
+  redis,
   state: { kind: opts.state, location: stateRoot },
   logLevel: opts["log-level"],
   jobsPerRun: jobs,
@@ -80,6 +95,7 @@ console.log("edge-jobs lifecycle benchmark");
 console.log(`  machine    ${settings.machine.cpu}, ${settings.machine.cores} cores, ${settings.machine.memoryGiB} GiB, ${settings.machine.os}`);
 console.log(`  runtime    node ${settings.node}, wrangler ${settings.wrangler} (wrangler dev --local), bullmq ${settings.bullmq}, redis ${settings.redis ?? "-"}`);
 console.log(`  wrangler   both Workers: state on ${opts.state} (${stateRoot}), --log-level ${settings.logLevel}`);
+for (const s of skipped) console.log(`  left out   ${s.system}: ${s.reason}`);
 console.log(`  runs       ${jobs} jobs each after ${settings.warmupPerRun} warm-up, concurrency ${concurrencies.join(", ")}, ≤ ${settings.maxSecondsPerRun} s each, loopback only\n`);
 
 const runs = [];
@@ -154,5 +170,6 @@ const compared = ratios(runs);
 printRatios(compared);
 const out = opts.out ?? path.join(ROOT, "bench-output", `bench-${stamp}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), settings, runs, ratios: compared }, null, 2)}\n`);
+writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), settings, skipped, runs, ratios: compared }, null, 2)}\n`);
+for (const s of skipped) console.log(`\n${s.system} was left out: ${s.reason}`);
 console.log(`\nwritten to ${path.relative(process.cwd(), out) || out}`);

@@ -8,6 +8,11 @@ import { Queue, Worker } from "bullmq";
 import { timed } from "./lanes.mjs";
 import { captureOutput, freePort, groupCpuMs, stopGroup } from "./processes.mjs";
 
+/** Why BullMQ cannot run, and how to include it. */
+export const NO_REDIS_SERVER =
+  "redis-server is not on the PATH; to include BullMQ, install Redis (on Debian: apt-get install redis-server) and run again";
+
+/** The version of the redis-server on the PATH, or null when there is none. */
 export function redisVersion() {
   const r = spawnSync("redis-server", ["--version"], { encoding: "utf8" });
   if (r.error) return null;
@@ -15,7 +20,7 @@ export function redisVersion() {
 }
 
 export async function startRedis({ dir }) {
-  if (!redisVersion()) throw new Error("redis-server not found: install Debian's package (apt-get install redis-server), or leave BullMQ out with --systems edge,floor");
+  if (!redisVersion()) throw new Error(NO_REDIS_SERVER);
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"];
@@ -37,6 +42,9 @@ export async function startRedis({ dir }) {
   };
 }
 
+/** getNextJob blocks up to BullMQ's drain delay (5 s) per try. */
+const TAKE_TRIES = 6;
+
 export async function bullmqPull(connection, run) {
   const queue = new Queue(`bench-${Date.now().toString(36)}-c${run.concurrency}`, { connection });
   const workers = new Map();
@@ -49,10 +57,12 @@ export async function bullmqPull(connection, run) {
       const { worker, token: lock } = workerFor(lane);
       const [, submit] = await timed(() => queue.add("job", { input: { token } }));
       const [job, take] = await timed(async () => {
-        for (;;) {
+        // The job was just added, so it is there to take; a bound keeps a lost job from hanging the run.
+        for (let tries = 0; tries < TAKE_TRIES; tries++) {
           const next = await worker.getNextJob(lock);
           if (next) return next;
         }
+        throw new Error(`BullMQ handed out no job in ${TAKE_TRIES} tries of getNextJob`);
       });
       const [, done] = await timed(() => job.moveToCompleted({ ok: job.data.input.token }, lock, false));
       const [, status] = await timed(async () => {

@@ -43,6 +43,10 @@ export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteratio
   const serverAfter = serverCpuMs();
   const client = process.cpuUsage(clientBefore);
   const perJob = (ms) => (ms === null ? null : Math.round((ms / lifecycles.length) * 100) / 100);
+  const serverMs = serverBefore === null || serverAfter === null ? null : serverAfter - serverBefore;
+  // /proc counts CPU in clock ticks (10 ms): a server that used less than one over a short run
+  // reads 0, which is no measurement. Then the reading is absent, with the reason.
+  const serverUnmeasured = serverMs === 0;
   return {
     jobs: lifecycles.length,
     concurrency,
@@ -51,7 +55,8 @@ export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteratio
     jobsPerSecond: Math.round((lifecycles.length / wallMs) * 1000 * 10) / 10,
     lifecycle: summarize(lifecycles),
     cpuMsPerJob: {
-      server: perJob(serverBefore === null || serverAfter === null ? null : serverAfter - serverBefore),
+      server: serverUnmeasured ? null : perJob(serverMs),
+      ...(serverUnmeasured ? { serverNote: `less than one clock tick of CPU over ${lifecycles.length} jobs: too few to measure` } : {}),
       client: perJob((client.user + client.system) / 1000),
     },
     steps: Object.fromEntries(Object.entries(steps).map(([name, xs]) => [name, summarize(xs)])),

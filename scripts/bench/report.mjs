@@ -6,7 +6,7 @@ export function printRun(run) {
   const steps = Object.entries(run.steps).map(([name, s]) => `${name} ${ms(s)}`).join("  ");
   const flag = run.truncated ? "  (stopped at --max-seconds)" : "";
   const cpu = run.cpuMsPerJob;
-  const cpuText = `cpu/job server ${cpu.server ?? "-"} ms, client ${cpu.client} ms`;
+  const cpuText = `cpu/job server ${cpu.server === null ? `- (${cpu.serverNote ?? "no /proc"})` : `${cpu.server} ms`}, client ${cpu.client} ms`;
   console.log(
     `${run.system.padEnd(11)} ${run.mode.padEnd(9)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}   ${cpuText}${flag}`,
   );

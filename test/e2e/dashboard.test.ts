@@ -1,17 +1,22 @@
 /**
- * The dashboard in real headless Chromium (Debian's chromium, driven by playwright-core) against
- * the real Worker: log in, see the counts of jobs this test just ran, open the endpoint's charts
- * and a job's detail, and save screenshots under test-output/.
+ * The dashboard in real headless Chromium (driven by playwright-core) against the real Worker:
+ * log in, see the counts of jobs this test just ran, open the endpoint's charts and a job's
+ * detail, and save screenshots under test-output/.
+ *
+ * The browser comes from npm, so `npm install` is all the set-up: @sparticuz/chromium ships a
+ * headless Chromium for Linux x64 inside the package and unpacks it on first use (to the OS temp
+ * directory). CHROMIUM_PATH points at another Chromium instead (e.g. on a machine where that
+ * build does not run).
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
+import sparticuz from "@sparticuz/chromium";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, endpointWithKeys, eventually } from "./api";
 import { ROOT, type Server, spawnNode, startServer, stopProcess } from "./harness";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const OUT = path.join(ROOT, "test-output");
 
 let server: Server;
@@ -19,14 +24,24 @@ let browser: Browser | undefined;
 const procs: ChildProcess[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium), as .ci/run does`);
   mkdirSync(OUT, { recursive: true });
   server = await startServer({ TAKE_WAIT_MS: "2000" });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
+
+/** Headless Chromium from @sparticuz/chromium (or CHROMIUM_PATH), with a message that says which failed. */
+async function launchBrowser(): Promise<Browser> {
+  const own = process.env.CHROMIUM_PATH;
+  const executablePath = own ?? (await sparticuz.executablePath());
+  // Its own flags (no sandbox, software GL, …) and no calls home: the test reaches loopback only.
+  const args = [...(own ? ["--no-sandbox", "--disable-gpu"] : sparticuz.args), "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+  try {
+    return await chromium.launch({ executablePath, args, headless: true });
+  } catch (e) {
+    const from = own ? "CHROMIUM_PATH" : "@sparticuz/chromium (a Linux x64 build; elsewhere set CHROMIUM_PATH to a local Chromium)";
+    throw new Error(`headless Chromium at ${executablePath}, from ${from}, did not launch: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
 
 afterAll(async () => {
   await browser?.close();

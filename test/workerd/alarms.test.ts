@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
 import type { JobRecord } from "../../src/jobs/record";
 import { loadJob, readHistory } from "../../src/jobs/store";
-import { call, createEndpoint, done, freezeJob as freeze, jobStubOf as stubOf, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, done, freezeJob as freeze, jobStubOf as stubOf, json, status, submit, take, takeOne } from "./helpers";
 
 async function record(id: string): Promise<{ job: JobRecord; alarm: number | null; history: string[] }> {
   return runInDurableObject(stubOf(id), async (instance: JobObject, state) => {
@@ -106,9 +106,7 @@ describe("retention", () => {
       return id;
     }
     const pending = call("POST", `/v2/${ep}/runsync?wait=5000`, { body: { input: 1 } });
-    let t: Response;
-    do t = await take(ep, "w1");
-    while (t.status !== 200);
+    const t = await takeOne(ep, "w1");
     const { id } = await json<{ id: string }>(t);
     await done(ep, "w1", id, { output: 42 });
     expect(await json(await pending)).toMatchObject({ id, status: "COMPLETED", output: 42 });

@@ -2,7 +2,7 @@
  * The RunPod client API through the Worker's fetch: shapes, status codes and endpoint scoping.
  */
 import { describe, expect, it } from "vitest";
-import { call, createEndpoint, createKey, done, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, createKey, done, json, status, submit, take, takeOne } from "./helpers";
 
 describe("run and status", () => {
   it("/run answers 200 {id, status: IN_QUEUE}; status is readable by GET and POST", async () => {
@@ -67,9 +67,7 @@ describe("runsync and status-sync", () => {
   it("runsync returns the finished job when it ends within wait", async () => {
     const ep = await createEndpoint();
     const pending = call("POST", `/v2/${ep}/runsync?wait=10000`, { body: { input: { n: 2 } } });
-    let t: Response;
-    do t = await take(ep, "w1");
-    while (t.status !== 200);
+    const t = await takeOne(ep, "w1");
     const job = await json<{ id: string; input: unknown }>(t);
     expect(job.input).toEqual({ n: 2 });
     await done(ep, "w1", job.id, { output: [4] });

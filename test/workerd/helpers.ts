@@ -105,3 +105,17 @@ export function jobStubOf(id: string): DurableObjectStub<JobObject> {
 export async function freezeJob(id: string, at: number): Promise<void> {
   await runInDurableObject(jobStubOf(id), (i: JobObject) => i.clock.freeze(at));
 }
+
+/**
+ * Takes until a job is handed out (a job submitted meanwhile, e.g. by a pending /runsync, may
+ * arrive after a first empty long-poll). Bounded: fails after `tries` empty takes (each waits up
+ * to TAKE_WAIT_MS), and at once on an answer that is neither a job nor "nothing yet".
+ */
+export async function takeOne(endpointId: string, workerId = "w1", tries = 20): Promise<Response> {
+  for (let i = 0; i < tries; i++) {
+    const res = await take(endpointId, workerId);
+    if (res.status === 200) return res;
+    if (res.status !== 204) throw new Error(`job-take by ${workerId} on ${endpointId} answered ${res.status}: ${await res.text()}`);
+  }
+  throw new Error(`no job handed to ${workerId} on ${endpointId} in ${tries} takes`);
+}
