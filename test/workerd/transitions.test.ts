@@ -68,6 +68,11 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
   expire: (j) => commands.expire(j, LATE),
   retry: (j) => commands.retry(j, LATE),
   requeue: (j) => commands.requeue(j, LATE),
+  // A job of a sequence whose key has an unfinished job re-enters the sequence behind it.
+  retryBehind: (j) => commands.retry(j, LATE, true),
+  requeueBehind: (j) => commands.requeue(j, LATE, true),
+  notListed: (j) => commands.notListed(j, "w1", LATE),
+  orphan: (j) => commands.orphan(j, LATE),
   purge: (j) => commands.purge(j, LATE),
   release: (j) => commands.release(j, LATE),
   recheckSequence: (j) => commands.recheckSequence(j, LATE),
@@ -108,6 +113,15 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
   expire: { SEQUENCED: "TIMED_OUT", IN_QUEUE: "TIMED_OUT", IN_PROGRESS: "TIMED_OUT" },
   retry: { FAILED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
   requeue: { COMPLETED: "IN_QUEUE", FAILED: "IN_QUEUE", CANCELLED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
+  retryBehind: { FAILED: "SEQUENCED", TIMED_OUT: "SEQUENCED" },
+  requeueBehind: { COMPLETED: "SEQUENCED", FAILED: "SEQUENCED", CANCELLED: "SEQUENCED", TIMED_OUT: "SEQUENCED" },
+  // The lease holder's ping does not list its running job (attempt old enough): the lease is lost.
+  notListed: { IN_PROGRESS: "IN_QUEUE" },
+  // The endpoint was deleted: waiting jobs end, running ones are cancelled, the rest stay.
+  orphan: {
+    SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING",
+    COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
+  },
   purge: { SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED" },
   release: { SEQUENCED: "IN_QUEUE" },
   recheckSequence: { SEQUENCED: "SEQUENCED" },
@@ -118,7 +132,7 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
 };
 
 /** Reports of worker w1: on a waiting job (nobody holds a lease) they are not the lease holder's. */
-const REPORTS = new Set(["progress", "streamChunk", "complete", "fail", "failRetrying", "loseLease"]);
+const REPORTS = new Set(["progress", "streamChunk", "complete", "fail", "failRetrying", "loseLease", "notListed"]);
 function refusal(name: string, from: JobState): ConflictCode {
   return REPORTS.has(name) && (from === "SEQUENCED" || from === "IN_QUEUE") ? "NOT_LEASE_HOLDER" : "WRONG_STATE";
 }
@@ -130,6 +144,9 @@ const SPEC_EDGES = [
   "IN_PROGRESS>COMPLETED", "IN_PROGRESS>FAILED", "IN_PROGRESS>IN_QUEUE", "IN_PROGRESS>CANCELLING", "IN_PROGRESS>TIMED_OUT",
   "CANCELLING>CANCELLED",
   "COMPLETED>IN_QUEUE", "FAILED>IN_QUEUE", "CANCELLED>IN_QUEUE", "TIMED_OUT>IN_QUEUE",
+  // Beyond SPEC §4 (issue 11, defect 3; README "Sequences"): a retried or requeued job of a
+  // sequence re-enters it behind an unfinished job of its key.
+  "COMPLETED>SEQUENCED", "FAILED>SEQUENCED", "CANCELLED>SEQUENCED", "TIMED_OUT>SEQUENCED",
 ].sort();
 
 /** Runs command `name` on a fresh record in state `from`; keeps a copy of the record it was given. */
