@@ -8,7 +8,7 @@
  * be under way is retried after PUSH_IN_FLIGHT_MS, and is acked then if the push was accepted.
  */
 import type { WorkerReport } from "../jobs/job-object";
-import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/commands";
+import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/push-commands";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
 import { objectWith } from "../shared/json-bytes";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";

@@ -1,5 +1,7 @@
 /**
- * The named transitions of a job, as pure functions of (record, arguments, now).
+ * The named transitions of a job, as pure functions of (record, arguments, now): workers'
+ * reports, users' actions and what alarms run. Push dispatches are in ./push-commands,
+ * deadlines in ./deadlines, the machinery they share (moveTo, typed refusals) in ./transition.
  *
  * Each command checks the state it acts on, moves the job through the one transition table and
  * returns a typed result: `ok: true` with the new record (and what to do with the stored output),
@@ -7,28 +9,10 @@
  * conflict; it throws only when the code asks for an edge the table forbids (a bug).
  * The job object runs each command inside one storage transaction.
  */
-import { IDEMPOTENCY_MS, type EndReason, type HistoryEvent, type Idempotency, type JobKind, type JobPolicy, type JobRecord } from "./record";
+import type { EndReason, Idempotency, JobKind, JobPolicy, JobRecord } from "./record";
 import { PING_LIST_GRACE_MS } from "../shared/limits";
-import { canTransition, isRunning, isTerminal, isWaiting, type JobState } from "./states";
-
-export type ConflictCode =
-  /** The job is not in a state this command acts on. */
-  | "WRONG_STATE"
-  /** The report comes from a worker that does not hold the current lease. */
-  | "NOT_LEASE_HOLDER"
-  /** The report names an attempt that is not the current one. */
-  | "STALE_ATTEMPT"
-  /** Nothing is due yet (an early or duplicate alarm). */
-  | "NOT_DUE"
-  /** The same dispatch message again while its push may still be in flight: try it later. */
-  | "PUSH_IN_FLIGHT";
-
-/** What the command does to the stored output blob. */
-type OutputChange = "keep" | "set" | "clear";
-
-export type CommandResult =
-  | { ok: true; job: JobRecord; output: OutputChange; event: HistoryEvent | null }
-  | { ok: false; code: ConflictCode; job: JobRecord; message: string };
+import { isRunning, isTerminal, isWaiting } from "./states";
+import { conflict, moveTo, releaseAttempt, sameState, unchanged, wrongState, type CommandResult } from "./transition";
 
 /** Who reports: the worker, and the attempt if the report names one (RunPod workers do not). */
 export interface Fence {
@@ -50,11 +34,6 @@ export interface SubmitInit {
 
 /** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
 const SEQUENCE_CHECK_MS = 30_000;
-
-/** How long a worker URL has to answer a push (the dispatch consumer's timeout). */
-export const PUSH_TIMEOUT_MS = 30_000;
-/** How long a claimed push may be under way: the push timeout and a margin. */
-export const PUSH_IN_FLIGHT_MS = PUSH_TIMEOUT_MS + 5_000;
 
 /**
  * Creates the record of a freshly submitted job: waiting in the queue, or SEQUENCED when a job
@@ -87,65 +66,6 @@ export function submit(init: SubmitInit, now: number, behind = false): JobRecord
     cancelDeadline: null,
     purgeAt: null,
   };
-}
-
-function conflict(job: JobRecord, code: ConflictCode, message: string): CommandResult {
-  return { ok: false, code, job, message };
-}
-
-function wrongState(job: JobRecord, command: string): CommandResult {
-  return conflict(job, "WRONG_STATE", `cannot ${command} a job that is ${job.state}`);
-}
-
-/**
- * Moves `job` to `to` through the transition table, applying `patch`. Entering a terminal state
- * stamps completedAt and the retention deadline and drops the running deadlines.
- */
-function moveTo(
-  job: JobRecord,
-  to: JobState,
-  command: string,
-  now: number,
-  patch: Partial<JobRecord>,
-  output: OutputChange,
-  detail: string | null = null,
-): CommandResult {
-  if (!canTransition(job.state, to)) {
-    throw new Error(`transition table forbids ${job.state} -> ${to} (${command})`);
-  }
-  let next: JobRecord = { ...job, stopFor: null, ...patch, state: to, version: job.version + 1 };
-  if (isTerminal(to)) {
-    next = {
-      ...next,
-      completedAt: now,
-      execDeadline: null,
-      leaseCheckAt: null,
-      cancelDeadline: null,
-      sequenceCheckAt: null,
-      purgeAt: now + job.policy.retentionMs,
-    };
-  }
-  if (output === "set") next.hasOutput = true;
-  if (output === "clear") next.hasOutput = false;
-  const event: HistoryEvent = {
-    at: now,
-    command,
-    from: job.state,
-    to,
-    attempt: next.attempt,
-    workerId: job.workerId ?? next.workerId,
-    detail,
-  };
-  return { ok: true, job: next, output, event };
-}
-
-function unchanged(job: JobRecord): CommandResult {
-  return { ok: true, job, output: "keep", event: null };
-}
-
-/** A change that keeps the state (and so the version): a progress output, an extended lease. */
-function sameState(job: JobRecord, patch: Partial<JobRecord>, output: OutputChange): CommandResult {
-  return { ok: true, job: { ...job, ...patch }, output, event: null };
 }
 
 /** IN_QUEUE → IN_PROGRESS: grants attempt n+1 to `workerId` and starts the execution clock. */
@@ -245,32 +165,6 @@ export function fail(job: JobRecord, fence: Fence, error: string, withOutput: bo
     return releaseAttempt(job, "fail", now, { lastReport }, error);
   }
   return moveTo(job, "FAILED", "fail", now, { error, lastReport }, withOutput ? "set" : "keep", error);
-}
-
-/**
- * IN_PROGRESS → IN_QUEUE: the attempt is over without a result; the job waits for another
- * worker. Its queue TTL still counts from submission.
- */
-function releaseAttempt(job: JobRecord, command: string, now: number, patch: Partial<JobRecord>, detail: string): CommandResult {
-  const failedWorkers = job.workerId && !job.failedWorkers.includes(job.workerId) ? [...job.failedWorkers, job.workerId] : job.failedWorkers;
-  return moveTo(
-    job,
-    "IN_QUEUE",
-    command,
-    now,
-    {
-      ...patch,
-      retries: job.retries + 1,
-      failedWorkers,
-      workerId: null,
-      queuedAt: now,
-      startedAt: null,
-      execDeadline: null,
-      leaseCheckAt: null,
-    },
-    "clear",
-    detail,
-  );
 }
 
 /**
@@ -422,56 +316,6 @@ export function requeue(job: JobRecord, now: number, behind = false): CommandRes
   return backToQueue(job, "requeue", now, behind);
 }
 
-/**
- * The dispatch consumer claims the job for a push to a worker URL, under the queue message's
- * token. IN_QUEUE → IN_PROGRESS under a new attempt. The same message again before the worker
- * accepted: PUSH_IN_FLIGHT while the first push may be under way, then (a crash mid-push) it
- * pushes again. Anything else is a duplicate.
- */
-export function pushClaim(job: JobRecord, token: string, workerId: string, now: number): CommandResult {
-  if (holdsDispatch(job, token)) {
-    // The same message again, its push not yet accepted. Within PUSH_IN_FLIGHT_MS the first
-    // push may still be under way (a duplicate delivery): it waits, so a worker never gets one
-    // attempt twice at once. Later, the consumer that claimed it is gone: this one pushes again.
-    const since = now - (job.dispatch!.claimedAt ?? 0);
-    if (since < PUSH_IN_FLIGHT_MS) return conflict(job, "PUSH_IN_FLIGHT", `a push of this dispatch started ${since} ms ago`);
-    return sameState(job, { dispatch: { ...job.dispatch!, claimedAt: now } }, "keep");
-  }
-  if (job.state !== "IN_QUEUE") return wrongState(job, "dispatch");
-  const claimed = claim(job, workerId, now);
-  if (!claimed.ok) return claimed;
-  const tries = (job.dispatch?.tries ?? 0) + 1;
-  return { ...claimed, job: { ...claimed.job, dispatch: { token, accepted: false, tries, error: job.dispatch?.error ?? null, claimedAt: now } } };
-}
-
-function holdsDispatch(job: JobRecord, token: string): boolean {
-  return job.state === "IN_PROGRESS" && job.dispatch?.token === token && !job.dispatch.accepted;
-}
-
-/** The worker URL answered 2xx: the push is accepted and the attempt runs. */
-export function pushAccepted(job: JobRecord, token: string): CommandResult {
-  if (!holdsDispatch(job, token)) return wrongState(job, "accept a push for");
-  return sameState(job, { dispatch: { ...job.dispatch!, accepted: true, error: null } }, "keep");
-}
-
-/**
- * The worker URL refused the push or could not be reached: the attempt is released and the job
- * waits for the queue's retry of the same message.
- */
-export function pushFailed(job: JobRecord, token: string, error: string, now: number): CommandResult {
-  if (!holdsDispatch(job, token)) return wrongState(job, "fail a push for");
-  return releaseAttempt(job, "pushFailed", now, { dispatch: { ...job.dispatch!, error } }, error);
-}
-
-/** The queue gave up on the dispatch (dead letter): the job fails with the reason. */
-export function deadLetter(job: JobRecord, token: string, now: number): CommandResult {
-  const waitingForRetry = job.state === "IN_QUEUE" && job.dispatch?.token === token;
-  if (!waitingForRetry && !holdsDispatch(job, token)) return wrongState(job, "dead-letter");
-  const tries = job.dispatch?.tries ?? 0;
-  const error = `could not deliver the job to a worker URL after ${tries} ${tries === 1 ? "try" : "tries"}: ${job.dispatch?.error ?? "no answer"}`;
-  return moveTo(job, "FAILED", "deadLetter", now, { error }, "keep", error);
-}
-
 /** SEQUENCED → IN_QUEUE: the job ahead of it in its sequence ended. The TTL keeps running. */
 export function release(job: JobRecord, now: number): CommandResult {
   if (job.state !== "SEQUENCED") return wrongState(job, "release");
@@ -488,62 +332,4 @@ export function recheckSequence(job: JobRecord, now: number): CommandResult {
 export function purge(job: JobRecord, now: number): CommandResult {
   if (!isWaiting(job.state)) return wrongState(job, "purge");
   return moveTo(job, "CANCELLED", "purge", now, { reason: "purged" satisfies EndReason }, "keep");
-}
-
-function earliest(...times: Array<number | null>): number | null {
-  const set = times.filter((t): t is number => t !== null);
-  return set.length === 0 ? null : Math.min(...set);
-}
-
-/** The earliest deadline that applies to the job in its state, or null when none does. */
-export function nextDeadline(job: JobRecord): number | null {
-  switch (job.state) {
-    case "SEQUENCED":
-      return earliest(job.ttlAt, job.sequenceCheckAt);
-    case "IN_QUEUE":
-      return job.ttlAt;
-    case "IN_PROGRESS":
-      return earliest(job.execDeadline, job.leaseCheckAt);
-    case "CANCELLING":
-      return earliest(job.cancelDeadline, job.leaseCheckAt);
-    case "COMPLETED":
-    case "FAILED":
-    case "CANCELLED":
-    case "TIMED_OUT":
-      return job.gone ? idempotencyUntil(job) : job.purgeAt;
-  }
-}
-
-/** Until when a job's idempotency key must keep answering, if it has one. */
-function idempotencyUntil(job: JobRecord): number | null {
-  return job.idempotency ? job.createdAt + IDEMPOTENCY_MS : null;
-}
-
-/**
- * What a due deadline asks for: a command to run, a lease check (which needs the worker's
- * last sign of life from the endpoint), the deletion of a retained job, or nothing.
- */
-type DueWork =
-  | { kind: "command"; run: (job: JobRecord, now: number) => CommandResult }
-  | { kind: "checkLease"; workerId: string }
-  | { kind: "checkSequence"; sequenceKey: string }
-  | { kind: "delete" }
-  /** Retention is over but the idempotency key is not: keep only what a repeat submit needs. */
-  | { kind: "tombstone" }
-  | null;
-
-export function dueWork(job: JobRecord, now: number): DueWork {
-  const deadline = nextDeadline(job);
-  if (deadline === null || now < deadline) return null;
-  if (isTerminal(job.state)) {
-    const until = idempotencyUntil(job);
-    return !job.gone && until !== null && now < until ? { kind: "tombstone" } : { kind: "delete" };
-  }
-  if (isWaiting(job.state) && now >= job.ttlAt) return { kind: "command", run: expire };
-  if (job.state === "SEQUENCED") return job.sequenceKey === null ? null : { kind: "checkSequence", sequenceKey: job.sequenceKey };
-  if (job.state === "IN_PROGRESS" && job.execDeadline !== null && now >= job.execDeadline) return { kind: "command", run: expire };
-  if (job.state === "CANCELLING" && job.cancelDeadline !== null && now >= job.cancelDeadline) {
-    return { kind: "command", run: finishCancel };
-  }
-  return job.workerId === null ? null : { kind: "checkLease", workerId: job.workerId };
 }

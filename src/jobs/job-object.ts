@@ -14,7 +14,10 @@ import { Faults } from "../shared/faults";
 import { Waiters } from "../shared/waiters";
 import { applyMigrations } from "../shared/migrations";
 import * as commands from "./commands";
-import type { CommandResult, ConflictCode, Fence, SubmitInit } from "./commands";
+import type { Fence, SubmitInit } from "./commands";
+import { dueWork, nextDeadline } from "./deadlines";
+import * as push from "./push-commands";
+import type { CommandResult, ConflictCode } from "./transition";
 import { belongsTo, type EndpointRef, type HistoryEvent, type JobRecord } from "./record";
 import { JOB_MIGRATIONS } from "./schema";
 import { isTerminal, isWaiting } from "./states";
@@ -199,7 +202,7 @@ export class JobObject extends DurableObject<Env> {
    * and its input to push, or a refusal when the message is a duplicate or stale.
    */
   async pushClaim(ref: EndpointRef, token: string, workerId: string): Promise<ClaimResult> {
-    const r = await this.run(ref, (job, now) => commands.pushClaim(job, token, workerId, now));
+    const r = await this.run(ref, (job, now) => push.pushClaim(job, token, workerId, now));
     if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job) };
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
@@ -212,7 +215,7 @@ export class JobObject extends DurableObject<Env> {
     return this.run(
       ref,
       (job, now) => {
-        const accepted = commands.pushAccepted(job, token);
+        const accepted = push.pushAccepted(job, token);
         if (!accepted.ok || result === null || accepted.job.workerId === null) return accepted;
         const fence = { workerId: accepted.job.workerId, attempt: accepted.job.attempt };
         return reportCommand(result.report, fence, result.output)(accepted.job, now);
@@ -222,11 +225,11 @@ export class JobObject extends DurableObject<Env> {
   }
 
   pushFailed(ref: EndpointRef, token: string, error: string): Promise<JobChange> {
-    return this.run(ref, (job, now) => commands.pushFailed(job, token, error.slice(0, 1000), now));
+    return this.run(ref, (job, now) => push.pushFailed(job, token, error.slice(0, 1000), now));
   }
 
   deadLetter(ref: EndpointRef, token: string): Promise<JobChange> {
-    return this.run(ref, (job, now) => commands.deadLetter(job, token, now));
+    return this.run(ref, (job, now) => push.deadLetter(job, token, now));
   }
 
   /** The job ahead of this one in its sequence ended: SEQUENCED → IN_QUEUE. */
@@ -357,7 +360,7 @@ export class JobObject extends DurableObject<Env> {
   }
 
   private armAlarm(job: JobRecord, indexDueAt: number | null): void {
-    const deadline = this.heldForWebhooks(job) ? null : commands.nextDeadline(job);
+    const deadline = this.heldForWebhooks(job) ? null : nextDeadline(job);
     const at = [deadline, indexDueAt, job.webhook !== null ? nextDue(this.sql) : null].filter((t): t is number => t !== null);
     if (at.length === 0) void this.ctx.storage.deleteAlarm();
     else void this.ctx.storage.setAlarm(this.clock.toWall(Math.min(...at)));
@@ -470,7 +473,7 @@ export class JobObject extends DurableObject<Env> {
     const stored = loadJob(this.sql);
     if (!stored) return;
     const now = this.clock.now();
-    let due = commands.dueWork(stored.job, now);
+    let due = dueWork(stored.job, now);
     if ((due?.kind === "tombstone" || due?.kind === "delete") && this.heldForWebhooks(stored.job)) due = null;
     if ((due?.kind === "tombstone" || due?.kind === "delete") && stored.indexDueAt !== null) {
       // The endpoint has not yet confirmed this job's final state: tell it first, so the index

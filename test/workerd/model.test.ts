@@ -12,7 +12,7 @@ import fc from "fast-check";
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { PUSH_IN_FLIGHT_MS } from "../../src/jobs/commands";
+import { PUSH_IN_FLIGHT_MS } from "../../src/jobs/push-commands";
 import type { JobObject } from "../../src/jobs/job-object";
 import { loadJob } from "../../src/jobs/store";
 import { createEndpoint, seedFrom, submit } from "./helpers";

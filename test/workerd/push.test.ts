@@ -8,7 +8,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult, runInDurabl
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { retryDelaySeconds } from "../../src/dispatch/consumer";
-import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../../src/jobs/commands";
+import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../../src/jobs/push-commands";
 import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
 import { call, createEndpoint, interceptFetch, type Intercepted, json, status, submit } from "./helpers";

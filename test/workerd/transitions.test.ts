@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from "vitest";
 import * as commands from "../../src/jobs/commands";
-import type { CommandResult, ConflictCode } from "../../src/jobs/commands";
+import * as push from "../../src/jobs/push-commands";
+import type { CommandResult, ConflictCode } from "../../src/jobs/transition";
 import type { JobPolicy, JobRecord } from "../../src/jobs/record";
 import { canTransition, JOB_STATES, type JobState } from "../../src/jobs/states";
 
@@ -76,10 +77,10 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
   purge: (j) => commands.purge(j, LATE),
   release: (j) => commands.release(j, LATE),
   recheckSequence: (j) => commands.recheckSequence(j, LATE),
-  pushClaim: (j) => commands.pushClaim(j, "t", "push-0", LATE),
-  pushAccepted: (j) => commands.pushAccepted(j, "t"),
-  pushFailed: (j) => commands.pushFailed(j, "t", "HTTP 500", LATE),
-  deadLetter: (j) => commands.deadLetter(j, "t", LATE),
+  pushClaim: (j) => push.pushClaim(j, "t", "push-0", LATE),
+  pushAccepted: (j) => push.pushAccepted(j, "t"),
+  pushFailed: (j) => push.pushFailed(j, "t", "HTTP 500", LATE),
+  deadLetter: (j) => push.deadLetter(j, "t", LATE),
 };
 
 /** What a command needs of the record besides its state. */

@@ -1,0 +1,111 @@
+/**
+ * The machinery every named command goes through: the result type, typed refusals, and moveTo,
+ * which moves a job along the one transition table with its history event and new version.
+ * The commands themselves live in ./commands (workers, users, alarms) and ./push-commands.
+ */
+import type { HistoryEvent, JobRecord } from "./record";
+import { canTransition, isTerminal, type JobState } from "./states";
+
+export type ConflictCode =
+  /** The job is not in a state this command acts on. */
+  | "WRONG_STATE"
+  /** The report comes from a worker that does not hold the current lease. */
+  | "NOT_LEASE_HOLDER"
+  /** The report names an attempt that is not the current one. */
+  | "STALE_ATTEMPT"
+  /** Nothing is due yet (an early or duplicate alarm). */
+  | "NOT_DUE"
+  /** The same dispatch message again while its push may still be in flight: try it later. */
+  | "PUSH_IN_FLIGHT";
+
+/** What the command does to the stored output blob. */
+type OutputChange = "keep" | "set" | "clear";
+
+export type CommandResult =
+  | { ok: true; job: JobRecord; output: OutputChange; event: HistoryEvent | null }
+  | { ok: false; code: ConflictCode; job: JobRecord; message: string };
+
+export function conflict(job: JobRecord, code: ConflictCode, message: string): CommandResult {
+  return { ok: false, code, job, message };
+}
+
+export function wrongState(job: JobRecord, command: string): CommandResult {
+  return conflict(job, "WRONG_STATE", `cannot ${command} a job that is ${job.state}`);
+}
+
+/**
+ * Moves `job` to `to` through the transition table, applying `patch`. Entering a terminal state
+ * stamps completedAt and the retention deadline and drops the running deadlines.
+ */
+export function moveTo(
+  job: JobRecord,
+  to: JobState,
+  command: string,
+  now: number,
+  patch: Partial<JobRecord>,
+  output: OutputChange,
+  detail: string | null = null,
+): CommandResult {
+  if (!canTransition(job.state, to)) {
+    throw new Error(`transition table forbids ${job.state} -> ${to} (${command})`);
+  }
+  let next: JobRecord = { ...job, stopFor: null, ...patch, state: to, version: job.version + 1 };
+  if (isTerminal(to)) {
+    next = {
+      ...next,
+      completedAt: now,
+      execDeadline: null,
+      leaseCheckAt: null,
+      cancelDeadline: null,
+      sequenceCheckAt: null,
+      purgeAt: now + job.policy.retentionMs,
+    };
+  }
+  if (output === "set") next.hasOutput = true;
+  if (output === "clear") next.hasOutput = false;
+  const event: HistoryEvent = {
+    at: now,
+    command,
+    from: job.state,
+    to,
+    attempt: next.attempt,
+    workerId: job.workerId ?? next.workerId,
+    detail,
+  };
+  return { ok: true, job: next, output, event };
+}
+
+export function unchanged(job: JobRecord): CommandResult {
+  return { ok: true, job, output: "keep", event: null };
+}
+
+/** A change that keeps the state (and so the version): a progress output, an extended lease. */
+export function sameState(job: JobRecord, patch: Partial<JobRecord>, output: OutputChange): CommandResult {
+  return { ok: true, job: { ...job, ...patch }, output, event: null };
+}
+
+/**
+ * IN_PROGRESS → IN_QUEUE: the attempt is over without a result; the job waits for another
+ * worker. Its queue TTL still counts from submission.
+ */
+export function releaseAttempt(job: JobRecord, command: string, now: number, patch: Partial<JobRecord>, detail: string): CommandResult {
+  const failedWorkers = job.workerId && !job.failedWorkers.includes(job.workerId) ? [...job.failedWorkers, job.workerId] : job.failedWorkers;
+  return moveTo(
+    job,
+    "IN_QUEUE",
+    command,
+    now,
+    {
+      ...patch,
+      retries: job.retries + 1,
+      failedWorkers,
+      workerId: null,
+      queuedAt: now,
+      startedAt: null,
+      execDeadline: null,
+      leaseCheckAt: null,
+    },
+    "clear",
+    detail,
+  );
+}
