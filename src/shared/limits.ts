@@ -35,3 +35,13 @@ export const PAYLOAD = {
 } as const;
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * Reads of a job's stream (issue 11): one /stream answer and one SSE read round carry at most
+ * this much chunk data (always at least one chunk), far below the 32 MiB RPC limit and the
+ * 128 MB isolate; the rest comes on the next call.
+ */
+export const STREAM_READ = {
+  maxBytes: 8 * MB,
+  maxChunks: 256,
+} as const;
