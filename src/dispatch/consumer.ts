@@ -9,6 +9,7 @@
  */
 import type { WorkerReport } from "../jobs/job-object";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/commands";
+import { handlerError } from "../jobs/errors";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
 import { objectWith } from "../shared/json-bytes";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";
@@ -40,7 +41,7 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
   const b = body as Record<string, unknown>;
   const output = "output" in b ? new TextEncoder().encode(JSON.stringify(b.output)) : null;
   if (b.error !== undefined && b.error !== null) {
-    return { report: { kind: "fail", error: typeof b.error === "string" ? b.error : JSON.stringify(b.error) }, output };
+    return { report: { kind: "fail", error: handlerError(b.error) }, output };
   }
   return output !== null ? { report: { kind: "complete" }, output } : null;
 }

@@ -82,4 +82,9 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE metric_workers (start INTEGER PRIMARY KEY, counts TEXT NOT NULL);
     `,
   },
+  {
+    // Issue 11, defect 7: the bounded worker registry forgets and evicts by silence.
+    version: 3,
+    sql: `CREATE INDEX worker_last_seen ON worker (last_seen);`,
+  },
 ];

@@ -23,7 +23,7 @@ import { statusFields } from "./view";
 import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, webhookSummary, type WebhookLogEntry, type WebhookSummary } from "../webhooks/delivery";
 import { addEvent, hasPending, nextDue, redeliver } from "../webhooks/outbox";
 import type { StreamChunk } from "./stream";
-import { appendHistory, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
+import { appendHistory, appendRefusal, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;
@@ -386,7 +386,7 @@ export class JobObject extends DurableObject<Env> {
 
   private recordRefusal(job: JobRecord, message: string, label: string, fence: Fence | null, now: number): void {
     const attempt = fence?.attempt ?? job.attempt;
-    appendHistory(this.sql, { at: now, command: `refused ${label}`, from: job.state, to: job.state, attempt, workerId: fence?.workerId ?? null, detail: message });
+    appendRefusal(this.sql, { at: now, command: `refused ${label}`, from: job.state, to: job.state, attempt, workerId: fence?.workerId ?? null, detail: message });
   }
 
   private async afterTransition(job: JobRecord): Promise<void> {

@@ -45,3 +45,25 @@ export const STREAM_READ = {
   maxBytes: 8 * MB,
   maxChunks: 256,
 } as const;
+
+/**
+ * What workers may make the coordinator keep (issue 11): worker registry rows, ping strings,
+ * refused-report history lines, handler errors.
+ */
+export const WORKER_BOUNDS = {
+  /** Workers one endpoint remembers; past it the longest-silent are forgotten. */
+  registryRows: 10_000,
+  /** A worker silent this long is forgotten. */
+  forgetMs: 24 * HOUR,
+  /** A worker that never took a job is forgotten after this much silence. */
+  forgetNeverTookMs: 1 * HOUR,
+  /** `runpod_version` of a ping is kept to this many characters (longer is cut, the ping counts). */
+  sdkVersionChars: 64,
+  /** `check` and `reason` of an unhealthy ping, each (RunPod sends ≤ 256). */
+  unhealthyTextChars: 256,
+  /** Refused worker reports kept line by line per job; the rest are counted in one line. */
+  refusalLinesPerJob: 50,
+  /** A handler's `error` is kept up to this many UTF-8 bytes, cut with `errorCutMarker`. */
+  errorBytes: 64 * 1024,
+  errorCutMarker: "… [error cut to 64 KiB]",
+} as const;

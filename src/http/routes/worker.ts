@@ -6,7 +6,8 @@
 import type { Context, Hono } from "hono";
 import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
-import { ID_PATTERN, PAYLOAD } from "../../shared/limits";
+import { ID_PATTERN, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
+import { handlerError } from "../../jobs/errors";
 import { checkReportToken } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
@@ -92,7 +93,7 @@ function toReport(body: unknown): { report: WorkerReport; output: Uint8Array | n
   const stopPod = b.stopPod === true;
   if (b.status === "IN_PROGRESS") return { report: { kind: "progress" }, output, stopPod };
   if ("error" in b && b.error !== undefined && b.error !== null) {
-    const error = typeof b.error === "string" ? b.error : JSON.stringify(b.error);
+    const error = handlerError(b.error);
     return { report: { kind: "fail", error }, output, stopPod };
   }
   return { report: { kind: "complete" }, output, stopPod };
@@ -188,8 +189,10 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       await requireEndpoint(c, endpointId, "worker");
       const raw = c.req.query("job_id");
       const jobIds = raw === undefined ? null : raw.split(",").filter((s) => s.length > 0);
-      const unhealthy =
-        c.req.query("status") === "unhealthy" ? `${c.req.query("check") ?? "check"}: ${c.req.query("reason") ?? "failed"}` : null;
+      // Worker-supplied text is cut to its bound rather than refused: refusing the ping would
+      // lose the heartbeat (and with it the worker's leases) over a label.
+      const text = (name: string, fallback: string) => (c.req.query(name) ?? fallback).slice(0, WORKER_BOUNDS.unhealthyTextChars);
+      const unhealthy = c.req.query("status") === "unhealthy" ? `${text("check", "check")}: ${text("reason", "failed")}` : null;
       const { quiet } = await endpointStub(c.env, endpointId).ping(workerId, jobIds, c.req.query("runpod_version") ?? null, unhealthy);
       await Promise.all(quiet.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).workerQuiet(endpointId, workerId)));
       return c.json({});
