@@ -8,7 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { IndexEntry } from "../endpoints/index-entry";
 import { indexEntryOf } from "../endpoints/index-entry";
-import { deleteBlob, readBlob, writeBlob } from "../shared/blobs";
+import { blobBytes, deleteBlob, readBlob, writeBlob } from "../shared/blobs";
 import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";
 import { Waiters } from "../shared/waiters";
@@ -156,6 +156,11 @@ export class JobObject extends DurableObject<Env> {
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) return { ok: true, job: stored.job, chunks };
       await this.nextChange(deadline - Date.now());
     }
+  }
+
+  /** The input's size in bytes, without loading it: a batch take looks before it claims. Null: no such job. */
+  inputBytes(endpointId: string): number | null {
+    return this.loadFor(endpointId) ? blobBytes(this.sql, "input") : null;
   }
 
   history(endpointId: string): HistoryEvent[] | null {

@@ -24,3 +24,8 @@ export function readBlob(sql: SqlStorage, name: string): Uint8Array | null {
 export function deleteBlob(sql: SqlStorage, name: string): void {
   sql.exec("DELETE FROM blob WHERE name = ?", name);
 }
+
+/** A payload's size in bytes without loading it (0 when there is none). */
+export function blobBytes(sql: SqlStorage, name: string): number {
+  return sql.exec<{ n: number }>("SELECT COALESCE(SUM(length(data)), 0) AS n FROM blob WHERE name = ?", name).one().n;
+}

@@ -67,3 +67,11 @@ export const WORKER_BOUNDS = {
   errorBytes: 64 * 1024,
   errorCutMarker: "… [error cut to 64 KiB]",
 } as const;
+
+/**
+ * Memory bounds (issue 11, defect 8): an isolate has 128 MB in production. A batch take answers
+ * at most this much input (always at least one job; the rest stay queued for the next take).
+ */
+export const MEMORY_BOUNDS = {
+  batchInputBytes: 16 * MB,
+} as const;

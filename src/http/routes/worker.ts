@@ -6,13 +6,13 @@
 import type { Context, Hono } from "hono";
 import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
-import { ID_PATTERN, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
+import { ID_PATTERN, MEMORY_BOUNDS, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
 import { handlerError } from "../../jobs/errors";
 import { checkReportToken } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
-import { arrayOf, objectWith } from "../../shared/json-bytes";
+import { concatBytes } from "../../shared/bytes";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
 import { signingSecrets } from "../../endpoints/config";
@@ -44,16 +44,53 @@ function fenceOf(c: Context<AppEnv>, workerId: string): Fence {
   return { workerId, attempt: intParam(c, "attempt", 1, 1_000_000) };
 }
 
-/** `{"id":…,"attempt":n,"input":<stored bytes>}` without parsing the input again. */
-function jobBody(id: string, attempt: number, input: Uint8Array): Uint8Array {
-  return objectWith({ id, attempt }, "input", input);
+const enc = new TextEncoder();
+
+/**
+ * `{"id":…,"attempt":n,"input":<stored bytes>}` as parts, without parsing the input again: a
+ * take's answer is joined once from all its parts (no copy per job).
+ */
+function jobBodyParts(id: string, attempt: number, input: Uint8Array): Uint8Array[] {
+  return [enc.encode(`${JSON.stringify({ id, attempt }).slice(0, -1)},"input":`), input, enc.encode("}")];
+}
+
+/** `[job,job,…]` joined once from each job's parts. */
+function batchBody(jobs: readonly Uint8Array[][]): Uint8Array {
+  const comma = enc.encode(",");
+  return concatBytes([enc.encode("["), ...jobs.flatMap((parts, i) => (i === 0 ? parts : [comma, ...parts])), enc.encode("]")]);
+}
+
+/**
+ * The offered jobs a take claims: in offer order while their inputs fit in the byte budget
+ * (always the first), so an answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the
+ * isolate. Sizes are asked before anything is claimed; jobs past the budget are not claimed but
+ * offered again at once (were that call to fail, their offers lapse on their own).
+ */
+async function withinBudget(c: Context<AppEnv>, endpointId: string, ids: string[]): Promise<string[]> {
+  if (ids.length <= 1) return ids;
+  const sizes = await Promise.all(ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).inputBytes(endpointId)));
+  let total = 0;
+  let n = 0;
+  for (; n < ids.length; n++) {
+    const size = sizes[n] ?? 0; // a job that is gone claims nothing and costs nothing
+    if (n > 0 && total + size > MEMORY_BOUNDS.batchInputBytes) break;
+    total += size;
+  }
+  if (n < ids.length) {
+    try {
+      await endpointStub(c.env, endpointId).withdrawOffers(ids.slice(n));
+    } catch (e) {
+      console.warn(`endpoint ${endpointId}: offers not withdrawn; they lapse on their own`, e);
+    }
+  }
+  return ids.slice(0, n);
 }
 
 /**
  * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
  * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
  */
-async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> {
+async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[][]> {
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
@@ -68,11 +105,12 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> 
       offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(endpointId, workerId, "the worker asked for work saying it runs none")),
     );
     if (offer.ids.length === 0) return [];
+    const ids = await withinBudget(c, endpointId, offer.ids);
     // Each offered job is claimed in its own object, all at once; answered in offer order.
-    const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(endpointId, workerId)));
-    const claimed: Uint8Array[] = [];
+    const results = await Promise.all(ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(endpointId, workerId)));
+    const claimed: Uint8Array[][] = [];
     for (const r of results) {
-      if (r.ok) claimed.push(jobBody(r.job.id, r.job.attempt, r.input));
+      if (r.ok) claimed.push(jobBodyParts(r.job.id, r.job.attempt, r.input));
       // The index was behind the job (cancelled, expired, taken): repair it.
       else if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);
     }
@@ -137,14 +175,14 @@ export function workerRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/job-take/:w", {
     GET: async (c) => {
       const [job] = await takeJobs(c, 1);
-      return job ? jsonResponse(job) : c.body(null, 204);
+      return job ? jsonResponse(concatBytes(job)) : c.body(null, 204);
     },
   });
 
   route(app, "/v2/:ep/job-take-batch/:w", {
     GET: async (c) => {
       const jobs = await takeJobs(c, intParam(c, "batch_size", 1, 100) ?? 1);
-      return jobs.length > 0 ? jsonResponse(arrayOf(jobs)) : c.body(null, 204);
+      return jobs.length > 0 ? jsonResponse(batchBody(jobs)) : c.body(null, 204);
     },
   });
 
