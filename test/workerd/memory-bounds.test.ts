@@ -14,7 +14,7 @@ afterEach(() => vi.restoreAllMocks());
 
 const MB = 1024 * 1024;
 
-describe("defect 8: memory bounds", () => {
+describe("defect 8: memory bounds", { timeout: 60_000 }, () => {
   it("defect 8: a batch take answers at most 16 MiB of inputs; the rest stay queued for the next take, none lost", async () => {
     const ep = await createEndpoint();
     const ids: string[] = [];
@@ -46,7 +46,7 @@ describe("defect 8: memory bounds", () => {
   });
 });
 
-describe("defect 8: a large webhook during a secret rotation", () => {
+describe("defect 8: a large webhook during a secret rotation", { timeout: 60_000 }, () => {
   it("defect 8: a 9 MiB input + 19 MiB output webhook is built once and signed once per secret, never decoded or encoded again", async () => {
     const got = interceptFetch(HOOK, (n) => new Response(n === 1 ? "down" : "ok", { status: n === 1 ? 500 : 200 }));
     const ep = await createEndpoint();

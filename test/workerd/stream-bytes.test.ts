@@ -34,7 +34,7 @@ function numbersOf(stream: Array<{ output: { n: number; pad: string } }>): numbe
   });
 }
 
-describe("large streams", () => {
+describe("large streams", { timeout: 60_000 }, () => {
   it("defect 2: repeated /stream calls hand out all 40 chunks of ~0.9 MB in order, each answer bounded by bytes", async () => {
     const { ep, id } = await largeStream();
     await done(ep, "w1", id, { output: "done" });

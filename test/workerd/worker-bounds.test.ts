@@ -30,7 +30,7 @@ async function history(ep: string, id: string): Promise<HistoryLine[]> {
   return (await json<{ history: HistoryLine[] }>(await call("GET", `/v2/${ep}/history/${id}`))).history;
 }
 
-describe("defect 7: worker-supplied rows and strings are bounded", () => {
+describe("defect 7: worker-supplied rows and strings are bounded", { timeout: 60_000 }, () => {
   it("defect 7: the worker registry keeps at most 10,000 workers per endpoint, forgetting the longest-silent", async () => {
     const ep = await createEndpoint();
     const t0 = Date.now();
