@@ -9,8 +9,9 @@
  */
 import type { WorkerReport } from "../jobs/job-object";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/push-commands";
+import { handlerError } from "../jobs/errors";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
-import { objectWith } from "../shared/json-bytes";
+import { objectPieces, type Piece } from "../shared/pieces";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";
 import { postSigned } from "../shared/signed-post";
 import { reportToken } from "../shared/signing";
@@ -40,14 +41,14 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
   const b = body as Record<string, unknown>;
   const output = "output" in b ? new TextEncoder().encode(JSON.stringify(b.output)) : null;
   if (b.error !== undefined && b.error !== null) {
-    return { report: { kind: "fail", error: typeof b.error === "string" ? b.error : JSON.stringify(b.error) }, output };
+    return { report: { kind: "fail", error: handlerError(b.error) }, output };
   }
   return output !== null ? { report: { kind: "complete" }, output } : null;
 }
 
 type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: string };
 
-async function push(url: string, body: string, messageId: string, secrets: readonly string[]): Promise<Outcome> {
+async function push(url: string, body: readonly Piece[], messageId: string, secrets: readonly string[]): Promise<Outcome> {
   const r = await postSigned(url, body, messageId, secrets, { timeoutMs: PUSH_TIMEOUT_MS, userAgent: "edge-jobs-dispatch", readBody: true });
   if (!r.answered) return { kind: "refused", error: `could not reach ${url}: ${r.error}` };
   const text = r.text ?? "";
@@ -99,7 +100,7 @@ async function dispatchOne(msg: Message<unknown>, env: Env, configOf: ConfigOf):
     done: `${base}/job-done/${workerId}/${jobId}${reportQuery}`,
     stream: `${base}/job-stream/${workerId}/${jobId}${reportQuery}`,
   };
-  const body = new TextDecoder().decode(objectWith({ id: jobId, attempt, urls }, "input", claim.input));
+  const body = objectPieces({ id: jobId, attempt, urls }, [["input", claim.input]]);
   const outcome = await push(check.url.toString(), body, `push_${token}`, signingSecrets(config, Date.now()));
   if (outcome.kind === "accepted") {
     await job.pushAccepted(endpointId, token, resultOf(outcome.text));

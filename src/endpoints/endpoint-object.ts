@@ -27,6 +27,7 @@ import {
   slotsInUse,
   unfinishedJobIds,
   waitingJobIds,
+  withdrawOffers,
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
@@ -371,6 +372,12 @@ export class EndpointObject extends DurableObject<Env> {
     }
     if (ids.length > 0) recordTake(this.sql, workerId, ids.length, this.clock.now());
     return { ids, lost };
+  }
+
+  /** A take offered these jobs but will not claim them (its byte budget is spent): offer them again now. */
+  withdrawOffers(ids: string[]): void {
+    withdrawOffers(this.sql, ids);
+    this.wakeTakeWaiters(this.clock.now());
   }
 
   private wakeTakeWaiters(now: number): void {

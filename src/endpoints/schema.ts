@@ -105,4 +105,9 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX job_index_updated ON job_index (updated_at);
     `,
   },
+  {
+    // Issue 11, defect 7: the bounded worker registry forgets and evicts by silence.
+    version: 4,
+    sql: `CREATE INDEX worker_last_seen ON worker (last_seen);`,
+  },
 ];

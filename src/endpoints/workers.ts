@@ -2,6 +2,8 @@
  * The worker registry: every worker the endpoint has heard from (takes, pings, stop polls),
  * when, what it ran and how it failed, and the state RunPod shows for it.
  */
+import { WORKER_BOUNDS } from "../shared/limits";
+
 const WORKER_STATES = ["initializing", "idle", "running", "throttled", "unhealthy"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
@@ -24,18 +26,56 @@ export interface WorkerRow {
 }
 
 const RECENT_FAILURES = 10;
-/** A worker silent this long is forgotten. */
-const FORGET_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * Notes a sign of life. Any worker id with the worker key creates a row, so the registry is
+ * bounded (WORKER_BOUNDS): a new worker first makes room by forgetting silent workers, and the
+ * longest-silent beyond `registryRows`.
+ */
 export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null): void {
-  sql.exec(
-    `INSERT INTO worker (worker_id, first_seen, last_seen, sdk_version) VALUES (?, ?, ?, ?)
-     ON CONFLICT (worker_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen),
-       sdk_version = COALESCE(excluded.sdk_version, sdk_version)`,
+  const version = sdkVersion === null ? null : sdkVersion.slice(0, WORKER_BOUNDS.sdkVersionChars);
+  const insert = sql.exec(
+    "INSERT OR IGNORE INTO worker (worker_id, first_seen, last_seen, sdk_version) VALUES (?, ?, ?, ?)",
     workerId,
     now,
     now,
-    sdkVersion,
+    version,
+  );
+  insert.toArray(); // run it to the end, so rowsWritten is final
+  if (insert.rowsWritten > 0) {
+    forgetSilentWorkers(sql, now);
+    evictBeyondCap(sql, workerId);
+    return;
+  }
+  sql.exec(
+    "UPDATE worker SET last_seen = MAX(last_seen, ?), sdk_version = COALESCE(?, sdk_version) WHERE worker_id = ?",
+    now,
+    version,
+    workerId,
+  );
+}
+
+/**
+ * Forgets workers silent for a day, and those that never took a job after an hour's silence, at
+ * most 1000 a call (the endpoint's periodic prune comes back for more); returns how many.
+ */
+export function forgetSilentWorkers(sql: SqlStorage, now: number): number {
+  return sql.exec(
+    `DELETE FROM worker WHERE rowid IN (SELECT rowid FROM worker WHERE last_seen < ? AND (jobs_taken = 0 OR last_seen < ?)
+       ORDER BY last_seen LIMIT 1000)`,
+    now - WORKER_BOUNDS.forgetNeverTookMs,
+    now - WORKER_BOUNDS.forgetMs,
+  ).rowsWritten;
+}
+
+/** Keeps the registry within its cap by forgetting the longest-silent workers (never `keep`). */
+function evictBeyondCap(sql: SqlStorage, keep: string): void {
+  const excess = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker").one().n - WORKER_BOUNDS.registryRows;
+  if (excess <= 0) return;
+  sql.exec(
+    "DELETE FROM worker WHERE worker_id IN (SELECT worker_id FROM worker WHERE worker_id != ? ORDER BY last_seen, worker_id LIMIT ?)",
+    keep,
+    excess,
   );
 }
 
@@ -63,7 +103,8 @@ export function markRecycle(sql: SqlStorage, workerId: string): void {
 }
 
 export function markUnhealthy(sql: SqlStorage, workerId: string, reason: string): void {
-  sql.exec("UPDATE worker SET unhealthy_reason = ? WHERE worker_id = ?", reason.slice(0, 300), workerId);
+  // "check: reason", each part already cut to its bound by the route; this guards any other caller.
+  sql.exec("UPDATE worker SET unhealthy_reason = ? WHERE worker_id = ?", reason.slice(0, 2 * WORKER_BOUNDS.unhealthyTextChars + 2), workerId);
 }
 
 /** Workers heard from since `since` that have not reported themselves unhealthy. */
@@ -73,11 +114,6 @@ export function countAlive(sql: SqlStorage, since: number): number {
 
 export function lastSeen(sql: SqlStorage, workerId: string): number | null {
   return sql.exec<{ last_seen: number }>("SELECT last_seen FROM worker WHERE worker_id = ?", workerId).toArray()[0]?.last_seen ?? null;
-}
-
-/** Forgets workers silent for FORGET_MS (at most 1000 a call); returns how many. */
-export function forgetSilentWorkers(sql: SqlStorage, now: number): number {
-  return sql.exec("DELETE FROM worker WHERE rowid IN (SELECT rowid FROM worker WHERE last_seen < ? LIMIT 1000)", now - FORGET_MS).rowsWritten;
 }
 
 export function listWorkers(sql: SqlStorage, now: number): WorkerRow[] {

@@ -8,7 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { IndexEntry } from "../endpoints/index-entry";
 import { indexEntryOf } from "../endpoints/index-entry";
-import { deleteBlob, readBlob, writeBlob } from "../shared/blobs";
+import { blobBytes, deleteBlob, readBlob, writeBlob } from "../shared/blobs";
 import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";
 import { Waiters } from "../shared/waiters";
@@ -26,7 +26,7 @@ import { statusFields } from "./view";
 import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, webhookSummary, type WebhookLogEntry, type WebhookSummary } from "../webhooks/delivery";
 import { addEvent, hasPending, nextDue, redeliver } from "../webhooks/outbox";
 import type { StreamChunk } from "./stream";
-import { appendHistory, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
+import { appendHistory, appendRefusal, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;
@@ -159,6 +159,11 @@ export class JobObject extends DurableObject<Env> {
       if (chunks.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) return { ok: true, job: stored.job, chunks };
       await this.nextChange(deadline - Date.now());
     }
+  }
+
+  /** The input's size in bytes, without loading it: a batch take looks before it claims. Null: no such job. */
+  inputBytes(ref: EndpointRef): number | null {
+    return this.loadFor(ref) ? blobBytes(this.sql, "input") : null;
   }
 
   history(ref: EndpointRef): HistoryEvent[] | null {
@@ -418,7 +423,7 @@ export class JobObject extends DurableObject<Env> {
 
   private recordRefusal(job: JobRecord, message: string, label: string, fence: Fence | null, now: number): void {
     const attempt = fence?.attempt ?? job.attempt;
-    appendHistory(this.sql, { at: now, command: `refused ${label}`, from: job.state, to: job.state, attempt, workerId: fence?.workerId ?? null, detail: message });
+    appendRefusal(this.sql, { at: now, command: `refused ${label}`, from: job.state, to: job.state, attempt, workerId: fence?.workerId ?? null, detail: message });
   }
 
   private async afterTransition(job: JobRecord): Promise<void> {

@@ -3,6 +3,7 @@
  */
 import type { AcceptedReport, Dispatch, EndReason, HistoryEvent, Idempotency, JobKind, JobPolicy, JobRecord } from "./record";
 import type { JobState } from "./states";
+import { WORKER_BOUNDS } from "../shared/limits";
 
 type JobRow = {
   id: string;
@@ -149,7 +150,29 @@ export function appendHistory(sql: SqlStorage, e: HistoryEvent): void {
   );
 }
 
-export function readHistory(sql: SqlStorage, limit = 200): HistoryEvent[] {
+/** The one line that counts the refused reports past the ones kept line by line. */
+const MORE_REFUSALS = "refused (more)";
+
+/**
+ * A refused worker report, kept for inspection. Anyone with the worker key can send them without
+ * end, so a job keeps the first `refusalLinesPerJob` line by line and then one line that counts
+ * the rest (moved to the end each time, naming the latest); its transitions are never pushed out.
+ */
+export function appendRefusal(sql: SqlStorage, e: HistoryEvent): void {
+  const kept = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM history WHERE command LIKE 'refused %' AND command != ?", MORE_REFUSALS).one().n;
+  if (kept < WORKER_BOUNDS.refusalLinesPerJob) {
+    appendHistory(sql, e);
+    return;
+  }
+  const previous = sql.exec<{ detail: string | null }>("SELECT detail FROM history WHERE command = ?", MORE_REFUSALS).toArray()[0];
+  const more = Number(/^(\d+) /.exec(previous?.detail ?? "")?.[1] ?? 0) + 1;
+  sql.exec("DELETE FROM history WHERE command = ?", MORE_REFUSALS);
+  const latest = `${e.command.slice("refused ".length)}${e.workerId === null ? "" : ` from ${e.workerId}`}: ${e.detail ?? ""}`;
+  appendHistory(sql, { ...e, command: MORE_REFUSALS, detail: `${more} more refused reports not kept line by line; the latest: ${latest}` });
+}
+
+/** The whole history, oldest first: every transition, and the refused reports as kept above. */
+export function readHistory(sql: SqlStorage): HistoryEvent[] {
   return sql
     .exec<{
       at: number;
@@ -159,9 +182,8 @@ export function readHistory(sql: SqlStorage, limit = 200): HistoryEvent[] {
       attempt: number;
       worker_id: string | null;
       detail: string | null;
-    }>("SELECT * FROM history ORDER BY seq DESC LIMIT ?", limit)
+    }>("SELECT * FROM history ORDER BY seq")
     .toArray()
-    .reverse()
     .map((r) => ({
       at: r.at,
       command: r.command,

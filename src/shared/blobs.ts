@@ -24,3 +24,23 @@ export function readBlob(sql: SqlStorage, name: string): Uint8Array | null {
 export function deleteBlob(sql: SqlStorage, name: string): void {
   sql.exec("DELETE FROM blob WHERE name = ?", name);
 }
+
+/** A payload's size in bytes without loading it (0 when there is none). */
+export function blobBytes(sql: SqlStorage, name: string): number {
+  return sql.exec<{ n: number }>("SELECT COALESCE(SUM(length(data)), 0) AS n FROM blob WHERE name = ?", name).one().n;
+}
+
+/**
+ * A payload as a piece read row by row when written (see ./pieces), so a large payload is never
+ * held twice; null when there is none. Its rows must be read before the next await.
+ */
+export function blobPiece(sql: SqlStorage, name: string): { byteLength: number; chunks(): Iterable<Uint8Array> } | null {
+  const byteLength = blobBytes(sql, name);
+  if (byteLength === 0) return null; // an empty payload has no rows, as readBlob sees it too
+  return {
+    byteLength,
+    *chunks() {
+      for (const r of sql.exec<{ data: ArrayBuffer }>("SELECT data FROM blob WHERE name = ? ORDER BY idx", name)) yield new Uint8Array(r.data);
+    },
+  };
+}

@@ -41,3 +41,43 @@ export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
  * a ping sent just before the take was answered cannot list it yet; RunPod's SDK pings every 10 s.
  */
 export const PING_LIST_GRACE_MS = 30_000;
+
+/**
+ * Reads of a job's stream (issue 11): one /stream answer and one SSE read round carry at most
+ * this much chunk data (always at least one chunk), far below the 32 MiB RPC limit and the
+ * 128 MB isolate; the rest comes on the next call.
+ */
+export const STREAM_READ = {
+  maxBytes: 8 * MB,
+  maxChunks: 256,
+} as const;
+
+/**
+ * What workers may make the coordinator keep (issue 11): worker registry rows, ping strings,
+ * refused-report history lines, handler errors.
+ */
+export const WORKER_BOUNDS = {
+  /** Workers one endpoint remembers; past it the longest-silent are forgotten. */
+  registryRows: 10_000,
+  /** A worker silent this long is forgotten. */
+  forgetMs: 24 * HOUR,
+  /** A worker that never took a job is forgotten after this much silence. */
+  forgetNeverTookMs: 1 * HOUR,
+  /** `runpod_version` of a ping is kept to this many characters (longer is cut, the ping counts). */
+  sdkVersionChars: 64,
+  /** `check` and `reason` of an unhealthy ping, each (RunPod sends ≤ 256). */
+  unhealthyTextChars: 256,
+  /** Refused worker reports kept line by line per job; the rest are counted in one line. */
+  refusalLinesPerJob: 50,
+  /** A handler's `error` is kept up to this many UTF-8 bytes, cut with `errorCutMarker`. */
+  errorBytes: 64 * 1024,
+  errorCutMarker: "… [error cut to 64 KiB]",
+} as const;
+
+/**
+ * Memory bounds (issue 11, defect 8): an isolate has 128 MB in production. A batch take answers
+ * at most this much input (always at least one job; the rest stay queued for the next take).
+ */
+export const MEMORY_BOUNDS = {
+  batchInputBytes: 16 * MB,
+} as const;

@@ -3,7 +3,8 @@
  * redirects not followed, bounded by a timeout: how webhooks reach receivers and pushes reach
  * worker URLs.
  */
-import { signedHeaders } from "./signing";
+import type { Piece } from "./pieces";
+import { signBody } from "./signing";
 import { withTimeout } from "./timeout";
 
 export type SignedPostResult =
@@ -12,17 +13,19 @@ export type SignedPostResult =
 
 export async function postSigned(
   url: string,
-  body: string,
+  body: readonly Piece[],
   messageId: string,
   secrets: readonly string[],
   opts: { timeoutMs: number; userAgent: string; readBody: boolean },
 ): Promise<SignedPostResult> {
-  const headers = { "content-type": "application/json", "user-agent": opts.userAgent, ...(await signedHeaders(secrets, messageId, body)) };
+  // The body is built once, inside the signed message, and sent as a view of it.
+  const signed = await signBody(secrets, messageId, body);
+  const headers = { "content-type": "application/json", "user-agent": opts.userAgent, ...signed.headers };
   const started = performance.now();
   const latency = () => Math.round(performance.now() - started);
   try {
     const { res, text } = await withTimeout(opts.timeoutMs, async (signal) => {
-      const r = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+      const r = await fetch(url, { method: "POST", headers, body: signed.body, redirect: "manual", signal });
       if (opts.readBody) return { res: r, text: await r.text() };
       await r.body?.cancel().catch(() => undefined); // the answer's body is not needed
       return { res: r, text: null };

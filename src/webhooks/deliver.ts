@@ -2,6 +2,7 @@
  * One webhook delivery attempt: a POST of the payload, signed per Standard Webhooks with every
  * current secret (two during a rotation), redirects not followed, bounded by a timeout.
  */
+import type { Piece } from "../shared/pieces";
 import { postSigned } from "../shared/signed-post";
 import { parseRetryAfter } from "./schedule";
 
@@ -15,7 +16,7 @@ export interface AttemptResult {
 
 export async function deliverOnce(
   url: string,
-  body: string,
+  body: readonly Piece[],
   eventId: string,
   secrets: readonly string[],
   timeoutMs: number,

@@ -6,10 +6,10 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { signingSecrets } from "../endpoints/config";
-import { readBlob } from "../shared/blobs";
+import { blobPiece } from "../shared/blobs";
 import type { Clock } from "../shared/clock";
 import type { Faults } from "../shared/faults";
-import { objectWithAll } from "../shared/json-bytes";
+import { objectPieces } from "../shared/pieces";
 import { checkOutboundUrl } from "../shared/urls";
 import { deliverOnce } from "./deliver";
 import { dueEvents, eventOutput, failEvent, latestEvent, listEvents, postpone, recordAttempt, type WebhookAttempt, type WebhookEvent, type WebhookState } from "./outbox";
@@ -93,14 +93,12 @@ export class WebhookDelivery {
       for (const ev of due) failEvent(this.sql, ev.seq, check.reason);
       return;
     }
-    const input = readBlob(this.sql, "input");
     for (const ev of due) {
-      const body = new TextDecoder().decode(
-        objectWithAll(ev.fields, [
-          ["input", input],
-          ["output", eventOutput(this.sql, ev.seq)],
-        ]),
-      );
+      // Input and output are read row by row straight into the signed body (see signBody).
+      const body = objectPieces(ev.fields, [
+        ["input", blobPiece(this.sql, "input")],
+        ["output", eventOutput(this.sql, ev.seq)],
+      ]);
       const result = await deliverOnce(check.url.toString(), body, ev.eventId, signingSecrets(config, Date.now()), this.timeoutMs);
       this.faults.hit("webhook:after-send");
       const now = this.clock.now();

@@ -4,7 +4,8 @@
  * throwing alarms; the job's alarm delivers whatever is due. Each event is self-contained (the
  * status fields and output as they were), so a requeued job's earlier completion is still told.
  */
-import { readBlob, writeBlob } from "../shared/blobs";
+import { blobPiece, writeBlob } from "../shared/blobs";
+import type { Piece } from "../shared/pieces";
 import type { AttemptResult } from "./deliver";
 
 export type WebhookState = "pending" | "delivered" | "failed" | "gone";
@@ -75,8 +76,9 @@ export function addEvent(sql: SqlStorage, jobId: string, fields: Record<string, 
   return seq;
 }
 
-export function eventOutput(sql: SqlStorage, seq: number): Uint8Array | null {
-  return readBlob(sql, outputBlob(seq));
+/** The event's output, read row by row when written (see blobPiece). */
+export function eventOutput(sql: SqlStorage, seq: number): Piece | null {
+  return blobPiece(sql, outputBlob(seq));
 }
 
 export function dueEvents(sql: SqlStorage, now: number, limit: number): WebhookEvent[] {

@@ -75,6 +75,16 @@ describe("migrations", () => {
     });
   });
 
+  it("an endpoint database at version 2 reaches version 4 (worker registry index) with its worker rows", async () => {
+    await withStorage((storage) => {
+      expect(applyMigrations(storage, ENDPOINT_MIGRATIONS.slice(0, 2), "_endpoint")).toBe(2);
+      storage.sql.exec("INSERT INTO worker (worker_id, first_seen, last_seen) VALUES ('w1', 1, 2)");
+      expect(applyMigrations(storage, ENDPOINT_MIGRATIONS.slice(0, 4), "_endpoint")).toBe(4);
+      expect(storage.sql.exec("SELECT worker_id, last_seen FROM worker").toArray()).toEqual([{ worker_id: "w1", last_seen: 2 }]);
+      expect(storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'worker_last_seen'").toArray()).toHaveLength(1);
+    });
+  });
+
   it("the job and endpoint schemas apply to an empty database", async () => {
     await withStorage((storage) => {
       expect(applyMigrations(storage, JOB_MIGRATIONS, "_job")).toBe(JOB_MIGRATIONS.length);

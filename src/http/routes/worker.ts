@@ -5,13 +5,15 @@
  */
 import type { Context, Hono } from "hono";
 import type { Fence } from "../../jobs/commands";
+import type { EndpointRef } from "../../jobs/record";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
-import { ID_PATTERN, PAYLOAD } from "../../shared/limits";
+import { ID_PATTERN, MEMORY_BOUNDS, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
+import { handlerError } from "../../jobs/errors";
 import { checkReportToken } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
-import { arrayOf, objectWith } from "../../shared/json-bytes";
+import { concatBytes } from "../../shared/bytes";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
 import { signingSecrets, type EndpointConfig } from "../../endpoints/config";
@@ -53,16 +55,53 @@ function listedJobs(raw: string | undefined, sdkVersion: string | null): string[
   return sdkVersion !== null ? [] : null;
 }
 
-/** `{"id":…,"attempt":n,"input":<stored bytes>}` without parsing the input again. */
-function jobBody(id: string, attempt: number, input: Uint8Array): Uint8Array {
-  return objectWith({ id, attempt }, "input", input);
+const enc = new TextEncoder();
+
+/**
+ * `{"id":…,"attempt":n,"input":<stored bytes>}` as parts, without parsing the input again: a
+ * take's answer is joined once from all its parts (no copy per job).
+ */
+function jobBodyParts(id: string, attempt: number, input: Uint8Array): Uint8Array[] {
+  return [enc.encode(`${JSON.stringify({ id, attempt }).slice(0, -1)},"input":`), input, enc.encode("}")];
+}
+
+/** `[job,job,…]` joined once from each job's parts. */
+function batchBody(jobs: readonly Uint8Array[][]): Uint8Array {
+  const comma = enc.encode(",");
+  return concatBytes([enc.encode("["), ...jobs.flatMap((parts, i) => (i === 0 ? parts : [comma, ...parts])), enc.encode("]")]);
+}
+
+/**
+ * The offered jobs a take claims: in offer order while their inputs fit in the byte budget
+ * (always the first), so an answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the
+ * isolate. Sizes are asked before anything is claimed; jobs past the budget are not claimed but
+ * offered again at once (were that call to fail, their offers lapse on their own).
+ */
+async function withinBudget(c: Context<AppEnv>, endpointId: string, ref: EndpointRef, ids: string[]): Promise<string[]> {
+  if (ids.length <= 1) return ids;
+  const sizes = await Promise.all(ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).inputBytes(ref)));
+  let total = 0;
+  let n = 0;
+  for (; n < ids.length; n++) {
+    const size = sizes[n] ?? 0; // a job that is gone claims nothing and costs nothing
+    if (n > 0 && total + size > MEMORY_BOUNDS.batchInputBytes) break;
+    total += size;
+  }
+  if (n < ids.length) {
+    try {
+      await endpointStub(c.env, endpointId).withdrawOffers(ids.slice(n));
+    } catch (e) {
+      console.warn(`endpoint ${endpointId}: offers not withdrawn; they lapse on their own`, e);
+    }
+  }
+  return ids.slice(0, n);
 }
 
 /**
  * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
  * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
  */
-async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> {
+async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[][]> {
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
@@ -77,11 +116,12 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[]> 
       offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(ref, workerId, "the worker asked for work saying it runs none")),
     );
     if (offer.ids.length === 0) return [];
+    const ids = await withinBudget(c, endpointId, ref, offer.ids);
     // Each offered job is claimed in its own object, all at once; answered in offer order.
-    const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
-    const claimed: Uint8Array[] = [];
+    const results = await Promise.all(ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
+    const claimed: Uint8Array[][] = [];
     for (const r of results) {
-      if (r.ok) claimed.push(jobBody(r.job.id, r.job.attempt, r.input));
+      if (r.ok) claimed.push(jobBodyParts(r.job.id, r.job.attempt, r.input));
       // The index was behind the job (cancelled, expired, taken): repair it.
       else if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);
     }
@@ -102,7 +142,7 @@ function toReport(body: unknown): { report: WorkerReport; output: Uint8Array | n
   const stopPod = b.stopPod === true;
   if (b.status === "IN_PROGRESS") return { report: { kind: "progress" }, output, stopPod };
   if ("error" in b && b.error !== undefined && b.error !== null) {
-    const error = typeof b.error === "string" ? b.error : JSON.stringify(b.error);
+    const error = handlerError(b.error);
     return { report: { kind: "fail", error }, output, stopPod };
   }
   return { report: { kind: "complete" }, output, stopPod };
@@ -149,14 +189,14 @@ export function workerRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/job-take/:w", {
     GET: async (c) => {
       const [job] = await takeJobs(c, 1);
-      return job ? jsonResponse(job) : c.body(null, 204);
+      return job ? jsonResponse(concatBytes(job)) : c.body(null, 204);
     },
   });
 
   route(app, "/v2/:ep/job-take-batch/:w", {
     GET: async (c) => {
       const jobs = await takeJobs(c, intParam(c, "batch_size", 1, 100) ?? 1);
-      return jobs.length > 0 ? jsonResponse(arrayOf(jobs)) : c.body(null, 204);
+      return jobs.length > 0 ? jsonResponse(batchBody(jobs)) : c.body(null, 204);
     },
   });
 
@@ -201,8 +241,10 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const ref = refOf(await requireEndpoint(c, endpointId, "worker"));
       const sdkVersion = c.req.query("runpod_version") ?? null;
       const jobIds = listedJobs(c.req.query("job_id"), sdkVersion);
-      const unhealthy =
-        c.req.query("status") === "unhealthy" ? `${c.req.query("check") ?? "check"}: ${c.req.query("reason") ?? "failed"}` : null;
+      // Worker-supplied text is cut to its bound rather than refused: refusing the ping would
+      // lose the heartbeat (and with it the worker's leases) over a label.
+      const text = (name: string, fallback: string) => (c.req.query(name) ?? fallback).slice(0, WORKER_BOUNDS.unhealthyTextChars);
+      const unhealthy = c.req.query("status") === "unhealthy" ? `${text("check", "check")}: ${text("reason", "failed")}` : null;
       const { quiet, unlisted } = await endpointStub(c.env, endpointId).ping(workerId, jobIds, sdkVersion, unhealthy);
       const job = (id: string) => c.env.JOB.get(c.env.JOB.idFromString(id));
       await Promise.all([...quiet.map((id) => job(id).workerQuiet(ref, workerId)), ...unlisted.map((id) => job(id).notListed(ref, workerId))]);

@@ -1,0 +1,149 @@
+/**
+ * Bounds on what workers send (issue 11, defect 7): the worker registry's rows, the strings a ping
+ * carries, refused-report history lines, and a handler's error.
+ */
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { EndpointObject } from "../../src/endpoints/endpoint-object";
+import { WORKER_BOUNDS } from "../../src/shared/limits";
+import { cutToBytes } from "../../src/shared/text";
+import { call, createEndpoint, done, json, status, submit, take } from "./helpers";
+
+const endpointStub = (ep: string): DurableObjectStub<EndpointObject> => env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
+
+async function freezeEndpoint(ep: string, at: number | null): Promise<void> {
+  await runInDurableObject(endpointStub(ep), (i: EndpointObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
+}
+
+async function workers(ep: string): Promise<Array<Record<string, unknown>>> {
+  return (await json<{ workers: Array<Record<string, unknown>> }>(await call("GET", `/admin/endpoints/${ep}/workers`))).workers;
+}
+
+async function registryRows(ep: string): Promise<number> {
+  return runInDurableObject(endpointStub(ep), (_i: EndpointObject, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker").one().n);
+}
+
+type HistoryLine = { command: string; detail: string | null; from: string; to: string };
+
+async function history(ep: string, id: string): Promise<HistoryLine[]> {
+  return (await json<{ history: HistoryLine[] }>(await call("GET", `/v2/${ep}/history/${id}`))).history;
+}
+
+describe("defect 7: worker-supplied rows and strings are bounded", { timeout: 60_000 }, () => {
+  it("defect 7: the worker registry keeps at most 10,000 workers per endpoint, forgetting the longest-silent", async () => {
+    const ep = await createEndpoint();
+    const t0 = Date.now();
+    const cap = WORKER_BOUNDS.registryRows;
+    await runInDurableObject(endpointStub(ep), (i: EndpointObject) => {
+      // Every worker pings once, a millisecond apart: w0 is the longest silent.
+      for (let n = 0; n < cap + 5; n++) {
+        i.clock.freeze(t0 + n);
+        i.ping(`w${n}`, null, null, null);
+      }
+    });
+    expect(await registryRows(ep)).toBeLessThanOrEqual(cap);
+    const ids = new Set((await workers(ep)).map((w) => w.workerId));
+    for (const n of [0, 1, 2, 3, 4]) expect(ids.has(`w${n}`)).toBe(false);
+    expect(ids.has(`w${cap + 4}`)).toBe(true);
+    expect(ids.has(`w${cap - 100}`)).toBe(true);
+    await freezeEndpoint(ep, null);
+  });
+
+  it("defect 7: a worker that never took a job is forgotten an hour after it went silent, not after 24 h", async () => {
+    const ep = await createEndpoint();
+    const t0 = Date.now();
+    await freezeEndpoint(ep, t0);
+    expect((await call("GET", `/v2/${ep}/ping/ghost?runpod_version=1.0`)).status).toBe(200);
+    const id = await submit(ep);
+    expect((await take(ep, "worker")).status).toBe(200); // took a job: kept for 24 h
+    expect((await done(ep, "worker", id, { output: 1 })).status).toBe(200);
+    await freezeEndpoint(ep, t0 + WORKER_BOUNDS.forgetNeverTookMs + 1);
+    expect((await workers(ep)).map((w) => w.workerId)).toEqual(["worker"]);
+    await freezeEndpoint(ep, null);
+  });
+
+  it("defect 7: a ghost worker (seen once) counts for queue.reason only until its heartbeat timeout", async () => {
+    const ep = await createEndpoint({ heartbeatTimeout: 5_000 });
+    const t0 = Date.now();
+    await freezeEndpoint(ep, t0);
+    const reason = async (id: string) => (await json<{ queue: { reason: string } }>(await status(ep, id))).queue.reason;
+    const id = await submit(ep);
+    expect(await reason(id)).toBe("no_workers");
+    await call("GET", `/v2/${ep}/ping/ghost-${t0}`);
+    expect(await reason(id)).toBe("all_workers_busy");
+    await freezeEndpoint(ep, t0 + 5_001);
+    expect(await reason(id)).toBe("no_workers");
+    await freezeEndpoint(ep, null);
+  });
+
+  it("defect 7: runpod_version is kept to 64 characters, an unhealthy check and reason to 256 each", async () => {
+    const ep = await createEndpoint();
+    const version = "v".repeat(10_000);
+    const res = await call("GET", `/v2/${ep}/ping/w1?runpod_version=${version}&status=unhealthy&check=${"c".repeat(5_000)}&reason=${"r".repeat(5_000)}`);
+    expect(res.status).toBe(200); // the heartbeat still counts: a label must not cost a worker its leases
+    const [w] = await workers(ep);
+    expect(w!.sdkVersion).toBe("v".repeat(WORKER_BOUNDS.sdkVersionChars));
+    expect(w!.unhealthyReason).toBe(`${"c".repeat(WORKER_BOUNDS.unhealthyTextChars)}: ${"r".repeat(WORKER_BOUNDS.unhealthyTextChars)}`);
+  });
+
+  it("defect 7: refused reports keep the first 50 lines and a count of the rest; /history shows every transition", async () => {
+    const ep = await createEndpoint();
+    const id = await submit(ep);
+    expect((await take(ep, "w1")).status).toBe(200);
+    const refusals = 300;
+    for (let n = 0; n < refusals; n++) {
+      expect((await done(ep, "intruder", id, { output: n })).status).toBe(409);
+    }
+    expect((await done(ep, "w1", id, { output: "mine" })).status).toBe(200);
+    const lines = await history(ep, id);
+    // Every transition is there: submitted, taken, completed.
+    expect(lines.filter((l) => !l.command.startsWith("refused")).map((l) => l.to)).toEqual(["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]);
+    const refused = lines.filter((l) => l.command.startsWith("refused"));
+    expect(refused.filter((l) => l.command === "refused report:complete")).toHaveLength(WORKER_BOUNDS.refusalLinesPerJob);
+    const summary = refused.filter((l) => l.command !== "refused report:complete");
+    expect(summary).toHaveLength(1);
+    expect(summary[0]!.detail).toMatch(new RegExp(`^${refusals - WORKER_BOUNDS.refusalLinesPerJob} more refused reports`));
+  });
+
+  it("defect 7: a handler error is stored up to 64 KiB, cut with a marker", async () => {
+    const ep = await createEndpoint();
+    const id = await submit(ep);
+    expect((await take(ep, "w1")).status).toBe(200);
+    const huge = "é".repeat(3 * 1024 * 1024); // 6 MiB of UTF-8: over the 2 MB value cap in production
+    expect((await done(ep, "w1", id, { error: huge })).status).toBe(200);
+    const body = await json<{ status: string; error: string }>(await status(ep, id));
+    expect(body.status).toBe("FAILED");
+    const bytes = new TextEncoder().encode(body.error).byteLength;
+    expect(bytes).toBeLessThanOrEqual(WORKER_BOUNDS.errorBytes);
+    expect(bytes).toBeGreaterThan(WORKER_BOUNDS.errorBytes - 64);
+    expect(body.error.startsWith("éé")).toBe(true);
+    expect(body.error.endsWith(WORKER_BOUNDS.errorCutMarker)).toBe(true);
+    expect(body.error).not.toContain("\uFFFD"); // never cut inside a character
+    // A short error is kept as it is.
+    const other = await submit(ep);
+    expect((await take(ep, "w1")).status).toBe(200);
+    await done(ep, "w1", other, { error: "boom" });
+    expect((await json<{ error: string }>(await status(ep, other))).error).toBe("boom");
+  });
+});
+
+describe("cutToBytes", () => {
+  it("defect 7: cuts by UTF-8 bytes, never inside a character, and keeps text that fits", () => {
+    const marker = "…[cut]";
+    const markerBytes = new TextEncoder().encode(marker).byteLength;
+    for (const unit of ["a", "é", "€", "😀"]) {
+      for (const max of [16, 17, 18, 19, 64]) {
+        const text = unit.repeat(100);
+        const cut = cutToBytes(text, max, marker);
+        const bytes = new TextEncoder().encode(cut).byteLength;
+        expect(bytes).toBeLessThanOrEqual(max);
+        expect(bytes).toBeGreaterThan(max - markerBytes - 4);
+        expect(cut.endsWith(marker)).toBe(true);
+        expect(text.startsWith(cut.slice(0, -marker.length))).toBe(true);
+        expect(cut).not.toContain("\uFFFD");
+      }
+      expect(cutToBytes(unit.repeat(4), 16, marker)).toBe(unit.repeat(4));
+    }
+  });
+});
