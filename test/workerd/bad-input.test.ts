@@ -126,6 +126,33 @@ describe("routes and methods", () => {
     await expectError(await call("GET", "/v1/run"), 404, /no route/);
   });
 
+  it("defect 12: a malformed percent-escape anywhere in a path is a JSON 400 naming it, never a 500", async () => {
+    const ep = await createEndpoint();
+    const worker = await createKey(ep, "worker");
+    const cases: Array<[string, string, string | undefined]> = [
+      ["PUT", "/admin/endpoints/%ZZ", undefined],
+      ["DELETE", "/admin/endpoints/%ZZ", undefined],
+      ["GET", "/admin/endpoints/%ZZ", undefined],
+      ["POST", "/admin/endpoints/%E0%A4%A/pause", undefined],
+      ["DELETE", `/admin/endpoints/${ep}/keys/%ZZ`, undefined],
+      ["GET", "/v2/%ZZ/status/x", undefined],
+      ["GET", `/v2/${ep}/status/%ZZ`, undefined],
+      ["POST", "/v2/%/run", undefined],
+      ["GET", `/v2/${ep}/job-take/%ZZ`, worker],
+      ["POST", `/v2/${ep}/job-done/w1/%C0%AF`, worker],
+      ["GET", "/%ZZ", undefined],
+    ];
+    for (const [method, path, key] of cases) {
+      const res = await call(method, path, { key, body: method === "PUT" || method === "POST" ? {} : undefined });
+      expect(res.status, `${method} ${path}`).toBe(400);
+      expect(res.headers.get("content-type")).toMatch(/application\/json/);
+      expect((await json(res)).error, `${method} ${path}`).toMatch(/malformed percent-escape/);
+    }
+    // Well-formed escapes still route as before.
+    expect((await call("GET", `/admin/endpoints/${encodeURIComponent(ep)}`)).status).toBe(200);
+    expect((await call("PUT", "/admin/endpoints/a%20b", { body: {} })).status).toBe(404);
+  });
+
   it("a wrong method is a 405 with Allow", async () => {
     const ep = await createEndpoint();
     for (const [method, path, allow] of [
