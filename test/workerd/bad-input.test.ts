@@ -78,6 +78,23 @@ describe("admin bodies", () => {
     }
   });
 
+  it("defect 14: a webhookSecret that matches the pattern but is not decodable base64 is a 400 and keeps the stored secret", async () => {
+    const ep = await createEndpoint();
+    const before = (await json<{ webhookSecret: string }>(await call("GET", `/admin/endpoints/${ep}`))).webhookSecret;
+    for (const webhookSecret of [`whsec_${"A".repeat(25)}`, `whsec_${"A".repeat(29)}=`, `whsec_${"A".repeat(22)}B==`]) {
+      expect(atob.bind(null, webhookSecret.slice(6)), webhookSecret).toThrow();
+      await expectError(await call("PUT", `/admin/endpoints/${ep}`, { body: { webhookSecret } }), 400, /webhookSecret: must be whsec_ followed by valid base64/);
+      const id = uniqueEndpointId();
+      await expectError(await call("PUT", `/admin/endpoints/${id}`, { body: { webhookSecret } }), 400, /webhookSecret/);
+      expect((await call("GET", `/admin/endpoints/${id}`)).status).toBe(404);
+    }
+    expect((await json<{ webhookSecret: string }>(await call("GET", `/admin/endpoints/${ep}`))).webhookSecret).toBe(before);
+    // Secrets that decode are still taken, padded or not.
+    for (const webhookSecret of [`whsec_${"A".repeat(22)}==`, `whsec_${"A".repeat(23)}`, `whsec_${"A".repeat(24)}`]) {
+      expect((await call("PUT", `/admin/endpoints/${ep}`, { body: { webhookSecret } })).status, webhookSecret).toBe(200);
+    }
+  });
+
   it("a key scope other than client or worker is a 400", async () => {
     const ep = await createEndpoint();
     await expectError(await call("POST", `/admin/endpoints/${ep}/keys`, { body: { scope: "admin" } }), 400, /scope/);
