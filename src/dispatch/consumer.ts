@@ -14,7 +14,7 @@ import { objectWith } from "../shared/json-bytes";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";
 import { postSigned } from "../shared/signed-post";
 import { reportToken } from "../shared/signing";
-import { checkOutboundUrl } from "../shared/urls";
+import { checkOutboundUrl, redactUrl, redactUrls } from "../shared/urls";
 
 /** The most of a worker's answer that is read (a result larger than this is refused). */
 const MAX_ANSWER_BYTES = 20 * 1024 * 1024 + 64 * 1024;
@@ -47,14 +47,18 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
 
 type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: string };
 
+/**
+ * Errors name the worker URL as scheme://host/path only (redactUrls): they reach client-key
+ * holders as `queue.lastError` and the job's `error`, and a URL's query may hold its secret.
+ */
 async function push(url: string, body: string, messageId: string, secrets: readonly string[]): Promise<Outcome> {
   const r = await postSigned(url, body, messageId, secrets, { timeoutMs: PUSH_TIMEOUT_MS, userAgent: "edge-jobs-dispatch", readBody: true });
-  if (!r.answered) return { kind: "refused", error: `could not reach ${url}: ${r.error}` };
+  if (!r.answered) return { kind: "refused", error: `could not reach ${redactUrl(url)}: ${redactUrls(r.error)}` };
   const text = r.text ?? "";
   if (r.status >= 200 && r.status < 300) {
     return text.length > MAX_ANSWER_BYTES ? { kind: "refused", error: "the answer was larger than 20 MB" } : { kind: "accepted", text };
   }
-  return { kind: "refused", error: `HTTP ${r.status} from ${url}${text ? `: ${text.slice(0, 200)}` : ""}` };
+  return { kind: "refused", error: `HTTP ${r.status} from ${redactUrl(url)}${text ? `: ${redactUrls(text.slice(0, 200))}` : ""}` };
 }
 
 type ConfigOf = (endpointId: string) => Promise<EndpointConfig | null>;
@@ -87,7 +91,7 @@ async function dispatchOne(msg: Message<unknown>, env: Env, configOf: ConfigOf):
   }
   const check = checkOutboundUrl(url, config.allowPrivateUrls);
   if (!check.ok) {
-    await job.pushFailed(endpointId, token, check.reason);
+    await job.pushFailed(endpointId, token, redactUrls(check.reason));
     await job.deadLetter(endpointId, token);
     msg.ack();
     return;

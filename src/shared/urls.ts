@@ -67,3 +67,24 @@ function addressProblem(addr: ipaddr.IPv4 | ipaddr.IPv6): string | null {
   if (!v6.match(GLOBAL_UNICAST_V6)) return `outside global unicast IPv6 (2000::/3)`;
   return null;
 }
+
+/**
+ * A URL as `scheme://host/path`: userinfo, query and fragment dropped, since they may carry
+ * secrets (a worker URL's `?key=…`) and errors naming the URL reach client-key holders.
+ */
+export function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1").replace(/[?#].*$/s, "");
+  }
+}
+
+/** `text` with every http(s) URL in it redacted (see redactUrl); punctuation after a URL stays. */
+export function redactUrls(text: string): string {
+  return text.replace(/\bhttps?:\/\/[^\s"'<>`]+/gi, (m) => {
+    const [, url = m, tail = ""] = /^(.*?)([.,;:!?)\]]*)$/s.exec(m) ?? [];
+    return redactUrl(url) + tail;
+  });
+}

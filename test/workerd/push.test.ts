@@ -11,7 +11,7 @@ import { retryDelaySeconds } from "../../src/dispatch/consumer";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../../src/jobs/commands";
 import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
-import { call, createEndpoint, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
+import { call, createEndpoint, createKey, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
 
 const WORKER_URL = "https://worker.example.com/jobs";
 
@@ -138,6 +138,35 @@ describe("dispatch consumer", () => {
       status: "FAILED",
       error: expect.stringMatching(/could not deliver the job to a worker URL after 1 try: HTTP 500/),
     });
+  });
+
+  it("defect 15: errors shown to client-key holders name a worker URL without its query, fragment or credentials", async () => {
+    const secretUrl = `${WORKER_URL}?key=s3cret-query#s3cret-fragment`;
+    const ep = await createEndpoint({ mode: "push", workerUrls: [secretUrl] });
+    await call("POST", `/admin/endpoints/${ep}/pause`);
+    const client = await createKey(ep, "client");
+    const id = await submit(ep);
+    mockWorker((n) =>
+      n === 1
+        ? new Response(`no such key; see ${secretUrl.replace("https://", "https://user:pw@")}`, { status: 503 })
+        : Promise.reject(new TypeError(`fetch to ${secretUrl} failed: connection refused`)),
+    );
+    const lastError = async () => (await json<{ queue: { lastError: string } }>(await call("GET", `/v2/${ep}/status/${id}`, { key: client }))).queue.lastError;
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 1);
+    await call("POST", `/admin/endpoints/${ep}/resume`); // a paused endpoint's queue shows no lastError
+    const first = await lastError();
+    expect(first).toMatch(/^HTTP 503 from https:\/\/worker\.example\.com\/jobs: no such key; see https:\/\/worker\.example\.com\/jobs$/);
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 2);
+    const second = await lastError();
+    expect(second).toMatch(/could not reach https:\/\/worker\.example\.com\/jobs: .*connection refused/);
+    // After the last retry the dead letter fails the job with the same, redacted, error.
+    await deliver(deadLetterQueue, { endpointId: ep, jobId: id, token: "t" });
+    const failed = await json<{ status: string; error: string }>(await call("GET", `/v2/${ep}/status/${id}`, { key: client }));
+    expect(failed.status).toBe("FAILED");
+    for (const shown of [first, second, failed.error, JSON.stringify(await json(await call("GET", `/v2/${ep}/history/${id}`, { key: client })))]) {
+      expect(shown).toContain("worker.example.com/jobs");
+      expect(shown).not.toMatch(/s3cret|user:pw|\?key=/);
+    }
   });
 
   it("a message that is not a dispatch is acked and dropped; a stale one changes nothing", async () => {
