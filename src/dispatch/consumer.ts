@@ -14,7 +14,7 @@ import { objectWith } from "../shared/json-bytes";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";
 import { postSigned } from "../shared/signed-post";
 import { reportToken } from "../shared/signing";
-import { checkOutboundUrl, redactUrl, redactUrls } from "../shared/urls";
+import { checkOutboundUrl, publicOrigin, redactUrl, redactUrls } from "../shared/urls";
 
 /** The most of a worker's answer that is read (a result larger than this is refused). */
 const MAX_ANSWER_BYTES = 20 * 1024 * 1024 + 64 * 1024;
@@ -96,9 +96,16 @@ async function dispatchOne(msg: Message<unknown>, env: Env, configOf: ConfigOf):
     msg.ack();
     return;
   }
-  const { attempt, origin } = claim.job;
+  // Report URLs are built from configuration, never from the submitter's Host header.
+  const pub = publicOrigin(env);
+  if (!pub.ok) {
+    await job.pushFailed(endpointId, token, pub.reason);
+    msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    return;
+  }
+  const { attempt } = claim.job;
   const reportQuery = `?attempt=${attempt}&token=${await reportToken(config.webhookSecret, jobId, attempt, workerId)}`;
-  const base = `${origin ?? ""}/v2/${encodeURIComponent(endpointId)}`;
+  const base = `${pub.origin}/v2/${encodeURIComponent(endpointId)}`;
   const urls = {
     done: `${base}/job-done/${workerId}/${jobId}${reportQuery}`,
     stream: `${base}/job-stream/${workerId}/${jobId}${reportQuery}`,

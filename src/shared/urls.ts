@@ -88,3 +88,25 @@ export function redactUrls(text: string): string {
     return redactUrl(url) + tail;
   });
 }
+
+/**
+ * This Worker's public origin, from the PUBLIC_URL var: push workers report to URLs under it.
+ * Never taken from a request, whose Host header the sender chooses (a forged one sent report
+ * tokens elsewhere). Unset or not an http(s) origin, push dispatch is refused with the reason.
+ */
+export function publicOrigin(env: { PUBLIC_URL?: string }): { ok: true; origin: string } | { ok: false; reason: string } {
+  const how = "set PUBLIC_URL (wrangler.toml [vars]) to this Worker's public origin, e.g. https://edge-jobs.<account>.workers.dev; push workers report to URLs under it";
+  const raw = env.PUBLIC_URL?.trim() ?? "";
+  if (raw === "") return { ok: false, reason: `edge-jobs cannot dispatch push jobs: PUBLIC_URL is not set; ${how}` };
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return { ok: false, reason: `edge-jobs cannot dispatch push jobs: PUBLIC_URL '${raw}' is not a URL; ${how}` };
+  }
+  const originOnly = url.pathname === "/" && !url.search && !url.hash && !url.username && !url.password;
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || !originOnly) {
+    return { ok: false, reason: `edge-jobs cannot dispatch push jobs: PUBLIC_URL '${redactUrl(raw)}' is not an http(s) origin (no path, query or credentials); ${how}` };
+  }
+  return { ok: true, origin: url.origin };
+}

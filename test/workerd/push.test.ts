@@ -11,7 +11,7 @@ import { retryDelaySeconds } from "../../src/dispatch/consumer";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../../src/jobs/commands";
 import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
-import { call, createEndpoint, createKey, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
+import { ADMIN, call, createEndpoint, createKey, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
 
 const WORKER_URL = "https://worker.example.com/jobs";
 
@@ -192,6 +192,61 @@ describe("dispatch consumer", () => {
     const otherAttempt = `${done.pathname}?attempt=2&token=${done.searchParams.get("token")}`;
     expect((await call("POST", otherAttempt, { key: null, body: { output: 1 } })).status).toBe(401);
     expect(await json(await status(ep, id))).toMatchObject({ status: "IN_PROGRESS" });
+  });
+});
+
+describe("report URLs", () => {
+  it("defect 16: report URLs come from PUBLIC_URL; a forged Host header does not change them", async () => {
+    const { ep } = await pausedPushEndpoint();
+    // The request names another host, as `Host: evil.example` does under wrangler dev.
+    const forged = await worker.fetch(
+      new Request(`http://evil.example/v2/${ep}/run`, {
+        method: "POST",
+        headers: { host: "evil.example", authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ input: 1 }),
+      }),
+      env,
+      createExecutionContext(),
+    );
+    expect(forged.status).toBe(200);
+    const { id } = await json<{ id: string }>(forged);
+    const pushed = mockWorker(() => new Response(null, { status: 202 }));
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "h" });
+    expect(pushed).toHaveLength(1);
+    expect(env.PUBLIC_URL).toBe("http://edge.test");
+    for (const url of Object.values(pushed[0]!.json.urls)) expect(url.startsWith(`http://edge.test/v2/${ep}/`), url).toBe(true);
+    expect(JSON.stringify(pushed[0]!.json)).not.toContain("evil.example");
+  });
+
+  it("defect 16: without PUBLIC_URL a push endpoint refuses submits with a 503 saying what to set, and a queued push fails with that reason", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep); // queued while PUBLIC_URL was set
+    for (const PUBLIC_URL of ["", "not a url", "ftp://edge.example", "https://edge.example/prefix?x=1"]) {
+      const bare = { ...env, PUBLIC_URL } as Env;
+      const res = await worker.fetch(
+        new Request(`http://edge.test/v2/${ep}/run`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ input: 1 }) }),
+        bare,
+        createExecutionContext(),
+      );
+      expect(res.status, PUBLIC_URL).toBe(503);
+      expect((await json(res)).error).toMatch(/PUBLIC_URL/);
+      // Pull endpoints need no report URLs and take submits as before.
+      const pull = await createEndpoint();
+      const ok = await worker.fetch(
+        new Request(`http://edge.test/v2/${pull}/run`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ input: 1 }) }),
+        bare,
+        createExecutionContext(),
+      );
+      expect(ok.status, PUBLIC_URL).toBe(200);
+    }
+    const pushed = mockWorker(() => new Response(null, { status: 202 }));
+    const batch = createMessageBatch(dispatchQueue, [{ id: "u1", timestamp: new Date(), attempts: 1, body: { endpointId: ep, jobId: id, token: "u" } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, { ...env, PUBLIC_URL: "" } as Env, ctx);
+    expect((await getQueueResult(batch, ctx)).retryMessages).toHaveLength(1);
+    expect(pushed).toHaveLength(0);
+    await call("POST", `/admin/endpoints/${ep}/resume`);
+    expect(await json(await status(ep, id))).toMatchObject({ status: "IN_QUEUE", queue: { lastError: expect.stringMatching(/PUBLIC_URL/) } });
   });
 });
 
