@@ -13,11 +13,10 @@ import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message
 import { objectWith } from "../shared/json-bytes";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";
 import { postSigned } from "../shared/signed-post";
+import { PAYLOAD, PUSH_ANSWER } from "../shared/limits";
 import { reportToken } from "../shared/signing";
 import { checkOutboundUrl, publicOrigin, redactUrl, redactUrls } from "../shared/urls";
 
-/** The most of a worker's answer that is read (a result larger than this is refused). */
-const MAX_ANSWER_BYTES = 20 * 1024 * 1024 + 64 * 1024;
 
 /** Seconds before retry n (1-based): 2^(n-1) up to 5 min, plus up to 50 % jitter. */
 export function retryDelaySeconds(attempts: number, random = Math.random): number {
@@ -52,12 +51,13 @@ type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: st
  * holders as `queue.lastError` and the job's `error`, and a URL's query may hold its secret.
  */
 async function push(url: string, body: string, messageId: string, secrets: readonly string[]): Promise<Outcome> {
-  const r = await postSigned(url, body, messageId, secrets, { timeoutMs: PUSH_TIMEOUT_MS, userAgent: "edge-jobs-dispatch", readBody: true });
+  const r = await postSigned(url, body, messageId, secrets, { timeoutMs: PUSH_TIMEOUT_MS, userAgent: "edge-jobs-dispatch", readBody: PUSH_ANSWER });
   if (!r.answered) return { kind: "refused", error: `could not reach ${redactUrl(url)}: ${redactUrls(r.error)}` };
-  const text = r.text ?? "";
-  if (r.status >= 200 && r.status < 300) {
-    return text.length > MAX_ANSWER_BYTES ? { kind: "refused", error: "the answer was larger than 20 MB" } : { kind: "accepted", text };
+  if (r.over) {
+    return { kind: "refused", error: `the HTTP ${r.status} answer from ${redactUrl(url)} is larger than ${PUSH_ANSWER.maxBytes} bytes (the ${PAYLOAD.outputBytes}-byte output limit plus ${PAYLOAD.envelopeBytes} of envelope); it was not read past that` };
   }
+  const text = r.text ?? "";
+  if (r.status >= 200 && r.status < 300) return { kind: "accepted", text };
   return { kind: "refused", error: `HTTP ${r.status} from ${redactUrl(url)}${text ? `: ${redactUrls(text.slice(0, 200))}` : ""}` };
 }
 

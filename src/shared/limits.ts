@@ -35,3 +35,13 @@ export const PAYLOAD = {
 } as const;
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * A push worker's answer, read by bytes as it streams in: a 2xx is read up to the output limit
+ * plus the envelope (a larger or endless one fails the attempt, and nothing past the limit is
+ * held); any other answer only up to its first KiB, for the error message.
+ */
+export const PUSH_ANSWER = {
+  maxBytes: PAYLOAD.outputBytes + PAYLOAD.envelopeBytes,
+  errorBytes: 1024,
+} as const;

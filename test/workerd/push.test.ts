@@ -9,6 +9,7 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { retryDelaySeconds } from "../../src/dispatch/consumer";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../../src/jobs/commands";
+import { PUSH_ANSWER } from "../../src/shared/limits";
 import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
 import { ADMIN, call, createEndpoint, createKey, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
@@ -167,6 +168,47 @@ describe("dispatch consumer", () => {
       expect(shown).toContain("worker.example.com/jobs");
       expect(shown).not.toMatch(/s3cret|user:pw|\?key=/);
     }
+  });
+
+  it("defect 17: a 2xx answer over the output limit fails the attempt, read no further than the limit, declared or streamed", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    const MiB = new Uint8Array(1024 * 1024).fill(0x20); // JSON whitespace
+    let pulled = 0;
+    // A body 8 MiB over the limit, without Content-Length, 1 MiB at a time as it is read (bounded
+    // so that code reading it in full, as before the fix, finishes and fails here).
+    const huge = () =>
+      new ReadableStream<Uint8Array>(
+        {
+          pull: (c) => {
+            if (pulled >= PUSH_ANSWER.maxBytes + 8 * MiB.byteLength) return c.close();
+            pulled += MiB.byteLength;
+            c.enqueue(MiB);
+          },
+        },
+        { highWaterMark: 0 },
+      );
+    mockWorker((n) =>
+      n === 1
+        ? new Response(huge(), { status: 200 })
+        : new Response(huge(), { status: 200, headers: { "content-length": String(PUSH_ANSWER.maxBytes + 1) } }),
+    );
+    const first = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "big" }, 1);
+    expect(first.retryMessages).toHaveLength(1);
+    // Read by bytes: no more than the limit and the chunk that crossed it, then cancelled.
+    expect(pulled).toBeGreaterThan(PUSH_ANSWER.maxBytes);
+    expect(pulled).toBeLessThanOrEqual(PUSH_ANSWER.maxBytes + 2 * MiB.byteLength);
+    await call("POST", `/admin/endpoints/${ep}/resume`);
+    const s = await json<{ status: string; queue: { lastError: string } }>(await status(ep, id));
+    expect(s.status).toBe("IN_QUEUE");
+    expect(s.queue.lastError).toMatch(new RegExp(`HTTP 200 answer from https://worker\\.example\\.com/jobs is larger than ${PUSH_ANSWER.maxBytes} bytes`));
+    // A Content-Length over the limit is refused before a byte is read.
+    await call("POST", `/admin/endpoints/${ep}/pause`);
+    pulled = 0;
+    const second = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "big" }, 2);
+    expect(second.retryMessages).toHaveLength(1);
+    expect(pulled).toBeLessThanOrEqual(MiB.byteLength); // at most what the stream queued on its own
+    expect(PUSH_ANSWER.maxBytes).toBe(20 * 1024 * 1024 + 64 * 1024);
   });
 
   it("a message that is not a dispatch is acked and dropped; a stale one changes nothing", async () => {
