@@ -48,6 +48,21 @@ describe("submit bodies", () => {
     });
   }
 
+  it("defect 18: {\"input\": null} is a 400 and queues nothing; {}, 0, \"\", false and [] are inputs", async () => {
+    const ep = await createEndpoint();
+    for (const path of ["run", "runsync?wait=1000"]) {
+      await expectError(await call("POST", `/v2/${ep}/${path}`, { raw: '{"input": null}' }), 400, /input: input is required and must not be null/);
+    }
+    expect(await queueCounts(ep)).toMatchObject({ inQueue: 0 });
+    for (const input of [{}, 0, "", false, []]) {
+      const res = await call("POST", `/v2/${ep}/run`, { body: { input } });
+      expect(res.status, JSON.stringify(input)).toBe(200);
+      const id = (await json<{ id: string }>(res)).id;
+      expect((await json<{ input?: unknown }>(await take(ep))).input, JSON.stringify(input)).toEqual(input);
+      await done(ep, "w1", id, { output: 1 });
+    }
+  });
+
   it("invalid UTF-8 is a 400", async () => {
     const ep = await createEndpoint();
     const raw = new Uint8Array([0x7b, 0x22, 0x69, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
