@@ -45,3 +45,12 @@ export const PUSH_ANSWER = {
   maxBytes: PAYLOAD.outputBytes + PAYLOAD.envelopeBytes,
   errorBytes: 1024,
 } as const;
+
+/**
+ * `POST /v2/{ep}/webhooks/{id}/redeliver`, per job: refused (429, Retry-After) while a send of the
+ * event is due within this interval or one was made less than this interval ago, so one job's
+ * webhook is redelivered at most once per interval and never more than one is pending.
+ */
+export const WEBHOOK_REDELIVERY = {
+  minIntervalMs: 10_000,
+} as const;

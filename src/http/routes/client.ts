@@ -157,12 +157,14 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/webhooks/:id/redeliver", {
     POST: async (c) => {
       const { endpointId, id, stub } = await jobFor(c);
-      const event = await stub.redeliverWebhook(endpointId);
-      if (!event) {
-        if (!(await stub.read(endpointId)).ok) throw jobNotFound(id);
-        throw conflict("this job has no webhook event to redeliver (no webhook, or it has not finished)", { id });
+      const r = await stub.redeliverWebhook(endpointId);
+      if (r === null) throw jobNotFound(id);
+      if (!r.ok && r.code === "NO_EVENT") throw conflict("this job has no webhook event to redeliver (no webhook, or it has not finished)", { id });
+      if (!r.ok) {
+        const seconds = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+        throw new ApiError(429, `too soon to redeliver: ${r.message}`, { id, retryAfterMs: r.retryAfterMs }, { "retry-after": String(seconds) });
       }
-      return c.json({ id, seq: event.seq, webhookId: event.eventId, state: "pending" });
+      return c.json({ id, seq: r.seq, webhookId: r.eventId, state: "pending" });
     },
   });
 
