@@ -12,6 +12,8 @@ export default defineConfig({
               bindings: {
                 ADMIN_KEY: "test-admin-key",
                 LOCAL_DEV: "true",
+                // Where push workers report: the origin test requests use (test/workerd/helpers.ts).
+                PUBLIC_URL: "http://edge.test",
                 TAKE_WAIT_MS: "300",
                 // Seeds to replay a failing property run: FUZZ_SEED=… / MODEL_SEED=… npm test
                 FUZZ_SEED: process.env.FUZZ_SEED ?? "",

@@ -3,7 +3,8 @@
 // (SQLite under .wrangler/state), no account — and prints what it serves and the admin key.
 //
 // Environment: PORT (8787), HOST (127.0.0.1), ADMIN_KEY (dev-admin-key), PERSIST_DIR
-// (.wrangler/state), TAKE_WAIT_MS (30000), WEBHOOK_TIMEOUT_MS (10000), LOG_LEVEL (warn).
+// (.wrangler/state), TAKE_WAIT_MS (30000), WEBHOOK_TIMEOUT_MS (10000), LOG_LEVEL (warn),
+// PUBLIC_URL (the address served, http://HOST:PORT: where push workers report).
 import path from "node:path";
 import { ROOT, spawnWranglerDev, waitReady } from "./lib/wrangler-dev.mjs";
 
@@ -11,6 +12,7 @@ const host = process.env.HOST ?? "127.0.0.1";
 const port = process.env.PORT ?? "8787";
 const adminKey = process.env.ADMIN_KEY ?? "dev-admin-key";
 const persist = process.env.PERSIST_DIR ?? path.join(ROOT, ".wrangler", "state");
+const base = `http://${host}:${port}`;
 
 const child = spawnWranglerDev({
   host,
@@ -22,10 +24,10 @@ const child = spawnWranglerDev({
     LOCAL_DEV: "true",
     TAKE_WAIT_MS: process.env.TAKE_WAIT_MS ?? "30000",
     WEBHOOK_TIMEOUT_MS: process.env.WEBHOOK_TIMEOUT_MS ?? "10000",
+    PUBLIC_URL: process.env.PUBLIC_URL ?? base,
   },
 });
 
-const base = `http://${host}:${port}`;
 const started = Date.now();
 waitReady(child, `${base}/`, { headers: { authorization: `Bearer ${adminKey}` }, timeoutMs: Infinity }).then((ready) => {
   if (!ready) return;

@@ -14,11 +14,10 @@ import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message
 import { objectPieces, type Piece } from "../shared/pieces";
 import { signingSecrets, type EndpointConfig } from "../endpoints/config";
 import { postSigned } from "../shared/signed-post";
+import { PAYLOAD, PUSH_ANSWER } from "../shared/limits";
 import { reportToken } from "../shared/signing";
-import { checkOutboundUrl } from "../shared/urls";
+import { checkOutboundUrl, publicOrigin, redactUrl, redactUrls } from "../shared/urls";
 
-/** The most of a worker's answer that is read (a result larger than this is refused). */
-const MAX_ANSWER_BYTES = 20 * 1024 * 1024 + 64 * 1024;
 
 /** Seconds before retry n (1-based): 2^(n-1) up to 5 min, plus up to 50 % jitter. */
 export function retryDelaySeconds(attempts: number, random = Math.random): number {
@@ -48,14 +47,19 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
 
 type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: string };
 
+/**
+ * Errors name the worker URL as scheme://host/path only (redactUrls): they reach client-key
+ * holders as `queue.lastError` and the job's `error`, and a URL's query may hold its secret.
+ */
 async function push(url: string, body: readonly Piece[], messageId: string, secrets: readonly string[]): Promise<Outcome> {
-  const r = await postSigned(url, body, messageId, secrets, { timeoutMs: PUSH_TIMEOUT_MS, userAgent: "edge-jobs-dispatch", readBody: true });
-  if (!r.answered) return { kind: "refused", error: `could not reach ${url}: ${r.error}` };
-  const text = r.text ?? "";
-  if (r.status >= 200 && r.status < 300) {
-    return text.length > MAX_ANSWER_BYTES ? { kind: "refused", error: "the answer was larger than 20 MB" } : { kind: "accepted", text };
+  const r = await postSigned(url, body, messageId, secrets, { timeoutMs: PUSH_TIMEOUT_MS, userAgent: "edge-jobs-dispatch", readBody: PUSH_ANSWER });
+  if (!r.answered) return { kind: "refused", error: `could not reach ${redactUrl(url)}: ${redactUrls(r.error)}` };
+  if (r.over) {
+    return { kind: "refused", error: `the HTTP ${r.status} answer from ${redactUrl(url)} is larger than ${PUSH_ANSWER.maxBytes} bytes (the ${PAYLOAD.outputBytes}-byte output limit plus ${PAYLOAD.envelopeBytes} of envelope); it was not read past that` };
   }
-  return { kind: "refused", error: `HTTP ${r.status} from ${url}${text ? `: ${text.slice(0, 200)}` : ""}` };
+  const text = r.text ?? "";
+  if (r.status >= 200 && r.status < 300) return { kind: "accepted", text };
+  return { kind: "refused", error: `HTTP ${r.status} from ${redactUrl(url)}${text ? `: ${redactUrls(text.slice(0, 200))}` : ""}` };
 }
 
 type ConfigOf = (endpointId: string) => Promise<EndpointConfig | null>;
@@ -88,14 +92,21 @@ async function dispatchOne(msg: Message<unknown>, env: Env, configOf: ConfigOf):
   }
   const check = checkOutboundUrl(url, config.allowPrivateUrls);
   if (!check.ok) {
-    await job.pushFailed(endpointId, token, check.reason);
+    await job.pushFailed(endpointId, token, redactUrls(check.reason));
     await job.deadLetter(endpointId, token);
     msg.ack();
     return;
   }
-  const { attempt, origin } = claim.job;
+  // Report URLs are built from configuration, never from the submitter's Host header.
+  const pub = publicOrigin(env);
+  if (!pub.ok) {
+    await job.pushFailed(endpointId, token, pub.reason);
+    msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    return;
+  }
+  const { attempt } = claim.job;
   const reportQuery = `?attempt=${attempt}&token=${await reportToken(config.webhookSecret, jobId, attempt, workerId)}`;
-  const base = `${origin ?? ""}/v2/${encodeURIComponent(endpointId)}`;
+  const base = `${pub.origin}/v2/${encodeURIComponent(endpointId)}`;
   const urls = {
     done: `${base}/job-done/${workerId}/${jobId}${reportQuery}`,
     stream: `${base}/job-stream/${workerId}/${jobId}${reportQuery}`,

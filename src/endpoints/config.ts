@@ -22,12 +22,25 @@ export const EndpointConfigInput = z
     webhookSecret: z
       .string()
       .regex(/^whsec_[A-Za-z0-9+/]{22,}={0,2}$/, "must be whsec_ followed by a base64 secret of at least 16 bytes")
+      .refine((s) => decodedSecretBytes(s) !== null, "must be whsec_ followed by valid base64 (its length, with padding, a multiple of 4)")
       .optional(),
     allowPrivateUrls: z.boolean().optional(),
     retryOnError: z.boolean().optional(),
   })
   .strict();
 export type EndpointConfigInput = z.infer<typeof EndpointConfigInput>;
+
+/**
+ * The secret's key bytes decoded as signing decodes them (atob), or null when they do not decode.
+ * The pattern alone let `whsec_` + 25 base64 letters through; every signature then threw.
+ */
+function decodedSecretBytes(secret: string): number | null {
+  try {
+    return atob(secret.slice("whsec_".length)).length;
+  } catch {
+    return null;
+  }
+}
 
 export interface EndpointConfig {
   id: string;

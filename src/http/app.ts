@@ -3,7 +3,7 @@
  */
 import { Hono } from "hono";
 import { DASHBOARD_HTML } from "../dashboard/page";
-import { ApiError, notConfigured } from "./errors";
+import { ApiError, badRequest, notConfigured } from "./errors";
 import { adminRoutes } from "./routes/admin";
 import { clientRoutes } from "./routes/client";
 import { metricsRoutes } from "./routes/metrics";
@@ -17,6 +17,18 @@ export function createApp(): Hono<AppEnv> {
   // Fail closed: a Worker deployed without its admin key serves nothing.
   app.use("*", async (c, next) => {
     if (!c.env.ADMIN_KEY) throw notConfigured();
+    await next();
+  });
+
+  // A path that does not percent-decode (`%ZZ`, a cut-off UTF-8 sequence) names nothing: it is
+  // refused here, once, so no route or middleware decoding a segment can throw on it.
+  app.use("*", async (c, next) => {
+    const path = new URL(c.req.url).pathname;
+    try {
+      decodeURIComponent(path);
+    } catch {
+      throw badRequest(`malformed percent-escape in the path '${path}': escape each reserved byte as %XX with two hex digits, of valid UTF-8`);
+    }
     await next();
   });
 

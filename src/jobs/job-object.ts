@@ -24,7 +24,7 @@ import { isTerminal, isWaiting } from "./states";
 import { appendChunk, readChunks, readUnread } from "./stream";
 import { statusFields } from "./view";
 import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, webhookSummary, type WebhookLogEntry, type WebhookSummary } from "../webhooks/delivery";
-import { addEvent, hasPending, nextDue, redeliver } from "../webhooks/outbox";
+import { addEvent, hasPending, nextDue, redeliver, type Redelivery } from "../webhooks/outbox";
 import type { StreamChunk } from "./stream";
 import { appendHistory, appendRefusal, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
 
@@ -110,13 +110,13 @@ export class JobObject extends DurableObject<Env> {
     return webhookLog(this.sql);
   }
 
-  /** Sends the latest webhook event again at once (same webhook-id). Null when there is none. */
-  redeliverWebhook(ref: EndpointRef): { seq: number; eventId: string } | null {
+  /** Sends the latest webhook event again at once (same webhook-id), within its rate limit. Null for an unknown job. */
+  redeliverWebhook(ref: EndpointRef): Redelivery | null {
     const stored = this.loadFor(ref);
     if (!stored) return null;
-    const event = redeliver(this.sql, this.clock.now());
-    if (event) this.armAlarm(stored.job, stored.indexDueAt);
-    return event && { seq: event.seq, eventId: event.eventId };
+    const r = redeliver(this.sql, this.clock.now());
+    if (r.ok) this.armAlarm(stored.job, stored.indexDueAt);
+    return r;
   }
 
   /** Waits up to `waitMs` for the job to reach a terminal state, then reads it (output and all, once). */

@@ -25,7 +25,9 @@ export const SubmitPolicy = z
  * through unchecked; everything we act on is checked.
  */
 export const SubmitBody = z.object({
-  input: z.unknown().refine((v) => v !== undefined, { message: "input is required" }),
+  // RunPod requires `input`; a JSON null is no input at all (and reads as missing to workers).
+  // Any other JSON value, `{}`, `0`, `""`, `false` or `[]` included, is the job's input.
+  input: z.unknown().refine((v) => v !== undefined && v !== null, { message: "input is required and must not be null (send {} for an empty input)" }),
   webhook: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   policy: SubmitPolicy.optional(),
   priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),

@@ -71,7 +71,7 @@ export interface JobRecord {
   sequenceKey: string | null;
   /** When a SEQUENCED job next asks its endpoint whether its turn has come (a backstop). */
   sequenceCheckAt: number | null;
-  /** The public origin the job was submitted to: push workers report to URLs under it. */
+  /** PUBLIC_URL's origin when the job was submitted (push URLs use PUBLIC_URL as it is at dispatch). */
   origin: string | null;
   dispatch: Dispatch | null;
   /**

@@ -26,3 +26,24 @@ export function equalConstantTime(a: string, b: string): boolean {
   const y = enc.encode(b);
   return x.byteLength === y.byteLength && crypto.subtle.timingSafeEqual(x, y);
 }
+
+/**
+ * At most `limit` bytes of a stream, read as they arrive; past the limit the rest is cancelled
+ * unread and `over` is set, so a huge or endless stream never sits in memory.
+ */
+export async function readAtMost(stream: ReadableStream<Uint8Array>, limit: number): Promise<{ bytes: Uint8Array; over: boolean }> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { bytes: concatBytes(chunks), over: false };
+    if (total + value.byteLength > limit) {
+      chunks.push(value.subarray(0, limit - total));
+      await reader.cancel().catch(() => undefined); // the sender may be gone; nothing to do
+      return { bytes: concatBytes(chunks), over: true };
+    }
+    chunks.push(value);
+    total += value.byteLength;
+  }
+}

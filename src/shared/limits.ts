@@ -81,3 +81,22 @@ export const WORKER_BOUNDS = {
 export const MEMORY_BOUNDS = {
   batchInputBytes: 16 * MB,
 } as const;
+
+/**
+ * A push worker's answer, read by bytes as it streams in: a 2xx is read up to the output limit
+ * plus the envelope (a larger or endless one fails the attempt, and nothing past the limit is
+ * held); any other answer only up to its first KiB, for the error message.
+ */
+export const PUSH_ANSWER = {
+  maxBytes: PAYLOAD.outputBytes + PAYLOAD.envelopeBytes,
+  errorBytes: 1024,
+} as const;
+
+/**
+ * `POST /v2/{ep}/webhooks/{id}/redeliver`, per job: refused (429, Retry-After) while a send of the
+ * event is due within this interval or one was made less than this interval ago, so one job's
+ * webhook is redelivered at most once per interval and never more than one is pending.
+ */
+export const WEBHOOK_REDELIVERY = {
+  minIntervalMs: 10_000,
+} as const;

@@ -5,6 +5,7 @@
  * status fields and output as they were), so a requeued job's earlier completion is still told.
  */
 import { blobPiece, writeBlob } from "../shared/blobs";
+import { WEBHOOK_REDELIVERY } from "../shared/limits";
 import type { Piece } from "../shared/pieces";
 import type { AttemptResult } from "./deliver";
 
@@ -143,12 +144,32 @@ export function postpone(sql: SqlStorage, seqs: readonly number[], at: number): 
   for (const seq of seqs) sql.exec("UPDATE webhook_event SET next_attempt_at = ? WHERE seq = ?", at, seq);
 }
 
-/** Sends the latest event again, at once, under the same webhook-id. */
-export function redeliver(sql: SqlStorage, now: number): WebhookEvent | null {
+export type Redelivery =
+  | { ok: true; seq: number; eventId: string }
+  | { ok: false; code: "NO_EVENT" }
+  | { ok: false; code: "TOO_SOON"; message: string; retryAfterMs: number };
+
+/**
+ * Sends the latest event again, at once, under the same webhook-id; refused while a send of it
+ * is due within WEBHOOK_REDELIVERY.minIntervalMs or was made less than that ago (so a caller
+ * cannot turn redeliveries into a stream of requests at the receiver).
+ */
+export function redeliver(sql: SqlStorage, now: number): Redelivery {
   const latest = latestEvent(sql);
-  if (!latest) return null;
+  if (!latest) return { ok: false, code: "NO_EVENT" };
+  const interval = WEBHOOK_REDELIVERY.minIntervalMs;
+  const dueAt = latest.state === "pending" ? latest.nextAttemptAt : null;
+  if (dueAt !== null && dueAt < now + interval) {
+    const message = `a send of this webhook event is already due; redeliver again ${interval / 1000} s after it`;
+    return { ok: false, code: "TOO_SOON", message, retryAfterMs: Math.max(dueAt, now) + interval - now };
+  }
+  const lastSent = sql.exec<{ at: number | null }>("SELECT MAX(at) AS at FROM webhook_attempt WHERE seq = ?", latest.seq).one().at;
+  if (lastSent !== null && now - lastSent < interval) {
+    const message = `this webhook event was sent less than ${interval / 1000} s ago; redeliver at most once per ${interval / 1000} s`;
+    return { ok: false, code: "TOO_SOON", message, retryAfterMs: lastSent + interval - now };
+  }
   sql.exec("UPDATE webhook_event SET state = 'pending', next_attempt_at = ? WHERE seq = ?", now, latest.seq);
-  return { ...latest, state: "pending", nextAttemptAt: now };
+  return { ok: true, seq: latest.seq, eventId: latest.eventId };
 }
 
 export function latestEvent(sql: SqlStorage): WebhookEvent | null {

@@ -64,8 +64,9 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
   const persist = mkdtempSync(path.join(tmpdir(), "edge-jobs-e2e-"));
   const adminKey = "e2e-admin-key";
   const log: string[] = [];
-  const child = spawnNode("scripts/start.mjs", { PORT: String(port), PERSIST_DIR: persist, ADMIN_KEY: adminKey, ...env }, log);
   const base = `http://127.0.0.1:${port}`;
+  // Push workers report to the address served, whatever Host a request names.
+  const child = spawnNode("scripts/start.mjs", { PORT: String(port), PERSIST_DIR: persist, ADMIN_KEY: adminKey, PUBLIC_URL: base, ...env }, log);
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`npm start exited early:\n${log.join("")}`);

@@ -4,6 +4,7 @@
  * that answers at once, one that reports later through its job-done URL, and one that fails the
  * first two deliveries.
  */
+import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { api, eventually, jsonLines } from "./api";
 import { freePort, spawnNode, useServer } from "./harness";
@@ -45,6 +46,29 @@ describe("push mode over HTTP", () => {
     const id = (await api(server.base, "POST", `/v2/${ep}/run`, server.adminKey, { input: "later" })).body.id as string;
     expect(await completed(ep, id)).toMatchObject({ output: { echo: "later" } });
     expect(events()).toContainEqual({ event: "reported", id, status: 200 });
+  });
+
+  it("defect 16: a submit with a forged Host header still has its worker report to PUBLIC_URL", async () => {
+    const { ep, events } = await pushEndpoint("e2e-push-host", { ASYNC: "1" });
+    // node:http sends the Host header as written (fetch would not let a caller choose it).
+    const submitted = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${server.base}/v2/${ep}/run`, {
+        method: "POST",
+        headers: { host: "evil.example", authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" },
+      }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end(JSON.stringify({ input: "host" }));
+    });
+    expect(submitted.status).toBe(200);
+    const id = (JSON.parse(submitted.body) as { id: string }).id;
+    // The worker reports through urls.done; had it named evil.example, the job would never complete.
+    expect(await completed(ep, id)).toMatchObject({ output: { echo: "host" } });
+    const reported = await eventually("the worker's report", 10_000, async () => events().find((e) => e.event === "reported" && e.id === id));
+    expect(reported).toEqual({ event: "reported", id, status: 200 });
   });
 
   it("a worker that fails the first two deliveries gets the job on the third, with growing delays", async () => {

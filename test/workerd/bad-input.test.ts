@@ -48,6 +48,21 @@ describe("submit bodies", () => {
     });
   }
 
+  it("defect 18: {\"input\": null} is a 400 and queues nothing; {}, 0, \"\", false and [] are inputs", async () => {
+    const ep = await createEndpoint();
+    for (const path of ["run", "runsync?wait=1000"]) {
+      await expectError(await call("POST", `/v2/${ep}/${path}`, { raw: '{"input": null}' }), 400, /input: input is required and must not be null/);
+    }
+    expect(await queueCounts(ep)).toMatchObject({ inQueue: 0 });
+    for (const input of [{}, 0, "", false, []]) {
+      const res = await call("POST", `/v2/${ep}/run`, { body: { input } });
+      expect(res.status, JSON.stringify(input)).toBe(200);
+      const id = (await json<{ id: string }>(res)).id;
+      expect((await json<{ input?: unknown }>(await take(ep))).input, JSON.stringify(input)).toEqual(input);
+      await done(ep, "w1", id, { output: 1 });
+    }
+  });
+
   it("invalid UTF-8 is a 400", async () => {
     const ep = await createEndpoint();
     const raw = new Uint8Array([0x7b, 0x22, 0x69, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
@@ -75,6 +90,23 @@ describe("admin bodies", () => {
       const id = uniqueEndpointId();
       await expectError(await call("PUT", `/admin/endpoints/${id}`, { body }), 400, /invalid body/);
       expect((await call("GET", `/admin/endpoints/${id}`)).status).toBe(404); // nothing was created
+    }
+  });
+
+  it("defect 14: a webhookSecret that matches the pattern but is not decodable base64 is a 400 and keeps the stored secret", async () => {
+    const ep = await createEndpoint();
+    const before = (await json<{ webhookSecret: string }>(await call("GET", `/admin/endpoints/${ep}`))).webhookSecret;
+    for (const webhookSecret of [`whsec_${"A".repeat(25)}`, `whsec_${"A".repeat(29)}=`, `whsec_${"A".repeat(22)}B==`]) {
+      expect(atob.bind(null, webhookSecret.slice(6)), webhookSecret).toThrow();
+      await expectError(await call("PUT", `/admin/endpoints/${ep}`, { body: { webhookSecret } }), 400, /webhookSecret: must be whsec_ followed by valid base64/);
+      const id = uniqueEndpointId();
+      await expectError(await call("PUT", `/admin/endpoints/${id}`, { body: { webhookSecret } }), 400, /webhookSecret/);
+      expect((await call("GET", `/admin/endpoints/${id}`)).status).toBe(404);
+    }
+    expect((await json<{ webhookSecret: string }>(await call("GET", `/admin/endpoints/${ep}`))).webhookSecret).toBe(before);
+    // Secrets that decode are still taken, padded or not.
+    for (const webhookSecret of [`whsec_${"A".repeat(22)}==`, `whsec_${"A".repeat(23)}`, `whsec_${"A".repeat(24)}`]) {
+      expect((await call("PUT", `/admin/endpoints/${ep}`, { body: { webhookSecret } })).status, webhookSecret).toBe(200);
     }
   });
 
@@ -124,6 +156,33 @@ describe("routes and methods", () => {
   it("an unknown route is a 404 naming it", async () => {
     await expectError(await call("GET", "/v2/ep/nothing-here"), 404, /no route for GET \/v2\/ep\/nothing-here/);
     await expectError(await call("GET", "/v1/run"), 404, /no route/);
+  });
+
+  it("defect 12: a malformed percent-escape anywhere in a path is a JSON 400 naming it, never a 500", async () => {
+    const ep = await createEndpoint();
+    const worker = await createKey(ep, "worker");
+    const cases: Array<[string, string, string | undefined]> = [
+      ["PUT", "/admin/endpoints/%ZZ", undefined],
+      ["DELETE", "/admin/endpoints/%ZZ", undefined],
+      ["GET", "/admin/endpoints/%ZZ", undefined],
+      ["POST", "/admin/endpoints/%E0%A4%A/pause", undefined],
+      ["DELETE", `/admin/endpoints/${ep}/keys/%ZZ`, undefined],
+      ["GET", "/v2/%ZZ/status/x", undefined],
+      ["GET", `/v2/${ep}/status/%ZZ`, undefined],
+      ["POST", "/v2/%/run", undefined],
+      ["GET", `/v2/${ep}/job-take/%ZZ`, worker],
+      ["POST", `/v2/${ep}/job-done/w1/%C0%AF`, worker],
+      ["GET", "/%ZZ", undefined],
+    ];
+    for (const [method, path, key] of cases) {
+      const res = await call(method, path, { key, body: method === "PUT" || method === "POST" ? {} : undefined });
+      expect(res.status, `${method} ${path}`).toBe(400);
+      expect(res.headers.get("content-type")).toMatch(/application\/json/);
+      expect((await json(res)).error, `${method} ${path}`).toMatch(/malformed percent-escape/);
+    }
+    // Well-formed escapes still route as before.
+    expect((await call("GET", `/admin/endpoints/${encodeURIComponent(ep)}`)).status).toBe(200);
+    expect((await call("PUT", "/admin/endpoints/a%20b", { body: {} })).status).toBe(404);
   });
 
   it("a wrong method is a 405 with Allow", async () => {

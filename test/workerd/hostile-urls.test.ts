@@ -6,7 +6,22 @@ import { describe, expect, it } from "vitest";
 import { checkOutboundUrl } from "../../src/shared/urls";
 import { call, createEndpoint, json } from "./helpers";
 
+/** Defect 13: names with several trailing dots, and IPv6 forms that embed a private IPv4 address. */
+const DEFECT_13_URLS = [
+  "http://localhost../", "http://localhost.../x", "http://LOCALHOST../", "http://db.internal../", "http://127.0.0.1../", "http://10.0.0.1.../",
+  // IPv4-compatible IPv6 (::a.b.c.d), in both spellings, with private and public IPv4
+  "http://[::127.0.0.1]/", "http://[::7f00:1]/", "http://[::10.0.0.1]/", "http://[::169.254.169.254]/", "http://[::8.8.8.8]/",
+  // IPv4-mapped and IPv4-translated forms of private addresses
+  "http://[::ffff:100.64.0.1]/", "http://[::ffff:0:127.0.0.1]/", "http://[::ffff:0:a00:1]/", "http://[0:0:0:0:0:ffff:192.168.0.1]/",
+  // NAT64 and 6to4 carrying private IPv4
+  "http://[64:ff9b::10.0.0.1]/", "http://[64:ff9b::192.168.1.1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[64:ff9b:1::a00:1]/",
+  "http://[2002:a00:1::]/", "http://[2002:c0a8:101::1]/", "http://[2002:a9fe:a9fe::1]/",
+  // IPv6 outside global unicast that ipaddr.js would otherwise call unicast
+  "http://[4000::1]/", "http://[100::1]/", "http://[::2]/",
+];
+
 const HOSTILE_URLS = [
+  ...DEFECT_13_URLS,
   // loopback, by name and by every spelling of the address
   "http://localhost/", "http://localhost:8080/hook", "http://LOCALHOST/", "http://localhost./", "http://api.localhost/",
   "https://localhost:443/", "http://127.0.0.1/", "http://127.1/", "http://127.0.1/", "http://127.255.255.254/",
@@ -44,6 +59,20 @@ describe("hostile URLs", () => {
       const r = checkOutboundUrl(url, false);
       if (!r.ok) expect(r.reason.length).toBeGreaterThan(5);
     }
+  });
+
+  it("defect 13: trailing dots and IPv6 forms embedding a private IPv4 are refused, as worker URLs too", async () => {
+    const passed = DEFECT_13_URLS.filter((url) => checkOutboundUrl(url, false).ok);
+    expect(passed).toEqual([]);
+    const r = checkOutboundUrl("http://[::127.0.0.1]/", false);
+    expect(!r.ok && r.reason).toMatch(/embedding 127\.0\.0\.1, a loopback address/);
+    for (const url of ["http://localhost../", "http://[::127.0.0.1]/", "http://[64:ff9b::10.0.0.1]/", "http://[2002:a00:1::]/"]) {
+      const res = await call("PUT", `/admin/endpoints/ep-defect13-${DEFECT_13_URLS.indexOf(url)}`, { body: { mode: "push", workerUrls: [url], allowPrivateUrls: false } });
+      expect(res.status, url).toBe(400);
+      expect((await json(res)).error, url).toMatch(/workerUrls: /);
+    }
+    // The public IPv4 an IPv4-mapped address names is as good as the IPv4 address itself.
+    expect(checkOutboundUrl("http://[::ffff:93.184.216.34]/", false).ok).toBe(true);
   });
 
   it("accepts public http(s) URLs, and private ones when allowed", () => {

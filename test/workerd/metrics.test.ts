@@ -58,6 +58,20 @@ describe("metrics API", () => {
     expect(week.buckets.length).toBeGreaterThanOrEqual(7);
   });
 
+  it("defect 11: window or bucket named like an Object.prototype key is a 400 listing the allowed values, not a 500", async () => {
+    const ep = await createEndpoint();
+    const client = await createKey(ep, "client");
+    const names = ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf", "isPrototypeOf"];
+    for (const name of names) {
+      for (const query of [`window=${name}`, `window=1h&bucket=${name}`]) {
+        const res = await call("GET", `/v2/${ep}/metrics?${query}`, { key: client });
+        expect(res.status, query).toBe(400);
+        const body = await json<{ error: string }>(res);
+        expect(body.error, query).toMatch(!query.includes("bucket") ? /window must be one of 1h, 6h, 24h, 7d/ : /bucket must be one of 1m, 5m, 15m, 1h, 2h, 6h, 1d/);
+      }
+    }
+  });
+
   it("storage grows with time, not with jobs", async () => {
     const ep = await createEndpoint();
     const stub = env.ENDPOINT.get(env.ENDPOINT.idFromName(ep)) as DurableObjectStub<EndpointObject>;

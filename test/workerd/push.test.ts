@@ -9,9 +9,10 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { retryDelaySeconds } from "../../src/dispatch/consumer";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../../src/jobs/push-commands";
+import { PUSH_ANSWER } from "../../src/shared/limits";
 import type { JobObject } from "../../src/jobs/job-object";
 import worker from "../../src/index";
-import { call, createEndpoint, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
+import { ADMIN, call, createEndpoint, createKey, interceptFetch, type Intercepted, json, status, submit } from "./helpers";
 
 const WORKER_URL = "https://worker.example.com/jobs";
 
@@ -140,6 +141,76 @@ describe("dispatch consumer", () => {
     });
   });
 
+  it("defect 15: errors shown to client-key holders name a worker URL without its query, fragment or credentials", async () => {
+    const secretUrl = `${WORKER_URL}?key=s3cret-query#s3cret-fragment`;
+    const ep = await createEndpoint({ mode: "push", workerUrls: [secretUrl] });
+    await call("POST", `/admin/endpoints/${ep}/pause`);
+    const client = await createKey(ep, "client");
+    const id = await submit(ep);
+    mockWorker((n) =>
+      n === 1
+        ? new Response(`no such key; see ${secretUrl.replace("https://", "https://user:pw@")}`, { status: 503 })
+        : Promise.reject(new TypeError(`fetch to ${secretUrl} failed: connection refused`)),
+    );
+    const lastError = async () => (await json<{ queue: { lastError: string } }>(await call("GET", `/v2/${ep}/status/${id}`, { key: client }))).queue.lastError;
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 1);
+    await call("POST", `/admin/endpoints/${ep}/resume`); // a paused endpoint's queue shows no lastError
+    const first = await lastError();
+    expect(first).toMatch(/^HTTP 503 from https:\/\/worker\.example\.com\/jobs: no such key; see https:\/\/worker\.example\.com\/jobs$/);
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "t" }, 2);
+    const second = await lastError();
+    expect(second).toMatch(/could not reach https:\/\/worker\.example\.com\/jobs: .*connection refused/);
+    // After the last retry the dead letter fails the job with the same, redacted, error.
+    await deliver(deadLetterQueue, { endpointId: ep, jobId: id, token: "t" });
+    const failed = await json<{ status: string; error: string }>(await call("GET", `/v2/${ep}/status/${id}`, { key: client }));
+    expect(failed.status).toBe("FAILED");
+    for (const shown of [first, second, failed.error, JSON.stringify(await json(await call("GET", `/v2/${ep}/history/${id}`, { key: client })))]) {
+      expect(shown).toContain("worker.example.com/jobs");
+      expect(shown).not.toMatch(/s3cret|user:pw|\?key=/);
+    }
+  });
+
+  it("defect 17: a 2xx answer over the output limit fails the attempt, read no further than the limit, declared or streamed", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep);
+    const MiB = new Uint8Array(1024 * 1024).fill(0x20); // JSON whitespace
+    let pulled = 0;
+    // A body 8 MiB over the limit, without Content-Length, 1 MiB at a time as it is read (bounded
+    // so that code reading it in full, as before the fix, finishes and fails here).
+    const huge = () =>
+      new ReadableStream<Uint8Array>(
+        {
+          pull: (c) => {
+            if (pulled >= PUSH_ANSWER.maxBytes + 8 * MiB.byteLength) return c.close();
+            pulled += MiB.byteLength;
+            c.enqueue(MiB);
+          },
+        },
+        { highWaterMark: 0 },
+      );
+    mockWorker((n) =>
+      n === 1
+        ? new Response(huge(), { status: 200 })
+        : new Response(huge(), { status: 200, headers: { "content-length": String(PUSH_ANSWER.maxBytes + 1) } }),
+    );
+    const first = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "big" }, 1);
+    expect(first.retryMessages).toHaveLength(1);
+    // Read by bytes: no more than the limit and the chunk that crossed it, then cancelled.
+    expect(pulled).toBeGreaterThan(PUSH_ANSWER.maxBytes);
+    expect(pulled).toBeLessThanOrEqual(PUSH_ANSWER.maxBytes + 2 * MiB.byteLength);
+    await call("POST", `/admin/endpoints/${ep}/resume`);
+    const s = await json<{ status: string; queue: { lastError: string } }>(await status(ep, id));
+    expect(s.status).toBe("IN_QUEUE");
+    expect(s.queue.lastError).toMatch(new RegExp(`HTTP 200 answer from https://worker\\.example\\.com/jobs is larger than ${PUSH_ANSWER.maxBytes} bytes`));
+    // A Content-Length over the limit is refused before a byte is read.
+    await call("POST", `/admin/endpoints/${ep}/pause`);
+    pulled = 0;
+    const second = await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "big" }, 2);
+    expect(second.retryMessages).toHaveLength(1);
+    expect(pulled).toBeLessThanOrEqual(MiB.byteLength); // at most what the stream queued on its own
+    expect(PUSH_ANSWER.maxBytes).toBe(20 * 1024 * 1024 + 64 * 1024);
+  });
+
   it("a message that is not a dispatch is acked and dropped; a stale one changes nothing", async () => {
     const { ep } = await pausedPushEndpoint();
     expect((await deliver(dispatchQueue, { hello: "world" })).explicitAcks).toEqual(["m1"]);
@@ -163,6 +234,61 @@ describe("dispatch consumer", () => {
     const otherAttempt = `${done.pathname}?attempt=2&token=${done.searchParams.get("token")}`;
     expect((await call("POST", otherAttempt, { key: null, body: { output: 1 } })).status).toBe(401);
     expect(await json(await status(ep, id))).toMatchObject({ status: "IN_PROGRESS" });
+  });
+});
+
+describe("report URLs", () => {
+  it("defect 16: report URLs come from PUBLIC_URL; a forged Host header does not change them", async () => {
+    const { ep } = await pausedPushEndpoint();
+    // The request names another host, as `Host: evil.example` does under wrangler dev.
+    const forged = await worker.fetch(
+      new Request(`http://evil.example/v2/${ep}/run`, {
+        method: "POST",
+        headers: { host: "evil.example", authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ input: 1 }),
+      }),
+      env,
+      createExecutionContext(),
+    );
+    expect(forged.status).toBe(200);
+    const { id } = await json<{ id: string }>(forged);
+    const pushed = mockWorker(() => new Response(null, { status: 202 }));
+    await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: "h" });
+    expect(pushed).toHaveLength(1);
+    expect(env.PUBLIC_URL).toBe("http://edge.test");
+    for (const url of Object.values(pushed[0]!.json.urls)) expect(url.startsWith(`http://edge.test/v2/${ep}/`), url).toBe(true);
+    expect(JSON.stringify(pushed[0]!.json)).not.toContain("evil.example");
+  });
+
+  it("defect 16: without PUBLIC_URL a push endpoint refuses submits with a 503 saying what to set, and a queued push fails with that reason", async () => {
+    const { ep } = await pausedPushEndpoint();
+    const id = await submit(ep); // queued while PUBLIC_URL was set
+    for (const PUBLIC_URL of ["", "not a url", "ftp://edge.example", "https://edge.example/prefix?x=1"]) {
+      const bare = { ...env, PUBLIC_URL } as Env;
+      const res = await worker.fetch(
+        new Request(`http://edge.test/v2/${ep}/run`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ input: 1 }) }),
+        bare,
+        createExecutionContext(),
+      );
+      expect(res.status, PUBLIC_URL).toBe(503);
+      expect((await json(res)).error).toMatch(/PUBLIC_URL/);
+      // Pull endpoints need no report URLs and take submits as before.
+      const pull = await createEndpoint();
+      const ok = await worker.fetch(
+        new Request(`http://edge.test/v2/${pull}/run`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ input: 1 }) }),
+        bare,
+        createExecutionContext(),
+      );
+      expect(ok.status, PUBLIC_URL).toBe(200);
+    }
+    const pushed = mockWorker(() => new Response(null, { status: 202 }));
+    const batch = createMessageBatch(dispatchQueue, [{ id: "u1", timestamp: new Date(), attempts: 1, body: { endpointId: ep, jobId: id, token: "u" } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, { ...env, PUBLIC_URL: "" } as Env, ctx);
+    expect((await getQueueResult(batch, ctx)).retryMessages).toHaveLength(1);
+    expect(pushed).toHaveLength(0);
+    await call("POST", `/admin/endpoints/${ep}/resume`);
+    expect(await json(await status(ep, id))).toMatchObject({ status: "IN_QUEUE", queue: { lastError: expect.stringMatching(/PUBLIC_URL/) } });
   });
 });
 

@@ -7,6 +7,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobObject } from "../../src/jobs/job-object";
+import { WEBHOOK_REDELIVERY } from "../../src/shared/limits";
 import { MAX_ATTEMPTS, nextDelayMs, parseRetryAfter, RETRY_DELAYS_MS } from "../../src/webhooks/schedule";
 import { call, createEndpoint, done, freezeJob as freeze, interceptFetch, jobStubOf as stubOf, json, status, submit, take, type Intercepted } from "./helpers";
 
@@ -174,11 +175,40 @@ describe("delivery", () => {
     const got = mockReceiver(() => new Response("ok"));
     const { ep, id } = await finishedJob();
     await vi.waitUntil(async () => (await webhookState(ep, id))?.state === "delivered", { timeout: 5_000 });
+    await freeze(id, T0 + WEBHOOK_REDELIVERY.minIntervalMs); // redeliveries are spaced (defect 18)
     const r = await call("POST", `/v2/${ep}/webhooks/${id}/redeliver`);
     expect(await json(r)).toMatchObject({ id, seq: 1, state: "pending" });
     await runDurableObjectAlarm(stubOf(id));
     await vi.waitUntil(() => got.length === 2, { timeout: 5_000, interval: 20 });
     expect(got[1]!.headers["webhook-id"]).toBe(got[0]!.headers["webhook-id"]);
+  });
+
+  it("defect 18: redeliver is limited per job: one send per 10 s and one pending, else a 429 with Retry-After", async () => {
+    const got = mockReceiver(() => new Response("ok"));
+    const { ep, id } = await finishedJob();
+    await vi.waitUntil(() => got.length === 1, { timeout: 5_000, interval: 20 });
+    const redeliver = () => call("POST", `/v2/${ep}/webhooks/${id}/redeliver`);
+    const tooSoon = async (retryAfterSeconds: number) => {
+      const r = await redeliver();
+      expect(r.status).toBe(429);
+      expect(r.headers.get("content-type")).toMatch(/application\/json/);
+      expect(r.headers.get("retry-after")).toBe(String(retryAfterSeconds));
+      expect(await json(r)).toMatchObject({ error: expect.stringMatching(/redeliver/), retryAfterMs: retryAfterSeconds * 1000 });
+    };
+    // Just delivered (at T0): the next redelivery may come 10 s after that send.
+    await tooSoon(10);
+    await freeze(id, T0 + 4_000);
+    await tooSoon(6);
+    await freeze(id, T0 + 10_000);
+    expect((await redeliver()).status).toBe(200);
+    // One is now pending: a burst of further requests is refused and sends nothing more.
+    const burst = await Promise.all(Array.from({ length: 20 }, redeliver));
+    expect(burst.map((r) => r.status)).toEqual(Array(20).fill(429));
+    await attemptAt(id, T0 + 10_000, got, 2);
+    await tooSoon(10);
+    expect(got).toHaveLength(2);
+    const log = await json<{ events: Array<{ attempts: number }> }>(await call("GET", `/v2/${ep}/webhooks/${id}`));
+    expect(log.events[0]!.attempts).toBe(2);
   });
 
   it("a requeued job's next ending is a new event with a higher seq", async () => {

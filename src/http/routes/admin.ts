@@ -23,6 +23,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     await requireAdmin(c);
     await next();
     // Any change to an endpoint or its keys takes effect at once in this isolate.
+    // The path decodes: malformed escapes were refused before any route (app.ts).
     const ep = /^\/admin\/endpoints\/([^/]+)/.exec(new URL(c.req.url).pathname)?.[1];
     if (ep && c.req.method !== "GET") forgetEndpoint(decodeURIComponent(ep));
   });

@@ -8,7 +8,7 @@ import type { JobKind } from "../../jobs/record";
 import { resolvePolicy, SubmitBody } from "../../jobs/policy";
 import { LIMITS, PAYLOAD } from "../../shared/limits";
 import { sha256Hex } from "../../endpoints/keys";
-import { checkOutboundUrl } from "../../shared/urls";
+import { checkOutboundUrl, publicOrigin } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson, validate } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
@@ -38,6 +38,9 @@ function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
 async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   const endpointId = endpointParam(c);
   const config = await requireEndpoint(c, endpointId, "client");
+  // Push workers report under PUBLIC_URL; without it a push job could never be dispatched.
+  const pub = publicOrigin(c.env);
+  if (config.mode === "push" && !pub.ok) throw new ApiError(503, pub.reason);
   const inputLimit = kind === "sync" ? PAYLOAD.syncInputBytes : PAYLOAD.runInputBytes;
   const body = validate(SubmitBody, await readJson(c.req.raw, inputLimit + PAYLOAD.envelopeBytes));
   const input = jsonBytes(body.input, "input");
@@ -56,7 +59,7 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   const stub = c.env.JOB.get(doId);
   const { idempotencyKey: _key, ...rest } = body;
   const idempotency = key === null ? null : { key, bodyHash: await sha256Hex(`${kind}\n${JSON.stringify(rest)}`) };
-  const init = { id, endpointId, endpointGen: config.generation, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null, origin: new URL(c.req.url).origin };
+  const init = { id, endpointId, endpointGen: config.generation, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null, origin: pub.ok ? pub.origin : null };
   const r = await stub.submit(init, input);
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") {
     throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });
@@ -156,12 +159,14 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/webhooks/:id/redeliver", {
     POST: async (c) => {
       const { ref, id, stub } = await jobFor(c);
-      const event = await stub.redeliverWebhook(ref);
-      if (!event) {
-        if (!(await stub.read(ref)).ok) throw jobNotFound(id);
-        throw conflict("this job has no webhook event to redeliver (no webhook, or it has not finished)", { id });
+      const r = await stub.redeliverWebhook(ref);
+      if (r === null) throw jobNotFound(id);
+      if (!r.ok && r.code === "NO_EVENT") throw conflict("this job has no webhook event to redeliver (no webhook, or it has not finished)", { id });
+      if (!r.ok) {
+        const seconds = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+        throw new ApiError(429, `too soon to redeliver: ${r.message}`, { id, retryAfterMs: r.retryAfterMs }, { "retry-after": String(seconds) });
       }
-      return c.json({ id, seq: event.seq, webhookId: event.eventId, state: "pending" });
+      return c.json({ id, seq: r.seq, webhookId: r.eventId, state: "pending" });
     },
   });
 

@@ -14,8 +14,15 @@ import { route } from "./route";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-const DURATIONS: Record<string, number> = { "1m": MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "1h": HOUR, "2h": 2 * HOUR, "6h": 6 * HOUR, "24h": 24 * HOUR, "1d": 24 * HOUR, "7d": 7 * 24 * HOUR };
-const WINDOWS: Record<string, string> = { "1h": "1m", "6h": "5m", "24h": "15m", "7d": "2h" };
+// Maps, not object literals: a query value such as `constructor` or `__proto__` must not find an
+// inherited property (it did, and answered 500).
+const DURATIONS = new Map<string, number>([
+  ["1m", MINUTE], ["5m", 5 * MINUTE], ["15m", 15 * MINUTE], ["1h", HOUR], ["2h", 2 * HOUR], ["6h", 6 * HOUR], ["1d", 24 * HOUR],
+]);
+/** Each window and its default bucket. */
+const WINDOWS = new Map<string, { ms: number; bucket: string }>([
+  ["1h", { ms: HOUR, bucket: "1m" }], ["6h", { ms: 6 * HOUR, bucket: "5m" }], ["24h", { ms: 24 * HOUR, bucket: "15m" }], ["7d", { ms: 7 * 24 * HOUR, bucket: "2h" }],
+]);
 const MAX_BUCKETS = 500;
 
 export function metricsRoutes(app: Hono<AppEnv>): void {
@@ -24,13 +31,12 @@ export function metricsRoutes(app: Hono<AppEnv>): void {
       const endpointId = endpointParam(c);
       await requireEndpoint(c, endpointId, "client");
       const window = c.req.query("window") ?? "1h";
-      if (!(window in WINDOWS)) throw badRequest(`window must be one of ${Object.keys(WINDOWS).join(", ")}; got '${window}'`);
-      const bucket = c.req.query("bucket") ?? WINDOWS[window]!;
-      const bucketMs = DURATIONS[bucket];
-      const windowMs = DURATIONS[window]!;
-      if (bucketMs === undefined || ["24h", "7d"].includes(bucket)) {
-        throw badRequest(`bucket must be one of 1m, 5m, 15m, 1h, 2h, 6h, 1d; got '${bucket}'`);
-      }
+      const w = WINDOWS.get(window);
+      if (!w) throw badRequest(`window must be one of ${[...WINDOWS.keys()].join(", ")}; got '${window}'`);
+      const bucket = c.req.query("bucket") ?? w.bucket;
+      const bucketMs = DURATIONS.get(bucket);
+      if (bucketMs === undefined) throw badRequest(`bucket must be one of ${[...DURATIONS.keys()].join(", ")}; got '${bucket}'`);
+      const windowMs = w.ms;
       if (windowMs / bucketMs > MAX_BUCKETS) throw badRequest(`a ${window} window in ${bucket} buckets is more than ${MAX_BUCKETS} buckets`);
       const to = Date.now();
       const metrics = await endpointStub(c.env, endpointId).metrics(to - windowMs, to, bucketMs);
