@@ -476,20 +476,22 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   /**
-   * A heartbeat. `jobIds` lists the jobs the worker says it runs (null when it sent none).
-   * Returns the CANCELLING jobs it was told to stop and no longer lists: it went quiet on them.
+   * A heartbeat. `jobIds` lists the jobs the worker says it runs (null: the ping says nothing
+   * about jobs). Returns the CANCELLING jobs it was told to stop and no longer lists (it went
+   * quiet on them), and the running jobs it does not list (see commands.notListed).
    */
   ping(workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): PingReply {
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now, sdkVersion);
     if (unhealthy !== null) markUnhealthy(this.sql, workerId, unhealthy);
-    const listed = new Set(jobIds ?? []);
+    // Only a ping that says what it runs can say what it does not.
+    if (jobIds === null) return { quiet: [], unlisted: [] };
+    const listed = new Set(jobIds);
     const told = deliveredStops(this.sql, workerId);
     const held = heldBy(this.sql, workerId).filter((j) => !listed.has(j.jobId));
     const quiet = held.filter((j) => j.state === "CANCELLING" && told.has(`${j.jobId}:${j.attempt}`)).map((j) => j.jobId);
-    // Only a ping that says what it runs can say what it does not (the job checks its own start).
-    const unlisted =
-      jobIds === null ? [] : held.filter((j) => j.state === "IN_PROGRESS" && now - j.updatedAt >= PING_LIST_GRACE_MS).map((j) => j.jobId);
+    // The job checks its own attempt's age too: the index's updated_at is when it learned of the claim.
+    const unlisted = held.filter((j) => j.state === "IN_PROGRESS" && now - j.updatedAt >= PING_LIST_GRACE_MS).map((j) => j.jobId);
     return { quiet, unlisted };
   }
 
