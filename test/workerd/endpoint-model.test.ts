@@ -154,7 +154,6 @@ class Report implements Cmd {
     const accepted = res.status === 200;
     const own = holds && accepted && kind !== "progress";
     await snapshot(w, new Set(own ? [j.id] : []));
-    const post = j.snap!;
     if (kind === "progress") {
       expect(res.status, `progress from ${this.wid} on ${pre.state}`).toBe(holds && pre.state === "IN_PROGRESS" ? 200 : 409);
       expect(core(j), "progress changes no state").toEqual({ state: pre.state, attempt: pre.attempt, retries: pre.retries });
@@ -165,9 +164,8 @@ class Report implements Cmd {
       const want =
         pre.state === "CANCELLING"
           ? { state: "CANCELLED", attempt: pre.attempt, retries: pre.retries }
-          : { state: kind === "complete" ? "COMPLETED" : retried ? post.state : "FAILED", attempt: pre.attempt, retries: pre.retries + (retried ? 1 : 0) };
+          : { state: kind === "complete" ? "COMPLETED" : retried ? "IN_QUEUE" : "FAILED", attempt: pre.attempt, retries: pre.retries + (retried ? 1 : 0) };
       expect(core(j), `[I4] defect 1: an accepted ${kind} of attempt ${pre.attempt} by ${this.wid} takes effect`).toEqual(want);
-      if (retried && pre.state !== "CANCELLING") expect(WAITING, "[I4] an error with attempts left goes back to the queue").toContain(post.state);
       if (pre.state !== "CANCELLING") j.finals.push({ w: this.wid, attempt: pre.attempt, kind });
     } else {
       // Not the lease holder: only an exact repeat of an accepted report answers 200, and changes nothing.
@@ -384,5 +382,48 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
       ),
       { seed: SEED, numRuns: 40, interruptAfterTimeLimit: 60_000 },
     );
+  });
+
+  // Counterexamples, kept as plain sequences (marked with the defect each shows). On today's main
+  // each fails at the step named in its title.
+  const S = (seq: string | null = null, idem: "none" | "new" | number = "none") => new Submit(0, seq, idem);
+
+  it("defect 1: the lease holder's error on attempt 2 takes effect although its attempt 1 reported an error too", async () => {
+    await runModel(null, 3, [S()], [new Take("w1", 1, false, false), new Report("w1", "fail", 0, "held"), new Advance(31_000), new Take("w1", 1, false, false), new Report("w1", "fail", 0, "held")]);
+  });
+
+  it("defect 3: a requeued job re-enters its sequence at the back (SEQUENCED behind the unfinished job of its key)", async () => {
+    await runModel(null, 2, [S("a"), S("a")], [
+      new Take("w1", 1, false, false), new Cancel(0, true), new Report("w1", "complete", 0, "held"), new Again("requeue", 0, true), new Take("w2", 2, false, false),
+    ]);
+  });
+
+  it("defect 3 (found by the model, seed 5): a job submitted after a retry of its key's job waits behind it", async () => {
+    await runModel(2, 2, [S("a")], [
+      new Take("w2", 1, false, false), new Report("w1", "fail", 0, "held"), new Take("w1", 1, false, false), new Advance(31_000), new Again("retry", 0, false), S("a"),
+    ]);
+  });
+
+  it("defect 4: an idempotency key resubmitted after 24 h creates a fresh job that is counted and offered", async () => {
+    await runModel(null, 2, [S(null, "new")], [new Take("w1", 1, false, false), new Report("w1", "complete", 0, "held"), new Advance(25 * 3_600_000), S(null, 0), new Take("w1", 1, false, true)]);
+  });
+
+  it("defect 5: a second cancel of the same job on the same worker reaches it through job-stop", async () => {
+    await runModel(null, 2, [S()], [
+      new Take("w1", 1, false, false), new Cancel(0, true), new Report("w1", "complete", 0, "stray"), new Again("requeue", 0, true), new Take("w1", 1, false, false), new Cancel(0, true),
+    ]);
+  });
+
+  it("defect 6: a ping that no longer lists a job taken 30 s before releases it", async () => {
+    const pingEvery6s = [0, 1, 2, 3, 4].flatMap(() => [new Advance(6_000), new Ping("w1", "list")]);
+    await runModel(null, 2, [S()], [new Take("w1", 1, false, false), new Forget("w1", 0), new Ping("w1", "list"), ...pingEvery6s]);
+  });
+
+  it("defect 10: after DELETE and re-create, the old endpoint's jobs answer 404 to the new keys", async () => {
+    await runModel(null, 2, [S(), S(null, "new")], [new Take("w1", 1, false, false), new Recreate(), S(null, 0), new Advance(310_000), new Take("w1", 2, false, true)]);
+  });
+
+  it("a ping without job_id or runpod_version says nothing about jobs (not even a CANCELLING one)", async () => {
+    await runModel(null, 2, [S()], [new Take("w1", 1, false, false), new Cancel(0, true), new Ping("w1", "bare")]);
   });
 });
