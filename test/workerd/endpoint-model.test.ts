@@ -380,6 +380,7 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
         fc.commands(commands, { maxCommands: 25, size: "max" }),
         (cap, attempts, first, cmds) => runModel(cap, attempts, first, cmds),
       ),
+      // At most a minute in the suite: on a slow machine fewer runs, never a hang.
       { seed: SEED, numRuns: 40, interruptAfterTimeLimit: 60_000 },
     );
   });
