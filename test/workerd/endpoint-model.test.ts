@@ -1,0 +1,430 @@
+/**
+ * Endpoint-level model (issue 11, "proofs that widen"): random sequences of submits (priorities,
+ * sequence keys, idempotency keys, repeated also after more than 24 h), takes and batch takes by
+ * three workers, progress, results and errors (retryOnError), repeats of accepted reports,
+ * cancels, retries, requeues, pings with and without job lists, lost takes, time jumps with every
+ * alarm fired, and a delete and re-create of the endpoint, on an endpoint with or without a
+ * concurrency cap. Everything goes through the Worker's HTTP routes to real objects in workerd;
+ * every object runs on one simulated clock (Clock.prototype.now answers the model's time).
+ * After each step: the step's own expectation, then the invariants of endpoint-checks.ts and the
+ * stop signals owed (endpoint-world.ts). Failing sequences print a seed (MODEL_SEED replays) and
+ * the commands; found counterexamples are kept below as regression sequences.
+ */
+import fc from "fast-check";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Clock } from "../../src/shared/clock";
+import { call, json, seedFrom, uniqueEndpointId } from "./helpers";
+import { checkInvariants, core } from "./endpoint-checks";
+import {
+  advance, AVOID_GRACE_MS, configOf, createEndpointGen, current, deleted, deliverOwedStops, isRunning, isTerminal, newJob, PING_RELEASE_MS, pollStops,
+  readStatus, snapshot, unfinishedOfKey, WAITING, type FinalKind, type MJob, type World,
+} from "./endpoint-world";
+
+type Cmd = fc.AsyncCommand<World, World>;
+/** The world whose clock every object reads (see the Clock.prototype.now spy below). */
+let active: World | null = null;
+
+/** What every step ends with: snapshot (the caller's), stops owed delivered once, invariants. */
+async function settle(w: World): Promise<void> {
+  await deliverOwedStops(w);
+  await checkInvariants(w);
+}
+
+const pickOf = <T>(xs: T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
+
+class Submit implements Cmd {
+  constructor(readonly priority: number, readonly seq: string | null, readonly idem: "none" | "new" | number) {}
+  check = () => true;
+  async run(w: World) {
+    const keyed = w.jobs.filter((j) => j.idemKey !== null);
+    const reuse = typeof this.idem === "number" ? pickOf(keyed, this.idem) : undefined;
+    const key = reuse?.idemKey ?? (this.idem === "none" ? null : `k${++w.keys}`);
+    const body = reuse?.body ?? { input: { n: w.jobs.length }, priority: this.priority, ...(this.seq ? { sequenceKey: this.seq } : {}), ...(key ? { idempotencyKey: key } : {}) };
+    const latest = key === null ? undefined : w.jobs.findLast((j) => j.idemKey === key);
+    const seq = (body.sequenceKey as string | undefined) ?? null;
+    const behind = seq !== null && unfinishedOfKey(w, seq, null).length > 0;
+    const before = latest ? core(latest) : null;
+    const res = await call("POST", `/v2/${w.ep}/run`, { key: w.clientKey, body });
+    expect(res.status, "submit").toBe(200);
+    const { id, status } = await json<{ id: string; status: string }>(res);
+    // A key answers with its job until the job is deleted, 24 h after its submit at the soonest
+    // (defect 4), and only on its own endpoint generation (defect 10); then it creates a fresh job.
+    const fresh = latest === undefined || latest.gen !== w.gen || deleted(w, latest);
+    if (fresh) {
+      expect(status, `a new job is ${behind ? "SEQUENCED behind its key" : "IN_QUEUE"}`).toBe(behind ? "SEQUENCED" : "IN_QUEUE");
+      for (const old of w.jobs.filter((j) => j.id === id)) old.gone = true; // the same object now holds a new job
+      newJob(w, id, body, key);
+      await snapshot(w);
+      const j = w.jobs.at(-1)!;
+      expect({ attempt: j.snap?.attempt, retries: j.snap?.retries, createdAt: j.snap?.createdAt }, `fresh job ${id} (key ${key})`).toEqual({ attempt: 0, retries: 0, createdAt: w.now });
+    } else {
+      expect(id, `idempotency key ${key} answers with its job`).toBe(latest!.id);
+      await snapshot(w);
+      if (!latest!.gone) expect(core(latest!), "a repeated submit changes nothing").toEqual(before);
+    }
+    await settle(w);
+  }
+  toString = () => `submit(p${this.priority}, ${this.seq ?? "-"}, ${this.idem})`;
+}
+
+class Take implements Cmd {
+  constructor(readonly wid: string, readonly max: 1 | 2 | 3, readonly restart: boolean, readonly probeEmpty: boolean) {}
+  check = () => true;
+  async run(w: World) {
+    const mw = w.workers[this.wid]!;
+    if (this.restart) {
+      mw.held.clear();
+      mw.forgot.clear();
+    }
+    const inProgress = mw.held.size > 0 ? 1 : 0;
+    const jobs = current(w);
+    // Saying it runs nothing releases every job the worker holds (before the offer is made).
+    const released = inProgress === 0 ? jobs.filter((j) => isRunning(j.snap) && j.snap!.workerId === this.wid) : [];
+    const room = w.cfg.concurrency === null ? Infinity : w.cfg.concurrency - jobs.filter((j) => isRunning(j.snap)).length;
+    // The queue's order: priority, then submit order; a job this worker failed waits AVOID_GRACE_MS for others.
+    const eligible = jobs
+      .filter((j) => j.snap?.state === "IN_QUEUE" && !(j.avoid.has(this.wid) && w.now - j.queuedSince! < AVOID_GRACE_MS))
+      .sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    const want = eligible.slice(0, Math.max(0, Math.min(this.max, room))).map((j) => j.id);
+    if (want.length === 0 && released.length === 0 && !this.probeEmpty) return; // a 204 costs TAKE_WAIT_MS
+    const path = this.max === 1 ? `job-take/${this.wid}?` : `job-take-batch/${this.wid}?batch_size=${this.max}&`;
+    const res = await call("GET", `/v2/${w.ep}/${path}job_in_progress=${inProgress}`, { key: w.workerKey });
+    mw.lastSeen = w.now;
+    expect([200, 204], "take").toContain(res.status);
+    const body = res.status === 200 ? await json<unknown>(res) : [];
+    const got = (Array.isArray(body) ? body : [body]) as Array<{ id: string; attempt: number }>;
+    const old = got.filter((g) => w.jobs.some((j) => j.id === g.id && j.gen !== w.gen) && !jobs.some((j) => j.id === g.id));
+    expect(old.map((g) => g.id), "defect 10: a job of the deleted endpoint is handed to the new endpoint's worker").toEqual([]);
+    expect(got.map((g) => g.id).sort(), `take by ${this.wid} (max ${this.max}, room ${room}) hands out exactly the eligible jobs`).toEqual([...want].sort());
+    for (const g of got) {
+      const j = jobs.find((x) => x.id === g.id)!;
+      expect(g.attempt, `[I1] job ${g.id}: each take starts a new attempt`).toBe(Math.max(j.snap!.attempt, j.handed) + 1);
+      j.handed = g.attempt;
+      mw.held.set(g.id, g.attempt);
+    }
+    await snapshot(w);
+    for (const g of got) {
+      const s = jobs.find((x) => x.id === g.id)!.snap!;
+      expect({ state: s.state, workerId: s.workerId, attempt: s.attempt }, `job ${g.id} after its take`).toEqual({ state: "IN_PROGRESS", workerId: this.wid, attempt: g.attempt });
+    }
+    for (const j of released) {
+      const still = j.snap?.state === "IN_PROGRESS" && j.snap.workerId === this.wid && !got.some((g) => g.id === j.id);
+      expect(still, `job_in_progress=0 releases ${j.id}`).toBe(false);
+    }
+    await settle(w);
+  }
+  toString = () => `take(${this.wid}, ${this.max}${this.restart ? ", restarted" : ""}${this.probeEmpty ? ", probe" : ""})`;
+}
+
+class Report implements Cmd {
+  constructor(readonly wPref: string, readonly kind: "progress" | FinalKind, readonly pick: number, readonly how: "held" | "stray" | "repeat") {}
+  wid = "";
+  check = () => true;
+  async run(w: World) {
+    let j: MJob | undefined;
+    let attempt: number | null = null;
+    let kind = this.kind;
+    this.wid = this.wPref;
+    if (this.how === "repeat") {
+      // The exact repeat of this worker's last accepted final report, naming its attempt.
+      const last = w.workers[this.wid]!.lastFinal;
+      j = current(w).find((x) => x.id === last?.job);
+      attempt = last?.attempt ?? null;
+      kind = last?.kind ?? kind;
+    } else {
+      // A worker reporting on a job it believes it runs (any worker's, if this one runs none), or a stray report.
+      const beliefs = Object.entries(w.workers).flatMap(([wid, mw]) => [...mw.held.keys()].sort().map((id) => ({ wid, id })));
+      const mine = beliefs.filter((b) => b.wid === this.wid);
+      const b = this.how === "held" ? pickOf(mine.length > 0 ? mine : beliefs, this.pick) : undefined;
+      if (b) this.wid = b.wid;
+      const forgot = w.workers[this.wid]!.forgot;
+      j = current(w).find((x) => x.id === b?.id) ?? pickOf(current(w).filter((x) => !forgot.has(x.id)), this.pick);
+    }
+    const mw = w.workers[this.wid]!;
+    if (!j || !j.snap) return;
+    const pre = j.snap;
+    const holds = isRunning(pre) && pre.workerId === this.wid && (attempt === null || attempt === pre.attempt);
+    const body = kind === "complete" ? { output: { done: j.id } } : kind === "fail" ? { error: "boom" } : { status: "IN_PROGRESS", output: { p: 1 } };
+    const res = await call("POST", `/v2/${w.ep}/job-done/${this.wid}/${j.id}?isStream=false${attempt === null ? "" : `&attempt=${attempt}`}`, {
+      key: w.workerKey,
+      raw: JSON.stringify(body),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    await res.body?.cancel();
+    const accepted = res.status === 200;
+    const own = holds && accepted && kind !== "progress";
+    await snapshot(w, new Set(own ? [j.id] : []));
+    if (kind === "progress") {
+      expect(res.status, `progress from ${this.wid} on ${pre.state}`).toBe(holds && pre.state === "IN_PROGRESS" ? 200 : 409);
+      expect(core(j), "progress changes no state").toEqual({ state: pre.state, attempt: pre.attempt, retries: pre.retries });
+    } else if (holds) {
+      // I4: the lease holder's final report is accepted and takes effect (defect 1: also on attempt N > 1).
+      expect(res.status, `[I4] the lease holder's ${kind} on attempt ${pre.attempt} is accepted`).toBe(200);
+      const retried = kind === "fail" && pre.attempt < w.cfg.maxAttempts;
+      const want =
+        pre.state === "CANCELLING"
+          ? { state: "CANCELLED", attempt: pre.attempt, retries: pre.retries }
+          : { state: kind === "complete" ? "COMPLETED" : retried ? "IN_QUEUE" : "FAILED", attempt: pre.attempt, retries: pre.retries + (retried ? 1 : 0) };
+      expect(core(j), `[I4] defect 1: an accepted ${kind} of attempt ${pre.attempt} by ${this.wid} takes effect`).toEqual(want);
+      if (pre.state !== "CANCELLING") j.finals.push({ w: this.wid, attempt: pre.attempt, kind });
+    } else {
+      // Not the lease holder: only an exact repeat of an accepted report answers 200, and changes nothing.
+      const same = (f: MJob["finals"][number]) => f.w === this.wid && f.kind === kind && (attempt === null || f.attempt === attempt);
+      const last = j.finals.at(-1);
+      if (accepted) expect(j.finals.some(same), `[I4] 200 to a ${kind} from ${this.wid}, which neither holds ${j.id} nor repeats an accepted report`).toBe(true);
+      else expect([404, 409], "a refused report").toContain(res.status);
+      if (last && same(last)) expect(res.status, "a repeat of the accepted report answers as the first did").toBe(200);
+      expect(core(j), "a refused or repeated report changes nothing").toEqual({ state: pre.state, attempt: pre.attempt, retries: pre.retries });
+    }
+    if (kind !== "progress" && this.how !== "repeat") {
+      const believed = mw.held.get(j.id) ?? pre.attempt;
+      mw.held.delete(j.id);
+      if (accepted) mw.lastFinal = { job: j.id, attempt: believed, kind };
+    }
+    await settle(w);
+  }
+  toString = () => (this.how === "repeat" ? `repeatLast(${this.wPref})` : `${this.kind}(${this.wPref}, ${this.how} #${this.pick})`);
+}
+
+class Cancel implements Cmd {
+  constructor(readonly pick: number, readonly running: boolean) {}
+  check = () => true;
+  async run(w: World) {
+    const runningJobs = current(w).filter((x) => isRunning(x.snap));
+    const j = pickOf(this.running && runningJobs.length > 0 ? runningJobs : current(w), this.pick);
+    if (!j?.snap) return;
+    const pre = j.snap;
+    const res = await call("POST", `/v2/${w.ep}/cancel/${j.id}`, { key: w.clientKey });
+    await res.body?.cancel();
+    await snapshot(w);
+    const same = { state: pre.state, attempt: pre.attempt, retries: pre.retries };
+    const want = WAITING.includes(pre.state) ? { ...same, state: "CANCELLED" } : pre.state === "IN_PROGRESS" ? { ...same, state: "CANCELLING" } : same;
+    const ok = !["COMPLETED", "FAILED", "TIMED_OUT"].includes(pre.state);
+    expect(res.status, `cancel of a ${pre.state} job`).toBe(ok ? 200 : 409);
+    expect(core(j), `cancel of a ${pre.state} job`).toEqual(want);
+    await settle(w);
+  }
+  toString = () => `cancel(${this.running ? "running " : ""}#${this.pick})`;
+}
+
+class Again implements Cmd {
+  constructor(readonly how: "retry" | "requeue", readonly pick: number, readonly ended: boolean) {}
+  check = () => true;
+  async run(w: World) {
+    const endedJobs = current(w).filter((x) => isTerminal(x.snap));
+    const j = pickOf(this.ended && endedJobs.length > 0 ? endedJobs : current(w), this.pick);
+    if (!j?.snap) return;
+    const pre = j.snap;
+    const behind = j.seq !== null && unfinishedOfKey(w, j.seq, j.id).length > 0;
+    const res = await call("POST", `/v2/${w.ep}/${this.how}/${j.id}`, { key: w.clientKey });
+    await res.body?.cancel();
+    await snapshot(w);
+    const ok = (this.how === "retry" ? ["FAILED", "TIMED_OUT"] : ["FAILED", "TIMED_OUT", "COMPLETED", "CANCELLED"]).includes(pre.state);
+    expect(res.status, `${this.how} of a ${pre.state} job`).toBe(ok ? 200 : 409);
+    // Defect 3: a retried or requeued job re-enters its sequence at the back.
+    const state = !ok ? pre.state : behind ? "SEQUENCED" : "IN_QUEUE";
+    expect(core(j), `defect 3: ${this.how} of a ${pre.state} job${behind ? ` with unfinished jobs of '${j.seq}'` : ""}`).toEqual({
+      state, attempt: pre.attempt, retries: pre.retries + (ok ? 1 : 0),
+    });
+    await settle(w);
+  }
+  toString = () => `${this.how}(${this.ended ? "ended " : ""}#${this.pick})`;
+}
+
+class Ping implements Cmd {
+  constructor(readonly wid: string, readonly variant: "list" | "bare") {}
+  check = () => true;
+  async run(w: World) {
+    const mw = w.workers[this.wid]!;
+    const listed = [...mw.held.keys()];
+    // RunPod's SDK sends its version always and omits job_id when it runs nothing.
+    const query = this.variant === "bare" ? "" : `?runpod_version=1.7.0${listed.length ? `&job_id=${listed.join(",")}` : ""}`;
+    const pre = new Map(current(w).map((j) => [j.id, j.snap]));
+    const res = await call("GET", `/v2/${w.ep}/ping/${this.wid}${query}`, { key: w.workerKey });
+    mw.lastSeen = w.now;
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
+    await snapshot(w);
+    for (const j of current(w)) {
+      const p = pre.get(j.id);
+      if (!p) continue;
+      const mine = isRunning(p) && p.workerId === this.wid && this.variant !== "bare" && !listed.includes(j.id);
+      const same = { state: p.state, attempt: p.attempt, retries: p.retries };
+      if (mine && p.state === "IN_PROGRESS" && w.now - p.startedAt! >= PING_RELEASE_MS) {
+        // Defect 6: a job the worker no longer lists is released like a lost lease.
+        const want = p.attempt < w.cfg.maxAttempts ? "IN_QUEUE" : "TIMED_OUT";
+        expect(core(j), `defect 6: ${this.wid}'s ping without ${j.id} (started ${w.now - p.startedAt!} ms ago) releases it`).toEqual({
+          ...same, state: want, retries: p.retries + (want === "IN_QUEUE" ? 1 : 0),
+        });
+      } else if (mine && p.state === "CANCELLING") {
+        expect(["CANCELLING", "CANCELLED"]).toContain(j.snap!.state);
+      } else {
+        expect(core(j), `${this.variant} ping of ${this.wid} leaves ${j.id} (${p.state}, ${p.workerId}) alone`).toEqual(same);
+      }
+    }
+    await settle(w);
+  }
+  toString = () => `ping(${this.wid}, ${this.variant})`;
+}
+
+/** A lost take: the worker forgets a job it took; it never reports it and its pings stop listing it. */
+class Forget implements Cmd {
+  constructor(readonly wid: string, readonly pick: number) {}
+  check = () => true;
+  async run(w: World) {
+    const mw = w.workers[this.wid]!;
+    const id = pickOf([...mw.held.keys()].sort(), this.pick);
+    if (id === undefined) return;
+    mw.held.delete(id);
+    mw.forgot.add(id);
+  }
+  toString = () => `forget(${this.wid}, #${this.pick})`;
+}
+
+/** A job-stop poll with nothing owed: nothing may come (each stop is delivered once). */
+class StopPoll implements Cmd {
+  constructor(readonly wid: string) {}
+  check = () => true;
+  async run(w: World) {
+    await pollStops(w, this.wid);
+  }
+  toString = () => `stopPoll(${this.wid})`;
+}
+
+class Advance implements Cmd {
+  constructor(readonly ms: number) {}
+  check = () => true;
+  async run(w: World) {
+    await advance(w, this.ms);
+    await snapshot(w);
+    await settle(w);
+  }
+  toString = () => `advance(${this.ms} ms)`;
+}
+
+/** DELETE and re-create the endpoint (same id, same config, new keys). */
+class Recreate implements Cmd {
+  check = () => true;
+  async run(w: World) {
+    const res = await call("DELETE", `/admin/endpoints/${w.ep}`);
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
+    const old = current(w);
+    w.gen += 1;
+    w.owed = [];
+    await createEndpointGen(w);
+    for (const j of old) {
+      const { code } = await readStatus(w, j.id);
+      expect(code, `defect 10: job ${j.id} of the deleted endpoint answers 404 to the new endpoint's key`).toBe(404);
+    }
+    await settle(w);
+  }
+  toString = () => "recreate";
+}
+
+// w1 most often, so that one worker meets the same job again (retries, requeues, stops).
+const worker = fc.constantFrom("w1", "w1", "w2", "w3");
+const pick = fc.nat(11);
+const submit = fc
+  .tuple(fc.constantFrom(0, 0, 5), fc.constantFrom(null, null, "a", "b"), fc.oneof(fc.constantFrom("none" as const, "new" as const), fc.nat(5)))
+  .map(([p, s, k]) => new Submit(p, s, k));
+const take = fc
+  .tuple(worker, fc.constantFrom(1, 1, 2, 3) as fc.Arbitrary<1 | 2 | 3>, fc.constantFrom(false, false, false, false, true), fc.constantFrom(false, false, false, true))
+  .map(([wid, n, r, p]) => new Take(wid, n, r, p));
+const report = fc
+  .tuple(worker, fc.constantFrom("progress", "complete", "fail", "fail") as fc.Arbitrary<"progress" | FinalKind>, pick, fc.constantFrom("held", "held", "held", "held", "stray", "repeat") as fc.Arbitrary<"held" | "stray" | "repeat">)
+  .map(([wid, k, n, how]) => new Report(wid, k, n, how));
+const advanceBy = fc.constantFrom(1_000, 6_000, 21_000, 31_000, 31_000, 130_000, 310_000, 25 * 3_600_000).map((ms) => new Advance(ms));
+const commands = [
+  submit, submit, submit, submit,
+  take, take, take, take,
+  report, report, report, report,
+  fc.tuple(pick, fc.boolean()).map(([n, r]) => new Cancel(n, r)),
+  fc.tuple(fc.constantFrom("retry", "requeue") as fc.Arbitrary<"retry" | "requeue">, pick, fc.boolean()).map(([h, n, e]) => new Again(h, n, e)),
+  fc.tuple(worker, fc.constantFrom("list", "list", "bare") as fc.Arbitrary<"list" | "bare">).map(([wid, v]) => new Ping(wid, v)),
+  fc.tuple(worker, pick).map(([wid, n]) => new Forget(wid, n)),
+  advanceBy, advanceBy,
+  fc.oneof({ arbitrary: worker.map((wid) => new StopPoll(wid)), weight: 1 }, { arbitrary: fc.constant(new Recreate()), weight: 1 }),
+];
+
+/** A fresh endpoint (cap or none, 2 or 3 attempts) on a clock far ahead of the wall clock, so no platform alarm fires by itself. */
+async function setup(concurrency: number | null, maxAttempts: number): Promise<World> {
+  const now = Date.now() + 3_650 * 24 * 3_600_000;
+  const w: World = { ep: uniqueEndpointId("em"), gen: 0, cfg: configOf(concurrency, maxAttempts), clientKey: "", workerKey: "", now, jobs: [], workers: {}, owed: [], keys: 0, aliveAtSnapshot: false };
+  active = w;
+  await createEndpointGen(w);
+  return w;
+}
+
+/** Runs `first` (a few submits, so that the commands meet jobs from the start), then `cmds`. */
+async function runModel(concurrency: number | null, maxAttempts: number, first: Cmd[], cmds: Iterable<Cmd>): Promise<void> {
+  const w = await setup(concurrency, maxAttempts);
+  for (const c of first) await c.run(w, w);
+  await fc.asyncModelRun(() => ({ model: w, real: w }), cmds);
+}
+
+const SEED = seedFrom("MODEL_SEED");
+
+describe("endpoint-level model: several jobs and workers on one endpoint", () => {
+  beforeEach(() => {
+    vi.spyOn(Clock.prototype, "now").mockImplementation(() => active?.now ?? Date.now());
+  });
+  afterEach(() => vi.restoreAllMocks());
+
+  it(`random command sequences keep every invariant (seed ${SEED})`, { timeout: 240_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(2, null),
+        fc.constantFrom(2, 3),
+        fc.array(submit, { minLength: 1, maxLength: 4 }),
+        fc.commands(commands, { maxCommands: 25, size: "max" }),
+        (cap, attempts, first, cmds) => runModel(cap, attempts, first, cmds),
+      ),
+      // At most a minute in the suite: on a slow machine fewer runs, never a hang.
+      { seed: SEED, numRuns: 40, interruptAfterTimeLimit: 60_000 },
+    );
+  });
+
+  // Counterexamples, kept as plain sequences (marked with the defect each shows). On today's main
+  // each fails at the step named in its title.
+  const S = (seq: string | null = null, idem: "none" | "new" | number = "none") => new Submit(0, seq, idem);
+
+  it("defect 1: the lease holder's error on attempt 2 takes effect although its attempt 1 reported an error too", async () => {
+    await runModel(null, 3, [S()], [new Take("w1", 1, false, false), new Report("w1", "fail", 0, "held"), new Advance(31_000), new Take("w1", 1, false, false), new Report("w1", "fail", 0, "held")]);
+  });
+
+  it("defect 3: a requeued job re-enters its sequence at the back (SEQUENCED behind the unfinished job of its key)", async () => {
+    await runModel(null, 2, [S("a"), S("a")], [
+      new Take("w1", 1, false, false), new Cancel(0, true), new Report("w1", "complete", 0, "held"), new Again("requeue", 0, true), new Take("w2", 2, false, false),
+    ]);
+  });
+
+  it("defect 3 (found by the model, seed 5): a job submitted after a retry of its key's job waits behind it", async () => {
+    await runModel(2, 2, [S("a")], [
+      new Take("w2", 1, false, false), new Report("w1", "fail", 0, "held"), new Take("w1", 1, false, false), new Advance(31_000), new Again("retry", 0, false), S("a"),
+    ]);
+  });
+
+  it("defect 4: an idempotency key resubmitted after 24 h creates a fresh job that is counted and offered", async () => {
+    await runModel(null, 2, [S(null, "new")], [new Take("w1", 1, false, false), new Report("w1", "complete", 0, "held"), new Advance(25 * 3_600_000), S(null, 0), new Take("w1", 1, false, true)]);
+  });
+
+  it("defect 5: a second cancel of the same job on the same worker reaches it through job-stop", async () => {
+    await runModel(null, 2, [S()], [
+      new Take("w1", 1, false, false), new Cancel(0, true), new Report("w1", "complete", 0, "stray"), new Again("requeue", 0, true), new Take("w1", 1, false, false), new Cancel(0, true),
+    ]);
+  });
+
+  it("defect 6: a ping that no longer lists a job taken 30 s before releases it", async () => {
+    const pingEvery6s = [0, 1, 2, 3, 4].flatMap(() => [new Advance(6_000), new Ping("w1", "list")]);
+    await runModel(null, 2, [S()], [new Take("w1", 1, false, false), new Forget("w1", 0), new Ping("w1", "list"), ...pingEvery6s]);
+  });
+
+  it("defect 10: after DELETE and re-create, the old endpoint's jobs answer 404 to the new keys", async () => {
+    await runModel(null, 2, [S(), S(null, "new")], [new Take("w1", 1, false, false), new Recreate(), S(null, 0), new Advance(310_000), new Take("w1", 2, false, true)]);
+  });
+
+  it("a ping without job_id or runpod_version says nothing about jobs (not even a CANCELLING one)", async () => {
+    await runModel(null, 2, [S()], [new Take("w1", 1, false, false), new Cancel(0, true), new Ping("w1", "bare")]);
+  });
+});

@@ -1,0 +1,255 @@
+/**
+ * The world of the endpoint-level model (endpoint-model.test.ts): one real endpoint in workerd
+ * driven through the Worker's HTTP routes, several jobs and workers on it, every object on one
+ * simulated clock, and what the model knows and expects. The model does not re-implement the
+ * scheduler: after every step it reads every job's /status (a snapshot) and derives from the
+ * change what the system owes (stop signals, avoided workers, ready times); the invariants in
+ * endpoint-checks.ts then hold the real system to that.
+ */
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { expect } from "vitest";
+import type { EndpointObject } from "../../src/endpoints/endpoint-object";
+import type { JobObject } from "../../src/jobs/job-object";
+import { call, createKey, json } from "./helpers";
+
+export const HOUR = 3_600_000;
+/** How long an idempotency key answers with its first job (src/jobs/record.ts IDEMPOTENCY_MS). */
+export const IDEMPOTENCY_MS = 24 * HOUR;
+/** A job a worker failed or lost is offered to that worker again only after this (ready-index.ts). */
+export const AVOID_GRACE_MS = 30_000;
+/** A ping that leaves out a job releases it only if its attempt started at least this long before. */
+export const PING_RELEASE_MS = 30_000;
+
+export const WORKERS = ["w1", "w2", "w3"] as const;
+export type WorkerId = (typeof WORKERS)[number];
+export const RUNNING = ["IN_PROGRESS", "CANCELLING"];
+export const WAITING = ["IN_QUEUE", "SEQUENCED"];
+export const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
+
+export interface Config {
+  concurrency: number | null;
+  maxAttempts: number;
+  retryOnError: true;
+  executionTimeout: number;
+  ttl: number;
+  heartbeatTimeout: number;
+  retentionMs: number;
+  cancelGraceMs: number;
+}
+
+export function configOf(concurrency: number | null, maxAttempts: number): Config {
+  return { concurrency, maxAttempts, retryOnError: true, executionTimeout: 120_000, ttl: 600_000, heartbeatTimeout: 20_000, retentionMs: HOUR, cancelGraceMs: 5_000 };
+}
+
+/** One job's /status as the model reads it. */
+export interface Snap {
+  state: string;
+  attempt: number;
+  retries: number;
+  workerId: string | null;
+  reason: string | null;
+  queueReason: string | null;
+  ahead: string | null;
+  createdAt: number;
+  startedAt: number | null;
+}
+
+export type FinalKind = "complete" | "fail";
+
+export interface MJob {
+  id: string;
+  /** The endpoint generation it was submitted to (a delete and re-create starts a new one). */
+  gen: number;
+  idemKey: string | null;
+  body: Record<string, unknown>;
+  seq: string | null;
+  priority: number;
+  createdAt: number;
+  snap: Snap | null;
+  /** Past its retention (404), or superseded by a fresh job under the same id. */
+  gone: boolean;
+  terminalSince: number | null;
+  /** When it last entered IN_QUEUE (the index's ready_since). */
+  queuedSince: number | null;
+  /** Workers that failed or lost an attempt of it (the queue passes them over for a while). */
+  avoid: Set<string>;
+  /** Highest attempt a take handed out. */
+  handed: number;
+  /** Final reports that took effect since the job last went back to the queue by retry/requeue. */
+  finals: Array<{ w: string; attempt: number; kind: FinalKind }>;
+}
+
+export interface MWorker {
+  /** The jobs it believes it runs: job id → attempt. */
+  held: Map<string, number>;
+  /** Jobs it took and forgot (a lost take): never reported, never listed in pings. */
+  forgot: Set<string>;
+  lastSeen: number | null;
+  lastFinal: { job: string; attempt: number; kind: FinalKind } | null;
+}
+
+/** A stop the system owes a worker: its attempt was taken away while it ran it. */
+export interface Owed {
+  job: string;
+  attempt: number;
+  worker: string;
+  delivered: number;
+}
+
+export interface World {
+  ep: string;
+  gen: number;
+  cfg: Config;
+  clientKey: string;
+  workerKey: string;
+  now: number;
+  jobs: MJob[];
+  workers: Record<string, MWorker>;
+  owed: Owed[];
+  keys: number;
+  /** Whether a worker was alive when the last snapshot read the jobs' queue reasons. */
+  aliveAtSnapshot: boolean;
+}
+
+const time = (iso: unknown) => (typeof iso === "string" ? Date.parse(iso) : null);
+
+export async function createEndpointGen(w: World): Promise<void> {
+  const res = await call("PUT", `/admin/endpoints/${w.ep}`, { body: w.cfg });
+  expect(res.status, `create endpoint ${w.ep}`).toBe(200);
+  w.clientKey = await createKey(w.ep, "client");
+  w.workerKey = await createKey(w.ep, "worker");
+  for (const id of WORKERS) w.workers[id] = { held: new Map(), forgot: new Set(), lastSeen: null, lastFinal: null };
+}
+
+export const current = (w: World) => w.jobs.filter((j) => j.gen === w.gen && !j.gone);
+export const isRunning = (s: Snap | null) => s !== null && RUNNING.includes(s.state);
+export const isTerminal = (s: Snap | null) => s !== null && TERMINAL.includes(s.state);
+
+/** Would the job's object have been deleted by now (retention over and its idempotency day over)? */
+export function deleted(w: World, j: MJob): boolean {
+  return j.terminalSince !== null && w.now >= j.terminalSince + w.cfg.retentionMs && w.now >= j.createdAt + IDEMPOTENCY_MS;
+}
+
+/** Is any worker alive for the endpoint: heard from (take, ping, stop poll) within the heartbeat timeout? */
+export function anyWorkerAlive(w: World): boolean {
+  return Object.values(w.workers).some((mw) => mw.lastSeen !== null && mw.lastSeen >= w.now - w.cfg.heartbeatTimeout);
+}
+
+export async function readStatus(w: World, id: string): Promise<{ code: number; snap: Snap | null }> {
+  const res = await call("GET", `/v2/${w.ep}/status/${id}`, { key: w.clientKey });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return { code: res.status, snap: null };
+  }
+  const b = await json<Record<string, unknown>>(res);
+  const q = b.queue as { reason?: string; ahead?: string } | undefined;
+  return {
+    code: 200,
+    snap: {
+      state: String(b.status),
+      attempt: Number(b.attempt),
+      retries: Number(b.retries),
+      workerId: (b.workerId as string | undefined) ?? null,
+      reason: (b.reason as string | undefined) ?? null,
+      queueReason: q?.reason ?? null,
+      ahead: q?.ahead ?? null,
+      createdAt: time(b.createdAt)!,
+      startedAt: time(b.startedAt),
+    },
+  };
+}
+
+/**
+ * Reads every current job and records what changed. A running attempt that ends other than by
+ * its worker's own accepted report (`ownEnds`: job ids) is owed a stop signal to that worker; a
+ * job leaving a worker for the queue avoids that worker for a while.
+ */
+export async function snapshot(w: World, ownEnds: ReadonlySet<string> = new Set()): Promise<void> {
+  w.aliveAtSnapshot = anyWorkerAlive(w);
+  for (const j of current(w)) {
+    const { code, snap } = await readStatus(w, j.id);
+    const before = j.snap;
+    if (code === 404) {
+      expect(isTerminal(before) && w.now >= j.terminalSince! + w.cfg.retentionMs, `job ${j.id} (${before?.state}) answered 404 before its retention ended: lost`).toBe(true);
+      j.gone = true;
+      continue;
+    }
+    expect(code, `status of ${j.id}`).toBe(200);
+    expect(isTerminal(before) && w.now >= j.terminalSince! + w.cfg.retentionMs, `job ${j.id} still readable after its retention`).toBe(false);
+    const s = snap!;
+    if (before?.state === "IN_PROGRESS" && before.workerId !== null && !ownEnds.has(j.id)) {
+      // Still running the same attempt, not cancelled: nothing was taken away.
+      const kept = s.state === "IN_PROGRESS" && s.attempt === before.attempt;
+      if (!kept) w.owed.push({ job: j.id, attempt: before.attempt, worker: before.workerId, delivered: 0 });
+    }
+    if (before !== null && isRunning(before) && before.workerId !== null && WAITING.includes(s.state)) j.avoid.add(before.workerId);
+    if (s.state === "IN_QUEUE" && before?.state !== "IN_QUEUE") j.queuedSince = w.now;
+    if (TERMINAL.includes(s.state) && !isTerminal(before)) j.terminalSince = w.now;
+    if (!TERMINAL.includes(s.state)) j.terminalSince = null;
+    if (before !== null && TERMINAL.includes(before.state) && WAITING.includes(s.state)) j.finals = [];
+    j.snap = s;
+  }
+}
+
+/**
+ * Invariant: every stop of a running attempt reaches the worker that held it through job-stop,
+ * exactly once. Polls each worker that is owed a stop (the poll answers at once when one is
+ * there) and requires exactly the owed jobs; a job then stops on the worker, if it was the attempt
+ * the worker believed it ran.
+ */
+export async function deliverOwedStops(w: World): Promise<void> {
+  const due = [...new Set(w.owed.filter((o) => o.delivered === 0).map((o) => o.worker))];
+  for (const worker of due) await pollStops(w, worker);
+}
+
+export async function pollStops(w: World, worker: string): Promise<void> {
+  const res = await call("GET", `/v2/${w.ep}/job-stop/${worker}`, { key: w.workerKey });
+  w.workers[worker]!.lastSeen = w.now;
+  const all: string[] = res.status === 200 ? (await json<{ jobsToStop: string[] }>(res)).jobsToStop : [];
+  if (res.status !== 200) await res.body?.cancel();
+  // Stops for jobs of a deleted endpoint generation are tolerated (harmless to a worker); any
+  // other job's stop must be one the model owes.
+  const got = all.filter((id) => current(w).some((j) => j.id === id));
+  const pending = w.owed.filter((o) => o.worker === worker && o.delivered === 0);
+  const want = [...new Set(pending.map((o) => o.job))].sort();
+  const repeats = got.filter((id) => !pending.some((o) => o.job === id));
+  expect(repeats, `job-stop/${worker} delivered stops nobody owed (or again): owed ${JSON.stringify(w.owed)}`).toEqual([]);
+  expect([...new Set(got)].sort(), `job-stop/${worker} must deliver each taken-away attempt once: owed ${JSON.stringify(pending)}`).toEqual(want);
+  for (const o of pending) {
+    o.delivered += 1;
+    const mw = w.workers[worker]!;
+    if (mw.held.get(o.job) === o.attempt) mw.held.delete(o.job);
+  }
+}
+
+/** Moves every object's clock (the shared simulated clock) and fires every alarm until nothing is due. */
+export async function advance(w: World, ms: number): Promise<void> {
+  w.now += ms;
+  const endpoint = env.ENDPOINT.get(env.ENDPOINT.idFromName(w.ep)) as DurableObjectStub<EndpointObject>;
+  await runInDurableObject(endpoint, (i: EndpointObject) => i.alarm());
+  const ids = [...new Set(w.jobs.map((j) => j.id))];
+  for (let round = 0; round < 3; round++) {
+    for (const id of ids) {
+      const stub = env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
+      await runInDurableObject(stub, async (i: JobObject) => {
+        for (let k = 0; k < 4; k++) await i.alarm(); // each alarm does one due thing
+      });
+    }
+  }
+}
+
+/** A new job in the model, as a submit answered it. */
+export function newJob(w: World, id: string, body: Record<string, unknown>, idemKey: string | null): MJob {
+  const j: MJob = {
+    id, gen: w.gen, idemKey, body, seq: (body.sequenceKey as string | undefined) ?? null, priority: (body.priority as number | undefined) ?? 0,
+    createdAt: w.now, snap: null, gone: false, terminalSince: null, queuedSince: null, avoid: new Set(), handed: 0, finals: [],
+  };
+  w.jobs.push(j);
+  return j;
+}
+
+/** Jobs of the current generation whose sequence has an unfinished member other than `except`. */
+export function unfinishedOfKey(w: World, seq: string, except: string | null): MJob[] {
+  return current(w).filter((j) => j.seq === seq && j.id !== except && j.snap !== null && !isTerminal(j.snap));
+}
