@@ -88,9 +88,12 @@ export interface SyncReply {
   orphaned?: true;
 }
 
-/** What a ping found: CANCELLING jobs the worker went quiet on, and running jobs it does not list. */
+/**
+ * What a ping found: CANCELLING jobs it no longer lists (`told`: their stop went out through
+ * job-stop), and running jobs it does not list.
+ */
 export interface PingReply {
-  quiet: string[];
+  quiet: Array<{ jobId: string; told: boolean }>;
   unlisted: string[];
 }
 
@@ -117,6 +120,8 @@ export class EndpointObject extends DurableObject<Env> {
   private readonly stopWaiters = new Waiters<{ workerId: string }, string[]>();
   /** Workers with a long-poll open right now: alive although their last_seen is old. */
   private readonly polling = new Map<string, number>();
+  /** Bumped by each deletion: a long-poll that outlives its endpoint writes nothing on its way out. */
+  private deletions = 0;
   /** When the next prune is due (in memory: a new instance prunes on its first sync). */
   private pruneAt = 0;
   /** The time this endpoint acts on; frozen only by tests. */
@@ -192,6 +197,7 @@ export class EndpointObject extends DurableObject<Env> {
   async deleteEndpoint(): Promise<{ existed: boolean; jobs: string[] }> {
     const existed = this.config !== null;
     const jobs = existed ? unfinishedJobIds(this.sql, DELETE_BATCH) : [];
+    this.deletions += 1;
     this.takeWaiters.resolveAll([]);
     this.stopWaiters.resolveAll([]);
     await this.ctx.storage.deleteAll();
@@ -362,7 +368,8 @@ export class EndpointObject extends DurableObject<Env> {
    * job ids (the caller claims each from its job object) and, when the worker says it runs
    * nothing (`jobInProgress === false`), the jobs it evidently lost.
    */
-  async take(workerId: string, max: number, waitMs: number, jobInProgress: boolean | null): Promise<TakeOffer> {
+  async take(workerId: string, max: number, waitMs: number, jobInProgress: boolean | null, generation: string | null = null): Promise<TakeOffer> {
+    if (!this.isCurrent(generation)) return { ids: [], lost: [] };
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now);
     const lost = jobInProgress === false ? heldBy(this.sql, workerId).map((j) => j.jobId) : [];
@@ -446,7 +453,8 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */
-  async takeStops(workerId: string, waitMs: number): Promise<string[]> {
+  async takeStops(workerId: string, waitMs: number, generation: string | null = null): Promise<string[]> {
+    if (!this.isCurrent(generation)) return [];
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now);
     const ids = deliverStops(this.sql, workerId, now);
@@ -462,8 +470,17 @@ export class EndpointObject extends DurableObject<Env> {
     }, 1);
   }
 
+  /**
+   * Is the endpoint there, in the incarnation the caller was authorized against (null: any)? A
+   * worker's long-poll loop that outlives a delete (and a re-creation) gets nothing more.
+   */
+  private isCurrent(generation: string | null): boolean {
+    return this.config !== null && (generation === null || generation === this.config.generation);
+  }
+
   /** Keeps a worker counted alive while one of its long-polls is open. */
   private async whilePolling<T>(workerId: string, p: Promise<T>): Promise<T> {
+    const deletions = this.deletions;
     this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
     try {
       return await p;
@@ -471,14 +488,15 @@ export class EndpointObject extends DurableObject<Env> {
       const n = (this.polling.get(workerId) ?? 1) - 1;
       if (n <= 0) this.polling.delete(workerId);
       else this.polling.set(workerId, n);
-      seeWorker(this.sql, workerId, this.clock.now());
+      // A poll ended by a deletion leaves no trace (the storage it would write to is being wiped).
+      if (this.deletions === deletions) seeWorker(this.sql, workerId, this.clock.now());
     }
   }
 
   /**
    * A heartbeat. `jobIds` lists the jobs the worker says it runs (null: the ping says nothing
-   * about jobs). Returns the CANCELLING jobs it was told to stop and no longer lists (it went
-   * quiet on them), and the running jobs it does not list (see commands.notListed).
+   * about jobs). Returns the CANCELLING jobs it no longer lists (it went quiet on them; see
+   * commands.workerQuiet), and the running jobs it does not list (see commands.notListed).
    */
   ping(workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): PingReply {
     const now = this.clock.now();
@@ -489,7 +507,7 @@ export class EndpointObject extends DurableObject<Env> {
     const listed = new Set(jobIds);
     const told = deliveredStops(this.sql, workerId);
     const held = heldBy(this.sql, workerId).filter((j) => !listed.has(j.jobId));
-    const quiet = held.filter((j) => j.state === "CANCELLING" && told.has(`${j.jobId}:${j.attempt}`)).map((j) => j.jobId);
+    const quiet = held.filter((j) => j.state === "CANCELLING").map((j) => ({ jobId: j.jobId, told: told.has(`${j.jobId}:${j.attempt}`) }));
     // The job checks its own attempt's age too: the index's updated_at is when it learned of the claim.
     const unlisted = held.filter((j) => j.state === "IN_PROGRESS" && now - j.updatedAt >= PING_LIST_GRACE_MS).map((j) => j.jobId);
     return { quiet, unlisted };

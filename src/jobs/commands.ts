@@ -108,18 +108,17 @@ function refuseReport(job: JobRecord, fence: Fence, command: string): CommandRes
 }
 
 /**
- * Is this an exact repeat of the last report the job accepted? Only for the attempt that report
- * ended: once the job has started another attempt (even on the same worker), a report is new.
+ * Is this an exact repeat of the last report the job accepted (RunPod workers resend job-done
+ * when an answer is lost)? A report naming its attempt repeats that attempt's report. One that
+ * does not (RunPod's SDK) is a repeat while the job is still on that attempt, or when the worker
+ * no longer holds the job's current attempt; once the same worker runs a later attempt, a report
+ * is new and takes effect.
  */
 function isRepeat(job: JobRecord, fence: Fence, kind: "complete" | "fail"): boolean {
   const r = job.lastReport;
-  return (
-    r !== null &&
-    r.kind === kind &&
-    r.workerId === fence.workerId &&
-    r.attempt === job.attempt &&
-    (fence.attempt === null || fence.attempt === r.attempt)
-  );
+  if (r === null || r.kind !== kind || r.workerId !== fence.workerId) return false;
+  if (fence.attempt !== null) return fence.attempt === r.attempt;
+  return r.attempt === job.attempt || !holdsLease(job, fence);
 }
 
 /**
@@ -247,9 +246,16 @@ export function finishCancel(job: JobRecord, now: number): CommandResult {
   return moveTo(job, "CANCELLED", "finishCancel", now, { reason: "cancelled" satisfies EndReason }, "keep");
 }
 
-/** The worker told to stop a CANCELLING job no longer lists it: it stopped. */
-export function workerQuiet(job: JobRecord, workerId: string, now: number): CommandResult {
+/**
+ * The worker of a CANCELLING job pings without it: it stopped. It may have learnt of the cancel
+ * through job-stop (`told`) or from the 409 to a report; either way a ping that does not list
+ * the attempt counts once the attempt is old enough to have been listed (PING_LIST_GRACE_MS).
+ */
+export function workerQuiet(job: JobRecord, workerId: string, told: boolean, now: number): CommandResult {
   if (job.state !== "CANCELLING" || job.workerId !== workerId) return wrongState(job, "finish cancelling");
+  if (!told && (job.startedAt === null || now - job.startedAt < PING_LIST_GRACE_MS)) {
+    return conflict(job, "NOT_DUE", "the attempt is too new to be listed by a ping");
+  }
   return finishCancel(job, now);
 }
 

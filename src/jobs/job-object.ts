@@ -266,8 +266,8 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** The worker told to stop this CANCELLING job no longer lists it. */
-  workerQuiet(ref: EndpointRef, workerId: string): Promise<JobChange> {
-    return this.run(ref, (job, now) => commands.workerQuiet(job, workerId, now));
+  workerQuiet(ref: EndpointRef, workerId: string, told = true): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.workerQuiet(job, workerId, told, now));
   }
 
   cancel(ref: EndpointRef): Promise<JobChange> {

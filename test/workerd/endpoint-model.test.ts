@@ -415,6 +415,10 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
     await runModel(null, 3, [S()], [new Take("w1", 1, false, false), new Report("w1", "fail", 0, "held"), new Advance(31_000), new Take("w1", 1, false, false), new Report("w1", "fail", 0, "held")]);
   });
 
+  it("found by the model (seed 746649): a repeat of a retried error, naming its attempt, answers 200 after another worker took the next attempt", async () => {
+    await runModel(2, 2, [S()], [new Flaky("w1"), new Take("w3", 1, false, false), new Report("w1", "fail", 0, "repeat")]);
+  });
+
   it("defect 3: a requeued job re-enters its sequence at the back (SEQUENCED behind the unfinished job of its key)", async () => {
     await runModel(null, 2, [S("a"), S("a")], [
       new Take("w1", 1, false, false), new Cancel(0, true), new Report("w1", "complete", 0, "held"), new Again("requeue", 0, true), new Take("w2", 2, false, false),

@@ -75,4 +75,19 @@ describe("outsider probe", () => {
     expect((await stateOf(ep, a)).status).toBe("CANCELLED");
     expect((await stateOf(ep, b)).status).toBe("IN_QUEUE");
   });
+
+  it("outsider: a non-ASCII Idempotency-Key header is a 400 (header bytes are not UTF-8 text), not a key that never matches its body twin", async () => {
+    const ep = await createEndpoint();
+    const res = await call("POST", `/v2/${ep}/run`, { body: { input: 1 }, headers: { "idempotency-key": "cl\u00e9" } });
+    expect(res.status).toBe(400);
+    expect((await json(res)).error).toMatch(/printable ASCII/);
+  });
+
+  it("outsider: the same idempotency key and body on /run then /runsync is a 422 that names the route, not the body", async () => {
+    const ep = await createEndpoint();
+    expect((await call("POST", `/v2/${ep}/run`, { body: { input: 1, idempotencyKey: "k" } })).status).toBe(200);
+    const res = await call("POST", `/v2/${ep}/runsync?wait=1000`, { body: { input: 1, idempotencyKey: "k" } });
+    expect(res.status).toBe(422);
+    expect((await json(res)).error).toMatch(/\/run and \/runsync/);
+  });
 });

@@ -63,7 +63,7 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
   failRetrying: (j) => commands.fail(j, W1, "boom", false, LATE),
   loseLease: (j) => commands.loseLease(j, "w1", "gone", LATE),
   checkLease: (j) => commands.checkLease(j, null, LATE),
-  workerQuiet: (j) => commands.workerQuiet(j, "w1", LATE),
+  workerQuiet: (j) => commands.workerQuiet(j, "w1", true, LATE),
   cancel: (j) => commands.cancel(j, LATE),
   finishCancel: (j) => commands.finishCancel(j, LATE),
   expire: (j) => commands.expire(j, LATE),

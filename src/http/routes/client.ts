@@ -22,8 +22,9 @@ import { jobFor, refOf, waitParam } from "../params";
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
 function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
   const header = c.req.header("idempotency-key")?.trim() || null;
-  if (header !== null && (header.length > 255 || /[\u0000-\u001f]/.test(header))) {
-    throw badRequest("the Idempotency-Key header must be 1-255 printable characters");
+  // Header values travel as bytes, not UTF-8 text: only printable ASCII means the same key as in a body.
+  if (header !== null && (header.length > 255 || /[^\x20-\x7e]/.test(header))) {
+    throw badRequest("the Idempotency-Key header must be 1-255 printable ASCII characters (use the idempotencyKey field for others)");
   }
   if (header !== null && body.idempotencyKey !== undefined && header !== body.idempotencyKey) {
     throw badRequest("the Idempotency-Key header and the idempotencyKey field differ");
@@ -62,7 +63,7 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
   const init = { id, endpointId, endpointGen: config.generation, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null, origin: pub.ok ? pub.origin : null };
   const r = await stub.submit(init, input);
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") {
-    throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });
+    throw new ApiError(422, `idempotency key '${key}' was already used with a different request body (or on the other of /run and /runsync)`, { idempotencyKey: key });
   }
   return { endpointId, ref: refOf(config), stub, job: r.job };
 }

@@ -105,12 +105,13 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[][]
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
-  const ref = refOf(await requireEndpoint(c, endpointId, "worker"));
+  const config = await requireEndpoint(c, endpointId, "worker");
+  const ref = refOf(config);
   const endpoint = endpointStub(c.env, endpointId);
   const deadline = Date.now() + Number(c.env.TAKE_WAIT_MS);
   let checkLost = jobInProgress;
   for (;;) {
-    const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), checkLost);
+    const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), checkLost, config.generation);
     checkLost = null; // only the first round speaks for what the worker runs
     await Promise.all(
       offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(ref, workerId, "the worker asked for work saying it runs none")),
@@ -204,8 +205,8 @@ export function workerRoutes(app: Hono<AppEnv>): void {
     GET: async (c) => {
       const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
-      await requireEndpoint(c, endpointId, "worker");
-      const ids = await endpointStub(c.env, endpointId).takeStops(workerId, Number(c.env.TAKE_WAIT_MS));
+      const config = await requireEndpoint(c, endpointId, "worker");
+      const ids = await endpointStub(c.env, endpointId).takeStops(workerId, Number(c.env.TAKE_WAIT_MS), config.generation);
       return ids.length > 0 ? c.json({ jobsToStop: ids }) : c.body(null, 204);
     },
   });
@@ -247,7 +248,10 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const unhealthy = c.req.query("status") === "unhealthy" ? `${text("check", "check")}: ${text("reason", "failed")}` : null;
       const { quiet, unlisted } = await endpointStub(c.env, endpointId).ping(workerId, jobIds, sdkVersion, unhealthy);
       const job = (id: string) => c.env.JOB.get(c.env.JOB.idFromString(id));
-      await Promise.all([...quiet.map((id) => job(id).workerQuiet(ref, workerId)), ...unlisted.map((id) => job(id).notListed(ref, workerId))]);
+      await Promise.all([
+        ...quiet.map((q) => job(q.jobId).workerQuiet(ref, workerId, q.told)),
+        ...unlisted.map((id) => job(id).notListed(ref, workerId)),
+      ]);
       return c.json({});
     },
   });
