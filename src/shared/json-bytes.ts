@@ -3,22 +3,16 @@
  * stream chunks), so they are never parsed and serialized again on the way out.
  */
 import { concatBytes } from "./bytes";
+import { objectPieces, piecesLength, writePieces } from "./pieces";
 
 const enc = new TextEncoder();
 
-/** `{...fields, "<key>": <raw>, …}` for each raw entry that is not null. */
+/** `{...fields, "<key>": <raw>, …}` for each raw entry that is not null, joined into one array. */
 export function objectWithAll(fields: Record<string, unknown>, raws: ReadonlyArray<readonly [string, Uint8Array | null]>): Uint8Array {
-  const head = JSON.stringify(fields);
-  const present = raws.filter((r): r is readonly [string, Uint8Array] => r[1] !== null);
-  if (present.length === 0) return enc.encode(head);
-  const parts: Uint8Array[] = [];
-  let sep = head === "{}" ? "{" : `${head.slice(0, -1)},`;
-  for (const [key, raw] of present) {
-    parts.push(enc.encode(`${sep}${JSON.stringify(key)}:`), raw);
-    sep = ",";
-  }
-  parts.push(enc.encode("}"));
-  return concatBytes(parts);
+  const pieces = objectPieces(fields, raws);
+  const out = new Uint8Array(piecesLength(pieces));
+  writePieces(pieces, out);
+  return out;
 }
 
 /** `{...fields, "<key>": <raw>}`; without `raw`, just the fields. */

@@ -3,24 +3,20 @@
  * named after its defect and failed before its fix. They span jobs, attempts and workers, which
  * the single-job suites never reached.
  */
-import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 import type { JobRecord } from "../../src/jobs/record";
 import { loadJob } from "../../src/jobs/store";
-import { call, createEndpoint, createKey, done, freezeJob, jobStubOf, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, createKey, done, freezeJob, jobStubOf, json, status, submit, endpointStubOf, freezeEndpoint, takeId } from "./helpers";
 
-const endpointStub = (ep: string): DurableObjectStub<EndpointObject> => env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
+const endpointStub = endpointStubOf;
 
 async function record(id: string): Promise<JobRecord | null> {
   return runInDurableObject(jobStubOf(id), (_i: JobObject, state) => loadJob(state.storage.sql)?.job ?? null);
 }
 
-async function freezeEndpoint(ep: string, at: number): Promise<void> {
-  await runInDurableObject(endpointStub(ep), (i: EndpointObject) => i.clock.freeze(at));
-}
 
 async function stateOf(ep: string, id: string, key?: string): Promise<Record<string, unknown>> {
   const res = await call("GET", `/v2/${ep}/status/${id}`, key === undefined ? {} : { key });
@@ -35,12 +31,6 @@ async function health(ep: string): Promise<{ jobs: { inQueue: number; inProgress
 const jobStop = (ep: string, w: string) => call("GET", `/v2/${ep}/job-stop/${w}`);
 const ping = (ep: string, w: string, query: string) => call("GET", `/v2/${ep}/ping/${w}?${query}`);
 
-async function takeId(ep: string, worker: string): Promise<string | null> {
-  const res = await take(ep, worker);
-  if (res.status === 204) return null;
-  expect(res.status).toBe(200);
-  return (await json<{ id: string }>(res)).id;
-}
 
 describe("issue 11 defects across attempts, jobs and workers", () => {
   it("defect 1: a retried job's next handler error takes effect (the repeat check is per attempt)", async () => {

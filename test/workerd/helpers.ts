@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
+import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 
 export const ADMIN = "test-admin-key";
@@ -118,4 +119,22 @@ export async function takeOne(endpointId: string, workerId = "w1", tries = 20): 
     if (res.status !== 204) throw new Error(`job-take by ${workerId} on ${endpointId} answered ${res.status}: ${await res.text()}`);
   }
   throw new Error(`no job handed to ${workerId} on ${endpointId} in ${tries} takes`);
+}
+
+/** The endpoint object behind an endpoint id. */
+export function endpointStubOf(ep: string): DurableObjectStub<EndpointObject> {
+  return env.ENDPOINT.get(env.ENDPOINT.idFromName(ep)) as DurableObjectStub<EndpointObject>;
+}
+
+/** Freezes the endpoint's clock at `at`, or thaws it (null). */
+export async function freezeEndpoint(ep: string, at: number | null): Promise<void> {
+  await runInDurableObject(endpointStubOf(ep), (i: EndpointObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
+}
+
+/** One job-take by `worker`: the id it was handed, or null on a 204. */
+export async function takeId(ep: string, worker: string): Promise<string | null> {
+  const res = await take(ep, worker);
+  if (res.status === 204) return null;
+  if (res.status !== 200) throw new Error(`job-take by ${worker} on ${ep} answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
 }

@@ -3,17 +3,10 @@
  * reduced to a regression test named "outsider: …". They fail on the branch they were found on;
  * the lead fixes src.
  */
-import { env } from "cloudflare:workers";
-import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { EndpointObject } from "../../src/endpoints/endpoint-object";
-import { call, createEndpoint, freezeJob, json, submit, take } from "./helpers";
+import { call, createEndpoint, freezeJob, json, submit, freezeEndpoint, takeId } from "./helpers";
 
-const endpointStub = (ep: string): DurableObjectStub<EndpointObject> => env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
 
-async function freezeEndpoint(ep: string, at: number): Promise<void> {
-  await runInDurableObject(endpointStub(ep), (i: EndpointObject) => i.clock.freeze(at));
-}
 
 async function stateOf(ep: string, id: string): Promise<Record<string, unknown>> {
   const res = await call("GET", `/v2/${ep}/status/${id}`);
@@ -21,12 +14,6 @@ async function stateOf(ep: string, id: string): Promise<Record<string, unknown>>
   return json(res);
 }
 
-async function takeId(ep: string, worker: string): Promise<string | null> {
-  const res = await take(ep, worker);
-  if (res.status === 204) return null;
-  expect(res.status).toBe(200);
-  return (await json<{ id: string }>(res)).id;
-}
 
 describe("outsider probe", () => {
   it("outsider: a job-take or job-stop long-poll open while its endpoint is deleted is answered without a 5xx", async () => {

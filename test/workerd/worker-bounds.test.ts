@@ -2,19 +2,15 @@
  * Bounds on what workers send (issue 11, defect 7): the worker registry's rows, the strings a ping
  * carries, refused-report history lines, and a handler's error.
  */
-import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import { WORKER_BOUNDS } from "../../src/shared/limits";
 import { cutToBytes } from "../../src/shared/text";
-import { call, createEndpoint, done, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, done, json, status, submit, take, endpointStubOf, freezeEndpoint } from "./helpers";
 
-const endpointStub = (ep: string): DurableObjectStub<EndpointObject> => env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
+const endpointStub = endpointStubOf;
 
-async function freezeEndpoint(ep: string, at: number | null): Promise<void> {
-  await runInDurableObject(endpointStub(ep), (i: EndpointObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
-}
 
 async function workers(ep: string): Promise<Array<Record<string, unknown>>> {
   return (await json<{ workers: Array<Record<string, unknown>> }>(await call("GET", `/admin/endpoints/${ep}/workers`))).workers;

@@ -2,24 +2,18 @@
  * RunPod's worker protocol in workerd: fencing (every refused report leaves the stored job as it
  * was), batch takes, lost workers, heartbeats, stop signals, the worker registry.
  */
-import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 import type { JobRecord } from "../../src/jobs/record";
 import { loadJob } from "../../src/jobs/store";
-import { call, createEndpoint, done, freezeJob, jobStubOf as jobStub, json, status, submit, take } from "./helpers";
+import { call, createEndpoint, done, freezeJob, jobStubOf as jobStub, json, status, submit, take, freezeEndpoint } from "./helpers";
 
-const endpointStub = (ep: string): DurableObjectStub<EndpointObject> => env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
 
 async function record(id: string): Promise<JobRecord> {
   return runInDurableObject(jobStub(id), (_i: JobObject, state) => loadJob(state.storage.sql)!.job);
 }
 
-async function freezeEndpoint(ep: string, at: number | null): Promise<void> {
-  await runInDurableObject(endpointStub(ep), (i: EndpointObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
-}
 
 async function history(ep: string, id: string): Promise<Array<{ command: string; detail: string | null }>> {
   return (await json<{ history: Array<{ command: string; detail: string | null }> }>(await call("GET", `/v2/${ep}/history/${id}`))).history;
