@@ -6,7 +6,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isRunning } from "../jobs/states";
 import { Clock } from "../shared/clock";
-import { PING_LIST_GRACE_MS } from "../shared/limits";
+import { MEMORY_BOUNDS, PING_LIST_GRACE_MS } from "../shared/limits";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
@@ -27,7 +27,6 @@ import {
   slotsInUse,
   unfinishedJobIds,
   waitingJobIds,
-  withdrawOffers,
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
@@ -381,12 +380,6 @@ export class EndpointObject extends DurableObject<Env> {
     return { ids, lost };
   }
 
-  /** A take offered these jobs but will not claim them (its byte budget is spent): offer them again now. */
-  withdrawOffers(ids: string[]): void {
-    withdrawOffers(this.sql, ids);
-    this.wakeTakeWaiters(this.clock.now());
-  }
-
   private wakeTakeWaiters(now: number): void {
     this.takeWaiters.serve((w) => {
       const ids = this.offer(w.workerId, w.max, now);
@@ -426,7 +419,8 @@ export class EndpointObject extends DurableObject<Env> {
       return [];
     }
     this.throttled.delete(workerId);
-    return offerReady(this.sql, workerId, Math.min(max, room), now);
+    // A batch answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the isolate.
+    return offerReady(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
   }
 
   /** The most recently changed jobs, with why the waiting ones wait (for the dashboard). */

@@ -29,12 +29,14 @@ export interface IndexEntry {
   /** A push job waiting for the queue's retry of its dispatch: not to be dispatched again. */
   dispatchPending: boolean;
   dispatchError: string | null;
+  /** The input's size: a batch take is offered jobs within a byte budget (0 from older jobs). */
+  inputBytes: number;
   /** For metrics, once the job has started: ms it waited in the queue, and ms it ran. */
   delayMs: number | null;
   executionMs: number | null;
 }
 
-export function indexEntryOf(job: JobRecord): IndexEntry {
+export function indexEntryOf(job: JobRecord, inputBytes: number): IndexEntry {
   return {
     jobId: job.id,
     generation: job.endpointGen,
@@ -51,6 +53,7 @@ export function indexEntryOf(job: JobRecord): IndexEntry {
     sequenceKey: job.sequenceKey,
     dispatchPending: job.state === "IN_QUEUE" && job.dispatch !== null,
     dispatchError: job.state === "IN_QUEUE" ? (job.dispatch?.error ?? null) : null,
+    inputBytes,
     delayMs: job.startedAt === null ? null : job.startedAt - job.queuedAt,
     executionMs: job.startedAt === null || job.completedAt === null ? null : job.completedAt - job.startedAt,
   };

@@ -81,10 +81,10 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   const ready = e.state === "IN_QUEUE" && !e.dispatchPending;
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
-       updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
+       updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt, input_bytes)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = excluded.created_at,
-       attempt = excluded.attempt,
+       attempt = excluded.attempt, input_bytes = excluded.input_bytes,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
        offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
        ready_since = excluded.ready_since, dispatch_pending = excluded.dispatch_pending,
@@ -102,6 +102,7 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     e.dispatchPending ? 1 : 0,
     e.dispatchError,
     e.attempt,
+    e.inputBytes ?? 0,
   );
   const previous = sameJob ? (prev.state as JobState) : null;
   const counted: CounterName[] = [];
@@ -120,12 +121,13 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
 /**
  * Hands out up to `max` ready job ids to `workerId` in order (priority, then low priority last,
  * then submit order), passing over jobs that worker failed unless they have waited
- * AVOID_GRACE_MS for anyone else.
+ * AVOID_GRACE_MS for anyone else, and stopping before the inputs would pass `byteBudget`
+ * (always at least one job: one input alone may be larger).
  */
-export function offerReady(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS): string[] {
+export function offerReady(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): string[] {
   const rows = sql
-    .exec<{ job_id: string; avoid_workers: string; ready_since: number }>(
-      `SELECT job_id, avoid_workers, ready_since FROM job_index
+    .exec<{ job_id: string; avoid_workers: string; ready_since: number; input_bytes: number }>(
+      `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index
        WHERE state = 'IN_QUEUE' AND offered_until <= ? AND dispatch_pending = 0
        ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
       now,
@@ -133,10 +135,13 @@ export function offerReady(sql: SqlStorage, workerId: string, max: number, now: 
     )
     .toArray();
   const ids: string[] = [];
+  let bytes = 0;
   for (const r of rows) {
     if (ids.length >= max) break;
     const avoided = r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId);
     if (avoided && now - r.ready_since < AVOID_GRACE_MS) continue;
+    if (ids.length > 0 && bytes + r.input_bytes > byteBudget) break;
+    bytes += r.input_bytes;
     ids.push(r.job_id);
   }
   for (const id of ids) sql.exec("UPDATE job_index SET offered_until = ? WHERE job_id = ?", now + offerMs, id);

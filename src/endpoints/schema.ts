@@ -110,4 +110,10 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
     version: 4,
     sql: `CREATE INDEX worker_last_seen ON worker (last_seen);`,
   },
+  {
+    // Issue 11, defect 8: the index knows each job's input size, so a batch take is offered jobs
+    // within its byte budget without asking each job first.
+    version: 5,
+    sql: `ALTER TABLE job_index ADD COLUMN input_bytes INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];

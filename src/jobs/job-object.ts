@@ -161,11 +161,6 @@ export class JobObject extends DurableObject<Env> {
     }
   }
 
-  /** The input's size in bytes, without loading it: a batch take looks before it claims. Null: no such job. */
-  inputBytes(ref: EndpointRef): number | null {
-    return this.loadFor(ref) ? blobBytes(this.sql, "input") : null;
-  }
-
   history(ref: EndpointRef): HistoryEvent[] | null {
     return this.loadFor(ref) ? readHistory(this.sql) : null;
   }
@@ -208,7 +203,7 @@ export class JobObject extends DurableObject<Env> {
    */
   async pushClaim(ref: EndpointRef, token: string, workerId: string): Promise<ClaimResult> {
     const r = await this.run(ref, (job, now) => push.pushClaim(job, token, workerId, now));
-    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job) };
+    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job, blobBytes(this.sql, "input")) };
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
 
@@ -245,7 +240,7 @@ export class JobObject extends DurableObject<Env> {
   /** A worker claims the job it was offered: IN_QUEUE → IN_PROGRESS under a new attempt. */
   async claim(ref: EndpointRef, workerId: string): Promise<ClaimResult> {
     const r = await this.run(ref, (job, now) => commands.claim(job, workerId, now));
-    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job) };
+    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job, blobBytes(this.sql, "input")) };
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
 
@@ -439,7 +434,7 @@ export class JobObject extends DurableObject<Env> {
   private async tellEndpoint(job: JobRecord): Promise<void> {
     let orphaned = false;
     try {
-      const reply = await this.endpoint(job).sync(indexEntryOf(job));
+      const reply = await this.endpoint(job).sync(indexEntryOf(job, blobBytes(this.sql, "input")));
       await Promise.all(reply.release.map((id) => this.releaseNext(job.endpointId, id)));
       orphaned = reply.orphaned === true;
     } catch (e) {

@@ -80,7 +80,7 @@ describe("metrics API", () => {
     const sizes = await runInDurableObject(stub, async (instance: EndpointObject, state) => {
       const entry = (i: number, version: number, s: IndexEntry["state"]): IndexEntry => ({
         jobId: `synthetic-${i}`, generation: null, version, state: s, priority: 0, lowPriority: false, createdAt: start, workerId: "w",
-        attempt: 1, avoidWorkers: [], stopFor: null, reason: null, sequenceKey: null, dispatchPending: false, dispatchError: null,
+        attempt: 1, avoidWorkers: [], stopFor: null, reason: null, sequenceKey: null, dispatchPending: false, dispatchError: null, inputBytes: 0,
         delayMs: s === "COMPLETED" ? 10 + (i % 500) : null, executionMs: s === "COMPLETED" ? 100 + (i % 5000) : null,
       });
       const bucketRows = () => state.storage.sql.exec<{ n: number }>("SELECT COUNT(DISTINCT start) AS n FROM metric_count").one().n;

@@ -5,9 +5,8 @@
  */
 import type { Context, Hono } from "hono";
 import type { Fence } from "../../jobs/commands";
-import type { EndpointRef } from "../../jobs/record";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
-import { ID_PATTERN, MEMORY_BOUNDS, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
+import { ID_PATTERN, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
 import { handlerError } from "../../jobs/errors";
 import { checkReportToken } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
@@ -72,32 +71,6 @@ function batchBody(jobs: readonly Uint8Array[][]): Uint8Array {
 }
 
 /**
- * The offered jobs a take claims: in offer order while their inputs fit in the byte budget
- * (always the first), so an answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the
- * isolate. Sizes are asked before anything is claimed; jobs past the budget are not claimed but
- * offered again at once (were that call to fail, their offers lapse on their own).
- */
-async function withinBudget(c: Context<AppEnv>, endpointId: string, ref: EndpointRef, ids: string[]): Promise<string[]> {
-  if (ids.length <= 1) return ids;
-  const sizes = await Promise.all(ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).inputBytes(ref)));
-  let total = 0;
-  let n = 0;
-  for (; n < ids.length; n++) {
-    const size = sizes[n] ?? 0; // a job that is gone claims nothing and costs nothing
-    if (n > 0 && total + size > MEMORY_BOUNDS.batchInputBytes) break;
-    total += size;
-  }
-  if (n < ids.length) {
-    try {
-      await endpointStub(c.env, endpointId).withdrawOffers(ids.slice(n));
-    } catch (e) {
-      console.warn(`endpoint ${endpointId}: offers not withdrawn; they lapse on their own`, e);
-    }
-  }
-  return ids.slice(0, n);
-}
-
-/**
  * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
  * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
  */
@@ -117,9 +90,9 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[][]
       offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(ref, workerId, "the worker asked for work saying it runs none")),
     );
     if (offer.ids.length === 0) return [];
-    const ids = await withinBudget(c, endpointId, ref, offer.ids);
-    // Each offered job is claimed in its own object, all at once; answered in offer order.
-    const results = await Promise.all(ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
+    // Each offered job (within the batch's byte budget: see offerReady) is claimed in its own
+    // object, all at once; answered in offer order.
+    const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
     const claimed: Uint8Array[][] = [];
     for (const r of results) {
       if (r.ok) claimed.push(jobBodyParts(r.job.id, r.job.attempt, r.input));
