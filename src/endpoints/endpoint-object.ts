@@ -119,8 +119,6 @@ export class EndpointObject extends DurableObject<Env> {
   private readonly stopWaiters = new Waiters<{ workerId: string }, string[]>();
   /** Workers with a long-poll open right now: alive although their last_seen is old. */
   private readonly polling = new Map<string, number>();
-  /** Bumped by each deletion: a long-poll that outlives its endpoint writes nothing on its way out. */
-  private deletions = 0;
   /** When the next prune is due (in memory: a new instance prunes on its first sync). */
   private pruneAt = 0;
   /** The time this endpoint acts on; frozen only by tests. */
@@ -196,7 +194,8 @@ export class EndpointObject extends DurableObject<Env> {
   async deleteEndpoint(): Promise<{ existed: boolean; jobs: string[] }> {
     const existed = this.config !== null;
     const jobs = existed ? unfinishedJobIds(this.sql, DELETE_BATCH) : [];
-    this.deletions += 1;
+    // Gone from here on: polls woken below, and any call while the storage is wiped, see no endpoint.
+    this.config = null;
     this.takeWaiters.resolveAll([]);
     this.stopWaiters.resolveAll([]);
     await this.ctx.storage.deleteAll();
@@ -474,7 +473,7 @@ export class EndpointObject extends DurableObject<Env> {
 
   /** Keeps a worker counted alive while one of its long-polls is open. */
   private async whilePolling<T>(workerId: string, p: Promise<T>): Promise<T> {
-    const deletions = this.deletions;
+    const generation = this.config?.generation;
     this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
     try {
       return await p;
@@ -483,7 +482,7 @@ export class EndpointObject extends DurableObject<Env> {
       if (n <= 0) this.polling.delete(workerId);
       else this.polling.set(workerId, n);
       // A poll ended by a deletion leaves no trace (the storage it would write to is being wiped).
-      if (this.deletions === deletions) seeWorker(this.sql, workerId, this.clock.now());
+      if (this.config !== null && this.config.generation === generation) seeWorker(this.sql, workerId, this.clock.now());
     }
   }
 

@@ -203,7 +203,7 @@ export class JobObject extends DurableObject<Env> {
    */
   async pushClaim(ref: EndpointRef, token: string, workerId: string): Promise<ClaimResult> {
     const r = await this.run(ref, (job, now) => push.pushClaim(job, token, workerId, now));
-    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job, blobBytes(this.sql, "input")) };
+    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: this.entryOf(r.job) };
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
 
@@ -240,7 +240,7 @@ export class JobObject extends DurableObject<Env> {
   /** A worker claims the job it was offered: IN_QUEUE → IN_PROGRESS under a new attempt. */
   async claim(ref: EndpointRef, workerId: string): Promise<ClaimResult> {
     const r = await this.run(ref, (job, now) => commands.claim(job, workerId, now));
-    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: indexEntryOf(r.job, blobBytes(this.sql, "input")) };
+    if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: this.entryOf(r.job) };
     return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
   }
 
@@ -434,7 +434,7 @@ export class JobObject extends DurableObject<Env> {
   private async tellEndpoint(job: JobRecord): Promise<void> {
     let orphaned = false;
     try {
-      const reply = await this.endpoint(job).sync(indexEntryOf(job, blobBytes(this.sql, "input")));
+      const reply = await this.endpoint(job).sync(this.entryOf(job));
       await Promise.all(reply.release.map((id) => this.releaseNext(job.endpointId, id)));
       orphaned = reply.orphaned === true;
     } catch (e) {
@@ -449,6 +449,11 @@ export class JobObject extends DurableObject<Env> {
       this.armAlarm(current.job, next);
     }
     if (orphaned && !isTerminal(job.state)) await this.run(job.endpointId, commands.orphan);
+  }
+
+  /** What the endpoint's index is told of this job (with its input's size, for batch budgets). */
+  private entryOf(job: JobRecord): IndexEntry {
+    return indexEntryOf(job, blobBytes(this.sql, "input"));
   }
 
   private endpoint(job: JobRecord) {

@@ -2,17 +2,11 @@
  * Building JSON bodies around payloads that are already stored as JSON bytes (inputs, outputs,
  * stream chunks), so they are never parsed and serialized again on the way out.
  */
-import { concatBytes } from "./bytes";
-import { objectPieces, piecesLength, writePieces } from "./pieces";
-
-const enc = new TextEncoder();
+import { arrayPieces, joinPieces, objectPieces } from "./pieces";
 
 /** `{...fields, "<key>": <raw>, …}` for each raw entry that is not null, joined into one array. */
 export function objectWithAll(fields: Record<string, unknown>, raws: ReadonlyArray<readonly [string, Uint8Array | null]>): Uint8Array {
-  const pieces = objectPieces(fields, raws);
-  const out = new Uint8Array(piecesLength(pieces));
-  writePieces(pieces, out);
-  return out;
+  return joinPieces(objectPieces(fields, raws));
 }
 
 /** `{...fields, "<key>": <raw>}`; without `raw`, just the fields. */
@@ -22,11 +16,5 @@ export function objectWith(fields: Record<string, unknown>, key: string, raw: Ui
 
 /** `[<raw>,<raw>,…]`. */
 export function arrayOf(items: readonly Uint8Array[]): Uint8Array {
-  const parts: Uint8Array[] = [enc.encode("[")];
-  items.forEach((item, i) => {
-    if (i > 0) parts.push(enc.encode(","));
-    parts.push(item);
-  });
-  parts.push(enc.encode("]"));
-  return concatBytes(parts);
+  return joinPieces(arrayPieces(items.map((item) => [item])));
 }

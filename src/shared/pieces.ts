@@ -39,3 +39,21 @@ export function objectPieces(fields: Record<string, unknown>, raws: ReadonlyArra
   pieces.push(enc.encode("}"));
   return pieces;
 }
+
+/** `[<items[0]>,<items[1]>,…]` as pieces, each item already JSON. */
+export function arrayPieces(items: ReadonlyArray<readonly Piece[]>): Piece[] {
+  const out: Piece[] = [enc.encode("[")];
+  items.forEach((item, i) => {
+    if (i > 0) out.push(enc.encode(","));
+    out.push(...item);
+  });
+  out.push(enc.encode("]"));
+  return out;
+}
+
+/** The pieces joined into one array, written once. */
+export function joinPieces(pieces: readonly Piece[]): Uint8Array {
+  const out = new Uint8Array(piecesLength(pieces));
+  writePieces(pieces, out);
+  return out;
+}

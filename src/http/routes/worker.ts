@@ -12,7 +12,7 @@ import { checkReportToken } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
-import { concatBytes } from "../../shared/bytes";
+import { arrayPieces, joinPieces, objectPieces, type Piece } from "../../shared/pieces";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
 import { signingSecrets, type EndpointConfig } from "../../endpoints/config";
@@ -54,27 +54,11 @@ function listedJobs(raw: string | undefined, sdkVersion: string | null): string[
   return sdkVersion !== null ? [] : null;
 }
 
-const enc = new TextEncoder();
-
-/**
- * `{"id":…,"attempt":n,"input":<stored bytes>}` as parts, without parsing the input again: a
- * take's answer is joined once from all its parts (no copy per job).
- */
-function jobBodyParts(id: string, attempt: number, input: Uint8Array): Uint8Array[] {
-  return [enc.encode(`${JSON.stringify({ id, attempt }).slice(0, -1)},"input":`), input, enc.encode("}")];
-}
-
-/** `[job,job,…]` joined once from each job's parts. */
-function batchBody(jobs: readonly Uint8Array[][]): Uint8Array {
-  const comma = enc.encode(",");
-  return concatBytes([enc.encode("["), ...jobs.flatMap((parts, i) => (i === 0 ? parts : [comma, ...parts])), enc.encode("]")]);
-}
-
 /**
  * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
  * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
  */
-async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[][]> {
+async function takeJobs(c: Context<AppEnv>, max: number): Promise<Piece[][]> {
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
@@ -93,9 +77,9 @@ async function takeJobs(c: Context<AppEnv>, max: number): Promise<Uint8Array[][]
     // Each offered job (within the batch's byte budget: see offerReady) is claimed in its own
     // object, all at once; answered in offer order.
     const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
-    const claimed: Uint8Array[][] = [];
+    const claimed: Piece[][] = [];
     for (const r of results) {
-      if (r.ok) claimed.push(jobBodyParts(r.job.id, r.job.attempt, r.input));
+      if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input]]));
       // The index was behind the job (cancelled, expired, taken): repair it.
       else if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);
     }
@@ -163,14 +147,14 @@ export function workerRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/job-take/:w", {
     GET: async (c) => {
       const [job] = await takeJobs(c, 1);
-      return job ? jsonResponse(concatBytes(job)) : c.body(null, 204);
+      return job ? jsonResponse(joinPieces(job)) : c.body(null, 204);
     },
   });
 
   route(app, "/v2/:ep/job-take-batch/:w", {
     GET: async (c) => {
       const jobs = await takeJobs(c, intParam(c, "batch_size", 1, 100) ?? 1);
-      return jobs.length > 0 ? jsonResponse(batchBody(jobs)) : c.body(null, 204);
+      return jobs.length > 0 ? jsonResponse(joinPieces(arrayPieces(jobs))) : c.body(null, 204);
     },
   });
 
