@@ -171,7 +171,12 @@ export function appendRefusal(sql: SqlStorage, e: HistoryEvent): void {
   appendHistory(sql, { ...e, command: MORE_REFUSALS, detail: `${more} more refused reports not kept line by line; the latest: ${latest}` });
 }
 
-/** The whole history, oldest first: every transition, and the refused reports as kept above. */
+/**
+ * The history, oldest first: every transition and the refused reports as kept above, up to the
+ * latest HISTORY_READ_LINES (a job requeued without end would otherwise answer without bound).
+ */
+const HISTORY_READ_LINES = 1000;
+
 export function readHistory(sql: SqlStorage): HistoryEvent[] {
   return sql
     .exec<{
@@ -182,7 +187,7 @@ export function readHistory(sql: SqlStorage): HistoryEvent[] {
       attempt: number;
       worker_id: string | null;
       detail: string | null;
-    }>("SELECT * FROM history ORDER BY seq")
+    }>("SELECT * FROM (SELECT * FROM history ORDER BY seq DESC LIMIT ?) ORDER BY seq", HISTORY_READ_LINES)
     .toArray()
     .map((r) => ({
       at: r.at,

@@ -6,8 +6,9 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import { WORKER_BOUNDS } from "../../src/shared/limits";
+import { appendHistory } from "../../src/jobs/store";
 import { cutToBytes } from "../../src/shared/text";
-import { call, createEndpoint, done, json, status, submit, take, endpointStubOf, freezeEndpoint } from "./helpers";
+import { call, createEndpoint, done, json, jobStubOf, status, submit, take, endpointStubOf, freezeEndpoint } from "./helpers";
 
 const endpointStub = endpointStubOf;
 
@@ -121,6 +122,22 @@ describe("defect 7: worker-supplied rows and strings are bounded", { timeout: 60
     expect((await take(ep, "w1")).status).toBe(200);
     await done(ep, "w1", other, { error: "boom" });
     expect((await json<{ error: string }>(await status(ep, other))).error).toBe("boom");
+  });
+});
+
+describe("history reads are bounded", () => {
+  it("a job with more than 1,000 history lines (requeued without end) answers its latest 1,000, oldest first", async () => {
+    const ep = await createEndpoint();
+    const id = await submit(ep);
+    await runInDurableObject(jobStubOf(id), (_i, state) => {
+      for (let n = 0; n < 1500; n++) {
+        appendHistory(state.storage.sql, { at: n, command: "requeue", from: "CANCELLED", to: "IN_QUEUE", attempt: 0, workerId: null, detail: `line ${n}` });
+      }
+    });
+    const body = await json<{ history: Array<{ detail: string | null }> }>(await call("GET", `/v2/${ep}/history/${id}`));
+    expect(body.history).toHaveLength(1000);
+    expect(body.history.at(0)?.detail).toBe("line 500"); // 1,501 lines: the submit and 1,500 more
+    expect(body.history.at(-1)?.detail).toBe("line 1499");
   });
 });
 
