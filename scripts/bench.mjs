@@ -9,7 +9,7 @@
 // --max-seconds per run.
 //
 //   npm run bench -- [--jobs 300] [--concurrency 1,8] [--warmup 20] [--state tmpfs|disk]
-//                    [--log-level warn] [--systems edge,floor,bullmq] [--modes pull,push,push-sync]
+//                    [--log-level warn] [--systems edge,floor,bullmq] [--modes pull,pull-next,push,push-sync]
 //                    [--max-seconds 120] [--out bench-output/bench-<time>.json]
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -18,14 +18,14 @@ import { parseArgs } from "node:util";
 import { createRequire } from "node:module";
 import { ROOT } from "./lib/wrangler-dev.mjs";
 import { bullmqPull, NO_REDIS_SERVER, redisVersion, startRedis } from "./bench/bullmq.mjs";
-import { edgePull, edgePush, edgePushSync, startEdge } from "./bench/edge.mjs";
+import { edgePull, edgePullNext, edgePush, edgePushSync, startEdge } from "./bench/edge.mjs";
 import { floorPull, queueFloorPull, startFloor } from "./bench/floor.mjs";
 import { runLanes } from "./bench/lanes.mjs";
 import { printRatios, printRun, ratios } from "./bench/report.mjs";
 
 const USAGE =
   "usage: npm run bench -- [--jobs 300] [--concurrency 1,8] [--warmup 20] [--state tmpfs|disk] [--log-level warn] " +
-  "[--systems edge,floor,bullmq] [--modes pull,push,push-sync] [--max-seconds 120] [--out file.json]";
+  "[--systems edge,floor,bullmq] [--modes pull,pull-next,push,push-sync] [--max-seconds 120] [--out file.json]";
 function usage(problem) {
   console.error(`${problem}\n${USAGE}`);
   process.exit(2);
@@ -42,7 +42,7 @@ try {
     "log-level": { type: "string", default: "warn" },
     // No default here: BullMQ named on purpose needs redis-server; by default it is left out without it.
     systems: { type: "string" },
-    modes: { type: "string", default: "pull,push,push-sync" },
+    modes: { type: "string", default: "pull,pull-next,push,push-sync" },
     "max-seconds": { type: "string", default: "120" },
     out: { type: "string" },
   },
@@ -58,7 +58,7 @@ const systems = list(opts.systems ?? "edge,floor,bullmq");
 const modes = list(opts.modes);
 if (!(jobs > 0) || concurrencies.length === 0 || concurrencies.some((c) => !(c > 0))) usage("--jobs and --concurrency take positive numbers");
 if (!["tmpfs", "disk"].includes(opts.state)) usage("--state is tmpfs or disk");
-const unknown = [...systems.filter((x) => !["edge", "floor", "bullmq"].includes(x)), ...modes.filter((x) => !["pull", "push", "push-sync"].includes(x))];
+const unknown = [...systems.filter((x) => !["edge", "floor", "bullmq"].includes(x)), ...modes.filter((x) => !["pull", "pull-next", "push", "push-sync"].includes(x))];
 if (unknown.length > 0) usage(`unknown system or mode: ${unknown.join(", ")}`);
 
 // BullMQ runs against a local redis-server. Without one on the PATH, a default run leaves BullMQ
@@ -139,6 +139,7 @@ try {
       () => startEdge({ persist: path.join(stateRoot, "edge-jobs"), logLevel: settings.logLevel }),
       async (edge) => {
         if (modes.includes("pull")) await measure("edge-jobs", "pull", edge, (run) => edgePull(edge.base, run));
+        if (modes.includes("pull-next")) await measure("edge-jobs", "pull-next", edge, (run) => edgePullNext(edge.base, run));
         if (modes.includes("push")) await measure("edge-jobs", "push", edge, (run) => edgePush(edge.base, run));
         if (modes.includes("push-sync")) await measure("edge-jobs", "push-sync", edge, (run) => edgePushSync(edge.base, run));
       },

@@ -57,6 +57,31 @@ export async function edgePull(base, run) {
   });
 }
 
+/**
+ * Pull with done-and-take-next (`job-done?next=1`, our extension): as pull, but each lane's worker
+ * carries the job its last job-done answered with and takes only when it carries none.
+ */
+export async function edgePullNext(base, run) {
+  const ep = `bench-pull-next-${Date.now().toString(36)}-c${run.concurrency}`;
+  const keys = await createEndpoint(base, ep, {});
+  const client = { authorization: `Bearer ${keys.client}` };
+  const carried = new Map();
+  return run.lanes(async (lane, token) => {
+    const worker = `bench-worker-${lane}`;
+    const [, submit] = await timed(() => call(`${base}/v2/${ep}/run`, { method: "POST", headers: client, body: JSON.stringify({ input: { token } }) }));
+    // A carried job needs no take: the step is counted only for the takes made.
+    const [job, take] = carried.get(lane)
+      ? [carried.get(lane), null]
+      : await timed(() => call(`${base}/v2/${ep}/job-take/${worker}?gpu=none&job_in_progress=0`, { headers: { authorization: keys.worker } }));
+    const [answer, done] = await timed(() =>
+      call(`${base}/v2/${ep}/job-done/${worker}/${job.id}?gpu=none&isStream=false&next=1`, { method: "POST", headers: { authorization: keys.worker }, body: JSON.stringify({ output: { ok: job.input.token } }) }),
+    );
+    carried.set(lane, answer.next);
+    const [, status] = await statusCall(base, ep, keys.client, job.id);
+    return take === null ? { submit, done, status } : { submit, take, done, status };
+  });
+}
+
 /** A push worker on loopback; `handle(job, arrivedAt)` answers each push. */
 async function pushWorker(handle) {
   const server = createServer((req, res) => {

@@ -12,10 +12,10 @@ import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/push-commands";
 import { handlerError } from "../jobs/errors";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "./message";
 import { objectPieces, type Piece } from "../shared/pieces";
-import { signingSecrets, type EndpointConfig } from "../endpoints/config";
+import type { EndpointConfig } from "../endpoints/config";
 import { postSigned } from "../shared/signed-post";
 import { PAYLOAD, PUSH_ANSWER } from "../shared/limits";
-import { reportToken } from "../shared/signing";
+import { reportToken, signingSecrets } from "../shared/signing";
 import { checkOutboundUrl, publicOrigin, redactUrl, redactUrls } from "../shared/urls";
 
 

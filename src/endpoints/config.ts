@@ -145,12 +145,6 @@ export function rotation(
   };
 }
 
-/** The secrets to sign with now: the current one, and the previous one during a rotation. */
-export function signingSecrets(config: EndpointConfig, now: number): string[] {
-  const until = config.previousSecretUntil === null ? 0 : Date.parse(config.previousSecretUntil);
-  return config.previousWebhookSecret !== null && now < until ? [config.webhookSecret, config.previousWebhookSecret] : [config.webhookSecret];
-}
-
 export class ConfigError extends Error {
   override name = "ConfigError";
 }

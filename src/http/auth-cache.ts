@@ -28,10 +28,33 @@ export function cachedAuth(endpointId: string, digest: string, scope: string, no
 export function rememberAuth(endpointId: string, digest: string, scope: string, config: EndpointConfig, now: number): void {
   if (entries.size >= MAX_ENTRIES) entries.clear();
   entries.set(keyOf(endpointId, digest, scope), { config, until: now + AUTH_CACHE_MS });
+  rememberConfig(endpointId, config, now);
 }
 
-/** Forgets every cached authorization for the endpoint (after an admin change to it). */
+/**
+ * Endpoint configs by endpoint id, for requests that carry no key (push workers' token reports):
+ * filled by every successful authorization and by a config read, kept AUTH_CACHE_MS like them.
+ */
+const configs = new Map<string, { config: EndpointConfig; until: number }>();
+
+export function cachedConfig(endpointId: string, now: number): EndpointConfig | null {
+  const hit = configs.get(endpointId);
+  if (!hit) return null;
+  if (hit.until <= now) {
+    configs.delete(endpointId);
+    return null;
+  }
+  return hit.config;
+}
+
+export function rememberConfig(endpointId: string, config: EndpointConfig, now: number): void {
+  if (configs.size >= MAX_ENTRIES) configs.clear();
+  configs.set(endpointId, { config, until: now + AUTH_CACHE_MS });
+}
+
+/** Forgets every cached authorization and config of the endpoint (after an admin change to it). */
 export function forgetEndpoint(endpointId: string): void {
   const prefix = `${endpointId}\n`;
   for (const k of entries.keys()) if (k.startsWith(prefix)) entries.delete(k);
+  configs.delete(endpointId);
 }

@@ -9,6 +9,20 @@ import { piecesLength, writePieces, type Piece } from "./pieces";
 
 const enc = new TextEncoder();
 
+/** An endpoint's signing secrets: the current one, and the previous one until a rotation's overlap ends. */
+export interface SigningSecrets {
+  webhookSecret: string;
+  previousWebhookSecret: string | null;
+  /** ISO 8601; null when there is no previous secret. */
+  previousSecretUntil: string | null;
+}
+
+/** The secrets to sign with now: the current one, and the previous one during a rotation. */
+export function signingSecrets(secrets: SigningSecrets, now: number): string[] {
+  const until = secrets.previousSecretUntil === null ? 0 : Date.parse(secrets.previousSecretUntil);
+  return secrets.previousWebhookSecret !== null && now < until ? [secrets.webhookSecret, secrets.previousWebhookSecret] : [secrets.webhookSecret];
+}
+
 function secretBytes(secret: string): Uint8Array {
   const b64 = secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret;
   return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));

@@ -5,7 +5,7 @@
  * `deliverDue` from its alarm and reads the summaries for its status and delivery log.
  */
 import type { EndpointConfig } from "../endpoints/config";
-import { signingSecrets } from "../endpoints/config";
+import { signingSecrets } from "../shared/signing";
 import { blobPiece } from "../shared/blobs";
 import type { Clock } from "../shared/clock";
 import type { Faults } from "../shared/faults";

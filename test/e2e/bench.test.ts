@@ -106,7 +106,7 @@ describe("npm run bench", () => {
     expect(output).toMatch(/state on \w+ .*--log-level warn/);
     result = JSON.parse(readFileSync(out, "utf8")) as Result;
     const peers = REDIS ? ["floor", "queue-floor", "bullmq"] : ["floor", "queue-floor"];
-    expect(result.runs.map((r) => `${r.system}/${r.mode}`)).toEqual(["edge-jobs/pull", "edge-jobs/push", "edge-jobs/push-sync", ...peers.map((p) => `${p}/pull`)]);
+    expect(result.runs.map((r) => `${r.system}/${r.mode}`)).toEqual(["edge-jobs/pull", "edge-jobs/pull-next", "edge-jobs/push", "edge-jobs/push-sync", ...peers.map((p) => `${p}/pull`)]);
     if (REDIS) {
       expect(result.skipped).toEqual([]);
     } else {
@@ -125,10 +125,14 @@ describe("npm run bench", () => {
       expect(Math.abs(run.jobsPerSecond - (JOBS / run.wallMs) * 1000), what).toBeLessThanOrEqual(0.05 + (JOBS * 1000) / run.wallMs ** 2);
       expect(run.lifecycle.p50, what).toBeGreaterThan(0);
       expect(run.lifecycle.p50, what).toBeLessThanOrEqual(run.lifecycle.p99);
-      const steps = { push: ["submit", "push", "done", "status"], "push-sync": ["runsync", "push"], pull: ["submit", "take", "done", "status"] }[run.mode];
-      expect(Object.keys(run.steps), what).toEqual(steps);
+      const steps = { push: ["submit", "push", "done", "status"], "push-sync": ["runsync", "push"], pull: ["submit", "take", "done", "status"], "pull-next": ["submit", "take", "done", "status"] }[run.mode];
+      // A pull-next run where every job-done handed the next job made no take at all.
+      const expected = run.mode === "pull-next" && !("take" in run.steps) ? steps!.filter((s) => s !== "take") : steps!;
+      expect(Object.keys(run.steps).sort(), what).toEqual([...expected].sort());
       for (const [name, s] of Object.entries(run.steps)) {
-        expect(s.n, `${what} ${name}`).toBe(JOBS);
+        // With done-and-take-next a worker takes only when its last job-done handed it nothing.
+        if (run.mode === "pull-next" && name === "take") expect(s.n, `${what} ${name}`).toBeLessThanOrEqual(JOBS);
+        else expect(s.n, `${what} ${name}`).toBe(JOBS);
         expect(s.p50, `${what} ${name}`).toBeGreaterThan(0);
         expect(s.p50, `${what} ${name}`).toBeLessThanOrEqual(s.p99);
         // A step is part of its job's lifecycle, so no step's percentile exceeds the lifecycle's.
@@ -146,8 +150,8 @@ describe("npm run bench", () => {
       }
       expect(run.cpuMsPerJob.client, what).toBeGreaterThan(0);
     }
-    // Each of the three edge-jobs runs against each of the others, paired with the right runs.
-    expect(result.ratios.map((r) => r.peer).sort()).toEqual(peers.flatMap((p) => [p, p, p]).sort());
+    // Each of the four edge-jobs runs against each of the others, paired with the right runs.
+    expect(result.ratios.map((r) => r.peer).sort()).toEqual(peers.flatMap((p) => [p, p, p, p]).sort());
     for (const r of result.ratios) {
       const edge = result.runs.find((x) => `edge-jobs ${x.mode}` === r.edge && x.concurrency === r.concurrency)!;
       const peer = result.runs.find((x) => x.system === r.peer && x.concurrency === r.concurrency)!;
@@ -162,6 +166,6 @@ describe("npm run bench", () => {
     expect(result!.settings.redis).toMatch(/^\d+\.\d+/);
     const bullmq = result!.runs.find((r) => r.system === "bullmq");
     expect(bullmq).toMatchObject({ mode: "pull", jobs: JOBS, truncated: false });
-    expect(result!.ratios.filter((r) => r.peer === "bullmq").map((r) => r.edge).sort()).toEqual(["edge-jobs pull", "edge-jobs push", "edge-jobs push-sync"]);
+    expect(result!.ratios.filter((r) => r.peer === "bullmq").map((r) => r.edge).sort()).toEqual(["edge-jobs pull", "edge-jobs pull-next", "edge-jobs push", "edge-jobs push-sync"]);
   });
 });

@@ -8,17 +8,20 @@ import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
 import { ID_PATTERN, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
 import { handlerError } from "../../jobs/errors";
-import { checkReportToken } from "../../shared/signing";
+import { checkReportToken, signingSecrets } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
+import { cachedConfig, rememberConfig } from "../auth-cache";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
 import { arrayPieces, joinPieces, objectPieces, type Piece } from "../../shared/pieces";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
-import { signingSecrets, type EndpointConfig } from "../../endpoints/config";
+import type { EndpointConfig } from "../../endpoints/config";
 import { refOf } from "../params";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
 
 function workerIdParam(c: Context<AppEnv>): string {
   const id = c.req.param("w")!;
@@ -58,14 +61,14 @@ function listedJobs(raw: string | undefined, sdkVersion: string | null): string[
  * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
  * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
  */
-async function takeJobs(c: Context<AppEnv>, max: number): Promise<Piece[][]> {
+async function takeJobs(c: Context<AppEnv>, max: number, waitMs = Number(c.env.TAKE_WAIT_MS)): Promise<Piece[][]> {
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
   const config = await requireEndpoint(c, endpointId, "worker");
   const ref = refOf(config);
   const endpoint = endpointStub(c.env, endpointId);
-  const deadline = Date.now() + Number(c.env.TAKE_WAIT_MS);
+  const deadline = Date.now() + waitMs;
   let checkLost = jobInProgress;
   for (;;) {
     const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), checkLost, config.generation);
@@ -106,6 +109,21 @@ function toReport(body: unknown): { report: WorkerReport; output: Uint8Array | n
   return { report: { kind: "complete" }, output, stopPod };
 }
 
+/**
+ * `?next=1` on job-done (an extension for our own workers; RunPod workers never send it): with
+ * an accepted final report, the answer carries the worker's next job, offered and claimed at once
+ * without waiting (`{"next": {id, input, attempt}}`, or `{"next": null}` when none is ready), so a
+ * busy worker needs one request per job instead of two. BullMQ's moveToFinished(…, fetchNext).
+ */
+function nextParam(c: Context<AppEnv>, report: WorkerReport, token: string | undefined): boolean {
+  const raw = c.req.query("next");
+  if (raw === undefined || raw === "0") return false;
+  if (raw !== "1") throw badRequest(`next must be 0 or 1, got '${raw}'`);
+  if (report.kind === "progress") throw badRequest("next=1 needs a final report (output or error), not a progress update");
+  if (token !== undefined) throw badRequest("next=1 needs the worker key: push workers are handed jobs by the dispatcher");
+  return true;
+}
+
 /** 200 `{}` for an accepted report; a 4xx (which RunPod workers drop, not retry) for a refused one. */
 function reportAnswer(r: JobChange, id: string): Response {
   if (r.ok) return jsonResponse("{}");
@@ -119,12 +137,22 @@ function reportAnswer(r: JobChange, id: string): Response {
  * while the previous secret still signs (the same window as webhooks and pushes).
  */
 async function requireReportToken(c: Context<AppEnv>, endpointId: string, jobId: string, fence: Fence, token: string): Promise<EndpointConfig> {
-  const config = foundOn(endpointId, await endpointStub(c.env, endpointId).getConfig());
+  const config = await configOf(c, endpointId);
   const attempt = fence.attempt;
   const valid =
     attempt !== null &&
     (await Promise.all(signingSecrets(config, Date.now()).map((secret) => checkReportToken(secret, jobId, attempt, fence.workerId, token)))).some(Boolean);
   if (!valid) throw new ApiError(401, "invalid report token for this job, attempt and worker");
+  return config;
+}
+
+/** The endpoint's config, from this isolate's cache (like authorizations) or the endpoint. */
+async function configOf(c: Context<AppEnv>, endpointId: string): Promise<EndpointConfig> {
+  const now = Date.now();
+  const cached = cachedConfig(endpointId, now);
+  if (cached) return cached;
+  const config = foundOn(endpointId, await endpointStub(c.env, endpointId).getConfig());
+  rememberConfig(endpointId, config, now);
   return config;
 }
 
@@ -140,7 +168,7 @@ async function reportTarget(c: Context<AppEnv>) {
       : await requireEndpoint(c, endpointId, "worker");
   const stub = jobStub(c.env, id);
   if (!stub) throw jobNotFound(id);
-  return { endpointId, ref: refOf(config), workerId, fence, id, stub };
+  return { endpointId, ref: refOf(config), workerId, fence, id, stub, token: c.req.header("authorization") ? undefined : token };
 }
 
 export function workerRoutes(app: Hono<AppEnv>): void {
@@ -172,8 +200,13 @@ export function workerRoutes(app: Hono<AppEnv>): void {
     POST: async (c) => {
       const t = await reportTarget(c);
       const { report, output, stopPod } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
+      const next = nextParam(c, report, t.token);
       if (stopPod) await endpointStub(c.env, t.endpointId).recycle(t.workerId);
-      return reportAnswer(await t.stub.report(t.ref, t.fence, report, output), t.id);
+      const answer = reportAnswer(await t.stub.report(t.ref, t.fence, report, output), t.id);
+      // A worker about to be recycled takes nothing more.
+      if (!next || stopPod) return next ? jsonResponse('{"next":null}') : answer;
+      const [job] = await takeJobs(c, 1, 0);
+      return jsonResponse(joinPieces(job ? [utf8('{"next":'), ...job, utf8("}")] : [utf8('{"next":null}')]));
     },
   });
 
