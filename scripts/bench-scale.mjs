@@ -125,13 +125,14 @@ try {
   result.fleet = fleet;
   console.log(`fleet      ${fleet.workers} workers, ${fleet.wallSeconds} s (= ${fleet.realSecondsSimulated} s real); busiest object ${fleet.load.busiest?.kind} ${fleet.load.busiest?.name}`);
   console.log(`           ${fleet.livenessCallsPerWorkerMinute} liveness calls per worker-minute (${Object.entries(fleet.byMethodPerWorkerMinute).map(([m, n]) => `${m} ${n}`).join(", ")}); 1,000 such workers ≈ ${fleet.callsPerSecondPer1000Workers} calls/s`);
+  console.log(`           idle take and job-stop polls held p50/p90 ${ms(fleet.longPollHeldMs)} (asked: ${takeWaitMs} ms)`);
   if (fleet.errorCount > 0) console.log(`           ${fleet.errorCount} worker calls failed, e.g. ${fleet.errors.join("; ")}`);
 
   result.depths = [];
   for (const depth of settings.depths) {
     const d = await depthPhase(base, { depth, samples: settings.samples, fillConcurrency: settings.fillConcurrency });
     result.depths.push(d);
-    console.log(`depth ${String(depth).padEnd(7)} filled in ${(d.fillMs / 1000).toFixed(1)} s (${d.fillPerSecond} submits/s, ${d.fillCallsPerSubmit} calls per submit on the busiest object); status of a waiting job p50/p90 ${ms(d.status)}, take+done ${ms(d.takeDone)}`);
+    console.log(`depth ${String(depth).padEnd(7)} filled in ${(d.fillMs / 1000).toFixed(1)} s (${d.fillPerSecond} submits/s${d.fillRetries ? `, ${d.fillRetries} resent` : ""}, ${d.fillCallsPerSubmit} calls per submit on the busiest object); status of a waiting job p50/p90 ${ms(d.status)}, take+done ${ms(d.takeDone)}`);
   }
 } finally {
   await server?.stop();

@@ -104,13 +104,15 @@ export async function lifecyclePhase(base, { jobs, concurrency, warmup = 4 }) {
  * 10 s (on a fixed schedule, skipped while one is in flight), and a job-stop poll and a take
  * each re-sent as soon as the server answers (it holds them up to TAKE_WAIT_MS, 30 s / compress).
  */
-function simulatedWorker(base, ep, key, workerId, compress, signal, errors) {
+function simulatedWorker(base, ep, key, workerId, compress, signal, errors, held) {
   const headers = { authorization: key };
   const get = async (path) => {
+    const t = performance.now();
     try {
       const res = await fetch(`${base}/v2/${ep}/${path}`, { headers, signal });
       await res.arrayBuffer();
       if (res.status !== 200 && res.status !== 204) errors.push(`${path.split("/")[0]} → ${res.status}`);
+      else if (!path.startsWith("ping")) held.push(performance.now() - t);
     } catch (e) {
       if (!signal.aborted) errors.push(String(e));
     }
@@ -145,9 +147,11 @@ export async function fleetPhase(base, { workers, compress, seconds }) {
   const { ep, keys } = await endpoint(base, "fleet");
   const controller = new AbortController();
   const errors = [];
-  const fleet = Array.from({ length: workers }, (_, i) => simulatedWorker(base, ep, keys.worker, `sim-${i}`, compress, controller.signal, errors));
+  const held = [];
+  const fleet = Array.from({ length: workers }, (_, i) => simulatedWorker(base, ep, keys.worker, `sim-${i}`, compress, controller.signal, errors, held));
   await new Promise((r) => setTimeout(r, RUNPOD.pollMs / compress + 500));
   await resetLoad(base, ep);
+  held.length = 0;
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const load = await readLoad(base, ep);
@@ -169,6 +173,8 @@ export async function fleetPhase(base, { workers, compress, seconds }) {
     byMethodPerWorkerMinute: load.busiest ? perUnit(load.busiest.calls.byMethod, workerMinutes) : {},
     // What 1,000 such workers cost the busiest object, before any job.
     callsPerSecondPer1000Workers: round(perWorkerMinute === null ? null : (perWorkerMinute * 1000) / 60, 1),
+    // How long the server held each idle take and job-stop poll (wall ms; TAKE_WAIT_MS asked).
+    longPollHeldMs: p50p90(held),
     errors: errors.slice(0, 5),
     errorCount: errors.length,
   };
@@ -184,13 +190,25 @@ export async function depthPhase(base, { depth, samples, fillConcurrency }) {
   await resetLoad(base, ep);
   const ids = [];
   let next = 0;
+  let retries = 0;
+  // A submit whose answer is lost (a loaded local server may drop a connection) is sent again
+  // under the same idempotency key, so it never queues a job twice.
+  const submit = async (n) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const body = JSON.stringify({ input: { n } });
+        return (await call(`${base}/v2/${ep}/run`, { method: "POST", headers: { ...client, "idempotency-key": `fill-${n}` }, body })).id;
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        retries++;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  };
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: Math.min(fillConcurrency, depth) }, async () => {
-      while (next < depth) {
-        next++;
-        ids.push((await call(`${base}/v2/${ep}/run`, { method: "POST", headers: client, body: JSON.stringify({ input: { n: next } }) })).id);
-      }
+      while (next < depth) ids.push(await submit(++next));
     }),
   );
   const fillMs = performance.now() - t0;
@@ -219,6 +237,7 @@ export async function depthPhase(base, { depth, samples, fillConcurrency }) {
     depth,
     fillMs: Math.round(fillMs),
     fillPerSecond: round((depth / fillMs) * 1000, 1),
+    fillRetries: retries,
     fillCallsPerSubmit: fillLoad.busiest ? round(fillLoad.busiest.calls.total / depth, 3) : null,
     status: p50p90(status),
     takeDone: p50p90(takeDone),
