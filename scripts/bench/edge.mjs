@@ -10,19 +10,22 @@ import { freePort, serverReady } from "./processes.mjs";
 
 const ADMIN_KEY = "bench-admin-key";
 
-export async function startEdge({ persist, logLevel }) {
+/** `takeWaitMs`: how long the server holds a take or job-stop long-poll (TAKE_WAIT_MS; 30 s unset). */
+export async function startEdge({ persist, logLevel, takeWaitMs }) {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, "scripts", "start.mjs")], {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PORT: String(port), PERSIST_DIR: persist, LOG_LEVEL: logLevel, ADMIN_KEY },
+    env: { ...process.env, PORT: String(port), PERSIST_DIR: persist, LOG_LEVEL: logLevel, ADMIN_KEY, ...(takeWaitMs ? { TAKE_WAIT_MS: String(takeWaitMs) } : {}) },
   });
   const base = `http://127.0.0.1:${port}`;
   return serverReady(child, base, `${base}/`, "edge-jobs", { authorization: `Bearer ${ADMIN_KEY}` });
 }
 
-async function createEndpoint(base, name, config) {
+export const EDGE_ADMIN_KEY = ADMIN_KEY;
+
+export async function createEndpoint(base, name, config) {
   const admin = { authorization: `Bearer ${ADMIN_KEY}` };
   await call(`${base}/admin/endpoints/${name}`, { method: "PUT", headers: admin, body: JSON.stringify(config) });
   const key = async (scope) => (await call(`${base}/admin/endpoints/${name}/keys`, { method: "POST", headers: admin, body: JSON.stringify({ scope }) })).key;

@@ -1,6 +1,6 @@
 // Summaries of measured durations: nearest-rank percentiles over every sample (no sketch).
 
-function percentile(sorted, p) {
+export function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];

@@ -2,8 +2,8 @@
  * The dashboard, served by the Worker itself at /dashboard: one self-contained page (no CDN, so
  * it works offline under `npm start`). It asks for the admin key, keeps it in sessionStorage
  * only, and reads everything through the public APIs: endpoints with live counts, per-endpoint
- * charts of the metrics API (hand-made SVG), the workers table, recent jobs with why they wait,
- * and a job's detail (status, history, webhook deliveries). It refreshes itself every 5 s.
+ * charts of the metrics API (hand-made SVG), the busiest objects serving the endpoint (its load
+ * report), the workers table, recent jobs with why they wait, and a job's detail (status, history, webhook deliveries). It refreshes itself every 5 s.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <html lang="en">
@@ -70,6 +70,8 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
       <div class="card"><div class="row"><h2 style="margin:0" id="ep-title"></h2><span class="spacer"></span>
         <label class="muted">Window <select id="window"><option>1h</option><option>6h</option><option>24h</option><option>7d</option></select></label></div>
         <div class="grid" id="charts" style="margin-top:10px"></div></div>
+      <div class="card"><h2>Busiest objects <span class="muted" id="load-since"></span></h2><div class="scroll"><table id="load"><thead><tr><th>Object</th><th>Kind</th>
+        <th class="num">Calls/s</th><th class="num">Calls</th><th class="num hide-sm">Rows written</th><th class="hide-sm">Top methods</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card"><h2>Workers</h2><div class="scroll"><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Last seen</th>
         <th class="num">Jobs taken</th><th>Current jobs</th><th class="hide-sm">Recent failures</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card"><h2>Recent jobs</h2><div class="scroll"><table id="jobs"><thead><tr><th>Job</th><th>State</th><th>Updated</th>
@@ -155,10 +157,11 @@ const pct = (field, p) => (b) => b[field][p];
 async function refreshDetail() {
   const ep = encodeURIComponent(selected);
   $("#detail").hidden = false; $("#ep-title").textContent = "Endpoint " + selected;
-  const [m, w, j] = await Promise.all([
+  const [m, w, j, l] = await Promise.all([
     api("/v2/" + ep + "/metrics?window=" + $("#window").value),
     api("/admin/endpoints/" + ep + "/workers"),
     api("/admin/endpoints/" + ep + "/jobs?limit=50"),
+    api("/admin/endpoints/" + ep + "/load").catch(() => null),
   ]);
   const b = m.buckets;
   const t = m.total;
@@ -176,6 +179,7 @@ async function refreshDetail() {
       { name: "sent", get: (x) => x.webhooks.sent }, { name: "succeeded", get: (x) => x.webhooks.succeeded }, { name: "failed", get: (x) => x.webhooks.failed }]),
     chart("Workers by state", b, ["idle", "running", "unhealthy", "throttled", "initializing"].map((s) => ({ name: s, get: (x) => (x.workers ? x.workers[s] : null) }))),
   ].join("");
+  showLoad(l);
   $("#workers tbody").innerHTML = w.workers.map((x) => '<tr><td>' + esc(x.workerId) + (x.recycle ? ' <span class="pill">recycle</span>' : "") + '</td><td>' + pill(x.state) +
     '</td><td>' + ago(x.lastSeen) + '</td><td class="num">' + x.jobsTaken + '</td><td>' + x.currentJobs.map((id) => '<a data-job="' + esc(id) + '">' + esc(id.slice(0, 10)) + '…</a>').join(" ") +
     '</td><td class="hide-sm">' + x.recentFailures.map((f) => esc(f.reason)).join(", ") + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">No workers seen.</td></tr>';
@@ -185,6 +189,16 @@ async function refreshDetail() {
     || '<tr><td colspan="5" class="muted">No jobs yet.</td></tr>';
   document.querySelectorAll("[data-job]").forEach((el) => el.addEventListener("click", () => { selectedJob = el.dataset.job; showJob(); }));
   if (selectedJob) await showJob();
+}
+
+/** The five objects serving the endpoint with the most calls per second since the load reset. */
+function showLoad(l) {
+  $("#load-since").textContent = l && l.since ? "since " + ago(new Date(l.since).toISOString()) : "";
+  const top = l ? [...l.objects].sort((a, b) => b.callsPerSecond - a.callsPerSecond).slice(0, 5) : [];
+  const methods = (o) => Object.entries(o.calls.byMethod).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => esc(k) + " " + n).join(", ");
+  $("#load tbody").innerHTML = top.map((o) => '<tr data-object="' + esc(o.kind + ":" + o.name) + '"><td>' + esc(o.name) + '</td><td>' + esc(o.kind) +
+    '</td><td class="num">' + o.callsPerSecond + '</td><td class="num">' + o.calls.total + '</td><td class="num hide-sm">' + o.rowsWritten +
+    '</td><td class="hide-sm">' + methods(o) + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">' + (l ? "No objects." : "Load not available.") + '</td></tr>';
 }
 
 async function showJob() {

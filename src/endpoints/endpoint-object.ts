@@ -6,6 +6,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isRunning } from "../jobs/states";
 import { Clock } from "../shared/clock";
+import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import { MEMORY_BOUNDS, PING_LIST_GRACE_MS } from "../shared/limits";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
@@ -126,7 +127,8 @@ export class EndpointObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
+    // Rows written are counted for the load report (in memory; see shared/load).
+    this.sql = meteredSql(ctx.storage.sql, meterOf(this));
     ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, ENDPOINT_MIGRATIONS);
       this.loadState();
@@ -148,6 +150,11 @@ export class EndpointObject extends DurableObject<Env> {
   // ---- config and keys (admin) ----
 
   getConfig(): EndpointView | null {
+    return this.view();
+  }
+
+  /** getConfig for this object's own use: not counted as a call served. */
+  private view(): EndpointView | null {
     return this.config ? { ...this.config, paused: this.paused } : null;
   }
 
@@ -160,7 +167,7 @@ export class EndpointObject extends DurableObject<Env> {
       this.wakeTakeWaiters(this.clock.now());
       await this.dispatchReady(this.clock.now());
     }
-    return this.getConfig();
+    return this.view();
   }
 
   async putConfig(id: string, input: EndpointConfigInput, localDev: boolean): Promise<PutConfigResult> {
@@ -338,7 +345,7 @@ export class EndpointObject extends DurableObject<Env> {
     const config = { ...this.config, ...rotation(this.config, newWebhookSecret(), new Date(this.clock.now())) };
     this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(config));
     this.config = config;
-    return this.getConfig();
+    return this.view();
   }
 
   /** A job with a sequence key joins its sequence: returns the job ahead of it, or null. */
@@ -540,4 +547,45 @@ export class EndpointObject extends DurableObject<Env> {
     if (!this.config) return null;
     return buildHealth(countByState(this.sql), readCounters(this.sql), this.workerCounts());
   }
+
+  // ---- load (admin) ----
+
+  /** Calls served and rows written since the last reset or restart (null: no endpoint). */
+  load(): LoadSnapshot | null {
+    return this.config ? meterOf(this).snapshot() : null;
+  }
+
+  resetLoad(): LoadSnapshot | null {
+    return this.config ? meterOf(this).reset() : null;
+  }
 }
+
+// Every call an endpoint serves is counted by method (the list must name every public method).
+meterCalls(EndpointObject, {
+  getConfig: true,
+  setPaused: true,
+  putConfig: true,
+  deleteEndpoint: true,
+  createKey: true,
+  listKeys: true,
+  deleteKey: true,
+  authorize: true,
+  sync: true,
+  webhookOutcome: true,
+  metrics: true,
+  counters: true,
+  rotateSecret: true,
+  enterSequence: true,
+  sequenceAhead: true,
+  take: true,
+  alarm: true,
+  jobs: true,
+  queueInfo: true,
+  takeStops: true,
+  ping: true,
+  lastSeen: true,
+  recycle: true,
+  workers: true,
+  waitingJobs: true,
+  health: true,
+});

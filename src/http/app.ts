@@ -6,6 +6,7 @@ import { DASHBOARD_HTML } from "../dashboard/page";
 import { ApiError, badRequest, notConfigured } from "./errors";
 import { adminRoutes } from "./routes/admin";
 import { clientRoutes } from "./routes/client";
+import { loadRoutes } from "./routes/load";
 import { metricsRoutes } from "./routes/metrics";
 import { streamRoutes } from "./routes/stream";
 import { workerRoutes } from "./routes/worker";
@@ -49,6 +50,7 @@ export function createApp(): Hono<AppEnv> {
   });
 
   adminRoutes(app);
+  loadRoutes(app);
   clientRoutes(app);
   streamRoutes(app);
   metricsRoutes(app);

@@ -81,6 +81,14 @@ describe("dashboard", () => {
     await page.locator("#charts svg").first().waitFor({ timeout: 15_000 });
     expect(await page.locator("#charts .chart").count()).toBe(6);
     await expect.poll(async () => page.textContent("#charts"), { timeout: 10_000 }).toMatch(/Requests \(4 in window\)/);
+    // The busiest objects serving the endpoint: today the endpoint object, which served the jobs above.
+    const busiest = page.locator(`#load tr[data-object="endpoint:${ep}"]`);
+    await busiest.waitFor({ timeout: 10_000 });
+    const loadCells = await busiest.locator("td").allTextContents();
+    expect(loadCells.slice(0, 2)).toEqual([ep, "endpoint"]);
+    expect(Number(loadCells[2])).toBeGreaterThan(0);
+    expect(Number(loadCells[3])).toBeGreaterThanOrEqual(4 * 3); // at least sync ×3 and a take per job
+    expect(loadCells[5]).toMatch(/sync \d+/);
     await page.locator('#workers td:has-text("dash-worker")').waitFor({ timeout: 10_000 });
     await page.locator(`#jobs tr[data-job="${ids[2]}"]`).waitFor({ timeout: 10_000 });
     await page.screenshot({ path: path.join(OUT, "dashboard-endpoint.png"), fullPage: true });

@@ -25,7 +25,8 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     // Any change to an endpoint or its keys takes effect at once in this isolate.
     // The path decodes: malformed escapes were refused before any route (app.ts).
     const ep = /^\/admin\/endpoints\/([^/]+)/.exec(new URL(c.req.url).pathname)?.[1];
-    if (ep && c.req.method !== "GET") forgetEndpoint(decodeURIComponent(ep));
+    // A load reset changes neither, so it keeps the cached authorizations (no re-authorize counted).
+    if (ep && c.req.method !== "GET" && !c.req.path.endsWith("/load/reset")) forgetEndpoint(decodeURIComponent(ep));
   });
 
   route(app, "/admin/endpoints", {

@@ -1,0 +1,27 @@
+/**
+ * The objects that serve one endpoint, for its load report (GET /admin/endpoints/{id}/load).
+ * Extension point: each new kind of per-endpoint object (index shards, worker-liveness shards)
+ * adds its objects to the list `loadSources` returns, each with how to read and reset its meter
+ * (a `load()` and `resetLoad()` RPC answering a LoadSnapshot; see shared/load).
+ */
+import type { LoadSnapshot, ObjectKind } from "../shared/load";
+import { endpointStub } from "./stubs";
+
+export interface LoadSource {
+  kind: ObjectKind;
+  /** How the report names the object (e.g. "ep-1", "ep-1/shard-3"). */
+  name: string;
+  /** Its snapshot; null when the object says the endpoint does not exist. */
+  read(): Promise<LoadSnapshot | null>;
+  /** Resets its counts and answers the new (empty) snapshot; null as above. */
+  reset(): Promise<LoadSnapshot | null>;
+}
+
+/** Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the report). */
+export function loadSources(env: Env, endpointId: string): LoadSource[] {
+  const endpoint = endpointStub(env, endpointId);
+  return [
+    { kind: "endpoint", name: endpointId, read: () => endpoint.load(), reset: () => endpoint.resetLoad() },
+    // The lead adds here, e.g.: ...shardLoadSources(env, endpointId), ...livenessLoadSources(env, endpointId)
+  ];
+}
