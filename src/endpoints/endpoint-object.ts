@@ -325,6 +325,15 @@ export class EndpointObject extends DurableObject<Env> {
     return [...this.throttled].filter((w) => this.polling.has(w));
   }
 
+  /**
+   * What a merged worker read needs from here: the shards that have told a summary (a shard does
+   * on its first sign of life; the others have no workers), and the throttled workers.
+   */
+  workerShards(): { shards: number[]; throttled: string[] } {
+    const shards = this.sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
+    return { shards, throttled: this.throttledWorkers() };
+  }
+
   /** Every counter of the endpoint (jobs by outcome, webhook deliveries). */
   counters(): Record<string, number> | null {
     return this.config ? readCounters(this.sql) : null;

@@ -19,10 +19,17 @@ export function livenessOf(env: Env, config: EndpointConfig, workerId: string) {
   return { ref, stub: livenessStub(env, ref) };
 }
 
-/** Workers by state now: every shard asked (1 + shards calls), the throttled ones from the endpoint. */
+/** The shards that have workers (those that told the endpoint a summary), and the throttled workers. */
+async function readPlan(env: Env, config: EndpointConfig): Promise<{ refs: LivenessRef[]; throttled: string[] }> {
+  const { shards, throttled } = await endpointStub(env, config.id).workerShards();
+  const active = new Set(shards);
+  return { refs: allLivenessRefs(config.id, config.generation).filter((r) => active.has(r.shard)), throttled };
+}
+
+/** Workers by state now: 1 endpoint call, then 1 call per shard that has workers. */
 export async function mergedWorkerCounts(env: Env, config: EndpointConfig): Promise<WorkerCounts> {
-  const throttled = await endpointStub(env, config.id).throttledWorkers();
-  const all = await Promise.all(allLivenessRefs(config.id, config.generation).map((ref) => livenessStub(env, ref).counts(ref, config.heartbeatTimeout, throttled)));
+  const { refs, throttled } = await readPlan(env, config);
+  const all = await Promise.all(refs.map((ref) => livenessStub(env, ref).counts(ref, config.heartbeatTimeout, throttled)));
   const sum = countStates([]);
   for (const counts of all) for (const [state, n] of Object.entries(counts)) sum[state as keyof WorkerCounts] += n;
   return sum;
@@ -30,8 +37,8 @@ export async function mergedWorkerCounts(env: Env, config: EndpointConfig): Prom
 
 /** Every worker the shards remember, by worker id. */
 export async function mergedWorkers(env: Env, config: EndpointConfig): Promise<WorkerView[]> {
-  const throttled = await endpointStub(env, config.id).throttledWorkers();
-  const all = await Promise.all(allLivenessRefs(config.id, config.generation).map((ref) => livenessStub(env, ref).list(ref, config.heartbeatTimeout, throttled)));
+  const { refs, throttled } = await readPlan(env, config);
+  const all = await Promise.all(refs.map((ref) => livenessStub(env, ref).list(ref, config.heartbeatTimeout, throttled)));
   return all.flat().sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
 }
 
