@@ -4,6 +4,7 @@ import { createApp } from "./http/app";
 export { JobObject } from "./jobs/job-object";
 export { EndpointObject } from "./endpoints/endpoint-object";
 export { DirectoryObject } from "./endpoints/directory-object";
+export { LivenessObject } from "./endpoints/liveness-object";
 
 const app = createApp();
 

@@ -9,11 +9,12 @@ interface __BaseEnv_Env {
 	JOB: DurableObjectNamespace<import("./index").JobObject>;
 	ENDPOINT: DurableObjectNamespace<import("./index").EndpointObject>;
 	DIRECTORY: DurableObjectNamespace<import("./index").DirectoryObject>;
+	LIVENESS: DurableObjectNamespace<import("./index").LivenessObject>;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./index");
-		durableNamespaces: "JobObject" | "EndpointObject" | "DirectoryObject";
+		durableNamespaces: "JobObject" | "EndpointObject" | "DirectoryObject" | "LivenessObject";
 	}
 	interface Env extends __BaseEnv_Env {}
 }

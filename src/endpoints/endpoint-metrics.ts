@@ -1,14 +1,14 @@
 /**
  * What the endpoint records into its metrics, from what it receives anyway: a job's state entry
- * (the counters it moved; its delay and execution times when it ended), a take (a worker's cold
- * start: first sign of life → first take), a webhook attempt's outcome. Workers by state are
+ * (the counters it moved; its delay and execution times when it ended), cold starts its worker
+ * shards tell it (first sign of life → first take), a webhook attempt's outcome. Workers by state are
  * sampled at most once a minute as entries arrive.
  */
 import { isTerminal } from "../jobs/states";
 import { countMetric, observe, sampleWorkers } from "../metrics/buckets";
 import type { IndexEntry } from "./index-entry";
 import { bumpCounter, type CounterName } from "./ready-index";
-import { recordTakes, type WorkerCounts } from "./workers";
+import type { WorkerCounts } from "./workers";
 
 export function recordEntry(sql: SqlStorage, entry: IndexEntry, counted: readonly CounterName[], now: number, workers: () => WorkerCounts): void {
   for (const c of counted) countMetric(sql, c, now);
@@ -19,12 +19,12 @@ export function recordEntry(sql: SqlStorage, entry: IndexEntry, counted: readonl
   sampleWorkers(sql, now, workers);
 }
 
-/** Notes a worker's take of `count` jobs; its first take after its first sign of life is a cold start. */
-export function recordTake(sql: SqlStorage, workerId: string, count: number, now: number): void {
-  const coldStart = recordTakes(sql, workerId, count, now);
-  if (coldStart === null) return;
-  countMetric(sql, "coldStarts", now);
-  observe(sql, "coldStart", coldStart, now);
+/** Cold starts (a worker's first sign of life → its first take, ms) its liveness shard told. */
+export function recordColdStarts(sql: SqlStorage, coldStarts: readonly number[], now: number): void {
+  for (const ms of coldStarts) {
+    countMetric(sql, "coldStarts", now);
+    observe(sql, "coldStart", ms, now);
+  }
 }
 
 export function recordWebhookOutcome(sql: SqlStorage, succeeded: boolean, now: number): void {

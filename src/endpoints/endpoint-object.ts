@@ -1,13 +1,13 @@
 /**
  * One Durable Object per endpoint: its config and keys, the ready index that takes draw from,
- * long-poll waiters for takes and stop signals, the worker registry and the counters. It never
- * calls a job object: it answers with ids, and the caller acts (SPEC §3).
+ * long-poll waiters for takes, the counters, and the summaries its worker shards (liveness
+ * objects) tell it. It never calls a job object: it answers with ids, and the caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
 import { isRunning } from "../jobs/states";
 import { Clock } from "../shared/clock";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
-import { MEMORY_BOUNDS, PING_LIST_GRACE_MS } from "../shared/limits";
+import { MEMORY_BOUNDS } from "../shared/limits";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
@@ -16,7 +16,6 @@ import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./key
 import {
   applyEntry,
   countByState,
-  heldBy,
   offerReady,
   pruneTombstones,
   queuePosition,
@@ -24,33 +23,18 @@ import {
   readCounters,
   recentJobs,
   type RecentJob,
-  runningByWorker,
   slotsInUse,
   unfinishedJobIds,
   waitingJobIds,
 } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead, memberChanged } from "./sequences";
-import { addStop, deliveredStops, deliverStops, pruneStops } from "./stops";
 import { Waiters } from "../shared/waiters";
 import { sendReady } from "./dispatcher";
-import { recordEntry, recordTake, recordWebhookOutcome } from "./endpoint-metrics";
+import { recordColdStarts, recordEntry, recordWebhookOutcome } from "./endpoint-metrics";
 import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
-import {
-  countAlive,
-  countStates,
-  forgetSilentWorkers,
-  type WorkerCounts,
-  lastSeen,
-  listWorkers,
-  markRecycle,
-  markUnhealthy,
-  recordFailure,
-  seeWorker,
-  workerState,
-  type WorkerRow,
-  type WorkerState,
-} from "./workers";
+import type { ShardSummary } from "./liveness-object";
+import { countStates, type WorkerCounts } from "./workers";
 
 export type AuthResult =
   | { ok: true; config: EndpointConfig }
@@ -59,11 +43,9 @@ export type AuthResult =
 export type PutConfigResult = { ok: true; config: EndpointView; created: boolean } | { ok: false; message: string };
 type StoreResult = { ok: true; config: EndpointConfig; created: boolean } | { ok: false; message: string };
 
-/** What a take hands back: jobs offered to the worker, and jobs it evidently lost. */
+/** What a take hands back: jobs offered to the worker (its liveness object knows what it lost). */
 export interface TakeOffer {
   ids: string[];
-  /** Jobs the index says this worker holds although it said it runs none (job_in_progress=0). */
-  lost: string[];
 }
 
 /** The stored config plus the endpoint's run state, as the admin API shows it. */
@@ -88,24 +70,10 @@ export interface SyncReply {
   orphaned?: true;
 }
 
-/**
- * What a ping found: CANCELLING jobs it no longer lists (`told`: their stop went out through
- * job-stop), and running jobs it does not list.
- */
-export interface PingReply {
-  quiet: Array<{ jobId: string; told: boolean }>;
-  unlisted: string[];
-}
-
-/** How often the endpoint prunes old index rows, stop signals and silent workers. */
+/** How often the endpoint prunes old index rows. */
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Jobs a deletion ends at once (the rest end when they next reach the endpoint). */
 const DELETE_BATCH = 1000;
-
-export interface WorkerView extends WorkerRow {
-  state: WorkerState;
-  currentJobs: string[];
-}
 
 export class EndpointObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -116,9 +84,7 @@ export class EndpointObject extends DurableObject<Env> {
   private keys: StoredKey[] = [];
   /** Takes waiting for a ready job, in arrival order. */
   private readonly takeWaiters = new Waiters<{ workerId: string; max: number }, string[]>();
-  /** job-stop polls waiting for a stop signal, by worker. */
-  private readonly stopWaiters = new Waiters<{ workerId: string }, string[]>();
-  /** Workers with a long-poll open right now: alive although their last_seen is old. */
+  /** Workers with a take long-poll open right now: alive, and perhaps throttled. */
   private readonly polling = new Map<string, number>();
   /** When the next prune is due (in memory: a new instance prunes on its first sync). */
   private pruneAt = 0;
@@ -198,17 +164,17 @@ export class EndpointObject extends DurableObject<Env> {
    * (up to DELETE_BATCH) for the caller to end; any other job of this incarnation ends when it
    * next reaches the endpoint (its sync is answered `orphaned`).
    */
-  async deleteEndpoint(): Promise<{ existed: boolean; jobs: string[] }> {
+  async deleteEndpoint(): Promise<{ existed: boolean; jobs: string[]; generation: string | null }> {
     const existed = this.config !== null;
+    const generation = this.config?.generation ?? null;
     const jobs = existed ? unfinishedJobIds(this.sql, DELETE_BATCH) : [];
     // Gone from here on: polls woken below, and any call while the storage is wiped, see no endpoint.
     this.config = null;
     this.takeWaiters.resolveAll([]);
-    this.stopWaiters.resolveAll([]);
     await this.ctx.storage.deleteAll();
     applyMigrations(this.ctx.storage, ENDPOINT_MIGRATIONS);
     this.loadState();
-    return { existed, jobs };
+    return { existed, jobs, generation };
   }
 
   async createKey(scope: KeyScope): Promise<{ id: string; key: string; scope: KeyScope; createdAt: string } | null> {
@@ -281,11 +247,6 @@ export class EndpointObject extends DurableObject<Env> {
       if (next !== null) reply.release.push(next);
     }
     const freedSlot = r.previous !== null && isRunning(r.previous) && !isRunning(entry.state);
-    if (entry.stopFor !== null) {
-      addStop(this.sql, entry.stopFor, entry.jobId, entry.attempt, entry.state, now);
-      this.wakeStopWaiter(entry.stopFor, now);
-    }
-    this.recordWorkerFailure(entry, r.previous, now);
     if (r.ready || freedSlot) {
       this.wakeTakeWaiters(now);
       await this.dispatchReady(now);
@@ -295,11 +256,11 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   /**
-   * Drops old terminal index rows, stop signals and forgotten workers, a bounded batch of each,
-   * and schedules the next prune by alarm: by time, however many requests the object serves.
+   * Drops old terminal index rows, a bounded batch, and schedules the next prune by alarm: by
+   * time, however many requests the object serves.
    */
   private async prune(now: number): Promise<void> {
-    const removed = pruneTombstones(this.sql, now) + pruneStops(this.sql, now) + forgetSilentWorkers(this.sql, now);
+    const removed = pruneTombstones(this.sql, now);
     // A full batch means more is left: come back soon; otherwise at the usual interval.
     this.pruneAt = now + (removed >= 1000 ? 1000 : PRUNE_EVERY_MS);
     await this.armAlarm(this.pruneAt);
@@ -317,11 +278,14 @@ export class EndpointObject extends DurableObject<Env> {
     recordWebhookOutcome(this.sql, succeeded, this.clock.now());
   }
 
-  /** Metrics from `from` to `to` (ms), in buckets of `bucketMs`, and over the whole window. */
-  metrics(from: number, to: number, bucketMs: number): { total: MetricsView; buckets: MetricsView[] } | null {
+  /**
+   * Metrics from `from` to `to` (ms), in buckets of `bucketMs`, and over the whole window.
+   * `workers`: the workers by state now, merged from the worker shards by the caller.
+   */
+  metrics(from: number, to: number, bucketMs: number, workers: WorkerCounts | null = null): { total: MetricsView; buckets: MetricsView[] } | null {
     if (!this.config) return null;
     // The window's total and the current bucket show the workers as they are now.
-    const current = this.workerCounts();
+    const current = workers ?? this.workerCounts();
     sampleWorkers(this.sql, this.clock.now(), () => current);
     const result = readMetrics(this.sql, from, to, bucketMs);
     result.total.workers = current;
@@ -330,8 +294,51 @@ export class EndpointObject extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * Workers by state from the shards' last summaries (they lag by up to LIVENESS.flushMs); the
+   * workers held back by the concurrency limit count throttled, taken from the idle ones.
+   */
   private workerCounts(): WorkerCounts {
-    return countStates((this.workers() ?? []).map((w) => w.state));
+    const counts = countStates([]);
+    for (const r of this.sql.exec<{ counts: string }>("SELECT counts FROM worker_shard")) {
+      for (const [state, n] of Object.entries(JSON.parse(r.counts) as WorkerCounts)) counts[state as keyof WorkerCounts] += n;
+    }
+    const throttled = Math.min(counts.idle, this.throttledWorkers().length);
+    counts.idle -= throttled;
+    counts.throttled += throttled;
+    return counts;
+  }
+
+  /**
+   * A worker shard's summary (see LivenessObject). Answers whether the shard's generation is
+   * still this endpoint's: a shard of a deleted one drops itself.
+   */
+  workerShard(generation: string, shard: number, summary: ShardSummary): { current: boolean } {
+    if (!this.config || generation !== this.config.generation) return { current: false };
+    const now = this.clock.now();
+    this.sql.exec(
+      "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at) VALUES (?, ?, ?, ?)",
+      shard,
+      JSON.stringify(summary.counts),
+      summary.lastSign,
+      now,
+    );
+    recordColdStarts(this.sql, summary.coldStarts, now);
+    return { current: true };
+  }
+
+  /** Workers whose take waits now only because the concurrency limit is reached. */
+  throttledWorkers(): string[] {
+    return [...this.throttled].filter((w) => this.polling.has(w));
+  }
+
+  /**
+   * What a merged worker read needs from here: the shards that have told a summary (a shard does
+   * on its first sign of life; the others have no workers), and the throttled workers.
+   */
+  workerShards(): { shards: number[]; throttled: string[] } {
+    const shards = this.sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
+    return { shards, throttled: this.throttledWorkers() };
   }
 
   /** Every counter of the endpoint (jobs by outcome, webhook deliveries). */
@@ -358,32 +365,21 @@ export class EndpointObject extends DurableObject<Env> {
     return jobAhead(this.sql, jobId);
   }
 
-  private recordWorkerFailure(e: IndexEntry, previous: string | null, now: number): void {
-    if (previous === e.state) return;
-    if (e.state === "FAILED" && e.workerId) recordFailure(this.sql, e.workerId, { jobId: e.jobId, at: now, reason: "error" });
-    else if (e.stopFor && (e.state === "IN_QUEUE" || e.state === "TIMED_OUT")) {
-      recordFailure(this.sql, e.stopFor, { jobId: e.jobId, at: now, reason: e.reason ?? "lease_lost" });
-    }
-  }
-
   // ---- workers ----
 
   /**
    * A worker asks for up to `max` jobs, waiting up to `waitMs` for one to arrive. Returns offered
-   * job ids (the caller claims each from its job object) and, when the worker says it runs
-   * nothing (`jobInProgress === false`), the jobs it evidently lost.
+   * job ids (the caller claims each from its job object). The worker's liveness object, not this
+   * one, notes the take as a sign of life and knows what the worker lost.
    */
-  async take(workerId: string, max: number, waitMs: number, jobInProgress: boolean | null, generation: string | null = null): Promise<TakeOffer> {
-    if (!this.isCurrent(generation)) return { ids: [], lost: [] };
+  async take(workerId: string, max: number, waitMs: number, generation: string | null = null): Promise<TakeOffer> {
+    if (!this.isCurrent(generation)) return { ids: [] };
     const now = this.clock.now();
-    seeWorker(this.sql, workerId, now);
-    const lost = jobInProgress === false ? heldBy(this.sql, workerId).map((j) => j.jobId) : [];
     let ids = this.offer(workerId, max, now);
     if (ids.length === 0 && waitMs > 0) {
       ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
     }
-    if (ids.length > 0) recordTake(this.sql, workerId, ids.length, this.clock.now());
-    return { ids, lost };
+    return { ids };
   }
 
   private wakeTakeWaiters(now: number): void {
@@ -448,26 +444,10 @@ export class EndpointObject extends DurableObject<Env> {
     const dispatchError = dispatchErrorOf(this.sql, jobId);
     if (dispatchError !== undefined) return { position, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
     if (this.config?.concurrency != null && this.capacity(now) === 0) return { position, reason: "concurrency_limit" };
-    const alive = this.polling.size > 0 || countAlive(this.sql, now - (this.config?.heartbeatTimeout ?? 0)) > 0;
+    // The shards' latest signs of life lag by up to LIVENESS.flushMs (README "Worker liveness").
+    const since = now - (this.config?.heartbeatTimeout ?? 0);
+    const alive = this.polling.size > 0 || this.sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
     return { position, reason: alive ? "all_workers_busy" : "no_workers" };
-  }
-
-  /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */
-  async takeStops(workerId: string, waitMs: number, generation: string | null = null): Promise<string[]> {
-    if (!this.isCurrent(generation)) return [];
-    const now = this.clock.now();
-    seeWorker(this.sql, workerId, now);
-    const ids = deliverStops(this.sql, workerId, now);
-    if (ids.length > 0 || waitMs <= 0) return ids;
-    return this.whilePolling(workerId, this.stopWaiters.wait({ workerId }, waitMs, []));
-  }
-
-  private wakeStopWaiter(workerId: string, now: number): void {
-    this.stopWaiters.serve((w) => {
-      if (w.workerId !== workerId) return undefined;
-      const ids = deliverStops(this.sql, workerId, now);
-      return ids.length > 0 ? ids : undefined;
-    }, 1);
   }
 
   /**
@@ -478,9 +458,8 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config !== null && (generation === null || generation === this.config.generation);
   }
 
-  /** Keeps a worker counted alive while one of its long-polls is open. */
+  /** Keeps a worker counted alive (and perhaps throttled) while one of its take polls is open. */
   private async whilePolling<T>(workerId: string, p: Promise<T>): Promise<T> {
-    const generation = this.config?.generation;
     this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
     try {
       return await p;
@@ -488,54 +467,7 @@ export class EndpointObject extends DurableObject<Env> {
       const n = (this.polling.get(workerId) ?? 1) - 1;
       if (n <= 0) this.polling.delete(workerId);
       else this.polling.set(workerId, n);
-      // A poll ended by a deletion leaves no trace (the storage it would write to is being wiped).
-      if (this.config !== null && this.config.generation === generation) seeWorker(this.sql, workerId, this.clock.now());
     }
-  }
-
-  /**
-   * A heartbeat. `jobIds` lists the jobs the worker says it runs (null: the ping says nothing
-   * about jobs). Returns the CANCELLING jobs it no longer lists (it went quiet on them; see
-   * commands.workerQuiet), and the running jobs it does not list (see commands.notListed).
-   */
-  ping(workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): PingReply {
-    const now = this.clock.now();
-    seeWorker(this.sql, workerId, now, sdkVersion);
-    if (unhealthy !== null) markUnhealthy(this.sql, workerId, unhealthy);
-    // Only a ping that says what it runs can say what it does not.
-    if (jobIds === null) return { quiet: [], unlisted: [] };
-    const listed = new Set(jobIds);
-    const told = deliveredStops(this.sql, workerId);
-    const held = heldBy(this.sql, workerId).filter((j) => !listed.has(j.jobId));
-    const quiet = held.filter((j) => j.state === "CANCELLING").map((j) => ({ jobId: j.jobId, told: told.has(`${j.jobId}:${j.attempt}`) }));
-    // The job checks its own attempt's age too: the index's updated_at is when it learned of the claim.
-    const unlisted = held.filter((j) => j.state === "IN_PROGRESS" && now - j.updatedAt >= PING_LIST_GRACE_MS).map((j) => j.jobId);
-    return { quiet, unlisted };
-  }
-
-  /** When the worker last showed a sign of life (now, if it has a long-poll open). */
-  lastSeen(workerId: string): number | null {
-    if (this.polling.has(workerId)) return this.clock.now();
-    return lastSeen(this.sql, workerId);
-  }
-
-  /** The worker asked to be recycled after its job (RunPod's stopPod / refresh_worker). */
-  recycle(workerId: string): void {
-    seeWorker(this.sql, workerId, this.clock.now());
-    markRecycle(this.sql, workerId);
-  }
-
-  workers(): WorkerView[] | null {
-    if (!this.config) return null;
-    const now = this.clock.now();
-    const running = runningByWorker(this.sql);
-    const hb = this.config.heartbeatTimeout;
-    return listWorkers(this.sql, now).map((w) => {
-      const currentJobs = running.get(w.workerId) ?? [];
-      const polling = this.polling.has(w.workerId);
-      const throttled = polling && this.throttled.has(w.workerId);
-      return { ...w, state: workerState(w, currentJobs.length, now, hb, polling, throttled), currentJobs };
-    });
   }
 
   /** Ids of jobs waiting in the queue, oldest first (for purge-queue). */
@@ -543,9 +475,10 @@ export class EndpointObject extends DurableObject<Env> {
     return waitingJobIds(this.sql, limit);
   }
 
-  health(): Health | null {
+  /** `workers`: the workers by state now, merged from the worker shards by the caller. */
+  health(workers: WorkerCounts | null = null): Health | null {
     if (!this.config) return null;
-    return buildHealth(countByState(this.sql), readCounters(this.sql), this.workerCounts());
+    return buildHealth(countByState(this.sql), readCounters(this.sql), workers ?? this.workerCounts());
   }
 
   // ---- load (admin) ----
@@ -581,11 +514,9 @@ meterCalls(EndpointObject, {
   alarm: true,
   jobs: true,
   queueInfo: true,
-  takeStops: true,
-  ping: true,
-  lastSeen: true,
-  recycle: true,
-  workers: true,
+  workerShard: true,
+  throttledWorkers: true,
+  workerShards: true,
   waitingJobs: true,
   health: true,
 });

@@ -116,4 +116,10 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
     version: 5,
     sql: `ALTER TABLE job_index ADD COLUMN input_bytes INTEGER NOT NULL DEFAULT 0;`,
   },
+  {
+    // Issue 12: worker liveness lives in liveness objects; each worker shard tells the endpoint a
+    // summary now and then. The worker and stop_signal tables above are no longer written.
+    version: 6,
+    sql: `CREATE TABLE worker_shard (shard INTEGER PRIMARY KEY, counts TEXT NOT NULL, last_sign INTEGER, at INTEGER NOT NULL);`,
+  },
 ];

@@ -1,5 +1,5 @@
 /**
- * The worker registry: every worker the endpoint has heard from (takes, pings, stop polls),
+ * The worker registry: every worker a liveness object has heard from (takes, pings, stop polls),
  * when, what it ran and how it failed, and the state RunPod shows for it.
  */
 import { WORKER_BOUNDS } from "../shared/limits";
@@ -32,7 +32,7 @@ const RECENT_FAILURES = 10;
  * bounded (WORKER_BOUNDS): a new worker first makes room by forgetting silent workers, and the
  * longest-silent beyond `registryRows`.
  */
-export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null): void {
+export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null, cap: number = WORKER_BOUNDS.registryRows): void {
   const version = sdkVersion === null ? null : sdkVersion.slice(0, WORKER_BOUNDS.sdkVersionChars);
   const insert = sql.exec(
     "INSERT OR IGNORE INTO worker (worker_id, first_seen, last_seen, sdk_version) VALUES (?, ?, ?, ?)",
@@ -44,7 +44,7 @@ export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVer
   insert.toArray(); // run it to the end, so rowsWritten is final
   if (insert.rowsWritten > 0) {
     forgetSilentWorkers(sql, now);
-    evictBeyondCap(sql, workerId);
+    evictBeyondCap(sql, workerId, cap);
     return;
   }
   sql.exec(
@@ -69,8 +69,8 @@ export function forgetSilentWorkers(sql: SqlStorage, now: number): number {
 }
 
 /** Keeps the registry within its cap by forgetting the longest-silent workers (never `keep`). */
-function evictBeyondCap(sql: SqlStorage, keep: string): void {
-  const excess = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker").one().n - WORKER_BOUNDS.registryRows;
+function evictBeyondCap(sql: SqlStorage, keep: string, cap: number): void {
+  const excess = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker").one().n - cap;
   if (excess <= 0) return;
   sql.exec(
     "DELETE FROM worker WHERE worker_id IN (SELECT worker_id FROM worker WHERE worker_id != ? ORDER BY last_seen, worker_id LIMIT ?)",

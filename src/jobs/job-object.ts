@@ -2,8 +2,9 @@
  * One Durable Object per job: the only writer of that job's state. Every change is a named
  * command from ./commands run inside one synchronous storage transaction together with the
  * history line, the payload writes and the alarm, which is always the earliest pending deadline.
- * After a change commits, the job tells its endpoint (one call); if that call fails, the job's own
- * alarm tells it again until it succeeds.
+ * After a change commits, the job tells its endpoint (one call) and, when the change grants or
+ * takes away a worker's attempt, that worker's liveness object (one call); if either fails, the
+ * job's own alarm tells them again until both succeed.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { IndexEntry } from "../endpoints/index-entry";
@@ -27,6 +28,8 @@ import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, webhookSummary, type W
 import { addEvent, hasPending, nextDue, redeliver, type Redelivery } from "../webhooks/outbox";
 import type { StreamChunk } from "./stream";
 import { appendHistory, appendRefusal, loadJob, readHistory, saveJob, setIndexDue, type StoredJob } from "./store";
+import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liveness-tells";
+import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;
@@ -410,7 +413,11 @@ export class JobObject extends DurableObject<Env> {
       if (r.event === null) {
         saveJob(this.sql, r.job, stored.indexDueAt);
         this.armAlarm(r.job, stored.indexDueAt);
-      } else this.commit(r.job, r.event, now, r.output === "set" ? output : null);
+      } else {
+        this.commit(r.job, r.event, now, r.output === "set" ? output : null);
+        const tells = tellsFor(stored.job, r.job);
+        if (tells.length > 0) writeTells(this.sql, mergeTells(readTells(this.sql), tells));
+      }
     });
     if (r.event) await this.afterTransition(r.job);
     else this.changes.resolveAll();
@@ -424,7 +431,51 @@ export class JobObject extends DurableObject<Env> {
   private async afterTransition(job: JobRecord): Promise<void> {
     this.faults.hit("job:after-commit");
     this.changes.resolveAll();
-    await this.tellEndpoint(job);
+    await this.tellAll(job);
+  }
+
+  /**
+   * Tells the endpoint and the workers' liveness objects at once. A liveness tell that failed
+   * keeps index_due_at set, so the alarm tries both again (the endpoint's sync is idempotent).
+   */
+  private async tellAll(job: JobRecord): Promise<void> {
+    const [, told] = await Promise.all([this.tellEndpoint(job), this.tellLiveness(job)]);
+    if (told) return;
+    const current = loadJob(this.sql);
+    if (!current) return;
+    const at = this.clock.now() + INDEX_RETRY_MS;
+    if (current.indexDueAt === null || current.indexDueAt > at) {
+      setIndexDue(this.sql, at, current.job.version);
+      this.armAlarm(current.job, at);
+    }
+  }
+
+  /**
+   * Sends the pending tells, one call per liveness object (a transition touches one worker, or
+   * two); confirmed ones are removed. Returns whether none is left unsent.
+   */
+  private async tellLiveness(job: JobRecord): Promise<boolean> {
+    const pending = readTells(this.sql);
+    if (pending.length === 0) return true;
+    const byObject = new Map<string, { ref: LivenessRef; tells: HoldTell[] }>();
+    for (const t of pending) {
+      const ref = livenessRef(job.endpointId, job.endpointGen, t.workerId);
+      const group = byObject.get(livenessName(ref)) ?? { ref, tells: [] };
+      group.tells.push(t);
+      byObject.set(livenessName(ref), group);
+    }
+    const results = await Promise.allSettled([...byObject.values()].map(async (g) => {
+      await this.livenessOf(g.ref).hold(g.ref, g.tells);
+      return g.tells;
+    }));
+    const sent = results.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
+    for (const r of results) if (r.status === "rejected") console.warn(`job ${job.id}: liveness tell failed, the alarm will retry`, r.reason);
+    if (sent.length > 0) confirmTells(this.sql, sent);
+    return sent.length === pending.length;
+  }
+
+  private livenessOf(ref: LivenessRef) {
+    return this.env.LIVENESS.get(this.env.LIVENESS.idFromName(livenessName(ref)));
   }
 
   /**
@@ -483,7 +534,7 @@ export class JobObject extends DurableObject<Env> {
     if ((due?.kind === "tombstone" || due?.kind === "delete") && stored.indexDueAt !== null) {
       // The endpoint has not yet confirmed this job's final state: tell it first, so the index
       // never keeps a running row (a held concurrency slot) for a job that no longer exists.
-      await this.tellEndpoint(stored.job);
+      await this.tellAll(stored.job);
       const after = loadJob(this.sql);
       if (after && after.indexDueAt !== null) {
         // Not confirmed: the alarm tries again a little later.
@@ -525,7 +576,7 @@ export class JobObject extends DurableObject<Env> {
     if (stored.indexDueAt !== null && now >= stored.indexDueAt) {
       setIndexDue(this.sql, now + INDEX_RETRY_MS, stored.job.version);
       this.armAlarm(stored.job, now + INDEX_RETRY_MS);
-      await this.tellEndpoint(stored.job);
+      await this.tellAll(stored.job);
     }
   }
 
@@ -552,15 +603,17 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /**
-   * The lease check: asks the endpoint when the worker was last heard from, then (after that
-   * await, on a fresh read, only if nothing changed meanwhile) extends the lease or ends it.
+   * The lease check: asks the worker's liveness object (not the endpoint) when the worker was last
+   * heard from, then (after that await, on a fresh read, only if nothing changed meanwhile)
+   * extends the lease or ends it.
    */
   private async checkLease(stored: StoredJob, workerId: string): Promise<void> {
     let seen: number | null | undefined;
     try {
-      seen = await this.endpoint(stored.job).lastSeen(workerId);
+      const ref = livenessRef(stored.job.endpointId, stored.job.endpointGen, workerId);
+      seen = await this.livenessOf(ref).lastSeen(ref, workerId);
     } catch (e) {
-      console.warn(`job ${stored.job.id}: lease check could not reach the endpoint`, e);
+      console.warn(`job ${stored.job.id}: lease check could not reach the worker's liveness object`, e);
       seen = undefined;
     }
     const fresh = loadJob(this.sql);

@@ -94,4 +94,9 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
     version: 2,
     sql: `ALTER TABLE job ADD COLUMN endpoint_gen TEXT;`,
   },
+  {
+    // Issue 12: tells for the workers' liveness objects not yet confirmed (JSON, see liveness-tells).
+    version: 3,
+    sql: `ALTER TABLE job ADD COLUMN liveness_tells TEXT;`,
+  },
 ];

@@ -94,9 +94,9 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, stream_read)
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, stream_read, liveness_tells)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-       COALESCE((SELECT stream_read FROM job), 0))`,
+       COALESCE((SELECT stream_read FROM job), 0), (SELECT liveness_tells FROM job))`,
     job.id,
     job.endpointId,
     job.kind,

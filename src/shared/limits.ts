@@ -100,3 +100,20 @@ export const PUSH_ANSWER = {
 export const WEBHOOK_REDELIVERY = {
   minIntervalMs: 10_000,
 } as const;
+
+/**
+ * Worker liveness (issue 12): pings, job-stop polls, stop signals and lease checks are served by
+ * `shards` liveness objects per endpoint generation, a worker's by hash(workerId) mod `shards`,
+ * never by the endpoint object. Each shard keeps its share of WORKER_BOUNDS.registryRows and tells
+ * the endpoint a summary (workers by state, its latest sign of life, cold starts) at most once per
+ * `flushMs` (and at most every half heartbeat timeout), at once when the endpoint would otherwise
+ * think it has no live worker, on a worker's first take and when a worker reports itself unhealthy.
+ */
+export const LIVENESS = {
+  shards: 16,
+  flushMs: 10 * SECOND,
+  /** Released `held` rows are kept this long, so a late, older tell of a job cannot revive them. */
+  releasedKeepMs: 1 * HOUR,
+  /** Tells a job keeps pending while its worker's liveness object cannot be reached (oldest dropped). */
+  pendingTells: 20,
+} as const;

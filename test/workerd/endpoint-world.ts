@@ -12,6 +12,7 @@ import { expect } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 import { call, createKey, json } from "./helpers";
+import { LIVENESS } from "../../src/shared/limits";
 
 export const HOUR = 3_600_000;
 /** How long an idempotency key answers with its first job (src/jobs/record.ts IDEMPOTENCY_MS). */
@@ -108,8 +109,11 @@ export interface World {
   workers: Record<string, MWorker>;
   owed: Owed[];
   keys: number;
-  /** Whether a worker was alive when the last snapshot read the jobs' queue reasons. */
-  aliveAtSnapshot: boolean;
+  /**
+   * Whether a worker was alive when the last snapshot read the jobs' queue reasons; null within
+   * the liveness summary's lag before the last heartbeat timeout runs out (either answer is right).
+   */
+  aliveAtSnapshot: boolean | null;
 }
 
 const time = (iso: unknown) => (typeof iso === "string" ? Date.parse(iso) : null);
@@ -131,9 +135,17 @@ export function deleted(w: World, j: MJob): boolean {
   return j.terminalSince !== null && w.now >= j.terminalSince + w.cfg.retentionMs && w.now >= j.createdAt + IDEMPOTENCY_MS;
 }
 
-/** Is any worker alive for the endpoint: heard from (take, ping, stop poll) within the heartbeat timeout? */
-export function anyWorkerAlive(w: World): boolean {
-  return Object.values(w.workers).some((mw) => mw.lastSeen !== null && mw.lastSeen >= w.now - w.cfg.heartbeatTimeout);
+/**
+ * Is any worker alive for the endpoint: heard from (take, ping, stop poll) within the heartbeat
+ * timeout? The endpoint learns of signs of life from the worker shards' summaries, which lag by
+ * less than min(LIVENESS.flushMs, heartbeat / 2): within that lag of the timeout it may say either.
+ */
+export function anyWorkerAlive(w: World): boolean | null {
+  const latest = Math.max(...Object.values(w.workers).map((mw) => mw.lastSeen ?? -Infinity));
+  const lag = Math.min(LIVENESS.flushMs, w.cfg.heartbeatTimeout / 2);
+  if (latest >= w.now - w.cfg.heartbeatTimeout + lag) return true;
+  if (latest < w.now - w.cfg.heartbeatTimeout) return false;
+  return null;
 }
 
 export async function readStatus(w: World, id: string): Promise<{ code: number; snap: Snap | null }> {

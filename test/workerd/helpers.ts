@@ -3,6 +3,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
+import type { LivenessObject } from "../../src/endpoints/liveness-object";
+import { allLivenessRefs, livenessName, livenessRef, type LivenessRef } from "../../src/shared/liveness";
 
 export const ADMIN = "test-admin-key";
 
@@ -126,9 +128,26 @@ export function endpointStubOf(ep: string): DurableObjectStub<EndpointObject> {
   return env.ENDPOINT.get(env.ENDPOINT.idFromName(ep)) as DurableObjectStub<EndpointObject>;
 }
 
-/** Freezes the endpoint's clock at `at`, or thaws it (null). */
+/** The liveness object (worker shard) of `ep`'s current generation, by ref. */
+export function livenessStubAt(ref: LivenessRef): DurableObjectStub<LivenessObject> {
+  return env.LIVENESS.get(env.LIVENESS.idFromName(livenessName(ref))) as DurableObjectStub<LivenessObject>;
+}
+
+/** The ref of `worker`'s liveness object on `ep` as it is now (its current generation). */
+export async function livenessRefOf(ep: string, worker: string): Promise<LivenessRef> {
+  const config = await endpointStubOf(ep).getConfig();
+  if (!config) throw new Error(`no endpoint ${ep}`);
+  return livenessRef(ep, config.generation, worker);
+}
+
+/** Freezes the endpoint's clock at `at`, or thaws it (null), and its worker shards' with it. */
 export async function freezeEndpoint(ep: string, at: number | null): Promise<void> {
   await runInDurableObject(endpointStubOf(ep), (i: EndpointObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
+  const config = await endpointStubOf(ep).getConfig();
+  if (!config) return;
+  for (const ref of allLivenessRefs(ep, config.generation)) {
+    await runInDurableObject(livenessStubAt(ref), (i: LivenessObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
+  }
 }
 
 /** One job-take by `worker`: the id it was handed, or null on a 204. */

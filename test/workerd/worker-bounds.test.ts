@@ -4,21 +4,20 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { EndpointObject } from "../../src/endpoints/endpoint-object";
-import { WORKER_BOUNDS } from "../../src/shared/limits";
+import type { LivenessObject } from "../../src/endpoints/liveness-object";
+import { LIVENESS, WORKER_BOUNDS } from "../../src/shared/limits";
+import { livenessShard, type LivenessRef } from "../../src/shared/liveness";
 import { appendHistory } from "../../src/jobs/store";
 import { cutToBytes } from "../../src/shared/text";
-import { call, createEndpoint, done, json, jobStubOf, status, submit, take, endpointStubOf, freezeEndpoint } from "./helpers";
-
-const endpointStub = endpointStubOf;
+import { call, createEndpoint, done, json, jobStubOf, status, submit, take, freezeEndpoint, livenessRefOf, livenessStubAt } from "./helpers";
 
 
 async function workers(ep: string): Promise<Array<Record<string, unknown>>> {
   return (await json<{ workers: Array<Record<string, unknown>> }>(await call("GET", `/admin/endpoints/${ep}/workers`))).workers;
 }
 
-async function registryRows(ep: string): Promise<number> {
-  return runInDurableObject(endpointStub(ep), (_i: EndpointObject, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker").one().n);
+async function registryRows(ref: LivenessRef): Promise<number> {
+  return runInDurableObject(livenessStubAt(ref), (_i: LivenessObject, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker").one().n);
 }
 
 type HistoryLine = { command: string; detail: string | null; from: string; to: string };
@@ -28,23 +27,27 @@ async function history(ep: string, id: string): Promise<HistoryLine[]> {
 }
 
 describe("defect 7: worker-supplied rows and strings are bounded", { timeout: 60_000 }, () => {
-  it("defect 7: the worker registry keeps at most 10,000 workers per endpoint, forgetting the longest-silent", async () => {
+  it("defect 7: the worker registry keeps at most 10,000 workers per endpoint (625 per liveness shard), forgetting the longest-silent", async () => {
     const ep = await createEndpoint();
     const t0 = Date.now();
-    const cap = WORKER_BOUNDS.registryRows;
-    await runInDurableObject(endpointStub(ep), (i: EndpointObject) => {
-      // Every worker pings once, a millisecond apart: w0 is the longest silent.
-      for (let n = 0; n < cap + 5; n++) {
-        i.clock.freeze(t0 + n);
-        i.ping(`w${n}`, null, null, null);
+    const perShard = Math.ceil(WORKER_BOUNDS.registryRows / LIVENESS.shards);
+    expect(perShard * LIVENESS.shards).toBeLessThanOrEqual(WORKER_BOUNDS.registryRows);
+    // Workers of one shard, each pinging once a millisecond apart: the first is the longest silent.
+    const ref = await livenessRefOf(ep, "w0");
+    const ids: string[] = [];
+    for (let n = 0; ids.length < perShard + 5; n++) if (livenessShard(`w${n}`) === ref.shard) ids.push(`w${n}`);
+    await runInDurableObject(livenessStubAt(ref), async (i: LivenessObject) => {
+      for (const [k, id] of ids.entries()) {
+        i.clock.freeze(t0 + k);
+        await i.ping(ref, 45_000, id, null, null, null);
       }
+      i.clock.thaw();
     });
-    expect(await registryRows(ep)).toBeLessThanOrEqual(cap);
-    const ids = new Set((await workers(ep)).map((w) => w.workerId));
-    for (const n of [0, 1, 2, 3, 4]) expect(ids.has(`w${n}`)).toBe(false);
-    expect(ids.has(`w${cap + 4}`)).toBe(true);
-    expect(ids.has(`w${cap - 100}`)).toBe(true);
-    await freezeEndpoint(ep, null);
+    expect(await registryRows(ref)).toBe(perShard);
+    const listed = new Set((await workers(ep)).map((w) => w.workerId));
+    for (const id of ids.slice(0, 5)) expect(listed.has(id)).toBe(false);
+    expect(listed.has(ids.at(-1)!)).toBe(true);
+    expect(listed.has(ids[100]!)).toBe(true);
   });
 
   it("defect 7: a worker that never took a job is forgotten an hour after it went silent, not after 24 h", async () => {

@@ -13,6 +13,7 @@ import { badRequest, notFound } from "../errors";
 import { directoryStub, endpointParam, endpointStub, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { dropLiveness, mergedWorkers } from "../liveness";
 
 const DELETE_PARALLEL = 16;
 
@@ -52,9 +53,11 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     },
     DELETE: async (c) => {
       const id = endpointParam(c);
-      const { existed, jobs } = await endpointStub(c.env, id).deleteEndpoint();
+      const { existed, jobs, generation } = await endpointStub(c.env, id).deleteEndpoint();
       await directoryStub(c.env).remove(id);
       if (!existed) throw unknownEndpoint(id);
+      // Its worker shards go too: their job-stop polls end now, and they answer nothing more.
+      if (generation !== null) await dropLiveness(c.env, id, generation);
       // Its unfinished jobs end now (waiting ones CANCELLED, running ones cancelled); any job the
       // index did not list ends when it next reaches the endpoint.
       let ended = 0;
@@ -104,7 +107,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
   route(app, "/admin/endpoints/:ep/workers", {
     GET: async (c) => {
       const id = endpointParam(c);
-      const workers = foundOn(id, await endpointStub(c.env, id).workers());
+      const workers = await mergedWorkers(c.env, foundOn(id, await endpointStub(c.env, id).getConfig()));
       return c.json({
         workers: workers.map((w) => ({
           ...w,

@@ -17,6 +17,7 @@ import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { endpointParam, endpointStub, jobNotFound, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { mergedWorkerCounts } from "../liveness";
 import { jobFor, refOf, waitParam } from "../params";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
@@ -190,8 +191,9 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/health", {
     GET: async (c) => {
       const endpointId = endpointParam(c);
-      await requireEndpoint(c, endpointId, "client");
-      return c.json(await endpointStub(c.env, endpointId).health());
+      const config = await requireEndpoint(c, endpointId, "client");
+      // Worker states are merged from the liveness shards now; the jobs come from the endpoint.
+      return c.json(await endpointStub(c.env, endpointId).health(await mergedWorkerCounts(c.env, config)));
     },
   });
 }

@@ -11,6 +11,7 @@ import { badRequest } from "../errors";
 import { endpointParam, endpointStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { mergedWorkerCounts } from "../liveness";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -29,7 +30,7 @@ export function metricsRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/metrics", {
     GET: async (c) => {
       const endpointId = endpointParam(c);
-      await requireEndpoint(c, endpointId, "client");
+      const config = await requireEndpoint(c, endpointId, "client");
       const window = c.req.query("window") ?? "1h";
       const w = WINDOWS.get(window);
       if (!w) throw badRequest(`window must be one of ${[...WINDOWS.keys()].join(", ")}; got '${window}'`);
@@ -39,7 +40,7 @@ export function metricsRoutes(app: Hono<AppEnv>): void {
       const windowMs = w.ms;
       if (windowMs / bucketMs > MAX_BUCKETS) throw badRequest(`a ${window} window in ${bucket} buckets is more than ${MAX_BUCKETS} buckets`);
       const to = Date.now();
-      const metrics = await endpointStub(c.env, endpointId).metrics(to - windowMs, to, bucketMs);
+      const metrics = await endpointStub(c.env, endpointId).metrics(to - windowMs, to, bucketMs, await mergedWorkerCounts(c.env, config));
       return c.json({
         endpointId,
         window,

@@ -20,6 +20,7 @@ import type { EndpointConfig } from "../../endpoints/config";
 import { refOf } from "../params";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { livenessOf } from "../liveness";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -57,9 +58,17 @@ function listedJobs(raw: string | undefined, sdkVersion: string | null): string[
   return sdkVersion !== null ? [] : null;
 }
 
+/** The claims of one take: those under way, and the jobs claimed. */
+interface Claims {
+  inFlight: Promise<unknown>;
+  ids: Set<string>;
+}
+
 /**
  * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
- * A take saying the worker runs nothing first releases the jobs the index thinks it holds.
+ * The worker's liveness object learns of the take at the same time (a sign of life while the
+ * poll lasts); a take saying the worker runs nothing releases the jobs it holds there as soon as
+ * that answer is in.
  */
 async function takeJobs(c: Context<AppEnv>, max: number, waitMs = Number(c.env.TAKE_WAIT_MS)): Promise<Piece[][]> {
   const endpointId = endpointParam(c);
@@ -67,19 +76,37 @@ async function takeJobs(c: Context<AppEnv>, max: number, waitMs = Number(c.env.T
   const jobInProgress = jobInProgressParam(c);
   const config = await requireEndpoint(c, endpointId, "worker");
   const ref = refOf(config);
-  const endpoint = endpointStub(c.env, endpointId);
   const deadline = Date.now() + waitMs;
-  let checkLost = jobInProgress;
+  const liveness = livenessOf(c.env, config, workerId);
+  const claims: Claims = { inFlight: Promise.resolve(), ids: new Set() };
+  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline).then((held) => {
+    // A claim of this very take that was under way when the answer came may have been told to
+    // the shard first: its job is not lost. Claims started later were told after it.
+    const before = claims.inFlight;
+    return before.then(async () => {
+      const lost = held.filter((id) => !claims.ids.has(id));
+      await Promise.all(lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
+    });
+  });
+  try {
+    return await claimOffers(c, config, workerId, max, deadline, claims);
+  } finally {
+    await released;
+  }
+}
+
+/** Takes from the endpoint and claims what it offers, until a job is claimed or the poll is over. */
+async function claimOffers(c: Context<AppEnv>, config: EndpointConfig, workerId: string, max: number, deadline: number, claims: Claims): Promise<Piece[][]> {
+  const ref = refOf(config);
+  const endpoint = endpointStub(c.env, config.id);
   for (;;) {
-    const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), checkLost, config.generation);
-    checkLost = null; // only the first round speaks for what the worker runs
-    await Promise.all(
-      offer.lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(ref, workerId, "the worker asked for work saying it runs none")),
-    );
+    const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), config.generation);
     if (offer.ids.length === 0) return [];
     // Each offered job (within the batch's byte budget: see offerReady) is claimed in its own
     // object, all at once; answered in offer order.
-    const results = await Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
+    const round = Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
+    claims.inFlight = round.then((rs) => rs.forEach((r) => r.ok && claims.ids.add(r.job.id))).catch(() => undefined);
+    const results = await round;
     const claimed: Piece[][] = [];
     for (const r of results) {
       if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input]]));
@@ -168,7 +195,7 @@ async function reportTarget(c: Context<AppEnv>) {
       : await requireEndpoint(c, endpointId, "worker");
   const stub = jobStub(c.env, id);
   if (!stub) throw jobNotFound(id);
-  return { endpointId, ref: refOf(config), workerId, fence, id, stub, token: c.req.header("authorization") ? undefined : token };
+  return { endpointId, config, ref: refOf(config), workerId, fence, id, stub, token: c.req.header("authorization") ? undefined : token };
 }
 
 export function workerRoutes(app: Hono<AppEnv>): void {
@@ -191,7 +218,8 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
       const config = await requireEndpoint(c, endpointId, "worker");
-      const ids = await endpointStub(c.env, endpointId).takeStops(workerId, Number(c.env.TAKE_WAIT_MS), config.generation);
+      const { ref, stub } = livenessOf(c.env, config, workerId);
+      const ids = await stub.takeStops(ref, config.heartbeatTimeout, workerId, Number(c.env.TAKE_WAIT_MS));
       return ids.length > 0 ? c.json({ jobsToStop: ids }) : c.body(null, 204);
     },
   });
@@ -201,7 +229,10 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const t = await reportTarget(c);
       const { report, output, stopPod } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
       const next = nextParam(c, report, t.token);
-      if (stopPod) await endpointStub(c.env, t.endpointId).recycle(t.workerId);
+      if (stopPod) {
+        const { ref, stub } = livenessOf(c.env, t.config, t.workerId);
+        await stub.recycle(ref, t.workerId);
+      }
       const answer = reportAnswer(await t.stub.report(t.ref, t.fence, report, output), t.id);
       // A worker about to be recycled takes nothing more.
       if (!next || stopPod) return next ? jsonResponse('{"next":null}') : answer;
@@ -229,14 +260,17 @@ export function workerRoutes(app: Hono<AppEnv>): void {
     GET: async (c) => {
       const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
-      const ref = refOf(await requireEndpoint(c, endpointId, "worker"));
+      const config = await requireEndpoint(c, endpointId, "worker");
+      const ref = refOf(config);
       const sdkVersion = c.req.query("runpod_version") ?? null;
       const jobIds = listedJobs(c.req.query("job_id"), sdkVersion);
       // Worker-supplied text is cut to its bound rather than refused: refusing the ping would
       // lose the heartbeat (and with it the worker's leases) over a label.
       const text = (name: string, fallback: string) => (c.req.query(name) ?? fallback).slice(0, WORKER_BOUNDS.unhealthyTextChars);
       const unhealthy = c.req.query("status") === "unhealthy" ? `${text("check", "check")}: ${text("reason", "failed")}` : null;
-      const { quiet, unlisted } = await endpointStub(c.env, endpointId).ping(workerId, jobIds, sdkVersion, unhealthy);
+      // One call, to the worker's liveness shard: the endpoint object is not on a ping's path.
+      const liveness = livenessOf(c.env, config, workerId);
+      const { quiet, unlisted } = await liveness.stub.ping(liveness.ref, config.heartbeatTimeout, workerId, jobIds, sdkVersion, unhealthy);
       const job = (id: string) => c.env.JOB.get(c.env.JOB.idFromString(id));
       await Promise.all([
         ...quiet.map((q) => job(q.jobId).workerQuiet(ref, workerId, q.told)),

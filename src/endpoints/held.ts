@@ -1,0 +1,75 @@
+/**
+ * Which jobs each worker of a liveness shard holds, as its jobs told it (HoldTell). One row per
+ * (worker, job), ordered by the job's version: a tell older than the row changes nothing, so a
+ * retried or reordered tell cannot undo a newer one. A released row stays a while as the version
+ * it was released at, for the same reason.
+ */
+import type { JobState } from "../jobs/states";
+import { LIVENESS } from "../shared/limits";
+import type { HoldTell } from "../shared/liveness";
+
+export interface HeldJob {
+  jobId: string;
+  state: JobState;
+  attempt: number;
+  /** When this object learned the worker holds this attempt. */
+  since: number;
+}
+
+export type TellOutcome =
+  /** Older than (or the same as) what the row says: nothing changed. */
+  | { applied: false }
+  /** Applied; `took` when it grants the worker an attempt it did not hold before. */
+  | { applied: true; took: boolean };
+
+export function applyTell(sql: SqlStorage, t: HoldTell, now: number): TellOutcome {
+  const row = sql
+    .exec<{ version: number; attempt: number; state: string; since: number }>(
+      "SELECT version, attempt, state, since FROM held WHERE worker_id = ? AND job_id = ?",
+      t.workerId,
+      t.jobId,
+    )
+    .toArray()[0];
+  if (row && row.version >= t.version) return { applied: false };
+  const took = t.state === "IN_PROGRESS" && (!row || row.attempt !== t.attempt || row.state === "RELEASED");
+  const since = took || !row ? now : row.since;
+  sql.exec(
+    "INSERT OR REPLACE INTO held (worker_id, job_id, version, attempt, state, since, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    t.workerId,
+    t.jobId,
+    t.version,
+    t.attempt,
+    t.state,
+    since,
+    now,
+  );
+  return { applied: true, took };
+}
+
+/** The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told. */
+export function heldBy(sql: SqlStorage, workerId: string): HeldJob[] {
+  return sql
+    .exec<{ job_id: string; state: string; attempt: number; since: number }>(
+      "SELECT job_id, state, attempt, since FROM held WHERE worker_id = ? AND state != 'RELEASED'",
+      workerId,
+    )
+    .toArray()
+    .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, since: r.since }));
+}
+
+/** Every held job by worker (for the worker view). */
+export function heldByWorker(sql: SqlStorage): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of sql.exec<{ worker_id: string; job_id: string }>("SELECT worker_id, job_id FROM held WHERE state != 'RELEASED' ORDER BY worker_id, job_id")) {
+    out.set(r.worker_id, [...(out.get(r.worker_id) ?? []), r.job_id]);
+  }
+  return out;
+}
+
+/** Drops released rows older than LIVENESS.releasedKeepMs, at most 1000; returns how many went. */
+export function pruneReleased(sql: SqlStorage, now: number): number {
+  return sql.exec(
+    "DELETE FROM held WHERE (worker_id, job_id) IN (SELECT worker_id, job_id FROM held WHERE state = 'RELEASED' AND updated_at < ? LIMIT 1000)",
+    now - LIVENESS.releasedKeepMs,
+  ).rowsWritten;
+}
