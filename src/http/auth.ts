@@ -6,7 +6,7 @@
 import type { Context } from "hono";
 import type { EndpointConfig } from "../endpoints/config";
 import { digestsEqual, sha256Hex, type KeyScope } from "../endpoints/keys";
-import { cachedAuth, rememberAuth } from "./auth-cache";
+import { cachedAuth, forgetAuth, rememberAuth } from "./auth-cache";
 import { ApiError, notConfigured, notFound } from "./errors";
 import { endpointStub } from "./stubs";
 import type { AppEnv } from "./types";
@@ -72,6 +72,7 @@ export async function requireEndpoint(c: Context<AppEnv>, id: string, scope: Key
     rememberAuth(id, caller.digest, scope, r.config, now);
     return r.config;
   }
+  forgetAuth(id, caller.digest, scope);
   switch (r.code) {
     case "NO_ENDPOINT":
       throw unknownEndpoint(id);

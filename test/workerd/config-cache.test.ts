@@ -37,3 +37,27 @@ describe("config cache", () => {
     expect(reads.mock.calls.length).toBeLessThanOrEqual(1);
   });
 });
+
+describe("auth cache expiry", () => {
+  it("an expired check is refreshed by one request while the others use it up to 1 s more (no stampede)", async () => {
+    const { cachedAuth, rememberAuth, forgetAuth, AUTH_REFRESH_GRACE_MS } = await import("../../src/http/auth-cache");
+    const config = { id: "stampede" } as unknown as import("../../src/endpoints/config").EndpointConfig;
+    const t0 = 1_000_000;
+    rememberAuth("stampede", "d", "client", config, t0);
+    expect(cachedAuth("stampede", "d", "client", t0 + 4_999)).toBe(config);
+    // Expired: 32 concurrent requests see it; exactly one is sent to the endpoint.
+    const misses = Array.from({ length: 32 }, () => cachedAuth("stampede", "d", "client", t0 + 5_000)).filter((c) => c === null);
+    expect(misses).toHaveLength(1);
+    // The refresh answered: fresh again.
+    rememberAuth("stampede", "d", "client", config, t0 + 5_010);
+    expect(cachedAuth("stampede", "d", "client", t0 + 5_020)).toBe(config);
+    // A refresh that never answers: after the grace one more request tries.
+    const t1 = t0 + 5_010 + 5_000;
+    expect(cachedAuth("stampede", "d", "client", t1)).toBeNull();
+    expect(cachedAuth("stampede", "d", "client", t1 + AUTH_REFRESH_GRACE_MS - 1)).toBe(config);
+    expect(cachedAuth("stampede", "d", "client", t1 + AUTH_REFRESH_GRACE_MS)).toBeNull();
+    // A refused refresh (revoked key) forgets the entry at once.
+    forgetAuth("stampede", "d", "client");
+    expect(cachedAuth("stampede", "d", "client", t1 + AUTH_REFRESH_GRACE_MS + 1)).toBeNull();
+  });
+});
