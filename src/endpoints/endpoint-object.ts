@@ -488,6 +488,13 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config ? meterOf(this).snapshot() : null;
   }
 
+  /** Which other objects serve this endpoint, for its load report (not itself a counted call). */
+  loadPlan(): { generation: string; workerShards: number[] } | null {
+    if (!this.config) return null;
+    const shards = this.sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
+    return { generation: this.config.generation, workerShards: shards };
+  }
+
   resetLoad(): LoadSnapshot | null {
     return this.config ? meterOf(this).reset() : null;
   }

@@ -7,6 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
+import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import { LIVENESS, PING_LIST_GRACE_MS, WORKER_BOUNDS } from "../shared/limits";
 import type { HoldTell, LivenessRef } from "../shared/liveness";
 import { applyMigrations } from "../shared/migrations";
@@ -73,13 +74,11 @@ export class LivenessObject extends DurableObject<Env> {
   private flushedAt = 0;
   private flushing: Promise<void> | null = null;
   private pruneAt = 0;
-  /** Calls served, by method (tests and load reports read it). */
-  readonly calls = new Map<string, number>();
   readonly clock = new Clock();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
+    this.sql = meteredSql(ctx.storage.sql, meterOf(this));
     ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, LIVENESS_MIGRATIONS);
       const meta = new Map(this.sql.exec<{ name: string; value: string }>("SELECT name, value FROM meta").toArray().map((r) => [r.name, r.value]));
@@ -91,7 +90,6 @@ export class LivenessObject extends DurableObject<Env> {
 
   /** Notes who this object is (its name carries it, but an object cannot read its own name). */
   private enter(method: string, ref: LivenessRef, heartbeatMs: number | null = null): boolean {
-    this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
     if (this.dropped) return false;
     if (this.ref === null) {
       this.ref = ref;
@@ -305,7 +303,6 @@ export class LivenessObject extends DurableObject<Env> {
    * wiped, and the object answers nothing from now on (a new generation names new objects).
    */
   async drop(ref: LivenessRef): Promise<void> {
-    this.calls.set("drop", (this.calls.get("drop") ?? 0) + 1);
     this.ref ??= ref;
     this.dropped = true;
     this.stopWaiters.resolveAll([]);
@@ -330,4 +327,29 @@ export class LivenessObject extends DurableObject<Env> {
     const now = this.clock.now();
     if (now >= this.pruneAt) await this.armPrune(now);
   }
+  // ---- load (admin) ----
+
+  /** Calls and rows since the last reset (null: a shard no worker has used). */
+  load(): LoadSnapshot | null {
+    return this.ref === null ? null : meterOf(this).snapshot();
+  }
+
+  resetLoad(): LoadSnapshot | null {
+    return this.ref === null ? null : meterOf(this).reset();
+  }
+
 }
+
+// Every call a liveness shard serves is counted by method (the list must name every public method).
+meterCalls(LivenessObject, {
+  ping: true,
+  taking: true,
+  takeStops: true,
+  recycle: true,
+  lastSeen: true,
+  hold: true,
+  list: true,
+  counts: true,
+  drop: true,
+  alarm: true,
+});

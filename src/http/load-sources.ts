@@ -5,6 +5,7 @@
  * (a `load()` and `resetLoad()` RPC answering a LoadSnapshot; see shared/load).
  */
 import type { LoadSnapshot, ObjectKind } from "../shared/load";
+import { livenessStub } from "./liveness";
 import { endpointStub } from "./stubs";
 
 export interface LoadSource {
@@ -17,11 +18,17 @@ export interface LoadSource {
   reset(): Promise<LoadSnapshot | null>;
 }
 
-/** Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the report). */
-export function loadSources(env: Env, endpointId: string): LoadSource[] {
+/**
+ * Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the
+ * report), then the worker-liveness shards that have workers.
+ */
+export async function loadSources(env: Env, endpointId: string): Promise<LoadSource[]> {
   const endpoint = endpointStub(env, endpointId);
-  return [
-    { kind: "endpoint", name: endpointId, read: () => endpoint.load(), reset: () => endpoint.resetLoad() },
-    // The lead adds here, e.g.: ...shardLoadSources(env, endpointId), ...livenessLoadSources(env, endpointId)
-  ];
+  const plan = await endpoint.loadPlan();
+  const liveness: LoadSource[] = (plan?.workerShards ?? []).map((shard) => {
+    const ref = { endpointId, generation: plan!.generation, shard };
+    const stub = livenessStub(env, ref);
+    return { kind: "liveness", name: `${endpointId}/liveness-${shard}`, read: () => stub.load(), reset: () => stub.resetLoad() };
+  });
+  return [{ kind: "endpoint", name: endpointId, read: () => endpoint.load(), reset: () => endpoint.resetLoad() }, ...liveness];
 }

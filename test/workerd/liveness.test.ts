@@ -54,7 +54,7 @@ describe("issue 12: worker liveness off the endpoint object", () => {
     expect(job.state).toBe("IN_PROGRESS");
     expect(job.leaseCheckAt).toBe(t0 + 9_000 + 20_000);
     expect(calls()).toEqual({});
-    const served = await runInDurableObject(livenessStubAt(ref), (i: LivenessObject) => Object.fromEntries(i.calls));
+    const served = await runInDurableObject(livenessStubAt(ref), (i: LivenessObject) => i.load()!.calls.byMethod);
     expect(served).toMatchObject({ lastSeen: 1 });
     expect(served.ping).toBeGreaterThanOrEqual(10);
     // Silent past the heartbeat timeout: the lease is lost, still without the endpoint's help for liveness.

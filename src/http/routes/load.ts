@@ -28,14 +28,14 @@ export function loadRoutes(app: Hono<AppEnv>): void {
   route(app, "/admin/endpoints/:ep/load", {
     GET: async (c) => {
       const id = endpointParam(c);
-      return c.json({ id, ...loadReport(await ask(id, loadSources(c.env, id), (s) => s.read())) });
+      return c.json({ id, ...loadReport(await ask(id, await loadSources(c.env, id), (s) => s.read())) });
     },
   });
 
   route(app, "/admin/endpoints/:ep/load/reset", {
     POST: async (c) => {
       const id = endpointParam(c);
-      return c.json({ id, ...loadReport(await ask(id, loadSources(c.env, id), (s) => s.reset())) });
+      return c.json({ id, ...loadReport(await ask(id, await loadSources(c.env, id), (s) => s.reset())) });
     },
   });
 }
