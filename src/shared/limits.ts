@@ -100,3 +100,12 @@ export const PUSH_ANSWER = {
 export const WEBHOOK_REDELIVERY = {
   minIntervalMs: 10_000,
 } as const;
+
+/**
+ * A waiting job's `queue.position` is counted exactly below this; from there on it answers this
+ * number with `positionAtLeast: true`, so a status read steps over at most this many rows however
+ * deep the queue (issue 12).
+ */
+export const QUEUE_POSITION = {
+  exactBelow: 1000,
+} as const;
