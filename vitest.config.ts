@@ -19,6 +19,8 @@ export default defineConfig({
                 FUZZ_SEED: process.env.FUZZ_SEED ?? "",
                 MODEL_SEED: process.env.MODEL_SEED ?? "",
                 FAULT_SEED: process.env.FAULT_SEED ?? "",
+                // Prints the queue-depth measurement (test/workerd/depth-measure.test.ts).
+                SCALE_MEASURE: process.env.SCALE_MEASURE ?? "",
               },
             },
           }),

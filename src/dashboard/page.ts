@@ -185,7 +185,7 @@ async function refreshDetail() {
     '</td><td class="hide-sm">' + x.recentFailures.map((f) => esc(f.reason)).join(", ") + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">No workers seen.</td></tr>';
   $("#jobs tbody").innerHTML = j.jobs.map((x) => '<tr class="pick' + (x.jobId === selectedJob ? " sel" : "") + '" data-job="' + esc(x.jobId) + '"><td><a>' + esc(x.jobId.slice(0, 16)) + '…</a></td><td>' + pill(x.state) +
     '</td><td>' + ago(x.updatedAt) + '</td><td class="hide-sm">' + esc(x.workerId || "") + '</td><td>' +
-    (x.queue ? esc(x.queue.reason) + (x.queue.position ? " (#" + x.queue.position + ")" : "") + (x.queue.ahead ? " behind " + esc(x.queue.ahead.slice(0, 10)) + "…" : "") : "") + '</td></tr>').join("")
+    (x.queue ? esc(x.queue.reason) + (x.queue.position ? " (#" + x.queue.position + (x.queue.positionAtLeast ? "+" : "") + ")" : "") + (x.queue.ahead ? " behind " + esc(x.queue.ahead.slice(0, 10)) + "…" : "") : "") + '</td></tr>').join("")
     || '<tr><td colspan="5" class="muted">No jobs yet.</td></tr>';
   document.querySelectorAll("[data-job]").forEach((el) => el.addEventListener("click", () => { selectedJob = el.dataset.job; showJob(); }));
   if (selectedJob) await showJob();

@@ -7,7 +7,7 @@ import { DurableObject } from "cloudflare:workers";
 import { isRunning } from "../jobs/states";
 import { Clock } from "../shared/clock";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
-import { MEMORY_BOUNDS } from "../shared/limits";
+import { MEMORY_BOUNDS, QUEUE_POSITION } from "../shared/limits";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
@@ -16,7 +16,8 @@ import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./key
 import {
   applyEntry,
   countByState,
-  offerReady,
+  offerJobs,
+  type Offer,
   pruneTombstones,
   queuePosition,
   dispatchErrorOf,
@@ -57,6 +58,8 @@ export type QueueReason = "no_workers" | "all_workers_busy" | "concurrency_limit
 export interface QueueInfo {
   /** 1 + ready jobs ahead in take order; approximate, as the index trails the jobs by a moment. */
   position: number | null;
+  /** The job is at least `position` in line (counted exactly only below QUEUE_POSITION.exactBelow). */
+  positionAtLeast?: true;
   reason: QueueReason;
   ahead?: string;
   /** The last push error, while a dispatch is being retried. */
@@ -375,17 +378,25 @@ export class EndpointObject extends DurableObject<Env> {
   async take(workerId: string, max: number, waitMs: number, generation: string | null = null): Promise<TakeOffer> {
     if (!this.isCurrent(generation)) return { ids: [] };
     const now = this.clock.now();
-    let ids = this.offer(workerId, max, now);
+    let ids = this.offer(workerId, max, now).ids;
     if (ids.length === 0 && waitMs > 0) {
       ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
     }
     return { ids };
   }
 
+  /**
+   * Serves parked takes, oldest first, until an offer comes back empty: the waiters behind would
+   * find the same nothing. Unless that offer passed over jobs only because this worker failed
+   * them — another worker may take those, so the next waiter is tried (at most once per waiter).
+   */
   private wakeTakeWaiters(now: number): void {
+    let more = true;
     this.takeWaiters.serve((w) => {
-      const ids = this.offer(w.workerId, w.max, now);
-      return ids.length > 0 ? ids : undefined;
+      if (!more) return undefined;
+      const offer = this.offer(w.workerId, w.max, now);
+      if (offer.ids.length === 0 && offer.passedOver === 0) more = false;
+      return offer.ids.length > 0 ? offer.ids : undefined;
     });
   }
 
@@ -413,16 +424,16 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   /** Offers up to `max` ready jobs within the endpoint's capacity; notes workers held back by the limit. */
-  private offer(workerId: string, max: number, now: number): string[] {
-    if (this.config?.mode === "push") return []; // push endpoints hand jobs out through the dispatch queue only
+  private offer(workerId: string, max: number, now: number): Offer {
+    if (this.config?.mode === "push") return { ids: [], passedOver: 0 }; // push endpoints hand jobs out through the dispatch queue only
     const room = this.capacity(now);
     if (room <= 0) {
       if (!this.paused) this.throttled.add(workerId);
-      return [];
+      return { ids: [], passedOver: 0 };
     }
     this.throttled.delete(workerId);
     // A batch answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the isolate.
-    return offerReady(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
+    return offerJobs(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
   }
 
   /** The most recently changed jobs, with why the waiting ones wait (for the dashboard). */
@@ -440,14 +451,16 @@ export class EndpointObject extends DurableObject<Env> {
     const ahead = jobAhead(this.sql, jobId);
     if (ahead !== null) return { position: null, reason: "sequenced_behind", ahead };
     const position = queuePosition(this.sql, jobId);
-    if (this.paused) return { position, reason: "endpoint_paused" };
+    // Far back in line, the position is a bound (a status read counts fewer than exactBelow rows).
+    const at = position !== null && position >= QUEUE_POSITION.exactBelow ? { position, positionAtLeast: true as const } : { position };
+    if (this.paused) return { ...at, reason: "endpoint_paused" };
     const dispatchError = dispatchErrorOf(this.sql, jobId);
-    if (dispatchError !== undefined) return { position, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
-    if (this.config?.concurrency != null && this.capacity(now) === 0) return { position, reason: "concurrency_limit" };
+    if (dispatchError !== undefined) return { ...at, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
+    if (this.config?.concurrency != null && this.capacity(now) === 0) return { ...at, reason: "concurrency_limit" };
     // The shards' latest signs of life lag by up to LIVENESS.flushMs (README "Worker liveness").
     const since = now - (this.config?.heartbeatTimeout ?? 0);
     const alive = this.polling.size > 0 || this.sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
-    return { position, reason: alive ? "all_workers_busy" : "no_workers" };
+    return { ...at, reason: alive ? "all_workers_busy" : "no_workers" };
   }
 
   /**

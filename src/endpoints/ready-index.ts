@@ -5,8 +5,12 @@
  * Offers: a take marks the jobs it hands out as offered for OFFER_MS, so two takes never get the
  * same job while the first caller claims it; if the caller never claims (it crashed), the offer
  * lapses and the job is offered again. The job object decides who really wins (claim).
+ *
+ * Cost: every query here on a request path is an index search or walks an index for at most a
+ * LIMIT (endpoint migration 7), so a request costs the same with 200 or 100,000 jobs queued.
  */
 import { TERMINAL_STATES, type JobState } from "../jobs/states";
+import { QUEUE_POSITION } from "../shared/limits";
 import type { IndexEntry } from "./index-entry";
 
 const OFFER_MS = 10_000;
@@ -118,6 +122,13 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   return { applied: true, counted, ready, previous };
 }
 
+/** What one offer found: the ids handed out, and how many jobs it passed over for this worker. */
+export interface Offer {
+  ids: string[];
+  /** Ready jobs passed over only because this worker failed them (another worker may take them). */
+  passedOver: number;
+}
+
 /**
  * Hands out up to `max` ready job ids to `workerId` in order (priority, then low priority last,
  * then submit order), passing over jobs that worker failed unless they have waited
@@ -125,42 +136,72 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
  * (always at least one job: one input alone may be larger).
  */
 export function offerReady(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): string[] {
+  return offerJobs(sql, workerId, max, now, offerMs, byteBudget).ids;
+}
+
+/** offerReady, also telling how many jobs it passed over for this worker (see Offer). */
+export function offerJobs(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): Offer {
+  resetLapsedOffers(sql, now);
+  // Offered and pending-dispatch rows are outside job_index_offerable: the walk never steps over
+  // them. INDEXED BY: without statistics the planner prefers job_index_order's state term.
   const rows = sql
     .exec<{ job_id: string; avoid_workers: string; ready_since: number; input_bytes: number }>(
-      `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index
-       WHERE state = 'IN_QUEUE' AND offered_until <= ? AND dispatch_pending = 0
+      `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_offerable
+       WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0
        ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
-      now,
       max * 4 + 16,
     )
     .toArray();
   const ids: string[] = [];
   let bytes = 0;
+  let passedOver = 0;
   for (const r of rows) {
     if (ids.length >= max) break;
     const avoided = r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId);
-    if (avoided && now - r.ready_since < AVOID_GRACE_MS) continue;
+    if (avoided && now - r.ready_since < AVOID_GRACE_MS) {
+      passedOver++;
+      continue;
+    }
     if (ids.length > 0 && bytes + r.input_bytes > byteBudget) break;
     bytes += r.input_bytes;
     ids.push(r.job_id);
   }
   for (const id of ids) sql.exec("UPDATE job_index SET offered_until = ? WHERE job_id = ?", now + offerMs, id);
-  return ids;
+  return { ids, passedOver };
 }
 
-/** Jobs holding a slot of the concurrency limit: running, cancelling, or offered and not yet claimed. */
+/**
+ * Offers that lapsed unclaimed go back to offered_until = 0 (into job_index_offerable), found
+ * through job_index_offered: as many rows as lapsed, however deep the queue.
+ */
+function resetLapsedOffers(sql: SqlStorage, now: number): void {
+  sql.exec("UPDATE job_index SET offered_until = 0 WHERE offered_until > 0 AND offered_until <= ?", now);
+}
+
+/**
+ * Jobs holding a slot of the concurrency limit: running, cancelling (maintained counts), or
+ * offered and not yet claimed (outstanding offers, through job_index_offered). Only IN_QUEUE rows
+ * are ever offered, and every entry resets offered_until to 0: a row with offered_until > 0 is a
+ * waiting job's offer, so the queries on offers need no state term (which would tempt the
+ * planner to job_index_order).
+ */
 export function slotsInUse(sql: SqlStorage, now: number): number {
   return sql
     .exec<{ n: number }>(
-      `SELECT COUNT(*) AS n FROM job_index
-       WHERE state IN ('IN_PROGRESS', 'CANCELLING') OR (state = 'IN_QUEUE' AND offered_until > ?)`,
+      `SELECT (SELECT COALESCE(SUM(n), 0) FROM job_state_count WHERE state IN ('IN_PROGRESS', 'CANCELLING'))
+         + (SELECT COUNT(*) FROM job_index WHERE offered_until > 0 AND offered_until > ?) AS n`,
       now,
     )
     .one().n;
 }
 
-/** 1 + the number of ready jobs ahead of `jobId` in take order, or null if it is not ready. */
-export function queuePosition(sql: SqlStorage, jobId: string): number | null {
+/**
+ * 1 + the number of waiting (IN_QUEUE) jobs ahead of `jobId` in take order, or null if it is not
+ * waiting. Counted exactly below `bound`; a job further back gets `bound` itself (read: at least
+ * `bound`). Each of the four ranges below is a search of job_index_order, and the count stops at
+ * the LIMIT, so a read steps over fewer than `bound` rows however deep the queue.
+ */
+export function queuePosition(sql: SqlStorage, jobId: string, bound: number = QUEUE_POSITION.exactBelow): number | null {
   const row = sql
     .exec<{ priority: number; low_priority: number; created_at: number }>(
       "SELECT priority, low_priority, created_at FROM job_index WHERE job_id = ? AND state = 'IN_QUEUE'",
@@ -170,13 +211,17 @@ export function queuePosition(sql: SqlStorage, jobId: string): number | null {
   if (!row) return null;
   const ahead = sql
     .exec<{ n: number }>(
-      `SELECT COUNT(*) AS n FROM job_index WHERE state = 'IN_QUEUE' AND (
-         priority > ?1 OR (priority = ?1 AND (low_priority < ?2 OR (low_priority = ?2 AND (
-           created_at < ?3 OR (created_at = ?3 AND job_id < ?4))))))`,
+      `SELECT COUNT(*) AS n FROM (
+         SELECT 1 FROM job_index WHERE state = 'IN_QUEUE' AND priority > ?1
+         UNION ALL SELECT 1 FROM job_index WHERE state = 'IN_QUEUE' AND priority = ?1 AND low_priority < ?2
+         UNION ALL SELECT 1 FROM job_index WHERE state = 'IN_QUEUE' AND priority = ?1 AND low_priority = ?2 AND created_at < ?3
+         UNION ALL SELECT 1 FROM job_index WHERE state = 'IN_QUEUE' AND priority = ?1 AND low_priority = ?2 AND created_at = ?3 AND job_id < ?4
+         LIMIT ?5)`,
       row.priority,
       row.low_priority,
       row.created_at,
       jobId,
+      bound - 1,
     )
     .one().n;
   return ahead + 1;
@@ -189,7 +234,13 @@ export function withdrawOffers(sql: SqlStorage, ids: readonly string[]): void {
 
 /** The earliest time an outstanding offer lapses, if any. */
 export function nextOfferLapse(sql: SqlStorage, now: number): number | null {
-  return sql.exec<{ t: number | null }>("SELECT MIN(offered_until) AS t FROM job_index WHERE state = 'IN_QUEUE' AND offered_until > ?", now).one().t;
+  const row = sql
+    .exec<{ t: number }>(
+      "SELECT offered_until AS t FROM job_index WHERE offered_until > 0 AND offered_until > ? ORDER BY offered_until LIMIT 1",
+      now,
+    )
+    .toArray()[0];
+  return row ? row.t : null;
 }
 
 /** The last dispatch error of a waiting push job, if its dispatch is being retried. */
@@ -201,10 +252,12 @@ export function dispatchErrorOf(sql: SqlStorage, jobId: string): string | null |
   return row && row.dispatch_pending === 1 ? row.dispatch_error : undefined;
 }
 
+/** The oldest waiting jobs (through job_index_waiting), at most `limit`. */
 export function waitingJobIds(sql: SqlStorage, limit: number): string[] {
   return sql
     .exec<{ job_id: string }>(
-      "SELECT job_id FROM job_index WHERE state IN ('IN_QUEUE', 'SEQUENCED') ORDER BY created_at LIMIT ?",
+      // INDEXED BY: without statistics the planner prefers job_index_order's state term and sorts.
+      "SELECT job_id FROM job_index INDEXED BY job_index_waiting WHERE state IN ('IN_QUEUE', 'SEQUENCED') ORDER BY created_at LIMIT ?",
       limit,
     )
     .toArray()
@@ -230,9 +283,10 @@ export function heldBy(sql: SqlStorage, workerId: string): HeldJob[] {
     .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, updatedAt: r.updated_at }));
 }
 
+/** Index rows per state, from job_state_count (kept by triggers on job_index; migration 7). */
 export function countByState(sql: SqlStorage): Partial<Record<JobState, number>> {
   const out: Partial<Record<JobState, number>> = {};
-  for (const r of sql.exec<{ state: string; n: number }>("SELECT state, COUNT(*) AS n FROM job_index GROUP BY state")) {
+  for (const r of sql.exec<{ state: string; n: number }>("SELECT state, n FROM job_state_count WHERE n > 0")) {
     out[r.state as JobState] = r.n;
   }
   return out;
@@ -249,28 +303,31 @@ export function readCounters(sql: SqlStorage): Record<CounterName, number> {
 /** Rows one prune removes at most; a periodic alarm prunes again while any are left. */
 const PRUNE_LIMIT = 1000;
 
+/** The terminal states as a literal SQL list, spelt as job_index_tombstone's (a partial index needs the same terms). */
+const TERMINAL_LIST = "('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')";
+const UNFINISHED_LIST = "('SEQUENCED', 'IN_QUEUE', 'IN_PROGRESS', 'CANCELLING')";
+
 /**
- * Drops terminal rows older than the tombstone period, oldest first through the updated_at
- * index, at most PRUNE_LIMIT; returns how many went.
+ * Drops terminal rows older than the tombstone period, oldest first through job_index_tombstone
+ * (terminal rows only: old waiting or running rows are never stepped over; INDEXED BY, as the
+ * planner would otherwise take job_index_order's state term and sort), at most PRUNE_LIMIT;
+ * returns how many went (rows, not the count updates their triggers write).
  */
 export function pruneTombstones(sql: SqlStorage, now: number): number {
-  return sql.exec(
-    `DELETE FROM job_index WHERE rowid IN (SELECT rowid FROM job_index WHERE updated_at < ?
-       AND state IN (${TERMINAL_STATES.map(() => "?").join(",")}) ORDER BY updated_at LIMIT ?)`,
-    now - TOMBSTONE_MS,
-    ...TERMINAL_STATES,
-    PRUNE_LIMIT,
-  ).rowsWritten;
+  return sql
+    .exec(
+      `DELETE FROM job_index WHERE rowid IN (SELECT rowid FROM job_index INDEXED BY job_index_tombstone WHERE state IN ${TERMINAL_LIST}
+         AND updated_at < ? ORDER BY updated_at LIMIT ?) RETURNING 1`,
+      now - TOMBSTONE_MS,
+      PRUNE_LIMIT,
+    )
+    .toArray().length;
 }
 
 /** Non-terminal jobs in the index (for an endpoint's deletion), at most `limit`. */
 export function unfinishedJobIds(sql: SqlStorage, limit: number): string[] {
   return sql
-    .exec<{ job_id: string }>(
-      `SELECT job_id FROM job_index WHERE state NOT IN (${TERMINAL_STATES.map(() => "?").join(",")}) LIMIT ?`,
-      ...TERMINAL_STATES,
-      limit,
-    )
+    .exec<{ job_id: string }>(`SELECT job_id FROM job_index WHERE state IN ${UNFINISHED_LIST} LIMIT ?`, limit)
     .toArray()
     .map((r) => r.job_id);
 }
@@ -295,7 +352,7 @@ export interface RecentJob {
   priority: number;
 }
 
-/** The most recently changed jobs, newest first (what the index knows; the jobs are the truth). */
+/** The most recently changed jobs, newest first, ties by id: a walk of job_index_recent that stops at `limit`. */
 export function recentJobs(sql: SqlStorage, limit: number): RecentJob[] {
   return sql
     .exec<{ job_id: string; state: string; worker_id: string | null; updated_at: number; created_at: number; priority: number }>(

@@ -122,4 +122,41 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
     version: 6,
     sql: `CREATE TABLE worker_shard (shard INTEGER PRIMARY KEY, counts TEXT NOT NULL, last_sign INTEGER, at INTEGER NOT NULL);`,
   },
+  {
+    // Issue 12: every index query on a request path is an index search, however deep the queue.
+    // - job_index_offerable holds only the rows a take may be offered now (an offer takes its row
+    //   out; a lapsed offer is reset to 0 through job_index_offered, which holds outstanding offers).
+    // - job_index_order (take order, ties by id) replaces job_index_ready: queue positions count
+    //   ahead through it, and rows by state are searched through it.
+    // - job_index_recent (newest first, ties by id) replaces job_index_updated; pruning finds old
+    //   terminal rows through job_index_tombstone, and purge the oldest waiting ones through
+    //   job_index_waiting.
+    // - job_state_count: rows per state, kept exact by triggers on every insert, update and delete
+    //   of job_index (applyEntry, pruning, anything else), so /health counts without a scan.
+    version: 7,
+    sql: `
+      CREATE INDEX job_index_offerable ON job_index (priority DESC, low_priority, created_at, job_id)
+        WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0;
+      CREATE INDEX job_index_offered ON job_index (offered_until) WHERE offered_until > 0;
+      DROP INDEX job_index_ready;
+      CREATE INDEX job_index_order ON job_index (state, priority DESC, low_priority, created_at, job_id);
+      DROP INDEX job_index_updated;
+      CREATE INDEX job_index_recent ON job_index (updated_at DESC, job_id);
+      CREATE INDEX job_index_tombstone ON job_index (updated_at)
+        WHERE state IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT');
+      CREATE INDEX job_index_waiting ON job_index (created_at) WHERE state IN ('IN_QUEUE', 'SEQUENCED');
+      CREATE TABLE job_state_count (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO job_state_count (state, n) SELECT state, COUNT(*) FROM job_index GROUP BY state;
+      CREATE TRIGGER job_index_count_insert AFTER INSERT ON job_index BEGIN
+        INSERT INTO job_state_count (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER job_index_count_delete AFTER DELETE ON job_index BEGIN
+        UPDATE job_state_count SET n = n - 1 WHERE state = OLD.state;
+      END;
+      CREATE TRIGGER job_index_count_update AFTER UPDATE OF state ON job_index WHEN OLD.state IS NOT NEW.state BEGIN
+        UPDATE job_state_count SET n = n - 1 WHERE state = OLD.state;
+        INSERT INTO job_state_count (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+      END;
+    `,
+  },
 ];

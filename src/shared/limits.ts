@@ -117,3 +117,12 @@ export const LIVENESS = {
   /** Tells a job keeps pending while its worker's liveness object cannot be reached (oldest dropped). */
   pendingTells: 20,
 } as const;
+
+/**
+ * A waiting job's `queue.position` is counted exactly below this; from there on it answers this
+ * number with `positionAtLeast: true`, so a status read steps over at most this many rows however
+ * deep the queue (issue 12).
+ */
+export const QUEUE_POSITION = {
+  exactBelow: 1000,
+} as const;

@@ -85,6 +85,23 @@ describe("migrations", () => {
     });
   });
 
+  it("an endpoint at schema 5 reaches 7 with its counts by state backfilled and kept from then on (issue 12)", async () => {
+    await withStorage((storage) => {
+      expect(applyMigrations(storage, ENDPOINT_MIGRATIONS.slice(0, 5), "_endpoint")).toBe(5);
+      const row = "INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, updated_at) VALUES (?, 1, ?, 0, 0, 1, 1)";
+      for (const [id, state] of [["a", "IN_QUEUE"], ["b", "IN_QUEUE"], ["c", "COMPLETED"]]) storage.sql.exec(row, id, state);
+      expect(applyMigrations(storage, ENDPOINT_MIGRATIONS.slice(0, 7), "_endpoint")).toBe(7);
+      const counts = () => storage.sql.exec("SELECT state, n FROM job_state_count WHERE n > 0 ORDER BY state").toArray();
+      expect(counts()).toEqual([{ state: "COMPLETED", n: 1 }, { state: "IN_QUEUE", n: 2 }]);
+      storage.sql.exec("UPDATE job_index SET state = 'IN_PROGRESS' WHERE job_id = 'a'");
+      storage.sql.exec("DELETE FROM job_index WHERE job_id = 'c'");
+      expect(counts()).toEqual([{ state: "IN_PROGRESS", n: 1 }, { state: "IN_QUEUE", n: 1 }]);
+      const names = storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job_index'").toArray().map((r) => r.name);
+      expect(names).toEqual(expect.arrayContaining(["job_index_offerable", "job_index_offered", "job_index_order", "job_index_recent", "job_index_tombstone", "job_index_waiting"]));
+      expect(names).not.toContain("job_index_ready");
+    });
+  });
+
   it("the job and endpoint schemas apply to an empty database", async () => {
     await withStorage((storage) => {
       expect(applyMigrations(storage, JOB_MIGRATIONS, "_job")).toBe(JOB_MIGRATIONS.length);
