@@ -13,7 +13,7 @@ import { applyMigrations } from "../shared/migrations";
 import { Waiters } from "../shared/waiters";
 import { applyTell, heldBy, heldByWorker, pruneReleased } from "./held";
 import { LIVENESS_MIGRATIONS } from "./liveness-schema";
-import { addStop, deliveredStops, deliverStops, pruneStops } from "./stops";
+import { addStop, deliveredStops, deliverStops, pruneStops, supersedeStops } from "./stops";
 import {
   countStates,
   forgetSilentWorkers,
@@ -193,6 +193,8 @@ export class LivenessObject extends DurableObject<Env> {
     for (const t of tells) {
       const r = applyTell(this.sql, t, now);
       if (t.stop) addStop(this.sql, t.workerId, t.jobId, t.attempt, t.state, now);
+      // A stop for an attempt older than the one the worker now holds would stop the newer one.
+      if (t.stop || (r.applied && r.took)) supersedeStops(this.sql, t.workerId, t.jobId, now);
       if (!r.applied) continue;
       if (t.failure !== null) recordFailure(this.sql, t.workerId, { jobId: t.jobId, at: now, reason: t.failure });
       if (r.took) coldStart = this.took(t.workerId, now) || coldStart;
