@@ -491,6 +491,11 @@ export class EndpointObject extends DurableObject<Env> {
   resetLoad(): LoadSnapshot | null {
     return this.config ? meterOf(this).reset() : null;
   }
+
+  /** The generation whose liveness shards the load report also asks (null: no endpoint). Not counted. */
+  loadGeneration(): string | null {
+    return this.config ? this.config.generation : null;
+  }
 }
 
 // Every call an endpoint serves is counted by method (the list must name every public method).

@@ -8,6 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
 import { LIVENESS, PING_LIST_GRACE_MS, WORKER_BOUNDS } from "../shared/limits";
+import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import type { HoldTell, LivenessRef } from "../shared/liveness";
 import { applyMigrations } from "../shared/migrations";
 import { Waiters } from "../shared/waiters";
@@ -79,7 +80,8 @@ export class LivenessObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
+    // Rows written are counted for the load report, as the endpoint object counts its own.
+    this.sql = meteredSql(ctx.storage.sql, meterOf(this));
     ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, LIVENESS_MIGRATIONS);
       const meta = new Map(this.sql.exec<{ name: string; value: string }>("SELECT name, value FROM meta").toArray().map((r) => [r.name, r.value]));
@@ -316,6 +318,17 @@ export class LivenessObject extends DurableObject<Env> {
     this.sql.exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('dropped', '1')");
   }
 
+  // ---- load (admin) ----
+
+  /** Calls served and rows written since the last reset or restart (null: never used, or dropped). */
+  load(): LoadSnapshot | null {
+    return this.ref === null || this.dropped ? null : meterOf(this).snapshot();
+  }
+
+  resetLoad(): LoadSnapshot | null {
+    return this.ref === null || this.dropped ? null : meterOf(this).reset();
+  }
+
   // ---- pruning ----
 
   private async armPrune(now: number): Promise<void> {
@@ -333,3 +346,17 @@ export class LivenessObject extends DurableObject<Env> {
     if (now >= this.pruneAt) await this.armPrune(now);
   }
 }
+
+// Every call a liveness shard serves is counted for the load report (the list names every public method).
+meterCalls(LivenessObject, {
+  ping: true,
+  taking: true,
+  takeStops: true,
+  recycle: true,
+  lastSeen: true,
+  hold: true,
+  list: true,
+  counts: true,
+  drop: true,
+  alarm: true,
+});

@@ -5,6 +5,8 @@
  * (a `load()` and `resetLoad()` RPC answering a LoadSnapshot; see shared/load).
  */
 import type { LoadSnapshot, ObjectKind } from "../shared/load";
+import { allLivenessRefs, livenessName } from "../shared/liveness";
+import { livenessStub } from "./liveness";
 import { endpointStub } from "./stubs";
 
 export interface LoadSource {
@@ -17,11 +19,20 @@ export interface LoadSource {
   reset(): Promise<LoadSnapshot | null>;
 }
 
-/** Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the report). */
-export function loadSources(env: Env, endpointId: string): LoadSource[] {
+/**
+ * Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the
+ * report), then the worker-liveness shards of its `generation` (pings, stop polls and lease checks
+ * no longer reach the endpoint: without them the busiest object would be wrong).
+ */
+export function loadSources(env: Env, endpointId: string, generation: string | null): LoadSource[] {
   const endpoint = endpointStub(env, endpointId);
+  const liveness: LoadSource[] = (generation === null ? [] : allLivenessRefs(endpointId, generation)).map((ref) => {
+    const stub = livenessStub(env, ref);
+    return { kind: "liveness", name: livenessName(ref), read: () => stub.load(), reset: () => stub.resetLoad() };
+  });
   return [
     { kind: "endpoint", name: endpointId, read: () => endpoint.load(), reset: () => endpoint.resetLoad() },
+    ...liveness,
     // The lead adds here, e.g.: ...shardLoadSources(env, endpointId), ...livenessLoadSources(env, endpointId)
   ];
 }

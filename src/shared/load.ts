@@ -103,7 +103,7 @@ export function meteredSql(sql: SqlStorage, meter: LoadMeter): SqlStorage {
 
 type Methods<T> = { [K in keyof T]: T[K] extends (...args: never[]) => unknown ? K : never }[keyof T];
 /** The public methods RPC callers reach on a Durable Object class (its own; `load` reads, not counted). */
-export type RpcMethodNames<T> = Exclude<Methods<T>, keyof DurableObject | "load" | "resetLoad"> & string;
+export type RpcMethodNames<T> = Exclude<Methods<T>, keyof DurableObject | "load" | "resetLoad" | "loadGeneration"> & string;
 
 /** Nesting depth of counted calls: a public method another one calls synchronously is not a call served. */
 let depth = 0;

@@ -93,4 +93,19 @@ describe("outsider: the load report", () => {
     const r = await json<Report>(await call("POST", `/admin/endpoints/${ep}/load/reset`));
     expect(r.objects.every((o) => o.calls.total === 0)).toBe(true);
   });
+
+  it("defect: the report lists the worker-liveness shards (pings, stop polls and lease checks no longer reach the endpoint)", async () => {
+    const ep = await createEndpoint();
+    await call("POST", `/admin/endpoints/${ep}/load/reset`);
+    for (let i = 0; i < 5; i++) expect((await call("GET", `/v2/${ep}/ping/w1`)).status).toBe(200);
+    const r = await json<Report & { busiest: { kind: string; calls: { byMethod: Record<string, number> } } }>(await call("GET", `/admin/endpoints/${ep}/load`));
+    const shard = r.objects.find((o) => o.kind === "liveness");
+    expect(shard?.name).toMatch(new RegExp(`^${ep}/`));
+    expect(shard?.calls.byMethod.ping).toBe(5);
+    expect(r.busiest).toMatchObject({ kind: "liveness", calls: { byMethod: { ping: 5 } } });
+    // Shards no worker used are left out; a reset zeroes the shard too.
+    expect(r.objects.filter((o) => o.kind === "liveness")).toHaveLength(1);
+    const after = await json<Report>(await call("POST", `/admin/endpoints/${ep}/load/reset`));
+    expect(after.objects.find((o) => o.kind === "liveness")?.calls.total).toBe(0);
+  });
 });
