@@ -183,4 +183,21 @@ describe("outsider: worker liveness", () => {
     expect((await jobState(fresh)).state).toBe("IN_PROGRESS");
     expect((await done(ep, "w1", fresh, { output: 1 })).status).toBe(200);
   });
+
+  it("a job_in_progress=0 take never loses the job it claims itself (immediate offer, or one arriving mid-poll)", async () => {
+    for (let i = 0; i < 4; i++) {
+      const ep = await createEndpoint();
+      const id = await submit(ep);
+      const res = await call("GET", `/v2/${ep}/job-take/w1?job_in_progress=0`);
+      expect(await json(res)).toMatchObject({ id });
+      expect((await jobState(id)).state).toBe("IN_PROGRESS");
+      // Mid-poll: the take waits, the job arrives, the same take claims it.
+      const polling = call("GET", `/v2/${ep}/job-take/w2?job_in_progress=0`);
+      const late = await submit(ep);
+      const got = await polling;
+      expect(await json(got)).toMatchObject({ id: late });
+      expect((await jobState(late)).state).toBe("IN_PROGRESS");
+      expect((await done(ep, "w1", id, { output: i })).status).toBe(200);
+    }
+  });
 });
