@@ -7,14 +7,14 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
-import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import { LIVENESS, PING_LIST_GRACE_MS, WORKER_BOUNDS } from "../shared/limits";
+import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import type { HoldTell, LivenessRef } from "../shared/liveness";
 import { applyMigrations } from "../shared/migrations";
 import { Waiters } from "../shared/waiters";
 import { applyTell, heldBy, heldByWorker, pruneReleased } from "./held";
 import { LIVENESS_MIGRATIONS } from "./liveness-schema";
-import { addStop, deliveredStops, deliverStops, pruneStops } from "./stops";
+import { addStop, deliveredStops, deliverStops, pruneStops, supersedeStops } from "./stops";
 import {
   countStates,
   forgetSilentWorkers,
@@ -74,10 +74,13 @@ export class LivenessObject extends DurableObject<Env> {
   private flushedAt = 0;
   private flushing: Promise<void> | null = null;
   private pruneAt = 0;
+  /** Calls served, by method (tests and load reports read it). */
+  readonly calls = new Map<string, number>();
   readonly clock = new Clock();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    // Rows written are counted for the load report, as the endpoint object counts its own.
     this.sql = meteredSql(ctx.storage.sql, meterOf(this));
     ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, LIVENESS_MIGRATIONS);
@@ -90,6 +93,7 @@ export class LivenessObject extends DurableObject<Env> {
 
   /** Notes who this object is (its name carries it, but an object cannot read its own name). */
   private enter(method: string, ref: LivenessRef, heartbeatMs: number | null = null): boolean {
+    this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
     if (this.dropped) return false;
     if (this.ref === null) {
       this.ref = ref;
@@ -191,6 +195,8 @@ export class LivenessObject extends DurableObject<Env> {
     for (const t of tells) {
       const r = applyTell(this.sql, t, now);
       if (t.stop) addStop(this.sql, t.workerId, t.jobId, t.attempt, t.state, now);
+      // A stop for an attempt older than the one the worker now holds would stop the newer one.
+      if (t.stop || (r.applied && r.took)) supersedeStops(this.sql, t.workerId, t.jobId, now);
       if (!r.applied) continue;
       if (t.failure !== null) recordFailure(this.sql, t.workerId, { jobId: t.jobId, at: now, reason: t.failure });
       if (r.took) coldStart = this.took(t.workerId, now) || coldStart;
@@ -303,12 +309,24 @@ export class LivenessObject extends DurableObject<Env> {
    * wiped, and the object answers nothing from now on (a new generation names new objects).
    */
   async drop(ref: LivenessRef): Promise<void> {
+    this.calls.set("drop", (this.calls.get("drop") ?? 0) + 1);
     this.ref ??= ref;
     this.dropped = true;
     this.stopWaiters.resolveAll([]);
     await this.ctx.storage.deleteAll();
     applyMigrations(this.ctx.storage, LIVENESS_MIGRATIONS);
     this.sql.exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('dropped', '1')");
+  }
+
+  // ---- load (admin) ----
+
+  /** Calls served and rows written since the last reset or restart (null: never used, or dropped). */
+  load(): LoadSnapshot | null {
+    return this.ref === null || this.dropped ? null : meterOf(this).snapshot();
+  }
+
+  resetLoad(): LoadSnapshot | null {
+    return this.ref === null || this.dropped ? null : meterOf(this).reset();
   }
 
   // ---- pruning ----
@@ -327,20 +345,9 @@ export class LivenessObject extends DurableObject<Env> {
     const now = this.clock.now();
     if (now >= this.pruneAt) await this.armPrune(now);
   }
-  // ---- load (admin) ----
-
-  /** Calls and rows since the last reset (null: a shard no worker has used). */
-  load(): LoadSnapshot | null {
-    return this.ref === null ? null : meterOf(this).snapshot();
-  }
-
-  resetLoad(): LoadSnapshot | null {
-    return this.ref === null ? null : meterOf(this).reset();
-  }
-
 }
 
-// Every call a liveness shard serves is counted by method (the list must name every public method).
+// Every call a liveness shard serves is counted for the load report (the list names every public method).
 meterCalls(LivenessObject, {
   ping: true,
   taking: true,

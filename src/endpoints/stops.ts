@@ -49,3 +49,21 @@ export function pruneStops(sql: SqlStorage, now: number): number {
     PRUNE_LIMIT,
   ).rowsWritten;
 }
+
+/**
+ * The worker now holds a newer attempt of `jobId` than a stop was queued for: that stop is moot
+ * and must not go out, because job-stop names jobs, not attempts, so the worker would stop the
+ * newer attempt it holds the lease on. Marked delivered (not deleted), so a late, retried tell of
+ * the older attempt cannot queue it again (addStop ignores an existing row).
+ */
+export function supersedeStops(sql: SqlStorage, workerId: string, jobId: string, now: number): void {
+  sql.exec(
+    `UPDATE stop_signal SET delivered_at = ? WHERE worker_id = ? AND job_id = ? AND delivered_at IS NULL
+       AND attempt < (SELECT attempt FROM held WHERE worker_id = ? AND job_id = ? AND state != 'RELEASED')`,
+    now,
+    workerId,
+    jobId,
+    workerId,
+    jobId,
+  );
+}

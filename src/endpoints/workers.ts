@@ -68,12 +68,18 @@ export function forgetSilentWorkers(sql: SqlStorage, now: number): number {
   ).rowsWritten;
 }
 
-/** Keeps the registry within its cap by forgetting the longest-silent workers (never `keep`). */
+/**
+ * Keeps the registry within its cap by forgetting the longest-silent workers (never `keep`, and
+ * never one that holds a job: its job's lease check would find no sign of life and lose the job
+ * although the worker pings, so new ids of one shard could take running jobs away). Those rows
+ * are bounded by the running jobs, beside the cap.
+ */
 function evictBeyondCap(sql: SqlStorage, keep: string, cap: number): void {
   const excess = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker").one().n - cap;
   if (excess <= 0) return;
   sql.exec(
-    "DELETE FROM worker WHERE worker_id IN (SELECT worker_id FROM worker WHERE worker_id != ? ORDER BY last_seen, worker_id LIMIT ?)",
+    `DELETE FROM worker WHERE worker_id IN (SELECT worker_id FROM worker WHERE worker_id != ?
+       AND worker_id NOT IN (SELECT worker_id FROM held WHERE state != 'RELEASED') ORDER BY last_seen, worker_id LIMIT ?)`,
     keep,
     excess,
   );

@@ -5,6 +5,7 @@
  * (a `load()` and `resetLoad()` RPC answering a LoadSnapshot; see shared/load).
  */
 import type { LoadSnapshot, ObjectKind } from "../shared/load";
+import { allLivenessRefs, livenessName } from "../shared/liveness";
 import { livenessStub } from "./liveness";
 import { endpointStub } from "./stubs";
 
@@ -20,15 +21,19 @@ export interface LoadSource {
 
 /**
  * Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the
- * report), then the worker-liveness shards that have workers.
+ * report), then the worker-liveness shards of the current generation that have workers (pings,
+ * stop polls and lease checks no longer reach the endpoint: without them the busiest object would
+ * be wrong). `plan` is the endpoint's loadPlan (null: no such endpoint).
  */
-export async function loadSources(env: Env, endpointId: string): Promise<LoadSource[]> {
+export function loadSources(env: Env, endpointId: string, plan: { generation: string; workerShards: number[] } | null): LoadSource[] {
   const endpoint = endpointStub(env, endpointId);
-  const plan = await endpoint.loadPlan();
-  const liveness: LoadSource[] = (plan?.workerShards ?? []).map((shard) => {
-    const ref = { endpointId, generation: plan!.generation, shard };
+  const refs = plan === null ? [] : allLivenessRefs(endpointId, plan.generation).filter((r) => plan.workerShards.includes(r.shard));
+  const liveness: LoadSource[] = refs.map((ref) => {
     const stub = livenessStub(env, ref);
-    return { kind: "liveness", name: `${endpointId}/liveness-${shard}`, read: () => stub.load(), reset: () => stub.resetLoad() };
+    return { kind: "liveness", name: livenessName(ref), read: () => stub.load(), reset: () => stub.resetLoad() };
   });
-  return [{ kind: "endpoint", name: endpointId, read: () => endpoint.load(), reset: () => endpoint.resetLoad() }, ...liveness];
+  return [
+    { kind: "endpoint", name: endpointId, read: () => endpoint.load(), reset: () => endpoint.resetLoad() },
+    ...liveness,
+  ];
 }

@@ -50,7 +50,8 @@ export type JobRead =
 
 export type Refusal = { ok: false; code: "NOT_FOUND" } | { ok: false; code: ConflictCode; message: string; job: JobRecord };
 
-export type JobChange = { ok: true; job: JobRecord } | Refusal;
+/** `repeat`: a worker report that exactly repeats the one the job already accepted (changed nothing). */
+export type JobChange = { ok: true; job: JobRecord; repeat?: true } | Refusal;
 
 export type ClaimResult =
   | { ok: true; job: JobRecord; input: Uint8Array }
@@ -254,7 +255,20 @@ export class JobObject extends DurableObject<Env> {
 
   /** A worker's report on its attempt: progress, result or failure. Fenced by the lease. */
   async report(ref: EndpointRef, fence: Fence, report: WorkerReport, output: Uint8Array | null): Promise<JobChange> {
-    return this.run(ref, reportCommand(report, fence, output), { output, label: `report:${report.kind}`, fence });
+    // A final report that returns the job itself is an exact repeat (commands.isRepeat): the
+    // caller must not act on it twice (job-done?next=1 would hand the worker a second job).
+    const command = reportCommand(report, fence, output);
+    let repeat = false;
+    const r = await this.run(
+      ref,
+      (job, now) => {
+        const c = command(job, now);
+        repeat = report.kind !== "progress" && c.ok && c.job === job;
+        return c;
+      },
+      { output, label: `report:${report.kind}`, fence },
+    );
+    return r.ok && repeat ? { ...r, repeat: true } : r;
   }
 
   /** A stream chunk from the lease holder, kept in order. */

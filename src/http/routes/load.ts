@@ -6,7 +6,7 @@ import type { Hono } from "hono";
 import { loadReport, type LoadSnapshot } from "../../shared/load";
 import { unknownEndpoint } from "../auth";
 import { loadSources, type LoadSource } from "../load-sources";
-import { endpointParam } from "../stubs";
+import { endpointParam, endpointStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 
@@ -28,14 +28,16 @@ export function loadRoutes(app: Hono<AppEnv>): void {
   route(app, "/admin/endpoints/:ep/load", {
     GET: async (c) => {
       const id = endpointParam(c);
-      return c.json({ id, ...loadReport(await ask(id, await loadSources(c.env, id), (s) => s.read())) });
+      const plan = await endpointStub(c.env, id).loadPlan();
+      return c.json({ id, ...loadReport(await ask(id, loadSources(c.env, id, plan), (s) => s.read())) });
     },
   });
 
   route(app, "/admin/endpoints/:ep/load/reset", {
     POST: async (c) => {
       const id = endpointParam(c);
-      return c.json({ id, ...loadReport(await ask(id, await loadSources(c.env, id), (s) => s.reset())) });
+      const plan = await endpointStub(c.env, id).loadPlan();
+      return c.json({ id, ...loadReport(await ask(id, loadSources(c.env, id, plan), (s) => s.reset())) });
     },
   });
 }

@@ -233,9 +233,12 @@ export function workerRoutes(app: Hono<AppEnv>): void {
         const { ref, stub } = livenessOf(c.env, t.config, t.workerId);
         await stub.recycle(ref, t.workerId);
       }
-      const answer = reportAnswer(await t.stub.report(t.ref, t.fence, report, output), t.id);
-      // A worker about to be recycled takes nothing more.
-      if (!next || stopPod) return next ? jsonResponse('{"next":null}') : answer;
+      const result = await t.stub.report(t.ref, t.fence, report, output);
+      const answer = reportAnswer(result, t.id);
+      // A worker about to be recycled takes nothing more. A repeat of an accepted report (its
+      // answer was lost) takes nothing either: the first answer already handed out a job, and
+      // one report hands out at most one (the lost one is released like any lost take answer).
+      if (!next || stopPod || (result.ok && result.repeat)) return next ? jsonResponse('{"next":null}') : answer;
       const [job] = await takeJobs(c, 1, 0);
       return jsonResponse(joinPieces(job ? [utf8('{"next":'), ...job, utf8("}")] : [utf8('{"next":null}')]));
     },
