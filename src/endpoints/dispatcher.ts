@@ -4,7 +4,7 @@
  * and asks for a retry; an offer the consumer never claims lapses, and the endpoint's alarm
  * dispatches the job again.
  */
-import type { DispatchMessage } from "../dispatch/message";
+import type { DispatchMessage } from "./dispatch-message";
 import { nextOfferLapse, offerReady, withdrawOffers } from "./ready-index";
 
 /** A push offer lapses after this long if the consumer has not claimed it; the job is dispatched again. */

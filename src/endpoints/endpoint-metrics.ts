@@ -6,7 +6,7 @@
  */
 import { isTerminal } from "../jobs/states";
 import { countMetric, observe, sampleWorkers } from "../metrics/buckets";
-import type { IndexEntry } from "./index-entry";
+import type { IndexEntry } from "../jobs/index-entry";
 import { bumpCounter, type CounterName } from "./ready-index";
 import type { WorkerCounts } from "./workers";
 

@@ -11,7 +11,7 @@ import { MEMORY_BOUNDS, QUEUE_POSITION } from "../shared/limits";
 import { applyMigrations } from "../shared/migrations";
 import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
-import type { IndexEntry } from "./index-entry";
+import type { IndexEntry } from "../jobs/index-entry";
 import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./keys";
 import {
   applyEntry,

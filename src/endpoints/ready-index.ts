@@ -11,7 +11,7 @@
  */
 import { TERMINAL_STATES, type JobState } from "../jobs/states";
 import { QUEUE_POSITION } from "../shared/limits";
-import type { IndexEntry } from "./index-entry";
+import type { IndexEntry } from "../jobs/index-entry";
 
 const OFFER_MS = 10_000;
 /** Terminal rows are kept this long so stale, reordered entries cannot resurrect a job. */

@@ -6,7 +6,7 @@
  */
 import type { LoadSnapshot, ObjectKind } from "../shared/load";
 import { allLivenessRefs, livenessName } from "../shared/liveness";
-import { livenessStub } from "./liveness";
+import { livenessStub } from "../flows/liveness";
 import { endpointStub } from "./stubs";
 
 export interface LoadSource {

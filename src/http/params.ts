@@ -1,10 +1,11 @@
 /**
- * What client routes read from their URL: the job they name (after checking the caller's client
- * key for the endpoint) and a `?wait=` in ms.
+ * What routes read from their URL: the job a client route names (after checking the caller's client
+ * key for the endpoint), a `?wait=` in ms, and a worker route's worker id, fence and numbers.
  */
 import type { Context } from "hono";
-import type { EndpointConfig } from "../endpoints/config";
-import type { EndpointRef } from "../jobs/record";
+import type { Fence } from "../jobs/commands";
+import { refOf } from "../flows/stubs";
+import { ID_PATTERN } from "../shared/limits";
 import { requireEndpoint } from "./auth";
 import { badRequest } from "./errors";
 import { endpointParam, jobNotFound, jobStub } from "./stubs";
@@ -20,10 +21,7 @@ export async function jobFor(c: Context<AppEnv>) {
   return { endpointId, ref, id, stub };
 }
 
-/** The endpoint incarnation a caller was authorized against: jobs of an earlier one are not found. */
-export function refOf(config: EndpointConfig): EndpointRef {
-  return { id: config.id, generation: config.generation };
-}
+export { refOf };
 
 /** `?wait=` in ms, clamped into `range`; absent is its default, not a number is a 400. */
 export function waitParam(c: Context<AppEnv>, range: { min: number; max: number; default: number }): number {
@@ -31,4 +29,29 @@ export function waitParam(c: Context<AppEnv>, range: { min: number; max: number;
   if (raw === undefined || raw === "") return range.default;
   if (!/^\d+$/.test(raw)) throw badRequest(`wait must be a whole number of milliseconds, got '${raw}'`);
   return Math.min(range.max, Math.max(range.min, Number(raw)));
+}
+
+export function workerIdParam(c: Context<AppEnv>): string {
+  const id = c.req.param("w")!;
+  if (!ID_PATTERN.test(id)) throw badRequest(`'${id}' is not a valid worker id: use 1-64 letters, digits, '-' or '_'`);
+  return id;
+}
+
+export function intParam(c: Context<AppEnv>, name: string, min: number, max: number): number | null {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === "") return null;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || n > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}, got '${raw}'`);
+  return n;
+}
+
+export function jobInProgressParam(c: Context<AppEnv>): boolean | null {
+  const raw = c.req.query("job_in_progress");
+  if (raw === undefined) return null;
+  if (raw !== "0" && raw !== "1") throw badRequest(`job_in_progress must be 0 or 1, got '${raw}'`);
+  return raw === "1";
+}
+
+export function fenceOf(c: Context<AppEnv>, workerId: string): Fence {
+  return { workerId, attempt: intParam(c, "attempt", 1, 1_000_000) };
 }

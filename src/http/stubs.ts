@@ -5,13 +5,7 @@
 import { ID_PATTERN } from "../shared/limits";
 import { notFound } from "./errors";
 
-export function endpointStub(env: Env, endpointId: string) {
-  return env.ENDPOINT.get(env.ENDPOINT.idFromName(endpointId));
-}
-
-export function directoryStub(env: Env) {
-  return env.DIRECTORY.get(env.DIRECTORY.idFromName("directory"));
-}
+export { directoryStub, endpointStub } from "../flows/stubs";
 
 const JOB_ID = /^[0-9a-f]{64}$/;
 

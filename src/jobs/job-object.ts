@@ -7,8 +7,8 @@
  * job's own alarm tells them again until both succeed.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { IndexEntry } from "../endpoints/index-entry";
-import { indexEntryOf } from "../endpoints/index-entry";
+import type { IndexEntry } from "./index-entry";
+import { indexEntryOf } from "./index-entry";
 import { blobBytes, deleteBlob, readBlob, writeBlob } from "../shared/blobs";
 import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";

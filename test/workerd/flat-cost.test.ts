@@ -8,7 +8,7 @@ import { runInDurableObject } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
-import type { IndexEntry } from "../../src/endpoints/index-entry";
+import type { IndexEntry } from "../../src/jobs/index-entry";
 import {
   applyEntry,
   countByState,

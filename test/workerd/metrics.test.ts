@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
-import type { IndexEntry } from "../../src/endpoints/index-entry";
+import type { IndexEntry } from "../../src/jobs/index-entry";
 import { BUCKET_MS } from "../../src/metrics/buckets";
 import { call, createEndpoint, createKey, done, json, submit, take } from "./helpers";
 

@@ -13,7 +13,7 @@ import { badRequest, notFound } from "../errors";
 import { directoryStub, endpointParam, endpointStub, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
-import { dropLiveness, mergedWorkers } from "../liveness";
+import { dropLiveness, mergedWorkers } from "../../flows/liveness";
 
 const DELETE_PARALLEL = 16;
 

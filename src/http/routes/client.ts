@@ -5,9 +5,8 @@
 import type { Context, Hono } from "hono";
 import type { JobChange, JobRead } from "../../jobs/job-object";
 import type { JobKind } from "../../jobs/record";
-import { resolvePolicy, SubmitBody } from "../../jobs/policy";
+import { SubmitBody } from "../../jobs/policy";
 import { LIMITS, PAYLOAD } from "../../shared/limits";
-import { sha256Hex } from "../../endpoints/keys";
 import { checkOutboundUrl, publicOrigin } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson, validate } from "../body";
@@ -17,7 +16,10 @@ import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { endpointParam, endpointStub, jobNotFound, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
-import { mergedWorkerCounts } from "../liveness";
+import { mergedWorkerCounts } from "../../flows/liveness";
+import { purgeQueue } from "../../flows/purge";
+import { jobAt } from "../../flows/stubs";
+import { submitJob } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
@@ -34,10 +36,10 @@ function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
 }
 
 /**
- * Creates the job's object and submits to it. With an idempotency key the object is named after
- * (endpoint, key), so repeats, even concurrent ones, reach the same object and create one job.
+ * /run and /runsync: authorizes the client, reads and checks the body (input size, webhook URL,
+ * idempotency key), then runs the submit flow (flows/submit).
  */
-async function submitJob(c: Context<AppEnv>, kind: JobKind) {
+async function submit(c: Context<AppEnv>, kind: JobKind) {
   const endpointId = endpointParam(c);
   const config = await requireEndpoint(c, endpointId, "client");
   // Push workers report under PUBLIC_URL; without it a push job could never be dispatched.
@@ -54,19 +56,11 @@ async function submitJob(c: Context<AppEnv>, kind: JobKind) {
     if (!check.ok) throw badRequest(`webhook: ${check.reason}`, { issues: [{ path: "webhook", message: check.reason }] });
   }
   const key = idempotencyKeyOf(c, body);
-  // Named per endpoint incarnation, so a re-created endpoint never answers with an old job.
-  const scope = config.generation === "" ? endpointId : `${endpointId}:${config.generation}`;
-  const doId = key === null ? c.env.JOB.newUniqueId() : c.env.JOB.idFromName(`idempotency:${scope}:${key}`);
-  const id = doId.toString();
-  const stub = c.env.JOB.get(doId);
-  const { idempotencyKey: _key, ...rest } = body;
-  const idempotency = key === null ? null : { key, bodyHash: await sha256Hex(`${kind}\n${JSON.stringify(rest)}`) };
-  const init = { id, endpointId, endpointGen: config.generation, kind, policy: resolvePolicy(body, config, kind), webhook: body.webhook ?? null, idempotency, sequenceKey: body.sequenceKey ?? null, origin: pub.ok ? pub.origin : null };
-  const r = await stub.submit(init, input);
-  if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") {
-    throw new ApiError(422, `idempotency key '${key}' was already used with a different request body (or on the other of /run and /runsync)`, { idempotencyKey: key });
+  const r = await submitJob(c.env, config, { kind, body, input, key, origin: pub.ok ? pub.origin : null });
+  if (!r.ok) {
+    throw new ApiError(422, `idempotency key '${r.key}' was already used with a different request body (or on the other of /run and /runsync)`, { idempotencyKey: r.key });
   }
-  return { endpointId, ref: refOf(config), stub, job: r.job };
+  return { endpointId, ref: refOf(config), stub: jobAt(c.env, r.job.id), job: r.job };
 }
 
 /**
@@ -90,7 +84,7 @@ function changeOrError(r: JobChange, id: string): Response {
 export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/run", {
     POST: async (c) => {
-      const { job } = await submitJob(c, "run");
+      const { job } = await submit(c, "run");
       return c.json({ id: job.id, status: job.state });
     },
   });
@@ -98,7 +92,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/runsync", {
     POST: async (c) => {
       const wait = waitParam(c, LIMITS.syncWait);
-      const { endpointId, ref, stub, job } = await submitJob(c, "sync");
+      const { endpointId, ref, stub, job } = await submit(c, "sync");
       return readOrNotFound(c, endpointId, await stub.waitTerminal(ref, wait), job.id);
     },
   });
@@ -175,15 +169,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/purge-queue", {
     POST: async (c) => {
       const endpointId = endpointParam(c);
-      const ref = refOf(await requireEndpoint(c, endpointId, "client"));
-      const ids = await endpointStub(c.env, endpointId).waitingJobs(PURGE_BATCH);
-      let removed = 0;
-      for (let i = 0; i < ids.length; i += PURGE_PARALLEL) {
-        const results = await Promise.all(
-          ids.slice(i, i + PURGE_PARALLEL).map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).purge(ref)),
-        );
-        removed += results.filter((r) => r.ok).length;
-      }
+      const removed = await purgeQueue(c.env, await requireEndpoint(c, endpointId, "client"));
       return c.json({ removed, status: "completed" });
     },
   });
@@ -197,7 +183,3 @@ export function clientRoutes(app: Hono<AppEnv>): void {
     },
   });
 }
-
-/** One purge call removes at most this many jobs (the Workers subrequest budget); call again for more. */
-const PURGE_BATCH = 1000;
-const PURGE_PARALLEL = 16;

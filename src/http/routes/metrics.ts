@@ -11,7 +11,7 @@ import { badRequest } from "../errors";
 import { endpointParam, endpointStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
-import { mergedWorkerCounts } from "../liveness";
+import { mergedWorkerCounts } from "../../flows/liveness";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

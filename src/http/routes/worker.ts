@@ -6,48 +6,25 @@
 import type { Context, Hono } from "hono";
 import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
-import { ID_PATTERN, PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
+import { PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
 import { handlerError } from "../../jobs/errors";
 import { checkReportToken, signingSecrets } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
 import { cachedConfig, rememberConfig } from "../auth-cache";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
-import { arrayPieces, joinPieces, objectPieces, type Piece } from "../../shared/pieces";
+import { arrayPieces, joinPieces, type Piece } from "../../shared/pieces";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
 import type { EndpointConfig } from "../../endpoints/config";
-import { refOf } from "../params";
+import { fenceOf, intParam, jobInProgressParam, workerIdParam } from "../params";
+import { takeJobs } from "../../flows/take";
+import { reportChunk, reportDone } from "../../flows/report";
+import { ping, takeStops } from "../../flows/ping";
 import type { AppEnv } from "../types";
 import { route } from "./route";
-import { livenessOf } from "../liveness";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
-
-function workerIdParam(c: Context<AppEnv>): string {
-  const id = c.req.param("w")!;
-  if (!ID_PATTERN.test(id)) throw badRequest(`'${id}' is not a valid worker id: use 1-64 letters, digits, '-' or '_'`);
-  return id;
-}
-
-function intParam(c: Context<AppEnv>, name: string, min: number, max: number): number | null {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === "") return null;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < min || n > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}, got '${raw}'`);
-  return n;
-}
-
-function jobInProgressParam(c: Context<AppEnv>): boolean | null {
-  const raw = c.req.query("job_in_progress");
-  if (raw === undefined) return null;
-  if (raw !== "0" && raw !== "1") throw badRequest(`job_in_progress must be 0 or 1, got '${raw}'`);
-  return raw === "1";
-}
-
-function fenceOf(c: Context<AppEnv>, workerId: string): Fence {
-  return { workerId, attempt: intParam(c, "attempt", 1, 1_000_000) };
-}
 
 /**
  * The jobs a ping says its worker runs: the `job_id` list; none when a RunPod SDK (it sends
@@ -58,63 +35,13 @@ function listedJobs(raw: string | undefined, sdkVersion: string | null): string[
   return sdkVersion !== null ? [] : null;
 }
 
-/** The claims of one take: those under way, and the jobs claimed. */
-interface Claims {
-  inFlight: Promise<unknown>;
-  ids: Set<string>;
-}
-
-/**
- * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
- * The worker's liveness object learns of the take at the same time (a sign of life while the
- * poll lasts); a take saying the worker runs nothing releases the jobs it holds there as soon as
- * that answer is in.
- */
-async function takeJobs(c: Context<AppEnv>, max: number, waitMs = Number(c.env.TAKE_WAIT_MS)): Promise<Piece[][]> {
+/** The take the URL asks for, the caller authorized as a worker; waits up to `waitMs`. */
+async function take(c: Context<AppEnv>, max: number, waitMs = Number(c.env.TAKE_WAIT_MS)): Promise<Piece[][]> {
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
   const config = await requireEndpoint(c, endpointId, "worker");
-  const ref = refOf(config);
-  const deadline = Date.now() + waitMs;
-  const liveness = livenessOf(c.env, config, workerId);
-  const claims: Claims = { inFlight: Promise.resolve(), ids: new Set() };
-  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline).then((held) => {
-    // A claim of this very take that was under way when the answer came may have been told to
-    // the shard first: its job is not lost. Claims started later were told after it.
-    const before = claims.inFlight;
-    return before.then(async () => {
-      const lost = held.filter((id) => !claims.ids.has(id));
-      await Promise.all(lost.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
-    });
-  });
-  try {
-    return await claimOffers(c, config, workerId, max, deadline, claims);
-  } finally {
-    await released;
-  }
-}
-
-/** Takes from the endpoint and claims what it offers, until a job is claimed or the poll is over. */
-async function claimOffers(c: Context<AppEnv>, config: EndpointConfig, workerId: string, max: number, deadline: number, claims: Claims): Promise<Piece[][]> {
-  const ref = refOf(config);
-  const endpoint = endpointStub(c.env, config.id);
-  for (;;) {
-    const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), config.generation);
-    if (offer.ids.length === 0) return [];
-    // Each offered job (within the batch's byte budget: see offerReady) is claimed in its own
-    // object, all at once; answered in offer order.
-    const round = Promise.all(offer.ids.map((id) => c.env.JOB.get(c.env.JOB.idFromString(id)).claim(ref, workerId)));
-    claims.inFlight = round.then((rs) => rs.forEach((r) => r.ok && claims.ids.add(r.job.id))).catch(() => undefined);
-    const results = await round;
-    const claimed: Piece[][] = [];
-    for (const r of results) {
-      if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input]]));
-      // The index was behind the job (cancelled, expired, taken): repair it.
-      else if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);
-    }
-    if (claimed.length > 0 || Date.now() >= deadline) return claimed;
-  }
+  return takeJobs(c.env, config, { workerId, max, waitMs, jobInProgress });
 }
 
 /** Reads a job-done body into a report and the output bytes it carries. */
@@ -193,22 +120,21 @@ async function reportTarget(c: Context<AppEnv>) {
     token !== undefined && !c.req.header("authorization")
       ? await requireReportToken(c, endpointId, id, fence, token)
       : await requireEndpoint(c, endpointId, "worker");
-  const stub = jobStub(c.env, id);
-  if (!stub) throw jobNotFound(id);
-  return { endpointId, config, ref: refOf(config), workerId, fence, id, stub, token: c.req.header("authorization") ? undefined : token };
+  if (!jobStub(c.env, id)) throw jobNotFound(id);
+  return { target: { config, workerId, fence, jobId: id }, token: c.req.header("authorization") ? undefined : token };
 }
 
 export function workerRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/job-take/:w", {
     GET: async (c) => {
-      const [job] = await takeJobs(c, 1);
+      const [job] = await take(c, 1);
       return job ? jsonResponse(joinPieces(job)) : c.body(null, 204);
     },
   });
 
   route(app, "/v2/:ep/job-take-batch/:w", {
     GET: async (c) => {
-      const jobs = await takeJobs(c, intParam(c, "batch_size", 1, 100) ?? 1);
+      const jobs = await take(c, intParam(c, "batch_size", 1, 100) ?? 1);
       return jobs.length > 0 ? jsonResponse(joinPieces(arrayPieces(jobs))) : c.body(null, 204);
     },
   });
@@ -218,35 +144,26 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
       const config = await requireEndpoint(c, endpointId, "worker");
-      const { ref, stub } = livenessOf(c.env, config, workerId);
-      const ids = await stub.takeStops(ref, config.heartbeatTimeout, workerId, Number(c.env.TAKE_WAIT_MS));
+      const ids = await takeStops(c.env, config, workerId, Number(c.env.TAKE_WAIT_MS));
       return ids.length > 0 ? c.json({ jobsToStop: ids }) : c.body(null, 204);
     },
   });
 
   route(app, "/v2/:ep/job-done/:w/:id", {
     POST: async (c) => {
-      const t = await reportTarget(c);
+      const { target, token } = await reportTarget(c);
       const { report, output, stopPod } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
-      const next = nextParam(c, report, t.token);
-      if (stopPod) {
-        const { ref, stub } = livenessOf(c.env, t.config, t.workerId);
-        await stub.recycle(ref, t.workerId);
-      }
-      const result = await t.stub.report(t.ref, t.fence, report, output);
-      const answer = reportAnswer(result, t.id);
-      // A worker about to be recycled takes nothing more. A repeat of an accepted report (its
-      // answer was lost) takes nothing either: the first answer already handed out a job, and
-      // one report hands out at most one (the lost one is released like any lost take answer).
-      if (!next || stopPod || (result.ok && result.repeat)) return next ? jsonResponse('{"next":null}') : answer;
-      const [job] = await takeJobs(c, 1, 0);
-      return jsonResponse(joinPieces(job ? [utf8('{"next":'), ...job, utf8("}")] : [utf8('{"next":null}')]));
+      const wantsNext = nextParam(c, report, token);
+      const { change, next } = await reportDone(c.env, target, report, output, { stopPod, next: wantsNext });
+      const answer = reportAnswer(change, target.jobId);
+      if (next === undefined) return answer;
+      return jsonResponse(joinPieces(next ? [utf8('{"next":'), ...next, utf8("}")] : [utf8('{"next":null}')]));
     },
   });
 
   route(app, "/v2/:ep/job-stream/:w/:id", {
     POST: async (c) => {
-      const t = await reportTarget(c);
+      const { target } = await reportTarget(c);
       const body = await readJson(c.req.raw, PAYLOAD.streamChunkBytes + PAYLOAD.envelopeBytes);
       if (body === null || typeof body !== "object" || Array.isArray(body)) {
         throw badRequest('job-stream body must be a JSON object such as {"output": ...}');
@@ -255,7 +172,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       if (chunk.byteLength > PAYLOAD.streamChunkBytes) {
         throw new ApiError(413, `stream chunk is ${chunk.byteLength} bytes; the limit is ${PAYLOAD.streamChunkBytes}`);
       }
-      return reportAnswer(await t.stub.stream(t.ref, t.fence, chunk), t.id);
+      return reportAnswer(await reportChunk(c.env, target, chunk), target.jobId);
     },
   });
 
@@ -264,21 +181,13 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const endpointId = endpointParam(c);
       const workerId = workerIdParam(c);
       const config = await requireEndpoint(c, endpointId, "worker");
-      const ref = refOf(config);
       const sdkVersion = c.req.query("runpod_version") ?? null;
       const jobIds = listedJobs(c.req.query("job_id"), sdkVersion);
       // Worker-supplied text is cut to its bound rather than refused: refusing the ping would
       // lose the heartbeat (and with it the worker's leases) over a label.
       const text = (name: string, fallback: string) => (c.req.query(name) ?? fallback).slice(0, WORKER_BOUNDS.unhealthyTextChars);
       const unhealthy = c.req.query("status") === "unhealthy" ? `${text("check", "check")}: ${text("reason", "failed")}` : null;
-      // One call, to the worker's liveness shard: the endpoint object is not on a ping's path.
-      const liveness = livenessOf(c.env, config, workerId);
-      const { quiet, unlisted } = await liveness.stub.ping(liveness.ref, config.heartbeatTimeout, workerId, jobIds, sdkVersion, unhealthy);
-      const job = (id: string) => c.env.JOB.get(c.env.JOB.idFromString(id));
-      await Promise.all([
-        ...quiet.map((q) => job(q.jobId).workerQuiet(ref, workerId, q.told)),
-        ...unlisted.map((id) => job(id).notListed(ref, workerId)),
-      ]);
+      await ping(c.env, config, workerId, { jobIds, sdkVersion, unhealthy });
       return c.json({});
     },
   });

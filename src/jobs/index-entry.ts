@@ -1,5 +1,5 @@
-import type { JobRecord } from "../jobs/record";
-import type { JobState } from "../jobs/states";
+import type { JobRecord } from "./record";
+import type { JobState } from "./states";
 
 /**
  * What a job tells its endpoint about itself after every change. The endpoint's ready index,

@@ -1,0 +1,47 @@
+/**
+ * The submit flow: a job's object is created and submitted to; it tells its endpoint itself. With
+ * an idempotency key the object is named after (endpoint incarnation, key), so repeats, even
+ * concurrent ones, reach the same object and create one job. The caller has authorized the
+ * client, read and validated the body, and checked the webhook URL.
+ */
+import type { EndpointConfig } from "../endpoints/config";
+import { sha256Hex } from "../endpoints/keys";
+import { resolvePolicy, type SubmitBody } from "../jobs/policy";
+import type { JobKind, JobRecord } from "../jobs/record";
+import { jobAt } from "./stubs";
+
+export interface SubmitRequest {
+  kind: JobKind;
+  /** The validated body (its idempotencyKey is ignored: `key` is the one that counts). */
+  body: SubmitBody;
+  input: Uint8Array;
+  /** The idempotency key, from the body or the Idempotency-Key header. */
+  key: string | null;
+  /** The Worker's public origin, push workers' report URLs are built under (null: unset). */
+  origin: string | null;
+}
+
+export type SubmitOutcome = { ok: true; job: JobRecord } | { ok: false; code: "IDEMPOTENCY_MISMATCH"; key: string };
+
+export async function submitJob(env: Env, config: EndpointConfig, req: SubmitRequest): Promise<SubmitOutcome> {
+  // Named per endpoint incarnation, so a re-created endpoint never answers with an old job.
+  const scope = config.generation === "" ? config.id : `${config.id}:${config.generation}`;
+  const doId = req.key === null ? env.JOB.newUniqueId() : env.JOB.idFromName(`idempotency:${scope}:${req.key}`);
+  const id = doId.toString();
+  const { idempotencyKey: _key, ...rest } = req.body;
+  const idempotency = req.key === null ? null : { key: req.key, bodyHash: await sha256Hex(`${req.kind}\n${JSON.stringify(rest)}`) };
+  const init = {
+    id,
+    endpointId: config.id,
+    endpointGen: config.generation,
+    kind: req.kind,
+    policy: resolvePolicy(req.body, config, req.kind),
+    webhook: req.body.webhook ?? null,
+    idempotency,
+    sequenceKey: req.body.sequenceKey ?? null,
+    origin: req.origin,
+  };
+  const r = await jobAt(env, id).submit(init, req.input);
+  if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") return { ok: false, code: "IDEMPOTENCY_MISMATCH", key: req.key! };
+  return { ok: true, job: r.job };
+}
