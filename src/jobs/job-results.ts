@@ -1,0 +1,33 @@
+/**
+ * What a job object's RPC methods answer: typed results, with the expected refusals as values
+ * (never thrown).
+ */
+import type { IndexEntry } from "./index-entry";
+import type { JobRecord } from "./record";
+import type { StreamChunk } from "./stream";
+import type { ConflictCode } from "./transition";
+import type { WebhookSummary } from "../webhooks/delivery";
+
+export type JobRead =
+  | { ok: true; job: JobRecord; output: Uint8Array | null; webhook: WebhookSummary | null }
+  | { ok: false; code: "NOT_FOUND" };
+
+export type Refusal = { ok: false; code: "NOT_FOUND" } | { ok: false; code: ConflictCode; message: string; job: JobRecord };
+
+/** `repeat`: a worker report that exactly repeats the one the job already accepted (changed nothing). */
+export type JobChange = { ok: true; job: JobRecord; repeat?: true } | Refusal;
+
+export type ClaimResult =
+  | { ok: true; job: JobRecord; input: Uint8Array }
+  | { ok: false; code: "NOT_FOUND" }
+  | { ok: false; code: ConflictCode; message: string; job: JobRecord; entry: IndexEntry };
+
+export type SubmitResult =
+  | { ok: true; job: JobRecord }
+  | { ok: false; code: "EXISTS"; job: JobRecord }
+  | { ok: false; code: "IDEMPOTENCY_MISMATCH" };
+
+export type StreamRead = { ok: true; job: JobRecord; chunks: StreamChunk[] } | { ok: false; code: "NOT_FOUND" };
+
+/** What a worker reported on its job. The output bytes travel beside it. */
+export type WorkerReport = { kind: "progress" } | { kind: "complete" } | { kind: "fail"; error: string };
