@@ -3,7 +3,6 @@
  * together with the endpoint's defaults.
  */
 import { z } from "zod";
-import type { EndpointConfig } from "../endpoints/config";
 import { LIMITS } from "../shared/limits";
 import type { JobKind, JobPolicy } from "./record";
 
@@ -36,7 +35,19 @@ export const SubmitBody = z.object({
 });
 export type SubmitBody = z.infer<typeof SubmitBody>;
 
-export function resolvePolicy(body: SubmitBody, config: EndpointConfig, kind: JobKind): JobPolicy {
+/** The endpoint's defaults a job's policy starts from (an EndpointConfig has them all). */
+export interface PolicyDefaults {
+  executionTimeout: number;
+  ttl: number;
+  maxAttempts: number;
+  heartbeatTimeout: number;
+  retentionMs: number;
+  syncRetentionMs: number;
+  cancelGraceMs: number;
+  retryOnError: boolean;
+}
+
+export function resolvePolicy(body: SubmitBody, config: PolicyDefaults, kind: JobKind): JobPolicy {
   const p = body.policy ?? {};
   return {
     executionTimeout: p.executionTimeout ?? config.executionTimeout,

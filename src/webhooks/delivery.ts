@@ -4,8 +4,7 @@
  * tried again on the schedule (Retry-After honoured) until it runs out. The job object calls
  * `deliverDue` from its alarm and reads the summaries for its status and delivery log.
  */
-import type { EndpointConfig } from "../endpoints/config";
-import { signingSecrets } from "../shared/signing";
+import { signingSecrets, type SigningSecrets } from "../shared/signing";
 import { blobPiece } from "../shared/blobs";
 import type { Clock } from "../shared/clock";
 import type { Faults } from "../shared/faults";
@@ -42,9 +41,12 @@ export function webhookLog(sql: SqlStorage): WebhookLogEntry[] {
   return listEvents(sql).map(({ fields, ...e }) => ({ ...e, jobStatus: String(fields.status) }));
 }
 
+/** What delivery needs of the endpoint's config: its signing secrets and its URL rule. */
+type WebhookConfig = SigningSecrets & { allowPrivateUrls: boolean };
+
 /** What delivery needs from the job's endpoint. */
 interface WebhookEndpoint {
-  getConfig(): Promise<EndpointConfig | null>;
+  getConfig(): Promise<WebhookConfig | null>;
   webhookOutcome(succeeded: boolean): Promise<void>;
 }
 
@@ -75,7 +77,7 @@ export class WebhookDelivery {
   private async deliver(url: string, endpoint: WebhookEndpoint): Promise<void> {
     const due = dueEvents(this.sql, this.clock.now(), WEBHOOKS_PER_ALARM);
     if (due.length === 0) return;
-    let config: EndpointConfig | null;
+    let config: WebhookConfig | null;
     try {
       config = await endpoint.getConfig();
     } catch (e) {
