@@ -101,6 +101,8 @@ console.log(`  runs       ${jobs} jobs each after ${settings.warmupPerRun} warm-
 const runs = [];
 const runOptions = (concurrency, serverCpuMs) => ({
   concurrency,
+  // Iterations in all (warm-up included): a mode may change its last ones (see edgePullNext).
+  total: jobs + settings.warmupPerRun,
   lanes: (iteration) => runLanes({ jobs, concurrency, warmup: settings.warmupPerRun, maxSeconds: settings.maxSecondsPerRun, iteration, serverCpuMs }),
 });
 async function measure(system, mode, server, fn) {

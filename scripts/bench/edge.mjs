@@ -61,25 +61,37 @@ export async function edgePull(base, run) {
 }
 
 /**
- * Pull with done-and-take-next (`job-done?next=1`, our extension): as pull, but each lane's worker
- * carries the job its last job-done answered with and takes only when it carries none.
+ * Pull with done-and-take-next (`job-done?next=1`, our extension): as pull, but a job-done hands
+ * its worker the next job, which the next iteration runs instead of taking. Handed-out jobs wait
+ * in one pool (another lane's own submit may be what a job-done handed out), each reported by the
+ * worker it was handed to; a take that finds the queue empty meanwhile looks in the pool again. The last `concurrency` iterations ask for no next
+ * job, so none is left handed out at the end.
  */
 export async function edgePullNext(base, run) {
   const ep = `bench-pull-next-${Date.now().toString(36)}-c${run.concurrency}`;
   const keys = await createEndpoint(base, ep, {});
   const client = { authorization: `Bearer ${keys.client}` };
-  const carried = new Map();
+  const pool = [];
+  let iterations = 0;
+  const takeOne = async (worker) => {
+    for (;;) {
+      if (pool.length > 0) return pool.shift();
+      // job_in_progress=1: a job handed to this worker may still wait in the pool (0 would release it).
+      const res = await fetch(`${base}/v2/${ep}/job-take/${worker}?gpu=none&job_in_progress=1`, { headers: { authorization: keys.worker } });
+      if (res.status === 200) return { job: await res.json(), worker };
+      if (res.status !== 204) throw new Error(`job-take → ${res.status} ${await res.text()}`);
+    }
+  };
   return run.lanes(async (lane, token) => {
-    const worker = `bench-worker-${lane}`;
+    const wantNext = ++iterations <= run.total - run.concurrency;
     const [, submit] = await timed(() => call(`${base}/v2/${ep}/run`, { method: "POST", headers: client, body: JSON.stringify({ input: { token } }) }));
-    // A carried job needs no take: the step is counted only for the takes made.
-    const [job, take] = carried.get(lane)
-      ? [carried.get(lane), null]
-      : await timed(() => call(`${base}/v2/${ep}/job-take/${worker}?gpu=none&job_in_progress=0`, { headers: { authorization: keys.worker } }));
+    // A handed-out job needs no take: the step is counted only for the takes made.
+    const handed = pool.shift();
+    const [{ job, worker }, take] = handed ? [handed, null] : await timed(() => takeOne(`bench-worker-${lane}`));
     const [answer, done] = await timed(() =>
-      call(`${base}/v2/${ep}/job-done/${worker}/${job.id}?gpu=none&isStream=false&next=1`, { method: "POST", headers: { authorization: keys.worker }, body: JSON.stringify({ output: { ok: job.input.token } }) }),
+      call(`${base}/v2/${ep}/job-done/${worker}/${job.id}?gpu=none&isStream=false${wantNext ? "&next=1" : ""}`, { method: "POST", headers: { authorization: keys.worker }, body: JSON.stringify({ output: { ok: job.input.token } }) }),
     );
-    carried.set(lane, answer.next);
+    if (answer?.next) pool.push({ job: answer.next, worker });
     const [, status] = await statusCall(base, ep, keys.client, job.id);
     return take === null ? { submit, done, status } : { submit, take, done, status };
   });
