@@ -185,7 +185,7 @@ describe("issue 11 defects across attempts, jobs and workers", () => {
 
 describe("issue 11: index pruning runs by time", () => {
   it("defect 4: old terminal rows are pruned by the endpoint's alarm, not every 500 syncs", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // the rows of shard 0, the endpoint object
     const id = await submit(ep);
     expect(await takeId(ep, "w1")).toBe(id);
     expect((await done(ep, "w1", id, { output: 1 })).status).toBe(200);
