@@ -140,6 +140,22 @@ export function resolveConfig(
   };
 }
 
+/** resolveConfig with its refusal as a value: the stored config after a PUT, or why the PUT is refused. */
+export function checkConfig(
+  id: string,
+  input: EndpointConfigInput,
+  previous: EndpointConfig | null,
+  localDev: boolean,
+  now: Date,
+): { ok: true; config: EndpointConfig } | { ok: false; message: string } {
+  try {
+    return { ok: true, config: resolveConfig(id, input, previous, localDev, now) };
+  } catch (e) {
+    if (e instanceof ConfigError) return { ok: false, message: e.message };
+    throw e;
+  }
+}
+
 /** How long the secret before a rotation is still signed with, so receivers can switch over. */
 const ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
 

@@ -8,22 +8,23 @@ import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import { applyMigrations } from "../shared/migrations";
-import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
+import { checkConfig, newWebhookSecret, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
 import type { IndexEntry } from "../jobs/index-entry";
-import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./keys";
+import { findKey, loadKeys, storeNewKey, type KeyScope, type StoredKey } from "./keys";
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead } from "./sequences";
-import { recordColdStarts, recordWebhookOutcome } from "./endpoint-metrics";
+import { recordWebhookOutcome } from "./endpoint-metrics";
 import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import type { ShardSummary } from "./liveness-object";
 import { ReadyQueue } from "./ready-queue";
-import { Relay } from "./relay";
-import { deleteShards, fanOutState, mergedRecent, mergedStats, mergedWaiting, queueInfoOn, shardMetricRows } from "./shard-fanout";
+import { Relay, type Hint } from "./relay";
+import { deleteShards, fanOutState, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
 import type { ShardState } from "./shard-object";
 import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer } from "./shards";
-import { countStates, type WorkerCounts } from "./workers";
+import { signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
+import type { WorkerCounts } from "./workers";
 
 export type { QueueInfo, QueueReason, SyncReply } from "./shards";
 
@@ -33,9 +34,6 @@ export type AuthResult =
 
 export type PutConfigResult = { ok: true; config: EndpointView; created: boolean } | { ok: false; message: string };
 type StoreResult = { ok: true; config: EndpointConfig; created: boolean } | { ok: false; message: string };
-
-/** What a take hands back: jobs offered to the worker, or another shard to take from (see shards.TakeAnswer). */
-export type TakeOffer = TakeAnswer;
 
 /** The stored config plus the endpoint's run state, as the admin API shows it. */
 export type EndpointView = EndpointConfig & { paused: boolean };
@@ -66,9 +64,9 @@ export class EndpointObject extends DurableObject<Env> {
       config: () => this.config,
       paused: () => this.paused,
       workerCounts: () => this.workerCounts(),
-      hint: async (count, shard = 0) => this.relayHint(shard, count),
+      hint: async (count, fresh, shard = 0) => this.relayHint(shard, count, fresh),
       forwardPoll: async () => null,
-      alive: async (since) => this.aliveSince(since),
+      alive: async (since) => signSince(this.sql, since),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {
@@ -83,10 +81,7 @@ export class EndpointObject extends DurableObject<Env> {
     this.config = row
       ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, ...JSON.parse(row.body) } as EndpointConfig)
       : null;
-    this.keys = this.sql
-      .exec<{ id: string; scope: string; digest: string; prefix: string; created_at: string }>("SELECT * FROM api_key")
-      .toArray()
-      .map((r) => ({ id: r.id, scope: r.scope as KeyScope, digest: r.digest, prefix: r.prefix, createdAt: r.created_at }));
+    this.keys = loadKeys(this.sql);
     this.paused = this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'paused'").toArray()[0]?.value === 1;
   }
 
@@ -122,16 +117,12 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   private storeConfig(id: string, input: EndpointConfigInput, localDev: boolean): StoreResult {
-    try {
-      const config = resolveConfig(id, input, this.config, localDev, new Date());
-      const created = this.config === null;
-      this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(config));
-      this.config = config;
-      return { ok: true, config, created };
-    } catch (e) {
-      if (e instanceof ConfigError) return { ok: false, message: e.message };
-      throw e;
-    }
+    const r = checkConfig(id, input, this.config, localDev, new Date());
+    if (!r.ok) return r;
+    const created = this.config === null;
+    this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(r.config));
+    this.config = r.config;
+    return { ok: true, config: r.config, created };
   }
 
   /** Tells every shard the config and run state; a shard that misses it is told again by the alarm. */
@@ -169,24 +160,9 @@ export class EndpointObject extends DurableObject<Env> {
 
   async createKey(scope: KeyScope): Promise<{ id: string; key: string; scope: KeyScope; createdAt: string } | null> {
     if (!this.config) return null;
-    const { id, key } = newKey(scope);
-    const stored: StoredKey = {
-      id,
-      scope,
-      digest: await sha256Hex(key),
-      prefix: key.slice(0, 8),
-      createdAt: new Date().toISOString(),
-    };
-    this.sql.exec(
-      "INSERT INTO api_key (id, scope, digest, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
-      stored.id,
-      stored.scope,
-      stored.digest,
-      stored.prefix,
-      stored.createdAt,
-    );
+    const { stored, key } = await storeNewKey(this.sql, scope);
     this.keys.push(stored);
-    return { id, key, scope, createdAt: stored.createdAt };
+    return { id: stored.id, key, scope, createdAt: stored.createdAt };
   }
 
   listKeys(): Array<Omit<StoredKey, "digest">> {
@@ -247,19 +223,9 @@ export class EndpointObject extends DurableObject<Env> {
     return result;
   }
 
-  /**
-   * Workers by state from the shards' last summaries (they lag by up to LIVENESS.flushMs); the
-   * workers held back by the concurrency limit count throttled, taken from the idle ones.
-   */
+  /** Workers by state from the worker shards' last summaries, with the throttled ones (see worker-summaries). */
   private workerCounts(): WorkerCounts {
-    const counts = countStates([]);
-    for (const r of this.sql.exec<{ counts: string }>("SELECT counts FROM worker_shard")) {
-      for (const [state, n] of Object.entries(JSON.parse(r.counts) as WorkerCounts)) counts[state as keyof WorkerCounts] += n;
-    }
-    const throttled = Math.min(counts.idle, this.throttledWorkers().length);
-    counts.idle -= throttled;
-    counts.throttled += throttled;
-    return counts;
+    return summedCounts(this.sql, this.throttledWorkers().length);
   }
 
   /**
@@ -268,15 +234,7 @@ export class EndpointObject extends DurableObject<Env> {
    */
   workerShard(generation: string, shard: number, summary: ShardSummary): { current: boolean } {
     if (!this.config || generation !== this.config.generation) return { current: false };
-    const now = this.clock.now();
-    this.sql.exec(
-      "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at) VALUES (?, ?, ?, ?)",
-      shard,
-      JSON.stringify(summary.counts),
-      summary.lastSign,
-      now,
-    );
-    recordColdStarts(this.sql, summary.coldStarts, now);
+    storeSummary(this.sql, shard, summary, this.clock.now());
     return { current: true };
   }
 
@@ -290,8 +248,7 @@ export class EndpointObject extends DurableObject<Env> {
    * on its first sign of life; the others have no workers), and the throttled workers.
    */
   workerShards(): { shards: number[]; throttled: string[] } {
-    const shards = this.sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
-    return { shards, throttled: this.throttledWorkers() };
+    return { shards: summarisedShards(this.sql), throttled: this.throttledWorkers() };
   }
 
   /** Every counter of the endpoint (jobs by outcome, webhook deliveries), over every shard. */
@@ -327,25 +284,25 @@ export class EndpointObject extends DurableObject<Env> {
    * offered job ids (the caller claims each from its job object). The worker's liveness object,
    * not this one, notes the take as a sign of life and knows what the worker lost.
    */
-  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<TakeOffer> {
+  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<TakeAnswer> {
     if (!this.isCurrent(generation)) return { ids: [], depth: 0 };
     // A hint nobody took up yet sends this worker to that shard at once (nothing ready here).
     const hinted = shardCount(this.config!) > 1 && this.queue.depth(this.clock.now()) === 0 ? this.relay.takeHint(0, skip) : null;
-    if (hinted !== null) return { ...(await this.queue.take(workerId, max, 0)), redirect: hinted };
+    if (hinted !== null) return { ...(await this.queue.take(workerId, max, 0)), redirect: hinted.shard };
     return this.queue.take(workerId, max, waitMs, skip);
   }
 
   /** Shard `shard` has ready jobs nobody waits for there (see Relay); true when a waiter was told at once. */
-  hint(shard: number, count: number, generation: string | null = null): boolean {
-    return this.isCurrent(generation) && this.relayHint(shard, count);
+  hint(shard: number, count: number, generation: string | null = null, fresh = false): boolean {
+    return this.isCurrent(generation) && this.relayHint(shard, count, fresh);
   }
 
-  private relayHint(shard: number, count: number): boolean {
-    return this.relay.hint(shard, count, (s) => this.queue.redirectOne(s));
+  private relayHint(shard: number, count: number, fresh: boolean): boolean {
+    return this.relay.hint(shard, count, fresh, (h) => this.queue.redirectOne(h));
   }
 
   /** Shard `shard`'s takes wait: answered with a shard that has ready jobs, or null. */
-  forwardPoll(shard: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<number | null> {
+  forwardPoll(shard: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<Hint | null> {
     if (!this.isCurrent(generation)) return Promise.resolve(null);
     return this.relay.poll(shard, waitMs, skip);
   }
@@ -361,13 +318,7 @@ export class EndpointObject extends DurableObject<Env> {
   async jobs(limit: number): Promise<Array<RecentJob & { queue: QueueInfo | null }> | null> {
     const config = this.config;
     if (!config) return null;
-    const merged = await mergedRecent(this.env, config, recentJobs(this.sql, limit), limit);
-    return Promise.all(
-      merged.map(async ({ shard, ...j }) => {
-        if (j.state !== "IN_QUEUE" && j.state !== "SEQUENCED") return { ...j, queue: null };
-        return { ...j, queue: shard === 0 ? await this.queue.queueInfo(j.jobId) : await queueInfoOn(this.env, config, shard, j.jobId) };
-      }),
-    );
+    return mergedJobs(this.env, config, recentJobs(this.sql, limit), limit, (id) => this.queue.queueInfo(id));
   }
 
   /** Why a waiting job of shard 0 waits, and roughly where it stands. */
@@ -375,14 +326,12 @@ export class EndpointObject extends DurableObject<Env> {
     return this.queue.queueInfo(jobId);
   }
 
-  /** Has any worker shown a sign of life since `since` (a shard's `queue.reason` asks)? */
+  /**
+   * Has any worker shown a sign of life since `since` (a shard's `queue.reason` asks): a take poll
+   * open here, or a worker shard's latest sign (lagging by up to LIVENESS.flushMs; README "Worker liveness").
+   */
   workersAlive(since: number): boolean {
-    return this.aliveSince(since);
-  }
-
-  /** A take poll open here, or a worker shard's latest sign of life (lagging by up to LIVENESS.flushMs; README "Worker liveness"). */
-  private aliveSince(since: number): boolean {
-    return this.queue.polling.size > 0 || this.sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
+    return this.queue.polling.size > 0 || signSince(this.sql, since);
   }
 
   /**
@@ -416,8 +365,7 @@ export class EndpointObject extends DurableObject<Env> {
   /** Which other objects serve this endpoint, for its load report (not itself a counted call): worker shards, index shards. */
   loadPlan(): { generation: string; workerShards: number[]; shards: number } | null {
     if (!this.config) return null;
-    const shards = this.sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
-    return { generation: this.config.generation, workerShards: shards, shards: shardCount(this.config) };
+    return { generation: this.config.generation, workerShards: summarisedShards(this.sql), shards: shardCount(this.config) };
   }
 
   resetLoad(): LoadSnapshot | null {

@@ -30,6 +30,7 @@ import {
 import { jobAhead, memberChanged } from "./sequences";
 import type { QueueInfo, SyncReply, TakeAnswer } from "./shards";
 import type { JobState } from "../jobs/states";
+import type { Hint } from "./relay";
 import type { WorkerCounts } from "./workers";
 
 /** How often a queue prunes old index rows. */
@@ -44,12 +45,12 @@ export interface QueueHost {
   /** Worker counts for the per-minute metrics sample; null on a shard (the endpoint object samples). */
   workerCounts: (() => WorkerCounts) | null;
   /**
-   * Ready jobs of shard `shard` (default: this one) found no waiter: tell the endpoint object.
-   * Resolves true when a waiter elsewhere was told at once.
+   * Ready jobs of shard `shard` (default: this one) found no waiter: tell the endpoint object
+   * (`fresh`: they just became ready; see Relay). Resolves true when a waiter elsewhere was told at once.
    */
-  hint(count: number, shard?: number): Promise<boolean>;
-  /** Waits at the endpoint object for another shard's hint (the shard number), or null after `waitMs`. */
-  forwardPoll(waitMs: number, skip: number[]): Promise<number | null>;
+  hint(count: number, fresh: boolean, shard?: number): Promise<boolean>;
+  /** Waits at the endpoint object for another shard's hint, or null after `waitMs`. */
+  forwardPoll(waitMs: number, skip: number[]): Promise<Hint | null>;
   /** Has any worker shown a sign of life within `sinceMs` (for `queue.reason`)? */
   alive(since: number): Promise<boolean>;
   waitMs(): number;
@@ -78,6 +79,12 @@ export class ReadyQueue {
   private hinted = false;
   /** A forwarded poll to the endpoint object is open for this shard's waiters. */
   private forwarding = false;
+  /**
+   * A take came here in vain since the last hint (ready jobs it may not take): the next job that
+   * becomes ready is hinted at once, fresh, even within the interval, since that take's worker
+   * now skips this shard's other hints (found by the endpoint model on wt-shards, seed 46283).
+   */
+  private visitedInVain = false;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -118,7 +125,8 @@ export class ReadyQueue {
     // Takes that waited here while the endpoint was paused (or had one shard) forward from now on.
     this.forwardWhileWaiting();
     await this.dispatchReady(now);
-    await this.maybeHint(now);
+    if (this.visitedInVain) this.hinted = false;
+    await this.maybeHint(now, true);
   }
 
   /** Does this endpoint forward between shards (pull, several shards, running)? */
@@ -133,17 +141,18 @@ export class ReadyQueue {
    * here. The alarm repeats the hint while they wait, so a hint lost with an evicted endpoint
    * object strands nothing.
    */
-  private async maybeHint(now: number): Promise<void> {
+  private async maybeHint(now: number, fresh = false): Promise<void> {
     if (!this.forwards()) return;
     if (this.hinted && now - this.hintedAt < SHARDS.hintEveryMs) return;
     const depth = this.depth(now);
     if (depth === 0) return;
     this.hinted = true;
     this.hintedAt = now;
+    if (fresh) this.visitedInVain = false;
     await this.armAlarm(now + SHARDS.hintEveryMs);
     try {
       // Taken up at once: the next ready job may hint again without waiting out the interval.
-      if (await this.host.hint(depth)) this.hinted = false;
+      if (await this.host.hint(depth, fresh)) this.hinted = false;
     } catch (e) {
       console.warn(`shard ${this.host.shard}: hint to the endpoint failed; the alarm repeats it`, e);
     }
@@ -174,7 +183,10 @@ export class ReadyQueue {
     // that came back empty beside ready jobs (this worker may not take them: it failed them, or it
     // was sent here by a hint another worker used up) announces them again for others.
     if (depth === 0 || offer.ids.length === 0) this.hinted = false;
-    if (depth > 0 && offer.ids.length === 0) await this.maybeHint(now);
+    if (depth > 0 && offer.ids.length === 0) {
+      this.visitedInVain = true;
+      await this.maybeHint(now);
+    }
     return { ids: offer.ids, depth, ...(answer?.redirect !== undefined ? { redirect: answer.redirect } : {}) };
   }
 
@@ -186,16 +198,17 @@ export class ReadyQueue {
     void (async () => {
       try {
         for (let skip = this.skippedByAll(); skip !== null && this.forwards(); skip = this.skippedByAll()) {
-          let target: number | null;
+          let hint: Hint | null;
           try {
-            target = await this.host.forwardPoll(this.host.waitMs(), skip);
+            hint = await this.host.forwardPoll(this.host.waitMs(), skip);
           } catch (e) {
             console.warn(`shard ${this.host.shard}: forwarded poll failed; retrying`, e);
             await new Promise((r) => setTimeout(r, 1000));
             continue;
           }
-          if (target === null || target === this.host.shard) continue;
-          if (!this.redirectOne(target)) await this.host.hint(1, target).catch(() => false); // nobody left here: hand the hint back
+          if (hint === null || hint.shard === this.host.shard) continue;
+          // Nobody left here who may go: hand the hint back.
+          if (!this.redirectOne(hint)) await this.host.hint(1, hint.fresh, hint.shard).catch(() => false);
         }
       } finally {
         this.forwarding = false;
@@ -217,13 +230,13 @@ export class ReadyQueue {
     return common;
   }
 
-  /** Answers the oldest waiter that may go to `shard` with a redirect there; false when none waits. */
-  redirectOne(shard: number): boolean {
+  /** Answers the oldest waiter that may go to the hint's shard (see Relay) with a redirect there; false when none waits. */
+  redirectOne(hint: Hint): boolean {
     let served = false;
     this.takeWaiters.serve((w) => {
-      if (served || w.skip.includes(shard)) return undefined;
+      if (served || (!hint.fresh && w.skip.includes(hint.shard))) return undefined;
       served = true;
-      return { ids: [], redirect: shard, depth: 0 };
+      return { ids: [], redirect: hint.shard, depth: 0 };
     }, 1);
     return served;
   }

@@ -55,16 +55,31 @@ export async function shardMetricRows(env: Env, config: EndpointConfig, from: nu
   return rows.filter((r): r is MetricRows => r !== null);
 }
 
-/** The most recently changed jobs over every shard (`own`: shard 0's), newest first, with their shard. */
-export async function mergedRecent(env: Env, config: EndpointConfig, own: RecentJob[], limit: number): Promise<Array<RecentJob & { shard: number }>> {
+/**
+ * The most recently changed jobs over every shard (`own`: shard 0's, `ownInfo` why one of them
+ * waits), newest first, with why the waiting ones wait (for the dashboard).
+ */
+export async function mergedJobs(
+  env: Env,
+  config: EndpointConfig,
+  own: RecentJob[],
+  limit: number,
+  ownInfo: (jobId: string) => Promise<QueueInfo>,
+): Promise<Array<RecentJob & { queue: QueueInfo | null }>> {
   const fromShards = await eachShard(env, config, (s, a) => s.recent(a, limit).then((list) => list.map((j) => ({ ...j, shard: a.shard }))));
-  return [...own.map((j) => ({ ...j, shard: 0 })), ...fromShards.flatMap((l) => l ?? [])]
+  const merged = [...own.map((j) => ({ ...j, shard: 0 })), ...fromShards.flatMap((l) => l ?? [])]
     .sort((x, y) => y.updatedAt - x.updatedAt || (x.jobId < y.jobId ? -1 : 1))
     .slice(0, limit);
+  return Promise.all(
+    merged.map(async ({ shard, ...j }) => {
+      if (j.state !== "IN_QUEUE" && j.state !== "SEQUENCED") return { ...j, queue: null };
+      return { ...j, queue: shard === 0 ? await ownInfo(j.jobId) : await queueInfoOn(env, config, shard, j.jobId) };
+    }),
+  );
 }
 
 /** Why a job of shard `shard` (≥ 1) waits; null when that shard does not answer. */
-export async function queueInfoOn(env: Env, config: EndpointConfig, shard: number, jobId: string): Promise<QueueInfo | null> {
+async function queueInfoOn(env: Env, config: EndpointConfig, shard: number, jobId: string): Promise<QueueInfo | null> {
   const addr = { endpointId: config.id, generation: config.generation, shard };
   try {
     return await shardStub(env, addr).queueInfo(addr, jobId);

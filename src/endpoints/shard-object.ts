@@ -45,7 +45,7 @@ export class ShardObject extends DurableObject<Env> {
       config: () => this.config,
       paused: () => this.paused,
       workerCounts: null,
-      hint: (count, shard) => this.root().hint(shard ?? this.addr!.shard, count, this.addr!.generation),
+      hint: (count, fresh, shard) => this.root().hint(shard ?? this.addr!.shard, count, this.addr!.generation, fresh),
       forwardPoll: (waitMs, skip) => this.root().forwardPoll(this.addr!.shard, waitMs, this.addr!.generation, skip),
       alive: (since) => this.root().workersAlive(since),
       waitMs: () => Number(env.TAKE_WAIT_MS),

@@ -202,4 +202,24 @@ describe("sharded ready index", () => {
     await runDurableObjectAlarm(jobStubOf(id));
     expect(await json(await take(ep, "r1"))).toMatchObject({ id });
   });
+
+  it("found by the endpoint model (seed 46283 on wt-shards): an idle worker's poll gets a job placed on a shard it visited in vain", async () => {
+    // Y failed J1 (it waits 30 s for others); Y's take is sent to J1's shard by hints, finds
+    // nothing it may take there, and parks at home. A job Y may take then arrives on that shard:
+    // its hint must reach Y (the shard hinted a moment ago, and Y skips that shard's old hints).
+    const ep = await createEndpoint({ shards: 2, retryOnError: true, maxAttempts: 3 });
+    const y = workerFor(0, 2, "y");
+    const j1 = await submit(ep, { input: 1, sequenceKey: keyFor(1, 2, "k") });
+    expect(await shardOf(j1)).toBe(1);
+    expect(await json(await take(ep, y))).toMatchObject({ id: j1 });
+    expect((await done(ep, y, j1, { error: "boom" })).status).toBe(200);
+    expect(await json(await status(ep, j1))).toMatchObject({ status: "IN_QUEUE" });
+    const poll = call("GET", `/v2/${ep}/job-take/${y}?job_in_progress=1`);
+    await new Promise((r) => setTimeout(r, 80));
+    const j2 = await submit(ep, { input: 2, sequenceKey: keyFor(1, 2, "m") });
+    expect(await shardOf(j2)).toBe(1);
+    const res = await poll;
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({ id: j2 });
+  });
 });
