@@ -222,4 +222,44 @@ describe("sharded ready index", () => {
     expect(res.status).toBe(200);
     expect(await json(res)).toMatchObject({ id: j2 });
   });
+
+  it("load: 80 jobs' submit, take and done on 8 shards spread the calls (busiest object's calls per job printed)", async () => {
+    const ep = await createEndpoint();
+    // Warm the edge's authorization cache (client and worker scope), then count from zero.
+    await call("GET", `/v2/${ep}/health`);
+    await call("GET", `/v2/${ep}/ping/w0`);
+    expect((await call("POST", `/admin/endpoints/${ep}/load/reset`)).status).toBe(200);
+    const ids: string[] = [];
+    for (let i = 0; i < 80; i++) ids.push(await submit(ep));
+    const workers = ["l1", "l2", "l3", "l4"];
+    const handed: string[] = [];
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let misses = 0; misses < 3 && handed.length < 80; ) {
+          const res = await call("GET", `/v2/${ep}/job-take/${w}?job_in_progress=0`);
+          if (res.status !== 200) {
+            misses++;
+            continue;
+          }
+          const id = (await json<{ id: string }>(res)).id;
+          handed.push(id);
+          expect((await done(ep, w, id, { output: 1 })).status).toBe(200);
+        }
+      }),
+    );
+    expect(new Set(handed)).toEqual(new Set(ids));
+    expect(handed).toHaveLength(80);
+    const r = await json<{ objects: Array<{ kind: string; name: string; calls: { total: number; byMethod: Record<string, number> } }> }>(
+      await call("GET", `/admin/endpoints/${ep}/load`),
+    );
+    const index = r.objects.filter((o) => o.kind === "endpoint" || o.kind === "shard");
+    expect(index.filter((o) => o.kind === "shard")).toHaveLength(7);
+    for (const o of r.objects) console.log(`load ${o.kind} ${o.name}: ${o.calls.total} calls ${JSON.stringify(o.calls.byMethod)}`);
+    const busiest = index.reduce((a, b) => (b.calls.total > a.calls.total ? b : a));
+    const all = r.objects.reduce((a, b) => (b.calls.total > a.calls.total ? b : a));
+    console.log(`busiest index object ${busiest.name}: ${(busiest.calls.total / 80).toFixed(2)} calls per job; busiest of all ${all.kind} ${all.name}: ${(all.calls.total / 80).toFixed(2)}`);
+    // Every shard took part, and none carried the whole endpoint's 3 syncs + 1 take per job.
+    for (const o of index) expect(o.calls.byMethod.sync ?? 0, o.name).toBeGreaterThan(0);
+    expect(busiest.calls.total / 80).toBeLessThan(2); // one index object: 3 syncs + 1 take per job at least
+  }, 120_000);
 });
