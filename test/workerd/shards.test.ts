@@ -262,4 +262,17 @@ describe("sharded ready index", () => {
     for (const o of index) expect(o.calls.byMethod.sync ?? 0, o.name).toBeGreaterThan(0);
     expect(busiest.calls.total / 80).toBeLessThan(2); // one index object: 3 syncs + 1 take per job at least
   }, 120_000);
+
+  it("shards is a whole number from 1 to 64 (README config table): anything else is a 400 that creates nothing", async () => {
+    for (const bad of [0, 65, 1.5, "8", null]) {
+      const id = `bad-shards-${Date.now().toString(36)}-${String(bad)}`.replace(/[^A-Za-z0-9_-]/g, "_");
+      const res = await call("PUT", `/admin/endpoints/${id}`, { body: { shards: bad } });
+      expect(res.status, String(bad)).toBe(400);
+      expect(await json(res)).toMatchObject({ error: expect.any(String) });
+      expect((await call("GET", `/admin/endpoints/${id}`)).status).toBe(404);
+    }
+    const ep = await createEndpoint({ shards: 64 });
+    expect((await endpointStubOf(ep).getConfig())!.shards).toBe(64);
+    expect((await call("GET", `/v2/${ep}/health`)).status).toBe(200);
+  });
 });
