@@ -5,6 +5,7 @@ export { JobObject } from "./jobs/job-object";
 export { EndpointObject } from "./endpoints/endpoint-object";
 export { DirectoryObject } from "./endpoints/directory-object";
 export { LivenessObject } from "./endpoints/liveness-object";
+export { ShardObject } from "./endpoints/shard-object";
 
 const app = createApp();
 

@@ -10,11 +10,12 @@ interface __BaseEnv_Env {
 	ENDPOINT: DurableObjectNamespace<import("./index").EndpointObject>;
 	DIRECTORY: DurableObjectNamespace<import("./index").DirectoryObject>;
 	LIVENESS: DurableObjectNamespace<import("./index").LivenessObject>;
+	SHARD: DurableObjectNamespace<import("./index").ShardObject>;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./index");
-		durableNamespaces: "JobObject" | "EndpointObject" | "DirectoryObject" | "LivenessObject";
+		durableNamespaces: "JobObject" | "EndpointObject" | "DirectoryObject" | "LivenessObject" | "ShardObject";
 	}
 	interface Env extends __BaseEnv_Env {}
 }

@@ -2,7 +2,7 @@
  * Endpoint configuration: the body of `PUT /admin/endpoints/{id}`, its defaults and its checks.
  */
 import { z } from "zod";
-import { LIMITS } from "../shared/limits";
+import { LIMITS, SHARDS } from "../shared/limits";
 import { checkOutboundUrl } from "../shared/urls";
 
 const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
@@ -26,6 +26,7 @@ export const EndpointConfigInput = z
       .optional(),
     allowPrivateUrls: z.boolean().optional(),
     retryOnError: z.boolean().optional(),
+    shards: z.number().int().min(1).max(SHARDS.max).optional(),
   })
   .strict();
 export type EndpointConfigInput = z.infer<typeof EndpointConfigInput>;
@@ -62,6 +63,13 @@ export interface EndpointConfig {
   allowPrivateUrls: boolean;
   /** Whether a handler error puts the job back in the queue while attempts are left. */
   retryOnError: boolean;
+  /** Objects the ready index is spread over (shard 0 is the endpoint object); grows, never shrinks. */
+  shards: number;
+  /**
+   * Shards that jobs with a sequenceKey are placed over by the key's hash: fixed at creation, so a
+   * growing `shards` never splits a sequence over two shards (FIFO per key stays exact).
+   */
+  sequenceShards: number;
   /**
    * This incarnation of the endpoint, new each time it is created: jobs remember the one they
    * were submitted to, so a deleted and re-created endpoint never sees the old one's jobs.
@@ -97,6 +105,14 @@ export function resolveConfig(
     throw new ConfigError("mode \"push\" needs at least one entry in workerUrls");
   }
   const allowPrivateUrls = input.allowPrivateUrls ?? localDev;
+  const concurrency = input.concurrency ?? null;
+  const shards = input.shards ?? previous?.shards ?? (concurrency === null ? SHARDS.default : 1);
+  if (previous && shards < previous.shards) {
+    throw new ConfigError(`shards cannot shrink (jobs may be placed on them): this endpoint uses ${previous.shards}`);
+  }
+  if (!previous && concurrency !== null && shards > 1) {
+    throw new ConfigError("an endpoint with a concurrency limit uses 1 shard (the limit is counted in one place)");
+  }
   for (const url of workerUrls) {
     const check = checkOutboundUrl(url, allowPrivateUrls);
     if (!check.ok) throw new ConfigError(`workerUrls: ${check.reason}`);
@@ -112,14 +128,32 @@ export function resolveConfig(
     retentionMs: input.retentionMs ?? LIMITS.retentionMs.default,
     syncRetentionMs: input.syncRetentionMs ?? LIMITS.syncRetentionMs.default,
     cancelGraceMs: input.cancelGraceMs ?? LIMITS.cancelGraceMs.default,
-    concurrency: input.concurrency ?? null,
+    concurrency,
     ...rotation(previous, input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(), now),
     allowPrivateUrls,
     retryOnError: input.retryOnError ?? false,
+    shards,
+    sequenceShards: previous?.sequenceShards ?? shards,
     generation: previous?.generation ?? newGeneration(),
     createdAt: previous?.createdAt ?? now.toISOString(),
     updatedAt: now.toISOString(),
   };
+}
+
+/** resolveConfig with its refusal as a value: the stored config after a PUT, or why the PUT is refused. */
+export function checkConfig(
+  id: string,
+  input: EndpointConfigInput,
+  previous: EndpointConfig | null,
+  localDev: boolean,
+  now: Date,
+): { ok: true; config: EndpointConfig } | { ok: false; message: string } {
+  try {
+    return { ok: true, config: resolveConfig(id, input, previous, localDev, now) };
+  } catch (e) {
+    if (e instanceof ConfigError) return { ok: false, message: e.message };
+    throw e;
+  }
 }
 
 /** How long the secret before a rotation is still signed with, so receivers can switch over. */

@@ -10,13 +10,14 @@ import type { IndexEntry } from "../jobs/index-entry";
 import { bumpCounter, type CounterName } from "./ready-index";
 import type { WorkerCounts } from "./workers";
 
-export function recordEntry(sql: SqlStorage, entry: IndexEntry, counted: readonly CounterName[], now: number, workers: () => WorkerCounts): void {
+/** `workers` is null on a shard other than 0: the endpoint object samples workers. */
+export function recordEntry(sql: SqlStorage, entry: IndexEntry, counted: readonly CounterName[], now: number, workers: (() => WorkerCounts) | null): void {
   for (const c of counted) countMetric(sql, c, now);
   if (isTerminal(entry.state) && counted.length > 0) {
     if (entry.delayMs !== null) observe(sql, "delay", entry.delayMs, now);
     if (entry.executionMs !== null) observe(sql, "execution", entry.executionMs, now);
   }
-  sampleWorkers(sql, now, workers);
+  if (workers !== null) sampleWorkers(sql, now, workers);
 }
 
 /** Cold starts (a worker's first sign of life → its first take, ms) its liveness shard told. */

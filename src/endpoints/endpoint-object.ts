@@ -1,41 +1,32 @@
 /**
- * One Durable Object per endpoint: its config and keys, the ready index that takes draw from,
- * long-poll waiters for takes, the counters, and the summaries its worker shards (liveness
- * objects) tell it. It never calls a job object: it answers with ids, and the caller acts (SPEC §3).
+ * One Durable Object per endpoint: its config and keys, shard 0 of the ready index (a ReadyQueue;
+ * shards 1..N-1 are ShardObjects), the relay that forwards between shards, the counters, and the
+ * summaries its worker shards (liveness objects) tell it. It never calls a job object: it answers
+ * with ids, and the caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
-import { isRunning } from "../jobs/states";
 import { Clock } from "../shared/clock";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
-import { MEMORY_BOUNDS, QUEUE_POSITION } from "../shared/limits";
 import { applyMigrations } from "../shared/migrations";
-import { ConfigError, newWebhookSecret, resolveConfig, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
+import { checkConfig, newWebhookSecret, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
 import { buildHealth, type Health } from "./health";
 import type { IndexEntry } from "../jobs/index-entry";
-import { findKey, newKey, sha256Hex, type KeyScope, type StoredKey } from "./keys";
-import {
-  applyEntry,
-  countByState,
-  offerJobs,
-  type Offer,
-  pruneTombstones,
-  queuePosition,
-  dispatchErrorOf,
-  readCounters,
-  recentJobs,
-  type RecentJob,
-  slotsInUse,
-  unfinishedJobIds,
-  waitingJobIds,
-} from "./ready-index";
+import { findKey, loadKeys, storeNewKey, type KeyScope, type StoredKey } from "./keys";
+import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
-import { enterSequence, jobAhead, memberChanged } from "./sequences";
-import { Waiters } from "../shared/waiters";
-import { sendReady } from "./dispatcher";
-import { recordColdStarts, recordEntry, recordWebhookOutcome } from "./endpoint-metrics";
+import { enterSequence, jobAhead } from "./sequences";
+import { recordWebhookOutcome } from "./endpoint-metrics";
 import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import type { ShardSummary } from "./liveness-object";
-import { countStates, type WorkerCounts } from "./workers";
+import { ReadyQueue } from "./ready-queue";
+import { Relay, type Hint } from "./relay";
+import { deleteShards, fanOutState, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
+import type { ShardState } from "./shard-object";
+import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer } from "./shards";
+import { signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
+import type { WorkerCounts } from "./workers";
+
+export type { QueueInfo, QueueReason, SyncReply } from "./shards";
 
 export type AuthResult =
   | { ok: true; config: EndpointConfig }
@@ -44,53 +35,23 @@ export type AuthResult =
 export type PutConfigResult = { ok: true; config: EndpointView; created: boolean } | { ok: false; message: string };
 type StoreResult = { ok: true; config: EndpointConfig; created: boolean } | { ok: false; message: string };
 
-/** What a take hands back: jobs offered to the worker (its liveness object knows what it lost). */
-export interface TakeOffer {
-  ids: string[];
-}
-
 /** The stored config plus the endpoint's run state, as the admin API shows it. */
 export type EndpointView = EndpointConfig & { paused: boolean };
 
-/** Why a waiting job waits (SPEC §5 "why it waits"). */
-export type QueueReason = "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying";
-
-export interface QueueInfo {
-  /** 1 + ready jobs ahead in take order; approximate, as the index trails the jobs by a moment. */
-  position: number | null;
-  /** The job is at least `position` in line (counted exactly only below QUEUE_POSITION.exactBelow). */
-  positionAtLeast?: true;
-  reason: QueueReason;
-  ahead?: string;
-  /** The last push error, while a dispatch is being retried. */
-  lastError?: string;
-}
-
-/** The endpoint's answer to a job's sync: jobs the caller should release (next in a sequence). */
-export interface SyncReply {
-  release: string[];
-  /** The job's endpoint incarnation is gone (deleted, perhaps re-created): the job must end. */
-  orphaned?: true;
-}
-
-/** How often the endpoint prunes old index rows. */
-const PRUNE_EVERY_MS = 10 * 60_000;
 /** Jobs a deletion ends at once (the rest end when they next reach the endpoint). */
 const DELETE_BATCH = 1000;
+/** After a failed fan-out of the config to the shards, the alarm tries again this much later. */
+const FANOUT_RETRY_MS = 5_000;
 
 export class EndpointObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private config: EndpointConfig | null = null;
   private paused = false;
-  /** Workers whose take waits only because the concurrency limit is reached. */
-  private readonly throttled = new Set<string>();
   private keys: StoredKey[] = [];
-  /** Takes waiting for a ready job, in arrival order. */
-  private readonly takeWaiters = new Waiters<{ workerId: string; max: number }, string[]>();
-  /** Workers with a take long-poll open right now: alive, and perhaps throttled. */
-  private readonly polling = new Map<string, number>();
-  /** When the next prune is due (in memory: a new instance prunes on its first sync). */
-  private pruneAt = 0;
+  /** Shard 0 of the ready index: this endpoint's own jobs (and every job from before sharding). */
+  private readonly queue: ReadyQueue;
+  /** Forwarding between shards: hints of ready jobs, polls of shards whose takes wait. */
+  private readonly relay = new Relay();
   /** The time this endpoint acts on; frozen only by tests. */
   readonly clock = new Clock();
 
@@ -98,6 +59,16 @@ export class EndpointObject extends DurableObject<Env> {
     super(ctx, env);
     // Rows written are counted for the load report (in memory; see shared/load).
     this.sql = meteredSql(ctx.storage.sql, meterOf(this));
+    this.queue = new ReadyQueue(this.sql, ctx.storage, env.DISPATCH, this.clock, {
+      shard: 0,
+      config: () => this.config,
+      paused: () => this.paused,
+      workerCounts: () => this.workerCounts(),
+      hint: async (count, fresh, shard = 0) => this.relayHint(shard, count, fresh),
+      forwardPoll: async () => null,
+      alive: async (since) => signSince(this.sql, since),
+      waitMs: () => Number(env.TAKE_WAIT_MS),
+    });
     ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, ENDPOINT_MIGRATIONS);
       this.loadState();
@@ -106,13 +77,11 @@ export class EndpointObject extends DurableObject<Env> {
 
   private loadState(): void {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
+    // Configs from before sharding keep one shard (their jobs are all on this object).
     this.config = row
-      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, generation: "", ...JSON.parse(row.body) } as EndpointConfig)
+      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, ...JSON.parse(row.body) } as EndpointConfig)
       : null;
-    this.keys = this.sql
-      .exec<{ id: string; scope: string; digest: string; prefix: string; created_at: string }>("SELECT * FROM api_key")
-      .toArray()
-      .map((r) => ({ id: r.id, scope: r.scope as KeyScope, digest: r.digest, prefix: r.prefix, createdAt: r.created_at }));
+    this.keys = loadKeys(this.sql);
     this.paused = this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'paused'").toArray()[0]?.value === 1;
   }
 
@@ -127,79 +96,73 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config ? { ...this.config, paused: this.paused } : null;
   }
 
-  /** Pauses or resumes dispatch. A paused endpoint accepts submits; running jobs finish. */
+  /** Pauses or resumes dispatch on every shard. A paused endpoint accepts submits; running jobs finish. */
   async setPaused(paused: boolean): Promise<EndpointView | null> {
     if (!this.config) return null;
     this.sql.exec("INSERT OR REPLACE INTO flag (name, value) VALUES ('paused', ?)", paused ? 1 : 0);
     this.paused = paused;
-    if (!paused) {
-      this.wakeTakeWaiters(this.clock.now());
-      await this.dispatchReady(this.clock.now());
-    }
+    await this.fanOut();
+    if (!paused) await this.queue.readyChanged(this.clock.now());
     return this.view();
   }
 
   async putConfig(id: string, input: EndpointConfigInput, localDev: boolean): Promise<PutConfigResult> {
     const result = this.storeConfig(id, input, localDev);
     if (result.ok) {
+      await this.fanOut();
       // A raised concurrency limit or a switch to push frees work at once.
-      this.wakeTakeWaiters(this.clock.now());
-      await this.dispatchReady(this.clock.now());
+      await this.queue.readyChanged(this.clock.now());
     }
     return result.ok ? { ...result, config: { ...result.config, paused: this.paused } } : result;
   }
 
   private storeConfig(id: string, input: EndpointConfigInput, localDev: boolean): StoreResult {
-    try {
-      const config = resolveConfig(id, input, this.config, localDev, new Date());
-      const created = this.config === null;
-      this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(config));
-      this.config = config;
-      return { ok: true, config, created };
-    } catch (e) {
-      if (e instanceof ConfigError) return { ok: false, message: e.message };
-      throw e;
-    }
+    const r = checkConfig(id, input, this.config, localDev, new Date());
+    if (!r.ok) return r;
+    const created = this.config === null;
+    this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(r.config));
+    this.config = r.config;
+    return { ok: true, config: r.config, created };
+  }
+
+  /** Tells every shard the config and run state; a shard that misses it is told again by the alarm. */
+  private async fanOut(): Promise<void> {
+    if (!this.config || shardCount(this.config) <= 1) return;
+    const missed = await fanOutState(this.env, this.config, this.paused);
+    this.sql.exec("INSERT OR REPLACE INTO flag (name, value) VALUES ('fanout_due', ?)", missed ? 1 : 0);
+    if (missed) await this.queue.armAlarm(this.clock.now() + FANOUT_RETRY_MS);
+  }
+
+  /** What a shard that was never told asks: the config and run state (null: no endpoint). */
+  shardState(): ShardState | null {
+    return this.config ? { config: this.config, paused: this.paused } : null;
   }
 
   /**
-   * Deletes the endpoint with its keys and index. Returns the unfinished jobs the index knows
-   * (up to DELETE_BATCH) for the caller to end; any other job of this incarnation ends when it
-   * next reaches the endpoint (its sync is answered `orphaned`).
+   * Deletes the endpoint with its keys, index and shards. Returns the unfinished jobs the indexes
+   * know (up to DELETE_BATCH) for the caller to end; any other job of this incarnation ends when
+   * it next reaches its shard (its sync is answered `orphaned`).
    */
   async deleteEndpoint(): Promise<{ existed: boolean; jobs: string[]; generation: string | null }> {
-    const existed = this.config !== null;
-    const generation = this.config?.generation ?? null;
-    const jobs = existed ? unfinishedJobIds(this.sql, DELETE_BATCH) : [];
+    const config = this.config;
+    const generation = config?.generation ?? null;
+    const jobs = config ? unfinishedJobIds(this.sql, DELETE_BATCH) : [];
+    if (config) jobs.push(...(await deleteShards(this.env, config, DELETE_BATCH)).slice(0, Math.max(0, DELETE_BATCH - jobs.length)));
     // Gone from here on: polls woken below, and any call while the storage is wiped, see no endpoint.
     this.config = null;
-    this.takeWaiters.resolveAll([]);
+    this.queue.endWaiters();
+    this.relay.endAll();
     await this.ctx.storage.deleteAll();
     applyMigrations(this.ctx.storage, ENDPOINT_MIGRATIONS);
     this.loadState();
-    return { existed, jobs, generation };
+    return { existed: config !== null, jobs, generation };
   }
 
   async createKey(scope: KeyScope): Promise<{ id: string; key: string; scope: KeyScope; createdAt: string } | null> {
     if (!this.config) return null;
-    const { id, key } = newKey(scope);
-    const stored: StoredKey = {
-      id,
-      scope,
-      digest: await sha256Hex(key),
-      prefix: key.slice(0, 8),
-      createdAt: new Date().toISOString(),
-    };
-    this.sql.exec(
-      "INSERT INTO api_key (id, scope, digest, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
-      stored.id,
-      stored.scope,
-      stored.digest,
-      stored.prefix,
-      stored.createdAt,
-    );
+    const { stored, key } = await storeNewKey(this.sql, scope);
     this.keys.push(stored);
-    return { id, key, scope, createdAt: stored.createdAt };
+    return { id: stored.id, key, scope, createdAt: stored.createdAt };
   }
 
   listKeys(): Array<Omit<StoredKey, "digest">> {
@@ -227,53 +190,15 @@ export class EndpointObject extends DurableObject<Env> {
     return { ok: true, config: this.config };
   }
 
-  // ---- the index (jobs → endpoint) ----
+  // ---- the index (jobs → shard 0) ----
 
   /**
-   * A job reports its newest state. Idempotent: older or repeated versions change nothing.
-   * When a job of a sequence ends, the reply names the next one for the caller to release.
+   * A job of shard 0 reports its newest state. Idempotent: older or repeated versions change
+   * nothing. When a job of a sequence ends, the reply names the next one for the caller to release.
    */
   async sync(entry: IndexEntry): Promise<SyncReply> {
-    const reply: SyncReply = { release: [] };
-    if (!this.config || (entry.generation !== null && entry.generation !== this.config.generation)) return { ...reply, orphaned: true };
-    const now = this.clock.now();
-    const r = applyEntry(this.sql, entry, now);
-    if (!r.applied) return reply;
-    try {
-      recordEntry(this.sql, entry, r.counted, now, () => this.workerCounts());
-    } catch (e) {
-      // Swallowed on purpose (and logged): a metrics fault must never stop the index.
-      console.error(`endpoint ${entry.jobId}: metrics not recorded`, e);
-    }
-    if (entry.sequenceKey !== null) {
-      const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
-      if (next !== null) reply.release.push(next);
-    }
-    const freedSlot = r.previous !== null && isRunning(r.previous) && !isRunning(entry.state);
-    if (r.ready || freedSlot) {
-      this.wakeTakeWaiters(now);
-      await this.dispatchReady(now);
-    }
-    if (now >= this.pruneAt) await this.prune(now);
-    return reply;
-  }
-
-  /**
-   * Drops old terminal index rows, a bounded batch, and schedules the next prune by alarm: by
-   * time, however many requests the object serves.
-   */
-  private async prune(now: number): Promise<void> {
-    const removed = pruneTombstones(this.sql, now);
-    // A full batch means more is left: come back soon; otherwise at the usual interval.
-    this.pruneAt = now + (removed >= 1000 ? 1000 : PRUNE_EVERY_MS);
-    await this.armAlarm(this.pruneAt);
-  }
-
-  /** Sets the alarm to `at` unless one is already set for earlier. */
-  private async armAlarm(at: number): Promise<void> {
-    const wall = this.clock.toWall(at);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > wall) await this.ctx.storage.setAlarm(wall);
+    if (!this.config || (entry.generation !== null && entry.generation !== this.config.generation)) return { release: [], orphaned: true };
+    return this.queue.sync(entry);
   }
 
   /** A job's webhook delivery attempt ended: counted for metrics. */
@@ -282,34 +207,25 @@ export class EndpointObject extends DurableObject<Env> {
   }
 
   /**
-   * Metrics from `from` to `to` (ms), in buckets of `bucketMs`, and over the whole window.
-   * `workers`: the workers by state now, merged from the worker shards by the caller.
+   * Metrics from `from` to `to` (ms), in buckets of `bucketMs`, over every shard, and over the
+   * whole window. `workers`: the workers by state now, merged from the worker shards by the caller.
    */
-  metrics(from: number, to: number, bucketMs: number, workers: WorkerCounts | null = null): { total: MetricsView; buckets: MetricsView[] } | null {
+  async metrics(from: number, to: number, bucketMs: number, workers: WorkerCounts | null = null): Promise<{ total: MetricsView; buckets: MetricsView[] } | null> {
     if (!this.config) return null;
+    const extra = await shardMetricRows(this.env, this.config, from, to, bucketMs);
     // The window's total and the current bucket show the workers as they are now.
     const current = workers ?? this.workerCounts();
     sampleWorkers(this.sql, this.clock.now(), () => current);
-    const result = readMetrics(this.sql, from, to, bucketMs);
+    const result = readMetrics(this.sql, from, to, bucketMs, extra);
     result.total.workers = current;
     const last = result.buckets.at(-1);
     if (last) last.workers = current;
     return result;
   }
 
-  /**
-   * Workers by state from the shards' last summaries (they lag by up to LIVENESS.flushMs); the
-   * workers held back by the concurrency limit count throttled, taken from the idle ones.
-   */
+  /** Workers by state from the worker shards' last summaries, with the throttled ones (see worker-summaries). */
   private workerCounts(): WorkerCounts {
-    const counts = countStates([]);
-    for (const r of this.sql.exec<{ counts: string }>("SELECT counts FROM worker_shard")) {
-      for (const [state, n] of Object.entries(JSON.parse(r.counts) as WorkerCounts)) counts[state as keyof WorkerCounts] += n;
-    }
-    const throttled = Math.min(counts.idle, this.throttledWorkers().length);
-    counts.idle -= throttled;
-    counts.throttled += throttled;
-    return counts;
+    return summedCounts(this.sql, this.throttledWorkers().length);
   }
 
   /**
@@ -318,21 +234,13 @@ export class EndpointObject extends DurableObject<Env> {
    */
   workerShard(generation: string, shard: number, summary: ShardSummary): { current: boolean } {
     if (!this.config || generation !== this.config.generation) return { current: false };
-    const now = this.clock.now();
-    this.sql.exec(
-      "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at) VALUES (?, ?, ?, ?)",
-      shard,
-      JSON.stringify(summary.counts),
-      summary.lastSign,
-      now,
-    );
-    recordColdStarts(this.sql, summary.coldStarts, now);
+    storeSummary(this.sql, shard, summary, this.clock.now());
     return { current: true };
   }
 
   /** Workers whose take waits now only because the concurrency limit is reached. */
   throttledWorkers(): string[] {
-    return [...this.throttled].filter((w) => this.polling.has(w));
+    return [...this.queue.throttled].filter((w) => this.queue.polling.has(w));
   }
 
   /**
@@ -340,21 +248,21 @@ export class EndpointObject extends DurableObject<Env> {
    * on its first sign of life; the others have no workers), and the throttled workers.
    */
   workerShards(): { shards: number[]; throttled: string[] } {
-    const shards = this.sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
-    return { shards, throttled: this.throttledWorkers() };
+    return { shards: summarisedShards(this.sql), throttled: this.throttledWorkers() };
   }
 
-  /** Every counter of the endpoint (jobs by outcome, webhook deliveries). */
-  counters(): Record<string, number> | null {
-    return this.config ? readCounters(this.sql) : null;
+  /** Every counter of the endpoint (jobs by outcome, webhook deliveries), over every shard. */
+  async counters(): Promise<Record<string, number> | null> {
+    return this.config ? (await mergedStats(this.env, this.config, this.queue.stats())).counters : null;
   }
 
   /** Generates a new webhook secret; the old one is still signed with for a day. */
-  rotateSecret(): EndpointView | null {
+  async rotateSecret(): Promise<EndpointView | null> {
     if (!this.config) return null;
     const config = { ...this.config, ...rotation(this.config, newWebhookSecret(), new Date(this.clock.now())) };
     this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(config));
     this.config = config;
+    await this.fanOut();
     return this.view();
   }
 
@@ -371,96 +279,59 @@ export class EndpointObject extends DurableObject<Env> {
   // ---- workers ----
 
   /**
-   * A worker asks for up to `max` jobs, waiting up to `waitMs` for one to arrive. Returns offered
-   * job ids (the caller claims each from its job object). The worker's liveness object, not this
-   * one, notes the take as a sign of life and knows what the worker lost.
+   * A worker asks shard 0 for up to `max` jobs, waiting up to `waitMs` for one here or for a
+   * redirect to another shard with ready jobs (`skip`: shards it was sent to in vain). Returns
+   * offered job ids (the caller claims each from its job object). The worker's liveness object,
+   * not this one, notes the take as a sign of life and knows what the worker lost.
    */
-  async take(workerId: string, max: number, waitMs: number, generation: string | null = null): Promise<TakeOffer> {
-    if (!this.isCurrent(generation)) return { ids: [] };
-    const now = this.clock.now();
-    let ids = this.offer(workerId, max, now).ids;
-    if (ids.length === 0 && waitMs > 0) {
-      ids = await this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max }, waitMs, []));
-    }
-    return { ids };
+  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<TakeAnswer> {
+    if (!this.isCurrent(generation)) return { ids: [], depth: 0 };
+    // A hint nobody took up yet sends this worker to that shard at once (nothing ready here).
+    const hinted = shardCount(this.config!) > 1 && this.queue.depth(this.clock.now()) === 0 ? this.relay.takeHint(0, skip) : null;
+    if (hinted !== null) return { ...(await this.queue.take(workerId, max, 0)), redirect: hinted.shard };
+    return this.queue.take(workerId, max, waitMs, skip);
+  }
+
+  /** Shard `shard` has ready jobs nobody waits for there (see Relay); true when a waiter was told at once. */
+  hint(shard: number, count: number, generation: string | null = null, fresh = false): boolean {
+    return this.isCurrent(generation) && this.relayHint(shard, count, fresh);
+  }
+
+  private relayHint(shard: number, count: number, fresh: boolean): boolean {
+    return this.relay.hint(shard, count, fresh, (h) => this.queue.redirectOne(h));
+  }
+
+  /** Shard `shard`'s takes wait: answered with a shard that has ready jobs, or null. */
+  forwardPoll(shard: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<Hint | null> {
+    if (!this.isCurrent(generation)) return Promise.resolve(null);
+    return this.relay.poll(shard, waitMs, skip);
+  }
+
+  /** Re-dispatches after a failed send or a lapsed offer; repeats a missed fan-out; prunes when due. */
+  override async alarm(): Promise<void> {
+    if (!this.config) return;
+    if (this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'fanout_due'").toArray()[0]?.value === 1) await this.fanOut();
+    await this.queue.alarm();
+  }
+
+  /** The most recently changed jobs over every shard, with why the waiting ones wait (for the dashboard). */
+  async jobs(limit: number): Promise<Array<RecentJob & { queue: QueueInfo | null }> | null> {
+    const config = this.config;
+    if (!config) return null;
+    return mergedJobs(this.env, config, recentJobs(this.sql, limit), limit, (id) => this.queue.queueInfo(id));
+  }
+
+  /** Why a waiting job of shard 0 waits, and roughly where it stands. */
+  queueInfo(jobId: string): Promise<QueueInfo> {
+    return this.queue.queueInfo(jobId);
   }
 
   /**
-   * Serves parked takes, oldest first, until an offer comes back empty: the waiters behind would
-   * find the same nothing. Unless that offer passed over jobs only because this worker failed
-   * them — another worker may take those, so the next waiter is tried (at most once per waiter).
+   * Has any worker shown a sign of life since `since` (a shard's `queue.reason` asks): a take poll
+   * open here, or a worker shard's latest sign (lagging by up to LIVENESS.flushMs; README "Worker liveness").
    */
-  private wakeTakeWaiters(now: number): void {
-    let more = true;
-    this.takeWaiters.serve((w) => {
-      if (!more) return undefined;
-      const offer = this.offer(w.workerId, w.max, now);
-      if (offer.ids.length === 0 && offer.passedOver === 0) more = false;
-      return offer.ids.length > 0 ? offer.ids : undefined;
-    });
-  }
-
-  /** Push mode: hands ready jobs within capacity to the dispatch queue (see dispatcher). */
-  private async dispatchReady(now: number): Promise<void> {
-    if (!this.config || this.config.mode !== "push") return;
-    const again = await sendReady(this.sql, this.env.DISPATCH, this.config.id, () => this.capacity(now), now);
-    if (again !== null) await this.armAlarm(again);
-  }
-
-  /** Re-dispatches after a failed send or a lapsed offer; prunes when due. */
-  override async alarm(): Promise<void> {
-    if (!this.config) return;
-    const now = this.clock.now();
-    await this.dispatchReady(now);
-    if (now >= this.pruneAt) await this.prune(now);
-    else await this.armAlarm(this.pruneAt);
-  }
-
-  /** How many more jobs may start now: none while paused, and the concurrency limit's free slots. */
-  private capacity(now: number): number {
-    if (this.paused || !this.config) return 0;
-    if (this.config.concurrency === null) return Infinity;
-    return Math.max(0, this.config.concurrency - slotsInUse(this.sql, now));
-  }
-
-  /** Offers up to `max` ready jobs within the endpoint's capacity; notes workers held back by the limit. */
-  private offer(workerId: string, max: number, now: number): Offer {
-    if (this.config?.mode === "push") return { ids: [], passedOver: 0 }; // push endpoints hand jobs out through the dispatch queue only
-    const room = this.capacity(now);
-    if (room <= 0) {
-      if (!this.paused) this.throttled.add(workerId);
-      return { ids: [], passedOver: 0 };
-    }
-    this.throttled.delete(workerId);
-    // A batch answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the isolate.
-    return offerJobs(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
-  }
-
-  /** The most recently changed jobs, with why the waiting ones wait (for the dashboard). */
-  jobs(limit: number): Array<RecentJob & { queue: QueueInfo | null }> | null {
-    if (!this.config) return null;
-    return recentJobs(this.sql, limit).map((j) => ({
-      ...j,
-      queue: j.state === "IN_QUEUE" || j.state === "SEQUENCED" ? this.queueInfo(j.jobId) : null,
-    }));
-  }
-
-  /** Why a waiting job waits, and roughly where it stands. */
-  queueInfo(jobId: string): QueueInfo {
-    const now = this.clock.now();
-    const ahead = jobAhead(this.sql, jobId);
-    if (ahead !== null) return { position: null, reason: "sequenced_behind", ahead };
-    const position = queuePosition(this.sql, jobId);
-    // Far back in line, the position is a bound (a status read counts fewer than exactBelow rows).
-    const at = position !== null && position >= QUEUE_POSITION.exactBelow ? { position, positionAtLeast: true as const } : { position };
-    if (this.paused) return { ...at, reason: "endpoint_paused" };
-    const dispatchError = dispatchErrorOf(this.sql, jobId);
-    if (dispatchError !== undefined) return { ...at, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
-    if (this.config?.concurrency != null && this.capacity(now) === 0) return { ...at, reason: "concurrency_limit" };
-    // The shards' latest signs of life lag by up to LIVENESS.flushMs (README "Worker liveness").
-    const since = now - (this.config?.heartbeatTimeout ?? 0);
-    const alive = this.polling.size > 0 || this.sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
-    return { ...at, reason: alive ? "all_workers_busy" : "no_workers" };
+  workersAlive(since: number): boolean {
+    return this.queue.polling.size > 0 || signSince(this.sql, since);
   }
 
   /**
@@ -471,27 +342,17 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config !== null && (generation === null || generation === this.config.generation);
   }
 
-  /** Keeps a worker counted alive (and perhaps throttled) while one of its take polls is open. */
-  private async whilePolling<T>(workerId: string, p: Promise<T>): Promise<T> {
-    this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
-    try {
-      return await p;
-    } finally {
-      const n = (this.polling.get(workerId) ?? 1) - 1;
-      if (n <= 0) this.polling.delete(workerId);
-      else this.polling.set(workerId, n);
-    }
-  }
-
-  /** Ids of jobs waiting in the queue, oldest first (for purge-queue). */
-  waitingJobs(limit: number): string[] {
-    return waitingJobIds(this.sql, limit);
+  /** Ids of jobs waiting in the queue, oldest first per shard (for purge-queue), from every shard. */
+  async waitingJobs(limit: number): Promise<string[]> {
+    const own = waitingJobIds(this.sql, limit);
+    return this.config ? mergedWaiting(this.env, this.config, own, limit) : own;
   }
 
   /** `workers`: the workers by state now, merged from the worker shards by the caller. */
-  health(workers: WorkerCounts | null = null): Health | null {
+  async health(workers: WorkerCounts | null = null): Promise<Health | null> {
     if (!this.config) return null;
-    return buildHealth(countByState(this.sql), readCounters(this.sql), workers ?? this.workerCounts());
+    const stats = await mergedStats(this.env, this.config, this.queue.stats());
+    return buildHealth(stats.byState, stats.counters, workers ?? this.workerCounts());
   }
 
   // ---- load (admin) ----
@@ -501,11 +362,10 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config ? meterOf(this).snapshot() : null;
   }
 
-  /** Which other objects serve this endpoint, for its load report (not itself a counted call). */
-  loadPlan(): { generation: string; workerShards: number[] } | null {
+  /** Which other objects serve this endpoint, for its load report (not itself a counted call): worker shards, index shards. */
+  loadPlan(): { generation: string; workerShards: number[]; shards: number } | null {
     if (!this.config) return null;
-    const shards = this.sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
-    return { generation: this.config.generation, workerShards: shards };
+    return { generation: this.config.generation, workerShards: summarisedShards(this.sql), shards: shardCount(this.config) };
   }
 
   resetLoad(): LoadSnapshot | null {
@@ -537,6 +397,10 @@ meterCalls(EndpointObject, {
   workerShard: true,
   throttledWorkers: true,
   workerShards: true,
+  shardState: true,
+  hint: true,
+  forwardPoll: true,
+  workersAlive: true,
   waitingJobs: true,
   health: true,
 });

@@ -45,3 +45,19 @@ export function findKey(keys: readonly StoredKey[], digest: string): StoredKey |
   }
   return found;
 }
+
+/** The endpoint's keys as stored (digests only). */
+export function loadKeys(sql: SqlStorage): StoredKey[] {
+  return sql
+    .exec<{ id: string; scope: string; digest: string; prefix: string; created_at: string }>("SELECT * FROM api_key")
+    .toArray()
+    .map((r) => ({ id: r.id, scope: r.scope as KeyScope, digest: r.digest, prefix: r.prefix, createdAt: r.created_at }));
+}
+
+/** Generates a key and stores its digest; the key itself is answered once and never kept. */
+export async function storeNewKey(sql: SqlStorage, scope: KeyScope): Promise<{ stored: StoredKey; key: string }> {
+  const { id, key } = newKey(scope);
+  const stored: StoredKey = { id, scope, digest: await sha256Hex(key), prefix: key.slice(0, 8), createdAt: new Date().toISOString() };
+  sql.exec("INSERT INTO api_key (id, scope, digest, prefix, created_at) VALUES (?, ?, ?, ?, ?)", stored.id, stored.scope, stored.digest, stored.prefix, stored.createdAt);
+  return { stored, key };
+}

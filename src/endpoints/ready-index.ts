@@ -227,6 +227,23 @@ export function queuePosition(sql: SqlStorage, jobId: string, bound: number = QU
   return ahead + 1;
 }
 
+/**
+ * Ready jobs nobody holds an offer for, counted up to `bound` (a shard's depth for forwarding and
+ * sampling): rows of job_index_offerable plus lapsed offers (job_index_offered), two bounded walks.
+ */
+export function readyDepth(sql: SqlStorage, now: number, bound: number): number {
+  return sql
+    .exec<{ n: number }>(
+      `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM job_index INDEXED BY job_index_offerable
+                WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0 LIMIT ?1))
+            + (SELECT COUNT(*) FROM (SELECT 1 FROM job_index INDEXED BY job_index_offered
+                WHERE offered_until > 0 AND offered_until <= ?2 LIMIT ?1)) AS n`,
+      bound,
+      now,
+    )
+    .one().n;
+}
+
 /** Withdraws offers that were never sent (a failed queue send), so the jobs are offered again. */
 export function withdrawOffers(sql: SqlStorage, ids: readonly string[]): void {
   for (const id of ids) sql.exec("UPDATE job_index SET offered_until = 0 WHERE job_id = ?", id);

@@ -8,6 +8,7 @@ import type { EndpointConfig } from "../endpoints/config";
 import { sha256Hex } from "../endpoints/keys";
 import { resolvePolicy, type SubmitBody } from "../jobs/policy";
 import type { JobKind, JobRecord } from "../jobs/record";
+import { placeJob } from "./shard-picks";
 import { jobAt } from "./stubs";
 
 export interface SubmitRequest {
@@ -34,6 +35,8 @@ export async function submitJob(env: Env, config: EndpointConfig, req: SubmitReq
     id,
     endpointId: config.id,
     endpointGen: config.generation,
+    // The shard the job is indexed on for its whole life (see shard-picks).
+    shard: placeJob(config, req.body.sequenceKey ?? null),
     kind: req.kind,
     policy: resolvePolicy(req.body, config, req.kind),
     webhook: req.body.webhook ?? null,

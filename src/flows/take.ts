@@ -1,12 +1,14 @@
 /**
- * The take flow: a worker asks for up to `max` jobs; the endpoint offers, each offered job is
- * claimed in its own object, and the worker's liveness object learns of the take meanwhile.
+ * The take flow: a worker asks for up to `max` jobs; a shard of the endpoint's ready index offers
+ * (probing, parking and redirects between shards are here), each offered job is claimed in its own object, and the worker's liveness object learns of the take meanwhile.
  * Plain values in, the claimed jobs out (as JSON pieces: inputs are never decoded).
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { objectPieces, type Piece } from "../shared/pieces";
+import { homeShard, queueOf, shardCount, type TakeAnswer } from "../endpoints/shards";
 import { livenessOf } from "./liveness";
-import { endpointStub, jobAt, refOf } from "./stubs";
+import { noteDepth, sampleShard } from "./shard-picks";
+import { jobAt, jobQueue, refOf } from "./stubs";
 
 export interface TakeRequest {
   workerId: string;
@@ -16,6 +18,9 @@ export interface TakeRequest {
   /** What the worker says it runs (`job_in_progress`): false releases the jobs it holds. */
   jobInProgress: boolean | null;
 }
+
+/** A take without wait asks the endpoint object for a hint at most this often (each hint costs a take). */
+const NO_WAIT_ROOT_ASKS = 3;
 
 /** The claims of one take: those under way, and the jobs claimed. */
 interface Claims {
@@ -51,25 +56,88 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
   }
 }
 
-/** Takes from the endpoint and claims what it offers, until a job is claimed or the poll is over. */
+/**
+ * Takes from the endpoint's shards and claims what they offer, until a job is claimed or the
+ * poll is over. With one shard: one waiting take at the endpoint object, as before sharding.
+ * With several (issue 12, item 3): first one other shard (the deeper of two by cached depth)
+ * without waiting, then a wait on the worker's home shard, whose wait also ends with a redirect
+ * when another shard's ready jobs find no waiter (see endpoints/relay); a redirect that finds
+ * nothing is not followed again by this take; a shard that fails is passed over. A take without
+ * wait (done-and-take-next) asks the endpoint object last, which keeps the hints of shards whose
+ * ready jobs found no waiter, and follows its redirect once.
+ */
 async function claimOffers(env: Env, config: EndpointConfig, workerId: string, max: number, deadline: number, claims: Claims): Promise<Piece[][]> {
   const ref = refOf(config);
-  const endpoint = endpointStub(env, config.id);
+  const sharded = shardCount(config) > 1;
+  const home = homeShard(config, workerId);
+  const probe = sampleShard(config, home);
+  const failed = new Set<number>();
+  /** Shards a redirect sent this take to in vain (nothing it may take there). */
+  const skip: number[] = [];
+  let target = probe ?? home;
+  let waiting = probe === null;
+  let viaRedirect = false;
+  const noWait = deadline <= Date.now();
+  const visited = new Set<number>();
+  /** Without wait: how often the endpoint object was asked, and whether its last answer was a redirect. */
+  let rootAsks = 0;
+  let rootRedirected = false;
   for (;;) {
-    const offer = await endpoint.take(workerId, max, Math.max(0, deadline - Date.now()), config.generation);
-    if (offer.ids.length === 0) return [];
-    // Each offered job (within the batch's byte budget: see offerReady) is claimed in its own
-    // object, all at once; answered in offer order.
-    const round = Promise.all(offer.ids.map((id) => jobAt(env, id).claim(ref, workerId)));
-    claims.inFlight = round.then((rs) => rs.forEach((r) => r.ok && claims.ids.add(r.job.id))).catch(() => undefined);
-    const results = await round;
-    const claimed: Piece[][] = [];
-    for (const r of results) {
-      if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input]]));
-      // The index was behind the job (cancelled, expired, taken): repair it.
-      else if (r.code !== "NOT_FOUND") await endpoint.sync(r.entry);
+    const shard = target;
+    let offer: TakeAnswer;
+    try {
+      offer = await queueOf(env, config.id, config.generation, shard).take(workerId, max, waiting ? Math.max(0, deadline - Date.now()) : 0, config.generation, skip);
+    } catch (e) {
+      if (!sharded) throw e;
+      // An unreachable shard loses nothing (its jobs stay indexed there): wait on another.
+      console.warn(`endpoint ${config.id}: shard ${shard} failed a take`, e);
+      failed.add(shard);
+      const fallback = [home, 0].find((s) => !failed.has(s));
+      if (fallback === undefined || Date.now() >= deadline) return [];
+      target = fallback;
+      waiting = true;
+      continue;
     }
-    if (claimed.length > 0 || Date.now() >= deadline) return claimed;
+    visited.add(shard);
+    if (shard === 0) {
+      rootAsks++;
+      rootRedirected = offer.redirect !== undefined;
+    }
+    if (sharded) noteDepth(config, shard, offer.depth);
+    if (offer.ids.length > 0) {
+      // Each offered job (within the batch's byte budget: see offerReady) is claimed in its own
+      // object, all at once; answered in offer order.
+      const round = Promise.all(offer.ids.map((id) => jobAt(env, id).claim(ref, workerId)));
+      claims.inFlight = round.then((rs) => rs.forEach((r) => r.ok && claims.ids.add(r.job.id))).catch(() => undefined);
+      const results = await round;
+      const claimed: Piece[][] = [];
+      for (const r of results) {
+        if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input]]));
+        // The index was behind the job (cancelled, expired, taken): repair it.
+        else if (r.code !== "NOT_FOUND") await jobQueue(env, r.job).sync(r.entry);
+      }
+      if (claimed.length > 0 || Date.now() >= deadline) return claimed;
+      continue; // the offers were stale: take again where we were
+    }
+    if (offer.redirect !== undefined && (noWait ? !visited.has(offer.redirect) : Date.now() < deadline)) {
+      target = offer.redirect;
+      waiting = false;
+      viaRedirect = true;
+      continue;
+    }
+    if (noWait && sharded && (waiting || viaRedirect)) {
+      // Without wait: home (or a redirect) came back empty; the endpoint object is asked last,
+      // again while it answers with redirects (a hint may be stale: its jobs taken meanwhile).
+      if (failed.has(0) || rootAsks >= NO_WAIT_ROOT_ASKS || (visited.has(0) && !rootRedirected)) return [];
+      target = 0;
+      waiting = true;
+      viaRedirect = false;
+      continue;
+    }
+    if (waiting) return [];
+    if (viaRedirect) skip.push(shard);
+    // Nothing at the probe or a redirect: wait at home (a take without wait looks there once).
+    target = failed.has(home) ? 0 : home;
+    waiting = true;
   }
 }
-

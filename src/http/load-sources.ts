@@ -7,6 +7,7 @@
 import type { LoadSnapshot, ObjectKind } from "../shared/load";
 import { allLivenessRefs, livenessName } from "../shared/liveness";
 import { livenessStub } from "../flows/liveness";
+import { shardStub, type ShardAddr } from "../endpoints/shards";
 import { endpointStub } from "./stubs";
 
 export interface LoadSource {
@@ -21,19 +22,25 @@ export interface LoadSource {
 
 /**
  * Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the
- * report), then the worker-liveness shards of the current generation that have workers (pings,
+ * report), then its ready-index shards 1..N-1 (shard 0 is the endpoint object), then the worker-liveness shards of the current generation that have workers (pings,
  * stop polls and lease checks no longer reach the endpoint: without them the busiest object would
  * be wrong). `plan` is the endpoint's loadPlan (null: no such endpoint).
  */
-export function loadSources(env: Env, endpointId: string, plan: { generation: string; workerShards: number[] } | null): LoadSource[] {
+export function loadSources(env: Env, endpointId: string, plan: { generation: string; workerShards: number[]; shards: number } | null): LoadSource[] {
   const endpoint = endpointStub(env, endpointId);
   const refs = plan === null ? [] : allLivenessRefs(endpointId, plan.generation).filter((r) => plan.workerShards.includes(r.shard));
   const liveness: LoadSource[] = refs.map((ref) => {
     const stub = livenessStub(env, ref);
     return { kind: "liveness", name: livenessName(ref), read: () => stub.load(), reset: () => stub.resetLoad() };
   });
+  const addrs: ShardAddr[] = plan === null ? [] : Array.from({ length: plan.shards - 1 }, (_, i) => ({ endpointId, generation: plan.generation, shard: i + 1 }));
+  const shards: LoadSource[] = addrs.map((addr) => {
+    const stub = shardStub(env, addr);
+    return { kind: "shard", name: `${endpointId}/shard-${addr.shard}`, read: () => stub.load(), reset: () => stub.resetLoad() };
+  });
   return [
     { kind: "endpoint", name: endpointId, read: () => endpoint.load(), reset: () => endpoint.resetLoad() },
+    ...shards,
     ...liveness,
   ];
 }

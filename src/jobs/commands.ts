@@ -24,6 +24,8 @@ export interface SubmitInit {
   id: string;
   endpointId: string;
   endpointGen: string | null;
+  /** The shard the edge placed the job on (see endpoints/shards); absent: 0. */
+  shard?: number;
   kind: JobKind;
   policy: JobPolicy;
   webhook: string | null;
@@ -42,6 +44,7 @@ const SEQUENCE_CHECK_MS = 30_000;
 export function submit(init: SubmitInit, now: number, behind = false): JobRecord {
   return {
     ...init,
+    shard: init.shard ?? 0,
     gone: false,
     dispatch: null,
     sequenceCheckAt: behind ? now + SEQUENCE_CHECK_MS : null,

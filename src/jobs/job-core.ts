@@ -30,6 +30,7 @@ import { appendHistory, appendRefusal, loadJob, saveJob, setIndexDue, type Store
 import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liveness-tells";
 import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
 import type { JobChange } from "./job-results";
+import { queueOf } from "../endpoints/shards";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;
@@ -217,13 +218,13 @@ export abstract class JobCore extends DurableObject<Env> {
   }
 
   /**
-   * Sends the job's newest state to its endpoint; on failure the alarm retries (index_due_at).
+   * Sends the job's newest state to its shard of the endpoint's index; on failure the alarm retries (index_due_at).
    * Releases the job the endpoint names as next in this job's sequence.
    */
   protected async tellEndpoint(job: JobRecord): Promise<void> {
     let orphaned = false;
     try {
-      const reply = await this.endpoint(job).sync(this.entryOf(job));
+      const reply = await this.queue(job).sync(this.entryOf(job));
       await Promise.all(reply.release.map((id) => this.releaseNext(job.endpointId, id)));
       orphaned = reply.orphaned === true;
     } catch (e) {
@@ -247,6 +248,11 @@ export abstract class JobCore extends DurableObject<Env> {
 
   protected endpoint(job: JobRecord) {
     return this.endpointOf(job.endpointId);
+  }
+
+  /** The shard of the endpoint's ready index this job was placed on (see endpoints/shards). */
+  protected queue(job: Pick<JobRecord, "endpointId" | "endpointGen" | "shard">) {
+    return queueOf(this.env, job.endpointId, job.endpointGen, job.shard ?? 0);
   }
 
   protected endpointOf(endpointId: string) {
@@ -328,7 +334,7 @@ export abstract class JobCore extends DurableObject<Env> {
   protected async checkSequence(stored: StoredJob): Promise<void> {
     let ahead: string | null;
     try {
-      ahead = await this.endpoint(stored.job).sequenceAhead(stored.job.id);
+      ahead = await this.queue(stored.job).sequenceAhead(stored.job.id);
     } catch (e) {
       console.warn(`job ${stored.job.id}: sequence check could not reach the endpoint`, e);
       ahead = stored.job.id; // unknown: check again later

@@ -125,7 +125,7 @@ export class JobObject extends JobCore {
         return same ? { ok: false, code: "EXISTS", job: existing.job } : { ok: false, code: "IDEMPOTENCY_MISMATCH" };
       }
       // A sequenced job asks its endpoint whether a job of its sequence is ahead of it.
-      const ahead = init.sequenceKey === null ? null : await this.endpointOf(init.endpointId).enterSequence(init.sequenceKey, init.id);
+      const ahead = init.sequenceKey === null ? null : await this.queue({ ...init, shard: init.shard ?? 0 }).enterSequence(init.sequenceKey, init.id);
       const now = this.clock.now();
       const job = commands.submit(init, now, ahead !== null);
       this.ctx.storage.transactionSync(() => {
@@ -246,7 +246,7 @@ export class JobObject extends JobCore {
       return this.run(ref, (job, now) => command(job, now, false));
     }
     return this.ctx.blockConcurrencyWhile(async () => {
-      const ahead = await this.endpoint(stored.job).enterSequence(key, stored.job.id);
+      const ahead = await this.queue(stored.job).enterSequence(key, stored.job.id);
       return this.run(ref, (job, now) => command(job, now, ahead !== null));
     });
   }

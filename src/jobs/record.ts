@@ -60,6 +60,8 @@ export interface JobRecord {
   endpointId: string;
   /** The endpoint's incarnation (its `generation`) at submit; null for jobs from before it was kept. */
   endpointGen: string | null;
+  /** The shard of the endpoint's ready index the job was placed on at submit (0: the endpoint object). */
+  shard: number;
   kind: JobKind;
   state: JobState;
   /** Bumped by every change; the endpoint's index keeps only the newest version it saw. */

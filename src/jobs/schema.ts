@@ -99,4 +99,10 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
     version: 3,
     sql: `ALTER TABLE job ADD COLUMN liveness_tells TEXT;`,
   },
+  {
+    // Issue 12: the shard of its endpoint's ready index the job was placed on (0 for older jobs,
+    // which stay on the endpoint object).
+    version: 4,
+    sql: `ALTER TABLE job ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];

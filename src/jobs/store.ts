@@ -39,6 +39,7 @@ type JobRow = {
   cancel_deadline: number | null;
   purge_at: number | null;
   index_due_at: number | null;
+  shard: number;
 };
 
 function toRecord(row: JobRow): JobRecord {
@@ -46,6 +47,7 @@ function toRecord(row: JobRow): JobRecord {
     id: row.id,
     endpointId: row.endpoint_id,
     endpointGen: row.endpoint_gen,
+    shard: row.shard,
     kind: row.kind as JobKind,
     state: row.state as JobState,
     version: row.version,
@@ -94,8 +96,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, stream_read, liveness_tells)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, stream_read, liveness_tells)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0), (SELECT liveness_tells FROM job))`,
     job.id,
     job.endpointId,
@@ -130,6 +132,7 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.origin,
     job.dispatch === null ? null : JSON.stringify(job.dispatch),
     job.endpointGen,
+    job.shard,
   );
 }
 

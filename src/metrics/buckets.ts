@@ -89,26 +89,37 @@ function view(start: number, a: Acc): MetricsView {
   };
 }
 
+/** A shard's counter and sketch rows for a window, merged into the endpoint's on read (counters add, sketch bins add). */
+export interface MetricRows {
+  counts: Array<{ start: number; name: string; n: number }>;
+  bins: Array<{ start: number; metric: string; bin: number; n: number }>;
+}
+
+export function metricRows(sql: SqlStorage, from: number, to: number, bucketMs: number): MetricRows {
+  const first = Math.floor(from / bucketMs) * bucketMs;
+  return {
+    counts: sql.exec<{ start: number; name: string; n: number }>("SELECT start, name, n FROM metric_count WHERE start >= ? AND start < ?", first, to).toArray(),
+    bins: sql.exec<{ start: number; metric: string; bin: number; n: number }>("SELECT start, metric, bin, n FROM metric_bin WHERE start >= ? AND start < ?", first, to).toArray(),
+  };
+}
+
 /**
  * Metrics from `from` to `to`, in buckets of `bucketMs` (a multiple of a minute), and for the
- * whole window. Worker counts are the last sample in each bucket.
+ * whole window, with other shards' rows (`extra`) merged in. Worker counts are the last sample in each bucket.
  */
-export function readMetrics(sql: SqlStorage, from: number, to: number, bucketMs: number): { total: MetricsView; buckets: MetricsView[] } {
+export function readMetrics(sql: SqlStorage, from: number, to: number, bucketMs: number, extra: readonly MetricRows[] = []): { total: MetricsView; buckets: MetricsView[] } {
   const first = Math.floor(from / bucketMs) * bucketMs;
   const accs = new Map<number, Acc>();
   for (let t = first; t < to; t += bucketMs) accs.set(t, emptyAcc());
   const total = emptyAcc();
   const accOf = (start: number) => accs.get(Math.floor(start / bucketMs) * bucketMs);
-  for (const r of sql.exec<{ start: number; name: string; n: number }>("SELECT start, name, n FROM metric_count WHERE start >= ? AND start < ?", first, to)) {
+  const rows = [metricRows(sql, from, to, bucketMs), ...extra];
+  for (const r of rows.flatMap((x) => x.counts)) {
     const acc = accOf(r.start);
     if (!acc) continue;
     for (const target of [acc, total]) target.counters[r.name] = (target.counters[r.name] ?? 0) + r.n;
   }
-  for (const r of sql.exec<{ start: number; metric: string; bin: number; n: number }>(
-    "SELECT start, metric, bin, n FROM metric_bin WHERE start >= ? AND start < ?",
-    first,
-    to,
-  )) {
+  for (const r of rows.flatMap((x) => x.bins)) {
     const acc = accOf(r.start);
     if (!acc || !(METRIC_SKETCHES as readonly string[]).includes(r.metric)) continue;
     for (const target of [acc, total]) merge(target.sketches[r.metric as MetricSketch], { [String(r.bin)]: r.n });

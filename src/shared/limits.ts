@@ -126,3 +126,16 @@ export const LIVENESS = {
 export const QUEUE_POSITION = {
   exactBelow: 1000,
 } as const;
+
+/**
+ * Issue 12, item 3: an endpoint's ready index is spread over `shards` objects (shard 0 is the
+ * endpoint object itself). New endpoints get `default`; a PUT may grow it up to `max`, never
+ * shrink it (jobs keep the shard they were placed on). An endpoint with a `concurrency` cap is
+ * created with 1 shard, so the cap is counted in one place and stays exact.
+ */
+export const SHARDS = {
+  default: 8,
+  max: 64,
+  /** A shard whose ready jobs found no waiter hints the endpoint object at most this often (and again by alarm while they wait). */
+  hintEveryMs: 2_000,
+} as const;

@@ -12,6 +12,10 @@ interface Waiter<K, V> {
 export class Waiters<K, V> {
   private list: Array<Waiter<K, V>> = [];
 
+  get size(): number {
+    return this.list.length;
+  }
+
   wait(key: K, ms: number, fallback: V): Promise<V> {
     return new Promise<V>((resolve) => {
       const waiter: Waiter<K, V> = {

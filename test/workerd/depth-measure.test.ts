@@ -51,7 +51,7 @@ describe.skipIf(!on)("cost by queue depth (measurement)", () => {
           recentJobs: await median(() => recentJobs(sql, 50)),
           jobsList: await median(() => i.jobs(50)),
         };
-        expect(i.queueInfo(last).reason).toBeDefined();
+        expect((await i.queueInfo(last)).reason).toBeDefined();
         return r;
       });
       out.push(row);

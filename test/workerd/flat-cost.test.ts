@@ -39,9 +39,10 @@ interface Seen {
 
 /** Swaps the object's SqlStorage for one that records every statement (restored by the returned function). */
 function recordSql(i: EndpointObject, seen: Seen[]): () => void {
-  const holder = i as unknown as { sql: SqlStorage };
-  const real = holder.sql;
-  holder.sql = new Proxy(real, {
+  // The endpoint object and its shard-0 queue (ready-queue.ts) share one sql handle: both are swapped.
+  const holders = [i as unknown as { sql: SqlStorage }, (i as unknown as { queue: { sql: SqlStorage } }).queue];
+  const real = holders[0]!.sql;
+  const recording = new Proxy(real, {
     get(t, p) {
       if (p === "exec") {
         return (query: string, ...bindings: unknown[]) => {
@@ -53,8 +54,9 @@ function recordSql(i: EndpointObject, seen: Seen[]): () => void {
       return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(t) : v;
     },
   });
+  for (const h of holders) h.sql = recording;
   return () => {
-    holder.sql = real;
+    for (const h of holders) h.sql = real;
   };
 }
 
@@ -134,13 +136,15 @@ describe("flat per-request cost (issue 12)", () => {
       const restore = recordSql(i, seen);
       const sqlSeen = (i as unknown as { sql: SqlStorage }).sql;
       try {
-        expect(i.queueInfo(filledId("q", 20_000)).position).toBe(QUEUE_POSITION.exactBelow);
+        expect((await i.queueInfo(filledId("q", 20_000))).position).toBe(QUEUE_POSITION.exactBelow);
         expect((await i.take("w-plan", 4, 0)).ids).toHaveLength(4);
-        expect(i.health()?.jobs.inQueue).toBeGreaterThan(20_000);
-        expect(i.jobs(20)).toHaveLength(20);
-        expect(i.waitingJobs(100)).toHaveLength(100);
+        expect((await i.health())?.jobs.inQueue).toBeGreaterThan(20_000);
+        expect(await i.jobs(20)).toHaveLength(20);
+        expect(await i.waitingJobs(100)).toHaveLength(100);
+        // A shard's depth (forwarding between shards, sampling).
+        expect((i as unknown as { queue: { depth(now: number): number } }).queue.depth(now)).toBe(64);
         // Pings and the worker list are served by the liveness objects (no job_index query).
-        (i as unknown as { pruneAt: number }).pruneAt = 0;
+        (i as unknown as { queue: { pruneAt: number } }).queue.pruneAt = 0;
         await i.sync(entry("fresh", "IN_QUEUE", { createdAt: now }));
         await i.sync(entry("fresh", "IN_PROGRESS", { createdAt: now, version: 2, workerId: "w-plan" }));
         // Push dispatch, an endpoint's deletion, a failed queue send.
@@ -161,14 +165,14 @@ describe("flat per-request cost (issue 12)", () => {
 
   it("the plan check fails when an index is missing (planted defect: job_index_order dropped)", async () => {
     const ep = await createEndpoint();
-    await runInDurableObject(endpointStubOf(ep), (i: EndpointObject, state) => {
+    await runInDurableObject(endpointStubOf(ep), async (i: EndpointObject, state) => {
       const sql = state.storage.sql;
       fillDeep(sql, i.clock.now());
       sql.exec("DROP INDEX job_index_order");
       const seen: Seen[] = [];
       const restore = recordSql(i, seen);
       try {
-        i.queueInfo(filledId("q", 20_000));
+        await i.queueInfo(filledId("q", 20_000));
       } finally {
         restore();
       }
@@ -221,15 +225,16 @@ describe("flat per-request cost (issue 12)", () => {
   });
 
   it("a waiting job's position is exact below the bound, and past it a bound with positionAtLeast (README: queue.position)", async () => {
-    const ep = await createEndpoint();
+    // One shard: the status route reads the rows filled into the endpoint object (shard 0).
+    const ep = await createEndpoint({ shards: 1 });
     const bound = QUEUE_POSITION.exactBelow;
-    await runInDurableObject(endpointStubOf(ep), (i: EndpointObject, state) => {
+    await runInDurableObject(endpointStubOf(ep), async (i: EndpointObject, state) => {
       fillIndex(state.storage.sql, bound + 500, "IN_QUEUE", 1_000, "q");
-      expect(i.queueInfo(filledId("q", 5))).toMatchObject({ position: 5 });
-      expect(i.queueInfo(filledId("q", bound - 1)).positionAtLeast).toBeUndefined();
-      expect(i.queueInfo(filledId("q", bound - 1)).position).toBe(bound - 1);
-      expect(i.queueInfo(filledId("q", bound))).toMatchObject({ position: bound, positionAtLeast: true });
-      expect(i.queueInfo(filledId("q", bound + 500))).toMatchObject({ position: bound, positionAtLeast: true });
+      expect(await i.queueInfo(filledId("q", 5))).toMatchObject({ position: 5 });
+      expect((await i.queueInfo(filledId("q", bound - 1))).positionAtLeast).toBeUndefined();
+      expect((await i.queueInfo(filledId("q", bound - 1))).position).toBe(bound - 1);
+      expect(await i.queueInfo(filledId("q", bound))).toMatchObject({ position: bound, positionAtLeast: true });
+      expect(await i.queueInfo(filledId("q", bound + 500))).toMatchObject({ position: bound, positionAtLeast: true });
     });
     // The status route shows it as it is.
     const id = await submit(ep);
@@ -238,7 +243,7 @@ describe("flat per-request cost (issue 12)", () => {
     // A job of higher priority is first however deep the queue.
     await runInDurableObject(endpointStubOf(ep), async (i: EndpointObject) => {
       await i.sync(entry("urgent", "IN_QUEUE", { priority: 5, createdAt: i.clock.now() }));
-      expect(i.queueInfo("urgent")).toEqual({ position: 1, reason: "no_workers" });
+      expect(await i.queueInfo("urgent")).toEqual({ position: 1, reason: "no_workers" });
     });
   });
 

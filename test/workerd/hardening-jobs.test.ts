@@ -155,7 +155,7 @@ describe("issue 11 defects across attempts, jobs and workers", () => {
   });
 
   it("defect 10: a deleted and re-created endpoint sees none of the old one's jobs", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // takes in submit order; the re-created one has 8 shards
     const waiting = await submit(ep, { input: { n: "old" } });
     const idem = await submit(ep, { input: { n: "idem" }, idempotencyKey: "k1" });
     const runningId = await submit(ep, { input: { n: "running" } });
@@ -185,7 +185,7 @@ describe("issue 11 defects across attempts, jobs and workers", () => {
 
 describe("issue 11: index pruning runs by time", () => {
   it("defect 4: old terminal rows are pruned by the endpoint's alarm, not every 500 syncs", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // the rows of shard 0, the endpoint object
     const id = await submit(ep);
     expect(await takeId(ep, "w1")).toBe(id);
     expect((await done(ep, "w1", id, { output: 1 })).status).toBe(200);

@@ -5,6 +5,8 @@ import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 import type { LivenessObject } from "../../src/endpoints/liveness-object";
 import { allLivenessRefs, livenessName, livenessRef, type LivenessRef } from "../../src/shared/liveness";
+import type { ShardObject } from "../../src/endpoints/shard-object";
+import { shardStub } from "../../src/endpoints/shards";
 
 export const ADMIN = "test-admin-key";
 
@@ -128,6 +130,12 @@ export function endpointStubOf(ep: string): DurableObjectStub<EndpointObject> {
   return env.ENDPOINT.get(env.ENDPOINT.idFromName(ep)) as DurableObjectStub<EndpointObject>;
 }
 
+/** The stubs of an endpoint's ready-index shards 1..N-1 (shard 0 is the endpoint object). */
+export function shardStubsOf(config: { id: string; generation: string; shards: number }): Array<DurableObjectStub<ShardObject>> {
+  if (config.generation === "") return [];
+  return Array.from({ length: config.shards - 1 }, (_, i) => shardStub(env, { endpointId: config.id, generation: config.generation, shard: i + 1 }) as DurableObjectStub<ShardObject>);
+}
+
 /** The liveness object (worker shard) of `ep`'s current generation, by ref. */
 export function livenessStubAt(ref: LivenessRef): DurableObjectStub<LivenessObject> {
   return env.LIVENESS.get(env.LIVENESS.idFromName(livenessName(ref))) as DurableObjectStub<LivenessObject>;
@@ -145,6 +153,7 @@ export async function freezeEndpoint(ep: string, at: number | null): Promise<voi
   await runInDurableObject(endpointStubOf(ep), (i: EndpointObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
   const config = await endpointStubOf(ep).getConfig();
   if (!config) return;
+  for (const s of shardStubsOf(config)) await runInDurableObject(s, (i: ShardObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
   for (const ref of allLivenessRefs(ep, config.generation)) {
     await runInDurableObject(livenessStubAt(ref), (i: LivenessObject) => (at === null ? i.clock.thaw() : i.clock.freeze(at)));
   }

@@ -16,7 +16,7 @@ const MB = 1024 * 1024;
 
 describe("defect 8: memory bounds", { timeout: 60_000 }, () => {
   it("defect 8: a batch take answers at most 16 MiB of inputs; the rest stay queued for the next take, none lost", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: a batch in submit order (a batch holds one shard's jobs)
     const ids: string[] = [];
     // 5 inputs of ~6 MiB: two fit in one answer (12 MiB), a third would not.
     for (let n = 0; n < 5; n++) ids.push(await submit(ep, { input: { n, pad: "x".repeat(6 * MB) } }));

@@ -18,7 +18,8 @@ interface Metrics {
 
 describe("metrics API", () => {
   it("counts requests by outcome, cold starts, and reports percentiles", async () => {
-    const ep = await createEndpoint();
+    // One shard: takes follow submit order (test/workerd/shards.test.ts merges metrics over shards).
+    const ep = await createEndpoint({ shards: 1 });
     const ok = [await submit(ep), await submit(ep), await submit(ep)];
     const bad = await submit(ep);
     const cancelled = await submit(ep);

@@ -66,7 +66,8 @@ describe("concurrency limit", () => {
 
 describe("why it waits", () => {
   it("no workers, then all workers busy, with the position in the queue", async () => {
-    const ep = await createEndpoint();
+    // Positions count within the job's shard (README "Shards"): one shard makes them endpoint-wide.
+    const ep = await createEndpoint({ shards: 1 });
     const a = await submit(ep);
     const b = await submit(ep);
     expect(await json(await status(ep, b))).toMatchObject({ queue: { reason: "no_workers", position: 2 } });
@@ -77,7 +78,7 @@ describe("why it waits", () => {
   });
 
   it("a higher-priority job is ahead", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 });
     const normal = await submit(ep);
     await submit(ep, { input: 1, priority: 10 });
     expect(await json(await status(ep, normal))).toMatchObject({ queue: { position: 2 } });
@@ -107,7 +108,8 @@ describe("requeue", () => {
 
 describe("index repair", () => {
   it("a waiting job the index lost is re-indexed by its own alarm", async () => {
-    const ep = await createEndpoint();
+    // On shard 0, the endpoint object (test/workerd/shards.test.ts repairs one on another shard).
+    const ep = await createEndpoint({ shards: 1 });
     const id = await submit(ep);
     const endpoint = env.ENDPOINT.get(env.ENDPOINT.idFromName(ep));
     await runInDurableObject(endpoint, (_i, s) => s.storage.sql.exec("DELETE FROM job_index WHERE job_id = ?", id));

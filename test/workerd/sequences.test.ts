@@ -13,7 +13,8 @@ const stateOf = async (ep: string, id: string) => (await json<{ status: string }
 
 describe("sequences", () => {
   it("run one at a time in submit order; other keys are not held up", async () => {
-    const ep = await createEndpoint();
+    // One shard: both keys' heads in one batch (with shards, each key's jobs live on its key's shard).
+    const ep = await createEndpoint({ shards: 1 });
     const a1 = await submit(ep, { input: "a1", sequenceKey: "a" });
     const a2 = await submit(ep, { input: "a2", sequenceKey: "a" });
     const a3 = await submit(ep, { input: "a3", sequenceKey: "a" });
@@ -70,7 +71,8 @@ describe("sequences", () => {
   });
 
   it("a SEQUENCED job whose release was lost releases itself on its own check", async () => {
-    const ep = await createEndpoint();
+    // The sequence is kept on shard 0 here, the endpoint object whose storage the test edits.
+    const ep = await createEndpoint({ shards: 1 });
     const head = await submit(ep, { input: 1, sequenceKey: "lost" });
     const next = await submit(ep, { input: 2, sequenceKey: "lost" });
     const job = await runInDurableObject(stubOf(next), (_i: JobObject, s) => loadJob(s.storage.sql)!.job);

@@ -100,7 +100,8 @@ describe("fencing: a refused report leaves the stored job unchanged", () => {
 
 describe("takes", () => {
   it("job-take-batch returns up to batch_size jobs as an array, in submit order; 204 when none", async () => {
-    const ep = await createEndpoint();
+    // Order holds within a shard (README "Shards"): one shard makes it the endpoint's order.
+    const ep = await createEndpoint({ shards: 1 });
     const ids = [await submit(ep), await submit(ep), await submit(ep)];
     const res = await call("GET", `/v2/${ep}/job-take-batch/w1?batch_size=2&job_in_progress=0`);
     expect(res.headers.get("content-type")).toMatch(/application\/json/);
@@ -114,7 +115,8 @@ describe("takes", () => {
   });
 
   it("higher priority first, low priority last, then submit order", async () => {
-    const ep = await createEndpoint();
+    // Priority is strict within a shard (README "Shards"): one shard makes it endpoint-wide.
+    const ep = await createEndpoint({ shards: 1 });
     const low = await submit(ep, { input: 1, policy: { lowPriority: true } });
     const a = await submit(ep, { input: 1 });
     const high = await submit(ep, { input: 1, priority: 5 });

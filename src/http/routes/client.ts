@@ -18,7 +18,7 @@ import type { AppEnv } from "../types";
 import { route } from "./route";
 import { mergedWorkerCounts } from "../../flows/liveness";
 import { purgeQueue } from "../../flows/purge";
-import { jobAt } from "../../flows/stubs";
+import { jobAt, jobQueue } from "../../flows/stubs";
 import { submitJob } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
 
@@ -65,12 +65,12 @@ async function submit(c: Context<AppEnv>, kind: JobKind) {
 
 /**
  * The job body; a waiting job also says why it waits (`queue`: position and reason), which costs
- * one call to the endpoint, made only for waiting jobs.
+ * one call to the job's shard of the endpoint, made only for waiting jobs.
  */
 async function readOrNotFound(c: Context<AppEnv>, endpointId: string, r: JobRead, id: string): Promise<Response> {
   if (!r.ok) throw jobNotFound(id);
   const fields = statusFields(r.job, Date.now());
-  if (isWaiting(r.job.state)) fields.queue = await endpointStub(c.env, endpointId).queueInfo(r.job.id);
+  if (isWaiting(r.job.state)) fields.queue = await jobQueue(c.env, r.job).queueInfo(r.job.id);
   if (r.webhook) fields.webhook = r.webhook;
   return jsonResponse(renderWithOutput(fields, r.output));
 }

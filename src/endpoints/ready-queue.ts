@@ -1,0 +1,358 @@
+/**
+ * The index half of an endpoint, one per shard (the endpoint object is shard 0; ShardObjects are
+ * the rest; issue 12, item 3): the ready index jobs sync into, take offers and their long-poll
+ * waiters, sequences, push dispatch, counters, metrics and pruning. The host object supplies the
+ * config and what differs between the endpoint object and a shard (the relay between shards,
+ * worker counts for metrics samples, whether any worker is alive). Worker liveness is not here:
+ * jobs tell their workers' liveness objects directly.
+ */
+import { isRunning } from "../jobs/states";
+import type { IndexEntry } from "../jobs/index-entry";
+import type { Clock } from "../shared/clock";
+import { MEMORY_BOUNDS, QUEUE_POSITION, SHARDS } from "../shared/limits";
+import { Waiters } from "../shared/waiters";
+import type { EndpointConfig } from "./config";
+import { sendReady } from "./dispatcher";
+import { recordEntry } from "./endpoint-metrics";
+import {
+  applyEntry,
+  countByState,
+  dispatchErrorOf,
+  offerJobs,
+  pruneTombstones,
+  queuePosition,
+  readCounters,
+  readyDepth,
+  slotsInUse,
+  type CounterName,
+  type Offer,
+} from "./ready-index";
+import { jobAhead, memberChanged } from "./sequences";
+import type { QueueInfo, SyncReply, TakeAnswer } from "./shards";
+import type { JobState } from "../jobs/states";
+import type { Hint } from "./relay";
+import type { WorkerCounts } from "./workers";
+
+/** How often a queue prunes old index rows. */
+const PRUNE_EVERY_MS = 10 * 60_000;
+/** Ready jobs a take answer reports at most as the shard's depth (a bounded count). */
+const DEPTH_BOUND = 64;
+
+export interface QueueHost {
+  readonly shard: number;
+  config(): EndpointConfig | null;
+  paused(): boolean;
+  /** Worker counts for the per-minute metrics sample; null on a shard (the endpoint object samples). */
+  workerCounts: (() => WorkerCounts) | null;
+  /**
+   * Ready jobs of shard `shard` (default: this one) found no waiter: tell the endpoint object
+   * (`fresh`: they just became ready; see Relay). Resolves true when a waiter elsewhere was told at once.
+   */
+  hint(count: number, fresh: boolean, shard?: number): Promise<boolean>;
+  /** Waits at the endpoint object for another shard's hint, or null after `waitMs`. */
+  forwardPoll(waitMs: number, skip: number[]): Promise<Hint | null>;
+  /** Has any worker shown a sign of life within `sinceMs` (for `queue.reason`)? */
+  alive(since: number): Promise<boolean>;
+  waitMs(): number;
+}
+
+/** Index figures a shard reports for merged reads (counters add, states add). */
+export interface QueueStats {
+  byState: Partial<Record<JobState, number>>;
+  counters: Record<CounterName, number>;
+}
+
+export class ReadyQueue {
+  /** Takes waiting for a ready job, in arrival order; answered with job ids or a redirect. Each names the shards it was sent to in vain. */
+  private readonly takeWaiters = new Waiters<{ workerId: string; max: number; skip: readonly number[] }, TakeAnswer | null>();
+  /** Workers whose take waits only because the concurrency limit is reached. */
+  readonly throttled = new Set<string>();
+  /** Workers with a take long-poll open here right now: alive, and perhaps throttled. */
+  readonly polling = new Map<string, number>();
+  /** When the next prune is due (in memory: a new instance prunes on its first sync). */
+  private pruneAt = 0;
+  /**
+   * One hint per episode: until every ready job here is on offer again (or the hint was taken up
+   * at once, or a take here came back empty), a hint is repeated only by the alarm.
+   */
+  private hintedAt = 0;
+  private hinted = false;
+  /** A forwarded poll to the endpoint object is open for this shard's waiters. */
+  private forwarding = false;
+  /**
+   * A take came here in vain since the last hint (ready jobs it may not take): the next job that
+   * becomes ready is hinted at once, fresh, even within the interval, since that take's worker
+   * now skips this shard's other hints (found by the endpoint model on wt-shards, seed 46283).
+   */
+  private visitedInVain = false;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly storage: DurableObjectStorage,
+    private readonly dispatch: Queue,
+    private readonly clock: Clock,
+    private readonly host: QueueHost,
+  ) {}
+
+  /**
+   * A job reports its newest state. Idempotent: older or repeated versions change nothing.
+   * When a job of a sequence ends, the reply names the next one for the caller to release.
+   */
+  async sync(entry: IndexEntry): Promise<SyncReply> {
+    const reply: SyncReply = { release: [] };
+    const now = this.clock.now();
+    const r = applyEntry(this.sql, entry, now);
+    if (!r.applied) return reply;
+    try {
+      recordEntry(this.sql, entry, r.counted, now, this.host.workerCounts);
+    } catch (e) {
+      // Swallowed on purpose (and logged): a metrics fault must never stop the index.
+      console.error(`endpoint ${entry.jobId}: metrics not recorded`, e);
+    }
+    if (entry.sequenceKey !== null) {
+      const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
+      if (next !== null) reply.release.push(next);
+    }
+    const freedSlot = r.previous !== null && isRunning(r.previous) && !isRunning(entry.state);
+    if (r.ready || freedSlot) await this.readyChanged(now);
+    if (now >= this.pruneAt) await this.prune(now);
+    return reply;
+  }
+
+  /** Jobs became ready or a slot freed (or the config changed): serve waiters, dispatch (push), hint if jobs are left unwaited. */
+  async readyChanged(now: number): Promise<void> {
+    this.wakeTakeWaiters(now);
+    // Takes that waited here while the endpoint was paused (or had one shard) forward from now on.
+    this.forwardWhileWaiting();
+    await this.dispatchReady(now);
+    if (this.visitedInVain) this.hinted = false;
+    await this.maybeHint(now, true);
+  }
+
+  /** Does this endpoint forward between shards (pull, several shards, running)? */
+  private forwards(): boolean {
+    const c = this.host.config();
+    return c !== null && c.mode === "pull" && c.shards > 1 && c.generation !== "" && !this.host.paused();
+  }
+
+  /**
+   * Temporal-style forwarding: ready jobs here that no local take waits for are announced to the
+   * endpoint object once per episode (not per job), so a worker parked on another shard is sent
+   * here. The alarm repeats the hint while they wait, so a hint lost with an evicted endpoint
+   * object strands nothing.
+   */
+  private async maybeHint(now: number, fresh = false): Promise<void> {
+    if (!this.forwards()) return;
+    if (this.hinted && now - this.hintedAt < SHARDS.hintEveryMs) return;
+    const depth = this.depth(now);
+    if (depth === 0) return;
+    this.hinted = true;
+    this.hintedAt = now;
+    if (fresh) this.visitedInVain = false;
+    await this.armAlarm(now + SHARDS.hintEveryMs);
+    try {
+      // Taken up at once: the next ready job may hint again without waiting out the interval.
+      if (await this.host.hint(depth, fresh)) this.hinted = false;
+    } catch (e) {
+      console.warn(`shard ${this.host.shard}: hint to the endpoint failed; the alarm repeats it`, e);
+    }
+  }
+
+  /** Ready jobs not on offer, at most DEPTH_BOUND. */
+  depth(now: number): number {
+    return readyDepth(this.sql, now, DEPTH_BOUND);
+  }
+
+  /**
+   * A worker asks for up to `max` jobs, waiting up to `waitMs` for one here (or for a redirect to
+   * another shard with ready jobs; `skip`: shards it was sent to in vain, not again).
+   */
+  async take(workerId: string, max: number, waitMs: number, skip: readonly number[] = []): Promise<TakeAnswer> {
+    let offer = this.offer(workerId, max, this.clock.now());
+    let answer: TakeAnswer | null = null;
+    if (offer.ids.length === 0 && waitMs > 0) {
+      const waiting = this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max, skip }, waitMs, null));
+      this.forwardWhileWaiting();
+      answer = await waiting;
+      offer = { ids: answer?.ids ?? [], passedOver: 0 };
+    }
+    const now = this.clock.now();
+    if (!this.forwards()) return { ids: offer.ids, depth: 0, ...(answer?.redirect !== undefined ? { redirect: answer.redirect } : {}) };
+    const depth = this.depth(now);
+    // Every ready job is on offer: the episode is over, the next ready job hints at once. A take
+    // that came back empty beside ready jobs (this worker may not take them: it failed them, or it
+    // was sent here by a hint another worker used up) announces them again for others.
+    if (depth === 0 || offer.ids.length === 0) this.hinted = false;
+    if (depth > 0 && offer.ids.length === 0) {
+      this.visitedInVain = true;
+      await this.maybeHint(now);
+    }
+    return { ids: offer.ids, depth, ...(answer?.redirect !== undefined ? { redirect: answer.redirect } : {}) };
+  }
+
+  /** Keeps one poll open at the endpoint object while takes wait here; its answer redirects one waiter. */
+  private forwardWhileWaiting(): void {
+    // The endpoint object's own waiters are redirected by its relay directly.
+    if (this.forwarding || this.host.shard === 0 || !this.forwards()) return;
+    this.forwarding = true;
+    void (async () => {
+      try {
+        for (let skip = this.skippedByAll(); skip !== null && this.forwards(); skip = this.skippedByAll()) {
+          let hint: Hint | null;
+          try {
+            hint = await this.host.forwardPoll(this.host.waitMs(), skip);
+          } catch (e) {
+            console.warn(`shard ${this.host.shard}: forwarded poll failed; retrying`, e);
+            await new Promise((r) => setTimeout(r, 1000));
+            continue;
+          }
+          if (hint === null || hint.shard === this.host.shard) continue;
+          // Nobody left here who may go: hand the hint back.
+          if (!this.redirectOne(hint)) await this.host.hint(1, hint.fresh, hint.shard).catch(() => false);
+        }
+      } finally {
+        this.forwarding = false;
+      }
+    })();
+  }
+
+  /**
+   * The shards every waiter here was already sent to in vain (the forwarded poll asks for hints
+   * of other shards only, so a hint no waiter here would follow is never bounced back and forth);
+   * null when nobody waits.
+   */
+  private skippedByAll(): number[] | null {
+    let common: number[] | null = null;
+    this.takeWaiters.serve((w) => {
+      common = common === null ? [...w.skip] : common.filter((s) => w.skip.includes(s));
+      return undefined;
+    });
+    return common;
+  }
+
+  /** Answers the oldest waiter that may go to the hint's shard (see Relay) with a redirect there; false when none waits. */
+  redirectOne(hint: Hint): boolean {
+    let served = false;
+    this.takeWaiters.serve((w) => {
+      if (served || (!hint.fresh && w.skip.includes(hint.shard))) return undefined;
+      served = true;
+      return { ids: [], redirect: hint.shard, depth: 0 };
+    }, 1);
+    return served;
+  }
+
+  /**
+   * Serves parked takes, oldest first, until an offer comes back empty: the waiters behind would
+   * find the same nothing. Unless that offer passed over jobs only because this worker failed
+   * them — another worker may take those, so the next waiter is tried (at most once per waiter).
+   */
+  private wakeTakeWaiters(now: number): void {
+    let more = true;
+    this.takeWaiters.serve((w) => {
+      if (!more) return undefined;
+      const offer = this.offer(w.workerId, w.max, now);
+      if (offer.ids.length === 0 && offer.passedOver === 0) more = false;
+      return offer.ids.length > 0 ? { ids: offer.ids, depth: 0 } : undefined;
+    });
+  }
+
+  /** Keeps a worker counted alive (and perhaps throttled) while one of its take polls is open. */
+  private async whilePolling<T>(workerId: string, p: Promise<T>): Promise<T> {
+    this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
+    try {
+      return await p;
+    } finally {
+      const n = (this.polling.get(workerId) ?? 1) - 1;
+      if (n <= 0) this.polling.delete(workerId);
+      else this.polling.set(workerId, n);
+    }
+  }
+
+  /** Ends every waiting take with nothing (deletion). */
+  endWaiters(): void {
+    this.takeWaiters.resolveAll(null);
+  }
+
+  /** Push mode: hands ready jobs within capacity to the dispatch queue (see dispatcher). */
+  async dispatchReady(now: number): Promise<void> {
+    const config = this.host.config();
+    if (!config || config.mode !== "push") return;
+    const again = await sendReady(this.sql, this.dispatch, config.id, () => this.capacity(now), now);
+    if (again !== null) await this.armAlarm(again);
+  }
+
+  /** Re-dispatches after a failed send or a lapsed offer, repeats a hint, prunes when due. */
+  async alarm(): Promise<void> {
+    if (!this.host.config()) return;
+    const now = this.clock.now();
+    await this.dispatchReady(now);
+    this.hinted = false;
+    await this.maybeHint(now);
+    if (now >= this.pruneAt) await this.prune(now);
+    else await this.armAlarm(this.pruneAt);
+  }
+
+  /**
+   * Drops old terminal index rows, a bounded batch, and schedules the next prune by alarm: by
+   * time, however many requests the object serves.
+   */
+  private async prune(now: number): Promise<void> {
+    const removed = pruneTombstones(this.sql, now);
+    // A full batch means more is left: come back soon; otherwise at the usual interval.
+    this.pruneAt = now + (removed >= 1000 ? 1000 : PRUNE_EVERY_MS);
+    await this.armAlarm(this.pruneAt);
+  }
+
+  /** Sets the alarm to `at` unless one is already set for earlier. */
+  async armAlarm(at: number): Promise<void> {
+    const wall = this.clock.toWall(at);
+    const current = await this.storage.getAlarm();
+    if (current === null || current > wall) await this.storage.setAlarm(wall);
+  }
+
+  /**
+   * How many more jobs may start now: none while paused, and the concurrency limit's free slots
+   * (counted on shard 0 only: a capped endpoint places every new job there).
+   */
+  private capacity(now: number): number {
+    const config = this.host.config();
+    if (this.host.paused() || !config) return 0;
+    if (config.concurrency === null || this.host.shard !== 0) return Infinity;
+    return Math.max(0, config.concurrency - slotsInUse(this.sql, now));
+  }
+
+  /** Offers up to `max` ready jobs within the endpoint's capacity; notes workers held back by the limit. */
+  private offer(workerId: string, max: number, now: number): Offer {
+    if (this.host.config()?.mode === "push") return { ids: [], passedOver: 0 }; // push endpoints hand jobs out through the dispatch queue only
+    const room = this.capacity(now);
+    if (room <= 0) {
+      if (!this.host.paused()) this.throttled.add(workerId);
+      return { ids: [], passedOver: 0 };
+    }
+    this.throttled.delete(workerId);
+    // A batch answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the isolate.
+    return offerJobs(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
+  }
+
+  /** Why a waiting job waits, and roughly where it stands on this shard. */
+  async queueInfo(jobId: string): Promise<QueueInfo> {
+    const now = this.clock.now();
+    const ahead = jobAhead(this.sql, jobId);
+    if (ahead !== null) return { position: null, reason: "sequenced_behind", ahead };
+    const position = queuePosition(this.sql, jobId);
+    // Far back in line, the position is a bound (a status read counts fewer than exactBelow rows).
+    const at = position !== null && position >= QUEUE_POSITION.exactBelow ? { position, positionAtLeast: true as const } : { position };
+    const config = this.host.config();
+    if (this.host.paused()) return { ...at, reason: "endpoint_paused" };
+    const dispatchError = dispatchErrorOf(this.sql, jobId);
+    if (dispatchError !== undefined) return { ...at, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
+    if (config?.concurrency != null && this.capacity(now) === 0) return { ...at, reason: "concurrency_limit" };
+    // The shards' latest signs of life lag by up to LIVENESS.flushMs (README "Worker liveness").
+    const alive = this.polling.size > 0 || (await this.host.alive(now - (config?.heartbeatTimeout ?? 0)));
+    return { ...at, reason: alive ? "all_workers_busy" : "no_workers" };
+  }
+
+  stats(): QueueStats {
+    return { byState: countByState(this.sql), counters: readCounters(this.sql) };
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Where an endpoint's jobs are indexed (issue 12, item 3). Shard 0 is the endpoint object itself
+ * (jobs from before sharding carry no shard and stay there); shards 1..N-1 are ShardObjects named
+ * by (endpoint, generation, shard), so a re-created endpoint never meets an old incarnation's
+ * shards. A job stores the shard it was placed on: growing N never moves an existing job.
+ */
+import type { EndpointConfig } from "./config";
+import type { IndexEntry } from "../jobs/index-entry";
+
+export interface ShardAddr {
+  endpointId: string;
+  generation: string;
+  shard: number;
+}
+
+export function shardName(a: ShardAddr): string {
+  return `${a.endpointId}/${a.generation}/${a.shard}`;
+}
+
+/** FNV-1a, 32 bits: a stable hash for placement (sequence keys, worker homes). */
+export function hashOf(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Shards an endpoint reads and takes from (1 for one from before generations were kept). */
+export function shardCount(config: Pick<EndpointConfig, "shards" | "generation">): number {
+  return config.generation === "" ? 1 : Math.max(1, config.shards ?? 1);
+}
+
+/** Shards new jobs are placed on: one for an endpoint with a concurrency cap (counted in one place). */
+export function placementShards(config: Pick<EndpointConfig, "shards" | "concurrency" | "generation">): number {
+  return config.concurrency !== null ? 1 : shardCount(config);
+}
+
+/** A sequence's shard: its key's hash over the shard count fixed at creation (FIFO per key stays exact). */
+export function sequenceShard(config: Pick<EndpointConfig, "sequenceShards" | "concurrency" | "generation">, key: string): number {
+  if (config.concurrency !== null || config.generation === "") return 0;
+  return hashOf(key) % Math.max(1, config.sequenceShards ?? 1);
+}
+
+/** The shard a worker parks its long-poll on (0 for a capped endpoint: its new jobs are all there). */
+export function homeShard(config: Pick<EndpointConfig, "shards" | "concurrency" | "generation">, workerId: string): number {
+  return config.concurrency !== null ? 0 : hashOf(workerId) % shardCount(config);
+}
+
+/** A take's answer from one shard. */
+export interface TakeAnswer {
+  ids: string[];
+  /** Another shard has ready jobs nobody waits for there: take from it (wait 0). */
+  redirect?: number;
+  /** Ready jobs left here (at most a small bound): the edge's cached depth for sampling. */
+  depth: number;
+}
+
+/** Why a waiting job waits (SPEC §5 "why it waits"). */
+export type QueueReason = "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying";
+
+export interface QueueInfo {
+  /** 1 + ready jobs ahead in take order on the job's shard; approximate, as the index trails the jobs by a moment. */
+  position: number | null;
+  /** The job is at least `position` in line (counted exactly only below QUEUE_POSITION.exactBelow). */
+  positionAtLeast?: true;
+  reason: QueueReason;
+  ahead?: string;
+  /** The last push error, while a dispatch is being retried. */
+  lastError?: string;
+}
+
+/** The answer to a job's sync: jobs the caller should release (next in a sequence). */
+export interface SyncReply {
+  release: string[];
+  /** The job's endpoint incarnation is gone (deleted, perhaps re-created): the job must end. */
+  orphaned?: true;
+}
+
+/** What jobs and the edge ask of the shard that indexes a job. */
+export interface JobQueue {
+  sync(entry: IndexEntry): Promise<SyncReply>;
+  enterSequence(key: string, jobId: string): Promise<string | null>;
+  sequenceAhead(jobId: string): Promise<string | null>;
+  queueInfo(jobId: string): Promise<QueueInfo>;
+  /** `skip`: shards this take was already sent to in vain; a waiting take is not redirected there again. */
+  take(workerId: string, max: number, waitMs: number, generation: string | null, skip?: number[]): Promise<TakeAnswer>;
+}
+
+export function shardStub(env: Env, addr: ShardAddr) {
+  return env.SHARD.get(env.SHARD.idFromName(shardName(addr)));
+}
+
+/** The queue of shard `shard` of an endpoint incarnation (shard 0, or a job without generation: the endpoint object). */
+export function queueOf(env: Env, endpointId: string, generation: string | null, shard: number): JobQueue {
+  if (shard === 0 || generation === null || generation === "") {
+    const s = env.ENDPOINT.get(env.ENDPOINT.idFromName(endpointId));
+    return {
+      sync: (e) => s.sync(e),
+      enterSequence: (k, id) => s.enterSequence(k, id),
+      sequenceAhead: (id) => s.sequenceAhead(id),
+      queueInfo: (id) => s.queueInfo(id),
+      take: (w, max, wait, gen, skip = []) => s.take(w, max, wait, gen, skip),
+    };
+  }
+  const addr: ShardAddr = { endpointId, generation, shard };
+  const s = shardStub(env, addr);
+  return {
+    sync: (e) => s.sync(addr, e),
+    enterSequence: (k, id) => s.enterSequence(addr, k, id),
+    sequenceAhead: (id) => s.sequenceAhead(addr, id),
+    queueInfo: (id) => s.queueInfo(addr, id),
+    take: (w, max, wait, gen, skip = []) => s.take(addr, w, max, wait, gen, skip),
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * What the endpoint object keeps of its worker shards (liveness objects): each shard's last
+ * summary (worker counts, latest sign of life), in the worker_shard table (endpoint migration 6).
+ */
+import { recordColdStarts } from "./endpoint-metrics";
+import type { ShardSummary } from "./liveness-object";
+import { countStates, type WorkerCounts } from "./workers";
+
+/** Stores a worker shard's summary; its cold starts count for metrics. */
+export function storeSummary(sql: SqlStorage, shard: number, summary: ShardSummary, now: number): void {
+  sql.exec(
+    "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at) VALUES (?, ?, ?, ?)",
+    shard,
+    JSON.stringify(summary.counts),
+    summary.lastSign,
+    now,
+  );
+  recordColdStarts(sql, summary.coldStarts, now);
+}
+
+/**
+ * Workers by state from the shards' last summaries (they lag by up to LIVENESS.flushMs); the
+ * `throttled` workers held back by the concurrency limit count throttled, taken from the idle ones.
+ */
+export function summedCounts(sql: SqlStorage, throttled: number): WorkerCounts {
+  const counts = countStates([]);
+  for (const r of sql.exec<{ counts: string }>("SELECT counts FROM worker_shard")) {
+    for (const [state, n] of Object.entries(JSON.parse(r.counts) as WorkerCounts)) counts[state as keyof WorkerCounts] += n;
+  }
+  const held = Math.min(counts.idle, throttled);
+  counts.idle -= held;
+  counts.throttled += held;
+  return counts;
+}
+
+/** The worker shards that have told a summary (a shard does on its first sign of life; the others have no workers). */
+export function summarisedShards(sql: SqlStorage): number[] {
+  return sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
+}
+
+/** Has a worker shard told of a sign of life since `since`? */
+export function signSince(sql: SqlStorage, since: number): boolean {
+  return sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
+}
