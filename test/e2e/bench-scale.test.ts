@@ -128,7 +128,8 @@ describe("npm run bench:scale", () => {
     for (const d of r.depths) {
       expect(d.fillMs).toBeGreaterThan(0);
       expect(d.fillPerSecond).toBeGreaterThan(0);
-      expect(d.fillCallsPerSubmit).toBeGreaterThanOrEqual(1);
+      // Spread over the index shards: the busiest takes a share of the submits' index updates.
+      expect(d.fillCallsPerSubmit).toBeGreaterThan(0);
       for (const s of [d.status, d.takeDone]) {
         expect(s.n).toBe(SAMPLES);
         expect(s.p50).toBeGreaterThan(0);
