@@ -1,6 +1,8 @@
 /**
  * Endpoint configuration: the body of `PUT /admin/endpoints/{id}`, its defaults and its checks.
  */
+import type { PolicyDefaults } from "../jobs/policy";
+import type { SigningSecrets } from "../shared/signing";
 import { z } from "zod";
 import { LIMITS, SHARDS } from "../shared/limits";
 import { checkOutboundUrl } from "../shared/urls";
@@ -43,26 +45,18 @@ function decodedSecretBytes(secret: string): number | null {
   }
 }
 
-export interface EndpointConfig {
+/**
+ * An endpoint's stored config: the job policy defaults (PolicyDefaults: timeouts, attempts,
+ * retention, cancel grace, retryOnError) and its signing secrets (SigningSecrets: the current and,
+ * until `previousSecretUntil`, the previous one), plus what follows.
+ */
+export interface EndpointConfig extends PolicyDefaults, SigningSecrets {
   id: string;
   mode: "pull" | "push";
   workerUrls: string[];
-  executionTimeout: number;
-  ttl: number;
-  maxAttempts: number;
-  heartbeatTimeout: number;
-  retentionMs: number;
-  syncRetentionMs: number;
-  cancelGraceMs: number;
   /** Most jobs IN_PROGRESS at once; null for no limit. */
   concurrency: number | null;
-  webhookSecret: string;
-  /** The secret before the last rotation, still signed with until `previousSecretUntil`. */
-  previousWebhookSecret: string | null;
-  previousSecretUntil: string | null;
   allowPrivateUrls: boolean;
-  /** Whether a handler error puts the job back in the queue while attempts are left. */
-  retryOnError: boolean;
   /** Objects the ready index is spread over (shard 0 is the endpoint object); grows, never shrinks. */
   shards: number;
   /**

@@ -6,16 +6,9 @@
  */
 import type { EndpointConfig } from "./config";
 import type { IndexEntry } from "../jobs/index-entry";
+import { shardName, type ShardAddr } from "../shared/shards";
 
-export interface ShardAddr {
-  endpointId: string;
-  generation: string;
-  shard: number;
-}
-
-export function shardName(a: ShardAddr): string {
-  return `${a.endpointId}/${a.generation}/${a.shard}`;
-}
+export { shardName, type ShardAddr } from "../shared/shards";
 
 /** FNV-1a, 32 bits: a stable hash for placement (sequence keys, worker homes). */
 export function hashOf(s: string): number {

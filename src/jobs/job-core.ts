@@ -30,7 +30,7 @@ import { appendHistory, appendRefusal, loadJob, saveJob, setIndexDue, type Store
 import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liveness-tells";
 import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
 import type { JobChange } from "./job-results";
-import { queueOf } from "../endpoints/shards";
+import { shardName } from "../shared/shards";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;
@@ -250,9 +250,27 @@ export abstract class JobCore extends DurableObject<Env> {
     return this.endpointOf(job.endpointId);
   }
 
-  /** The shard of the endpoint's ready index this job was placed on (see endpoints/shards). */
+  /**
+   * The shard of the endpoint's ready index this job was placed on: shard 0 (or a job from before
+   * generations were kept) is the endpoint object, the others ShardObjects (see shared/shards).
+   */
   protected queue(job: Pick<JobRecord, "endpointId" | "endpointGen" | "shard">) {
-    return queueOf(this.env, job.endpointId, job.endpointGen, job.shard ?? 0);
+    const shard = job.shard ?? 0;
+    if (shard === 0 || job.endpointGen === null || job.endpointGen === "") {
+      const s = this.endpointOf(job.endpointId);
+      return {
+        sync: (e: IndexEntry) => s.sync(e),
+        enterSequence: (key: string, id: string) => s.enterSequence(key, id),
+        sequenceAhead: (id: string) => s.sequenceAhead(id),
+      };
+    }
+    const addr = { endpointId: job.endpointId, generation: job.endpointGen, shard };
+    const s = this.env.SHARD.get(this.env.SHARD.idFromName(shardName(addr)));
+    return {
+      sync: (e: IndexEntry) => s.sync(addr, e),
+      enterSequence: (key: string, id: string) => s.enterSequence(addr, key, id),
+      sequenceAhead: (id: string) => s.sequenceAhead(addr, id),
+    };
   }
 
   protected endpointOf(endpointId: string) {
