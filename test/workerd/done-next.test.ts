@@ -11,7 +11,7 @@ const doneNext = (ep: string, w: string, id: string, body: unknown, next = "1") 
 
 describe("job-done?next=1", () => {
   it("answers the next ready job, claimed by the same worker, and {next: null} when none is ready", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: jobs handed out in submit order
     const jobs = [await submit(ep, { input: { n: 1 } }), await submit(ep, { input: { n: 2 } })];
     // With shards (the default) either may be handed out first; next=1 finds the other on any shard.
     const a = (await json<{ id: string }>(await take(ep, "w1"))).id;
@@ -29,7 +29,7 @@ describe("job-done?next=1", () => {
   });
 
   it("without next (RunPod workers) the answer stays {} and nothing is taken", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: jobs handed out in submit order
     const jobs = [await submit(ep), await submit(ep)];
     const a = (await json<{ id: string }>(await take(ep, "w1"))).id; // either one, with shards
     const b = jobs.find((j) => j !== a)!;
@@ -40,7 +40,7 @@ describe("job-done?next=1", () => {
   });
 
   it("a refused report takes nothing: the next job stays queued for others", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: jobs handed out in submit order
     const jobs = [await submit(ep), await submit(ep)];
     const a = (await json<{ id: string }>(await take(ep, "w1"))).id; // either one, with shards
     const b = jobs.find((j) => j !== a)!;
@@ -52,7 +52,7 @@ describe("job-done?next=1", () => {
   });
 
   it("bad uses are a 400 that changes nothing: next=2, next with a progress update", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: jobs handed out in submit order
     await submit(ep);
     await submit(ep);
     const a = (await json<{ id: string }>(await take(ep, "w1"))).id; // either one, with shards
@@ -66,7 +66,7 @@ describe("job-done?next=1", () => {
   });
 
   it("a paused endpoint answers next: null (running jobs finish, nothing new starts)", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: jobs handed out in submit order
     const jobs = [await submit(ep), await submit(ep)];
     const a = (await json<{ id: string }>(await take(ep, "w1"))).id; // either one, with shards
     const b = jobs.find((j) => j !== a)!;

@@ -42,7 +42,7 @@ describe("outsider: job-done?next=1", () => {
   });
 
   it("a job cancelled meanwhile: its report ends it CANCELLED and next hands out the following job", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: jobs handed out in submit order
     const a = await submit(ep);
     const b = await submit(ep);
     expect(await json(await take(ep, "w1"))).toMatchObject({ id: a });
@@ -52,7 +52,7 @@ describe("outsider: job-done?next=1", () => {
   });
 
   it("stopPod with next: the report counts, nothing is taken, the worker is marked for recycling", async () => {
-    const ep = await createEndpoint();
+    const ep = await createEndpoint({ shards: 1 }); // one shard: jobs handed out in submit order
     const a = await submit(ep);
     const b = await submit(ep);
     expect(await json(await take(ep, "w1"))).toMatchObject({ id: a });
