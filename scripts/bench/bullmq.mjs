@@ -1,4 +1,4 @@
-// The peer: BullMQ on a local redis-server (Debian's package), the same lifecycle in BullMQ's
+// The peer: BullMQ on a local redis-server, the same lifecycle in BullMQ's
 // manual-processing API: queue.add → worker.getNextJob → job.moveToCompleted → queue.getJobState.
 // Redis runs with an append-only file fsynced every second (BullMQ's advice for production),
 // in the same state location as the Workers.
@@ -10,7 +10,7 @@ import { captureOutput, freePort, groupCpuMs, stopGroup } from "./processes.mjs"
 
 /** Why BullMQ cannot run, and how to include it. */
 export const NO_REDIS_SERVER =
-  "redis-server is not on the PATH; to include BullMQ, install Redis (on Debian: apt-get install redis-server) and run again";
+  "redis-server is not on the PATH; to include BullMQ, install Redis so that redis-server is on the PATH, and run again";
 
 /** The version of the redis-server on the PATH, or null when there is none. */
 export function redisVersion() {
