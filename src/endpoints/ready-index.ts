@@ -281,25 +281,6 @@ export function waitingJobIds(sql: SqlStorage, limit: number): string[] {
     .map((r) => r.job_id);
 }
 
-export interface HeldJob {
-  jobId: string;
-  state: JobState;
-  attempt: number;
-  /** When the index last changed the row: for a running job, when its attempt started. */
-  updatedAt: number;
-}
-
-/** Jobs the index believes `workerId` holds (IN_PROGRESS or CANCELLING). */
-export function heldBy(sql: SqlStorage, workerId: string): HeldJob[] {
-  return sql
-    .exec<{ job_id: string; state: string; attempt: number; updated_at: number }>(
-      "SELECT job_id, state, attempt, updated_at FROM job_index WHERE worker_id = ? AND state IN ('IN_PROGRESS', 'CANCELLING')",
-      workerId,
-    )
-    .toArray()
-    .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, updatedAt: r.updated_at }));
-}
-
 /** Index rows per state, from job_state_count (kept by triggers on job_index; migration 7). */
 export function countByState(sql: SqlStorage): Partial<Record<JobState, number>> {
   const out: Partial<Record<JobState, number>> = {};
@@ -347,17 +328,6 @@ export function unfinishedJobIds(sql: SqlStorage, limit: number): string[] {
     .exec<{ job_id: string }>(`SELECT job_id FROM job_index WHERE state IN ${UNFINISHED_LIST} LIMIT ?`, limit)
     .toArray()
     .map((r) => r.job_id);
-}
-
-/** Running jobs per worker (IN_PROGRESS or CANCELLING). */
-export function runningByWorker(sql: SqlStorage): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const r of sql.exec<{ worker_id: string; job_id: string }>(
-    "SELECT worker_id, job_id FROM job_index WHERE state IN ('IN_PROGRESS', 'CANCELLING') AND worker_id IS NOT NULL",
-  )) {
-    out.set(r.worker_id, [...(out.get(r.worker_id) ?? []), r.job_id]);
-  }
-  return out;
 }
 
 export interface RecentJob {

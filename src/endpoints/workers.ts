@@ -113,11 +113,6 @@ export function markUnhealthy(sql: SqlStorage, workerId: string, reason: string)
   sql.exec("UPDATE worker SET unhealthy_reason = ? WHERE worker_id = ?", reason.slice(0, 2 * WORKER_BOUNDS.unhealthyTextChars + 2), workerId);
 }
 
-/** Workers heard from since `since` that have not reported themselves unhealthy. */
-export function countAlive(sql: SqlStorage, since: number): number {
-  return sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM worker WHERE last_seen >= ? AND unhealthy_reason IS NULL", since).one().n;
-}
-
 export function lastSeen(sql: SqlStorage, workerId: string): number | null {
   return sql.exec<{ last_seen: number }>("SELECT last_seen FROM worker WHERE worker_id = ?", workerId).toArray()[0]?.last_seen ?? null;
 }

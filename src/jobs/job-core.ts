@@ -253,6 +253,8 @@ export abstract class JobCore extends DurableObject<Env> {
   /**
    * The shard of the endpoint's ready index this job was placed on: shard 0 (or a job from before
    * generations were kept) is the endpoint object, the others ShardObjects (see shared/shards).
+   * The three calls a job makes; the edge's full queue (takes, queue info) is endpoints/shards'
+   * queueOf, which jobs cannot import (they sit below endpoints).
    */
   protected queue(job: Pick<JobRecord, "endpointId" | "endpointGen" | "shard">) {
     const shard = job.shard ?? 0;
