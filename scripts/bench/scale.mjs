@@ -94,9 +94,15 @@ export async function lifecyclePhase(base, { jobs, concurrency, warmup = 4 }) {
     callsPerJob: round(callsPerJob, 3),
     callsPerJobByMethod: load.busiest ? perUnit(load.busiest.calls.byMethod, jobs) : {},
     rowsWrittenPerJob: load.busiest ? round(load.busiest.rowsWritten / jobs, 2) : null,
-    ceilingJobsPerSecond: { at500: callsPerJob ? Math.floor(500 / callsPerJob) : null, at1000: callsPerJob ? Math.floor(1000 / callsPerJob) : null },
+    ceilingJobsPerSecond: { at500: ceiling(500, jobs, load), at1000: ceiling(1000, jobs, load) },
     steps: Object.fromEntries(Object.entries(steps).map(([name, xs]) => [name, p50p90(xs)])),
   };
+}
+
+/** Jobs/s one endpoint can carry when its busiest object serves `perObject` calls/s (exact integers: no rounding). */
+function ceiling(perObject, jobs, load) {
+  const total = load.busiest?.calls.total;
+  return total ? Math.floor((perObject * jobs) / total) : null;
 }
 
 /**

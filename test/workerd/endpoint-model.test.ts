@@ -283,6 +283,14 @@ class Ping implements Cmd {
         });
       } else if (mine && p.state === "CANCELLING") {
         expect(["CANCELLING", "CANCELLED"]).toContain(j.snap!.state);
+      } else if (p.state === "SEQUENCED" && j.snap?.state === "IN_QUEUE") {
+        // Found by the model (seed 858249): a job of its key ended on this ping (a CANCELLING job
+        // the worker no longer lists, or a released lease), so the next of that sequence is let in.
+        const ended = current(w).filter((x) => x.seq === j.seq && x.id !== j.id && !isTerminal(pre.get(x.id) ?? null) && isTerminal(x.snap));
+        expect(ended.length, `${this.wid}'s ping lets ${j.id} of '${j.seq}' in only when a job of its key ended`).toBeGreaterThan(0);
+        const ahead = unfinishedOfKey(w, j.seq!, j.id).filter((x) => x.snap!.state !== "SEQUENCED");
+        expect(ahead.map((x) => x.id), `${j.id} is let in only when no other job of '${j.seq}' waits or runs`).toEqual([]);
+        expect(core(j)).toEqual({ ...same, state: "IN_QUEUE" });
       } else {
         expect(core(j), `${this.variant} ping of ${this.wid} leaves ${j.id} (${p.state}, ${p.workerId}) alone`).toEqual(same);
       }
@@ -473,6 +481,10 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
 
   it("defect 10: after DELETE and re-create, the old endpoint's jobs answer 404 to the new keys", async () => {
     await runModel(null, 2, [S(), S(null, "new")], [new Take("w1", 1, false, false), new Recreate(), S(null, 0), new Advance(310_000), new Take("w1", 2, false, true)]);
+  });
+
+  it("found by the model (seed 858249): the ping that ends a cancelled job (its stop delivered, no longer listed) lets the next of its sequence in", async () => {
+    await runModel(2, 2, [], [S("b"), new Take("w1", 1, false, false), S("b"), new Cancel(0, true), new Ping("w1", "list")]);
   });
 
   it("a ping without job_id or runpod_version says nothing about jobs (not even a CANCELLING one)", async () => {
