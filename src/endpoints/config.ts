@@ -57,8 +57,15 @@ export interface EndpointConfig extends PolicyDefaults, SigningSecrets {
   /** Most jobs IN_PROGRESS at once; null for no limit. */
   concurrency: number | null;
   allowPrivateUrls: boolean;
-  /** Objects the ready index is spread over (shard 0 is the endpoint object); grows, never shrinks. */
+  /** Objects new jobs are indexed on (see firstShard); grows, never shrinks. */
   shards: number;
+  /**
+   * The first of the `shards` index shards, fixed at creation: 1 for an endpoint created with
+   * several shards (ShardObjects 1..shards index its jobs; the endpoint object keeps config, keys
+   * and the relay between them, off every job's path), 0 for one created with one shard or a cap,
+   * or before issue 12 (the endpoint object is shard 0 and indexes jobs itself).
+   */
+  firstShard: 0 | 1;
   /**
    * Shards that jobs with a sequenceKey are placed over by the key's hash: fixed at creation, so a
    * growing `shards` never splits a sequence over two shards (FIFO per key stays exact).
@@ -128,6 +135,7 @@ export function resolveConfig(
     retryOnError: input.retryOnError ?? false,
     shards,
     sequenceShards: previous?.sequenceShards ?? shards,
+    firstShard: previous ? (previous.firstShard ?? 0) : shards > 1 && concurrency === null ? 1 : 0,
     generation: previous?.generation ?? newGeneration(),
     createdAt: previous?.createdAt ?? now.toISOString(),
     updatedAt: now.toISOString(),

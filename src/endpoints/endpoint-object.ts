@@ -79,7 +79,7 @@ export class EndpointObject extends DurableObject<Env> {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
     // Configs from before sharding keep one shard (their jobs are all on this object).
     this.config = row
-      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, ...JSON.parse(row.body) } as EndpointConfig)
+      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, firstShard: 0, ...JSON.parse(row.body) } as EndpointConfig)
       : null;
     this.keys = loadKeys(this.sql);
     this.paused = this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'paused'").toArray()[0]?.value === 1;
@@ -284,12 +284,12 @@ export class EndpointObject extends DurableObject<Env> {
    * offered job ids (the caller claims each from its job object). The worker's liveness object,
    * not this one, notes the take as a sign of life and knows what the worker lost.
    */
-  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<TakeAnswer> {
+  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = [], redirected = false): Promise<TakeAnswer> {
     if (!this.isCurrent(generation)) return { ids: [], depth: 0 };
     // A hint nobody took up yet sends this worker to that shard at once (nothing ready here).
     const hinted = shardCount(this.config!) > 1 && this.queue.depth(this.clock.now()) === 0 ? this.relay.takeHint(0, skip) : null;
     if (hinted !== null) return { ...(await this.queue.take(workerId, max, 0)), redirect: hinted.shard };
-    return this.queue.take(workerId, max, waitMs, skip);
+    return this.queue.take(workerId, max, waitMs, skip, redirected);
   }
 
   /** Shard `shard` has ready jobs nobody waits for there (see Relay); true when a waiter was told at once. */

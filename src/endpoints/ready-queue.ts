@@ -72,8 +72,10 @@ export class ReadyQueue {
   /** When the next prune is due (in memory: a new instance prunes on its first sync). */
   private pruneAt = 0;
   /**
-   * One hint per episode: until every ready job here is on offer again (or the hint was taken up
-   * at once, or a take here came back empty), a hint is repeated only by the alarm.
+   * The endpoint object holds this shard's hint (one at a time): until it hands it out (a take
+   * arrives redirected here), or it is taken up at once, or a take here came back empty beside
+   * ready jobs, ready jobs here are not hinted again; the alarm repeats the hint should jobs wait
+   * SHARDS.hintEveryMs unserved (the endpoint object may have lost it).
    */
   private hintedAt = 0;
   private hinted = false;
@@ -143,15 +145,19 @@ export class ReadyQueue {
    */
   private async maybeHint(now: number, fresh = false): Promise<void> {
     if (!this.forwards()) return;
-    if (this.hinted && now - this.hintedAt < SHARDS.hintEveryMs) return;
     const depth = this.depth(now);
     if (depth === 0) return;
+    if (this.hinted) {
+      // The endpoint object still holds the hint: the alarm checks that these jobs are served.
+      await this.armAlarm(Math.max(now, this.hintedAt) + SHARDS.hintEveryMs);
+      return;
+    }
     this.hinted = true;
     this.hintedAt = now;
     if (fresh) this.visitedInVain = false;
     await this.armAlarm(now + SHARDS.hintEveryMs);
     try {
-      // Taken up at once: the next ready job may hint again without waiting out the interval.
+      // Taken up at once: the next ready job may hint again.
       if (await this.host.hint(depth, fresh)) this.hinted = false;
     } catch (e) {
       console.warn(`shard ${this.host.shard}: hint to the endpoint failed; the alarm repeats it`, e);
@@ -167,7 +173,7 @@ export class ReadyQueue {
    * A worker asks for up to `max` jobs, waiting up to `waitMs` for one here (or for a redirect to
    * another shard with ready jobs; `skip`: shards it was sent to in vain, not again).
    */
-  async take(workerId: string, max: number, waitMs: number, skip: readonly number[] = []): Promise<TakeAnswer> {
+  async take(workerId: string, max: number, waitMs: number, skip: readonly number[] = [], redirected = false): Promise<TakeAnswer> {
     let offer = this.offer(workerId, max, this.clock.now());
     let answer: TakeAnswer | null = null;
     if (offer.ids.length === 0 && waitMs > 0) {
@@ -179,14 +185,15 @@ export class ReadyQueue {
     const now = this.clock.now();
     if (!this.forwards()) return { ids: offer.ids, depth: 0, ...(answer?.redirect !== undefined ? { redirect: answer.redirect } : {}) };
     const depth = this.depth(now);
-    // Every ready job is on offer: the episode is over, the next ready job hints at once. A take
-    // that came back empty beside ready jobs (this worker may not take them: it failed them, or it
-    // was sent here by a hint another worker used up) announces them again for others.
-    if (depth === 0 || offer.ids.length === 0) this.hinted = false;
+    // A take the endpoint object sent here used up this shard's hint: jobs left are hinted again.
+    // A take that came back empty beside ready jobs (this worker may not take them: it failed
+    // them, or it was sent here by a hint another worker used up) announces them again for others.
+    if (redirected) this.hinted = false;
     if (depth > 0 && offer.ids.length === 0) {
       this.visitedInVain = true;
-      await this.maybeHint(now);
+      this.hinted = false;
     }
+    if (depth > 0 && !this.hinted) await this.maybeHint(now);
     return { ids: offer.ids, depth, ...(answer?.redirect !== undefined ? { redirect: answer.redirect } : {}) };
   }
 
@@ -197,6 +204,8 @@ export class ReadyQueue {
     this.forwarding = true;
     void (async () => {
       try {
+        // Most waits end within moments (a job placed where the take waits): only then forward.
+        await new Promise((r) => setTimeout(r, SHARDS.forwardAfterMs));
         for (let skip = this.skippedByAll(); skip !== null && this.forwards(); skip = this.skippedByAll()) {
           let hint: Hint | null;
           try {
@@ -286,7 +295,8 @@ export class ReadyQueue {
     if (!this.host.config()) return;
     const now = this.clock.now();
     await this.dispatchReady(now);
-    this.hinted = false;
+    // Ready jobs waited a hint interval unserved: announce them again (the hint may be lost).
+    if (this.hinted && now - this.hintedAt >= SHARDS.hintEveryMs && this.depth(now) > 0) this.hinted = false;
     await this.maybeHint(now);
     if (now >= this.pruneAt) await this.prune(now);
     else await this.armAlarm(this.pruneAt);

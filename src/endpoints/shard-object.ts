@@ -17,7 +17,7 @@ import { enterSequence, jobAhead } from "./sequences";
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { ENDPOINT_MIGRATIONS } from "./schema";
-import type { QueueInfo, ShardAddr, SyncReply, TakeAnswer } from "./shards";
+import { shardCount, type QueueInfo, type ShardAddr, type SyncReply, type TakeAnswer } from "./shards";
 
 /** What the endpoint object tells its shards: the config and the run state. */
 export interface ShardState {
@@ -89,7 +89,7 @@ export class ShardObject extends DurableObject<Env> {
     if (this.config) return this.config.generation === addr.generation;
     this.addr = addr;
     const state = await this.root().shardState();
-    if (!state || state.config.generation !== addr.generation || addr.shard >= state.config.shards) return false;
+    if (!state || state.config.generation !== addr.generation || addr.shard >= shardCount(state.config)) return false;
     this.store(addr, state);
     return true;
   }
@@ -114,9 +114,9 @@ export class ShardObject extends DurableObject<Env> {
     return this.queue.sync(entry);
   }
 
-  async take(addr: ShardAddr, workerId: string, max: number, waitMs: number, generation: string | null, skip: number[] = []): Promise<TakeAnswer> {
+  async take(addr: ShardAddr, workerId: string, max: number, waitMs: number, generation: string | null, skip: number[] = [], redirected = false): Promise<TakeAnswer> {
     if (!(await this.ready(addr)) || (generation !== null && generation !== addr.generation)) return { ids: [], depth: 0 };
-    return this.queue.take(workerId, max, waitMs, skip);
+    return this.queue.take(workerId, max, waitMs, skip, redirected);
   }
 
   async queueInfo(addr: ShardAddr, jobId: string): Promise<QueueInfo> {

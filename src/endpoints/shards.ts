@@ -1,8 +1,10 @@
 /**
  * Where an endpoint's jobs are indexed (issue 12, item 3). Shard 0 is the endpoint object itself
- * (jobs from before sharding carry no shard and stay there); shards 1..N-1 are ShardObjects named
+ * (jobs from before sharding carry no shard and stay there); shards 1.. are ShardObjects named
  * by (endpoint, generation, shard), so a re-created endpoint never meets an old incarnation's
- * shards. A job stores the shard it was placed on: growing N never moves an existing job.
+ * shards. An endpoint created with several shards indexes new jobs on ShardObjects only
+ * (firstShard 1), keeping the endpoint object off every job's path. A job stores the shard it was
+ * placed on: growing the count never moves an existing job.
  */
 import type { EndpointConfig } from "./config";
 import type { IndexEntry } from "../jobs/index-entry";
@@ -20,25 +22,33 @@ export function hashOf(s: string): number {
   return h >>> 0;
 }
 
-/** Shards an endpoint reads and takes from (1 for one from before generations were kept). */
-export function shardCount(config: Pick<EndpointConfig, "shards" | "generation">): number {
-  return config.generation === "" ? 1 : Math.max(1, config.shards ?? 1);
+type Placement = Pick<EndpointConfig, "shards" | "concurrency" | "generation"> & { firstShard?: 0 | 1 };
+
+/**
+ * Shard numbers an endpoint reads and takes from: 0..shardCount-1 (1 for an endpoint from before
+ * generations were kept). Shard 0, the endpoint object, is always among them: it indexes the jobs
+ * of an endpoint with one shard or a cap, and of one from before firstShard.
+ */
+export function shardCount(config: Pick<EndpointConfig, "shards" | "generation"> & { firstShard?: 0 | 1 }): number {
+  return config.generation === "" ? 1 : Math.max(1, config.shards ?? 1) + (config.firstShard ?? 0);
 }
 
-/** Shards new jobs are placed on: one for an endpoint with a concurrency cap (counted in one place). */
-export function placementShards(config: Pick<EndpointConfig, "shards" | "concurrency" | "generation">): number {
-  return config.concurrency !== null ? 1 : shardCount(config);
+/** The shards new jobs are placed on: [first, first + count). Shard 0 alone for a capped endpoint (its cap is counted there). */
+export function placementShards(config: Placement): { first: number; count: number } {
+  if (config.concurrency !== null || config.generation === "") return { first: 0, count: 1 };
+  return { first: config.firstShard ?? 0, count: Math.max(1, config.shards ?? 1) };
 }
 
 /** A sequence's shard: its key's hash over the shard count fixed at creation (FIFO per key stays exact). */
-export function sequenceShard(config: Pick<EndpointConfig, "sequenceShards" | "concurrency" | "generation">, key: string): number {
+export function sequenceShard(config: Placement & Pick<EndpointConfig, "sequenceShards">, key: string): number {
   if (config.concurrency !== null || config.generation === "") return 0;
-  return hashOf(key) % Math.max(1, config.sequenceShards ?? 1);
+  return (config.firstShard ?? 0) + (hashOf(key) % Math.max(1, config.sequenceShards ?? 1));
 }
 
-/** The shard a worker parks its long-poll on (0 for a capped endpoint: its new jobs are all there). */
-export function homeShard(config: Pick<EndpointConfig, "shards" | "concurrency" | "generation">, workerId: string): number {
-  return config.concurrency !== null ? 0 : hashOf(workerId) % shardCount(config);
+/** The shard a worker parks its long-poll on: one of the placement shards (0 for a capped endpoint). */
+export function homeShard(config: Placement, workerId: string): number {
+  const { first, count } = placementShards(config);
+  return first + (hashOf(workerId) % count);
 }
 
 /** A take's answer from one shard. */
@@ -77,8 +87,11 @@ export interface JobQueue {
   enterSequence(key: string, jobId: string): Promise<string | null>;
   sequenceAhead(jobId: string): Promise<string | null>;
   queueInfo(jobId: string): Promise<QueueInfo>;
-  /** `skip`: shards this take was already sent to in vain; a waiting take is not redirected there again. */
-  take(workerId: string, max: number, waitMs: number, generation: string | null, skip?: number[]): Promise<TakeAnswer>;
+  /**
+   * `skip`: shards this take was already sent to in vain; a waiting take is not redirected there
+   * again. `redirected`: the endpoint object's hint sent this take here (the shard hints again).
+   */
+  take(workerId: string, max: number, waitMs: number, generation: string | null, skip?: number[], redirected?: boolean): Promise<TakeAnswer>;
 }
 
 export function shardStub(env: Env, addr: ShardAddr) {
@@ -94,7 +107,7 @@ export function queueOf(env: Env, endpointId: string, generation: string | null,
       enterSequence: (k, id) => s.enterSequence(k, id),
       sequenceAhead: (id) => s.sequenceAhead(id),
       queueInfo: (id) => s.queueInfo(id),
-      take: (w, max, wait, gen, skip = []) => s.take(w, max, wait, gen, skip),
+      take: (w, max, wait, gen, skip = [], redirected = false) => s.take(w, max, wait, gen, skip, redirected),
     };
   }
   const addr: ShardAddr = { endpointId, generation, shard };
@@ -104,6 +117,6 @@ export function queueOf(env: Env, endpointId: string, generation: string | null,
     enterSequence: (k, id) => s.enterSequence(addr, k, id),
     sequenceAhead: (id) => s.sequenceAhead(addr, id),
     queueInfo: (id) => s.queueInfo(addr, id),
-    take: (w, max, wait, gen, skip = []) => s.take(addr, w, max, wait, gen, skip),
+    take: (w, max, wait, gen, skip = [], redirected = false) => s.take(addr, w, max, wait, gen, skip, redirected),
   };
 }

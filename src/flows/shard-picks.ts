@@ -1,52 +1,100 @@
 /**
  * The edge's choices between an endpoint's shards (issue 12, item 3), from what this isolate has
- * seen: new jobs go round-robin (a sequence's jobs by their key's hash), and a take samples the
- * deeper of two other shards by the depths that earlier take answers reported.
+ * seen. A new job goes where a take of this isolate waits (Temporal's "sync match": the job meets
+ * its worker at once, and no shard has to announce it through the endpoint object), else
+ * round-robin (a sequence's jobs by their key's hash). A take first tries the shard this isolate
+ * last saw deepest (from take answers and its own placements), then waits on its home shard;
+ * with nothing known deep it goes home at once (the relay sends it where jobs wait).
  */
 import type { EndpointConfig } from "../endpoints/config";
-import { placementShards, sequenceShard, shardCount } from "../endpoints/shards";
+import { placementShards, sequenceShard } from "../endpoints/shards";
 
 /** Endpoints this isolate keeps placement state for; past it, the state starts over (it is only a hint). */
 const KEEP = 10_000;
 const nextShard = new Map<string, number>();
-const depths = new Map<string, number[]>();
+const depths = new Map<string, Map<number, number>>();
+
+/** A take of this isolate waiting at a shard; a placement may promise it the job it places there. */
+export interface Ticket {
+  shard: number;
+  promised: boolean;
+}
+const parked = new Map<string, Ticket[]>();
 
 const keyOf = (c: Pick<EndpointConfig, "id" | "generation">) => `${c.id}:${c.generation}`;
 
-function remember<T>(m: Map<string, T>, key: string, v: T): void {
+function remember<T>(m: Map<string, T>, key: string, v: T): T {
   if (m.size >= KEEP && !m.has(key)) m.clear();
   m.set(key, v);
+  return v;
+}
+
+function depthsOf(config: EndpointConfig): Map<number, number> {
+  const key = keyOf(config);
+  return depths.get(key) ?? remember(depths, key, new Map());
 }
 
 /** The shard a new job is placed on. */
 export function placeJob(config: EndpointConfig, sequenceKey: string | null): number {
   if (sequenceKey !== null) return sequenceShard(config, sequenceKey);
-  const n = placementShards(config);
-  if (n <= 1) return 0;
+  const { first, count } = placementShards(config);
+  if (count <= 1) return first;
   const key = keyOf(config);
-  const i = nextShard.get(key) ?? Math.floor(Math.random() * n);
-  remember(nextShard, key, (i + 1) % n);
-  return i % n;
+  // The oldest take of this isolate waiting on a placement shard, not yet promised a job.
+  const ticket = parked.get(key)?.find((t) => !t.promised && t.shard >= first && t.shard < first + count);
+  if (ticket) {
+    ticket.promised = true;
+    return ticket.shard;
+  }
+  const i = nextShard.get(key) ?? Math.floor(Math.random() * count);
+  remember(nextShard, key, (i + 1) % count);
+  const shard = first + (i % count);
+  // Nobody of this isolate waits there: its next take tries that shard first.
+  const d = depthsOf(config);
+  d.set(shard, (d.get(shard) ?? 0) + 1);
+  return shard;
 }
 
 /** A take answer's report of a shard's ready jobs. */
 export function noteDepth(config: EndpointConfig, shard: number, depth: number): void {
-  const key = keyOf(config);
-  const list = depths.get(key) ?? new Array<number>(shardCount(config)).fill(0);
-  list[shard] = depth;
-  remember(depths, key, list);
+  depthsOf(config).set(shard, depth);
 }
 
 /**
- * Another shard than `home` to try first: of two picked at random, the one last seen deeper.
- * None with one shard, or with a concurrency cap (new jobs are all on shard 0, the home).
+ * Another shard than `home` to try first: the one this isolate last saw deepest among the
+ * placement shards; none when it knows of no ready job elsewhere, with one shard, or with a cap
+ * (new jobs are all on shard 0, the home).
  */
 export function sampleShard(config: EndpointConfig, home: number): number | null {
-  const n = shardCount(config);
-  if (n <= 1 || config.concurrency !== null) return null;
-  const pick = () => (home + 1 + Math.floor(Math.random() * (n - 1))) % n;
-  const a = pick();
-  const b = pick();
-  const d = depths.get(keyOf(config)) ?? [];
-  return (d[b] ?? 0) > (d[a] ?? 0) ? b : a;
+  const { first, count } = placementShards(config);
+  if (count <= 1) return null;
+  let best: number | null = null;
+  let bestDepth = 0;
+  for (const [shard, depth] of depthsOf(config)) {
+    if (shard === home || shard < first || shard >= first + count) continue;
+    if (depth > bestDepth || (depth === bestDepth && depth > 0 && Math.random() < 0.5)) {
+      best = shard;
+      bestDepth = depth;
+    }
+  }
+  return bestDepth > 0 ? best : null;
+}
+
+/** A take of this isolate starts waiting at `shard` (see placeJob). */
+export function parkAt(config: EndpointConfig, shard: number): Ticket {
+  const key = keyOf(config);
+  const list = parked.get(key) ?? remember(parked, key, []);
+  const ticket = { shard, promised: false };
+  list.push(ticket);
+  return ticket;
+}
+
+/** The take's wait there ended (served or not). */
+export function unpark(config: EndpointConfig, ticket: Ticket): void {
+  const key = keyOf(config);
+  const list = parked.get(key);
+  if (!list) return;
+  const i = list.indexOf(ticket);
+  if (i >= 0) list.splice(i, 1);
+  if (list.length === 0) parked.delete(key);
 }

@@ -7,7 +7,7 @@ import type { EndpointConfig } from "../endpoints/config";
 import { objectPieces, type Piece } from "../shared/pieces";
 import { homeShard, queueOf, shardCount, type TakeAnswer } from "../endpoints/shards";
 import { livenessOf } from "./liveness";
-import { noteDepth, sampleShard } from "./shard-picks";
+import { noteDepth, parkAt, sampleShard, unpark } from "./shard-picks";
 import { jobAt, jobQueue, refOf } from "./stubs";
 
 export interface TakeRequest {
@@ -59,8 +59,8 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
 /**
  * Takes from the endpoint's shards and claims what they offer, until a job is claimed or the
  * poll is over. With one shard: one waiting take at the endpoint object, as before sharding.
- * With several (issue 12, item 3): first one other shard (the deeper of two by cached depth)
- * without waiting, then a wait on the worker's home shard, whose wait also ends with a redirect
+ * With several (issue 12, item 3): first the shard this isolate last saw deepest (if any) without
+ * waiting, then a wait on the worker's home shard (where this isolate's new jobs go first), whose wait also ends with a redirect
  * when another shard's ready jobs find no waiter (see endpoints/relay); a redirect that finds
  * nothing is not followed again by this take; a shard that fails is passed over. A take without
  * wait (done-and-take-next) asks the endpoint object last, which keeps the hints of shards whose
@@ -86,7 +86,14 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
     const shard = target;
     let offer: TakeAnswer;
     try {
-      offer = await queueOf(env, config.id, config.generation, shard).take(workerId, max, waiting ? Math.max(0, deadline - Date.now()) : 0, config.generation, skip);
+      const waitMs = waiting ? Math.max(0, deadline - Date.now()) : 0;
+      // A waiting take tells this isolate's placements where a job would meet it at once.
+      const ticket = sharded && waitMs > 0 ? parkAt(config, shard) : null;
+      try {
+        offer = await queueOf(env, config.id, config.generation, shard).take(workerId, max, waitMs, config.generation, skip, viaRedirect);
+      } finally {
+        if (ticket) unpark(config, ticket);
+      }
     } catch (e) {
       if (!sharded) throw e;
       // An unreachable shard loses nothing (its jobs stay indexed there): wait on another.
@@ -139,5 +146,6 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
     // Nothing at the probe or a redirect: wait at home (a take without wait looks there once).
     target = failed.has(home) ? 0 : home;
     waiting = true;
+    viaRedirect = false;
   }
 }

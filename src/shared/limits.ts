@@ -128,14 +128,21 @@ export const QUEUE_POSITION = {
 } as const;
 
 /**
- * Issue 12, item 3: an endpoint's ready index is spread over `shards` objects (shard 0 is the
- * endpoint object itself). New endpoints get `default`; a PUT may grow it up to `max`, never
- * shrink it (jobs keep the shard they were placed on). An endpoint with a `concurrency` cap is
- * created with 1 shard, so the cap is counted in one place and stays exact.
+ * Issue 12, item 3: an endpoint's ready index is spread over `shards` objects (ShardObjects
+ * 1..shards for an endpoint created with several; the endpoint object itself for one created with
+ * one shard or a cap). New endpoints get `default`; a PUT may grow it up to `max`, never shrink it
+ * (jobs keep the shard they were placed on). An endpoint with a `concurrency` cap is created with
+ * 1 shard, so the cap is counted in one place and stays exact.
  */
 export const SHARDS = {
   default: 8,
   max: 64,
-  /** A shard whose ready jobs found no waiter hints the endpoint object at most this often (and again by alarm while they wait). */
+  /** A shard's hint the endpoint object holds is repeated by alarm when its ready jobs wait this long unserved. */
   hintEveryMs: 2_000,
+  /**
+   * A take waits this long at its shard before the shard asks the endpoint object for other
+   * shards' hints: most waits end sooner (a job placed where the take waits), and those cost the
+   * endpoint object nothing. The latency a job on another shard adds for a parked take.
+   */
+  forwardAfterMs: 50,
 } as const;
