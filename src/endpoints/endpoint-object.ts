@@ -59,7 +59,7 @@ export class EndpointObject extends DurableObject<Env> {
     super(ctx, env);
     // Rows written are counted for the load report (in memory; see shared/load).
     this.sql = meteredSql(ctx.storage.sql, meterOf(this));
-    this.queue = new ReadyQueue(this.sql, ctx.storage, env.DISPATCH, this.clock, {
+    this.queue = new ReadyQueue(this.sql, ctx.storage, env, this.clock, {
       shard: 0,
       config: () => this.config,
       paused: () => this.paused,
@@ -284,12 +284,12 @@ export class EndpointObject extends DurableObject<Env> {
    * offered job ids (the caller claims each from its job object). The worker's liveness object,
    * not this one, notes the take as a sign of life and knows what the worker lost.
    */
-  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = [], redirected = false): Promise<TakeAnswer> {
+  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {
     if (!this.isCurrent(generation)) return { ids: [], depth: 0 };
     // A hint nobody took up yet sends this worker to that shard at once (nothing ready here).
     const hinted = shardCount(this.config!) > 1 && this.queue.depth(this.clock.now()) === 0 ? this.relay.takeHint(0, skip) : null;
-    if (hinted !== null) return { ...(await this.queue.take(workerId, max, 0)), redirect: hinted.shard };
-    return this.queue.take(workerId, max, waitMs, skip, redirected);
+    if (hinted !== null) return { ...(await this.queue.take(workerId, max, 0, [], false, takeId)), redirect: hinted.shard };
+    return this.queue.take(workerId, max, waitMs, skip, redirected, takeId);
   }
 
   /** Shard `shard` has ready jobs nobody waits for there (see Relay); true when a waiter was told at once. */

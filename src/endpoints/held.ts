@@ -24,8 +24,8 @@ export type TellOutcome =
 
 export function applyTell(sql: SqlStorage, t: HoldTell, now: number): TellOutcome {
   const row = sql
-    .exec<{ version: number; attempt: number; state: string; since: number }>(
-      "SELECT version, attempt, state, since FROM held WHERE worker_id = ? AND job_id = ?",
+    .exec<{ version: number; attempt: number; state: string; since: number; take_id: string | null }>(
+      "SELECT version, attempt, state, since, take_id FROM held WHERE worker_id = ? AND job_id = ?",
       t.workerId,
       t.jobId,
     )
@@ -33,8 +33,10 @@ export function applyTell(sql: SqlStorage, t: HoldTell, now: number): TellOutcom
   if (row && row.version >= t.version) return { applied: false };
   const took = t.state === "IN_PROGRESS" && (!row || row.attempt !== t.attempt || row.state === "RELEASED");
   const since = took || !row ? now : row.since;
+  // The claiming take stays with its attempt through later tells of it (CANCELLING).
+  const takeId = t.takeId ?? (row && row.attempt === t.attempt ? row.take_id : null);
   sql.exec(
-    "INSERT OR REPLACE INTO held (worker_id, job_id, version, attempt, state, since, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO held (worker_id, job_id, version, attempt, state, since, updated_at, take_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     t.workerId,
     t.jobId,
     t.version,
@@ -42,16 +44,18 @@ export function applyTell(sql: SqlStorage, t: HoldTell, now: number): TellOutcom
     t.state,
     since,
     now,
+    takeId,
   );
   return { applied: true, took };
 }
 
-/** The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told. */
-export function heldBy(sql: SqlStorage, workerId: string): HeldJob[] {
+/** The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told; but those the take `exceptTake` claimed. */
+export function heldBy(sql: SqlStorage, workerId: string, exceptTake: string | null = null): HeldJob[] {
   return sql
     .exec<{ job_id: string; state: string; attempt: number; since: number }>(
-      "SELECT job_id, state, attempt, since FROM held WHERE worker_id = ? AND state != 'RELEASED'",
+      "SELECT job_id, state, attempt, since FROM held WHERE worker_id = ? AND state != 'RELEASED' AND (take_id IS NULL OR take_id IS NOT ?)",
       workerId,
+      exceptTake,
     )
     .toArray()
     .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, since: r.since }));

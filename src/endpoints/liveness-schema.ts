@@ -47,4 +47,9 @@ export const LIVENESS_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    // Issue 12: the take that claimed a held attempt, so that take's release passes over it.
+    version: 2,
+    sql: `ALTER TABLE held ADD COLUMN take_id TEXT;`,
+  },
 ];

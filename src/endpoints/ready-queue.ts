@@ -13,6 +13,7 @@ import { MEMORY_BOUNDS, QUEUE_POSITION, SHARDS } from "../shared/limits";
 import { Waiters } from "../shared/waiters";
 import type { EndpointConfig } from "./config";
 import { sendReady } from "./dispatcher";
+import { claimOffered } from "./take-claims";
 import { recordEntry } from "./endpoint-metrics";
 import {
   applyEntry,
@@ -91,7 +92,7 @@ export class ReadyQueue {
   constructor(
     private readonly sql: SqlStorage,
     private readonly storage: DurableObjectStorage,
-    private readonly dispatch: Queue,
+    private readonly env: Env,
     private readonly clock: Clock,
     private readonly host: QueueHost,
   ) {}
@@ -173,7 +174,7 @@ export class ReadyQueue {
    * A worker asks for up to `max` jobs, waiting up to `waitMs` for one here (or for a redirect to
    * another shard with ready jobs; `skip`: shards it was sent to in vain, not again).
    */
-  async take(workerId: string, max: number, waitMs: number, skip: readonly number[] = [], redirected = false): Promise<TakeAnswer> {
+  async take(workerId: string, max: number, waitMs: number, skip: readonly number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {
     let offer = this.offer(workerId, max, this.clock.now());
     let answer: TakeAnswer | null = null;
     if (offer.ids.length === 0 && waitMs > 0) {
@@ -182,8 +183,12 @@ export class ReadyQueue {
       answer = await waiting;
       offer = { ids: answer?.ids ?? [], passedOver: 0 };
     }
+    const config = this.host.config();
+    const claimed = offer.ids.length > 0 && config ? await claimOffered(this.env, config, offer.ids, workerId, takeId, (e) => this.sync(e)) : { jobs: [], stale: 0 };
+    const answered = { ids: claimed.jobs.map((j) => j.id), jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
+    const redirect = answer?.redirect !== undefined ? { redirect: answer.redirect } : {};
     const now = this.clock.now();
-    if (!this.forwards()) return { ids: offer.ids, depth: 0, ...(answer?.redirect !== undefined ? { redirect: answer.redirect } : {}) };
+    if (!this.forwards()) return { ...answered, depth: 0, ...redirect };
     const depth = this.depth(now);
     // A take the endpoint object sent here used up this shard's hint: jobs left are hinted again.
     // A take that came back empty beside ready jobs (this worker may not take them: it failed
@@ -194,7 +199,7 @@ export class ReadyQueue {
       this.hinted = false;
     }
     if (depth > 0 && !this.hinted) await this.maybeHint(now);
-    return { ids: offer.ids, depth, ...(answer?.redirect !== undefined ? { redirect: answer.redirect } : {}) };
+    return { ...answered, depth, ...redirect };
   }
 
   /** Keeps one poll open at the endpoint object while takes wait here; its answer redirects one waiter. */
@@ -286,7 +291,7 @@ export class ReadyQueue {
   async dispatchReady(now: number): Promise<void> {
     const config = this.host.config();
     if (!config || config.mode !== "push") return;
-    const again = await sendReady(this.sql, this.dispatch, config.id, () => this.capacity(now), now);
+    const again = await sendReady(this.sql, this.env.DISPATCH, config.id, () => this.capacity(now), now);
     if (again !== null) await this.armAlarm(again);
   }
 

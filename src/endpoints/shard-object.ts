@@ -38,7 +38,7 @@ export class ShardObject extends DurableObject<Env> {
     // Rows written are counted for the load report (in memory; see shared/load).
     this.sql = meteredSql(ctx.storage.sql, meterOf(this));
     const owner = this;
-    this.queue = new ReadyQueue(this.sql, ctx.storage, env.DISPATCH, this.clock, {
+    this.queue = new ReadyQueue(this.sql, ctx.storage, env, this.clock, {
       get shard() {
         return owner.addr?.shard ?? -1;
       },
@@ -114,9 +114,9 @@ export class ShardObject extends DurableObject<Env> {
     return this.queue.sync(entry);
   }
 
-  async take(addr: ShardAddr, workerId: string, max: number, waitMs: number, generation: string | null, skip: number[] = [], redirected = false): Promise<TakeAnswer> {
+  async take(addr: ShardAddr, workerId: string, max: number, waitMs: number, generation: string | null, skip: number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {
     if (!(await this.ready(addr)) || (generation !== null && generation !== addr.generation)) return { ids: [], depth: 0 };
-    return this.queue.take(workerId, max, waitMs, skip, redirected);
+    return this.queue.take(workerId, max, waitMs, skip, redirected, takeId);
   }
 
   async queueInfo(addr: ShardAddr, jobId: string): Promise<QueueInfo> {

@@ -51,9 +51,20 @@ export function homeShard(config: Placement, workerId: string): number {
   return first + (hashOf(workerId) % count);
 }
 
+/** A job a shard's take claimed for the worker: its input, unless too large to pass through the shard (see MEMORY_BOUNDS.inlineClaimBytes). */
+export interface ClaimedJob {
+  id: string;
+  attempt: number;
+  input: Uint8Array | null;
+}
+
 /** A take's answer from one shard. */
 export interface TakeAnswer {
+  /** The jobs claimed for the worker (their ids also in `jobs`). */
   ids: string[];
+  jobs?: ClaimedJob[];
+  /** Offers whose claim failed (the index was behind the job; repaired): worth taking again. */
+  stale?: number;
   /** Another shard has ready jobs nobody waits for there: take from it (wait 0). */
   redirect?: number;
   /** Ready jobs left here (at most a small bound): the edge's cached depth for sampling. */
@@ -91,7 +102,7 @@ export interface JobQueue {
    * `skip`: shards this take was already sent to in vain; a waiting take is not redirected there
    * again. `redirected`: the endpoint object's hint sent this take here (the shard hints again).
    */
-  take(workerId: string, max: number, waitMs: number, generation: string | null, skip?: number[], redirected?: boolean): Promise<TakeAnswer>;
+  take(workerId: string, max: number, waitMs: number, generation: string | null, skip?: number[], redirected?: boolean, takeId?: string | null): Promise<TakeAnswer>;
 }
 
 export function shardStub(env: Env, addr: ShardAddr) {
@@ -107,7 +118,7 @@ export function queueOf(env: Env, endpointId: string, generation: string | null,
       enterSequence: (k, id) => s.enterSequence(k, id),
       sequenceAhead: (id) => s.sequenceAhead(id),
       queueInfo: (id) => s.queueInfo(id),
-      take: (w, max, wait, gen, skip = [], redirected = false) => s.take(w, max, wait, gen, skip, redirected),
+      take: (w, max, wait, gen, skip = [], redirected = false, takeId = null) => s.take(w, max, wait, gen, skip, redirected, takeId),
     };
   }
   const addr: ShardAddr = { endpointId, generation, shard };
@@ -117,6 +128,6 @@ export function queueOf(env: Env, endpointId: string, generation: string | null,
     enterSequence: (k, id) => s.enterSequence(addr, k, id),
     sequenceAhead: (id) => s.sequenceAhead(addr, id),
     queueInfo: (id) => s.queueInfo(addr, id),
-    take: (w, max, wait, gen, skip = [], redirected = false) => s.take(addr, w, max, wait, gen, skip, redirected),
+    take: (w, max, wait, gen, skip = [], redirected = false, takeId = null) => s.take(addr, w, max, wait, gen, skip, redirected, takeId),
   };
 }

@@ -77,7 +77,10 @@ export function sampleShard(config: EndpointConfig, home: number): number | null
       bestDepth = depth;
     }
   }
-  return bestDepth > 0 ? best : null;
+  if (best === null || bestDepth === 0) return null;
+  // Spoken for: a take that starts meanwhile tries another shard (the answer resets the count).
+  depthsOf(config).set(best, bestDepth - 1);
+  return best;
 }
 
 /** A take of this isolate starts waiting at `shard` (see placeJob). */

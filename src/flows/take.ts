@@ -1,14 +1,15 @@
 /**
  * The take flow: a worker asks for up to `max` jobs; a shard of the endpoint's ready index offers
- * (probing, parking and redirects between shards are here), each offered job is claimed in its own object, and the worker's liveness object learns of the take meanwhile.
- * Plain values in, the claimed jobs out (as JSON pieces: inputs are never decoded).
+ * and claims them, each in its own object (probing, parking and redirects between shards are
+ * here), and the worker's liveness object learns of the take meanwhile. Plain values in, the
+ * claimed jobs out (as JSON pieces: inputs are never decoded).
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { objectPieces, type Piece } from "../shared/pieces";
 import { homeShard, queueOf, shardCount, type TakeAnswer } from "../endpoints/shards";
 import { livenessOf } from "./liveness";
 import { noteDepth, parkAt, sampleShard, unpark } from "./shard-picks";
-import { jobAt, jobQueue, refOf } from "./stubs";
+import { jobAt, refOf } from "./stubs";
 
 export interface TakeRequest {
   workerId: string;
@@ -22,35 +23,24 @@ export interface TakeRequest {
 /** A take without wait asks the endpoint object for a hint at most this often (each hint costs a take). */
 const NO_WAIT_ROOT_ASKS = 3;
 
-/** The claims of one take: those under way, and the jobs claimed. */
-interface Claims {
-  inFlight: Promise<unknown>;
-  ids: Set<string>;
-}
-
 /**
- * Offers jobs to the worker and claims them, waiting up to the long-poll limit for at least one.
- * The worker's liveness object learns of the take at the same time (a sign of life while the
- * poll lasts); a take saying the worker runs nothing releases the jobs it holds there as soon as
- * that answer is in.
+ * Offers jobs to the worker, claimed by the shard that offers them, waiting up to the long-poll
+ * limit for at least one. The worker's liveness object learns of the take at the same time (a
+ * sign of life while the poll lasts); a take saying the worker runs nothing releases the jobs it
+ * holds there as soon as that answer is in, but those this take claimed (its id goes with the
+ * claims, which may be told there first).
  */
 export async function takeJobs(env: Env, config: EndpointConfig, take: TakeRequest): Promise<Piece[][]> {
   const { workerId, max, waitMs, jobInProgress } = take;
   const ref = refOf(config);
   const deadline = Date.now() + waitMs;
   const liveness = livenessOf(env, config, workerId);
-  const claims: Claims = { inFlight: Promise.resolve(), ids: new Set() };
-  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline).then((held) => {
-    // A claim of this very take that was under way when the answer came may have been told to
-    // the shard first: its job is not lost. Claims started later were told after it.
-    const before = claims.inFlight;
-    return before.then(async () => {
-      const lost = held.filter((id) => !claims.ids.has(id));
-      await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
-    });
+  const takeId = crypto.randomUUID();
+  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline, takeId).then(async (lost) => {
+    await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
   });
   try {
-    return await claimOffers(env, config, workerId, max, deadline, claims);
+    return await claimOffers(env, config, workerId, max, deadline, takeId);
   } finally {
     await released;
   }
@@ -66,7 +56,7 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
  * wait (done-and-take-next) asks the endpoint object last, which keeps the hints of shards whose
  * ready jobs found no waiter, and follows its redirect once.
  */
-async function claimOffers(env: Env, config: EndpointConfig, workerId: string, max: number, deadline: number, claims: Claims): Promise<Piece[][]> {
+async function claimOffers(env: Env, config: EndpointConfig, workerId: string, max: number, deadline: number, takeId: string): Promise<Piece[][]> {
   const ref = refOf(config);
   const sharded = shardCount(config) > 1;
   const home = homeShard(config, workerId);
@@ -90,7 +80,7 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       // A waiting take tells this isolate's placements where a job would meet it at once.
       const ticket = sharded && waitMs > 0 ? parkAt(config, shard) : null;
       try {
-        offer = await queueOf(env, config.id, config.generation, shard).take(workerId, max, waitMs, config.generation, skip, viaRedirect);
+        offer = await queueOf(env, config.id, config.generation, shard).take(workerId, max, waitMs, config.generation, skip, viaRedirect, takeId);
       } finally {
         if (ticket) unpark(config, ticket);
       }
@@ -111,20 +101,21 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       rootRedirected = offer.redirect !== undefined;
     }
     if (sharded) noteDepth(config, shard, offer.depth);
-    if (offer.ids.length > 0) {
-      // Each offered job (within the batch's byte budget: see offerReady) is claimed in its own
-      // object, all at once; answered in offer order.
-      const round = Promise.all(offer.ids.map((id) => jobAt(env, id).claim(ref, workerId)));
-      claims.inFlight = round.then((rs) => rs.forEach((r) => r.ok && claims.ids.add(r.job.id))).catch(() => undefined);
-      const results = await round;
+    if ((offer.jobs ?? []).length > 0) {
+      // Claimed by the shard (see endpoints/take-claims); a large input is read from its job.
       const claimed: Piece[][] = [];
-      for (const r of results) {
-        if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input]]));
-        // The index was behind the job (cancelled, expired, taken): repair it.
-        else if (r.code !== "NOT_FOUND") await jobQueue(env, r.job).sync(r.entry);
+      for (const j of offer.jobs!) {
+        const input = j.input ?? (await jobAt(env, j.id).claimedInput(ref, { workerId, attempt: j.attempt }));
+        // Cancelled since its claim: not handed out (the job waits for this worker's stop as any running job would).
+        if (input !== null) claimed.push(objectPieces({ id: j.id, attempt: j.attempt }, [["input", input]]));
       }
       if (claimed.length > 0 || Date.now() >= deadline) return claimed;
-      continue; // the offers were stale: take again where we were
+      continue;
+    }
+    if ((offer.stale ?? 0) > 0) {
+      // The offers were stale (the shard repaired its index): take again where we were.
+      if (Date.now() >= deadline) return [];
+      continue;
     }
     if (offer.redirect !== undefined && (noWait ? !visited.has(offer.redirect) : Date.now() < deadline)) {
       target = offer.redirect;

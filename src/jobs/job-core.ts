@@ -32,6 +32,12 @@ import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../s
 import type { JobChange } from "./job-results";
 import { shardName } from "../shared/shards";
 
+/** A claim made by a shard's take: the take's id (for the worker's liveness object), and whether the shard indexes it itself. */
+export interface ClaimBy {
+  takeId?: string;
+  indexed?: boolean;
+}
+
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;
 /**
@@ -115,7 +121,7 @@ export abstract class JobCore extends DurableObject<Env> {
   protected async run(
     ref: EndpointRef,
     command: (job: JobRecord, now: number) => CommandResult,
-    opts: { output?: Uint8Array | null; chunk?: Uint8Array; label?: string; fence?: Fence } = {},
+    opts: { output?: Uint8Array | null; chunk?: Uint8Array; label?: string; fence?: Fence; claim?: ClaimBy } = {},
   ): Promise<JobChange> {
     await this.runDue();
     const stored = this.loadFor(ref);
@@ -127,7 +133,7 @@ export abstract class JobCore extends DurableObject<Env> {
       return r;
     }
     if (r.job === stored.job) return { ok: true, job: r.job };
-    await this.apply(stored, r, now, opts.output ?? null, opts.chunk);
+    await this.apply(stored, r, now, opts.output ?? null, opts.chunk, opts.claim);
     return { ok: true, job: r.job };
   }
 
@@ -141,6 +147,7 @@ export abstract class JobCore extends DurableObject<Env> {
     now: number,
     output: Uint8Array | null = null,
     chunk?: Uint8Array,
+    claim?: ClaimBy,
   ): Promise<void> {
     this.ctx.storage.transactionSync(() => {
       if (r.output === "set" && output !== null) writeBlob(this.sql, "output", output);
@@ -154,11 +161,12 @@ export abstract class JobCore extends DurableObject<Env> {
         this.armAlarm(r.job, stored.indexDueAt);
       } else {
         this.commit(r.job, r.event, now, r.output === "set" ? output : null);
-        const tells = tellsFor(stored.job, r.job);
+        // A grant carries the claiming take, whose own release passes over it (LivenessObject.taking).
+        const tells = tellsFor(stored.job, r.job).map((t) => (claim?.takeId && t.state !== "RELEASED" ? { ...t, takeId: claim.takeId } : t));
         if (tells.length > 0) writeTells(this.sql, mergeTells(readTells(this.sql), tells));
       }
     });
-    if (r.event) await this.afterTransition(r.job);
+    if (r.event) await this.afterTransition(r.job, claim?.indexed === true);
     else this.changes.resolveAll();
   }
 
@@ -167,18 +175,20 @@ export abstract class JobCore extends DurableObject<Env> {
     appendRefusal(this.sql, { at: now, command: `refused ${label}`, from: job.state, to: job.state, attempt, workerId: fence?.workerId ?? null, detail: message });
   }
 
-  protected async afterTransition(job: JobRecord): Promise<void> {
+  /** `indexed`: the caller (the shard that claimed the job) applies this change to its index itself. */
+  protected async afterTransition(job: JobRecord, indexed = false): Promise<void> {
     this.faults.hit("job:after-commit");
     this.changes.resolveAll();
-    await this.tellAll(job);
+    await this.tellAll(job, indexed);
   }
 
   /**
-   * Tells the endpoint and the workers' liveness objects at once. A liveness tell that failed
+   * Tells the endpoint and the workers' liveness objects at once (the endpoint not when `indexed`:
+   * the shard that asked for the change applies it from the answer). A liveness tell that failed
    * keeps index_due_at set, so the alarm tries both again (the endpoint's sync is idempotent).
    */
-  protected async tellAll(job: JobRecord): Promise<void> {
-    const [, told] = await Promise.all([this.tellEndpoint(job), this.tellLiveness(job)]);
+  protected async tellAll(job: JobRecord, indexed = false): Promise<void> {
+    const [, told] = await Promise.all([indexed ? this.indexedByCaller(job) : this.tellEndpoint(job), this.tellLiveness(job)]);
     if (told) return;
     const current = loadJob(this.sql);
     if (!current) return;
@@ -239,6 +249,16 @@ export abstract class JobCore extends DurableObject<Env> {
       this.armAlarm(current.job, next);
     }
     if (orphaned && !isTerminal(job.state)) await this.run(job.endpointId, commands.orphan);
+  }
+
+  /** The shard that claimed this job indexes the claim from its answer: no sync is owed for this version. */
+  private async indexedByCaller(job: JobRecord): Promise<void> {
+    const current = loadJob(this.sql);
+    if (current && current.job.version === job.version) {
+      const next = isWaiting(job.state) ? this.clock.now() + reindexDelay() : null;
+      setIndexDue(this.sql, next, job.version);
+      this.armAlarm(current.job, next);
+    }
   }
 
   /** What the endpoint's index is told of this job (with its input's size, for batch budgets). */

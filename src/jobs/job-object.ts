@@ -6,7 +6,7 @@
  * alarm, which is always the earliest pending deadline; the machinery that runs it, and tells the
  * endpoint and the worker's liveness object after the commit, is in ./job-core.
  */
-import { readBlob, writeBlob } from "../shared/blobs";
+import { blobBytes, readBlob, writeBlob } from "../shared/blobs";
 import * as commands from "./commands";
 import type { Fence, SubmitInit } from "./commands";
 import * as push from "./push-commands";
@@ -17,8 +17,8 @@ import { readChunks, readUnread } from "./stream";
 import { webhookLog, webhookSummary, type WebhookLogEntry } from "../webhooks/delivery";
 import { redeliver, type Redelivery } from "../webhooks/outbox";
 import { loadJob, readHistory } from "./store";
-import type { ClaimResult, JobChange, JobRead, StreamRead, SubmitResult, WorkerReport } from "./job-results";
-import { JobCore } from "./job-core";
+import type { ClaimResult, JobChange, JobRead, StreamRead, SubmitResult, TakeClaim, WorkerReport } from "./job-results";
+import { JobCore, type ClaimBy } from "./job-core";
 
 export type { ClaimResult, JobChange, JobRead, Refusal, StreamRead, SubmitResult, WorkerReport } from "./job-results";
 
@@ -181,11 +181,24 @@ export class JobObject extends JobCore {
     return this.run(ref, commands.release);
   }
 
-  /** A worker claims the job it was offered: IN_QUEUE → IN_PROGRESS under a new attempt. */
-  async claim(ref: EndpointRef, workerId: string): Promise<ClaimResult> {
-    const r = await this.run(ref, (job, now) => commands.claim(job, workerId, now));
+  /**
+   * A worker claims the job it was offered: IN_QUEUE → IN_PROGRESS under a new attempt. The
+   * shard that offered it claims it (`by`: its take, and that it indexes the claim itself from
+   * `entry`); an input over `by.inlineInputMax` bytes is left out (the edge reads it with
+   * claimedInput), so large inputs do not pass through the shard.
+   */
+  async claim(ref: EndpointRef, workerId: string, by: ClaimBy & { inlineInputMax?: number } = {}): Promise<TakeClaim> {
+    const r = await this.run(ref, (job, now) => commands.claim(job, workerId, now), { claim: by });
     if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: this.entryOf(r.job) };
-    return { ok: true, job: r.job, input: readBlob(this.sql, "input") ?? new Uint8Array() };
+    const inline = by.inlineInputMax === undefined || blobBytes(this.sql, "input") <= by.inlineInputMax;
+    return { ok: true, job: r.job, entry: this.entryOf(r.job), input: inline ? (readBlob(this.sql, "input") ?? new Uint8Array()) : null };
+  }
+
+  /** The input of the attempt `fence` names, to its lease holder only (a claim that left it out). */
+  claimedInput(ref: EndpointRef, fence: Fence): Uint8Array | null {
+    const stored = this.loadFor(ref);
+    if (!stored || stored.job.workerId !== fence.workerId || stored.job.attempt !== fence.attempt || stored.job.state !== "IN_PROGRESS") return null;
+    return readBlob(this.sql, "input") ?? new Uint8Array();
   }
 
   /** A worker's report on its attempt: progress, result or failure. Fenced by the lease. */

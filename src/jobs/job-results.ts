@@ -22,6 +22,12 @@ export type ClaimResult =
   | { ok: false; code: "NOT_FOUND" }
   | { ok: false; code: ConflictCode; message: string; job: JobRecord; entry: IndexEntry };
 
+/** A take's claim: the job, its index entry (the claiming shard applies it), and its input unless too large to pass inline. */
+export type TakeClaim =
+  | { ok: true; job: JobRecord; entry: IndexEntry; input: Uint8Array | null }
+  | { ok: false; code: "NOT_FOUND" }
+  | { ok: false; code: ConflictCode; message: string; job: JobRecord; entry: IndexEntry };
+
 export type SubmitResult =
   | { ok: true; job: JobRecord }
   | { ok: false; code: "EXISTS"; job: JobRecord }

@@ -53,7 +53,8 @@ export function mergeTells(pending: HoldTell[], added: HoldTell[]): HoldTell[] {
   for (const t of added) {
     const old = out.find((p) => p.workerId === t.workerId && p.attempt === t.attempt);
     out = out.filter((p) => p !== old);
-    out.push(old ? { ...t, stop: t.stop || old.stop, failure: t.failure ?? old.failure } : t);
+    const takeId = t.takeId ?? old?.takeId;
+    out.push(old ? { ...t, stop: t.stop || old.stop, failure: t.failure ?? old.failure, ...(takeId !== undefined ? { takeId } : {}) } : t);
   }
   return out.slice(-LIVENESS.pendingTells);
 }

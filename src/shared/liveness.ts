@@ -28,6 +28,11 @@ export interface HoldTell {
   stop: boolean;
   /** A failure to note in the worker's record ("error", "lease_lost", a timeout reason). */
   failure: string | null;
+  /**
+   * The take that claimed this attempt (the edge's id for one job-take call): that take's own
+   * release of what the worker held passes over it (see LivenessObject.taking).
+   */
+  takeId?: string;
 }
 
 /** FNV-1a (32 bit) of the worker id, mod the shard count: stable across isolates and deploys. */

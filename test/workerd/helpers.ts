@@ -6,7 +6,7 @@ import type { JobObject } from "../../src/jobs/job-object";
 import type { LivenessObject } from "../../src/endpoints/liveness-object";
 import { allLivenessRefs, livenessName, livenessRef, type LivenessRef } from "../../src/shared/liveness";
 import type { ShardObject } from "../../src/endpoints/shard-object";
-import { shardStub } from "../../src/endpoints/shards";
+import { shardCount, shardStub } from "../../src/endpoints/shards";
 
 export const ADMIN = "test-admin-key";
 
@@ -131,9 +131,9 @@ export function endpointStubOf(ep: string): DurableObjectStub<EndpointObject> {
 }
 
 /** The stubs of an endpoint's ready-index shards 1..N-1 (shard 0 is the endpoint object). */
-export function shardStubsOf(config: { id: string; generation: string; shards: number }): Array<DurableObjectStub<ShardObject>> {
+export function shardStubsOf(config: { id: string; generation: string; shards: number; firstShard?: 0 | 1 }): Array<DurableObjectStub<ShardObject>> {
   if (config.generation === "") return [];
-  return Array.from({ length: config.shards - 1 }, (_, i) => shardStub(env, { endpointId: config.id, generation: config.generation, shard: i + 1 }) as DurableObjectStub<ShardObject>);
+  return Array.from({ length: shardCount(config) - 1 }, (_, i) => shardStub(env, { endpointId: config.id, generation: config.generation, shard: i + 1 }) as DurableObjectStub<ShardObject>);
 }
 
 /** The liveness object (worker shard) of `ep`'s current generation, by ref. */

@@ -1,0 +1,65 @@
+/**
+ * A shard's take claims what it offers (issue 12, item 2: one hop from where the job is indexed):
+ * each offered job is claimed in its own object, which tells the worker's liveness object but not
+ * the index; the shard applies each claim's entry itself. A claim refused because the index was
+ * behind the job (cancelled, expired, taken) repairs the index the same way. Inputs up to
+ * MEMORY_BOUNDS.inlineClaimBytes come back inline; larger ones the edge reads from the job.
+ */
+import type { IndexEntry } from "../jobs/index-entry";
+import { MEMORY_BOUNDS } from "../shared/limits";
+import type { EndpointConfig } from "./config";
+import type { ClaimedJob, SyncReply } from "./shards";
+
+export interface Claimed {
+  jobs: ClaimedJob[];
+  /** Offers whose claim was refused or failed. */
+  stale: number;
+}
+
+const jobStub = (env: Env, jobId: string) => env.JOB.get(env.JOB.idFromString(jobId));
+
+/**
+ * Claims `ids` for `workerId` under the take `takeId`, all at once; answers in offer order.
+ * `apply` indexes an entry here (and returns the jobs its sequence releases).
+ */
+export async function claimOffered(
+  env: Env,
+  config: EndpointConfig,
+  ids: readonly string[],
+  workerId: string,
+  takeId: string | null,
+  apply: (entry: IndexEntry) => Promise<SyncReply>,
+): Promise<Claimed> {
+  const ref = { id: config.id, generation: config.generation };
+  const by = { ...(takeId ? { takeId } : {}), indexed: true, inlineInputMax: MEMORY_BOUNDS.inlineClaimBytes };
+  const results = await Promise.all(
+    ids.map((id) =>
+      jobStub(env, id)
+        .claim(ref, workerId, by)
+        .catch((e: unknown) => {
+          // Unknown whether it was claimed: the job's lease rules decide (its worker never hears of it).
+          console.warn(`endpoint ${config.id}: claim of job ${id} failed`, e);
+          return null;
+        }),
+    ),
+  );
+  const out: Claimed = { jobs: [], stale: 0 };
+  for (const r of results) {
+    if (r?.ok) out.jobs.push({ id: r.job.id, attempt: r.job.attempt, input: r.input });
+    else out.stale++;
+    if (r && (r.ok || r.code !== "NOT_FOUND")) {
+      const reply = await apply(r.entry);
+      await Promise.all(reply.release.map((id) => release(env, config, id)));
+    }
+  }
+  return out;
+}
+
+/** The next job of a sequence whose member ended here: SEQUENCED → IN_QUEUE (its own check repeats it if this fails). */
+async function release(env: Env, config: EndpointConfig, jobId: string): Promise<void> {
+  try {
+    await jobStub(env, jobId).release({ id: config.id, generation: config.generation });
+  } catch (e) {
+    console.warn(`could not release job ${jobId}; its own sequence check will`, e);
+  }
+}
