@@ -1,8 +1,9 @@
 /**
  * One Durable Object per endpoint: its config and keys, shard 0 of the ready index (a ReadyQueue;
- * shards 1..N-1 are ShardObjects), the relay that forwards between shards, the counters, and the
- * summaries its worker shards (liveness objects) tell it. It never calls a job object: it answers
- * with ids, and the caller acts (SPEC §3).
+ * shards 1.. are ShardObjects), the relay that forwards between shards, the counters, and the
+ * summaries its worker shards (liveness objects) tell it. The only job objects it calls are those
+ * its takes claim (take-claims.ts, as every shard does); otherwise it answers with ids, and the
+ * caller acts (SPEC §3).
  */
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
@@ -280,8 +281,9 @@ export class EndpointObject extends DurableObject<Env> {
 
   /**
    * A worker asks shard 0 for up to `max` jobs, waiting up to `waitMs` for one here or for a
-   * redirect to another shard with ready jobs (`skip`: shards it was sent to in vain). Returns
-   * offered job ids (the caller claims each from its job object). The worker's liveness object,
+   * redirect to another shard with ready jobs (`skip`: shards it was sent to in vain). Jobs
+   * ready at once are claimed here; jobs that came while it waited are offered for the caller to
+   * claim (see ReadyQueue.take). The worker's liveness object,
    * not this one, notes the take as a sign of life and knows what the worker lost.
    */
   async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {

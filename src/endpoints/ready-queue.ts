@@ -1,7 +1,7 @@
 /**
  * The index half of an endpoint, one per shard (the endpoint object is shard 0; ShardObjects are
- * the rest; issue 12, item 3): the ready index jobs sync into, take offers and their long-poll
- * waiters, sequences, push dispatch, counters, metrics and pruning. The host object supplies the
+ * the rest; issue 12, item 3): the ready index jobs sync into, take offers (claimed here when
+ * ready at once: take-claims) and their long-poll waiters, sequences, push dispatch, counters, metrics and pruning. The host object supplies the
  * config and what differs between the endpoint object and a shard (the relay between shards,
  * worker counts for metrics samples, whether any worker is alive). Worker liveness is not here:
  * jobs tell their workers' liveness objects directly.
@@ -80,6 +80,8 @@ export class ReadyQueue {
    */
   private hintedAt = 0;
   private hinted = false;
+  /** A job became ready while the hint was held: the next hint is fresh (it passes every take's skip). */
+  private freshPending = false;
   /** A forwarded poll to the endpoint object is open for this shard's waiters. */
   private forwarding = false;
   /**
@@ -150,9 +152,12 @@ export class ReadyQueue {
     if (depth === 0) return;
     if (this.hinted) {
       // The endpoint object still holds the hint: the alarm checks that these jobs are served.
+      if (fresh) this.freshPending = true;
       await this.armAlarm(Math.max(now, this.hintedAt) + SHARDS.hintEveryMs);
       return;
     }
+    fresh = fresh || this.freshPending;
+    this.freshPending = false;
     this.hinted = true;
     this.hintedAt = now;
     if (fresh) this.visitedInVain = false;
@@ -172,20 +177,26 @@ export class ReadyQueue {
 
   /**
    * A worker asks for up to `max` jobs, waiting up to `waitMs` for one here (or for a redirect to
-   * another shard with ready jobs; `skip`: shards it was sent to in vain, not again).
+   * another shard with ready jobs; `skip`: shards it was sent to in vain, not again). Jobs ready
+   * at once are claimed here (`jobs`: one hop, see take-claims); jobs that come while the take
+   * waits are offered (`ids`) for the edge to claim: its worker may have gone meanwhile, and an
+   * offer nobody claims lapses, where a claim would hold the job until the worker's lease ends.
    */
   async take(workerId: string, max: number, waitMs: number, skip: readonly number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {
-    let offer = this.offer(workerId, max, this.clock.now());
+    const offer = this.offer(workerId, max, this.clock.now());
     let answer: TakeAnswer | null = null;
-    if (offer.ids.length === 0 && waitMs > 0) {
+    let answered: Pick<TakeAnswer, "ids" | "jobs" | "stale"> = { ids: [] };
+    const config = this.host.config();
+    if (offer.ids.length > 0 && config) {
+      const claimed = await claimOffered(this.env, config, offer.ids, workerId, takeId, (e) => this.sync(e));
+      answered = { ids: [], jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
+    } else if (offer.ids.length === 0 && waitMs > 0) {
       const waiting = this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max, skip }, waitMs, null));
       this.forwardWhileWaiting();
       answer = await waiting;
-      offer = { ids: answer?.ids ?? [], passedOver: 0 };
+      answered = { ids: answer?.ids ?? [] };
     }
-    const config = this.host.config();
-    const claimed = offer.ids.length > 0 && config ? await claimOffered(this.env, config, offer.ids, workerId, takeId, (e) => this.sync(e)) : { jobs: [], stale: 0 };
-    const answered = { ids: claimed.jobs.map((j) => j.id), jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
+    const handed = answered.ids.length + (answered.jobs?.length ?? 0) + (answered.stale ?? 0);
     const redirect = answer?.redirect !== undefined ? { redirect: answer.redirect } : {};
     const now = this.clock.now();
     if (!this.forwards()) return { ...answered, depth: 0, ...redirect };
@@ -194,11 +205,12 @@ export class ReadyQueue {
     // A take that came back empty beside ready jobs (this worker may not take them: it failed
     // them, or it was sent here by a hint another worker used up) announces them again for others.
     if (redirected) this.hinted = false;
-    if (depth > 0 && offer.ids.length === 0) {
+    if (depth > 0 && handed === 0) {
       this.visitedInVain = true;
       this.hinted = false;
     }
-    if (depth > 0 && !this.hinted) await this.maybeHint(now);
+    // Not awaited: the hint reaches the endpoint object after this answer, not before it.
+    if (depth > 0 && !this.hinted) void this.maybeHint(now).catch((e) => console.warn(`shard ${this.host.shard}: hint not sent`, e));
     return { ...answered, depth, ...redirect };
   }
 

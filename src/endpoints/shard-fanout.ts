@@ -1,5 +1,5 @@
 /**
- * The endpoint object's calls to its other shards (1..N-1; issue 12, item 3): the config fan-out
+ * The endpoint object's calls to its other shards (1..shardCount-1; issue 12, item 3): the config fan-out
  * and the reads it merges (counts and counters add, metric rows merge, recent jobs interleave).
  * A shard that fails is left out of a read (logged), so one shard down spoils no read.
  */
@@ -13,7 +13,7 @@ import { shardCount, shardStub, type QueueInfo, type ShardAddr } from "./shards"
 
 type Stub = ReturnType<typeof shardStub>;
 
-/** Shards 1..N-1 of the endpoint's current incarnation. */
+/** Shards 1..shardCount-1 of the endpoint's current incarnation. */
 export function shardAddrs(config: EndpointConfig | null): ShardAddr[] {
   if (!config) return [];
   return Array.from({ length: shardCount(config) - 1 }, (_, i) => ({ endpointId: config.id, generation: config.generation, shard: i + 1 }));

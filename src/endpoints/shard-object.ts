@@ -1,5 +1,5 @@
 /**
- * Shards 1..N-1 of an endpoint's ready index (issue 12, item 3): one Durable Object each, named
+ * Shards 1.. of an endpoint's ready index (issue 12, item 3): one Durable Object each, named
  * by (endpoint, generation, shard). A shard holds its jobs' index rows, takes' waiters, sequences
  * placed on it, counters and metrics (a ReadyQueue, like the endpoint object's shard 0); the
  * endpoint object keeps config, keys and the relay between shards. A shard learns the config from

@@ -60,10 +60,11 @@ export interface ClaimedJob {
 
 /** A take's answer from one shard. */
 export interface TakeAnswer {
-  /** The jobs claimed for the worker (their ids also in `jobs`). */
+  /** Jobs offered to the caller, which claims them (jobs that came while the take waited). */
   ids: string[];
+  /** Jobs the shard claimed for the worker (ready at once: one hop). */
   jobs?: ClaimedJob[];
-  /** Offers whose claim failed (the index was behind the job; repaired): worth taking again. */
+  /** Offers whose claim by the shard failed (the index was behind the job; repaired): worth taking again. */
   stale?: number;
   /** Another shard has ready jobs nobody waits for there: take from it (wait 0). */
   redirect?: number;

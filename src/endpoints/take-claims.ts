@@ -2,10 +2,12 @@
  * A shard's take claims what it offers (issue 12, item 2: one hop from where the job is indexed):
  * each offered job is claimed in its own object, which tells the worker's liveness object but not
  * the index; the shard applies each claim's entry itself. A claim refused because the index was
- * behind the job (cancelled, expired, taken) repairs the index the same way. Inputs up to
- * MEMORY_BOUNDS.inlineClaimBytes come back inline; larger ones the edge reads from the job.
+ * behind the job (cancelled, expired, taken) repairs the index the same way. Inputs come back
+ * inline up to MEMORY_BOUNDS.inlineClaimBytes per take (split over its jobs); larger ones the
+ * edge reads from the job, so a shard never holds much input at once.
  */
 import type { IndexEntry } from "../jobs/index-entry";
+import type { TakeClaim } from "../jobs/job-results";
 import { MEMORY_BOUNDS } from "../shared/limits";
 import type { EndpointConfig } from "./config";
 import type { ClaimedJob, SyncReply } from "./shards";
@@ -31,11 +33,11 @@ export async function claimOffered(
   apply: (entry: IndexEntry) => Promise<SyncReply>,
 ): Promise<Claimed> {
   const ref = { id: config.id, generation: config.generation };
-  const by = { ...(takeId ? { takeId } : {}), indexed: true, inlineInputMax: MEMORY_BOUNDS.inlineClaimBytes };
+  const by = { ...(takeId ? { takeId } : {}), indexed: true, inlineInputMax: Math.floor(MEMORY_BOUNDS.inlineClaimBytes / Math.max(1, ids.length)) };
   const results = await Promise.all(
     ids.map((id) =>
-      jobStub(env, id)
-        .claim(ref, workerId, by)
+      // Inside the chain: a malformed id throws here, for this job only.
+      (async (): Promise<TakeClaim> => jobStub(env, id).claim(ref, workerId, by))()
         .catch((e: unknown) => {
           // Unknown whether it was claimed: the job's lease rules decide (its worker never hears of it).
           console.warn(`endpoint ${config.id}: claim of job ${id} failed`, e);
@@ -48,8 +50,13 @@ export async function claimOffered(
     if (r?.ok) out.jobs.push({ id: r.job.id, attempt: r.job.attempt, input: r.input });
     else out.stale++;
     if (r && (r.ok || r.code !== "NOT_FOUND")) {
-      const reply = await apply(r.entry);
-      await Promise.all(reply.release.map((id) => release(env, config, id)));
+      try {
+        const reply = await apply(r.entry);
+        await Promise.all(reply.release.map((id) => release(env, config, id)));
+      } catch (e) {
+        // The job stays authoritative: a later change of it, or a refused re-offer, repairs the row.
+        console.warn(`endpoint ${config.id}: claim of job ${r.job.id} not indexed`, e);
+      }
     }
   }
   return out;

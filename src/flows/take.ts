@@ -6,10 +6,10 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { objectPieces, type Piece } from "../shared/pieces";
-import { homeShard, queueOf, shardCount, type TakeAnswer } from "../endpoints/shards";
+import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer } from "../endpoints/shards";
 import { livenessOf } from "./liveness";
 import { noteDepth, parkAt, sampleShard, unpark } from "./shard-picks";
-import { jobAt, refOf } from "./stubs";
+import { jobAt, jobQueue, refOf } from "./stubs";
 
 export interface TakeRequest {
   workerId: string;
@@ -57,9 +57,11 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
  * ready jobs found no waiter, and follows its redirect once.
  */
 async function claimOffers(env: Env, config: EndpointConfig, workerId: string, max: number, deadline: number, takeId: string): Promise<Piece[][]> {
-  const ref = refOf(config);
   const sharded = shardCount(config) > 1;
   const home = homeShard(config, workerId);
+  // Where a take waits when its home fails: the next placement shard, then the endpoint object.
+  const { first, count } = placementShards(config);
+  const fallbacks = [home, first + ((home - first + 1) % count), 0];
   const probe = sampleShard(config, home);
   const failed = new Set<number>();
   /** Shards a redirect sent this take to in vain (nothing it may take there). */
@@ -89,7 +91,7 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       // An unreachable shard loses nothing (its jobs stay indexed there): wait on another.
       console.warn(`endpoint ${config.id}: shard ${shard} failed a take`, e);
       failed.add(shard);
-      const fallback = [home, 0].find((s) => !failed.has(s));
+      const fallback = fallbacks.find((s) => !failed.has(s));
       if (fallback === undefined || Date.now() >= deadline) return [];
       target = fallback;
       waiting = true;
@@ -101,19 +103,12 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       rootRedirected = offer.redirect !== undefined;
     }
     if (sharded) noteDepth(config, shard, offer.depth);
-    if ((offer.jobs ?? []).length > 0) {
-      // Claimed by the shard (see endpoints/take-claims); a large input is read from its job.
-      const claimed: Piece[][] = [];
-      for (const j of offer.jobs!) {
-        const input = j.input ?? (await jobAt(env, j.id).claimedInput(ref, { workerId, attempt: j.attempt }));
-        // Cancelled since its claim: not handed out (the job waits for this worker's stop as any running job would).
-        if (input !== null) claimed.push(objectPieces({ id: j.id, attempt: j.attempt }, [["input", input]]));
-      }
+    if ((offer.jobs ?? []).length > 0 || offer.ids.length > 0) {
+      const claimed = [...(await handOut(env, config, workerId, offer.jobs ?? [])), ...(await claimHere(env, config, workerId, offer.ids, takeId))];
       if (claimed.length > 0 || Date.now() >= deadline) return claimed;
-      continue;
+      continue; // the offers were stale (the index is repaired): take again where we were
     }
     if ((offer.stale ?? 0) > 0) {
-      // The offers were stale (the shard repaired its index): take again where we were.
       if (Date.now() >= deadline) return [];
       continue;
     }
@@ -135,8 +130,33 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
     if (waiting) return [];
     if (viaRedirect) skip.push(shard);
     // Nothing at the probe or a redirect: wait at home (a take without wait looks there once).
-    target = failed.has(home) ? 0 : home;
+    target = fallbacks.find((s) => !failed.has(s)) ?? 0;
     waiting = true;
     viaRedirect = false;
   }
+}
+
+/** Jobs the shard claimed (endpoints/take-claims), as the worker gets them; an input left out is read from its job. */
+async function handOut(env: Env, config: EndpointConfig, workerId: string, jobs: readonly ClaimedJob[]): Promise<Piece[][]> {
+  const ref = refOf(config);
+  const inputs = await Promise.all(jobs.map((j) => j.input ?? jobAt(env, j.id).claimedInput(ref, { workerId, attempt: j.attempt })));
+  // An input that is gone: the job was cancelled since its claim, and is not handed out (it waits
+  // for this worker's stop as any running job would).
+  return jobs.flatMap((j, i) => (inputs[i] === null ? [] : [objectPieces({ id: j.id, attempt: j.attempt }, [["input", inputs[i]!]])]));
+}
+
+/**
+ * Jobs offered to a take that waited, claimed here (its worker may have gone meanwhile: then the
+ * offers lapse rather than the jobs being held for it), each in its own object, all at once, under
+ * this take's id; answered in offer order. A refused claim repairs the index.
+ */
+async function claimHere(env: Env, config: EndpointConfig, workerId: string, ids: readonly string[], takeId: string): Promise<Piece[][]> {
+  const ref = refOf(config);
+  const results = await Promise.all(ids.map((id) => jobAt(env, id).claim(ref, workerId, { takeId })));
+  const claimed: Piece[][] = [];
+  for (const r of results) {
+    if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input ?? new Uint8Array()]]));
+    else if (r.code !== "NOT_FOUND") await jobQueue(env, r.job).sync(r.entry);
+  }
+  return claimed;
 }

@@ -22,7 +22,7 @@ export interface LoadSource {
 
 /**
  * Every object serving `endpointId`, the endpoint object first (it alone answers 404 for the
- * report), then its ready-index shards 1..N-1 (shard 0 is the endpoint object), then the worker-liveness shards of the current generation that have workers (pings,
+ * report), then its ready-index shards 1..shardCount-1 (shard 0 is the endpoint object), then the worker-liveness shards of the current generation that have workers (pings,
  * stop polls and lease checks no longer reach the endpoint: without them the busiest object would
  * be wrong). `plan` is the endpoint's loadPlan (null: no such endpoint).
  */

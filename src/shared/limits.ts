@@ -80,7 +80,7 @@ export const WORKER_BOUNDS = {
  */
 export const MEMORY_BOUNDS = {
   batchInputBytes: 16 * MB,
-  /** A claimed job's input passes inline through the shard that claimed it up to this size; the edge reads larger ones from the job. */
+  /** Claimed jobs' inputs pass inline through the shard that claimed them up to this much per take (split over its jobs); the edge reads larger ones from the job. */
   inlineClaimBytes: 1 * MB,
 } as const;
 

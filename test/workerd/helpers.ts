@@ -130,7 +130,7 @@ export function endpointStubOf(ep: string): DurableObjectStub<EndpointObject> {
   return env.ENDPOINT.get(env.ENDPOINT.idFromName(ep)) as DurableObjectStub<EndpointObject>;
 }
 
-/** The stubs of an endpoint's ready-index shards 1..N-1 (shard 0 is the endpoint object). */
+/** The stubs of an endpoint's ready-index shards 1..shardCount-1 (shard 0 is the endpoint object). */
 export function shardStubsOf(config: { id: string; generation: string; shards: number; firstShard?: 0 | 1 }): Array<DurableObjectStub<ShardObject>> {
   if (config.generation === "") return [];
   return Array.from({ length: shardCount(config) - 1 }, (_, i) => shardStub(env, { endpointId: config.id, generation: config.generation, shard: i + 1 }) as DurableObjectStub<ShardObject>);

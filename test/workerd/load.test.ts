@@ -54,22 +54,23 @@ describe("load report", () => {
     expect(r.objects[0]).toMatchObject({ kind: "endpoint", name: ep });
     expect(r.objects.slice(1).map((o) => o.kind)).toEqual(r.objects.slice(1).map(() => "liveness"));
     const endpoint = r.objects[0]!;
-    // The job tells its endpoint three times (queued, claimed, completed); the take is one call;
-    // a completed job's status never reaches the endpoint. Beside them only the worker's liveness
-    // shard's summaries (a new worker, its first job: see liveness-object).
+    // The job tells its endpoint twice (queued, completed); the take is one call, which claims the
+    // job ready at once and indexes that claim itself (one hop); a completed job's status never
+    // reaches the endpoint. Beside them only the worker's liveness shard's summaries (a new
+    // worker, its first job: see liveness-object).
     const { sync, take: takes, ...others } = endpoint.calls.byMethod;
-    expect({ sync, take: takes }).toEqual({ sync: 3, take: 1 });
+    expect({ sync, take: takes }).toEqual({ sync: 2, take: 1 });
     expect(Object.keys(others).every((m) => m === "workerShard"), JSON.stringify(others)).toBe(true);
     const summaries = others.workerShard ?? 0;
-    expect(endpoint.calls.total).toBe(4 + summaries);
+    expect(endpoint.calls.total).toBe(3 + summaries);
     expect(endpoint.rowsWritten).toBeGreaterThan(0);
     expect(endpoint.callsPerSecond).toBeGreaterThan(0);
-    expect(endpoint.callsPerSecond).toBeLessThanOrEqual(4 + summaries);
+    expect(endpoint.callsPerSecond).toBeLessThanOrEqual(3 + summaries);
     expect(r.objects).toContainEqual(r.busiest);
     expect(r.since).toBe(Math.max(...r.objects.map((o) => o.since)));
 
     // Reading the report is not a call it counts.
-    expect((await load(ep)).objects[0]!.calls.total).toBe(4 + summaries);
+    expect((await load(ep)).objects[0]!.calls.total).toBe(3 + summaries);
   });
 
   it("counts a call once, not the public methods it uses inside", async () => {

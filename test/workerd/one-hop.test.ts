@@ -10,7 +10,8 @@ import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { LivenessObject } from "../../src/endpoints/liveness-object";
-import { homeShard } from "../../src/endpoints/shards";
+import { hashOf, homeShard, queueOf, shardStub } from "../../src/endpoints/shards";
+import type { ShardObject } from "../../src/endpoints/shard-object";
 import { takeJobs } from "../../src/flows/take";
 import type { JobObject } from "../../src/jobs/job-object";
 import { loadJob } from "../../src/jobs/store";
@@ -126,5 +127,31 @@ describe("one hop from the index to the job", () => {
     }
     const root = (await load(ep)).objects.find((o) => o.kind === "endpoint");
     expect(root?.calls.byMethod.hint ?? 0).toBe(0);
+  });
+
+  it("a job that comes while a take waits is offered, not claimed by the shard: a worker gone meanwhile does not hold it", async () => {
+    const ep = await createEndpoint({ shards: 2 });
+    const config = (await endpointStubOf(ep).getConfig())!;
+    const home = homeShard(config, "gone");
+    // The take itself, as the edge sends it: nobody claims what it is offered (its worker went away).
+    const waiting = queueOf(env, ep, config.generation, home).take("gone", 1, 5_000, config.generation, [], false, "T-gone");
+    await new Promise((r) => setTimeout(r, 30));
+    // A sequence key placed on the take's shard (keys go by their hash over shards 1..2).
+    let key = 0;
+    while (1 + (hashOf(`k${key}`) % 2) !== home) key++;
+    const id = await submit(ep, { input: 1, sequenceKey: `k${key}` });
+    const shard = await shardOf(id);
+    expect(shard).toBe(home);
+    const answer = await waiting;
+    expect(answer.ids).toEqual([id]);
+    expect(answer.jobs ?? []).toEqual([]);
+    expect((await json<{ status: string }>(await call("GET", `/v2/${ep}/status/${id}`))).status).toBe("IN_QUEUE");
+    // Once the offer lapses, the job goes to a worker that is there.
+    const stub = shardStub(env, { endpointId: ep, generation: config.generation, shard }) as DurableObjectStub<ShardObject>;
+    await runInDurableObject(stub, (i: ShardObject) => i.clock.freeze(Date.now() + 11_000));
+    const res = await call("GET", `/v2/${ep}/job-take/present?job_in_progress=0`);
+    await runInDurableObject(stub, (i: ShardObject) => i.clock.thaw());
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({ id });
   });
 });
