@@ -109,6 +109,11 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 const ms = (s) => `${s.p50}/${s.p90} ms`;
 const result = { at: new Date().toISOString(), settings };
+/** "endpoint 0.14, shard 0.41, liveness 0.38": each kind's busiest object, its calls per `unit`. */
+function kinds(load, unit) {
+  return Object.entries(load.busiestByKind ?? {}).map(([kind, o]) => `${kind} ${(o.calls / unit).toFixed(3)}`).join(", ");
+}
+
 mkdirSync(stateRoot, { recursive: true });
 try {
   server = await startEdge({ persist: path.join(stateRoot, "edge-jobs"), logLevel: settings.logLevel, takeWaitMs });
@@ -120,12 +125,14 @@ try {
   console.log(`lifecycle  ${life.jobs} jobs in ${life.wallMs} ms (${life.jobsPerSecond} jobs/s); busiest object ${b?.kind} ${b?.name}`);
   console.log(`           ${life.callsPerJob} calls per job (${Object.entries(life.callsPerJobByMethod).map(([m, n]) => `${m} ${n}`).join(", ")}), ${life.rowsWrittenPerJob} rows written per job`);
   console.log(`           per-endpoint ceiling ${life.ceilingJobsPerSecond.at500} jobs/s at 500 calls/s per object, ${life.ceilingJobsPerSecond.at1000} at 1,000`);
+  console.log(`           busiest of each kind, calls per job: ${kinds(life.load, life.jobs)}`);
 
   const fleet = await fleetPhase(base, { workers: settings.workers, compress: settings.compress, seconds: settings.fleetSeconds });
   result.fleet = fleet;
   console.log(`fleet      ${fleet.workers} workers, ${fleet.wallSeconds} s (= ${fleet.realSecondsSimulated} s real); busiest object ${fleet.load.busiest?.kind} ${fleet.load.busiest?.name}`);
   console.log(`           ${fleet.livenessCallsPerWorkerMinute} liveness calls per worker-minute (${Object.entries(fleet.byMethodPerWorkerMinute).map(([m, n]) => `${m} ${n}`).join(", ")}); 1,000 such workers ≈ ${fleet.callsPerSecondPer1000Workers} calls/s`);
   console.log(`           idle take and job-stop polls held p50/p90 ${ms(fleet.longPollHeldMs)} (asked: ${takeWaitMs} ms)`);
+  console.log(`           busiest of each kind, calls per worker-minute: ${kinds(fleet.load, (fleet.workers * fleet.realSecondsSimulated) / 60)}`);
   if (fleet.errorCount > 0) console.log(`           ${fleet.errorCount} worker calls failed, e.g. ${fleet.errors.join("; ")}`);
 
   result.depths = [];

@@ -26,9 +26,13 @@ async function resetLoad(base, ep) {
 async function readLoad(base, ep) {
   const report = await call(`${base}/admin/endpoints/${ep}/load`, { headers: admin });
   const busiest = report.busiest;
+  // The busiest of each kind too: the endpoint object's own share shows beside the shards'.
+  const byKind = {};
+  for (const o of report.objects) if (!byKind[o.kind] || o.calls.total > byKind[o.kind].calls) byKind[o.kind] = { name: o.name, calls: o.calls.total, byMethod: o.calls.byMethod };
   return {
     objects: report.objects.length,
     busiest: busiest && { kind: busiest.kind, name: busiest.name, calls: busiest.calls, rowsWritten: busiest.rowsWritten, callsPerSecond: busiest.callsPerSecond, seconds: round((busiest.at - busiest.since) / 1000) },
+    busiestByKind: byKind,
   };
 }
 
