@@ -29,14 +29,8 @@ import { addEvent, hasPending, nextDue } from "../webhooks/outbox";
 import { appendHistory, appendRefusal, loadJob, saveJob, setIndexDue, type StoredJob } from "./store";
 import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liveness-tells";
 import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
-import type { JobChange } from "./job-results";
+import type { ClaimBy, JobChange } from "./job-results";
 import { shardName } from "../shared/shards";
-
-/** A claim made by a shard's take: the take's id (for the worker's liveness object), and whether the shard indexes it itself. */
-export interface ClaimBy {
-  takeId?: string;
-  indexed?: boolean;
-}
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;

@@ -17,8 +17,8 @@ import { readChunks, readUnread } from "./stream";
 import { webhookLog, webhookSummary, type WebhookLogEntry } from "../webhooks/delivery";
 import { redeliver, type Redelivery } from "../webhooks/outbox";
 import { loadJob, readHistory } from "./store";
-import type { ClaimResult, JobChange, JobRead, StreamRead, SubmitResult, TakeClaim, WorkerReport } from "./job-results";
-import { JobCore, type ClaimBy } from "./job-core";
+import type { ClaimBy, ClaimResult, JobChange, JobRead, StreamRead, SubmitResult, TakeClaim, WorkerReport } from "./job-results";
+import { JobCore } from "./job-core";
 
 export type { ClaimResult, JobChange, JobRead, Refusal, StreamRead, SubmitResult, WorkerReport } from "./job-results";
 

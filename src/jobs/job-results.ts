@@ -22,6 +22,12 @@ export type ClaimResult =
   | { ok: false; code: "NOT_FOUND" }
   | { ok: false; code: ConflictCode; message: string; job: JobRecord; entry: IndexEntry };
 
+/** Who claims: the take's id (for the worker's liveness object), and whether the claiming shard indexes the claim itself. */
+export interface ClaimBy {
+  takeId?: string;
+  indexed?: boolean;
+}
+
 /** A take's claim: the job, its index entry (the claiming shard applies it), and its input unless too large to pass inline. */
 export type TakeClaim =
   | { ok: true; job: JobRecord; entry: IndexEntry; input: Uint8Array | null }
