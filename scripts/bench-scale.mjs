@@ -139,7 +139,7 @@ try {
   for (const depth of settings.depths) {
     const d = await depthPhase(base, { depth, samples: settings.samples, fillConcurrency: settings.fillConcurrency });
     result.depths.push(d);
-    console.log(`depth ${String(depth).padEnd(7)} filled in ${(d.fillMs / 1000).toFixed(1)} s (${d.fillPerSecond} submits/s${d.fillRetries ? `, ${d.fillRetries} resent` : ""}, ${d.fillCallsPerSubmit} calls per submit on the busiest object); status of a waiting job p50/p90 ${ms(d.status)}, take+done ${ms(d.takeDone)}`);
+    console.log(`depth ${String(depth).padEnd(7)} filled in ${(d.fillMs / 1000).toFixed(1)} s (${d.fillPerSecond} submits/s${d.fillRetries ? `, ${d.fillRetries} resent` : ""}, ${d.fillCallsPerSubmit} calls per submit on the busiest object); status of a waiting job p50/p90 ${ms(d.status)} (the same jobs again ${ms(d.statusAgain)}), take+done ${ms(d.takeDone)}`);
   }
 } finally {
   await server?.stop();
