@@ -188,7 +188,7 @@ export class ReadyQueue {
     let answered: Pick<TakeAnswer, "ids" | "jobs" | "stale"> = { ids: [] };
     const config = this.host.config();
     if (offer.ids.length > 0 && config) {
-      const claimed = await claimOffered(this.env, config, offer.ids, workerId, takeId, (e) => this.sync(e));
+      const claimed = await claimOffered(this.env, config, offer.ids, workerId, { takeId, indexedHere: true }, (e) => this.sync(e));
       answered = { ids: [], jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
     } else if (offer.ids.length === 0 && waitMs > 0) {
       const waiting = this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max, skip }, waitMs, null));

@@ -22,18 +22,24 @@ const jobStub = (env: Env, jobId: string) => env.JOB.get(env.JOB.idFromString(jo
 
 /**
  * Claims `ids` for `workerId` under the take `takeId`, all at once; answers in offer order.
- * `apply` indexes an entry here (and returns the jobs its sequence releases).
+ * `apply` indexes an entry on the offering shard (and returns the jobs its sequence releases):
+ * every claim's entry when `indexedHere` (the shard claims), else only a refused claim's repair
+ * (the edge claims what a waiting take was offered; the jobs tell their shard themselves, and
+ * their inputs come inline whatever their size).
  */
 export async function claimOffered(
   env: Env,
   config: EndpointConfig,
   ids: readonly string[],
   workerId: string,
-  takeId: string | null,
+  { takeId, indexedHere }: { takeId: string | null; indexedHere: boolean },
   apply: (entry: IndexEntry) => Promise<SyncReply>,
 ): Promise<Claimed> {
   const ref = { id: config.id, generation: config.generation };
-  const by = { ...(takeId ? { takeId } : {}), indexed: true, inlineInputMax: Math.floor(MEMORY_BOUNDS.inlineClaimBytes / Math.max(1, ids.length)) };
+  const by = {
+    ...(takeId ? { takeId } : {}),
+    ...(indexedHere ? { indexed: true, inlineInputMax: Math.floor(MEMORY_BOUNDS.inlineClaimBytes / Math.max(1, ids.length)) } : {}),
+  };
   const results = await Promise.all(
     ids.map((id) =>
       // Inside the chain: a malformed id throws here, for this job only.
@@ -49,13 +55,14 @@ export async function claimOffered(
   for (const r of results) {
     if (r?.ok) out.jobs.push({ id: r.job.id, attempt: r.job.attempt, input: r.input });
     else out.stale++;
-    if (r && (r.ok || r.code !== "NOT_FOUND")) {
+    const entry = r === null ? null : r.ok ? (indexedHere ? r.entry : null) : r.code !== "NOT_FOUND" ? r.entry : null;
+    if (entry !== null) {
       try {
-        const reply = await apply(r.entry);
+        const reply = await apply(entry);
         await Promise.all(reply.release.map((id) => release(env, config, id)));
       } catch (e) {
         // The job stays authoritative: a later change of it, or a refused re-offer, repairs the row.
-        console.warn(`endpoint ${config.id}: claim of job ${r.job.id} not indexed`, e);
+        console.warn(`endpoint ${config.id}: claim of job ${entry.jobId} not indexed`, e);
       }
     }
   }

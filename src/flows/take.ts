@@ -7,9 +7,10 @@
 import type { EndpointConfig } from "../endpoints/config";
 import { objectPieces, type Piece } from "../shared/pieces";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer } from "../endpoints/shards";
+import { claimOffered } from "../endpoints/take-claims";
 import { livenessOf } from "./liveness";
 import { noteDepth, parkAt, sampleShard, unpark } from "./shard-picks";
-import { jobAt, jobQueue, refOf } from "./stubs";
+import { jobAt, refOf } from "./stubs";
 
 export interface TakeRequest {
   workerId: string;
@@ -104,7 +105,10 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
     }
     if (sharded) noteDepth(config, shard, offer.depth);
     if ((offer.jobs ?? []).length > 0 || offer.ids.length > 0) {
-      const claimed = [...(await handOut(env, config, workerId, offer.jobs ?? [])), ...(await claimHere(env, config, workerId, offer.ids, takeId))];
+      // Jobs offered to a take that waited are claimed here (its worker may have gone meanwhile:
+      // then the offers lapse rather than the jobs being held for it); a refused claim repairs the shard.
+      const here = offer.ids.length > 0 ? await claimOffered(env, config, offer.ids, workerId, { takeId, indexedHere: false }, (e) => queueOf(env, config.id, config.generation, shard).sync(e)) : null;
+      const claimed = await handOut(env, config, workerId, [...(offer.jobs ?? []), ...(here?.jobs ?? [])]);
       if (claimed.length > 0 || Date.now() >= deadline) return claimed;
       continue; // the offers were stale (the index is repaired): take again where we were
     }
@@ -136,27 +140,11 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
   }
 }
 
-/** Jobs the shard claimed (endpoints/take-claims), as the worker gets them; an input left out is read from its job. */
+/** Claimed jobs (endpoints/take-claims), as the worker gets them; an input the shard left out is read from its job. */
 async function handOut(env: Env, config: EndpointConfig, workerId: string, jobs: readonly ClaimedJob[]): Promise<Piece[][]> {
   const ref = refOf(config);
   const inputs = await Promise.all(jobs.map((j) => j.input ?? jobAt(env, j.id).claimedInput(ref, { workerId, attempt: j.attempt })));
   // An input that is gone: the job was cancelled since its claim, and is not handed out (it waits
   // for this worker's stop as any running job would).
   return jobs.flatMap((j, i) => (inputs[i] === null ? [] : [objectPieces({ id: j.id, attempt: j.attempt }, [["input", inputs[i]!]])]));
-}
-
-/**
- * Jobs offered to a take that waited, claimed here (its worker may have gone meanwhile: then the
- * offers lapse rather than the jobs being held for it), each in its own object, all at once, under
- * this take's id; answered in offer order. A refused claim repairs the index.
- */
-async function claimHere(env: Env, config: EndpointConfig, workerId: string, ids: readonly string[], takeId: string): Promise<Piece[][]> {
-  const ref = refOf(config);
-  const results = await Promise.all(ids.map((id) => jobAt(env, id).claim(ref, workerId, { takeId })));
-  const claimed: Piece[][] = [];
-  for (const r of results) {
-    if (r.ok) claimed.push(objectPieces({ id: r.job.id, attempt: r.job.attempt }, [["input", r.input ?? new Uint8Array()]]));
-    else if (r.code !== "NOT_FOUND") await jobQueue(env, r.job).sync(r.entry);
-  }
-  return claimed;
 }

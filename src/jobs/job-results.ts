@@ -29,10 +29,7 @@ export interface ClaimBy {
 }
 
 /** A take's claim: the job, its index entry (the claiming shard applies it), and its input unless too large to pass inline. */
-export type TakeClaim =
-  | { ok: true; job: JobRecord; entry: IndexEntry; input: Uint8Array | null }
-  | { ok: false; code: "NOT_FOUND" }
-  | { ok: false; code: ConflictCode; message: string; job: JobRecord; entry: IndexEntry };
+export type TakeClaim = { ok: true; job: JobRecord; entry: IndexEntry; input: Uint8Array | null } | Exclude<ClaimResult, { ok: true }>;
 
 export type SubmitResult =
   | { ok: true; job: JobRecord }
