@@ -26,6 +26,25 @@ async function adminDigest(adminKey: string): Promise<string> {
   return adminDigestCache.digest;
 }
 
+/**
+ * Digests of keys presented lately, per isolate: hashing costs more CPU than the rest of a cached
+ * authorization, and a worker presents the same key on every call. Bounded; cleared when full.
+ */
+const digests = new Map<string, string>();
+const MAX_DIGESTS = 1_000;
+/** Longer presented keys (never ours: ours are 40-odd characters) are hashed every time. */
+const MAX_CACHED_KEY_CHARS = 256;
+
+async function digestOf(key: string): Promise<string> {
+  const hit = digests.get(key);
+  if (hit !== undefined) return hit;
+  const digest = await sha256Hex(key);
+  if (key.length > MAX_CACHED_KEY_CHARS) return digest;
+  if (digests.size >= MAX_DIGESTS) digests.clear();
+  digests.set(key, digest);
+  return digest;
+}
+
 export interface Caller {
   digest: string | null;
   isAdmin: boolean;
@@ -35,7 +54,7 @@ export async function identify(req: Request, adminKey: string | undefined): Prom
   if (!adminKey) throw notConfigured();
   const key = presentedKey(req);
   if (key === null) return { digest: null, isAdmin: false };
-  const digest = await sha256Hex(key);
+  const digest = await digestOf(key);
   return { digest, isAdmin: digestsEqual(digest, await adminDigest(adminKey)) };
 }
 
