@@ -1,5 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+// The Worker's static assets (wrangler.toml [assets]) must exist before it is loaded.
+import { vendorAssets } from "./scripts/lib/vendor-assets.mjs";
+
+vendorAssets();
 
 export default defineConfig({
   test: {

@@ -6,7 +6,10 @@
 // (.wrangler/state), TAKE_WAIT_MS (30000), WEBHOOK_TIMEOUT_MS (10000), LOG_LEVEL (warn),
 // PUBLIC_URL (the address served, http://HOST:PORT: where push workers report).
 import path from "node:path";
+import { vendorAssets } from "./lib/vendor-assets.mjs";
 import { ROOT, spawnWranglerDev, waitReady } from "./lib/wrangler-dev.mjs";
+
+vendorAssets();
 
 const host = process.env.HOST ?? "127.0.0.1";
 const port = process.env.PORT ?? "8787";
@@ -37,6 +40,7 @@ edge-jobs is serving at ${base}  (ready in ${Date.now() - started} ms)
   client API    ${base}/v2/{endpointId}/run | runsync | status/{id} | cancel/{id} | health ...
   worker API    ${base}/v2/{endpointId}/job-take/{workerId} | job-done/{workerId}/{jobId}
   admin API     ${base}/admin/endpoints
+  API reference ${base}/docs  (OpenAPI 3.1: ${base}/openapi.json)
   state         ${persist}
 
 Try:

@@ -4,6 +4,10 @@
 import { Hono } from "hono";
 import { DASHBOARD_HTML } from "../dashboard/page";
 import { ApiError, badRequest, notConfigured } from "./errors";
+import { DASHBOARD_DOC, OPENAPI_DOC, REFERENCE_DOC, ROOT_DOC } from "./openapi/docs-app";
+import { REFERENCE_HTML } from "./openapi/reference-page";
+import { openApiDocument } from "./openapi/document";
+import { route } from "./routes/route";
 import { adminRoutes } from "./routes/admin";
 import { clientRoutes } from "./routes/client";
 import { loadRoutes } from "./routes/load";
@@ -11,6 +15,9 @@ import { metricsRoutes } from "./routes/metrics";
 import { streamRoutes } from "./routes/stream";
 import { workerRoutes } from "./routes/worker";
 import type { AppEnv } from "./types";
+
+/** The API's version, as the OpenAPI document states it. */
+export const API_VERSION = "0.1.0";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -33,21 +40,26 @@ export function createApp(): Hono<AppEnv> {
     await next();
   });
 
-  app.get("/", (c) =>
-    c.json({
-      name: "edge-jobs",
-      api: "RunPod Serverless compatible, under /v2/{endpointId}",
-      admin: "/admin/endpoints",
-      dashboard: "/dashboard",
-    }),
-  );
+  route(app, "/", {
+    GET: (c) =>
+      c.json({
+        name: "edge-jobs",
+        api: "RunPod Serverless compatible, under /v2/{endpointId}",
+        admin: "/admin/endpoints",
+        dashboard: "/dashboard",
+        openapi: "/openapi.json",
+        docs: "/docs",
+      }),
+  }, { GET: ROOT_DOC });
 
-  app.get("/dashboard", (c) => {
-    c.header("x-frame-options", "DENY");
-    c.header("referrer-policy", "no-referrer");
-    c.header("cache-control", "no-store");
-    return c.html(DASHBOARD_HTML);
-  });
+  route(app, "/dashboard", {
+    GET: (c) => {
+      c.header("x-frame-options", "DENY");
+      c.header("referrer-policy", "no-referrer");
+      c.header("cache-control", "no-store");
+      return c.html(DASHBOARD_HTML);
+    },
+  }, { GET: DASHBOARD_DOC });
 
   adminRoutes(app);
   loadRoutes(app);
@@ -55,6 +67,10 @@ export function createApp(): Hono<AppEnv> {
   streamRoutes(app);
   metricsRoutes(app);
   workerRoutes(app);
+
+  // Last, so it describes every route above (each registered its description with route()).
+  route(app, "/openapi.json", { GET: (c) => c.json(openApiDocument(API_VERSION)) }, { GET: OPENAPI_DOC });
+  route(app, "/docs", { GET: (c) => c.html(REFERENCE_HTML) }, { GET: REFERENCE_DOC });
 
   app.notFound((c) => new ApiError(404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toResponse());
   app.onError((err) => {

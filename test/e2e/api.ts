@@ -1,4 +1,6 @@
-/** Small HTTP helpers for end-to-end tests. */
+/** Small HTTP helpers for end-to-end tests. Every answer `api` gets is checked against the OpenAPI document. */
+import { checkerAt } from "./openapi-check";
+
 export interface Reply {
   status: number;
   body: Record<string, unknown>;
@@ -11,7 +13,10 @@ export async function api(base: string, method: string, path: string, key: strin
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : null;
+  const problems = (await checkerAt(base)).check(method, `${base}${path}`, res.status, res.headers.get("content-type"), parsed);
+  if (problems.length > 0) throw new Error(`the answer does not match the OpenAPI document:\n${problems.join("\n")}\nbody: ${text.slice(0, 500)}`);
+  return { status: res.status, body: parsed ?? {} };
 }
 
 /** Polls `check` every 100 ms until it returns a value, or fails after `ms`. */

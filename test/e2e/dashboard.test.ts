@@ -113,4 +113,20 @@ describe("dashboard", () => {
     expect(overflow).toBeLessThanOrEqual(0);
     await phone.screenshot({ path: path.join(OUT, "dashboard-phone.png"), fullPage: true });
   });
+
+  it("the API reference at /docs renders every operation of /openapi.json, from the Worker's own files only", async () => {
+    const doc = (await (await fetch(`${server.base}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const operations = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0);
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    const elsewhere: string[] = [];
+    // Offline: anything not served by this Worker is refused and recorded.
+    await page.route("**/*", (r) => (r.request().url().startsWith(server.base) ? r.continue() : (elsewhere.push(r.request().url()), r.abort())));
+    await page.goto(`${server.base}/docs`);
+    await page.locator(".opblock").first().waitFor({ timeout: 20_000 });
+    await expect.poll(() => page.locator(".opblock").count(), { timeout: 20_000 }).toBe(operations);
+    expect(await page.locator(".opblock-summary-path").allTextContents()).toContain("/v2/{ep}/run");
+    expect(await page.locator(".errors-wrapper").count()).toBe(0);
+    await page.screenshot({ path: path.join(OUT, "api-reference.png"), fullPage: false });
+    expect(elsewhere).toEqual([]);
+  });
 });

@@ -2,9 +2,7 @@
  * The admin API: endpoints and their keys. Admin key only.
  */
 import type { Hono } from "hono";
-import { z } from "zod";
 import { EndpointConfigInput } from "../../endpoints/config";
-import { KEY_SCOPES } from "../../endpoints/keys";
 import { PAYLOAD } from "../../shared/limits";
 import { foundOn, requireAdmin, unknownEndpoint } from "../auth";
 import { forgetEndpoint } from "../auth-cache";
@@ -14,10 +12,23 @@ import { directoryStub, endpointParam, endpointStub, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
 import { dropLiveness, mergedWorkers } from "../../flows/liveness";
+import {
+  createEndpointDoc,
+  createKeyDoc,
+  deleteEndpointDoc,
+  endpointActionDocs,
+  endpointCountersDoc,
+  endpointJobsDoc,
+  endpointWorkersDoc,
+  getEndpointDoc,
+  listEndpointsDoc,
+  listKeysDoc,
+  NewKeyBody,
+  revokeKeyDoc,
+  rotateSecretDoc,
+} from "../openapi/docs-admin";
 
 const DELETE_PARALLEL = 16;
-
-const NewKeyBody = z.object({ scope: z.enum(KEY_SCOPES) }).strict();
 
 export function adminRoutes(app: Hono<AppEnv>): void {
   app.use("/admin/*", async (c, next) => {
@@ -36,7 +47,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       const configs = await Promise.all(ids.map((id) => endpointStub(c.env, id).getConfig()));
       return c.json({ endpoints: configs.filter((x) => x !== null) });
     },
-  });
+  }, { GET: listEndpointsDoc });
 
   route(app, "/admin/endpoints/:ep", {
     PUT: async (c) => {
@@ -69,7 +80,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       }
       return c.json({ id, deleted: true, jobsEnded: ended });
     },
-  });
+  }, { PUT: createEndpointDoc, GET: getEndpointDoc, DELETE: deleteEndpointDoc });
 
   for (const action of ["pause", "resume"] as const) {
     route(app, `/admin/endpoints/:ep/${action}`, {
@@ -77,7 +88,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
         const id = endpointParam(c);
         return c.json(foundOn(id, await endpointStub(c.env, id).setPaused(action === "pause")));
       },
-    });
+    }, { POST: endpointActionDocs[action] });
   }
 
   route(app, "/admin/endpoints/:ep/rotate-secret", {
@@ -85,14 +96,14 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       const id = endpointParam(c);
       return c.json(foundOn(id, await endpointStub(c.env, id).rotateSecret()));
     },
-  });
+  }, { POST: rotateSecretDoc });
 
   route(app, "/admin/endpoints/:ep/counters", {
     GET: async (c) => {
       const id = endpointParam(c);
       return c.json({ id, counters: foundOn(id, await endpointStub(c.env, id).counters()) });
     },
-  });
+  }, { GET: endpointCountersDoc });
 
   route(app, "/admin/endpoints/:ep/jobs", {
     GET: async (c) => {
@@ -102,7 +113,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       const jobs = foundOn(id, await endpointStub(c.env, id).jobs(Number(raw)));
       return c.json({ jobs: jobs.map((j) => ({ ...j, updatedAt: isoTime(j.updatedAt), createdAt: isoTime(j.createdAt) })) });
     },
-  });
+  }, { GET: endpointJobsDoc });
 
   route(app, "/admin/endpoints/:ep/workers", {
     GET: async (c) => {
@@ -118,7 +129,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
         })),
       });
     },
-  });
+  }, { GET: endpointWorkersDoc });
 
   route(app, "/admin/endpoints/:ep/keys", {
     POST: async (c) => {
@@ -133,7 +144,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       if (!(await stub.getConfig())) throw unknownEndpoint(id);
       return c.json({ keys: await stub.listKeys() });
     },
-  });
+  }, { POST: createKeyDoc, GET: listKeysDoc });
 
   route(app, "/admin/endpoints/:ep/keys/:keyId", {
     DELETE: async (c) => {
@@ -144,5 +155,5 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       }
       return c.json({ id: keyId, deleted: true });
     },
-  });
+  }, { DELETE: revokeKeyDoc });
 }

@@ -16,6 +16,7 @@ import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { endpointParam, endpointStub, jobNotFound, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import * as docs from "../openapi/docs-client";
 import { mergedWorkerCounts } from "../../flows/liveness";
 import { purgeQueue } from "../../flows/purge";
 import { jobAt, jobQueue } from "../../flows/stubs";
@@ -87,7 +88,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       const { job } = await submit(c, "run");
       return c.json({ id: job.id, status: job.state });
     },
-  });
+  }, { POST: docs.RUN_DOC });
 
   route(app, "/v2/:ep/runsync", {
     POST: async (c) => {
@@ -95,20 +96,20 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       const { endpointId, ref, stub, job } = await submit(c, "sync");
       return readOrNotFound(c, endpointId, await stub.waitTerminal(ref, wait), job.id);
     },
-  });
+  }, { POST: docs.RUNSYNC_DOC });
 
   const status = async (c: Context<AppEnv>) => {
     const { endpointId, ref, id, stub } = await jobFor(c);
     return readOrNotFound(c, endpointId, await stub.read(ref), id);
   };
-  route(app, "/v2/:ep/status/:id", { GET: status, POST: status });
+  route(app, "/v2/:ep/status/:id", { GET: status, POST: status }, { GET: docs.GET_STATUS_DOC, POST: docs.POST_STATUS_DOC });
 
   const statusSync = async (c: Context<AppEnv>) => {
     const wait = waitParam(c, LIMITS.syncWait);
     const { endpointId, ref, id, stub } = await jobFor(c);
     return readOrNotFound(c, endpointId, await stub.waitTerminal(ref, wait), id);
   };
-  route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync });
+  route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync }, { GET: docs.GET_STATUS_SYNC_DOC, POST: docs.POST_STATUS_SYNC_DOC });
 
   for (const action of ["cancel", "retry", "requeue"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
@@ -116,7 +117,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
         const { ref, id, stub } = await jobFor(c);
         return changeOrError(await stub[action](ref), id);
       },
-    });
+    }, { POST: docs.JOB_ACTION_DOCS[action] });
   }
 
   route(app, "/v2/:ep/history/:id", {
@@ -126,7 +127,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       if (!history) throw jobNotFound(id);
       return c.json({ id, history: history.map((e) => ({ ...e, at: isoTime(e.at) })) });
     },
-  });
+  }, { GET: docs.HISTORY_DOC });
 
   route(app, "/v2/:ep/webhooks/:id", {
     GET: async (c) => {
@@ -150,7 +151,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
         })),
       });
     },
-  });
+  }, { GET: docs.WEBHOOKS_DOC });
 
   route(app, "/v2/:ep/webhooks/:id/redeliver", {
     POST: async (c) => {
@@ -164,7 +165,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       }
       return c.json({ id, seq: r.seq, webhookId: r.eventId, state: "pending" });
     },
-  });
+  }, { POST: docs.REDELIVER_DOC });
 
   route(app, "/v2/:ep/purge-queue", {
     POST: async (c) => {
@@ -172,7 +173,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       const removed = await purgeQueue(c.env, await requireEndpoint(c, endpointId, "client"));
       return c.json({ removed, status: "completed" });
     },
-  });
+  }, { POST: docs.PURGE_QUEUE_DOC });
 
   route(app, "/v2/:ep/health", {
     GET: async (c) => {
@@ -181,5 +182,5 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       // Worker states are merged from the liveness shards now; the jobs come from the endpoint.
       return c.json(await endpointStub(c.env, endpointId).health(await mergedWorkerCounts(c.env, config)));
     },
-  });
+  }, { GET: docs.HEALTH_DOC });
 }

@@ -9,6 +9,7 @@ import { loadSources, type LoadSource } from "../load-sources";
 import { endpointParam, endpointStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { LOAD_DOC, LOAD_RESET_DOC } from "../openapi/docs-client";
 
 /**
  * Asks the endpoint object first (null: no such endpoint, 404), then the others at once. An
@@ -31,7 +32,7 @@ export function loadRoutes(app: Hono<AppEnv>): void {
       const plan = await endpointStub(c.env, id).loadPlan();
       return c.json({ id, ...loadReport(await ask(id, loadSources(c.env, id, plan), (s) => s.read())) });
     },
-  });
+  }, { GET: LOAD_DOC });
 
   route(app, "/admin/endpoints/:ep/load/reset", {
     POST: async (c) => {
@@ -39,5 +40,5 @@ export function loadRoutes(app: Hono<AppEnv>): void {
       const plan = await endpointStub(c.env, id).loadPlan();
       return c.json({ id, ...loadReport(await ask(id, loadSources(c.env, id, plan), (s) => s.reset())) });
     },
-  });
+  }, { POST: LOAD_RESET_DOC });
 }

@@ -11,6 +11,7 @@ import { badRequest } from "../errors";
 import { endpointParam, endpointStub } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { METRICS_DOC } from "../openapi/docs-client";
 import { mergedWorkerCounts } from "../../flows/liveness";
 
 const MINUTE = 60_000;
@@ -51,5 +52,5 @@ export function metricsRoutes(app: Hono<AppEnv>): void {
         ...metrics,
       });
     },
-  });
+  }, { GET: METRICS_DOC });
 }

@@ -13,6 +13,7 @@ import { jsonResponse, renderWithOutput, statusFields } from "../render";
 import { jobNotFound } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { GET_STREAM_DOC, POST_STREAM_DOC } from "../openapi/docs-client";
 import { jobFor, waitParam } from "../params";
 
 const enc = new TextEncoder();
@@ -61,5 +62,5 @@ export function streamRoutes(app: Hono<AppEnv>): void {
       }
     });
   };
-  route(app, "/v2/:ep/stream/:id", { GET: handler, POST: handler });
+  route(app, "/v2/:ep/stream/:id", { GET: handler, POST: handler }, { GET: GET_STREAM_DOC, POST: POST_STREAM_DOC });
 }

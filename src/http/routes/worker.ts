@@ -23,6 +23,7 @@ import { reportChunk, reportDone } from "../../flows/report";
 import { ping, takeStops } from "../../flows/ping";
 import type { AppEnv } from "../types";
 import { route } from "./route";
+import { jobDoneDoc, jobStopDoc, jobStreamDoc, jobTakeBatchDoc, jobTakeDoc, pingDoc } from "../openapi/docs-worker";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -130,14 +131,14 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const [job] = await take(c, 1);
       return job ? jsonResponse(joinPieces(job)) : c.body(null, 204);
     },
-  });
+  }, { GET: jobTakeDoc });
 
   route(app, "/v2/:ep/job-take-batch/:w", {
     GET: async (c) => {
       const jobs = await take(c, intParam(c, "batch_size", 1, 100) ?? 1);
       return jobs.length > 0 ? jsonResponse(joinPieces(arrayPieces(jobs))) : c.body(null, 204);
     },
-  });
+  }, { GET: jobTakeBatchDoc });
 
   route(app, "/v2/:ep/job-stop/:w", {
     GET: async (c) => {
@@ -147,7 +148,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const ids = await takeStops(c.env, config, workerId, Number(c.env.TAKE_WAIT_MS));
       return ids.length > 0 ? c.json({ jobsToStop: ids }) : c.body(null, 204);
     },
-  });
+  }, { GET: jobStopDoc });
 
   route(app, "/v2/:ep/job-done/:w/:id", {
     POST: async (c) => {
@@ -159,7 +160,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       if (next === undefined) return answer;
       return jsonResponse(joinPieces(next ? [utf8('{"next":'), ...next, utf8("}")] : [utf8('{"next":null}')]));
     },
-  });
+  }, { POST: jobDoneDoc });
 
   route(app, "/v2/:ep/job-stream/:w/:id", {
     POST: async (c) => {
@@ -174,7 +175,7 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       }
       return reportAnswer(await reportChunk(c.env, target, chunk), target.jobId);
     },
-  });
+  }, { POST: jobStreamDoc });
 
   route(app, "/v2/:ep/ping/:w", {
     GET: async (c) => {
@@ -190,5 +191,5 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       await ping(c.env, config, workerId, { jobIds, sdkVersion, unhealthy });
       return c.json({});
     },
-  });
+  }, { GET: pingDoc });
 }

@@ -1,0 +1,23 @@
+// The static files the Worker serves from its assets directory (public/, not in git): the API
+// reference page's viewer (swagger-ui-dist, served under /docs/ so /docs works offline). Copied from
+// node_modules before wrangler runs: by `npm start`, the test config and `npm run deploy`.
+import { copyFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+
+const require = createRequire(import.meta.url);
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
+export const ASSETS_DIR = path.join(ROOT, "public");
+
+const FILES = [["swagger-ui-dist", ["swagger-ui-bundle.js", "swagger-ui.css"], "docs"]];
+
+export function vendorAssets() {
+  for (const [pkg, names, under] of FILES) {
+    const from = path.dirname(require.resolve(`${pkg}/package.json`));
+    const to = path.join(ASSETS_DIR, under);
+    mkdirSync(to, { recursive: true });
+    for (const name of names) copyFileSync(path.join(from, name), path.join(to, name));
+  }
+}
+
+if (process.argv[1] === new URL(import.meta.url).pathname) vendorAssets();

@@ -1,0 +1,30 @@
+/**
+ * Schemas and parameters several operations share: the error body, path parameters, ISO times.
+ */
+import { z } from "zod";
+import { JOB_STATES } from "../../jobs/states";
+import { ID_PATTERN } from "../../shared/limits";
+
+/** Every refusal and error: `{"error": "...", ...detail}` (http/errors.ts). */
+export const ErrorBody = z
+  .looseObject({
+    error: z.string().describe("What went wrong and, where it can, how to fix it."),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe("The offending fields of an invalid body."),
+  })
+  .meta({ id: "Error" });
+
+/** A job's RunPod state. */
+export const JobStatus = z
+  .enum(JOB_STATES)
+  .meta({ id: "JobStatus" });
+
+export const IsoTime = z.string().describe("An ISO 8601 time (UTC).");
+
+/** Path parameters by their name in the route (`:ep` → `{ep}`): description and JSON Schema. */
+const ID = { type: "string", pattern: ID_PATTERN.source };
+export const PATH_PARAMS: Record<string, { description: string; schema: Record<string, unknown> }> = {
+  ep: { description: "The endpoint's id: 1-64 letters, digits, '-' or '_'.", schema: ID },
+  id: { description: "The job's id.", schema: { type: "string" } },
+  w: { description: "The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'.", schema: ID },
+  keyId: { description: "The key's id (from the key list, never the key itself).", schema: { type: "string" } },
+};

@@ -1,0 +1,202 @@
+/**
+ * The bodies the client API (/v2/{endpointId}/…), the job stream, the metrics and the load report
+ * answer with, as their handlers build them (http/render, jobs/view, endpoints/health,
+ * metrics/buckets, shared/load). Output objects are closed: every field a handler may send is listed.
+ */
+import { z } from "zod";
+import { SubmitBody } from "../../jobs/policy";
+import { IsoTime, JobStatus } from "./common";
+
+const int = () => z.number().int();
+const count = () => z.number().int().nonnegative();
+
+// ---- requests ----
+
+/** The body of /run and /runsync: the schema that validates it. */
+export const RunRequest = SubmitBody.meta({
+  id: "RunRequest",
+  description:
+    "RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` " +
+    "(RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, " +
+    "`idempotencyKey` and `sequenceKey` are optional; other top-level fields RunPod clients send (webhookV2, s3Config) are accepted and ignored.",
+});
+
+// ---- job status ----
+
+/** Why a waiting job waits (endpoints/shards QueueInfo). */
+export const JobQueueInfo = z
+  .object({
+    position: int()
+      .positive()
+      .nullable()
+      .describe("1 + ready jobs ahead of it on its shard (approximate); null when not known, e.g. while it waits behind a job of its sequence."),
+    positionAtLeast: z.literal(true).optional().describe("Present when the job is at least `position` in line (far back, the count is a bound)."),
+    reason: z.enum(["no_workers", "all_workers_busy", "concurrency_limit", "endpoint_paused", "sequenced_behind", "dispatch_retrying"]),
+    ahead: z.string().optional().describe("The job of its sequence it waits for (reason sequenced_behind)."),
+    lastError: z.string().optional().describe("The last push error, while a dispatch is retried (reason dispatch_retrying)."),
+  })
+  .meta({ id: "JobQueueInfo", description: "Why a waiting job (IN_QUEUE or SEQUENCED) waits." });
+
+/** The delivery state of a job's latest webhook event (webhooks/delivery WebhookSummary). */
+export const JobWebhookSummary = z
+  .object({
+    state: z.enum(["pending", "delivered", "failed", "gone"]),
+    attempts: count(),
+    lastStatus: int().nullable().describe("The HTTP status of the last attempt (null: none yet, or no answer)."),
+    nextAttemptAt: IsoTime.nullable(),
+  })
+  .meta({ id: "JobWebhookSummary", description: "The delivery state of the job's latest webhook event." });
+
+/** RunPod's status body with edge-jobs' extensions (jobs/view statusFields + render.renderWithOutput). */
+export const JobStatusBody = z
+  .object({
+    id: z.string(),
+    status: JobStatus,
+    delayTime: int().optional().describe("ms from entering the queue to the start of the attempt (once started)."),
+    executionTime: int().optional().describe("ms the attempt ran, so far or in all (once started)."),
+    error: z.string().optional().describe("The error the job failed with."),
+    workerId: z.string().optional().describe("The worker that holds or held the job."),
+    retries: count().describe("Times the job went back to the queue after its first attempt."),
+    attempt: count().describe("Attempts started so far (0 until the first)."),
+    reason: z
+      .enum(["ttl", "execution_timeout", "heartbeat_lost", "purged", "cancelled", "endpoint_deleted"])
+      .optional()
+      .describe("Why the job ended where it did, when the state alone does not say."),
+    createdAt: IsoTime,
+    startedAt: IsoTime.optional(),
+    completedAt: IsoTime.optional(),
+    queue: JobQueueInfo.optional().describe("Only for a waiting job (IN_QUEUE, SEQUENCED)."),
+    webhook: JobWebhookSummary.optional().describe("Only for a job with a webhook whose event exists (once terminal)."),
+    output: z.unknown().optional().describe("The worker's output (any JSON), once it reported one."),
+  })
+  .meta({ id: "JobStatusBody", description: "A job as RunPod's /status shows it, with edge-jobs' extensions." });
+
+/** /run, /cancel, /retry, /requeue: the job and its state. */
+export const JobRef = z.object({ id: z.string().describe("The job's id."), status: JobStatus }).meta({ id: "JobRef" });
+
+// ---- history and webhooks ----
+
+export const JobHistory = z.object({
+  id: z.string(),
+  history: z.array(
+    z.object({
+      at: IsoTime,
+      command: z.string().describe("What changed the job (submit, take, complete, cancel, expire, …) or the refused report."),
+      from: JobStatus,
+      to: JobStatus,
+      attempt: count(),
+      workerId: z.string().nullable(),
+      detail: z.string().nullable(),
+    }),
+  ).describe("The newest lines of the job's history, oldest first."),
+});
+
+export const JobWebhookLog = z.object({
+  id: z.string(),
+  events: z.array(
+    z.object({
+      seq: int(),
+      webhookId: z.string().describe("The `webhook-id` header: stable across every attempt and redelivery of the event."),
+      status: JobStatus,
+      state: z.enum(["pending", "delivered", "failed", "gone"]),
+      attempts: count(),
+      createdAt: IsoTime,
+      deliveredAt: IsoTime.nullable(),
+      nextAttemptAt: IsoTime.nullable(),
+      lastStatus: int().nullable(),
+      lastError: z.string().nullable(),
+      log: z.array(z.object({ at: IsoTime, status: int().nullable(), latencyMs: z.number(), error: z.string().nullable() })),
+    }),
+  ),
+});
+
+export const WebhookRedelivery = z.object({
+  id: z.string(),
+  seq: int().describe("The event sent again."),
+  webhookId: z.string(),
+  state: z.literal("pending"),
+});
+
+// ---- endpoint ----
+
+export const PurgeResult = z.object({
+  removed: count().describe("Waiting jobs removed (they end CANCELLED, reason purged)."),
+  status: z.literal("completed"),
+});
+
+/** RunPod's /health body (endpoints/health). */
+export const EndpointHealth = z
+  .object({
+    jobs: z.object({ completed: count(), failed: count(), inProgress: count(), inQueue: count(), retried: count() }),
+    workers: z.object({ idle: count(), initializing: count(), ready: count(), running: count(), throttled: count(), unhealthy: count() }),
+  })
+  .meta({ id: "EndpointHealth", description: "RunPod's /health body: jobs by state, workers by state (`ready` = idle + running)." });
+
+// ---- metrics ----
+
+const Percentiles = z
+  .object({ p70: int().nullable(), p90: int().nullable(), p98: int().nullable(), count: count() })
+  .meta({ id: "LatencyPercentiles", description: "Percentiles in ms (null: no sample) and the sample count." });
+
+export const METRIC_WINDOWS = ["1h", "6h", "24h", "7d"] as const;
+export const METRIC_BUCKETS = ["1m", "5m", "15m", "1h", "2h", "6h", "1d"] as const;
+
+/** One bucket, or the whole window (metrics/buckets MetricsView). */
+const MetricsPeriod = z
+  .object({
+    start: IsoTime,
+    requests: z.object({ total: count(), completed: count(), failed: count(), retried: count(), cancelled: count(), timedOut: count() }),
+    executionTime: Percentiles,
+    delayTime: Percentiles,
+    coldStartTime: Percentiles,
+    coldStarts: count(),
+    webhooks: z.object({ sent: count(), succeeded: count(), failed: count() }),
+    workers: z
+      .record(z.string(), count())
+      .nullable()
+      .describe("Workers by state (initializing, idle, running, throttled, unhealthy): the last sample in the period (now, for the total and the current bucket); null: none."),
+  })
+  .meta({ id: "MetricsPeriod" });
+
+export const EndpointMetrics = z.object({
+  endpointId: z.string(),
+  window: z.enum(METRIC_WINDOWS),
+  bucket: z.enum(METRIC_BUCKETS),
+  from: IsoTime,
+  to: IsoTime,
+  percentileRelativeError: z.number().describe("The relative error of every percentile (0.02: within 2 %)."),
+  total: MetricsPeriod,
+  buckets: z.array(MetricsPeriod).describe("Oldest first; `start` of each is its bucket's start."),
+});
+
+// ---- stream ----
+
+export const StreamBody = z.object({
+  status: JobStatus,
+  stream: z
+    .array(z.record(z.string(), z.unknown()))
+    .describe("The chunks not read before, as the worker posted them (e.g. `{\"output\": …}`); each is handed out once."),
+});
+
+// ---- load (admin) ----
+
+const ObjectLoad = z
+  .object({
+    kind: z.enum(["endpoint", "shard", "liveness"]),
+    name: z.string(),
+    since: int().describe("When its counts start (ms since the epoch): a reset, or the object's start."),
+    at: int().describe("When the snapshot was taken (ms since the epoch)."),
+    calls: z.object({ total: count(), byMethod: z.record(z.string(), count()) }),
+    rowsWritten: count(),
+    callsPerSecond: z.number().describe("Calls per second since `since` (over at least 1 s)."),
+  })
+  .meta({ id: "ObjectLoad", description: "One Durable Object's calls and SQLite rows written since `since` (in memory)." });
+
+export const LoadReport = z
+  .object({
+    id: z.string().describe("The endpoint's id."),
+    since: int().nullable().describe("The latest `since` of the objects: the window every listed object's counts cover."),
+    objects: z.array(ObjectLoad).describe("The endpoint object first, then its index shards and worker-liveness shards."),
+    busiest: ObjectLoad.nullable().describe("The object with the most calls per second."),
+  })
+  .meta({ id: "LoadReport" });
