@@ -19,7 +19,7 @@ import { enterSequence, jobAhead } from "./sequences";
 import { recordWebhookOutcome } from "./endpoint-metrics";
 import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import type { ShardSummary } from "./liveness-object";
-import { ReadyQueue } from "./ready-queue";
+import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { Relay, type Hint } from "./relay";
 import { deleteShards, fanOutState, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
 import type { ShardState } from "./shard-object";
@@ -257,6 +257,11 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config ? (await mergedStats(this.env, this.config, this.queue.stats())).counters : null;
   }
 
+  /** Jobs by state and every counter, over every shard (null: no endpoint). */
+  async stats(): Promise<QueueStats | null> {
+    return this.config ? mergedStats(this.env, this.config, this.queue.stats()) : null;
+  }
+
   /** Generates a new webhook secret; the old one is still signed with for a day. */
   async rotateSecret(): Promise<EndpointView | null> {
     if (!this.config) return null;
@@ -378,6 +383,7 @@ export class EndpointObject extends DurableObject<Env> {
 // Every call an endpoint serves is counted by method (the list must name every public method).
 meterCalls(EndpointObject, {
   getConfig: true,
+  stats: true,
   setPaused: true,
   putConfig: true,
   deleteEndpoint: true,

@@ -19,7 +19,7 @@ const TOMBSTONE_MS = 60 * 60 * 1000;
 /** A job a worker failed is offered to that worker again only after waiting this long for others. */
 const AVOID_GRACE_MS = 30_000;
 
-const COUNTERS = [
+export const COUNTERS = [
   "submitted",
   "completed",
   "failed",

@@ -4,7 +4,7 @@
  */
 import { WORKER_BOUNDS } from "../shared/limits";
 
-const WORKER_STATES = ["initializing", "idle", "running", "throttled", "unhealthy"] as const;
+export const WORKER_STATES = ["initializing", "idle", "running", "throttled", "unhealthy"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 interface WorkerFailure {

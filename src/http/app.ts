@@ -12,6 +12,7 @@ import { adminRoutes } from "./routes/admin";
 import { clientRoutes } from "./routes/client";
 import { loadRoutes } from "./routes/load";
 import { metricsRoutes } from "./routes/metrics";
+import { prometheusRoutes } from "./routes/prometheus";
 import { streamRoutes } from "./routes/stream";
 import { workerRoutes } from "./routes/worker";
 import type { AppEnv } from "./types";
@@ -66,6 +67,7 @@ export function createApp(): Hono<AppEnv> {
   clientRoutes(app);
   streamRoutes(app);
   metricsRoutes(app);
+  prometheusRoutes(app);
   workerRoutes(app);
 
   // Last, so it describes every route above (each registered its description with route()).

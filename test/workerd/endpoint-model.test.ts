@@ -88,11 +88,21 @@ class Take implements Cmd {
     const want = eligible.slice(0, Math.max(0, Math.min(this.max, room))).map((j) => j.id);
     if (want.length === 0 && released.length === 0 && !this.probeEmpty) return; // a 204 costs TAKE_WAIT_MS
     const path = this.max === 1 ? `job-take/${this.wid}?` : `job-take-batch/${this.wid}?batch_size=${this.max}&`;
-    const res = await call("GET", `/v2/${w.ep}/${path}job_in_progress=${inProgress}`, { key: w.workerKey });
+    const poll = async () => {
+      const res = await call("GET", `/v2/${w.ep}/${path}job_in_progress=${inProgress}`, { key: w.workerKey });
+      expect([200, 204], "take").toContain(res.status);
+      const body = res.status === 200 ? await json<unknown>(res) : [];
+      return (Array.isArray(body) ? body : [body]) as Array<{ id: string; attempt: number }>;
+    };
+    let got = await poll();
     mw.lastSeen = w.now;
-    expect([200, 204], "take").toContain(res.status);
-    const body = res.status === 200 ? await json<unknown>(res) : [];
-    const got = (Array.isArray(body) ? body : [body]) as Array<{ id: string; attempt: number }>;
+    // Sharded: a job on another shard reaches an idle poll through the endpoint object's hint, a
+    // few calls later (README, Shards). With the tests' 300 ms polls on a starved CPU that may
+    // miss one poll (seen at seed 736773 under load): the job must then come with the next polls.
+    for (let again = 0; w.cfg.concurrency === null && got.length === 0 && want.length > 0 && released.length === 0 && again < 2; again++) {
+      latePolls += 1;
+      got = await poll();
+    }
     const old = got.filter((g) => w.jobs.some((j) => j.id === g.id && j.gen !== w.gen) && !jobs.some((j) => j.id === g.id));
     expect(old.map((g) => g.id), "defect 10: a job of the deleted endpoint is handed to the new endpoint's worker").toEqual([]);
     if (w.cfg.concurrency === null) {
@@ -419,6 +429,8 @@ async function runModel(concurrency: number | null, maxAttempts: number, first: 
 }
 
 const SEED = seedFrom("MODEL_SEED");
+/** Polls that had to be repeated to reach a job on another shard (see Take). */
+let latePolls = 0;
 
 describe("endpoint-level model: several jobs and workers on one endpoint", () => {
   beforeEach(() => {
@@ -438,6 +450,7 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
       // At most a minute in the suite: on a slow machine fewer runs, never a hang.
       { seed: SEED, numRuns: 60, interruptAfterTimeLimit: 60_000 },
     );
+    if (latePolls > 0) console.warn(`endpoint model (seed ${SEED}): ${latePolls} take(s) reached a job on another shard only with a repeated poll`);
   });
 
   // Counterexamples, kept as plain sequences (marked with the defect each shows). On today's main

@@ -1,0 +1,20 @@
+/**
+ * Reading endpoints' numbers for Prometheus (metrics/prometheus): per endpoint, jobs by state and
+ * counters (the endpoint merges its shards), workers by state (merged from the liveness shards)
+ * and the last hour's metrics, in one bucket. Reads only; nothing on a job's path.
+ */
+import type { EndpointConfig } from "../endpoints/config";
+import type { EndpointNumbers } from "../metrics/prometheus";
+import { mergedWorkerCounts } from "./liveness";
+import { endpointStub } from "./stubs";
+
+const HOUR = 3_600_000;
+
+/** The endpoint's numbers now, or null when it was deleted meanwhile. */
+export async function endpointNumbers(env: Env, config: EndpointConfig, now = Date.now()): Promise<EndpointNumbers | null> {
+  const stub = endpointStub(env, config.id);
+  const workers = await mergedWorkerCounts(env, config);
+  const [stats, metrics] = await Promise.all([stub.stats(), stub.metrics(now - HOUR, now, HOUR, workers)]);
+  if (!stats) return null;
+  return { endpointId: config.id, byState: stats.byState, counters: stats.counters, workers, lastHour: metrics?.total ?? null };
+}
