@@ -1,5 +1,6 @@
 // The static files the Worker serves from its assets directory (public/, not in git): the API
-// reference page's viewer (swagger-ui-dist, served under /docs/ so /docs works offline). Copied from
+// reference page's viewer (swagger-ui-dist, under /docs/) and the dashboard's chart library (uPlot,
+// under /dashboard/), so both pages work offline. Copied from
 // node_modules before wrangler runs: by `npm start`, the test config and `npm run deploy`.
 import { copyFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -9,14 +10,17 @@ const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
 export const ASSETS_DIR = path.join(ROOT, "public");
 
-const FILES = [["swagger-ui-dist", ["swagger-ui-bundle.js", "swagger-ui.css"], "docs"]];
+const FILES = [
+  ["swagger-ui-dist", ["swagger-ui-bundle.js", "swagger-ui.css"], "docs"],
+  ["uplot", ["dist/uPlot.iife.min.js", "dist/uPlot.min.css"], "dashboard"],
+];
 
 export function vendorAssets() {
   for (const [pkg, names, under] of FILES) {
     const from = path.dirname(require.resolve(`${pkg}/package.json`));
     const to = path.join(ASSETS_DIR, under);
     mkdirSync(to, { recursive: true });
-    for (const name of names) copyFileSync(path.join(from, name), path.join(to, name));
+    for (const name of names) copyFileSync(path.join(from, name), path.join(to, path.basename(name)));
   }
 }
 

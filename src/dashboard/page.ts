@@ -1,8 +1,9 @@
 /**
- * The dashboard, served by the Worker itself at /dashboard: one self-contained page (no CDN, so
- * it works offline under `npm start`). It asks for the admin key, keeps it in sessionStorage
+ * The dashboard, served by the Worker itself at /dashboard: one page and its chart library from the
+ * Worker's own assets (no CDN, so it works offline under `npm start`). It asks for the admin key, keeps it in sessionStorage
  * only, and reads everything through the public APIs: endpoints with live counts, per-endpoint
- * charts of the metrics API (hand-made SVG), the busiest objects serving the endpoint (its load
+ * charts of the metrics API (uPlot, served from the Worker's own assets under /dashboard/: time
+ * axes, a legend that reads out the values under the cursor, drag to zoom, double-click to reset), the busiest objects serving the endpoint (its load
  * report), the workers table, recent jobs with why they wait, and a job's detail (status, history, webhook deliveries). It refreshes itself every 5 s.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
@@ -11,6 +12,8 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edge-jobs dashboard</title>
+<link rel="stylesheet" href="/dashboard/uPlot.min.css">
+<script src="/dashboard/uPlot.iife.min.js"></script>
 <style>
   :root { --bg:#f6f7f9; --card:#fff; --ink:#1c2430; --muted:#6b7686; --line:#e3e7ee; --accent:#2563eb;
           --ok:#16a34a; --bad:#dc2626; --warn:#d97706; --grey:#94a3b8; }
@@ -32,11 +35,11 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   .COMPLETED,.idle,.delivered { background:#dcfce7; color:#166534; } .FAILED,.TIMED_OUT,.unhealthy,.failed { background:#fee2e2; color:#991b1b; }
   .IN_PROGRESS,.running,.CANCELLING,.pending { background:#dbeafe; color:#1e40af; } .IN_QUEUE,.SEQUENCED,.throttled,.initializing { background:#fef3c7; color:#92400e; }
   .grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:12px; }
-  .chart { border:1px solid var(--line); border-radius:8px; padding:8px 10px; background:#fff; }
+  .chart { border:1px solid var(--line); border-radius:8px; padding:8px 10px; background:#fff; min-width:0; }
   .chart h3 { margin:0 0 4px; font-size:13px; font-weight:600; }
-  .chart svg { width:100%; height:120px; display:block; }
-  .legend { font-size:11px; color:var(--muted); display:flex; gap:10px; flex-wrap:wrap; }
-  .legend i { display:inline-block; width:10px; height:3px; margin-right:4px; vertical-align:middle; }
+  .chart .plot { width:100%; min-height:150px; }
+  .chart .u-legend { font-size:11px; color:var(--muted); }
+  .chart .u-legend th { font-weight:500; }
   .scroll { overflow-x:auto; }
   .muted { color:var(--muted); } .err { color:var(--bad); }
   #login { max-width:380px; margin:12vh auto; }
@@ -134,24 +137,46 @@ async function refreshEndpoints() {
 }
 
 const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2"];
-function chart(title, buckets, series) {
-  const W = 300, H = 110, P = 4;
-  const values = series.flatMap((s) => buckets.map(s.get)).filter((v) => v !== null && v !== undefined);
-  const max = Math.max(1, ...values);
-  const x = (i) => P + (i * (W - 2 * P)) / Math.max(1, buckets.length - 1);
-  const y = (v) => H - P - (v / max) * (H - 2 * P);
-  const lines = series.map((s, k) => {
-    const pts = buckets.map((b, i) => [i, s.get(b)]).filter(([, v]) => v !== null && v !== undefined);
-    if (pts.length === 0) return "";
-    const d = pts.map(([i, v], n) => (n ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
-    return '<path d="' + d + '" fill="none" stroke="' + COLORS[k % COLORS.length] + '" stroke-width="1.8"/>' +
-      (pts.length === 1 ? '<circle cx="' + x(pts[0][0]) + '" cy="' + y(pts[0][1]) + '" r="2.5" fill="' + COLORS[k % COLORS.length] + '"/>' : "");
-  }).join("");
-  const legend = series.map((s, k) => '<span><i style="background:' + COLORS[k % COLORS.length] + '"></i>' + esc(s.name) + '</span>').join("");
-  return '<div class="chart"><h3>' + esc(title) + ' <span class="muted">max ' + Math.round(max) + (series[0].unit || "") + '</span></h3>' +
-    '<svg viewBox="0 0 ' + W + ' ' + H + '" preserveAspectRatio="none" role="img" aria-label="' + esc(title) + '">' +
-    '<line x1="0" y1="' + (H - P) + '" x2="' + W + '" y2="' + (H - P) + '" stroke="#e3e7ee"/>' + lines + '</svg><div class="legend">' + legend + '</div></div>';
+/** The charts shown, by position: uPlot instances kept across refreshes (a zoomed chart keeps its zoom). */
+const charts = [];
+window.__charts = charts;
+/** One chart of the metrics buckets: x is each bucket's start (seconds), a series per metric. */
+function chartData(buckets, series) {
+  return [buckets.map((b) => Date.parse(b.start) / 1000), ...series.map((s) => buckets.map((b) => { const v = s.get(b); return v === undefined ? null : v; }))];
 }
+function drawCharts(specs, buckets) {
+  const box = $("#charts");
+  if (box.children.length !== specs.length) {
+    charts.splice(0).forEach((c) => c.plot.destroy());
+    box.innerHTML = specs.map((_, i) => '<div class="chart"><h3></h3><div class="plot" data-chart="' + i + '"></div></div>').join("");
+  }
+  specs.forEach((spec, i) => {
+    const el = box.children[i];
+    el.querySelector("h3").textContent = spec.title;
+    const data = chartData(buckets, spec.series);
+    const c = charts[i];
+    if (c && c.key === spec.key) {
+      c.plot.setData(data, !c.zoomed);
+      return;
+    }
+    if (c) c.plot.destroy();
+    const target = el.querySelector(".plot");
+    const entry = { key: spec.key, zoomed: false, plot: null };
+    entry.plot = new uPlot({
+      width: Math.max(200, target.clientWidth), height: 150,
+      cursor: { drag: { x: true, y: false } },
+      scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      axes: [{ stroke: "#6b7686", grid: { stroke: "#eef1f5" }, size: 48 }, { stroke: "#6b7686", grid: { stroke: "#eef1f5" }, size: 64, values: (u, vals) => vals.map((v) => (+v.toFixed(2)) + (spec.unit || "")) }],
+      // Times are sparse (a bucket without jobs has none): their points are drawn, lines join neighbours only.
+      series: [{ label: "time" }, ...spec.series.map((s, k) => ({ label: s.name, stroke: COLORS[k % COLORS.length], width: 1.8, points: spec.unit ? { show: true, size: 5, fill: COLORS[k % COLORS.length] } : { size: 5 }, spanGaps: false }))],
+      hooks: { setSelect: [(u) => { if (u.select.width > 0) entry.zoomed = true; }] },
+    }, data, target);
+    // Double-click resets the zoom (uPlot's own), and the next refresh follows the window again.
+    target.addEventListener("dblclick", () => { entry.zoomed = false; });
+    charts[i] = entry;
+  });
+}
+window.addEventListener("resize", () => charts.forEach((c) => { const w = c.plot.root.parentElement.clientWidth; if (w > 0) c.plot.setSize({ width: w, height: 150 }); }));
 
 const pct = (field, p) => (b) => b[field][p];
 async function refreshDetail() {
@@ -165,20 +190,19 @@ async function refreshDetail() {
   ]);
   const b = m.buckets;
   const t = m.total;
-  $("#charts").innerHTML = [
-    chart("Requests (" + t.requests.total + " in window)", b, [
+  const win = $("#window").value;
+  const ms = (field) => ["p70", "p90", "p98"].map((p) => ({ name: p, get: pct(field, p) }));
+  drawCharts([
+    { key: win + ":requests", title: "Requests (" + t.requests.total + " in window)", series: [
       { name: "submitted", get: (x) => x.requests.total }, { name: "completed", get: (x) => x.requests.completed },
-      { name: "failed", get: (x) => x.requests.failed }, { name: "timed out", get: (x) => x.requests.timedOut }]),
-    chart("Execution time (p70 " + (t.executionTime.p70 ?? "–") + " ms)", b, [
-      { name: "p70", get: pct("executionTime", "p70"), unit: " ms" }, { name: "p90", get: pct("executionTime", "p90") }, { name: "p98", get: pct("executionTime", "p98") }]),
-    chart("Delay time (p70 " + (t.delayTime.p70 ?? "–") + " ms)", b, [
-      { name: "p70", get: pct("delayTime", "p70"), unit: " ms" }, { name: "p90", get: pct("delayTime", "p90") }, { name: "p98", get: pct("delayTime", "p98") }]),
-    chart("Cold starts (" + t.coldStarts + ", p70 " + (t.coldStartTime.p70 ?? "–") + " ms)", b, [
-      { name: "p70", get: pct("coldStartTime", "p70"), unit: " ms" }, { name: "p90", get: pct("coldStartTime", "p90") }, { name: "p98", get: pct("coldStartTime", "p98") }]),
-    chart("Webhooks (" + t.webhooks.sent + " sent)", b, [
-      { name: "sent", get: (x) => x.webhooks.sent }, { name: "succeeded", get: (x) => x.webhooks.succeeded }, { name: "failed", get: (x) => x.webhooks.failed }]),
-    chart("Workers by state", b, ["idle", "running", "unhealthy", "throttled", "initializing"].map((s) => ({ name: s, get: (x) => (x.workers ? x.workers[s] : null) }))),
-  ].join("");
+      { name: "failed", get: (x) => x.requests.failed }, { name: "timed out", get: (x) => x.requests.timedOut }] },
+    { key: win + ":execution", title: "Execution time (p70 " + (t.executionTime.p70 ?? "–") + " ms)", unit: " ms", series: ms("executionTime") },
+    { key: win + ":delay", title: "Delay time (p70 " + (t.delayTime.p70 ?? "–") + " ms)", unit: " ms", series: ms("delayTime") },
+    { key: win + ":coldStart", title: "Cold starts (" + t.coldStarts + ", p70 " + (t.coldStartTime.p70 ?? "–") + " ms)", unit: " ms", series: ms("coldStartTime") },
+    { key: win + ":webhooks", title: "Webhooks (" + t.webhooks.sent + " sent)", series: [
+      { name: "sent", get: (x) => x.webhooks.sent }, { name: "succeeded", get: (x) => x.webhooks.succeeded }, { name: "failed", get: (x) => x.webhooks.failed }] },
+    { key: win + ":workers", title: "Workers by state", series: ["idle", "running", "unhealthy", "throttled", "initializing"].map((s) => ({ name: s, get: (x) => (x.workers ? x.workers[s] : null) })) },
+  ], b);
   showLoad(l);
   $("#workers tbody").innerHTML = w.workers.map((x) => '<tr><td>' + esc(x.workerId) + (x.recycle ? ' <span class="pill">recycle</span>' : "") + '</td><td>' + pill(x.state) +
     '</td><td>' + ago(x.lastSeen) + '</td><td class="num">' + x.jobsTaken + '</td><td>' + x.currentJobs.map((id) => '<a data-job="' + esc(id) + '">' + esc(id.slice(0, 10)) + '…</a>').join(" ") +

@@ -64,7 +64,11 @@ describe("dashboard", () => {
       return jobs.completed === 3 && jobs.failed === 1 ? true : undefined;
     });
 
-    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    // A browser's language (this headless build says "en-US@posix", which Intl, and so uPlot, refuses).
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    page.on("console", (m) => { if (m.type() === "error") pageErrors.push(m.text()); });
     await page.goto(`${server.base}/dashboard`);
     await page.fill("#key", "wrong-key");
     await page.click("button[type=submit]");
@@ -79,9 +83,42 @@ describe("dashboard", () => {
     await page.screenshot({ path: path.join(OUT, "dashboard-endpoints.png") });
 
     await row.click();
-    await page.locator("#charts svg").first().waitFor({ timeout: 15_000 });
+    await page.locator("#charts canvas").first().waitFor({ timeout: 15_000 }).catch((e: unknown) => {
+      throw new Error(`no chart drawn (page errors: ${pageErrors.join("; ") || "none"})`, { cause: e });
+    });
     expect(await page.locator("#charts .chart").count()).toBe(6);
     await expect.poll(async () => page.textContent("#charts"), { timeout: 10_000 }).toMatch(/Requests \(4 in window\)/);
+    // The charts are uPlot's (time axis, a legend per series), drawn from the metrics API's buckets:
+    // the points of the requests and execution charts are the API's numbers.
+    expect(await page.locator("#charts .u-legend").count()).toBe(6);
+    const metrics = (await api(server.base, "GET", `/v2/${ep}/metrics?window=1h`, keys.client)).body as {
+      buckets: Array<{ start: string; requests: { total: number; completed: number; failed: number }; executionTime: { p70: number | null; p98: number | null } }>;
+    };
+    const drawn = await page.evaluate(() => (window as unknown as { __charts: Array<{ plot: { data: Array<Array<number | null>>; series: Array<{ label: string }> } }> }).__charts.map((c) => ({ data: c.plot.data, labels: c.plot.series.map((x) => x.label) })));
+    expect(drawn).toHaveLength(6);
+    expect(drawn[0]!.labels).toEqual(["time", "submitted", "completed", "failed", "timed out"]);
+    expect(drawn[0]!.data[0]).toEqual(metrics.buckets.map((b) => Date.parse(b.start) / 1000));
+    expect(drawn[0]!.data[1]).toEqual(metrics.buckets.map((b) => b.requests.total));
+    expect(drawn[0]!.data[2]).toEqual(metrics.buckets.map((b) => b.requests.completed));
+    expect(drawn[0]!.data[1]!.reduce((a, v) => a! + (v ?? 0), 0)).toBe(4);
+    expect(drawn[1]!.data[1]).toEqual(metrics.buckets.map((b) => b.executionTime.p70));
+    expect(drawn[1]!.data[3]).toEqual(metrics.buckets.map((b) => b.executionTime.p98));
+    // Hovering a chart reads its values out in the legend (uPlot's cursor), e.g. the submitted count.
+    const plot = page.locator("#charts .chart").first().locator(".u-over");
+    const box = (await plot.boundingBox())!;
+    await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2);
+    await expect.poll(async () => (await page.locator("#charts .chart").first().locator(".u-legend .u-value").allTextContents()).join(" "), { timeout: 5_000 }).toMatch(/\d/);
+    // Dragging across a chart zooms its time axis in.
+    const before = await page.evaluate(() => { const u = (window as unknown as { __charts: Array<{ plot: { scales: { x: { min: number; max: number } } } }> }).__charts[0]!.plot; return u.scales.x.max - u.scales.x.min; });
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    const after = await page.evaluate(() => { const u = (window as unknown as { __charts: Array<{ plot: { scales: { x: { min: number; max: number } } } }> }).__charts[0]!.plot; return u.scales.x.max - u.scales.x.min; });
+    expect(after).toBeLessThan(before * 0.5);
+    // Double-click shows the whole window again.
+    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+    await expect.poll(() => page.evaluate(() => { const u = (window as unknown as { __charts: Array<{ plot: { scales: { x: { min: number; max: number } } } }> }).__charts[0]!.plot; return u.scales.x.max - u.scales.x.min; })).toBeGreaterThanOrEqual(before * 0.99);
     // The busiest objects serving the endpoint: today the endpoint object, which served the jobs above.
     const busiest = page.locator(`#load tr[data-object="endpoint:${ep}"]`);
     await busiest.waitFor({ timeout: 10_000 });
@@ -103,12 +140,12 @@ describe("dashboard", () => {
     await page.screenshot({ path: path.join(OUT, "dashboard-job.png"), fullPage: true });
 
     // The same page on a phone.
-    const phone = await browser!.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+    const phone = await browser!.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, locale: "en-US" });
     await phone.goto(`${server.base}/dashboard`);
     await phone.evaluate((k) => sessionStorage.setItem("edge-jobs-admin-key", k), server.adminKey);
     await phone.reload();
     await phone.locator(`#endpoints tr[data-ep="${ep}"]`).click({ timeout: 15_000 });
-    await phone.locator("#charts svg").first().waitFor({ timeout: 15_000 });
+    await phone.locator("#charts canvas").first().waitFor({ timeout: 15_000 });
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     await phone.screenshot({ path: path.join(OUT, "dashboard-phone.png"), fullPage: true });
