@@ -8,6 +8,7 @@ import { createApp } from "../../src/http/app";
 import { openApiPath } from "../../src/http/openapi/document";
 import type { AppEnv } from "../../src/http/types";
 import { call, json } from "./helpers";
+import committed from "../../packages/client/openapi.json";
 
 type Doc = {
   openapi: string;
@@ -68,5 +69,10 @@ describe("the OpenAPI document", () => {
         for (const t of op.tags) expect(doc.tags.map((x) => x.name), `${m} ${p}'s group ${t} is declared`).toContain(t);
       }
     }
+  });
+
+  it("is the copy the client package's types are generated from (else: npm run client:generate)", async () => {
+    const served = await document();
+    expect(JSON.parse(JSON.stringify(committed)), "packages/client/openapi.json is stale: run npm run client:generate").toEqual(served);
   });
 });

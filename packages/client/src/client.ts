@@ -1,0 +1,158 @@
+/**
+ * The client side of an endpoint: submit, run synchronously, read, wait, follow the stream, and
+ * cancel, retry or requeue. Typed from the server's OpenAPI document (schema.ts); every refusal
+ * is an EdgeJobsError with the HTTP status and the server's JSON body.
+ */
+import { EdgeJobsError, errorOf } from "./errors.ts";
+import { apiOf, must, type Connection } from "./http.ts";
+import type { components } from "./schema.ts";
+
+export type JobStatus = components["schemas"]["JobStatusBody"];
+export type JobState = components["schemas"]["JobStatus"];
+export type Health = components["schemas"]["EndpointHealth"];
+export type SubmitRequest = components["schemas"]["RunRequest"];
+/** What a submit answers: the job's id and state. */
+export type Submitted = { id: string; status: JobState };
+
+/** Everything of a submit but the input. */
+export type SubmitOptions = Omit<SubmitRequest, "input">;
+
+export const TERMINAL_STATES: readonly JobState[] = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
+
+/** One event of a job's live stream. */
+export type StreamEvent =
+  | { type: "chunk"; seq: number; chunk: unknown }
+  | { type: "status"; job: JobStatus }
+  | { type: "error"; error: string };
+
+export interface EdgeJobsClient {
+  submit(input: unknown, options?: SubmitOptions): Promise<Submitted>;
+  /** /runsync: waits up to `waitMs` (server default 90 s) for the job to end; answers its status either way. */
+  runSync(input: unknown, options?: SubmitOptions & { waitMs?: number }): Promise<JobStatus>;
+  status(id: string): Promise<JobStatus>;
+  /** Waits until the job ends (status-sync polls of up to `pollMs`), or throws after `timeoutMs`. */
+  wait(id: string, options?: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal }): Promise<JobStatus>;
+  cancel(id: string): Promise<Submitted>;
+  retry(id: string): Promise<Submitted>;
+  requeue(id: string): Promise<Submitted>;
+  health(): Promise<Health>;
+  /**
+   * The job's stream as Server-Sent Events: each chunk as it arrives, then the final status.
+   * Resumes after `lastEventId` (a chunk number), and reconnects by itself after a dropped
+   * connection from the last chunk it saw. Reading it consumes nothing.
+   */
+  stream(id: string, options?: { lastEventId?: number; signal?: AbortSignal }): AsyncGenerator<StreamEvent>;
+}
+
+export function createClient(connection: Connection): EdgeJobsClient {
+  const api = apiOf(connection);
+  const ep = connection.endpointId;
+  const job = (id: string) => ({ params: { path: { ep, id } } });
+  const headersFor = (o?: SubmitOptions) => (o?.idempotencyKey ? { "Idempotency-Key": o.idempotencyKey } : {});
+  const fetchImpl = connection.fetch ?? fetch;
+  const base = connection.baseUrl.replace(/\/+$/, "");
+
+  const client: EdgeJobsClient = {
+    submit: (input, options) =>
+      must(api.POST("/v2/{ep}/run", { params: { path: { ep }, header: headersFor(options) }, body: { ...options, input } }), "submit") as Promise<Submitted>,
+    runSync: (input, { waitMs, ...options } = {}) =>
+      must(
+        api.POST("/v2/{ep}/runsync", {
+          params: { path: { ep }, header: headersFor(options), query: waitMs === undefined ? {} : { wait: waitMs } },
+          body: { ...options, input },
+        }),
+        "runsync",
+      ),
+    status: (id) => must(api.GET("/v2/{ep}/status/{id}", job(id)), `status of ${id}`),
+    async wait(id, { timeoutMs = 10 * 60_000, pollMs = 60_000, signal } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        signal?.throwIfAborted();
+        const left = deadline - Date.now();
+        const wait = Math.max(1_000, Math.min(pollMs, left));
+        const s = await must(api.GET("/v2/{ep}/status-sync/{id}", { params: { path: { ep, id }, query: { wait } }, signal }), `wait for ${id}`);
+        if (TERMINAL_STATES.includes(s.status)) return s;
+        if (Date.now() >= deadline) throw new Error(`job ${id} is still ${s.status} after ${timeoutMs} ms`);
+      }
+    },
+    cancel: (id) => must(api.POST("/v2/{ep}/cancel/{id}", job(id)), `cancel ${id}`) as Promise<Submitted>,
+    retry: (id) => must(api.POST("/v2/{ep}/retry/{id}", job(id)), `retry ${id}`) as Promise<Submitted>,
+    requeue: (id) => must(api.POST("/v2/{ep}/requeue/{id}", job(id)), `requeue ${id}`) as Promise<Submitted>,
+    health: () => must(api.GET("/v2/{ep}/health", { params: { path: { ep } } }), "health"),
+    async *stream(id, { lastEventId = 0, signal } = {}) {
+      let after = lastEventId;
+      let failures = 0;
+      for (;;) {
+        signal?.throwIfAborted();
+        let res: Response;
+        try {
+          res = await fetchImpl(`${base}/v2/${encodeURIComponent(ep)}/stream/${encodeURIComponent(id)}`, {
+            headers: { authorization: `Bearer ${connection.apiKey}`, accept: "text/event-stream", "last-event-id": String(after) },
+            signal,
+          });
+        } catch (e) {
+          if (signal?.aborted || ++failures > 5) throw e;
+          await new Promise((r) => setTimeout(r, 250 * failures));
+          continue;
+        }
+        if (!res.ok) throw await errorOf(res, `stream of ${id}`);
+        let ended = false;
+        try {
+          for await (const event of sseEvents(res.body!)) {
+            failures = 0;
+            if (event.event === "chunk") {
+              after = Number(event.id);
+              yield { type: "chunk", seq: after, chunk: JSON.parse(event.data) as unknown };
+            } else if (event.event === "status") {
+              ended = true;
+              yield { type: "status", job: JSON.parse(event.data) as JobStatus };
+              return;
+            } else if (event.event === "error") {
+              ended = true;
+              yield { type: "error", error: (JSON.parse(event.data) as { error: string }).error };
+              return;
+            }
+          }
+        } catch (e) {
+          if (signal?.aborted || ++failures > 5) throw e;
+        }
+        if (ended) return;
+        // The connection ended without the final status: resume after the last chunk seen.
+      }
+    },
+  };
+  return client;
+}
+
+/** Server-Sent Events from a body (fields per the HTML standard: event, data, id; comments skipped). */
+export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id: string | null }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let event = "message";
+  let data: string[] = [];
+  let id: string | null = null;
+  for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(bytes, { stream: true });
+    let nl: number;
+    while ((nl = buffer.search(/\r\n|\n|\r/)) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
+      if (line === "") {
+        if (data.length > 0) yield { event, data: data.join("\n"), id };
+        event = "message";
+        data = [];
+        id = null;
+        continue;
+      }
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") id = value;
+    }
+  }
+}
+
+export { EdgeJobsError };
