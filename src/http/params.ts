@@ -33,7 +33,7 @@ export function waitParam(c: Context<AppEnv>, range: { min: number; max: number;
 
 export function workerIdParam(c: Context<AppEnv>): string {
   const id = c.req.param("w")!;
-  if (!ID_PATTERN.test(id)) throw badRequest(`'${id}' is not a valid worker id: use 1-64 letters, digits, '-' or '_'`);
+  if (!ID_PATTERN.test(id)) throw badRequest(`'${id}' is not a valid worker id: use 1-64 letters, digits, '-' or '_', starting with a letter or digit`);
   return id;
 }
 

@@ -36,7 +36,7 @@ export function isoTime(t: number | null): string | null {
 
 function checkEndpointId(id: string): string {
   if (!ID_PATTERN.test(id)) {
-    throw notFound(`'${id}' is not a valid endpoint id: use 1-64 letters, digits, '-' or '_'`);
+    throw notFound(`'${id}' is not a valid endpoint id: use 1-64 letters, digits, '-' or '_', starting with a letter or digit`);
   }
   return id;
 }

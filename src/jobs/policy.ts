@@ -26,8 +26,12 @@ export const SubmitPolicy = z
 export const SubmitBody = z.object({
   // RunPod requires `input`; a JSON null is no input at all (and reads as missing to workers).
   // Any other JSON value, `{}`, `0`, `""`, `false` or `[]` included, is the job's input.
-  input: z.unknown().refine((v) => v !== undefined && v !== null, { message: "input is required and must not be null (send {} for an empty input)" }),
-  webhook: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  // The meta says in the OpenAPI document what the refinement and the protocol check enforce.
+  input: z
+    .unknown()
+    .refine((v) => v !== undefined && v !== null, { message: "input is required and must not be null (send {} for an empty input)" })
+    .meta({ description: "The job's input: any JSON value but null ({} for an empty input).", not: { type: "null" } }),
+  webhook: z.url({ protocol: /^https?$/ }).max(2048).meta({ pattern: "^https?://" }).optional(),
   policy: SubmitPolicy.optional(),
   priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),

@@ -586,7 +586,7 @@ export interface paths {
         };
         /**
          * Every endpoint's numbers in Prometheus's text format
-         * @description For one Prometheus scrape job over the whole Worker, with the admin key as its bearer token. At most the first 200 endpoints (by id); a comment line says when there are more. Families: `edge_jobs_jobs{state}` (gauge), `edge_jobs_jobs_submitted_total`, `edge_jobs_jobs_ended_total{outcome}`, `edge_jobs_jobs_retried_total`, `edge_jobs_webhook_deliveries_total{result}` (counters), `edge_jobs_workers{state}` (gauge), `edge_jobs_execution_seconds`, `edge_jobs_delay_seconds`, `edge_jobs_cold_start_seconds` (summaries: quantiles 0.7, 0.9, 0.98 over the last hour); every sample has an `endpoint` label.
+         * @description For one Prometheus scrape job over the whole Worker, with the admin key as its bearer token. At most the first 100 endpoints (by id); a comment line says when there are more. Families: `edge_jobs_jobs{state}` (gauge), `edge_jobs_jobs_submitted_total`, `edge_jobs_jobs_ended_total{outcome}`, `edge_jobs_jobs_retried_total`, `edge_jobs_webhook_deliveries_total{result}` (counters), `edge_jobs_workers{state}` (gauge), `edge_jobs_execution_seconds`, `edge_jobs_delay_seconds`, `edge_jobs_cold_start_seconds` (summaries: quantiles 0.7, 0.9, 0.98 over the last hour); every sample has an `endpoint` label.
          */
         get: operations["getPrometheusMetrics"];
         put?: never;
@@ -877,6 +877,7 @@ export interface components {
         };
         /** @description RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` (RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, `idempotencyKey` and `sequenceKey` are optional; other top-level fields RunPod clients send (webhookV2, s3Config) are accepted and ignored. */
         RunRequest: {
+            /** @description The job's input: any JSON value but null ({} for an empty input). */
             input: unknown;
             /** Format: uri */
             webhook?: string;
@@ -1148,7 +1149,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1198,7 +1199,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1253,7 +1254,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1309,7 +1310,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1359,7 +1360,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1409,7 +1410,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1459,7 +1460,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1526,7 +1527,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1616,7 +1617,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1694,7 +1695,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1754,7 +1755,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1824,7 +1825,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The key's id (from the key list, never the key itself). */
                 keyId: string;
@@ -1880,7 +1881,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1930,7 +1931,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -1983,7 +1984,7 @@ export interface operations {
                 "Idempotency-Key"?: string;
             };
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -2052,7 +2053,7 @@ export interface operations {
                 "Idempotency-Key"?: string;
             };
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -2115,7 +2116,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2167,7 +2168,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2222,7 +2223,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2277,7 +2278,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2329,7 +2330,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2390,7 +2391,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2451,7 +2452,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2512,7 +2513,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2578,7 +2579,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2654,7 +2655,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2731,7 +2732,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -2786,7 +2787,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -2844,7 +2845,7 @@ export interface operations {
                 "Last-Event-ID"?: string;
             };
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2911,7 +2912,7 @@ export interface operations {
                 "Last-Event-ID"?: string;
             };
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
                 /** @description The job's id. */
                 id: string;
@@ -2975,7 +2976,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -3049,7 +3050,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
             };
             cookie?: never;
@@ -3142,9 +3143,9 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
-                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'. */
+                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 w: string;
             };
             cookie?: never;
@@ -3208,9 +3209,9 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
-                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'. */
+                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 w: string;
             };
             cookie?: never;
@@ -3270,9 +3271,9 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
-                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'. */
+                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 w: string;
             };
             cookie?: never;
@@ -3343,9 +3344,9 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
-                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'. */
+                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 w: string;
                 /** @description The job's id. */
                 id: string;
@@ -3460,9 +3461,9 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
-                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'. */
+                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 w: string;
                 /** @description The job's id. */
                 id: string;
@@ -3563,9 +3564,9 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_'. */
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 ep: string;
-                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'. */
+                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
                 w: string;
             };
             cookie?: never;

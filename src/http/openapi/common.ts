@@ -23,8 +23,8 @@ export const IsoTime = z.string().describe("An ISO 8601 time (UTC).");
 /** Path parameters by their name in the route (`:ep` → `{ep}`): description and JSON Schema. */
 const ID = { type: "string", pattern: ID_PATTERN.source };
 export const PATH_PARAMS: Record<string, { description: string; schema: Record<string, unknown> }> = {
-  ep: { description: "The endpoint's id: 1-64 letters, digits, '-' or '_'.", schema: ID },
+  ep: { description: "The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit.", schema: ID },
   id: { description: "The job's id.", schema: { type: "string" } },
-  w: { description: "The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_'.", schema: ID },
+  w: { description: "The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit.", schema: ID },
   keyId: { description: "The key's id (from the key list, never the key itself).", schema: { type: "string" } },
 };

@@ -24,7 +24,7 @@ export const ENDPOINT_PROMETHEUS_DOC: OperationDoc = {
 export const ADMIN_PROMETHEUS_DOC: OperationDoc = {
   operationId: "getPrometheusMetrics",
   summary: "Every endpoint's numbers in Prometheus's text format",
-  description: `For one Prometheus scrape job over the whole Worker, with the admin key as its bearer token. At most the first 200 endpoints (by id); a comment line says when there are more. ${FAMILIES}`,
+  description: `For one Prometheus scrape job over the whole Worker, with the admin key as its bearer token. At most the first 100 endpoints (by id); a comment line says when there are more. ${FAMILIES}`,
   tags: ["Admin"],
   auth: "admin",
   responses: { 200: { description: `Prometheus text exposition format 0.0.4 (${PROMETHEUS_CONTENT_TYPE}).`, contentType: TEXT } },

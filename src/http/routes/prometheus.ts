@@ -12,7 +12,7 @@ import type { AppEnv } from "../types";
 import { route } from "./route";
 
 /** Endpoints one admin scrape reads (each costs a few object calls). */
-export const ADMIN_SCRAPE_MAX = 200;
+export const ADMIN_SCRAPE_MAX = 100;
 const PARALLEL = 16;
 
 const text = (body: string) => new Response(body, { headers: { "content-type": PROMETHEUS_CONTENT_TYPE, "cache-control": "no-store" } });
