@@ -20,7 +20,7 @@ import type { Fence } from "./commands";
 import { dueWork, nextDeadline } from "./deadlines";
 import type { CommandResult } from "./transition";
 import { belongsTo, type EndpointRef, type HistoryEvent, type JobRecord } from "./record";
-import { JOB_MIGRATIONS } from "./schema";
+import { JOB_BASELINE, JOB_MIGRATIONS } from "./schema";
 import { isTerminal, isWaiting } from "./states";
 import { appendChunk } from "./stream";
 import { statusFields } from "./view";
@@ -61,7 +61,7 @@ export abstract class JobCore extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.webhooks = new WebhookDelivery(this.sql, this.clock, this.faults, Number(env.WEBHOOK_TIMEOUT_MS ?? WEBHOOK_TIMEOUT_MS), INDEX_RETRY_MS);
     ctx.blockConcurrencyWhile(async () => {
-      applyMigrations(ctx.storage, JOB_MIGRATIONS);
+      applyMigrations(ctx.storage, JOB_MIGRATIONS, "_migrations", JOB_BASELINE);
     });
   }
 
@@ -333,7 +333,7 @@ export abstract class JobCore extends DurableObject<Env> {
     if (due?.kind === "delete") {
       await this.ctx.storage.deleteAll();
       await this.ctx.storage.deleteAlarm();
-      applyMigrations(this.ctx.storage, JOB_MIGRATIONS);
+      applyMigrations(this.ctx.storage, JOB_MIGRATIONS, "_migrations", JOB_BASELINE);
       return;
     }
     if (due?.kind === "command") {

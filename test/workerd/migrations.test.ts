@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { applyMigrations, type Migration } from "../../src/shared/migrations";
-import { JOB_MIGRATIONS } from "../../src/jobs/schema";
+import { JOB_BASELINE, JOB_MIGRATIONS } from "../../src/jobs/schema";
 import { ENDPOINT_MIGRATIONS } from "../../src/endpoints/schema";
 
 const V1: Migration = { version: 1, sql: "CREATE TABLE t (a INTEGER)" };
@@ -107,5 +107,41 @@ describe("migrations", () => {
       expect(applyMigrations(storage, JOB_MIGRATIONS, "_job")).toBe(JOB_MIGRATIONS.length);
       expect(applyMigrations(storage, ENDPOINT_MIGRATIONS, "_endpoint")).toBe(ENDPOINT_MIGRATIONS.length);
     });
+  });
+
+  it("the job baseline builds what the job's steps build (tables, columns, types, defaults, keys), in one go", async () => {
+    // Every table's columns as SQLite describes them, and the recorded versions.
+    const schemaOf = (storage: DurableObjectStorage, versions: string) => ({
+      tables: storage.sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT IN ('endpoint') ORDER BY name")
+        .toArray()
+        .map(({ name }) => ({ name, columns: storage.sql.exec(`SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info('${name}') ORDER BY cid`).toArray() })),
+      indexes: storage.sql.exec("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name").toArray(),
+      versions: storage.sql.exec(`SELECT version FROM ${versions} ORDER BY version`).toArray().map((r) => r.version),
+    });
+    const stepped = await withStorage((storage) => {
+      expect(applyMigrations(storage, JOB_MIGRATIONS, "_steps")).toBe(JOB_MIGRATIONS.at(-1)!.version);
+      return schemaOf(storage, "_steps");
+    });
+    const based = await withStorage((storage) => {
+      expect(applyMigrations(storage, JOB_MIGRATIONS, "_steps", JOB_BASELINE)).toBe(JOB_MIGRATIONS.at(-1)!.version);
+      // Applied again: nothing changes, no step runs twice.
+      expect(applyMigrations(storage, JOB_MIGRATIONS, "_steps", JOB_BASELINE)).toBe(JOB_MIGRATIONS.at(-1)!.version);
+      return schemaOf(storage, "_steps");
+    });
+    expect(stepped.tables.map((t) => t.name)).toContain("job");
+    expect(based).toEqual(stepped);
+    // A baseline that leaves out a column is caught by the same comparison (a planted defect).
+    const short = await withStorage((storage) => {
+      applyMigrations(storage, JOB_MIGRATIONS, "_steps", { version: 4, sql: JOB_BASELINE.sql.replace("liveness_tells TEXT,\n", "") });
+      return schemaOf(storage, "_steps");
+    });
+    expect(short).not.toEqual(stepped);
+  });
+
+  it("a new job object is built from the baseline and records every version", async () => {
+    const stub = env.JOB.get(env.JOB.newUniqueId());
+    const versions = await runInDurableObject(stub, (_i, state) => state.storage.sql.exec("SELECT version FROM _migrations ORDER BY version").toArray().map((r) => r.version));
+    expect(versions).toEqual(JOB_MIGRATIONS.map((m) => m.version));
   });
 });
