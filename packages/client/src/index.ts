@@ -7,3 +7,9 @@ export type { EdgeJobsClient, Health, JobState, JobStatus, StreamEvent, Submitte
 export { EdgeJobsError } from "./errors.ts";
 export type { Connection } from "./http.ts";
 export type { components, paths } from "./schema.ts";
+export { runWorker, WORKER_STOPPED_ERROR, JOB_STOPPED_REASON } from "./worker.ts";
+export type { WorkerOptions, RunningWorker, WorkerJob, JobContext, JobHandler } from "./worker.ts";
+export { pushHandler } from "./push.ts";
+export type { PushHandlerOptions, PushJob, PushContext, PushJobHandler } from "./push.ts";
+export { verifyWebhook, WebhookVerificationError } from "./webhooks.ts";
+export type { WebhookEvent, VerifyOptions, TerminalState, HeadersLike } from "./webhooks.ts";
