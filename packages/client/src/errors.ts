@@ -24,3 +24,14 @@ export async function errorOf(res: Response, what: string): Promise<EdgeJobsErro
   }
   return new EdgeJobsError(res.status, body, what);
 }
+
+/** A thrown value as a message (an Error's message, a string, else its JSON). */
+export function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  if (typeof e === "string") return e;
+  try {
+    return JSON.stringify(e) ?? String(e);
+  } catch {
+    return String(e);
+  }
+}

@@ -7,7 +7,7 @@
  * once (202, no body) and reports the result later to `urls.done` (`respond: "async"`, the
  * default). The report URLs carry a token for this job, attempt and worker: no API key is sent.
  */
-import { EdgeJobsError, errorOf } from "./errors.ts";
+import { EdgeJobsError, errorOf, messageOf } from "./errors.ts";
 import { signerOf, verifySigned, WebhookVerificationError } from "./webhooks.ts";
 import type { JobContext } from "./worker.ts";
 
@@ -80,15 +80,6 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 }
 
-function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message || e.name;
-  if (typeof e === "string") return e;
-  try {
-    return JSON.stringify(e) ?? String(e);
-  } catch {
-    return String(e);
-  }
-}
 
 function pushJobOf(payload: unknown): PushJob | null {
   if (typeof payload !== "object" || payload === null) return null;

@@ -6,7 +6,7 @@
  * lost). `stop()` takes nothing more, lets running jobs finish for a grace period, then aborts
  * and fails the rest.
  */
-import { EdgeJobsError } from "./errors.ts";
+import { EdgeJobsError, messageOf } from "./errors.ts";
 import { apiOf, must, type Connection } from "./http.ts";
 import type { components } from "./schema.ts";
 
@@ -103,15 +103,6 @@ function backoff() {
   };
 }
 
-function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message || e.name;
-  if (typeof e === "string") return e;
-  try {
-    return JSON.stringify(e) ?? String(e);
-  } catch {
-    return String(e);
-  }
-}
 
 /** Worth another try: the server or the network failed, or it asked to slow down. */
 function retryable(e: unknown): boolean {
