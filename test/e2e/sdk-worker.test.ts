@@ -12,7 +12,7 @@ import { pushHandler } from "../../packages/client/src/push.ts";
 import { verifyWebhook, WebhookVerificationError } from "../../packages/client/src/webhooks.ts";
 import { runWorker, WORKER_STOPPED_ERROR, type JobHandler, type RunningWorker } from "../../packages/client/src/worker.ts";
 import { api, endpointWithKeys, eventually } from "./api";
-import { useServer } from "./harness";
+import { spawnNode, stopProcess, useServer } from "./harness";
 
 const server = useServer({ TAKE_WAIT_MS: "1000" });
 
@@ -382,5 +382,30 @@ describe("verifyWebhook", () => {
     expect(verifyWebhook(secret, signedThen, got.body, { toleranceSeconds: 7_200 }).id).toBe(id);
     // Another secret: refused.
     expect(() => verifyWebhook(`whsec_${Buffer.from("not it").toString("base64")}`, asHeaders, got.body)).toThrow(WebhookVerificationError);
+  });
+});
+
+describe("examples/sdk-worker.mjs", () => {
+  it("a worker process built on the SDK runs jobs (and fails the one that asks to), then stops on SIGTERM", async () => {
+    const ep = "sdk-example";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep, {});
+    const ids: string[] = [];
+    for (const input of [{ n: 1 }, { n: 2, sleepMs: 200 }, { fail: "asked to" }]) ids.push((await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input })).body.id as string);
+    const log: string[] = [];
+    const child = spawnNode("examples/sdk-worker.mjs", { EDGE_JOBS_URL: server.base, ENDPOINT_ID: ep, API_KEY: keys.worker, WORKER_ID: "sdk-example-1" }, log);
+    try {
+      const ended = await eventually("the example's jobs to end", 30_000, async () => {
+        const all = await Promise.all(ids.map((id) => api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client)));
+        return all.every((s) => ["COMPLETED", "FAILED"].includes(s.body.status as string)) ? all.map((s) => s.body) : undefined;
+      });
+      expect(ended[0]).toMatchObject({ status: "COMPLETED", workerId: "sdk-example-1", output: { echo: { n: 1 }, worker: "sdk-example-1" } });
+      expect(ended[1]).toMatchObject({ status: "COMPLETED", output: { echo: { n: 2, sleepMs: 200 } } });
+      expect(ended[2]).toMatchObject({ status: "FAILED", error: "asked to" });
+    } finally {
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      await stopProcess(child);
+      expect(await exited).toBe(0);
+    }
+    expect(log.join("")).toContain('"event":"stopped"');
   });
 });
