@@ -257,9 +257,14 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config ? (await mergedStats(this.env, this.config, this.queue.stats())).counters : null;
   }
 
-  /** Jobs by state and every counter, over every shard (null: no endpoint). */
-  async stats(): Promise<QueueStats | null> {
-    return this.config ? mergedStats(this.env, this.config, this.queue.stats()) : null;
+  /**
+   * One scrape's numbers in one call: jobs by state and every counter, and the metrics' total
+   * over the window (in `bucketMs` buckets), each merged over every shard (null: no endpoint).
+   */
+  async scrape(from: number, to: number, bucketMs: number, workers: WorkerCounts): Promise<{ stats: QueueStats; total: MetricsView } | null> {
+    if (!this.config) return null;
+    const [stats, metrics] = await Promise.all([mergedStats(this.env, this.config, this.queue.stats()), this.metrics(from, to, bucketMs, workers)]);
+    return metrics && { stats, total: metrics.total };
   }
 
   /** Generates a new webhook secret; the old one is still signed with for a day. */
@@ -383,7 +388,7 @@ export class EndpointObject extends DurableObject<Env> {
 // Every call an endpoint serves is counted by method (the list must name every public method).
 meterCalls(EndpointObject, {
   getConfig: true,
-  stats: true,
+  scrape: true,
   setPaused: true,
   putConfig: true,
   deleteEndpoint: true,

@@ -16,7 +16,7 @@ const MINUTE = 60_000;
 export async function endpointNumbers(env: Env, config: EndpointConfig, now = Date.now()): Promise<EndpointNumbers | null> {
   const stub = endpointStub(env, config.id);
   const workers = await mergedWorkerCounts(env, config);
-  const [stats, metrics] = await Promise.all([stub.stats(), stub.metrics(now - HOUR, now, MINUTE, workers)]);
-  if (!stats) return null;
-  return { endpointId: config.id, byState: stats.byState, counters: stats.counters, workers, lastHour: metrics?.total ?? null };
+  const numbers = await stub.scrape(now - HOUR, now, MINUTE, workers);
+  if (!numbers) return null;
+  return { endpointId: config.id, byState: numbers.stats.byState, counters: numbers.stats.counters, workers, lastHour: numbers.total };
 }

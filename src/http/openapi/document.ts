@@ -105,7 +105,17 @@ function operationObject(path: string, doc: OperationDoc, components: Json): Jso
   };
 }
 
+/** The document as last built, with what it was built from (the operations do not change once the app is built). */
+let built: { version: string; operations: number; doc: Json } | null = null;
+
+/** The document, built once per isolate (it is served without a key: a request must not cost a rebuild). */
 export function openApiDocument(version: string): Json {
+  const operations = registeredOperations().length;
+  if (built?.version !== version || built.operations !== operations) built = { version, operations, doc: buildDocument(version) };
+  return built.doc;
+}
+
+function buildDocument(version: string): Json {
   const components: Json = {};
   const paths: Record<string, Json> = {};
   for (const op of registeredOperations()) {
