@@ -138,4 +138,23 @@ describe("the SDK client", () => {
     expect(events.filter((e) => e.type === "chunk").map((e) => (e as { chunk: { output: string } }).chunk.output)).toEqual(["one", "two", "three"]);
     expect(events.at(-1)).toMatchObject({ type: "status", job: { status: "COMPLETED" } });
   });
+
+  it("a stream whose connections keep ending at once with no event ends with an error, after a few tries, not a tight loop", async () => {
+    const ep = "sdk-stream-empty";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep, {});
+    const { id } = await createClient({ baseUrl: server.base, apiKey: keys.client, endpointId: ep }).submit({ n: 1 });
+    let connections = 0;
+    const empty: typeof fetch = async () => {
+      connections++;
+      return new Response("", { status: 200, headers: { "content-type": "text/event-stream" } });
+    };
+    const client = createClient({ baseUrl: server.base, apiKey: keys.client, endpointId: ep, fetch: empty });
+    const started = Date.now();
+    const error = await (async () => {
+      for await (const _ of client.stream(id)) throw new Error("no event was sent");
+    })().catch((e: unknown) => e);
+    expect(String(error)).toMatch(/kept ending at once without an event/);
+    expect(connections).toBe(6);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000); // backed off between tries
+  });
 });

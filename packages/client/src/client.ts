@@ -17,6 +17,9 @@ export type Submitted = { id: string; status: JobState };
 /** Everything of a submit but the input. */
 export type SubmitOptions = Omit<SubmitRequest, "input">;
 
+/** A stream connection that ends sooner than this with no event is a failed one (see stream). */
+const QUIET_CUT_MS = 5_000;
+
 export const TERMINAL_STATES: readonly JobState[] = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
 
 /** One event of a job's live stream. */
@@ -97,8 +100,12 @@ export function createClient(connection: Connection): EdgeJobsClient {
         }
         if (!res.ok) throw await errorOf(res, `stream of ${id}`);
         let ended = false;
+        let events = 0;
+        let threw = false;
+        const opened = Date.now();
         try {
           for await (const event of sseEvents(res.body!)) {
+            events++;
             failures = 0;
             if (event.event === "chunk") {
               after = Number(event.id);
@@ -114,10 +121,17 @@ export function createClient(connection: Connection): EdgeJobsClient {
             }
           }
         } catch (e) {
+          threw = true;
           if (signal?.aborted || ++failures > 5) throw e;
         }
         if (ended) return;
-        // The connection ended without the final status: resume after the last chunk seen.
+        // The connection ended without the final status: resume after the last chunk seen. One that
+        // ended at once without any event counts as a failure (backing off), so a connection cut
+        // again and again ends the stream with an error rather than a tight loop; a long quiet one
+        // (a proxy's idle cut while the job runs) does not.
+        const cutAtOnce = events === 0 && !threw && Date.now() - opened < QUIET_CUT_MS;
+        if (cutAtOnce && ++failures > 5) throw new Error(`stream of ${id}: the connection kept ending at once without an event`);
+        if (cutAtOnce) await new Promise((r) => setTimeout(r, 250 * failures));
       }
     },
   };
@@ -134,7 +148,8 @@ export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerat
   for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
     buffer += decoder.decode(bytes, { stream: true });
     let nl: number;
-    while ((nl = buffer.search(/\r\n|\n|\r/)) >= 0) {
+    // A CR at the end of what came may be the first half of a CRLF: wait for the next bytes.
+    while ((nl = buffer.search(/\r\n|\n|\r(?!$)/)) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
       if (line === "") {
