@@ -8,6 +8,7 @@
  */
 import type { EndpointConfig } from "./config";
 import type { IndexEntry } from "../jobs/index-entry";
+import type { Handed } from "../jobs/handed";
 import { shardName, type ShardAddr } from "../shared/shards";
 
 export { shardName, type ShardAddr } from "../shared/shards";
@@ -56,6 +57,8 @@ export interface ClaimedJob {
   id: string;
   attempt: number;
   input: Uint8Array | null;
+  /** What the worker is handed besides (jobs/handed). */
+  handed?: Handed;
 }
 
 /** A take's answer from one shard. */

@@ -6,7 +6,9 @@
  * inline up to MEMORY_BOUNDS.inlineClaimBytes per take (split over its jobs); larger ones the
  * edge reads from the job, so a shard never holds much input at once.
  */
+import { handedOf } from "../jobs/handed";
 import type { IndexEntry } from "../jobs/index-entry";
+import type { JobRecord } from "../jobs/record";
 import type { TakeClaim } from "../jobs/job-results";
 import { MEMORY_BOUNDS } from "../shared/limits";
 import type { EndpointConfig } from "./config";
@@ -53,7 +55,7 @@ export async function claimOffered(
   );
   const out: Claimed = { jobs: [], stale: 0 };
   for (const r of results) {
-    if (r?.ok) out.jobs.push({ id: r.job.id, attempt: r.job.attempt, input: r.input });
+    if (r?.ok) out.jobs.push({ id: r.job.id, attempt: r.job.attempt, input: r.input, ...handedField(r.job) });
     else out.stale++;
     const entry = r === null ? null : r.ok ? (indexedHere ? r.entry : null) : r.code !== "NOT_FOUND" ? r.entry : null;
     if (entry !== null) {
@@ -67,6 +69,11 @@ export async function claimOffered(
     }
   }
   return out;
+}
+
+function handedField(job: JobRecord): { handed?: ClaimedJob["handed"] } {
+  const handed = handedOf(job);
+  return handed === undefined ? {} : { handed };
 }
 
 /** The next job of a sequence whose member ended here: SEQUENCED → IN_QUEUE (its own check repeats it if this fails). */

@@ -10,10 +10,11 @@
 import type { EndpointConfig } from "../endpoints/config";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "../endpoints/dispatch-message";
 import { handlerError } from "../jobs/errors";
+import { handedJobPieces, handedOf } from "../jobs/handed";
 import type { WorkerReport } from "../jobs/job-object";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/push-commands";
 import { PAYLOAD, PUSH_ANSWER } from "../shared/limits";
-import { objectPieces, type Piece } from "../shared/pieces";
+import type { Piece } from "../shared/pieces";
 import { postSigned } from "../shared/signed-post";
 import { reportToken, signingSecrets } from "../shared/signing";
 import { checkOutboundUrl, publicOrigin, redactUrl, redactUrls } from "../shared/urls";
@@ -113,7 +114,7 @@ export async function dispatchOne(env: Env, message: unknown, attempts: number, 
     done: `${base}/job-done/${workerId}/${jobId}${reportQuery}`,
     stream: `${base}/job-stream/${workerId}/${jobId}${reportQuery}`,
   };
-  const body = objectPieces({ id: jobId, attempt, urls }, [["input", claim.input]]);
+  const body = handedJobPieces({ id: jobId, attempt, urls }, claim.input, handedOf(claim.job));
   const outcome = await push(check.url.toString(), body, `push_${token}`, signingSecrets(config, Date.now()));
   if (outcome.kind === "accepted") {
     await job.pushAccepted(endpointId, token, resultOf(outcome.text));

@@ -7,7 +7,7 @@
 import type { EndpointConfig } from "../endpoints/config";
 import { sha256Hex } from "../endpoints/keys";
 import { resolvePolicy, type SubmitBody } from "../jobs/policy";
-import type { JobKind, JobRecord } from "../jobs/record";
+import type { JobExtras, JobKind, JobRecord } from "../jobs/record";
 import { placeJob } from "./shard-picks";
 import { jobAt } from "./stubs";
 
@@ -20,6 +20,16 @@ export interface SubmitRequest {
   key: string | null;
   /** The Worker's public origin, push workers' report URLs are built under (null: unset). */
   origin: string | null;
+  /** The batch the job is a request of (the batch flow sets it). */
+  batchId?: string;
+}
+
+/** What the job keeps of the body's `s3Config` and `webhookV2` (null: neither). */
+function extrasOf(body: SubmitBody): JobExtras | null {
+  const s3Config = body.s3Config === undefined ? undefined : JSON.stringify(body.s3Config);
+  const webhookV2 = typeof body.webhookV2 === "string" && body.webhookV2.length <= 2048 ? body.webhookV2 : undefined;
+  if (s3Config === undefined && webhookV2 === undefined) return null;
+  return { ...(s3Config === undefined ? {} : { s3Config }), ...(webhookV2 === undefined ? {} : { webhookV2 }) };
 }
 
 export type SubmitOutcome = { ok: true; job: JobRecord } | { ok: false; code: "IDEMPOTENCY_MISMATCH"; key: string };
@@ -43,6 +53,8 @@ export async function submitJob(env: Env, config: EndpointConfig, req: SubmitReq
     idempotency,
     sequenceKey: req.body.sequenceKey ?? null,
     origin: req.origin,
+    batchId: req.batchId ?? null,
+    extras: extrasOf(req.body),
   };
   const r = await jobAt(env, id).submit(init, req.input);
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") return { ok: false, code: "IDEMPOTENCY_MISMATCH", key: req.key! };

@@ -5,7 +5,8 @@
  * claimed jobs out (as JSON pieces: inputs are never decoded).
  */
 import type { EndpointConfig } from "../endpoints/config";
-import { objectPieces, type Piece } from "../shared/pieces";
+import { handedJobPieces } from "../jobs/handed";
+import type { Piece } from "../shared/pieces";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer } from "../endpoints/shards";
 import { claimOffered } from "../endpoints/take-claims";
 import { livenessOf } from "./liveness";
@@ -146,5 +147,5 @@ async function handOut(env: Env, config: EndpointConfig, workerId: string, jobs:
   const inputs = await Promise.all(jobs.map((j) => j.input ?? jobAt(env, j.id).claimedInput(ref, { workerId, attempt: j.attempt })));
   // An input that is gone: the job was cancelled since its claim, and is not handed out (it waits
   // for this worker's stop as any running job would).
-  return jobs.flatMap((j, i) => (inputs[i] === null ? [] : [objectPieces({ id: j.id, attempt: j.attempt }, [["input", inputs[i]!]])]));
+  return jobs.flatMap((j, i) => (inputs[i] === null ? [] : [handedJobPieces({ id: j.id, attempt: j.attempt }, inputs[i]!, j.handed)]));
 }

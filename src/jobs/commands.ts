@@ -9,7 +9,7 @@
  * conflict; it throws only when the code asks for an edge the table forbids (a bug).
  * The job object runs each command inside one storage transaction.
  */
-import type { EndReason, Idempotency, JobKind, JobPolicy, JobRecord } from "./record";
+import type { EndReason, Idempotency, JobExtras, JobKind, JobPolicy, JobRecord } from "./record";
 import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { isRunning, isTerminal, isWaiting } from "./states";
 import { conflict, moveTo, releaseAttempt, sameState, unchanged, wrongState, type CommandResult } from "./transition";
@@ -32,6 +32,9 @@ export interface SubmitInit {
   idempotency: Idempotency | null;
   sequenceKey: string | null;
   origin: string | null;
+  /** The batch the job is a request of (absent: none). */
+  batchId?: string | null;
+  extras?: JobExtras | null;
 }
 
 /** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
@@ -45,6 +48,8 @@ export function submit(init: SubmitInit, now: number, behind = false): JobRecord
   return {
     ...init,
     shard: init.shard ?? 0,
+    batchId: init.batchId ?? null,
+    extras: init.extras ?? null,
     gone: false,
     dispatch: null,
     sequenceCheckAt: behind ? now + SEQUENCE_CHECK_MS : null,

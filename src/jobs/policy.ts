@@ -20,8 +20,9 @@ export const SubmitPolicy = z
   .strict();
 
 /**
- * Top-level fields RunPod clients send that we do not act on yet (`webhookV2`, `s3Config`) pass
- * through unchecked; everything we act on is checked.
+ * Everything we act on is checked. RunPod's `s3Config` (a JSON object, handed to workers as sent)
+ * is checked for shape here and for size by the route; `webhookV2` is kept when it is a string of
+ * at most 2,048 characters and otherwise ignored, never refused (RUNPOD-WIRE-2 §4.5).
  */
 export const SubmitBody = z.object({
   // RunPod requires `input`; a JSON null is no input at all (and reads as missing to workers).
@@ -36,6 +37,11 @@ export const SubmitBody = z.object({
   priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
   sequenceKey: z.string().min(1).max(255).optional(),
+  s3Config: z
+    .record(z.string(), z.unknown())
+    .meta({ description: "Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed." })
+    .optional(),
+  webhookV2: z.unknown().meta({ description: "Kept with the job when a string of at most 2,048 characters; not called, never refused." }).optional(),
 });
 export type SubmitBody = z.infer<typeof SubmitBody>;
 

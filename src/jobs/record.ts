@@ -54,6 +54,17 @@ export interface AcceptedReport {
   kind: "complete" | "fail";
 }
 
+/**
+ * What a client sent with the job that edge-jobs does not act on but keeps (RunPod's `s3Config`,
+ * handed to workers as is, never echoed to clients; `webhookV2`, kept only).
+ * Plain strings, so they cross RPC as they are.
+ */
+export interface JobExtras {
+  /** The client's `s3Config`, as JSON text (spliced into what workers get). */
+  s3Config?: string;
+  webhookV2?: string;
+}
+
 /** The authoritative record of one job; payloads (input, output) live beside it as blobs. */
 export interface JobRecord {
   id: string;
@@ -71,6 +82,9 @@ export interface JobRecord {
   idempotency: Idempotency | null;
   /** Jobs with the same key run one at a time, in submit order (SEQUENCED until their turn). */
   sequenceKey: string | null;
+  /** The batch the job is a request of (issue 14; workers get it as `batchId`). */
+  batchId: string | null;
+  extras: JobExtras | null;
   /** When a SEQUENCED job next asks its endpoint whether its turn has come (a backstop). */
   sequenceCheckAt: number | null;
   /** PUBLIC_URL's origin when the job was submitted (push URLs use PUBLIC_URL as it is at dispatch). */

@@ -1,5 +1,15 @@
 import type { Migration } from "../shared/migrations";
 
+/** A job's log lines (issue 14): appended by its lease holder, read by clients in order. */
+const LOG_TABLE = `CREATE TABLE log_line (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        worker_id TEXT,
+        level TEXT NOT NULL,
+        line TEXT NOT NULL
+      );`;
+
 /**
  * The job object's schema, one numbered step at a time. Never edit a step once it has been
  * deployed: add the next one (ALTER TABLE …), and a test that a database at the previous
@@ -105,20 +115,31 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
     version: 4,
     sql: `ALTER TABLE job ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;`,
   },
+  {
+    // Issue 14: the batch a job belongs to; what the client sent that workers are handed as is
+    // (s3Config) or that is only kept (webhookV2), as JSON; and the job's log lines.
+    version: 5,
+    sql: `
+      ALTER TABLE job ADD COLUMN batch_id TEXT;
+      ALTER TABLE job ADD COLUMN extras TEXT;
+      ${LOG_TABLE}
+    `,
+  },
 ];
 
 /**
  * What the steps above build, in one script, for a job object that has no schema yet (every new
- * job: three ALTER TABLEs cost more than creating the table with its columns). Steps 2-4 only add
- * columns to `job`, at its end, in this order; a test checks that both ways give the same schema.
- * A later step that does more than add a column either updates this or leaves the baseline at 4.
+ * job: ALTER TABLEs cost more than creating the table with its columns). Steps 2-5 add columns to
+ * `job`, at its end, in this order, and step 5 the log table; a test checks that both ways give
+ * the same schema. A later step updates this too, or leaves the baseline where it is.
  */
 export const JOB_BASELINE: Migration = {
-  version: 4,
+  version: 5,
   sql: (() => {
     const anchor = "stream_read INTEGER NOT NULL DEFAULT 0\n";
     const v1 = JOB_MIGRATIONS[0]!.sql;
     if (!v1.includes(anchor)) throw new Error("JOB_BASELINE: the job table's last column moved");
-    return v1.replace(anchor, "stream_read INTEGER NOT NULL DEFAULT 0,\n        endpoint_gen TEXT,\n        liveness_tells TEXT,\n        shard INTEGER NOT NULL DEFAULT 0\n");
+    const columns = ["endpoint_gen TEXT", "liveness_tells TEXT", "shard INTEGER NOT NULL DEFAULT 0", "batch_id TEXT", "extras TEXT"];
+    return `${v1.replace(anchor, `stream_read INTEGER NOT NULL DEFAULT 0,\n        ${columns.join(",\n        ")}\n`)}\n      ${LOG_TABLE}\n`;
   })(),
 };

@@ -1,7 +1,7 @@
 /**
  * The job row and its history in the job object's SQLite: the one place rows become records.
  */
-import type { AcceptedReport, Dispatch, EndReason, HistoryEvent, Idempotency, JobKind, JobPolicy, JobRecord } from "./record";
+import type { AcceptedReport, Dispatch, EndReason, HistoryEvent, Idempotency, JobExtras, JobKind, JobPolicy, JobRecord } from "./record";
 import type { JobState } from "./states";
 import { WORKER_BOUNDS } from "../shared/limits";
 
@@ -40,6 +40,8 @@ type JobRow = {
   purge_at: number | null;
   index_due_at: number | null;
   shard: number;
+  batch_id: string | null;
+  extras: string | null;
 };
 
 function toRecord(row: JobRow): JobRecord {
@@ -57,6 +59,8 @@ function toRecord(row: JobRow): JobRecord {
     gone: row.gone === 1,
     sequenceKey: row.sequence_key,
     sequenceCheckAt: row.sequence_check_at,
+    batchId: row.batch_id,
+    extras: row.extras === null ? null : (JSON.parse(row.extras) as JobExtras),
     origin: row.origin,
     dispatch: row.dispatch === null ? null : (JSON.parse(row.dispatch) as Dispatch),
     attempt: row.attempt,
@@ -96,8 +100,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, stream_read, liveness_tells)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, batch_id, extras, stream_read, liveness_tells)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0), (SELECT liveness_tells FROM job))`,
     job.id,
     job.endpointId,
@@ -133,6 +137,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.dispatch === null ? null : JSON.stringify(job.dispatch),
     job.endpointGen,
     job.shard,
+    job.batchId,
+    job.extras === null ? null : JSON.stringify(job.extras),
   );
 }
 

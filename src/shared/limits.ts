@@ -30,6 +30,8 @@ export const PAYLOAD = {
   streamChunkBytes: 1 * MB,
   /** Room for the envelope around the payload (`{"input": …, "policy": …}`). */
   envelopeBytes: 64 * 1024,
+  /** A job's `s3Config` (handed to its workers as sent): its JSON text at most. */
+  s3ConfigBytes: 16 * 1024,
   /** Small bodies: admin requests, reports without output. */
   smallBodyBytes: 64 * 1024,
 } as const;

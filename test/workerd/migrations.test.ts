@@ -133,7 +133,7 @@ describe("migrations", () => {
     expect(based).toEqual(stepped);
     // A baseline that leaves out a column is caught by the same comparison (a planted defect).
     const short = await withStorage((storage) => {
-      applyMigrations(storage, JOB_MIGRATIONS, "_steps", { version: 4, sql: JOB_BASELINE.sql.replace("liveness_tells TEXT,\n", "") });
+      applyMigrations(storage, JOB_MIGRATIONS, "_steps", { version: JOB_BASELINE.version, sql: JOB_BASELINE.sql.replace("liveness_tells TEXT,\n", "") });
       return schemaOf(storage, "_steps");
     });
     expect(short).not.toEqual(stepped);

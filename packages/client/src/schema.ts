@@ -875,7 +875,7 @@ export interface components {
             id: string;
             status: components["schemas"]["JobStatus"];
         };
-        /** @description RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` (RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, `idempotencyKey` and `sequenceKey` are optional; other top-level fields RunPod clients send (webhookV2, s3Config) are accepted and ignored. */
+        /** @description RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` (RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, `idempotencyKey` and `sequenceKey` are optional; `s3Config` is handed to the job's workers as sent (never echoed); `webhookV2` is kept, not called; other top-level fields are ignored. */
         RunRequest: {
             /** @description The job's input: any JSON value but null ({} for an empty input). */
             input: unknown;
@@ -892,6 +892,12 @@ export interface components {
             priority?: number;
             idempotencyKey?: string;
             sequenceKey?: string;
+            /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
+            s3Config?: {
+                [key: string]: unknown;
+            };
+            /** @description Kept with the job when a string of at most 2,048 characters; not called, never refused. */
+            webhookV2?: unknown;
         };
         /** @description A job as RunPod's /status shows it, with edge-jobs' extensions. */
         JobStatusBody: {

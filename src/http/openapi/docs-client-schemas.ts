@@ -18,7 +18,7 @@ export const RunRequest = SubmitBody.meta({
   description:
     "RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` " +
     "(RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, " +
-    "`idempotencyKey` and `sequenceKey` are optional; other top-level fields RunPod clients send (webhookV2, s3Config) are accepted and ignored.",
+    "`idempotencyKey` and `sequenceKey` are optional; `s3Config` is handed to the job's workers as sent (never echoed); `webhookV2` is kept, not called; other top-level fields are ignored.",
 });
 
 // ---- job status ----

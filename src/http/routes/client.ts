@@ -52,6 +52,10 @@ async function submit(c: Context<AppEnv>, kind: JobKind) {
   if (input.byteLength > inputLimit) {
     throw badRequest(`input is ${input.byteLength} bytes; the limit on /${kind === "sync" ? "runsync" : "run"} is ${inputLimit}`);
   }
+  if (body.s3Config !== undefined) {
+    const bytes = jsonBytes(body.s3Config, "s3Config").byteLength;
+    if (bytes > PAYLOAD.s3ConfigBytes) throw badRequest(`s3Config is ${bytes} bytes of JSON; the limit is ${PAYLOAD.s3ConfigBytes}`);
+  }
   if (body.webhook !== undefined) {
     const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);
     if (!check.ok) throw badRequest(`webhook: ${check.reason}`, { issues: [{ path: "webhook", message: check.reason }] });
