@@ -6,7 +6,9 @@
 // - long-polled job-take with `&job_in_progress=`, re-polled at once after a 204;
 // - job-done retried up to 3 times on 5xx and network errors, never on 4xx;
 // - a ping every RUNPOD_PING_INTERVAL ms with `job_id=` the jobs in progress;
-// - job-stop polled beside the work; a stopped job's handler is aborted and posts no job-done.
+// - job-stop polled beside the work; a stopped job's handler is aborted and posts no job-done;
+// - (edge-jobs' extension) what the handler logs with `log(message, level)` goes to job-log, batched
+//   every 500 ms and before job-done, so clients read it live on /logs/{id}?follow=1.
 //
 // Run it against `npm start` (see the README for the four URL templates):
 //   ENDPOINT_ID=demo API_KEY=dev-admin-key node examples/worker.mjs
@@ -14,7 +16,8 @@
 //
 // The handler echoes its input; `input.sleepMs` makes it take that long, `input.hangOn` (a worker
 // id) makes that worker hang, `input.fail` makes it report an error, `input.stream` (n) makes it
-// stream n chunks, `input.progress` sends a progress update first.
+// stream n chunks, `input.progress` sends a progress update first, `input.log` (strings) logs each
+// line `input.logEveryMs` apart.
 
 const base = (process.env.EDGE_JOBS_URL ?? "http://127.0.0.1:8787").replace(/\/$/, "");
 const ep = process.env.ENDPOINT_ID ?? "demo";
@@ -36,6 +39,7 @@ const stopUrl = takeUrl.replace("/job-take/", "/job-stop/");
 const doneUrl = templates.done.replace("$RUNPOD_POD_ID", workerId);
 const streamUrl = templates.stream.replace("$RUNPOD_POD_ID", workerId);
 const pingUrl = templates.ping.replace("$RUNPOD_POD_ID", workerId);
+const logUrl = (process.env.EDGE_JOBS_LOG_URL ?? `${base}/v2/${ep}/job-log/$RUNPOD_POD_ID/$ID?gpu=none`).replace("$RUNPOD_POD_ID", workerId);
 
 const headers = { authorization: apiKey, "user-agent": "edge-jobs-example-worker (RunPod protocol)" };
 const sleep = (ms, signal) =>
@@ -48,8 +52,13 @@ const sleep = (ms, signal) =>
 const inProgress = new Map();
 let stopping = false;
 
-async function handler(job, signal) {
+async function handler(job, signal, log) {
   const input = job.input ?? {};
+  for (const line of Array.isArray(input.log) ? input.log : []) {
+    if (signal.aborted) break;
+    log(String(line), "INFO");
+    if (typeof input.logEveryMs === "number") await sleep(input.logEveryMs, signal);
+  }
   if (input.progress) await post(doneUrl, job.id, { status: "IN_PROGRESS", output: input.progress }, false);
   if (typeof input.sleepMs === "number") await sleep(input.sleepMs, signal);
   if (input.hangOn === workerId) await sleep(3_600_000, signal);
@@ -60,6 +69,38 @@ async function handler(job, signal) {
   if (input.fail) return { error: String(input.fail) };
   if (input.stream) return { output: [] };
   return { output: { echo: input, worker: workerId } };
+}
+
+/**
+ * A job's log: lines batched and posted to job-log every 500 ms (or at 100 lines) and flushed
+ * before job-done. A 409 (the job was stopped) or a full log drops later lines.
+ */
+function jobLog(jobId) {
+  let pending = [];
+  let timer = null;
+  let chain = Promise.resolve();
+  let closed = false;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = null;
+    if (pending.length > 0) {
+      const lines = pending;
+      pending = [];
+      chain = chain.then(async () => {
+        if (closed) return;
+        const code = await post(logUrl, jobId, { lines }, false);
+        if (code === 409) closed = true;
+      });
+    }
+    return chain;
+  };
+  const log = (message, level = "INFO") => {
+    if (closed) return;
+    pending.push({ level, message: String(message), ts: Date.now() });
+    if (pending.length >= 100) void flush();
+    else timer ??= setTimeout(flush, 500);
+  };
+  return { log, flush };
 }
 
 /** POSTs a JSON body as form data, as RunPod's SDK does; retries 5xx and network errors 3 times. */
@@ -139,10 +180,12 @@ async function workLoop() {
     if (!job) continue; // re-poll at once, as RunPod's SDK does
     const controller = new AbortController();
     inProgress.set(job.id, controller);
+    const logs = jobLog(job.id);
     try {
-      const result = await handler(job, controller.signal).catch((e) => ({
+      const result = await handler(job, controller.signal, logs.log).catch((e) => ({
         error: JSON.stringify({ error_type: e?.name ?? "Error", error_message: String(e?.message ?? e), worker_id: workerId }),
       }));
+      await logs.flush(); // the lines go before job-done: once the job has ended they are refused
       if (result === null) continue; // stopped: RunPod workers post no job-done for a stopped job
       const code = await post(doneUrl, job.id, result, Boolean(job.input?.stream));
       console.log(`job ${job.id}: ${result.error ? "failed" : "completed"} (job-done HTTP ${code})`);

@@ -4,7 +4,8 @@
 //
 // Environment: PORT (8787), HOST (127.0.0.1), ADMIN_KEY (dev-admin-key), PERSIST_DIR
 // (.wrangler/state), TAKE_WAIT_MS (30000), WEBHOOK_TIMEOUT_MS (10000), LOG_LEVEL (warn),
-// PUBLIC_URL (the address served, http://HOST:PORT: where push workers report).
+// PUBLIC_URL (the address served, http://HOST:PORT: where push workers report), RATE_LIMITS ("on";
+// "off" turns the client rate limits off, e.g. for a load test).
 import path from "node:path";
 import { vendorAssets } from "./lib/vendor-assets.mjs";
 import { ROOT, spawnWranglerDev, waitReady } from "./lib/wrangler-dev.mjs";
@@ -28,6 +29,7 @@ const child = spawnWranglerDev({
     TAKE_WAIT_MS: process.env.TAKE_WAIT_MS ?? "30000",
     WEBHOOK_TIMEOUT_MS: process.env.WEBHOOK_TIMEOUT_MS ?? "10000",
     PUBLIC_URL: process.env.PUBLIC_URL ?? base,
+    RATE_LIMITS: process.env.RATE_LIMITS ?? "on",
   },
 });
 

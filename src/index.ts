@@ -6,6 +6,8 @@ export { EndpointObject } from "./endpoints/endpoint-object";
 export { DirectoryObject } from "./endpoints/directory-object";
 export { LivenessObject } from "./endpoints/liveness-object";
 export { ShardObject } from "./endpoints/shard-object";
+export { BatchObject } from "./batches/batch-object";
+export { ScheduleObject } from "./schedules/schedule-object";
 
 const app = createApp();
 

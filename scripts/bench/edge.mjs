@@ -10,14 +10,17 @@ import { freePort, serverReady } from "./processes.mjs";
 
 const ADMIN_KEY = "bench-admin-key";
 
-/** `takeWaitMs`: how long the server holds a take or job-stop long-poll (TAKE_WAIT_MS; 30 s unset). */
+/**
+ * `takeWaitMs`: how long the server holds a take or job-stop long-poll (TAKE_WAIT_MS; 30 s unset).
+ * Client rate limits are off (RATE_LIMITS): a fill of thousands of jobs outruns /run's 1000 per 10 s.
+ */
 export async function startEdge({ persist, logLevel, takeWaitMs }) {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, "scripts", "start.mjs")], {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PORT: String(port), PERSIST_DIR: persist, LOG_LEVEL: logLevel, ADMIN_KEY, ...(takeWaitMs ? { TAKE_WAIT_MS: String(takeWaitMs) } : {}) },
+    env: { ...process.env, PORT: String(port), PERSIST_DIR: persist, LOG_LEVEL: logLevel, ADMIN_KEY, RATE_LIMITS: "off", ...(takeWaitMs ? { TAKE_WAIT_MS: String(takeWaitMs) } : {}) },
   });
   const base = `http://127.0.0.1:${port}`;
   return serverReady(child, base, `${base}/`, "edge-jobs", { authorization: `Bearer ${ADMIN_KEY}` });

@@ -4,7 +4,7 @@
  * only, and reads everything through the public APIs: endpoints with live counts, per-endpoint
  * charts of the metrics API (uPlot, served from the Worker's own assets under /dashboard/: time
  * axes, a legend that reads out the values under the cursor, drag to zoom, double-click to reset), the busiest objects serving the endpoint (its load
- * report), the workers table, recent jobs with why they wait, and a job's detail (status, history, webhook deliveries). It refreshes itself every 5 s.
+ * report), the workers table, cron schedules (next fire, last outcome), recent jobs with why they wait, and a job's detail (status, history, log lines, webhook deliveries). It refreshes itself every 5 s.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <html lang="en">
@@ -77,6 +77,8 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
         <th class="num">Calls/s</th><th class="num">Calls</th><th class="num hide-sm">Rows written</th><th class="hide-sm">Top methods</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card"><h2>Workers</h2><div class="scroll"><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Last seen</th>
         <th class="num">Jobs taken</th><th>Current jobs</th><th class="hide-sm">Recent failures</th></tr></thead><tbody></tbody></table></div></div>
+      <div class="card"><h2>Schedules</h2><div class="scroll"><table id="schedules"><thead><tr><th>Schedule</th><th>Cron</th><th>Next fire</th>
+        <th>Last fire</th><th>Last outcome</th><th class="hide-sm">Overlap / catch-up</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card"><h2>Recent jobs</h2><div class="scroll"><table id="jobs"><thead><tr><th>Job</th><th>State</th><th>Updated</th>
         <th class="hide-sm">Worker</th><th>Why it waits</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card" id="job" hidden><h2>Job <span id="job-id"></span></h2><div id="job-body"></div></div>
@@ -204,6 +206,7 @@ async function refreshDetail() {
     { key: win + ":workers", title: "Workers by state", series: ["idle", "running", "unhealthy", "throttled", "initializing"].map((s) => ({ name: s, get: (x) => (x.workers ? x.workers[s] : null) })) },
   ], b);
   showLoad(l);
+  showSchedules(ep);
   $("#workers tbody").innerHTML = w.workers.map((x) => '<tr><td>' + esc(x.workerId) + (x.recycle ? ' <span class="pill">recycle</span>' : "") + '</td><td>' + pill(x.state) +
     '</td><td>' + ago(x.lastSeen) + '</td><td class="num">' + x.jobsTaken + '</td><td>' + x.currentJobs.map((id) => '<a data-job="' + esc(id) + '">' + esc(id.slice(0, 10)) + '…</a>').join(" ") +
     '</td><td class="hide-sm">' + x.recentFailures.map((f) => esc(f.reason)).join(", ") + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">No workers seen.</td></tr>';
@@ -225,12 +228,25 @@ function showLoad(l) {
     '</td><td class="hide-sm">' + methods(o) + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">' + (l ? "No objects." : "Load not available.") + '</td></tr>';
 }
 
+/** The endpoint's cron schedules: next fire, and the newest fire with its job's status now. */
+async function showSchedules(ep) {
+  const r = await api("/admin/endpoints/" + ep + "/schedules").catch(() => null);
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+  $("#schedules tbody").innerHTML = !r ? '<tr><td colspan="6" class="muted">Schedules not available.</td></tr>' : r.schedules.map((x) => '<tr><td>' + esc(x.name) +
+    (x.paused ? " " + pill("paused") : "") + '</td><td><code>' + esc(x.cron) + '</code> <span class="muted">' + esc(x.timezone) + '</span></td><td>' + when(x.nextFire) +
+    '</td><td>' + (x.lastFire ? when(x.lastFire.fireTime) + (x.lastFire.manual ? " (manual)" : "") : "") + '</td><td>' + (x.lastFire ? pill(x.lastFire.outcome) +
+    (x.lastFire.jobId ? ' <a data-job="' + esc(x.lastFire.jobId) + '">' + esc(x.lastFire.jobId.slice(0, 10)) + '…</a>' : "") : "") +
+    '</td><td class="hide-sm">' + esc(x.overlap) + " / " + esc(x.catchUp) + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">No schedules: PUT /admin/endpoints/{id}/schedules/{name}.</td></tr>';
+  document.querySelectorAll("#schedules [data-job]").forEach((el) => el.addEventListener("click", () => { selectedJob = el.dataset.job; showJob(); }));
+}
+
 async function showJob() {
   const ep = encodeURIComponent(selected), id = encodeURIComponent(selectedJob);
-  const [s, h, wh] = await Promise.all([
+  const [s, h, wh, lg] = await Promise.all([
     api("/v2/" + ep + "/status/" + id).catch((e) => ({ error: e.message })),
     api("/v2/" + ep + "/history/" + id).catch(() => ({ history: [] })),
     api("/v2/" + ep + "/webhooks/" + id).catch(() => ({ events: [] })),
+    api("/v2/" + ep + "/logs/" + id + "?limit=500").catch(() => null),
   ]);
   $("#job").hidden = false; $("#job-id").textContent = selectedJob;
   $("#job-body").innerHTML = '<div class="row">' + pill(s.status || "gone") + (s.queue ? '<span>waits: ' + esc(s.queue.reason) + '</span>' : "") +
@@ -239,6 +255,10 @@ async function showJob() {
     '<h2>History</h2><div class="scroll"><table><thead><tr><th>When</th><th>Command</th><th>From → to</th><th>Attempt</th><th>Worker</th><th>Detail</th></tr></thead><tbody>' +
     h.history.map((e) => '<tr><td>' + esc(new Date(e.at).toLocaleTimeString()) + '</td><td>' + esc(e.command) + '</td><td>' + esc(e.from) + ' → ' + esc(e.to) +
       '</td><td class="num">' + e.attempt + '</td><td>' + esc(e.workerId || "") + '</td><td>' + esc(e.detail || "") + '</td></tr>').join("") + '</tbody></table></div>' +
+    '<h2 style="margin-top:12px">Log</h2>' + (!lg || lg.lines.length === 0 ? '<p class="muted">No log lines.</p>' : '<pre id="job-log">' +
+      lg.lines.map((x) => esc(new Date(x.at).toLocaleTimeString()) + " " + esc(x.level.padEnd(5)) + " [" + esc(x.workerId || "edge-jobs") + " #" + x.attempt + "] " + esc(x.message)).join("\\n") + '</pre>' +
+      (lg.next !== null ? '<p class="muted">The first 500 lines; the rest: GET /v2/{endpoint}/logs/{id}?after=' + lg.next + '</p>' : "") +
+      (lg.truncated ? '<p class="muted">The log reached its cap: later lines were dropped.</p>' : "")) +
     '<h2 style="margin-top:12px">Webhook deliveries</h2>' + (wh.events.length === 0 ? '<p class="muted">None.</p>' : wh.events.map((ev) =>
       '<p>' + pill(ev.state) + ' event ' + ev.seq + ' (' + esc(ev.status) + '), ' + ev.attempts + ' attempt(s)</p><table><tbody>' +
       ev.log.map((a) => '<tr><td>' + esc(new Date(a.at).toLocaleTimeString()) + '</td><td>' + esc(a.status ?? "no answer") + '</td><td class="num">' + a.latencyMs + ' ms</td><td>' + esc(a.error || "") + '</td></tr>').join("") +

@@ -15,6 +15,7 @@ export const EndpointConfigInput = z
     workerUrls: z.array(z.url({ protocol: /^https?$/ })).max(32).optional(),
     executionTimeout: ms(LIMITS.executionTimeout).optional(),
     ttl: ms(LIMITS.ttl).optional(),
+    ttlMode: z.enum(["queue", "lifespan"]).optional(),
     maxAttempts: ms(LIMITS.maxAttempts).optional(),
     heartbeatTimeout: ms(LIMITS.heartbeatTimeout).optional(),
     retentionMs: ms(LIMITS.retentionMs).optional(),
@@ -29,6 +30,7 @@ export const EndpointConfigInput = z
     allowPrivateUrls: z.boolean().optional(),
     retryOnError: z.boolean().optional(),
     shards: z.number().int().min(1).max(SHARDS.max).optional(),
+    rateLimit: z.boolean().optional(),
   })
   .strict();
 export type EndpointConfigInput = z.infer<typeof EndpointConfigInput>;
@@ -57,6 +59,8 @@ export interface EndpointConfig extends PolicyDefaults, SigningSecrets {
   /** Most jobs IN_PROGRESS at once; null for no limit. */
   concurrency: number | null;
   allowPrivateUrls: boolean;
+  /** Client rate limits apply (http/rate-limit.ts); false turns them off for this endpoint. */
+  rateLimit: boolean;
   /** Objects new jobs are indexed on (see firstShard); grows, never shrinks. */
   shards: number;
   /**
@@ -124,6 +128,7 @@ export function resolveConfig(
     workerUrls,
     executionTimeout: input.executionTimeout ?? LIMITS.executionTimeout.default,
     ttl: input.ttl ?? LIMITS.ttl.default,
+    ttlMode: input.ttlMode ?? "queue",
     maxAttempts: input.maxAttempts ?? LIMITS.maxAttempts.default,
     heartbeatTimeout: input.heartbeatTimeout ?? LIMITS.heartbeatTimeout.default,
     retentionMs: input.retentionMs ?? LIMITS.retentionMs.default,
@@ -133,6 +138,7 @@ export function resolveConfig(
     ...rotation(previous, input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(), now),
     allowPrivateUrls,
     retryOnError: input.retryOnError ?? false,
+    rateLimit: input.rateLimit ?? true,
     shards,
     sequenceShards: previous?.sequenceShards ?? shards,
     firstShard: previous ? (previous.firstShard ?? 0) : shards > 1 && concurrency === null ? 1 : 0,

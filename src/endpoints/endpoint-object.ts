@@ -16,6 +16,7 @@ import { findKey, loadKeys, storeNewKey, type KeyScope, type StoredKey } from ".
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead } from "./sequences";
+import { listJobs, type ListPage, type ListQuery } from "./job-listing";
 import { recordWebhookOutcome } from "./endpoint-metrics";
 import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import type { ShardSummary } from "./liveness-object";
@@ -80,7 +81,7 @@ export class EndpointObject extends DurableObject<Env> {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
     // Configs from before sharding keep one shard (their jobs are all on this object).
     this.config = row
-      ? ({ retryOnError: false, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, firstShard: 0, ...JSON.parse(row.body) } as EndpointConfig)
+      ? ({ retryOnError: false, rateLimit: true, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, firstShard: 0, ...JSON.parse(row.body) } as EndpointConfig)
       : null;
     this.keys = loadKeys(this.sql);
     this.paused = this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'paused'").toArray()[0]?.value === 1;
@@ -360,6 +361,11 @@ export class EndpointObject extends DurableObject<Env> {
     return this.config ? mergedWaiting(this.env, this.config, own, limit) : own;
   }
 
+  /** Shard 0's part of a request listing (job-listing.ts); null: no such endpoint incarnation. */
+  listJobs(generation: string, query: ListQuery): ListPage | null {
+    return this.isCurrent(generation) ? listJobs(this.sql, query) : null;
+  }
+
   /** `workers`: the workers by state now, merged from the worker shards by the caller. */
   async health(workers: WorkerCounts | null = null): Promise<Health | null> {
     if (!this.config) return null;
@@ -415,5 +421,6 @@ meterCalls(EndpointObject, {
   forwardPoll: true,
   workersAlive: true,
   waitingJobs: true,
+  listJobs: true,
   health: true,
 });

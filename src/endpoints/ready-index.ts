@@ -14,8 +14,11 @@ import { QUEUE_POSITION } from "../shared/limits";
 import type { IndexEntry } from "../jobs/index-entry";
 
 const OFFER_MS = 10_000;
-/** Terminal rows are kept this long so stale, reordered entries cannot resurrect a job. */
-const TOMBSTONE_MS = 60 * 60 * 1000;
+/**
+ * Terminal rows are kept this long (after their last change) so stale, reordered entries cannot
+ * resurrect a job; GET /requests lists them until then (job-listing.ts).
+ */
+export const TOMBSTONE_MS = 60 * 60 * 1000;
 /** A job a worker failed is offered to that worker again only after waiting this long for others. */
 const AVOID_GRACE_MS = 30_000;
 
@@ -85,10 +88,12 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   const ready = e.state === "IN_QUEUE" && !e.dispatchPending;
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
-       updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt, input_bytes)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
+       updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt, input_bytes,
+       batch_id, sequence_key, delay_ms, execution_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = excluded.created_at,
        attempt = excluded.attempt, input_bytes = excluded.input_bytes,
+       batch_id = excluded.batch_id, sequence_key = excluded.sequence_key, delay_ms = excluded.delay_ms, execution_ms = excluded.execution_ms,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
        offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
        ready_since = excluded.ready_since, dispatch_pending = excluded.dispatch_pending,
@@ -107,6 +112,10 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     e.dispatchError,
     e.attempt,
     e.inputBytes ?? 0,
+    e.batchId ?? null,
+    e.sequenceKey ?? null,
+    e.delayMs ?? null,
+    e.executionMs ?? null,
   );
   const previous = sameJob ? (prev.state as JobState) : null;
   const counted: CounterName[] = [];

@@ -159,4 +159,24 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    // Issue 14, item 3: GET /v2/{ep}/requests lists the index, newest first, by (created_at,
+    // job_id) — immutable, so a cursor there neither repeats nor skips a job that changes state.
+    // Each filter is an index search (job-listing.ts): job_index_listing (no filter, or a time
+    // range), job_index_listing_state (a status), job_index_listing_batch (a batch) and
+    // job_index_listing_sequence (a sequence key). The index also keeps what a listed job shows.
+    version: 8,
+    sql: `
+      ALTER TABLE job_index ADD COLUMN batch_id TEXT;
+      ALTER TABLE job_index ADD COLUMN sequence_key TEXT;
+      ALTER TABLE job_index ADD COLUMN delay_ms INTEGER;
+      ALTER TABLE job_index ADD COLUMN execution_ms INTEGER;
+      UPDATE job_index SET sequence_key = (SELECT sequence_key FROM sequence_member m WHERE m.job_id = job_index.job_id)
+        WHERE job_id IN (SELECT job_id FROM sequence_member);
+      CREATE INDEX job_index_listing ON job_index (created_at, job_id);
+      CREATE INDEX job_index_listing_state ON job_index (state, created_at, job_id);
+      CREATE INDEX job_index_listing_batch ON job_index (batch_id, created_at, job_id) WHERE batch_id IS NOT NULL;
+      CREATE INDEX job_index_listing_sequence ON job_index (sequence_key, created_at, job_id) WHERE sequence_key IS NOT NULL;
+    `,
+  },
 ];

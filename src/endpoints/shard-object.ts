@@ -14,6 +14,7 @@ import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/lo
 import { applyMigrations } from "../shared/migrations";
 import type { EndpointConfig } from "./config";
 import { enterSequence, jobAhead } from "./sequences";
+import { listJobs, type ListPage, type ListQuery } from "./job-listing";
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { ENDPOINT_MIGRATIONS } from "./schema";
@@ -152,6 +153,11 @@ export class ShardObject extends DurableObject<Env> {
     return this.current(addr) ? waitingJobIds(this.sql, limit) : [];
   }
 
+  /** This shard's part of a request listing (job-listing.ts); a shard never told of its endpoint holds no jobs. */
+  listJobs(addr: ShardAddr, query: ListQuery): ListPage {
+    return this.current(addr) ? listJobs(this.sql, query) : { jobs: [], reached: null };
+  }
+
   override async alarm(): Promise<void> {
     await this.queue.alarm();
   }
@@ -181,5 +187,6 @@ meterCalls(ShardObject, {
   metricRows: true,
   recent: true,
   waitingJobs: true,
+  listJobs: true,
   alarm: true,
 });

@@ -113,6 +113,7 @@ export async function dispatchOne(env: Env, message: unknown, attempts: number, 
   const urls = {
     done: `${base}/job-done/${workerId}/${jobId}${reportQuery}`,
     stream: `${base}/job-stream/${workerId}/${jobId}${reportQuery}`,
+    log: `${base}/job-log/${workerId}/${jobId}${reportQuery}`,
   };
   const body = handedJobPieces({ id: jobId, attempt, urls }, claim.input, handedOf(claim.job));
   const outcome = await push(check.url.toString(), body, `push_${token}`, signingSecrets(config, Date.now()));

@@ -1,11 +1,12 @@
 /**
  * The report flow: a worker's job-done (progress, result or failure, optionally handing it its
- * next job) and its stream chunks, fenced by the job object. The caller has authorized the worker
- * (its key, or a push worker's report token) and parsed the body.
+ * next job), its stream chunks and its log lines, fenced by the job object. The caller has
+ * authorized the worker (its key, or a push worker's report token) and parsed the body.
  */
 import type { EndpointConfig } from "../endpoints/config";
 import type { Fence } from "../jobs/commands";
 import type { JobChange, WorkerReport } from "../jobs/job-object";
+import type { LogAppend, LogLineIn } from "../jobs/logs";
 import type { Piece } from "../shared/pieces";
 import { livenessOf } from "./liveness";
 import { jobAt, refOf } from "./stubs";
@@ -45,4 +46,9 @@ export async function reportDone(env: Env, t: ReportTarget, report: WorkerReport
 /** One stream chunk from the lease holder. */
 export function reportChunk(env: Env, t: ReportTarget, chunk: Uint8Array): Promise<JobChange> {
   return jobAt(env, t.jobId).stream(refOf(t.config), t.fence, chunk);
+}
+
+/** Log lines from the lease holder (kept within the job's caps; not a state change). */
+export function reportLog(env: Env, t: ReportTarget, lines: LogLineIn[]): Promise<LogAppend> {
+  return jobAt(env, t.jobId).appendLog(refOf(t.config), t.fence, lines);
 }

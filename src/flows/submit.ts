@@ -22,6 +22,11 @@ export interface SubmitRequest {
   origin: string | null;
   /** The batch the job is a request of (the batch flow sets it). */
   batchId?: string;
+  /**
+   * The job object's name, for a job whose id must not depend on a key (a batch's request: one
+   * per batch and index, so creating it again reaches the same job). Without a key only.
+   */
+  objectName?: string;
 }
 
 /** What the job keeps of the body's `s3Config` and `webhookV2` (null: neither). */
@@ -37,7 +42,8 @@ export type SubmitOutcome = { ok: true; job: JobRecord } | { ok: false; code: "I
 export async function submitJob(env: Env, config: EndpointConfig, req: SubmitRequest): Promise<SubmitOutcome> {
   // Named per endpoint incarnation, so a re-created endpoint never answers with an old job.
   const scope = config.generation === "" ? config.id : `${config.id}:${config.generation}`;
-  const doId = req.key === null ? env.JOB.newUniqueId() : env.JOB.idFromName(`idempotency:${scope}:${req.key}`);
+  const doId =
+    req.key !== null ? env.JOB.idFromName(`idempotency:${scope}:${req.key}`) : req.objectName !== undefined ? env.JOB.idFromName(req.objectName) : env.JOB.newUniqueId();
   const id = doId.toString();
   const { idempotencyKey: _key, ...rest } = req.body;
   const idempotency = req.key === null ? null : { key: req.key, bodyHash: await sha256Hex(`${req.kind}\n${JSON.stringify(rest)}`) };

@@ -13,8 +13,13 @@ import { clientRoutes } from "./routes/client";
 import { loadRoutes } from "./routes/load";
 import { metricsRoutes } from "./routes/metrics";
 import { prometheusRoutes } from "./routes/prometheus";
+import { requestRoutes } from "./routes/requests";
 import { streamRoutes } from "./routes/stream";
 import { workerRoutes } from "./routes/worker";
+import { openAiRoutes } from "./routes/openai";
+import { logRoutes } from "./routes/logs";
+import { batchRoutes } from "./routes/batch";
+import { scheduleRoutes } from "./routes/schedules";
 import type { AppEnv } from "./types";
 
 /** The API's version, as the OpenAPI document states it. */
@@ -65,10 +70,17 @@ export function createApp(): Hono<AppEnv> {
   adminRoutes(app);
   loadRoutes(app);
   clientRoutes(app);
+  // After adminRoutes: its /admin/* middleware checks the admin key of the bulk actions.
+  requestRoutes(app);
   streamRoutes(app);
   metricsRoutes(app);
   prometheusRoutes(app);
   workerRoutes(app);
+  openAiRoutes(app);
+  logRoutes(app);
+  batchRoutes(app);
+  // After adminRoutes: its /admin/* middleware checks the admin key.
+  scheduleRoutes(app);
 
   // Last, so it describes every route above (each registered its description with route()).
   route(app, "/openapi.json", { GET: (c) => c.json(openApiDocument(API_VERSION)) }, { GET: OPENAPI_DOC });

@@ -4,10 +4,12 @@
  * SDKs send the first, its docs and workers the second).
  */
 import type { Context } from "hono";
+import { routePath } from "hono/route";
 import type { EndpointConfig } from "../endpoints/config";
 import { digestsEqual, sha256Hex, type KeyScope } from "../endpoints/keys";
 import { cachedAuth, forgetAuth, rememberAuth } from "./auth-cache";
 import { ApiError, notConfigured, notFound } from "./errors";
+import { enforceRateLimit } from "./rate-limit";
 import { endpointStub } from "./stubs";
 import type { AppEnv } from "./types";
 
@@ -79,14 +81,24 @@ export async function requireAdmin(c: Context<AppEnv>): Promise<void> {
   if (!caller.isAdmin) throw new ApiError(401, "this route needs the admin key");
 }
 
-/** Authorizes the caller for `scope` on endpoint `id` and returns the endpoint's config. */
+/**
+ * Authorizes the caller for `scope` on endpoint `id` and returns the endpoint's config; then counts
+ * a client's request against its route's rate limit (rate-limit.ts: a 429 when over it).
+ */
 export async function requireEndpoint(c: Context<AppEnv>, id: string, scope: KeyScope): Promise<EndpointConfig> {
   const caller = await identify(c.req.raw, c.env.ADMIN_KEY);
   if (caller.digest === null) throw missingKey();
+  const known = { digest: caller.digest, isAdmin: caller.isAdmin };
+  const config = await authorized(c.env, id, known, scope);
+  if (scope === "client") await enforceRateLimit(c.env, routePath(c), id, known, config);
+  return config;
+}
+
+async function authorized(env: Env, id: string, caller: { digest: string; isAdmin: boolean }, scope: KeyScope): Promise<EndpointConfig> {
   const now = Date.now();
   const cached = cachedAuth(id, caller.digest, scope, now);
   if (cached) return cached;
-  const r = await endpointStub(c.env, id).authorize(caller.digest, caller.isAdmin, scope);
+  const r = await endpointStub(env, id).authorize(caller.digest, caller.isAdmin, scope);
   if (r.ok) {
     rememberAuth(id, caller.digest, scope, r.config, now);
     return r.config;

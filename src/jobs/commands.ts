@@ -9,7 +9,7 @@
  * conflict; it throws only when the code asks for an edge the table forbids (a bug).
  * The job object runs each command inside one storage transaction.
  */
-import type { EndReason, Idempotency, JobExtras, JobKind, JobPolicy, JobRecord } from "./record";
+import { ttlIsLifespan, type EndReason, type Idempotency, type JobExtras, type JobKind, type JobPolicy, type JobRecord } from "./record";
 import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { isRunning, isTerminal, isWaiting } from "./states";
 import { conflict, moveTo, releaseAttempt, sameState, unchanged, wrongState, type CommandResult } from "./transition";
@@ -146,6 +146,15 @@ export function streamChunk(job: JobRecord, fence: Fence, now: number): CommandR
 }
 
 /**
+ * Log lines from the lease holder (see ./logs): accepted while its attempt runs, CANCELLING
+ * included (a stopping handler may say why); they change nothing in the record.
+ */
+export function logLines(job: JobRecord, fence: Fence): CommandResult {
+  if (!holdsLease(job, fence)) return refuseReport(job, fence, "log to");
+  return unchanged(job);
+}
+
+/**
  * The lease holder's final result. IN_PROGRESS → COMPLETED with the output. A result that arrives
  * while CANCELLING ends the job CANCELLED (the cancel came first; the output is discarded).
  * An exact repeat of the accepted result answers ok and changes nothing.
@@ -268,14 +277,17 @@ export function workerQuiet(job: JobRecord, workerId: string, told: boolean, now
 }
 
 /**
- * A deadline passed: a waiting job past its TTL, or a running job past its execution timeout,
- * ends TIMED_OUT with the reason (the worker is told to stop). Before the deadline it is
- * NOT_DUE and changes nothing.
+ * A deadline passed: a waiting job past its TTL, or a running job past its execution timeout
+ * (or past its TTL when that is its lifespan), ends TIMED_OUT with the reason (the worker is told
+ * to stop). Before the deadline it is NOT_DUE and changes nothing.
  */
 export function expire(job: JobRecord, now: number): CommandResult {
   if (isWaiting(job.state)) {
     if (now < job.ttlAt) return conflict(job, "NOT_DUE", "the queue TTL has not passed");
     return moveTo(job, "TIMED_OUT", "expire", now, { reason: "ttl" }, "keep", "ttl");
+  }
+  if (job.state === "IN_PROGRESS" && ttlIsLifespan(job.policy) && now >= job.ttlAt) {
+    return moveTo(job, "TIMED_OUT", "expire", now, { reason: "ttl", stopFor: job.workerId }, "keep", "ttl (lifespan)");
   }
   if (job.state === "IN_PROGRESS") {
     if (job.execDeadline === null || now < job.execDeadline) {
@@ -304,7 +316,8 @@ function backToQueue(job: JobRecord, command: string, now: number, behind: boole
       workerId: null,
       lastReport: null,
       queuedAt: now,
-      ttlAt: now + job.policy.ttl,
+      // A lifespan counts from submission, whatever happens since.
+      ttlAt: ttlIsLifespan(job.policy) ? job.ttlAt : now + job.policy.ttl,
       startedAt: null,
       completedAt: null,
       purgeAt: null,
@@ -328,6 +341,15 @@ export function retry(job: JobRecord, now: number, behind = false): CommandResul
 export function requeue(job: JobRecord, now: number, behind = false): CommandResult {
   if (!isTerminal(job.state)) return wrongState(job, "requeue");
   return backToQueue(job, "requeue", now, behind);
+}
+
+/**
+ * RunPod's `/status/{id}?ttl=<ms>`: a finished job stays readable at most `ms` more (its
+ * retention is shortened, never lengthened). A job that has not finished is left as it is.
+ */
+export function shortenRetention(job: JobRecord, ms: number, now: number): CommandResult {
+  if (!isTerminal(job.state) || job.gone || job.purgeAt === null || job.purgeAt <= now + ms) return unchanged(job);
+  return sameState(job, { purgeAt: now + ms }, "keep");
 }
 
 /** SEQUENCED → IN_QUEUE: the job ahead of it in its sequence ended. The TTL keeps running. */

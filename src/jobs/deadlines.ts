@@ -3,7 +3,7 @@
  * asks for.
  */
 import { expire, finishCancel } from "./commands";
-import { IDEMPOTENCY_MS, type JobRecord } from "./record";
+import { IDEMPOTENCY_MS, ttlIsLifespan, type JobRecord } from "./record";
 import { isTerminal, isWaiting } from "./states";
 import type { CommandResult } from "./transition";
 
@@ -20,15 +20,20 @@ export function nextDeadline(job: JobRecord): number | null {
     case "IN_QUEUE":
       return job.ttlAt;
     case "IN_PROGRESS":
-      return earliest(job.execDeadline, job.leaseCheckAt);
+      return earliest(job.execDeadline, job.leaseCheckAt, lifespanEnd(job));
     case "CANCELLING":
-      return earliest(job.cancelDeadline, job.leaseCheckAt);
+      return earliest(job.cancelDeadline, job.leaseCheckAt, lifespanEnd(job));
     case "COMPLETED":
     case "FAILED":
     case "CANCELLED":
     case "TIMED_OUT":
       return job.gone ? idempotencyUntil(job) : job.purgeAt;
   }
+}
+
+/** When a job whose TTL is its lifespan ends, whatever its state (null: the TTL bounds only the queue). */
+function lifespanEnd(job: JobRecord): number | null {
+  return ttlIsLifespan(job.policy) ? job.ttlAt : null;
 }
 
 /** Until when a job's idempotency key must keep answering, if it has one. */
@@ -59,6 +64,9 @@ export function dueWork(job: JobRecord, now: number): DueWork {
   if (isWaiting(job.state) && now >= job.ttlAt) return { kind: "command", run: expire };
   if (job.state === "SEQUENCED") return job.sequenceKey === null ? null : { kind: "checkSequence", sequenceKey: job.sequenceKey };
   if (job.state === "IN_PROGRESS" && job.execDeadline !== null && now >= job.execDeadline) return { kind: "command", run: expire };
+  const lifespan = lifespanEnd(job);
+  if (job.state === "IN_PROGRESS" && lifespan !== null && now >= lifespan) return { kind: "command", run: expire };
+  if (job.state === "CANCELLING" && lifespan !== null && now >= lifespan) return { kind: "command", run: finishCancel };
   if (job.state === "CANCELLING" && job.cancelDeadline !== null && now >= job.cancelDeadline) {
     return { kind: "command", run: finishCancel };
   }

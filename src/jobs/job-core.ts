@@ -19,7 +19,7 @@ import * as commands from "./commands";
 import type { Fence } from "./commands";
 import { dueWork, nextDeadline } from "./deadlines";
 import type { CommandResult } from "./transition";
-import { belongsTo, type EndpointRef, type HistoryEvent, type JobRecord } from "./record";
+import { belongsTo, ttlIsLifespan, type EndpointRef, type HistoryEvent, type JobRecord } from "./record";
 import { JOB_BASELINE, JOB_MIGRATIONS } from "./schema";
 import { isTerminal, isWaiting } from "./states";
 import { appendChunk } from "./stream";
@@ -31,6 +31,7 @@ import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liv
 import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
 import type { ClaimBy, JobChange } from "./job-results";
 import { shardName } from "../shared/shards";
+import { tellBatch } from "../batches/child-tell";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;
@@ -73,7 +74,9 @@ export abstract class JobCore extends DurableObject<Env> {
   /** The job, if it belongs to the endpoint `ref` names and is not past its retention. */
   protected loadFor(ref: EndpointRef): StoredJob | null {
     const stored = loadJob(this.sql);
-    return stored && belongsTo(stored.job, ref) && !stored.job.gone ? stored : null;
+    if (!stored || !belongsTo(stored.job, ref) || stored.job.gone) return null;
+    // Past a lifespan TTL the job is gone to everyone, while its deletion waits for its index update and webhook.
+    return ttlIsLifespan(stored.job.policy) && this.clock.now() >= stored.job.ttlAt ? null : stored;
   }
 
   /**
@@ -182,8 +185,9 @@ export abstract class JobCore extends DurableObject<Env> {
    * keeps index_due_at set, so the alarm tries both again (the endpoint's sync is idempotent).
    */
   protected async tellAll(job: JobRecord, indexed = false): Promise<void> {
-    const [, told] = await Promise.all([indexed ? this.indexedByCaller(job) : this.tellEndpoint(job), this.tellLiveness(job)]);
-    if (told) return;
+    // A job of a batch tells its batch too (no call for other jobs); a failed tell is retried like the others.
+    const [, told, batchTold] = await Promise.all([indexed ? this.indexedByCaller(job) : this.tellEndpoint(job), this.tellLiveness(job), tellBatch(this.env, this.sql, job)]);
+    if (told && batchTold) return;
     const current = loadJob(this.sql);
     if (!current) return;
     const at = this.clock.now() + INDEX_RETRY_MS;
@@ -324,7 +328,7 @@ export abstract class JobCore extends DurableObject<Env> {
     if (due?.kind === "tombstone") {
       const job = { ...stored.job, gone: true, hasOutput: false };
       this.ctx.storage.transactionSync(() => {
-        this.sql.exec("DELETE FROM blob; DELETE FROM stream_chunk; DELETE FROM history;");
+        this.sql.exec("DELETE FROM blob; DELETE FROM stream_chunk; DELETE FROM history; DELETE FROM log_line;");
         saveJob(this.sql, job, null);
         this.armAlarm(job, null);
       });

@@ -10,10 +10,11 @@ import { blobBytes, readBlob, writeBlob } from "../shared/blobs";
 import * as commands from "./commands";
 import type { Fence, SubmitInit } from "./commands";
 import * as push from "./push-commands";
-import type { CommandResult } from "./transition";
+import { wrongState, type CommandResult } from "./transition";
 import type { EndpointRef, HistoryEvent, JobRecord } from "./record";
-import { isTerminal } from "./states";
+import { isTerminal, isWaiting } from "./states";
 import { readChunks, readUnread } from "./stream";
+import { appendLog, readLog, type LogAppend, type LogLineIn, type LogRead } from "./logs";
 import { webhookLog, webhookSummary, type WebhookLogEntry } from "../webhooks/delivery";
 import { redeliver, type Redelivery } from "../webhooks/outbox";
 import { loadJob, readHistory } from "./store";
@@ -46,6 +47,16 @@ export class JobObject extends JobCore {
     if (!stored) return { ok: false, code: "NOT_FOUND" };
     const output = stored.job.hasOutput ? readBlob(this.sql, "output") : null;
     return { ok: true, job: stored.job, output, webhook: stored.job.webhook === null ? null : webhookSummary(this.sql) };
+  }
+
+  /**
+   * Reads the job, then shortens a finished job's retention to `keepForMs` from now (RunPod's
+   * `/status?ttl=`; the answer still carries the job).
+   */
+  async readThenKeep(ref: EndpointRef, keepForMs: number): Promise<JobRead> {
+    const r = await this.read(ref);
+    if (r.ok) await this.run(ref, (job, now) => commands.shortenRetention(job, keepForMs, now));
+    return r;
   }
 
   /** Every webhook event of the job with every delivery attempt. */
@@ -105,8 +116,27 @@ export class JobObject extends JobCore {
     }
   }
 
+  /** Log lines after `afterSeq` (at most `limit`, see ./logs), waiting up to `waitMs` for one while the job runs. */
+  async readLog(ref: EndpointRef, afterSeq: number, limit: number, waitMs: number): Promise<LogRead> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      await this.runDue();
+      const stored = this.loadFor(ref);
+      if (!stored) return { ok: false, code: "NOT_FOUND" };
+      const page = readLog(this.sql, afterSeq, limit);
+      if (page.lines.length > 0 || isTerminal(stored.job.state) || Date.now() >= deadline) return { ok: true, job: stored.job, ...page };
+      await this.nextChange(deadline - Date.now());
+    }
+  }
+
   history(ref: EndpointRef): HistoryEvent[] | null {
     return this.loadFor(ref) ? readHistory(this.sql) : null;
+  }
+
+  /** The job's state alone (no output read), after any due deadline; null for an unknown job. Schedules read it. */
+  async state(ref: EndpointRef): Promise<JobRecord["state"] | null> {
+    await this.runDue();
+    return this.loadFor(ref)?.job.state ?? null;
   }
 
   // ---- commands ----
@@ -225,6 +255,25 @@ export class JobObject extends JobCore {
     return r;
   }
 
+  /**
+   * Log lines from the lease holder of the attempt `fence` names, kept within the job's caps
+   * (./logs). Not a state change: the record and its version stay; waiting readers are woken.
+   */
+  async appendLog(ref: EndpointRef, fence: Fence, lines: LogLineIn[]): Promise<LogAppend> {
+    await this.runDue();
+    const stored = this.loadFor(ref);
+    if (!stored) return { ok: false, code: "NOT_FOUND" };
+    const now = this.clock.now();
+    const fenced = commands.logLines(stored.job, fence);
+    if (!fenced.ok) {
+      this.recordRefusal(stored.job, fenced.message, "log", fence, now);
+      return fenced;
+    }
+    const r = this.ctx.storage.transactionSync(() => appendLog(this.sql, stored.job.attempt, fence.workerId, lines, now));
+    if (r.accepted > 0 || r.truncated) this.changes.resolveAll();
+    return { ok: true, ...r };
+  }
+
   /** The worker holding the lease is gone (it asked for work saying it runs nothing). */
   loseLease(ref: EndpointRef, workerId: string, why: string): Promise<JobChange> {
     return this.run(ref, (job, now) => commands.loseLease(job, workerId, why, now));
@@ -237,6 +286,11 @@ export class JobObject extends JobCore {
 
   cancel(ref: EndpointRef): Promise<JobChange> {
     return this.run(ref, commands.cancel);
+  }
+
+  /** A batch's cancel (RUNPOD-WIRE-2 §1.5): cancels the job only while it waits; a running one finishes (WRONG_STATE, with the job). */
+  cancelWaiting(ref: EndpointRef): Promise<JobChange> {
+    return this.run(ref, (job, now) => (isWaiting(job.state) ? commands.cancel(job, now) : wrongState(job, "batch-cancel")));
   }
 
   retry(ref: EndpointRef): Promise<JobChange> {

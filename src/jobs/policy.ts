@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { LIMITS } from "../shared/limits";
-import type { JobKind, JobPolicy } from "./record";
+import type { JobKind, JobPolicy, TtlMode } from "./record";
 
 const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
 
@@ -12,6 +12,10 @@ export const SubmitPolicy = z
   .object({
     executionTimeout: ms(LIMITS.executionTimeout).optional(),
     ttl: ms(LIMITS.ttl).optional(),
+    ttlMode: z
+      .enum(["queue", "lifespan"])
+      .meta({ description: 'What ttl bounds: "queue" (the wait for a worker; default) or "lifespan" (RunPod since 2026: the whole life from submission, then the job is gone whatever its state).' })
+      .optional(),
     lowPriority: z.boolean().optional(),
     maxAttempts: ms(LIMITS.maxAttempts).optional(),
     heartbeatTimeout: ms(LIMITS.heartbeatTimeout).optional(),
@@ -49,6 +53,8 @@ export type SubmitBody = z.infer<typeof SubmitBody>;
 export interface PolicyDefaults {
   executionTimeout: number;
   ttl: number;
+  /** Absent in configs stored before it was kept: "queue". */
+  ttlMode?: TtlMode;
   maxAttempts: number;
   heartbeatTimeout: number;
   retentionMs: number;
@@ -62,6 +68,7 @@ export function resolvePolicy(body: SubmitBody, config: PolicyDefaults, kind: Jo
   return {
     executionTimeout: p.executionTimeout ?? config.executionTimeout,
     ttl: p.ttl ?? config.ttl,
+    ttlMode: p.ttlMode ?? config.ttlMode ?? "queue",
     maxAttempts: p.maxAttempts ?? config.maxAttempts,
     heartbeatTimeout: p.heartbeatTimeout ?? config.heartbeatTimeout,
     lowPriority: p.lowPriority ?? false,

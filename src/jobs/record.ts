@@ -3,12 +3,26 @@ import type { JobState, TimeoutReason } from "./states";
 /** How the job was submitted: decides its default retention (RunPod: 30 min for /run, 1 min for /runsync). */
 export type JobKind = "run" | "sync";
 
+export type TtlMode = "queue" | "lifespan";
+
+/** Is the job's TTL its whole lifespan (rather than its time in the queue)? */
+export function ttlIsLifespan(policy: Pick<JobPolicy, "ttlMode">): boolean {
+  return policy.ttlMode === "lifespan";
+}
+
 /** The policy a job runs under, resolved at submit from the body and the endpoint's defaults. */
 export interface JobPolicy {
   /** ms a worker may run one attempt before the job ends TIMED_OUT (execution_timeout). */
   executionTimeout: number;
-  /** ms from submission a job may wait before it ends TIMED_OUT (ttl). */
+  /** ms from submission a job may wait before it ends TIMED_OUT (ttl); with ttlMode "lifespan", ms it may exist at all. */
   ttl: number;
+  /**
+   * What `ttl` bounds: "queue" (the wait for a worker: the job then ends TIMED_OUT and stays
+   * readable for its retention) or "lifespan" (RunPod since 2026: the job's whole life from
+   * submission; at its end the job is gone, whatever its state, and a running attempt is stopped).
+   * Absent in records from before it was kept: "queue".
+   */
+  ttlMode?: TtlMode;
   /** Attempts allowed in all (first try included). */
   maxAttempts: number;
   /** ms without a sign of life from the worker before its lease is lost. */

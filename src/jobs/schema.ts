@@ -125,21 +125,35 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
       ${LOG_TABLE}
     `,
   },
+  {
+    // Issue 14, job logs: the worker's own time of a line (ms, null when it sent none; `at` is
+    // when it arrived), and the job's log bytes up to and including the line, so an append reads
+    // the job's totals from its last line instead of summing every line.
+    version: 6,
+    sql: `
+      ALTER TABLE log_line ADD COLUMN ts INTEGER;
+      ALTER TABLE log_line ADD COLUMN total_bytes INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /**
  * What the steps above build, in one script, for a job object that has no schema yet (every new
  * job: ALTER TABLEs cost more than creating the table with its columns). Steps 2-5 add columns to
- * `job`, at its end, in this order, and step 5 the log table; a test checks that both ways give
- * the same schema. A later step updates this too, or leaves the baseline where it is.
+ * `job`, at its end, in this order, step 5 the log table and step 6 two columns at the end of that;
+ * a test checks that both ways give the same schema. A later step updates this too, or leaves the
+ * baseline where it is.
  */
 export const JOB_BASELINE: Migration = {
-  version: 5,
+  version: 6,
   sql: (() => {
     const anchor = "stream_read INTEGER NOT NULL DEFAULT 0\n";
     const v1 = JOB_MIGRATIONS[0]!.sql;
     if (!v1.includes(anchor)) throw new Error("JOB_BASELINE: the job table's last column moved");
     const columns = ["endpoint_gen TEXT", "liveness_tells TEXT", "shard INTEGER NOT NULL DEFAULT 0", "batch_id TEXT", "extras TEXT"];
-    return `${v1.replace(anchor, `stream_read INTEGER NOT NULL DEFAULT 0,\n        ${columns.join(",\n        ")}\n`)}\n      ${LOG_TABLE}\n`;
+    const logAnchor = "line TEXT NOT NULL\n";
+    if (!LOG_TABLE.includes(logAnchor)) throw new Error("JOB_BASELINE: the log table's last column moved");
+    const logTable = LOG_TABLE.replace(logAnchor, "line TEXT NOT NULL,\n        ts INTEGER,\n        total_bytes INTEGER NOT NULL DEFAULT 0\n");
+    return `${v1.replace(anchor, `stream_read INTEGER NOT NULL DEFAULT 0,\n        ${columns.join(",\n        ")}\n`)}\n      ${logTable}\n`;
   })(),
 };

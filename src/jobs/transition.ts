@@ -3,7 +3,7 @@
  * which moves a job along the one transition table with its history event and new version.
  * The commands themselves live in ./commands (workers, users, alarms) and ./push-commands.
  */
-import type { HistoryEvent, JobRecord } from "./record";
+import { ttlIsLifespan, type HistoryEvent, type JobRecord } from "./record";
 import { canTransition, isTerminal, type JobState } from "./states";
 
 export type ConflictCode =
@@ -58,7 +58,8 @@ export function moveTo(
       leaseCheckAt: null,
       cancelDeadline: null,
       sequenceCheckAt: null,
-      purgeAt: now + job.policy.retentionMs,
+      // A lifespan TTL ends the job's readability too (RunPod: deleted whatever its state).
+      purgeAt: ttlIsLifespan(job.policy) ? Math.min(now + job.policy.retentionMs, job.ttlAt) : now + job.policy.retentionMs,
     };
   }
   if (output === "set") next.hasOutput = true;

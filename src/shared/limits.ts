@@ -39,6 +39,38 @@ export const PAYLOAD = {
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 /**
+ * Job logs (issue 14): what a worker may append to a job (`POST /v2/{ep}/job-log`) and what a job
+ * keeps. A message over `lineChars` (+ `cutNoteRoom`) characters is cut in the middle as RunPod's
+ * SDK cuts it (RUNPOD-WIRE-2 §3.2). Past `linesPerJob` lines or `bytesPerJob` UTF-8 bytes of messages, over
+ * all its attempts, a job keeps one truncation marker line and drops later lines.
+ */
+export const JOB_LOG = {
+  linesPerJob: 10_000,
+  bytesPerJob: 1 * MB,
+  lineChars: 4096,
+  /** A message is cut only past `lineChars` plus this, so one already cut (the note is ~35 characters) is not cut again. */
+  cutNoteRoom: 64,
+  linesPerPost: 1000,
+  postBytes: 256 * 1024,
+  /** Lines of one `GET /v2/{ep}/logs/{id}` page (and of one SSE read round). */
+  page: { default: 100, max: 1000 },
+} as const;
+
+/**
+ * The OpenAI-compatible route `/v2/{ep}/openai/*` (RUNPOD-WIRE-2 §2). Its body is held to
+ * /runsync's input limit; a call waits for its job at most the job's execution timeout after
+ * submission (then cancels it), one job-object wait of at most `waitSliceMs` at a time.
+ */
+export const OPENAI_ROUTE = {
+  bodyBytes: PAYLOAD.syncInputBytes,
+  /** The route after `/openai` (`/v1/chat/completions`), in characters of the URL path. */
+  routeChars: 1024,
+  waitSliceMs: 60 * SECOND,
+  /** A non-streaming answer assembled from stream chunks (a job that completed without output) holds at most this much. */
+  chunkedOutputBytes: PAYLOAD.outputBytes,
+} as const;
+
+/**
  * How long after its attempt started a running job must appear in its worker's pings (`job_id=`):
  * a ping sent just before the take was answered cannot list it yet; RunPod's SDK pings every 10 s.
  */
@@ -149,4 +181,80 @@ export const SHARDS = {
    * endpoint object nothing. The latency a job on another shard adds for a parked take.
    */
   forwardAfterMs: 50,
+} as const;
+
+/**
+ * GET /v2/{ep}/requests and the admin bulk cancel/retry (issue 14, item 3): jobs per page
+ * (`limit`), and how many index rows one shard walks at most for a page whose filters its index
+ * does not all cover (a status with a batch or a sequence key); such a page may come back short,
+ * with `hasMore` and a cursor to go on from. `skippedShown`: skipped jobs a bulk answer lists.
+ */
+export const LISTING = {
+  defaultLimit: 50,
+  maxLimit: 500,
+  scanRows: 2_000,
+  skippedShown: 100,
+  /** Job objects a bulk action calls at once. */
+  parallel: 16,
+} as const;
+
+/**
+ * Cron schedules (issue 16, item 3): `PUT /admin/endpoints/{ep}/schedules/{name}`. Fires are at
+ * whole seconds (the parser's resolution: a 6-field cron may fire every second, the shortest
+ * interval). A due fire at most `onTimeMs` old at the alarm is on time; older ones were missed
+ * (paused, or the object unreachable) and follow the schedule's `catchUp`. Under "all", at most
+ * `catchUpWindow` of the newest missed fires are fired (older ones are missed), `firesPerRun` per
+ * alarm run, the rest at once in the next run.
+ */
+export const SCHEDULES = {
+  perEndpoint: 100,
+  /** The whole PUT body, and the job's `input` as JSON, in bytes. */
+  bodyBytes: 128 * 1024,
+  inputBytes: 64 * 1024,
+  cronChars: 128,
+  timezoneChars: 64,
+  onTimeMs: 60 * SECOND,
+  catchUpWindow: 100,
+  firesPerRun: 20,
+  /** Missed fires recorded one by one per alarm run (the newest; older ones only counted). */
+  missedRows: 20,
+  /** Fire rows a schedule keeps (the newest); GET shows `lastFires` of them. */
+  keptFires: 200,
+  lastFires: 20,
+  nextFires: 5,
+} as const;
+
+/**
+ * The Batch API (issue 14, item 1; RUNPOD-WIRE-2 §1) under /v2/{ep}/batch. RunPod allows 5,000
+ * requests per batch; edge-jobs allows `requestsPerBatch` (the issue asks for 10,000). A create or
+ * append body is at most `bodyBytes` (RunPod: 10 MiB per call); a batch holds at most
+ * `requestBytes` of request bodies until they become jobs. `activePerEndpoint`: DRAFT batches and
+ * FINALIZED ones with unfinished requests (429 past it). Children become jobs `createParallel` at
+ * a time, at most `createChunkBytes` of bodies per round; their retention is the longest
+ * (`LIMITS.retentionMs.max`). A batch is kept `retentionMs` after it finished (all requests
+ * finished, or CANCELLED/FAILED); a DRAFT untouched for `draftIdleMs` is cancelled. A child's
+ * output up to `outputCopyBytes` is copied into the batch; a child-list page carries at most
+ * `pageOutputBytes` of outputs (always one child).
+ */
+export const BATCH = {
+  requestsPerBatch: 10_000,
+  bodyBytes: 10 * MB,
+  requestBytes: 512 * MB,
+  activePerEndpoint: 10,
+  nameChars: 255,
+  createParallel: 50,
+  createChunkBytes: 16 * MB,
+  /** How long one alarm run creates or cancels children before it re-arms (and lets calls in). */
+  alarmSliceMs: 5 * SECOND,
+  retentionMs: 7 * DAY,
+  draftIdleMs: 7 * DAY,
+  /** Child creation failing this long in a row (the endpoint unreachable) fails the batch. */
+  createGiveUpMs: HOUR,
+  outputCopyBytes: 64 * 1024,
+  pageOutputBytes: 16 * MB,
+  /** GET /batch and GET /batch/{id}/requests: `limit` default and maximum. */
+  page: { default: 50, max: 500 },
+  listPage: { default: 50, max: 100 },
+  /** Job or batch objects one call or alarm round calls at once (reads, cancels). */
+  parallel: 16,
 } as const;

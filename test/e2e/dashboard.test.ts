@@ -55,7 +55,7 @@ describe("dashboard", () => {
     // One shard: the endpoint object serves every index call, so its load row counts them all.
     const keys = await endpointWithKeys(server.base, server.adminKey, ep, { shards: 1 });
     procs.push(spawnNode("examples/worker.mjs", { EDGE_JOBS_URL: server.base, ENDPOINT_ID: ep, API_KEY: keys.worker, WORKER_ID: "dash-worker", RUNPOD_PING_INTERVAL: "1000" }));
-    const inputs = [{ n: 1, sleepMs: 30 }, { n: 2, sleepMs: 80 }, { n: 3, sleepMs: 150 }, { fail: "bad input" }];
+    const inputs = [{ n: 1, sleepMs: 30 }, { n: 2, sleepMs: 80 }, { n: 3, sleepMs: 150, log: ["hello from the handler <b>as text</b>"] }, { fail: "bad input" }];
     const ids: string[] = [];
     for (const input of inputs) ids.push((await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input })).body.id as string);
     await eventually("all jobs to finish", 30_000, async () => {
@@ -137,6 +137,9 @@ describe("dashboard", () => {
     const detail = (await page.textContent("#job-body")) ?? "";
     expect(detail).toMatch(/claim/);
     expect(detail).toMatch(/"n": 3/);
+    // The job's log lines, as text (markup in a line is not markup).
+    expect(await page.textContent("#job-log")).toMatch(/INFO  \[dash-worker #1\] hello from the handler <b>as text<\/b>/);
+    expect(await page.locator("#job-log b").count()).toBe(0);
     await page.screenshot({ path: path.join(OUT, "dashboard-job.png"), fullPage: true });
 
     // The same page on a phone.

@@ -37,6 +37,8 @@ interface Model {
   last: { worker: string; attempt: number; kind: "complete" | "fail" } | null;
   /** The push dispatch the job last went out under. */
   dispatch: { token: string; accepted: boolean; claimedAt: number } | null;
+  /** The TTL is the job's lifespan (issue 14): at ttlAt the job is gone, whatever its state. */
+  lifespan: boolean;
 }
 
 interface Real {
@@ -67,7 +69,7 @@ function backToQueue(m: Model, freshTtl: boolean): void {
   m.worker = null;
   m.reason = null;
   if (freshTtl) {
-    m.ttlAt = m.now + POLICY.ttl;
+    if (!m.lifespan) m.ttlAt = m.now + POLICY.ttl;
     m.last = null;
     m.dispatch = null;
   }
@@ -82,7 +84,8 @@ function loseLease(m: Model): void {
 /** Applies every deadline that is due at m.now, one at a time, in the order the SPEC gives. */
 function runDeadlines(m: Model): void {
   for (let guard = 0; guard < 10; guard++) {
-    if (m.state === "IN_QUEUE" && m.ttlAt <= m.now) end(m, "TIMED_OUT", "ttl");
+    if (m.lifespan && m.state !== "DELETED" && m.ttlAt <= m.now) m.state = "DELETED";
+    else if (m.state === "IN_QUEUE" && m.ttlAt <= m.now) end(m, "TIMED_OUT", "ttl");
     else if (m.state === "IN_PROGRESS" && m.execAt <= m.now) end(m, "TIMED_OUT", "execution_timeout");
     else if (m.state === "IN_PROGRESS" && m.leaseAt <= m.now) loseLease(m); // the worker was never heard from
     else if (m.state === "CANCELLING" && (m.cancelAt <= m.now || m.leaseAt <= m.now)) end(m, "CANCELLED", "cancelled");
@@ -286,9 +289,9 @@ const pushCommands = [
   advance,
 ];
 
-async function setup(): Promise<{ model: Model; real: Real }> {
+async function setup(lifespan = false): Promise<{ model: Model; real: Real }> {
   const ep = await createEndpoint(POLICY);
-  const id = await submit(ep, { input: 1 });
+  const id = await submit(ep, lifespan ? { input: 1, policy: { ttlMode: "lifespan" } } : { input: 1 });
   const stub = env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
   const createdAt = await runInDurableObject(stub, (instance: JobObject, state) => {
     const job = loadJob(state.storage.sql)!.job;
@@ -297,7 +300,7 @@ async function setup(): Promise<{ model: Model; real: Real }> {
   });
   const model: Model = {
     now: createdAt, state: "IN_QUEUE", attempt: 0, retries: 0, worker: null, reason: null,
-    ttlAt: createdAt + POLICY.ttl, execAt: 0, leaseAt: 0, cancelAt: 0, purgeAt: 0, last: null, dispatch: null,
+    ttlAt: createdAt + POLICY.ttl, execAt: 0, leaseAt: 0, cancelAt: 0, purgeAt: 0, last: null, dispatch: null, lifespan,
   };
   return { model, real: { ep, id, stub } };
 }
@@ -315,6 +318,16 @@ describe("job state machine against a model", () => {
     );
   });
 
+  it(`lifespan TTL: random command sequences keep the job equal to the model (seed ${SEED})`, { timeout: 180_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.commands(commands, { maxCommands: 30 }), async (cmds) => {
+        const { model, real } = await setup(true);
+        await fc.asyncModelRun(() => ({ model, real }), cmds);
+      }),
+      { seed: SEED, numRuns: 40 },
+    );
+  });
+
   it(`push: random deliveries, redeliveries and answers keep the job equal to the model (seed ${SEED})`, { timeout: 180_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.commands(pushCommands, { maxCommands: 30 }), async (cmds) => {
@@ -326,6 +339,14 @@ describe("job state machine against a model", () => {
   });
 
   // Counterexamples found by the properties above are kept here as plain sequences.
+  it("lifespan: a retry keeps the lifespan's end (the job is gone 60 s after submission, not 60 s after the retry)", async () => {
+    const { model, real } = await setup(true);
+    await fc.asyncModelRun(() => ({ model, real }), [
+      new Advance(31_000), new Claim("w1"), new Report("w1", "fail", null), new Again("retry"), new Advance(31_000),
+    ]);
+    expect(model.state).toBe("DELETED");
+  });
+
   it("regression: a lost lease on the last attempt, then a retry, then a late result from the first worker", async () => {
     const { model, real } = await setup();
     await fc.asyncModelRun(() => ({ model, real }), [

@@ -17,6 +17,12 @@ export type Submitted = { id: string; status: JobState };
 /** Everything of a submit but the input. */
 export type SubmitOptions = Omit<SubmitRequest, "input">;
 
+export type LogLine = components["schemas"]["LogLine"];
+export type LogPage = components["schemas"]["LogPage"];
+
+/** One event of a job's followed log. */
+export type LogEvent = { type: "log"; line: LogLine } | { type: "end"; status: JobState; truncated: boolean } | { type: "error"; error: string };
+
 /** A stream connection that ends sooner than this with no event is a failed one (see stream). */
 const QUIET_CUT_MS = 5_000;
 
@@ -45,6 +51,10 @@ export interface EdgeJobsClient {
    * connection from the last chunk it saw. Reading it consumes nothing.
    */
   stream(id: string, options?: { lastEventId?: number; signal?: AbortSignal }): AsyncGenerator<StreamEvent>;
+  /** A page of the job's log: up to `limit` lines after line `after`; `next` is the `after` of the next page (null: the end so far). */
+  logs(id: string, options?: { after?: number; limit?: number }): Promise<LogPage>;
+  /** The job's log as it is written (SSE), from after line `after`, until the job has ended (`end`); reconnects after a dropped connection. */
+  followLogs(id: string, options?: { after?: number; signal?: AbortSignal }): AsyncGenerator<LogEvent>;
 }
 
 export function createClient(connection: Connection): EdgeJobsClient {
@@ -132,6 +142,42 @@ export function createClient(connection: Connection): EdgeJobsClient {
         const cutAtOnce = events === 0 && !threw && Date.now() - opened < QUIET_CUT_MS;
         if (cutAtOnce && ++failures > 5) throw new Error(`stream of ${id}: the connection kept ending at once without an event`);
         if (cutAtOnce) await new Promise((r) => setTimeout(r, 250 * failures));
+      }
+    },
+    logs: (id, { after, limit } = {}) => must(api.GET("/v2/{ep}/logs/{id}", { params: { path: { ep, id }, query: { after, limit } } }), `logs of ${id}`) as Promise<LogPage>,
+    async *followLogs(id, { after = 0, signal } = {}) {
+      let failures = 0;
+      for (;;) {
+        signal?.throwIfAborted();
+        let events = 0;
+        try {
+          const res = await fetchImpl(`${base}/v2/${encodeURIComponent(ep)}/logs/${encodeURIComponent(id)}?follow=1`, {
+            headers: { authorization: `Bearer ${connection.apiKey}`, accept: "text/event-stream", "last-event-id": String(after) },
+            signal,
+          });
+          if (!res.ok) throw await errorOf(res, `logs of ${id}`);
+          for await (const event of sseEvents(res.body!)) {
+            events++;
+            failures = 0;
+            const data = JSON.parse(event.data) as Record<string, unknown>;
+            if (event.event === "log") {
+              after = (data as LogLine).seq;
+              yield { type: "log", line: data as LogLine };
+            } else if (event.event === "end") {
+              yield { type: "end", status: data.status as JobState, truncated: data.truncated === true };
+              return;
+            } else if (event.event === "error") {
+              yield { type: "error", error: String(data.error) };
+              return;
+            }
+          }
+        } catch (e) {
+          if (e instanceof EdgeJobsError || signal?.aborted) throw e;
+          if (++failures > 5) throw e;
+        }
+        // Cut before `end`: resume after the last line seen; one that brought nothing counts as a failure.
+        if (events === 0 && ++failures > 5) throw new Error(`logs of ${id}: the connection kept ending without an event`);
+        await new Promise((r) => setTimeout(r, 250 * Math.max(1, failures)));
       }
     },
   };

@@ -1,14 +1,15 @@
 /**
  * A push worker for any fetch-style server (Node with a Request adapter, Deno, Bun, Cloudflare
  * Workers, Hono, …): edge-jobs POSTs each job to the worker URL, signed like a Standard Webhook
- * with the endpoint's secret, as `{"id", "attempt", "input", "urls": {"done", "stream"}}`. The
- * handler verifies the signature and timestamp (401 otherwise), runs the job, and either answers
+ * with the endpoint's secret, as `{"id", "attempt", "input", "urls": {"done", "stream", "log"}}`.
+ * The handler verifies the signature and timestamp (401 otherwise), runs the job, and either answers
  * the result inline (`respond: "sync"`: 200 `{"output": …}` or `{"error": "…"}`) or accepts at
  * once (202, no body) and reports the result later to `urls.done` (`respond: "async"`, the
  * default). The report URLs carry a token for this job, attempt and worker: no API key is sent.
  */
 import { EdgeJobsError, errorOf, messageOf } from "./errors.ts";
 import { signerOf, verifySigned, WebhookVerificationError } from "./webhooks.ts";
+import { jobLog } from "./job-log.ts";
 import type { JobContext } from "./worker.ts";
 
 /** A job as edge-jobs pushes it. */
@@ -16,8 +17,11 @@ export interface PushJob {
   id: string;
   attempt: number;
   input: unknown;
-  /** Where to report (`done`: result, failure or progress) and stream (`stream`), token included. */
-  urls: { done: string; stream: string };
+  /**
+   * Where to report (`done`: result, failure or progress), stream (`stream`) and log (`log`,
+   * absent from older servers), token included.
+   */
+  urls: { done: string; stream: string; log?: string };
 }
 
 export interface PushContext extends JobContext {
@@ -87,7 +91,8 @@ function pushJobOf(payload: unknown): PushJob | null {
   const urls = p.urls as Record<string, unknown> | undefined;
   if (typeof p.id !== "string" || typeof p.attempt !== "number" || !("input" in p)) return null;
   if (typeof urls !== "object" || urls === null || typeof urls.done !== "string" || typeof urls.stream !== "string") return null;
-  return { id: p.id, attempt: p.attempt, input: p.input, urls: { done: urls.done, stream: urls.stream } };
+  const log = typeof urls.log === "string" ? { log: urls.log } : {};
+  return { id: p.id, attempt: p.attempt, input: p.input, urls: { done: urls.done, stream: urls.stream, ...log } };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -155,19 +160,33 @@ export function pushHandler(options: PushHandlerOptions): (request: Request) => 
     }
   }
 
+  /** A job's log, posted to its `urls.log` (an older server sends none: lines are dropped). */
+  const logOf = (job: PushJob) =>
+    jobLog(async (lines) => {
+      if (job.urls.log === undefined) return { truncated: true };
+      const res = await fetchImpl(job.urls.log, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ lines }) });
+      if (!res.ok) throw await errorOf(res, `log of job ${job.id}`);
+      return (await res.json()) as { truncated: boolean };
+    }, report);
+
   function start(job: PushJob, webhookId: string, key: string): Run {
     const controller = new AbortController();
+    const logs = logOf(job);
     const run: Run = { job, controller, result: Promise.resolve({ output: null }), deferred: false, finished: false, stopped: false, lastReportAt: Date.now(), lastProgress: null };
     const ctx: PushContext = {
       signal: controller.signal,
       webhookId,
       progress: (output) => sideReport(run, "progress", output),
       stream: (chunk) => sideReport(run, "stream", chunk),
+      log: logs.log,
     };
-    run.result = (async () => options.handler(job, ctx))().then(
-      (output): ResultBody => ({ output: output === undefined ? null : output }),
-      (e: unknown): ResultBody => ({ error: messageOf(e) }),
-    );
+    // The job's log lines go before its result, inline or reported: once it has ended, later lines are refused.
+    run.result = (async () => options.handler(job, ctx))()
+      .then(
+        (output): ResultBody => ({ output: output === undefined ? null : output }),
+        (e: unknown): ResultBody => ({ error: messageOf(e) }),
+      )
+      .then(async (result) => (await logs.flush(), result));
     void run.result.then(() => {
       run.finished = true;
       if (!run.deferred) runs.delete(key); // answered inline

@@ -513,6 +513,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/{ep}/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an endpoint's requests (jobs)
+         * @description RunPod documents the route (its rate limit: 10 per 10 s) but not its shape; this is edge-jobs'. Filters: `status` (one state or a comma list, e.g. `FAILED,TIMED_OUT`), `createdSince` (inclusive) and `createdUntil` (exclusive), each RFC 3339 (`2026-11-30T12:00:00Z`) or epoch ms, `batchId`, `sequenceKey`; all given must hold. Newest first by creation time (ties by id). `limit` 1-500 (default 50). Pass `cursor` from the previous answer, with the same filters, for the next page: paging neither repeats nor skips a job while jobs change state (creation time never changes). A page may hold fewer than `limit` jobs while `hasMore` is true (a status filter together with a batch or sequence key walks a bounded number of rows per call); go on until `hasMore` is false. Finished jobs stay listed for an hour after their last change (then the index forgets them), even if /status keeps them longer.
+         */
+        get: operations["listRequests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/requests/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel the requests matching filters, a page at a time
+         * @description Cancels at most `limit` jobs matching the filters per call, as /cancel/{id} does each; call again with the answer's `cursor` until `hasMore` is false. Filters: `status` (one state or a comma list, e.g. `FAILED,TIMED_OUT`), `createdSince` (inclusive) and `createdUntil` (exclusive), each RFC 3339 (`2026-11-30T12:00:00Z`) or epoch ms, `batchId`, `sequenceKey`; all given must hold. Finished jobs (and ones already cancelling) are skipped with the reason, never an error.
+         */
+        post: operations["bulkCancelRequests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/requests/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry the failed requests matching filters, a page at a time
+         * @description Retries at most `limit` jobs matching the filters per call, as /retry/{id} does each; call again with the answer's `cursor` until `hasMore` is false. Filters: `status` (one state or a comma list, e.g. `FAILED,TIMED_OUT`), `createdSince` (inclusive) and `createdUntil` (exclusive), each RFC 3339 (`2026-11-30T12:00:00Z`) or epoch ms, `batchId`, `sequenceKey`; all given must hold. Only FAILED and TIMED_OUT jobs are retried; others are skipped with the reason, never an error.
+         */
+        post: operations["bulkRetryRequests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/{ep}/stream/{id}": {
         parameters: {
             query?: never;
@@ -717,6 +777,295 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/{ep}/openai/*": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * OpenAI-compatible GET (RunPod /openai/*), e.g. v1/models
+         * @description RunPod's OpenAI-compatible passthrough: point an OpenAI SDK at `/v2/{ep}/openai/v1` with the endpoint's client key. `*` is any route (`v1/chat/completions`, `v1/completions`, `v1/models`, `v1/embeddings`, …); it becomes a job (kept as /runsync's) whose input is `{"openai_route": "/v1/…", "openai_input": <the body, or {} for GET or an empty body>}` (the query string is not passed on). The call waits for the job, at most the job's execution timeout after submission (then the job is cancelled and the call answers 504). Without `stream`: 200 with the worker's output unwrapped (a list of strings → their concatenation; a list of one object → that object; anything else as is). With `"stream": true`: once the first chunk comes, 200 text/event-stream, each stream chunk's `output` string written as is, in order (a non-string item as `data: <json>`), closed when the job ends; an error after that is a last `data: {"error": …}` event. A job that fails answers its OpenAI error (status 500, or the worker's 4xx code), TIMED_OUT 504, CANCELLED 409. A client that disconnects cancels the job. `x-request-id` is the job's id (GET /v2/{ep}/status/{id} reads it for its retention).
+         */
+        get: operations["openAiGet"];
+        put?: never;
+        /**
+         * OpenAI-compatible request (RunPod /openai/*): chat completions, completions, embeddings, …
+         * @description RunPod's OpenAI-compatible passthrough: point an OpenAI SDK at `/v2/{ep}/openai/v1` with the endpoint's client key. `*` is any route (`v1/chat/completions`, `v1/completions`, `v1/models`, `v1/embeddings`, …); it becomes a job (kept as /runsync's) whose input is `{"openai_route": "/v1/…", "openai_input": <the body, or {} for GET or an empty body>}` (the query string is not passed on). The call waits for the job, at most the job's execution timeout after submission (then the job is cancelled and the call answers 504). Without `stream`: 200 with the worker's output unwrapped (a list of strings → their concatenation; a list of one object → that object; anything else as is). With `"stream": true`: once the first chunk comes, 200 text/event-stream, each stream chunk's `output` string written as is, in order (a non-string item as `data: <json>`), closed when the job ends; an error after that is a last `data: {"error": …}` event. A job that fails answers its OpenAI error (status 500, or the worker's 4xx code), TIMED_OUT 504, CANCELLED 409. A client that disconnects cancels the job. `x-request-id` is the job's id (GET /v2/{ep}/status/{id} reads it for its retention).
+         */
+        post: operations["openAiPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/job-log/{w}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Append log lines to a job
+         * @description Lines from the worker holding the job's lease, fenced like every report: another worker, an older attempt or a job that has ended gets a 409 and nothing is kept. Accepted while the job runs or is being cancelled. Not a state change: the job's version and status stay. A job keeps at most 10000 lines and 1 MiB of messages (UTF-8) over all its attempts; the line that would pass either is replaced by one truncation marker line (level WARN, workerId null) and later lines are dropped. The body is read as JSON whatever the Content-Type. Push workers post to the `urls.log` they were pushed with (`?token=`).
+         */
+        post: operations["jobLog"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/logs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A job's log, paged, or followed live as Server-Sent Events
+         * @description The lines the job's workers logged, oldest first, kept for the job's retention. JSON: up to `limit` lines after `after`. With `?follow=1` (or `Accept: text/event-stream`): a live SSE stream of `log` events (id = seq, data = the line) from after `Last-Event-ID` (or `after`), `: keep-alive` comments, then one `end` event (`{id, status, truncated}`) once the job has ended and every line is sent, or an `error` event if the job is deleted meanwhile. A job keeps at most 10000 lines and 1 MiB of messages (UTF-8) over all its attempts; the line that would pass either is replaced by one truncation marker line (level WARN, workerId null) and later lines are dropped.
+         */
+        get: operations["getLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List an endpoint's batches, newest first */
+        get: operations["listBatches"];
+        put?: never;
+        /**
+         * Create a batch (DRAFT), optionally with its first requests
+         * @description RunPod's Batch API (beta). The body is a bare JSON array of /run bodies, or the object form with a `name` and a batch `webhook` (also accepted as the `webhook` query parameter). Nothing runs until /finalize. Limits: 10 active batches per endpoint (DRAFT, or FINALIZED with unfinished requests: 429), 10000 requests per batch (RunPod: 5,000), 10 MiB per create or append body (400).
+         */
+        post: operations["createBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/batch/{batchId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A batch's summary with request counts */
+        get: operations["getBatch"];
+        /** Rename a batch or set its webhook */
+        put: operations["updateBatch"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/batch/{batchId}/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A page of a batch's requests
+         * @description Failures first, then running, then waiting, then completed, then cancelled; within each, in the order they were added. A page carries at most 16 MiB of outputs (then `limit` says how many came).
+         */
+        get: operations["listBatchRequests"];
+        put?: never;
+        /**
+         * Append requests to a DRAFT batch
+         * @description Body `{"requests": [...]}`, at most 10 MiB per call; call again to add more. Limits: 10 active batches per endpoint (DRAFT, or FINALIZED with unfinished requests: 429), 10000 requests per batch (RunPod: 5,000), 10 MiB per create or append body (400).
+         */
+        post: operations["appendBatchRequests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/batch/{batchId}/requests/{requestId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove one request from a DRAFT batch */
+        delete: operations["deleteBatchRequest"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/batch/{batchId}/finalize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finalize a batch: lock it and start its requests
+         * @description Answers at once; the batch turns its requests into jobs in the background (low priority: a batch never delays /run jobs of the same priority). Finalizing a FINALIZED batch again changes nothing.
+         */
+        post: operations["finalizeBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/batch/{batchId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a batch
+         * @description A DRAFT is CANCELLED at once. A FINALIZED batch's waiting requests are cancelled at once, running ones finish; the batch becomes CANCELLED once none runs. Cancelling again changes nothing.
+         */
+        post: operations["cancelBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List an endpoint's cron schedules */
+        get: operations["listSchedules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/schedules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a cron schedule
+         * @description Its config, its next 5 fire times and its newest 20 fires with their jobs' current status.
+         */
+        get: operations["getSchedule"];
+        /**
+         * Create or replace a cron schedule
+         * @description Each fire submits the job once (idempotently: a fire that runs twice creates one job). A replace keeps the fire log; with the same cron and time zone it also keeps where the schedule had got to, otherwise it starts from now. Names: 1-64 letters, digits, '-' or '_'. At most 100 schedules per endpoint (409 past it).
+         */
+        put: operations["putSchedule"];
+        post?: never;
+        /**
+         * Delete a cron schedule
+         * @description It fires no more; jobs it created are not touched.
+         */
+        delete: operations["deleteSchedule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/schedules/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a cron schedule
+         * @description No fires until resumed; the fires missed meanwhile follow the schedule's catchUp on resume.
+         */
+        post: operations["pauseSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/schedules/{name}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a cron schedule
+         * @description Fires again; the fires missed while paused follow catchUp (none: missed; latest: the newest fires late; all: each fires, the newest 100).
+         */
+        post: operations["resumeSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/schedules/{name}/trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fire a cron schedule now
+         * @description Submits the schedule's job once now, outside the cron, paused or not, with its own idempotency key. Overlap "queue" still queues it behind the schedule's unfinished jobs; "skip" does not apply.
+         */
+        post: operations["triggerSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -784,6 +1133,11 @@ export interface components {
             executionTimeout: number;
             /** @description Default `policy.ttl`, ms. */
             ttl: number;
+            /**
+             * @description Default `policy.ttlMode`: what ttl bounds, the wait in the queue ("queue") or the whole life of the job ("lifespan", RunPod since 2026). Absent on endpoints stored before it existed: "queue".
+             * @enum {string}
+             */
+            ttlMode?: "queue" | "lifespan";
             /** @description Attempts per job. */
             maxAttempts: number;
             /** @description Worker silence before its lease is lost, ms. */
@@ -806,6 +1160,8 @@ export interface components {
             previousSecretUntil: string | null;
             /** @description Webhook and worker URLs may be private or loopback addresses. */
             allowPrivateUrls: boolean;
+            /** @description Client rate limits apply to this endpoint's keys (RunPod's, per key: /run 1000 per 10 s, …); false turns them off. */
+            rateLimit: boolean;
             /** @description Objects the ready index is spread over (grows, never shrinks). */
             shards: number;
             /** @description Shards jobs with a sequenceKey are placed over (fixed at creation). */
@@ -828,6 +1184,8 @@ export interface components {
             workerUrls?: string[];
             executionTimeout?: number;
             ttl?: number;
+            /** @enum {string} */
+            ttlMode?: "queue" | "lifespan";
             maxAttempts?: number;
             heartbeatTimeout?: number;
             retentionMs?: number;
@@ -838,6 +1196,7 @@ export interface components {
             allowPrivateUrls?: boolean;
             retryOnError?: boolean;
             shards?: number;
+            rateLimit?: boolean;
         };
         /** @enum {string} */
         JobStatus: "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
@@ -875,6 +1234,23 @@ export interface components {
             id: string;
             status: components["schemas"]["JobStatus"];
         };
+        RateLimited: {
+            /** @description Names the routes, the limit and the endpoint. */
+            error: string;
+            /**
+             * @description The routes counted together.
+             * @enum {string}
+             */
+            group: "run" | "runsync" | "status" | "cancel" | "purge-queue" | "openai" | "requests";
+            /** @description Requests allowed per period per key and endpoint. */
+            limit: number;
+            /** @description The period, seconds. */
+            periodSeconds: number;
+            /** @description As the Retry-After header. */
+            retryAfterSeconds: number;
+        } & {
+            [key: string]: unknown;
+        };
         /** @description RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` (RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, `idempotencyKey` and `sequenceKey` are optional; `s3Config` is handed to the job's workers as sent (never echoed); `webhookV2` is kept, not called; other top-level fields are ignored. */
         RunRequest: {
             /** @description The job's input: any JSON value but null ({} for an empty input). */
@@ -884,6 +1260,11 @@ export interface components {
             policy?: {
                 executionTimeout?: number;
                 ttl?: number;
+                /**
+                 * @description What ttl bounds: "queue" (the wait for a worker; default) or "lifespan" (RunPod since 2026: the whole life from submission, then the job is gone whatever its state).
+                 * @enum {string}
+                 */
+                ttlMode?: "queue" | "lifespan";
                 lowPriority?: boolean;
                 maxAttempts?: number;
                 heartbeatTimeout?: number;
@@ -976,6 +1357,82 @@ export interface components {
                 unhealthy: number;
             };
         };
+        /** @description One page of an endpoint's requests. No total: it would cost a count over every shard. */
+        RequestList: {
+            requests: components["schemas"]["RequestSummary"][];
+            /** @description The page size applied. */
+            limit: number;
+            /** @description More pages may follow: ask again with `cursor`. */
+            hasMore: boolean;
+            /** @description Where the next page starts (opaque; null when hasMore is false). */
+            cursor: string | null;
+        };
+        /** @description A job as the listing shows it: no input and no output (GET /status/{id} has them). */
+        RequestSummary: {
+            id: string;
+            status: components["schemas"]["JobStatus"];
+            /** @description An ISO 8601 time (UTC). */
+            createdAt: string;
+            /** @description When the endpoint last learnt of a change of the job. */
+            updatedAt: string;
+            /** @description ms the job waited before its (last) start, once started. */
+            delayTime?: number;
+            /** @description ms its last attempt ran, once finished. */
+            executionTime?: number;
+            /** @description The worker holding it, or the last one that ran it. */
+            workerId: string | null;
+            attempt: number;
+            priority: number;
+            batchId: string | null;
+            sequenceKey: string | null;
+        };
+        BulkCancelResult: {
+            /** @description Jobs of this call's page that match the filters. */
+            matched: number;
+            /** @description Cancelled (waiting ones) or told to stop (running ones: CANCELLING). */
+            cancelled: number;
+            /** @description Jobs left as they were, with why (the first 100). */
+            skipped: {
+                id: string;
+                reason: string;
+            }[];
+            /** @description All jobs skipped by this call. */
+            skippedCount: number;
+            /** @description Pass it to the next call with the same filters (null: done). */
+            cursor: string | null;
+            hasMore: boolean;
+        };
+        /** @description Which jobs: the filters of GET /v2/{endpointId}/requests; every field optional ({} matches every job). */
+        BulkRequestsBody: {
+            /** @description One job state, a comma list, or an array of states. */
+            status?: string | string[];
+            /** @description RFC 3339 or epoch ms (inclusive). */
+            createdSince?: string | number;
+            /** @description RFC 3339 or epoch ms (exclusive). */
+            createdUntil?: string | number;
+            batchId?: string;
+            sequenceKey?: string;
+            /** @description Jobs this call acts on at most, 1-500 (default 50). */
+            limit?: number;
+            /** @description The previous call's `cursor` (same filters). */
+            cursor?: string;
+        };
+        BulkRetryResult: {
+            /** @description Jobs of this call's page that match the filters. */
+            matched: number;
+            /** @description Put back in the queue (IN_QUEUE or SEQUENCED). */
+            retried: number;
+            /** @description Jobs left as they were, with why (the first 100). */
+            skipped: {
+                id: string;
+                reason: string;
+            }[];
+            /** @description All jobs skipped by this call. */
+            skippedCount: number;
+            /** @description Pass it to the next call with the same filters (null: done). */
+            cursor: string | null;
+            hasMore: boolean;
+        };
         MetricsPeriod: {
             /** @description An ISO 8601 time (UTC). */
             start: string;
@@ -1016,6 +1473,223 @@ export interface components {
             attempt: number;
             /** @description The job's input, exactly as submitted. */
             input: unknown;
+        };
+        OpenAiError: {
+            error: {
+                /** @description What went wrong: ours, or the worker's error message. */
+                message: string;
+                /** @description invalid_request_error, authentication_error, permission_error, not_found_error, server_error; for a job: the worker's type (else worker_error), timeout or cancelled. */
+                type: string;
+                param: null;
+                /** @description The worker's code, the job's end reason (timeout, cancelled), or null. */
+                code: string | number | null;
+            };
+        };
+        /** @description A page of a job's log. */
+        LogPage: {
+            id: string;
+            status: components["schemas"]["JobStatus"];
+            lines: components["schemas"]["LogLine"][];
+            /** @description More lines are stored: pass this as `after` for the next page. Null: this page reached the end of the log so far. */
+            next: number | null;
+            /** @description The job's log is full and ends with the truncation marker. */
+            truncated: boolean;
+        };
+        /** @description A line of a job's log. */
+        LogLine: {
+            /** @description The line's number in the job's log (increasing; the SSE event id). */
+            seq: number;
+            /** @description When the line arrived. */
+            at: string;
+            /** @description The worker's own time of the line, if it sent one. */
+            ts: string | null;
+            /** @description The attempt that wrote it. */
+            attempt: number;
+            /** @description The worker that wrote it; null for the truncation marker. */
+            workerId: string | null;
+            /** @enum {string} */
+            level: "DEBUG" | "INFO" | "WARN" | "ERROR";
+            message: string;
+        };
+        BatchCreated: {
+            id: string;
+            /** @constant */
+            status: "DRAFT";
+        };
+        /** @description RunPod's bare array of /run bodies (`[]` for none yet), or the object form `{"name", "requests", "webhook"}`. */
+        CreateBatchBody: ({
+            input: unknown;
+        } & {
+            [key: string]: unknown;
+        })[] | {
+            name?: string;
+            /** @description The first requests: /run bodies. */
+            requests?: unknown[];
+            /**
+             * Format: uri
+             * @description Signed POST of the batch summary when the batch finishes (edge-jobs' extension).
+             */
+            webhook?: string;
+        };
+        BatchList: {
+            batches: components["schemas"]["BatchSummary"][];
+            total: number;
+            offset: number;
+            limit: number;
+            hasMore: boolean;
+        };
+        /** @description RunPod's batch summary. All requests finished when requestCompleted + requestFailed = requestTotal (cancelled children aside). */
+        BatchSummary: {
+            id: string;
+            endpointId: string;
+            status: components["schemas"]["BatchStatus"];
+            requestTotal: number;
+            /** @description Children IN_PROGRESS or CANCELLING. */
+            requestInProgress: number;
+            /** @description Children COMPLETED. */
+            requestCompleted: number;
+            /** @description Children FAILED or TIMED_OUT. Cancelled children count in none of the three. */
+            requestFailed: number;
+            /** @description Epoch milliseconds. */
+            createdAt: number;
+        };
+        /**
+         * @description DRAFT → FINALIZED → CANCELLED or FAILED. A FINALIZED batch stays FINALIZED once all its requests finished.
+         * @enum {string}
+         */
+        BatchStatus: "DRAFT" | "FINALIZED" | "FAILED" | "CANCELLED";
+        BatchRenamed: {
+            id: string;
+            endpointId: string;
+            status: components["schemas"]["BatchStatus"];
+            requestTotal: number;
+            /** @description Children IN_PROGRESS or CANCELLING. */
+            requestInProgress: number;
+            /** @description Children COMPLETED. */
+            requestCompleted: number;
+            /** @description Children FAILED or TIMED_OUT. Cancelled children count in none of the three. */
+            requestFailed: number;
+            /** @description Epoch milliseconds. */
+            createdAt: number;
+            name: string | null;
+        };
+        /** @description At least one of `name` and `webhook`. */
+        UpdateBatchBody: {
+            name?: string;
+            /** Format: uri */
+            webhook?: string;
+        };
+        AppendBatchBody: {
+            /** @description /run bodies to add. */
+            requests: unknown[];
+        };
+        BatchChildList: {
+            requests: components["schemas"]["BatchChild"][];
+            total: number;
+            offset: number;
+            /** @description The page size applied. */
+            limit: number;
+            hasMore: boolean;
+        };
+        BatchChild: {
+            /** @description The child's job id: /status/{id}, /cancel/{id}, /retry/{id} work on it once it is a job. */
+            id: string;
+            status: components["schemas"]["JobStatus"];
+            output?: unknown;
+            error?: string;
+            /** @description An ISO 8601 time (UTC). */
+            startedAt?: string;
+            /** @description An ISO 8601 time (UTC). */
+            completedAt?: string;
+        };
+        Schedule: {
+            name: string;
+            endpointId: string;
+            cron: string;
+            timezone: string;
+            /** @description The job each fire submits (an s3Config is shown as "(set; not shown)"). */
+            job: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            overlap: "skip" | "queue" | "allow";
+            /** @enum {string} */
+            catchUp: "none" | "latest" | "all";
+            paused: boolean;
+            /** @description An ISO 8601 time (UTC). */
+            createdAt: string;
+            /** @description An ISO 8601 time (UTC). */
+            updatedAt: string;
+            /** @description The next 5 fire times (empty while paused). */
+            nextFires: string[];
+            /** @description The newest 20 fires, newest first. */
+            lastFires: {
+                /** @description The scheduled time (a manual fire: when it was triggered). */
+                fireTime: string;
+                /** @description A "trigger now" fire. */
+                manual: boolean;
+                jobId: string | null;
+                /** @description The fire's job's current status; or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
+                outcome: components["schemas"]["JobStatus"] | ("skipped" | "missed" | "failed" | "gone");
+                /** @description Why a fire was skipped or failed. */
+                detail: string | null;
+                /** @description When the fire ran (its submit started); firedAt - fireTime is the alarm's drift. For a missed fire: when it was found missed. */
+                firedAt: string;
+            }[];
+            /** @description Missed fires not listed one by one (at least this many). */
+            missedUnlisted: number;
+        };
+        /** @description A cron schedule: every field but cron and job optional; unknown fields are a 400. At most 100 schedules per endpoint, 131072 bytes of body and 65536 bytes of job input (JSON). */
+        ScheduleInput: {
+            /** @description 5 fields (minute hour day-of-month month day-of-week) or 6 (a seconds field first); names (MON, JAN), L, W, # and @hourly/@daily/… as the croner parser reads them. */
+            cron: string;
+            /**
+             * @description The IANA time zone the cron is read in (default UTC).
+             * @default UTC
+             */
+            timezone: string;
+            /** @description The job each fire submits: a /run body (input, policy, webhook, priority, sequenceKey, s3Config, webhookV2); no idempotencyKey, each fire has its own. */
+            job: {
+                /** @description The job's input: any JSON value but null ({} for an empty input). */
+                input: unknown;
+                /** Format: uri */
+                webhook?: string;
+                policy?: {
+                    executionTimeout?: number;
+                    ttl?: number;
+                    /**
+                     * @description What ttl bounds: "queue" (the wait for a worker; default) or "lifespan" (RunPod since 2026: the whole life from submission, then the job is gone whatever its state).
+                     * @enum {string}
+                     */
+                    ttlMode?: "queue" | "lifespan";
+                    lowPriority?: boolean;
+                    maxAttempts?: number;
+                    heartbeatTimeout?: number;
+                    retryOnError?: boolean;
+                };
+                priority?: number;
+                sequenceKey?: string;
+                /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
+                s3Config?: {
+                    [key: string]: unknown;
+                };
+                /** @description Kept with the job when a string of at most 2,048 characters; not called, never refused. */
+                webhookV2?: unknown;
+            };
+            /**
+             * @description "skip" (default): a fire while the previous fire's job is unfinished is skipped; "queue": jobs run one at a time in fire order (a sequenceKey); "allow": every fire submits.
+             * @default skip
+             * @enum {string}
+             */
+            overlap: "skip" | "queue" | "allow";
+            /**
+             * @description Fires missed while paused or unreachable: "none" (default) records them missed; "latest" fires the newest one late; "all" fires each (the newest 100).
+             * @default none
+             * @enum {string}
+             */
+            catchUp: "none" | "latest" | "all";
+            /** @default false */
+            paused: boolean;
         };
     };
     responses: never;
@@ -2028,6 +2702,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Over the rate limit: at most 1000 requests per 10 s to /run per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
+                };
+            };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
             503: {
                 headers: {
@@ -2097,6 +2782,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Over the rate limit: at most 2000 requests per 10 s to /runsync per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
+                };
+            };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
             503: {
                 headers: {
@@ -2119,7 +2815,10 @@ export interface operations {
     };
     getStatus: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description RunPod's ?ttl=: a finished job stays readable at most this many ms more (retention only ever shortens; a job not yet finished is left as it is). */
+                ttl?: number;
+            };
             header?: never;
             path: {
                 /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
@@ -2140,6 +2839,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobStatusBody"];
                 };
             };
+            /** @description A malformed ttl. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
             404: {
                 headers: {
@@ -2147,6 +2855,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 2000 requests per 10 s to /status, /status-sync and /stream per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -2171,7 +2890,10 @@ export interface operations {
     };
     postStatus: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description RunPod's ?ttl=: a finished job stays readable at most this many ms more (retention only ever shortens; a job not yet finished is left as it is). */
+                ttl?: number;
+            };
             header?: never;
             path: {
                 /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
@@ -2192,6 +2914,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobStatusBody"];
                 };
             };
+            /** @description A malformed ttl. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
             404: {
                 headers: {
@@ -2199,6 +2930,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 2000 requests per 10 s to /status, /status-sync and /stream per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -2226,6 +2968,8 @@ export interface operations {
             query?: {
                 /** @description How long to wait for the job to finish, in ms (default 90000; clamped to 1000-300000). */
                 wait?: number;
+                /** @description RunPod's ?ttl=: a finished job stays readable at most this many ms more (retention only ever shortens; a job not yet finished is left as it is). */
+                ttl?: number;
             };
             header?: never;
             path: {
@@ -2247,6 +2991,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobStatusBody"];
                 };
             };
+            /** @description A malformed ttl. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
             404: {
                 headers: {
@@ -2254,6 +3007,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 2000 requests per 10 s to /status, /status-sync and /stream per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -2281,6 +3045,8 @@ export interface operations {
             query?: {
                 /** @description How long to wait for the job to finish, in ms (default 90000; clamped to 1000-300000). */
                 wait?: number;
+                /** @description RunPod's ?ttl=: a finished job stays readable at most this many ms more (retention only ever shortens; a job not yet finished is left as it is). */
+                ttl?: number;
             };
             header?: never;
             path: {
@@ -2302,6 +3068,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobStatusBody"];
                 };
             };
+            /** @description A malformed ttl. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
             404: {
                 headers: {
@@ -2309,6 +3084,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 2000 requests per 10 s to /status, /status-sync and /stream per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -2370,6 +3156,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 100 requests per 10 s to /cancel per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -2768,6 +3565,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Over the rate limit: at most 2 requests per 10 s to /purge-queue per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
+                };
+            };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
             503: {
                 headers: {
@@ -2838,6 +3646,229 @@ export interface operations {
             };
         };
     };
+    listRequests: {
+        parameters: {
+            query?: {
+                /** @description One job state or a comma list (SEQUENCED, IN_QUEUE, IN_PROGRESS, CANCELLING, COMPLETED, FAILED, CANCELLED, TIMED_OUT); case-insensitive. */
+                status?: string;
+                /** @description Jobs created at or after this time: RFC 3339 or epoch ms. */
+                createdSince?: string;
+                /** @description Jobs created before this time: RFC 3339 or epoch ms. */
+                createdUntil?: string;
+                /** @description Jobs of this batch. */
+                batchId?: string;
+                /** @description Jobs of this sequence key. */
+                sequenceKey?: string;
+                /** @description Jobs per page, 1-500 (default 50). */
+                limit?: number;
+                /** @description The previous page's `cursor`. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of requests. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestList"];
+                };
+            };
+            /** @description A malformed filter, limit or cursor; a cursor from another endpoint, for other filters, or altered. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 10 requests per 10 s to /requests per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
+                };
+            };
+            /** @description A shard of the endpoint's index did not answer: nothing was skipped; ask again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    bulkCancelRequests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequestsBody"];
+            };
+        };
+        responses: {
+            /** @description What this call did. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkCancelResult"];
+                };
+            };
+            /** @description A malformed filter, limit or cursor; a cursor from another endpoint, for other filters, or altered. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A shard of the endpoint's index did not answer: nothing was skipped; ask again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    bulkRetryRequests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequestsBody"];
+            };
+        };
+        responses: {
+            /** @description What this call did. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkRetryResult"];
+                };
+            };
+            /** @description A malformed filter, limit or cursor; a cursor from another endpoint, for other filters, or altered. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A shard of the endpoint's index did not answer: nothing was skipped; ask again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getStream: {
         parameters: {
             query?: {
@@ -2883,6 +3914,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 2000 requests per 10 s to /status, /status-sync and /stream per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -2950,6 +3992,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 2000 requests per 10 s to /status, /status-sync and /stream per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -3589,6 +4642,1472 @@ export interface operations {
                 };
             };
             /** @description Unknown endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    openAiGet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The worker's output unwrapped (any JSON, normally an OpenAI object); with `"stream": true` a text/event-stream of the worker's chunks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description The body is not a JSON object (or not JSON), the route is too long, or the worker reported a 400. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Missing or invalid key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description A worker key, which may not use the client API. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description No such endpoint, no route after /openai, or the worker reported a 404. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The job was cancelled (by /cancel, a queue purge or its endpoint's deletion). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The body is larger than 20 MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Over the rate limit of /openai/* (RunPod's: 2000 requests per 10 s per key and endpoint), with Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The worker failed the job (its error, as an OpenAI error object). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The job completed without an output, or with a non-streaming answer too large to assemble from its stream. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description A push endpoint while PUBLIC_URL is unset, or not configured. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"] | components["schemas"]["Error"];
+                };
+            };
+            /** @description The job timed out, or did not end within its execution timeout after submission (it was cancelled). */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    openAiPost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The worker's output unwrapped (any JSON, normally an OpenAI object); with `"stream": true` a text/event-stream of the worker's chunks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description The body is not a JSON object (or not JSON), the route is too long, or the worker reported a 400. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Missing or invalid key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description A worker key, which may not use the client API. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description No such endpoint, no route after /openai, or the worker reported a 404. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The job was cancelled (by /cancel, a queue purge or its endpoint's deletion). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The body is larger than 20 MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Over the rate limit of /openai/* (RunPod's: 2000 requests per 10 s per key and endpoint), with Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The worker failed the job (its error, as an OpenAI error object). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The job completed without an output, or with a non-streaming answer too large to assemble from its stream. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description A push endpoint while PUBLIC_URL is unset, or not configured. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"] | components["schemas"]["Error"];
+                };
+            };
+            /** @description The job timed out, or did not end within its execution timeout after submission (it was cancelled). */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    jobLog: {
+        parameters: {
+            query?: {
+                /** @description The attempt the lines are from (from the take); lines of an older attempt are refused (409). */
+                attempt?: number;
+                /** @description A push worker's report token (from `urls.log`); used only without an Authorization header. */
+                token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description The worker's id, chosen by the worker: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                w: string;
+                /** @description The job's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    lines: (string | ({
+                        /** @description DEBUG, INFO (default), WARN or ERROR, any case; RunPod's TRACE, NOTSET (→ DEBUG), TIP (→ INFO), and WARNING (→ WARN), CRITICAL, FATAL (→ ERROR) are accepted; any other is a 400. */
+                        level?: string;
+                        /** @description The text (or send it as `line`). Over 4160 characters (4096 and room for a cut note, so a message RunPod's SDK cut already is kept) it is cut in the middle as RunPod's SDK cuts it: the first and last 2048 characters around `\n...TRUNCATED <n> CHARACTERS...\n`. */
+                        message?: string;
+                        /** @description The text, when `message` is absent. */
+                        line?: string;
+                        /** @description The worker's time of the line: ms since the epoch or an RFC 3339 string (or send it as `at`). Kept beside the time the line arrived. */
+                        ts?: number | string;
+                    } & {
+                        [key: string]: unknown;
+                    }))[];
+                };
+            };
+        };
+        responses: {
+            /** @description The lines were appended, as far as the job's caps allow. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Lines kept. */
+                        accepted: number;
+                        /** @description Lines dropped because the job's log is full. */
+                        dropped: number;
+                        /** @description The job's log is full (it ends with the truncation marker): stop sending. */
+                        truncated: boolean;
+                    };
+                };
+            };
+            /** @description Not `{"lines": [...]}` with 1-1000 lines, a line without a string message, an unknown level or a bad time. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The report token is not valid for this job, attempt and worker. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or job (or a job of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the worker does not hold the job's lease, the attempt is over, or the job has ended. The body names `status` and `code`, with `stop: true`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is over 256 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getLogs: {
+        parameters: {
+            query?: {
+                /** @description Start after this line number (default 0: from the start). */
+                after?: number;
+                /** @description JSON only: lines per page, 1-1000 (default 100). */
+                limit?: number;
+                /** @description 1: follow the log as Server-Sent Events until the job ends. */
+                follow?: "0" | "1";
+            };
+            header?: {
+                /** @description SSE only: resume after this line number (wins over `after`). */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description The job's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JSON `{id, status, lines, next, truncated}`; with `follow=1` a text/event-stream of `log`, `end` and `error` events as described above. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPage"];
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description A bad `after`, `limit`, `follow` or Last-Event-ID. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listBatches: {
+        parameters: {
+            query?: {
+                /** @description Items to skip (default 0). */
+                offset?: number;
+                /** @description Items per page, 1-100 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of batches. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchList"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createBatch: {
+        parameters: {
+            query?: {
+                /** @description The batch webhook URL (signed POST of the summary when the batch finishes). */
+                webhook?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreateBatchBody"];
+            };
+        };
+        responses: {
+            /** @description The new batch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchCreated"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The endpoint has its maximum of active batches. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description batchId */
+                batchId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description batchId */
+                batchId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBatchBody"];
+            };
+        };
+        responses: {
+            /** @description The batch, with its name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchRenamed"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listBatchRequests: {
+        parameters: {
+            query?: {
+                /** @description Items to skip (default 0). */
+                offset?: number;
+                /** @description Items per page, 1-500 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description batchId */
+                batchId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of requests. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchChildList"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    appendBatchRequests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description batchId */
+                batchId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AppendBatchBody"];
+            };
+        };
+        responses: {
+            /** @description The batch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteBatchRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description batchId */
+                batchId: string;
+                /** @description requestId */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    finalizeBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description batchId */
+                batchId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch, FINALIZED. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description batchId */
+                batchId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description A malformed body, a request without `input`, a body over 10 MiB, too many requests, or a batch not in a state that allows it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or batch (or a batch of another endpoint). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listSchedules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Each schedule with its next fire and its newest fire. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        schedules: {
+                            name: string;
+                            cron: string;
+                            timezone: string;
+                            /** @enum {string} */
+                            overlap: "skip" | "queue" | "allow";
+                            /** @enum {string} */
+                            catchUp: "none" | "latest" | "all";
+                            paused: boolean;
+                            /** @description Null while paused. */
+                            nextFire: string | null;
+                            lastFire: {
+                                /** @description The scheduled time (a manual fire: when it was triggered). */
+                                fireTime: string;
+                                /** @description A "trigger now" fire. */
+                                manual: boolean;
+                                jobId: string | null;
+                                /** @description The fire's job's current status; or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
+                                outcome: components["schemas"]["JobStatus"] | ("skipped" | "missed" | "failed" | "gone");
+                                /** @description Why a fire was skipped or failed. */
+                                detail: string | null;
+                                /** @description When the fire ran (its submit started); firedAt - fireTime is the alarm's drift. For a missed fire: when it was found missed. */
+                                firedAt: string;
+                            } | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unknown endpoint or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Unknown endpoint or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleInput"];
+            };
+        };
+        responses: {
+            /** @description The stored schedule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description An invalid body: a bad cron or time zone, a cron that never fires, an unknown field, too large an input, a bad name. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The endpoint has 100 schedules already. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description Unknown endpoint or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    pauseSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The paused schedule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Unknown endpoint or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    resumeSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The resumed schedule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Unknown endpoint or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    triggerSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The fire and its job (or why it failed). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        fire: {
+                            /** @description The scheduled time (a manual fire: when it was triggered). */
+                            fireTime: string;
+                            /** @description A "trigger now" fire. */
+                            manual: boolean;
+                            jobId: string | null;
+                            /** @description The fire's job's current status; or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
+                            outcome: components["schemas"]["JobStatus"] | ("skipped" | "missed" | "failed" | "gone");
+                            /** @description Why a fire was skipped or failed. */
+                            detail: string | null;
+                            /** @description When the fire ran (its submit started); firedAt - fireTime is the alarm's drift. For a missed fire: when it was found missed. */
+                            firedAt: string;
+                        };
+                    };
+                };
+            };
+            /** @description Unknown endpoint or schedule. */
             404: {
                 headers: {
                     [name: string]: unknown;

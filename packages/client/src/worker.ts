@@ -8,6 +8,7 @@
  */
 import { EdgeJobsError, messageOf } from "./errors.ts";
 import { apiOf, must, type Connection } from "./http.ts";
+import { jobLog, type LogLevel } from "./job-log.ts";
 import type { components } from "./schema.ts";
 
 /** A job as a worker is handed it. */
@@ -20,6 +21,11 @@ export interface JobContext {
   progress(output: unknown): Promise<void>;
   /** One stream chunk, posted as `{"output": chunk}` and read from `/stream`. Throws an EdgeJobsError (409) once the job was stopped. */
   stream(chunk: unknown): Promise<void>;
+  /**
+   * A line of the job's log (read with GET /v2/{ep}/logs/{id}): batched, posted within 0.5 s and
+   * before the result. Never throws; lines after the job was stopped or its log filled are dropped.
+   */
+  log(message: unknown, level?: LogLevel): void;
 }
 
 /** Runs one job: its return value is the job's output; a thrown error fails the job with its message. */
@@ -253,10 +259,15 @@ export function runWorker(options: WorkerOptions): RunningWorker {
   /** Runs a job and reports it; answers the next job when the report brought one. */
   async function run(entry: Running): Promise<Running | null> {
     const { job, controller } = entry;
+    const logs = jobLog(
+      (lines) => must(api.POST("/v2/{ep}/job-log/{w}/{id}", { params: { path: { ep, w, id: job.id }, query: { attempt: job.attempt } }, body: { lines } }), `log of job ${job.id}`),
+      report,
+    );
     const ctx: JobContext = {
       signal: controller.signal,
       progress: (output) => sideReport(entry, "progress", output),
       stream: (chunk) => sideReport(entry, "stream", chunk),
+      log: logs.log,
     };
     const handled: Promise<ResultBody> = (async () => handler(job, ctx))().then(
       (output) => ({ output: output === undefined ? null : output }),
@@ -275,6 +286,8 @@ export function runWorker(options: WorkerOptions): RunningWorker {
       controller.abort(new Error(WORKER_STOPPED_ERROR));
       result = { error: WORKER_STOPPED_ERROR };
     }
+    // The job's lines go before its result: once it has ended, later lines are refused.
+    await logs.flush();
     try {
       return await reportResult(entry, result, takeNext && !stopping);
     } finally {

@@ -13,6 +13,17 @@ export const ErrorBody = z
   })
   .meta({ id: "Error" });
 
+/** A client over its rate limit (http/rate-limit.ts): the error body with the limit it hit. */
+export const RateLimitedBody = z
+  .looseObject({
+    error: z.string().describe("Names the routes, the limit and the endpoint."),
+    group: z.enum(["run", "runsync", "status", "cancel", "purge-queue", "openai", "requests"]).describe("The routes counted together."),
+    limit: z.number().int().describe("Requests allowed per period per key and endpoint."),
+    periodSeconds: z.number().int().describe("The period, seconds."),
+    retryAfterSeconds: z.number().int().describe("As the Retry-After header."),
+  })
+  .meta({ id: "RateLimited" });
+
 /** A job's RunPod state. */
 export const JobStatus = z
   .enum(JOB_STATES)

@@ -25,6 +25,10 @@ export const EndpointConfig = z
     workerUrls: z.array(z.string()).describe("Push workers' URLs."),
     executionTimeout: ms("Default `policy.executionTimeout`"),
     ttl: ms("Default `policy.ttl`"),
+    ttlMode: z
+      .enum(["queue", "lifespan"])
+      .optional()
+      .describe('Default `policy.ttlMode`: what ttl bounds, the wait in the queue ("queue") or the whole life of the job ("lifespan", RunPod since 2026). Absent on endpoints stored before it existed: "queue".'),
     maxAttempts: z.number().int().describe("Attempts per job."),
     heartbeatTimeout: ms("Worker silence before its lease is lost"),
     retentionMs: ms("How long a finished /run job stays readable"),
@@ -36,6 +40,7 @@ export const EndpointConfig = z
     previousWebhookSecret: z.string().nullable().describe("The secret before the last rotation, still signed with until `previousSecretUntil`; null when none."),
     previousSecretUntil: IsoTime.nullable().describe("Until when the previous secret is still signed with; null when there is none."),
     allowPrivateUrls: z.boolean().describe("Webhook and worker URLs may be private or loopback addresses."),
+    rateLimit: z.boolean().describe("Client rate limits apply to this endpoint's keys (RunPod's, per key: /run 1000 per 10 s, …); false turns them off."),
     shards: z.number().int().describe("Objects the ready index is spread over (grows, never shrinks)."),
     sequenceShards: z.number().int().describe("Shards jobs with a sequenceKey are placed over (fixed at creation)."),
     firstShard: z.union([z.literal(0), z.literal(1)]).describe("Read-only: 1 when shard objects 1..shards index the jobs, 0 when the endpoint object (shard 0) does."),

@@ -36,6 +36,15 @@ const waitQuery = (range: { min: number; max: number; default: number }, what: s
       .describe(`How long to wait ${what}, in ms (default ${range.default}; clamped to ${range.min}-${range.max}).`),
   });
 
+/** RunPod's `?ttl=` on /status: shortens a finished job's retention. */
+const ttlQuery = z
+  .number()
+  .int()
+  .min(0)
+  .max(LIMITS.retentionMs.max)
+  .optional()
+  .describe("RunPod's ?ttl=: a finished job stays readable at most this many ms more (retention only ever shortens; a job not yet finished is left as it is).");
+
 const IDEMPOTENCY_HEADER = {
   "Idempotency-Key": "An idempotency key (1-255 printable ASCII characters); the same as the body's idempotencyKey, which it must match if both are sent.",
 };
@@ -90,7 +99,8 @@ const statusDoc = (operationId: string): OperationDoc => ({
   description: STATUS_DESCRIPTION,
   tags: JOBS,
   auth: "client",
-  responses: { 200: { description: "The job's status, with its output once it has one.", schema: JobStatusBody }, 404: NOT_FOUND },
+  query: z.object({ ttl: ttlQuery }),
+  responses: { 200: { description: "The job's status, with its output once it has one.", schema: JobStatusBody }, 400: { description: "A malformed ttl." }, 404: NOT_FOUND },
 });
 export const GET_STATUS_DOC = statusDoc("getStatus");
 export const POST_STATUS_DOC = statusDoc("postStatus");
@@ -101,8 +111,8 @@ const statusSyncDoc = (operationId: string): OperationDoc => ({
   description: `Waits up to \`wait\` for the job to reach a terminal state, then answers as /status does. ${STATUS_DESCRIPTION}`,
   tags: JOBS,
   auth: "client",
-  query: waitQuery(LIMITS.syncWait, "for the job to finish"),
-  responses: { 200: { description: "The job's status: terminal, or as it is when the wait ran out.", schema: JobStatusBody }, 404: NOT_FOUND },
+  query: waitQuery(LIMITS.syncWait, "for the job to finish").extend({ ttl: ttlQuery }),
+  responses: { 200: { description: "The job's status: terminal, or as it is when the wait ran out.", schema: JobStatusBody }, 400: { description: "A malformed ttl." }, 404: NOT_FOUND },
 });
 export const GET_STATUS_SYNC_DOC = statusSyncDoc("getStatusSync");
 export const POST_STATUS_SYNC_DOC = statusSyncDoc("postStatusSync");

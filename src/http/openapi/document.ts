@@ -4,7 +4,8 @@
  * with a `meta({ id })`) become components. Served at /openapi.json.
  */
 import { z } from "zod";
-import { ErrorBody, PATH_PARAMS } from "./common";
+import { RATE_LIMITS, rateLimitGroupOf, type RateLimitGroup } from "../rate-limit";
+import { ErrorBody, PATH_PARAMS, RateLimitedBody } from "./common";
 import type { Auth, OperationDoc } from "./operation";
 import { registeredOperations } from "./registry";
 
@@ -56,6 +57,20 @@ function jsonSchema(schema: z.ZodType, io: "input" | "output", components: Json)
   return { $ref: `#/components/schemas/${id}` };
 }
 
+const RETRY_AFTER = { "Retry-After": { description: "Seconds to wait before trying again.", schema: { type: "integer" } } };
+
+/** The 429 of a rate-limited client route (http/rate-limit.ts): its limit, body and Retry-After. */
+function rateLimitedResponse(group: RateLimitGroup, components: Json): Json {
+  const { limit, periodSeconds, routes } = RATE_LIMITS[group];
+  return {
+    description:
+      `Over the rate limit: at most ${limit} requests per ${periodSeconds} s to ${routes} per key and endpoint (RunPod's limit; ` +
+      "the admin key and endpoints with `rateLimit: false` are not limited).",
+    headers: RETRY_AFTER,
+    content: { "application/json": { schema: jsonSchema(RateLimitedBody, "output", components) } },
+  };
+}
+
 function operationObject(path: string, doc: OperationDoc, components: Json): Json {
   const params: Json[] = [...path.matchAll(/:([A-Za-z_]+)/g)].map(([, name]) => ({
     name,
@@ -82,6 +97,9 @@ function operationObject(path: string, doc: OperationDoc, components: Json): Jso
   const error = { content: { "application/json": { schema: jsonSchema(ErrorBody, "output", components) } } };
   // Listed refusals carry the error body; any other 4xx (a bad request, a missing or wrong key) does too.
   for (const s of Object.keys(responses)) if (s.startsWith("4") && !doc.responses[Number(s)]!.schema) responses[s] = { ...(responses[s] as Json), ...error };
+  const limited = rateLimitGroupOf(path);
+  // A limited route may describe its 429 itself (its own body shape): the header is added to it.
+  if (limited !== null) responses["429"] = responses["429"] ? { ...(responses["429"] as Json), headers: RETRY_AFTER } : rateLimitedResponse(limited, components);
   responses["4XX"] = { description: "Refused: a bad request, a missing or wrong key, or an unknown id.", ...error };
   responses["503"] ??= { description: "Not configured (no admin key set) or unavailable for the moment.", ...error };
   return {

@@ -5,6 +5,7 @@
 import type { Context, Hono } from "hono";
 import type { JobChange, JobRead } from "../../jobs/job-object";
 import type { JobKind } from "../../jobs/record";
+import type { EndpointConfig } from "../../endpoints/config";
 import { SubmitBody } from "../../jobs/policy";
 import { LIMITS, PAYLOAD } from "../../shared/limits";
 import { checkOutboundUrl, publicOrigin } from "../../shared/urls";
@@ -37,6 +38,26 @@ function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
 }
 
 /**
+ * The checks of a validated submit body beyond its schema (input size, s3Config size, webhook
+ * URL); returns the input's bytes. Also every request of a batch (`where`: `requests[3].`).
+ */
+export function checkSubmitBody(body: SubmitBody, config: EndpointConfig, inputLimit: number, route: string, where = ""): Uint8Array {
+  const input = jsonBytes(body.input, `${where}input`);
+  if (input.byteLength > inputLimit) {
+    throw badRequest(`${where}input is ${input.byteLength} bytes; the limit on ${route} is ${inputLimit}`);
+  }
+  if (body.s3Config !== undefined) {
+    const bytes = jsonBytes(body.s3Config, `${where}s3Config`).byteLength;
+    if (bytes > PAYLOAD.s3ConfigBytes) throw badRequest(`${where}s3Config is ${bytes} bytes of JSON; the limit is ${PAYLOAD.s3ConfigBytes}`);
+  }
+  if (body.webhook !== undefined) {
+    const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);
+    if (!check.ok) throw badRequest(`${where}webhook: ${check.reason}`, { issues: [{ path: `${where}webhook`, message: check.reason }] });
+  }
+  return input;
+}
+
+/**
  * /run and /runsync: authorizes the client, reads and checks the body (input size, webhook URL,
  * idempotency key), then runs the submit flow (flows/submit).
  */
@@ -48,18 +69,7 @@ async function submit(c: Context<AppEnv>, kind: JobKind) {
   if (config.mode === "push" && !pub.ok) throw new ApiError(503, pub.reason);
   const inputLimit = kind === "sync" ? PAYLOAD.syncInputBytes : PAYLOAD.runInputBytes;
   const body = validate(SubmitBody, await readJson(c.req.raw, inputLimit + PAYLOAD.envelopeBytes));
-  const input = jsonBytes(body.input, "input");
-  if (input.byteLength > inputLimit) {
-    throw badRequest(`input is ${input.byteLength} bytes; the limit on /${kind === "sync" ? "runsync" : "run"} is ${inputLimit}`);
-  }
-  if (body.s3Config !== undefined) {
-    const bytes = jsonBytes(body.s3Config, "s3Config").byteLength;
-    if (bytes > PAYLOAD.s3ConfigBytes) throw badRequest(`s3Config is ${bytes} bytes of JSON; the limit is ${PAYLOAD.s3ConfigBytes}`);
-  }
-  if (body.webhook !== undefined) {
-    const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);
-    if (!check.ok) throw badRequest(`webhook: ${check.reason}`, { issues: [{ path: "webhook", message: check.reason }] });
-  }
+  const input = checkSubmitBody(body, config, inputLimit, kind === "sync" ? "/runsync" : "/run");
   const key = idempotencyKeyOf(c, body);
   const r = await submitJob(c.env, config, { kind, body, input, key, origin: pub.ok ? pub.origin : null });
   if (!r.ok) {
@@ -78,6 +88,19 @@ async function readOrNotFound(c: Context<AppEnv>, endpointId: string, r: JobRead
   if (isWaiting(r.job.state)) fields.queue = await jobQueue(c.env, r.job).queueInfo(r.job.id);
   if (r.webhook) fields.webhook = r.webhook;
   return jsonResponse(renderWithOutput(fields, r.output));
+}
+
+/**
+ * RunPod's `?ttl=<ms>` on /status: how much longer a finished job stays readable (0 up to the
+ * longest retention; it only ever shortens). Null when absent.
+ */
+function keepForParam(c: Context<AppEnv>): number | null {
+  const raw = c.req.query("ttl");
+  if (raw === undefined) return null;
+  if (!/^\d{1,10}$/.test(raw) || Number(raw) > LIMITS.retentionMs.max) {
+    throw badRequest(`ttl must be a whole number of ms from 0 to ${LIMITS.retentionMs.max} (how much longer a finished job stays readable), got '${raw.slice(0, 40)}'`);
+  }
+  return Number(raw);
 }
 
 function changeOrError(r: JobChange, id: string): Response {
@@ -103,15 +126,19 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   }, { POST: docs.RUNSYNC_DOC });
 
   const status = async (c: Context<AppEnv>) => {
+    const keepFor = keepForParam(c);
     const { endpointId, ref, id, stub } = await jobFor(c);
-    return readOrNotFound(c, endpointId, await stub.read(ref), id);
+    return readOrNotFound(c, endpointId, await (keepFor === null ? stub.read(ref) : stub.readThenKeep(ref, keepFor)), id);
   };
   route(app, "/v2/:ep/status/:id", { GET: status, POST: status }, { GET: docs.GET_STATUS_DOC, POST: docs.POST_STATUS_DOC });
 
   const statusSync = async (c: Context<AppEnv>) => {
     const wait = waitParam(c, LIMITS.syncWait);
+    const keepFor = keepForParam(c);
     const { endpointId, ref, id, stub } = await jobFor(c);
-    return readOrNotFound(c, endpointId, await stub.waitTerminal(ref, wait), id);
+    const r = await stub.waitTerminal(ref, wait);
+    if (keepFor !== null && r.ok) await stub.readThenKeep(ref, keepFor);
+    return readOrNotFound(c, endpointId, r, id);
   };
   route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync }, { GET: docs.GET_STATUS_SYNC_DOC, POST: docs.POST_STATUS_SYNC_DOC });
 

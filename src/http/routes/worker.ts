@@ -111,7 +111,11 @@ async function configOf(c: Context<AppEnv>, endpointId: string): Promise<Endpoin
   return config;
 }
 
-async function reportTarget(c: Context<AppEnv>) {
+/**
+ * The worker report a URL names, its caller authorized (the worker key, or a push worker's report
+ * token). Also job-log's (routes/logs).
+ */
+export async function reportTarget(c: Context<AppEnv>) {
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const fence = fenceOf(c, workerId);
