@@ -20,10 +20,9 @@ import { childObjectName, type BatchRecord, type BatchRef, type BatchStatus, typ
 import * as registry from "./registry";
 import { BATCH_MIGRATIONS } from "./schema";
 import { applyNote, cancelHeld, childByJob, childPage, countsOf, hasHeldChildren, heldBytes, insertChildren, loadBatch, recount, removeChild, saveBatch } from "./store";
-import { runWork } from "./work";
+import { RETRY_MS, runWork } from "./work";
 
 /** How soon failed work (a registry tell, a chunk that could not be created) is tried again. */
-export const RETRY_MS = 5_000;
 
 export interface BatchInit {
   id: string;

@@ -2,7 +2,7 @@
  * A batch as its object keeps it, the summary clients read (RUNPOD-WIRE-2 §1.6), a child as the
  * child list shows it (§1.8), and what a child job tells its batch.
  */
-import type { JobState } from "../jobs/states";
+import type { ChildNote } from "../jobs/batch-tell";
 
 /** A batch request's job object name: one per batch and index, so creating it again reaches the same job. */
 export const childObjectName = (batchId: string, idx: number) => `batch:${batchId}:${idx}`;
@@ -68,33 +68,13 @@ export interface ChildCounts {
 }
 
 /** A child as its batch last heard of it. */
-export interface ChildRow {
+export interface ChildRow extends ChildNote {
   idx: number;
-  jobId: string;
   /** Whether its job exists yet (a DRAFT's children, and a FINALIZED batch's not yet created, are not jobs). */
   created: boolean;
-  state: JobState;
-  version: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  error: string | null;
-  /** The output's JSON when copied (at most BATCH.outputCopyBytes); null when none or too large. */
-  output: Uint8Array | null;
-  outputBytes: number;
 }
 
-/** What a child job tells its batch after each state change (newest version wins). */
-export interface ChildNote {
-  jobId: string;
-  state: JobState;
-  version: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  error: string | null;
-  /** A finished job's output when at most BATCH.outputCopyBytes, else null (see outputBytes). */
-  output: Uint8Array | null;
-  outputBytes: number;
-}
+export type { ChildNote } from "../jobs/batch-tell";
 
 /** A page of the child list: its rows, the batch's total, the page size applied, whether more follow. */
 export interface ChildPage {

@@ -4,7 +4,7 @@
  * GET /batch, and which are active, for the limit on creates (BATCH.activePerEndpoint). The
  * registry is never on a job's path: batches tell it when they stop or start being active
  * (hints, retried by their alarm), and a create that finds the limit reached has the batches it
- * counts confirm first (see flows/batch), so a lost hint never locks an endpoint.
+ * counts confirm first (see batches/flow), so a lost hint never locks an endpoint.
  */
 export const registryName = (endpointId: string, generation: string) => `registry:${endpointId}:${generation}`;
 

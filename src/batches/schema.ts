@@ -1,4 +1,5 @@
 import type { Migration } from "../shared/migrations";
+import { WEBHOOK_TABLES } from "../webhooks/tables";
 
 /**
  * The batch object's schema, one numbered step at a time (never edit a deployed step: add the
@@ -55,26 +56,7 @@ export const BATCH_MIGRATIONS: readonly Migration[] = [
         data BLOB NOT NULL,
         PRIMARY KEY (name, idx)
       );
-      CREATE TABLE webhook_event (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        next_attempt_at INTEGER,
-        last_status INTEGER,
-        last_error TEXT,
-        delivered_at INTEGER,
-        fields TEXT NOT NULL
-      );
-      CREATE TABLE webhook_attempt (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        seq INTEGER NOT NULL,
-        at INTEGER NOT NULL,
-        status INTEGER,
-        latency_ms INTEGER NOT NULL,
-        error TEXT
-      );
+      ${WEBHOOK_TABLES}
       CREATE TABLE registry_entry (
         id TEXT PRIMARY KEY,
         created_at INTEGER NOT NULL,

@@ -6,21 +6,38 @@
  * so a crash resumes where it stopped and a request created twice reaches the same job), and,
  * after a cancel, cancelling the children that wait (running ones finish).
  */
-import { cancelWaiting, createChildren } from "../flows/batch-children";
+import { cancelWaiting, createChildren } from "./children";
 import { isTerminal, isWaiting } from "../jobs/states";
 import { BATCH } from "../shared/limits";
 import { publicOrigin } from "../shared/urls";
-import type { BatchObject } from "./batch-object";
-import { RETRY_MS } from "./batch-object";
-import { noteOf } from "./child-tell";
+import type { Clock } from "../shared/clock";
+import type { EndpointConfig } from "../endpoints/config";
+import { noteOf } from "../jobs/batch-tell";
 import * as commands from "./commands";
-import type { BatchRecord } from "./record";
+import type { BatchRecord, BatchStatus } from "./record";
 import { applyNote, cancelHeld, hasHeldChildren, heldChildren, loadBatch, markCreated, saveBatch, waitingChildren } from "./store";
+
+/** How soon failed or unfinished work is tried again. */
+export const RETRY_MS = 5_000;
+
+/** What the work loop needs of its batch object (the object passes itself). */
+export interface WorkHost {
+  readonly sql: SqlStorage;
+  readonly clock: Clock;
+  transact<T>(fn: () => T): T;
+  commit(before: BatchStatus, b: BatchRecord, now: number, dirty?: boolean): void;
+  recommit(): void;
+  arm(b: BatchRecord | null): void;
+  /** The endpoint incarnation's batch registry. */
+  registryOf(b: BatchRecord): ReturnType<Env["BATCH"]["get"]>;
+  /** The batch's endpoint: its config (null once deleted or re-created). */
+  endpointFor(b: BatchRecord): { getConfig(): Promise<EndpointConfig | null> };
+}
 
 /** How a sweep ended: done, out of time (`more`), or to be tried again later (`later`: a failed call, or children still to hear from). */
 type Sweep = "done" | "more" | "later";
 
-export async function runWork(o: BatchObject, env: Env): Promise<void> {
+export async function runWork(o: WorkHost, env: Env): Promise<void> {
   const start = loadBatch(o.sql);
   if (!start) return;
   // Due again soon unless this run finishes its work: a crash in the middle is retried.
@@ -44,7 +61,7 @@ export async function runWork(o: BatchObject, env: Env): Promise<void> {
   });
 }
 
-async function tellRegistry(o: BatchObject, b: BatchRecord): Promise<Sweep> {
+async function tellRegistry(o: WorkHost, b: BatchRecord): Promise<Sweep> {
   const active = commands.isActive(b);
   if (active === b.registryTold) return "done";
   try {
@@ -58,7 +75,7 @@ async function tellRegistry(o: BatchObject, b: BatchRecord): Promise<Sweep> {
 }
 
 /** Turns held requests into jobs until none is left, the slice ends, or a round fails. */
-async function createSweep(o: BatchObject, env: Env, b: BatchRecord): Promise<Sweep> {
+async function createSweep(o: WorkHost, env: Env, b: BatchRecord): Promise<Sweep> {
   let config;
   try {
     config = await o.endpointFor(b).getConfig();
@@ -93,7 +110,7 @@ async function createSweep(o: BatchObject, env: Env, b: BatchRecord): Promise<Sw
 }
 
 /** Creating children failed: tried again later, until it has failed for BATCH.createGiveUpMs, then the batch FAILED. */
-function creationFailed(o: BatchObject, why: string): Sweep {
+function creationFailed(o: WorkHost, why: string): Sweep {
   console.warn(`batch: creating children failed: ${why}`);
   const b = loadBatch(o.sql)!;
   const since = b.createFailingSince ?? o.clock.now();
@@ -106,7 +123,7 @@ function creationFailed(o: BatchObject, why: string): Sweep {
 }
 
 /** FINALIZED → FAILED: held requests are cancelled (never jobs); jobs already made go on. */
-function failBatch(o: BatchObject, why: string): void {
+function failBatch(o: WorkHost, why: string): void {
   o.transact(() => {
     const b = loadBatch(o.sql)!;
     const r = commands.fail(b, why);
@@ -122,7 +139,7 @@ function failBatch(o: BatchObject, why: string): void {
  * job (one call each, a chunk at a time); one found running is left to finish. Each child is
  * tried at most once per run; one that answered finished is heard from by its own tell.
  */
-async function cancelSweep(o: BatchObject, env: Env, b: BatchRecord): Promise<Sweep> {
+async function cancelSweep(o: WorkHost, env: Env, b: BatchRecord): Promise<Sweep> {
   o.transact(() => {
     if (cancelHeld(o.sql, o.clock.now()) > 0) o.recommit();
   });

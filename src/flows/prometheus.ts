@@ -4,7 +4,7 @@
  * and the last hour's metrics (their total over minute buckets). Reads only; nothing on a job's path.
  */
 import type { EndpointConfig } from "../endpoints/config";
-import type { EndpointNumbers } from "../metrics/prometheus";
+import type { EndpointNumbers } from "./prometheus-text";
 import { mergedWorkerCounts } from "./liveness";
 import { endpointStub } from "./stubs";
 

@@ -31,7 +31,7 @@ import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liv
 import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
 import type { ClaimBy, JobChange } from "./job-results";
 import { shardName } from "../shared/shards";
-import { tellBatch } from "../batches/child-tell";
+import { tellBatch } from "./batch-tell";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 const INDEX_RETRY_MS = 5_000;

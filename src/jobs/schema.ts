@@ -1,4 +1,5 @@
 import type { Migration } from "../shared/migrations";
+import { WEBHOOK_TABLES } from "../webhooks/tables";
 
 /** A job's log lines (issue 14): appended by its lease holder, read by clients in order. */
 const LOG_TABLE = `CREATE TABLE log_line (
@@ -76,26 +77,7 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
         at INTEGER NOT NULL,
         data BLOB NOT NULL
       );
-      CREATE TABLE webhook_event (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        next_attempt_at INTEGER,
-        last_status INTEGER,
-        last_error TEXT,
-        delivered_at INTEGER,
-        fields TEXT NOT NULL
-      );
-      CREATE TABLE webhook_attempt (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        seq INTEGER NOT NULL,
-        at INTEGER NOT NULL,
-        status INTEGER,
-        latency_ms INTEGER NOT NULL,
-        error TEXT
-      );
+      ${WEBHOOK_TABLES}
     `,
   },
   {

@@ -8,7 +8,7 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { BatchObject } from "../../src/batches/batch-object";
 import type { JobObject } from "../../src/jobs/job-object";
-import { createChildren } from "../../src/flows/batch-children";
+import { createChildren } from "../../src/batches/children";
 import { call, done, endpointStubOf, freezeJob, interceptFetch, jobStubOf, json, take, takeOne } from "./helpers";
 import { action, allCreated, batchEndpoint, batchStubOf, children, countsAgree, createBatch, summary, until, type Ep } from "./batch-kit";
 

@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import type { BatchObject } from "../../src/batches/batch-object";
-import { batchObjectId } from "../../src/batches/child-tell";
+import { batchObjectId } from "../../src/jobs/batch-tell";
 import { call, createEndpoint, createKey, json } from "./helpers";
 
 export interface Ep {

@@ -4,7 +4,7 @@
  */
 import parsePrometheus from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
-import { prometheusText, type EndpointNumbers } from "../../src/metrics/prometheus";
+import { prometheusText, type EndpointNumbers } from "../../src/flows/prometheus-text";
 import { call, createEndpoint, createKey, done, json, submit, takeOne } from "./helpers";
 
 type Family = { name: string; help: string; type: string; metrics: Array<{ labels?: Record<string, string>; value?: string; quantiles?: Record<string, string> }> };

@@ -1,6 +1,6 @@
 /** The descriptions of the Prometheus scrape routes (routes/prometheus.ts). */
 import type { OperationDoc } from "./operation";
-import { PROMETHEUS_CONTENT_TYPE } from "../../metrics/prometheus";
+import { PROMETHEUS_CONTENT_TYPE } from "../../flows/prometheus-text";
 
 const TEXT = PROMETHEUS_CONTENT_TYPE.split(";")[0]!;
 const FAMILIES =

@@ -2,13 +2,13 @@
  * RunPod's Batch API under /v2/{endpointId}/batch (RUNPOD-WIRE-2 §1), client key: create (a bare
  * array of /run bodies, or the object form), append, finalize, rename, remove a request, list,
  * summary, cancel, child list. Every request of a batch is checked as /run checks its body
- * (SubmitBody and client.ts's checkSubmitBody) and stored with `lowPriority`; see flows/batch.
+ * (SubmitBody and client.ts's checkSubmitBody) and stored with `lowPriority`; see batches/flow.
  */
 import type { Context, Hono } from "hono";
 import type { z } from "zod";
 import type { BatchAnswer } from "../../batches/batch-object";
 import type { EndpointConfig } from "../../endpoints/config";
-import { batchRef, batchStub, childList, createBatch, listBatches } from "../../flows/batch";
+import { batchRef, batchStub, childList, createBatch, listBatches } from "../../batches/flow";
 import { SubmitBody } from "../../jobs/policy";
 import { BATCH, PAYLOAD } from "../../shared/limits";
 import { checkOutboundUrl, publicOrigin } from "../../shared/urls";

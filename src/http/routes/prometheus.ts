@@ -4,7 +4,7 @@
  */
 import type { Hono } from "hono";
 import { endpointNumbers } from "../../flows/prometheus";
-import { PROMETHEUS_CONTENT_TYPE, prometheusText, type EndpointNumbers } from "../../metrics/prometheus";
+import { PROMETHEUS_CONTENT_TYPE, prometheusText, type EndpointNumbers } from "../../flows/prometheus-text";
 import { foundOn, requireEndpoint } from "../auth";
 import { ADMIN_PROMETHEUS_DOC, ENDPOINT_PROMETHEUS_DOC } from "../openapi/docs-prometheus";
 import { directoryStub, endpointParam, endpointStub } from "../stubs";

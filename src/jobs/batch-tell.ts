@@ -6,9 +6,22 @@
  */
 import { blobBytes, readBlob } from "../shared/blobs";
 import { BATCH } from "../shared/limits";
-import type { JobRecord } from "../jobs/record";
-import { isTerminal } from "../jobs/states";
-import type { ChildNote } from "./record";
+import type { JobRecord } from "./record";
+import type { JobState } from "./states";
+import { isTerminal } from "./states";
+
+/** What a child job tells its batch after each state change (newest version wins). */
+export interface ChildNote {
+  jobId: string;
+  state: JobState;
+  version: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  error: string | null;
+  /** A finished job's output when at most BATCH.outputCopyBytes, else null (see outputBytes). */
+  output: Uint8Array | null;
+  outputBytes: number;
+}
 
 /** The object of a batch id (`batch_<hex object id>`), or null for an id that is not one of ours. */
 export function batchObjectId(env: Env, batchId: string): DurableObjectId | null {

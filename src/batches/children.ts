@@ -3,14 +3,14 @@
  * flow, under a name per batch and index, so creating one again reaches the same job) and cancel
  * waiting ones after the batch's cancel. All calls of a chunk go out at once; each settles alone.
  */
-import { childObjectName } from "../batches/record";
+import { childObjectName } from "./record";
 import type { EndpointConfig } from "../endpoints/config";
 import type { SubmitBody } from "../jobs/policy";
 import type { JobChange } from "../jobs/job-object";
 import type { JobRecord } from "../jobs/record";
 import { LIMITS } from "../shared/limits";
-import { jobAt } from "./stubs";
-import { submitJob } from "./submit";
+import { jobAt } from "../flows/stubs";
+import { submitJob } from "../flows/submit";
 
 /** A held request: its index, its job's id, and its /run body as stored (validated at append). */
 export interface HeldChild {

@@ -8,8 +8,8 @@
 import type { CounterName } from "../endpoints/ready-index";
 import { WORKER_STATES, type WorkerCounts } from "../endpoints/workers";
 import { JOB_STATES, type JobState } from "../jobs/states";
-import type { MetricsView } from "./buckets";
-import { RELATIVE_ERROR } from "./sketch";
+import type { MetricsView } from "../metrics/buckets";
+import { RELATIVE_ERROR } from "../metrics/sketch";
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -4,14 +4,14 @@
  * registry, each batch's summary from the batch), and a page of a batch's children (outputs too
  * large to copy into the batch are read from their jobs).
  */
-import { batchObjectId } from "../batches/child-tell";
-import type { BatchAnswer, BatchInit } from "../batches/batch-object";
-import type { BatchRef, BatchSummary, ChildRow } from "../batches/record";
-import { registryName, type Confirmed } from "../batches/registry";
+import { batchObjectId } from "../jobs/batch-tell";
+import type { BatchAnswer, BatchInit } from "./batch-object";
+import type { BatchRef, BatchSummary, ChildRow } from "./record";
+import { registryName, type Confirmed } from "./registry";
 import type { EndpointConfig } from "../endpoints/config";
 import { isTerminal } from "../jobs/states";
 import { BATCH } from "../shared/limits";
-import { jobAt } from "./stubs";
+import { jobAt } from "../flows/stubs";
 
 /** A batch's object, or null for an id that is not one of ours (the route answers 404). */
 export function batchStub(env: Env, batchId: string) {
