@@ -66,6 +66,8 @@ export const OPENAI_ROUTE = {
   /** The route after `/openai` (`/v1/chat/completions`), in characters of the URL path. */
   routeChars: 1024,
   waitSliceMs: 60 * SECOND,
+  /** A stream that has begun reads its job at least this often: a lost worker and a gone client are noticed within it. */
+  watchSliceMs: 2 * SECOND,
   /** A non-streaming answer assembled from stream chunks (a job that completed without output) holds at most this much. */
   chunkedOutputBytes: PAYLOAD.outputBytes,
 } as const;

@@ -8,7 +8,7 @@
 import type { Context, Hono } from "hono";
 import { stream } from "hono/streaming";
 import type { EndpointRef } from "../../jobs/record";
-import { isTerminal } from "../../jobs/states";
+import { isTerminal, isWaiting } from "../../jobs/states";
 import { OPENAI_ROUTE } from "../../shared/limits";
 import { publicOrigin } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
@@ -209,9 +209,13 @@ async function pipeChunks(
   let after = 0;
   let chunks = first.chunks;
   let state = first.job;
+  /** Whether what was written so far ends between two SSE events (a comment may go there). */
+  let atBoundary = true;
   for (;;) {
     for (const ch of chunks) {
-      await s.write(chunkText(ch.data));
+      const text = chunkText(ch.data);
+      await s.write(text);
+      if (text.length > 0) atBoundary = text.endsWith("\n\n");
       after = ch.seq;
     }
     if (s.aborted) return;
@@ -224,17 +228,22 @@ async function pipeChunks(
       await s.write(sseEvent(errorObject(await failAndCancel(endFailure({ kind: "deadline", job: state })))));
       return;
     }
-    const r = await chunksAfter(c.env, job.id, job.ref, after, job.deadline - Date.now());
+    // Short reads, so a lost worker (the job back in the queue) and a gone client are noticed
+    // within a slice, not only when chunks come again.
+    const r = await chunksAfter(c.env, job.id, job.ref, after, Math.min(OPENAI_ROUTE.watchSliceMs, job.deadline - Date.now()));
     if (!r.ok) {
       watch.settle();
       await s.write(sseEvent(errorObject(endFailure({ kind: "gone" }))));
       return;
     }
-    if (r.job.attempt !== attempt) {
+    if (r.job.attempt !== attempt || isWaiting(r.job.state)) {
       const f = { status: 502, message: "the worker was lost mid-stream and the job went back to the queue; the stream cannot continue, and the job was cancelled", type: "server_error", code: "worker_lost" };
       await s.write(sseEvent(errorObject(await failAndCancel(f))));
       return;
     }
+    // Nothing new: an SSE comment (OpenAI's SDKs skip them) finds out whether the client is
+    // still there; only between events, as workers' chunks may split one.
+    if (r.chunks.length === 0 && !isTerminal(r.job.state) && atBoundary) await s.write(": keep-alive\n\n");
     chunks = r.chunks;
     state = r.job;
   }
