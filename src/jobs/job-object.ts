@@ -50,11 +50,12 @@ export class JobObject extends JobCore {
   }
 
   /**
-   * Reads the job, then shortens a finished job's retention to `keepForMs` from now (RunPod's
-   * `/status?ttl=`; the answer still carries the job).
+   * Reads the job (after waiting up to `waitMs` for it to finish, as waitTerminal), then shortens a
+   * finished job's retention to `keepForMs` from now (RunPod's `/status?ttl=`; the answer still
+   * carries the job). One call for /status and /status-sync alike.
    */
-  async readThenKeep(ref: EndpointRef, keepForMs: number): Promise<JobRead> {
-    const r = await this.read(ref);
+  async readThenKeep(ref: EndpointRef, keepForMs: number, waitMs = 0): Promise<JobRead> {
+    const r = waitMs > 0 ? await this.waitTerminal(ref, waitMs) : await this.read(ref);
     if (r.ok) await this.run(ref, (job, now) => commands.shortenRetention(job, keepForMs, now));
     return r;
   }

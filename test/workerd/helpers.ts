@@ -166,3 +166,21 @@ export async function takeId(ep: string, worker: string): Promise<string | null>
   if (res.status !== 200) throw new Error(`job-take by ${worker} on ${ep} answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
 }
+
+/** Parses an SSE body into its events (comments skipped; multi-line data joined with \n). */
+export function parseSse(text: string): Array<{ id?: string; event?: string; data?: string }> {
+  return text
+    .split("\n\n")
+    .filter((block) => block.trim() && !block.startsWith(":"))
+    .map((block) => {
+      const e: { id?: string; event?: string; data?: string } = {};
+      for (const line of block.split("\n")) {
+        const i = line.indexOf(": ");
+        const [k, v] = i < 0 ? [line, ""] : [line.slice(0, i), line.slice(i + 2)];
+        if (k === "id") e.id = v;
+        if (k === "event") e.event = v;
+        if (k === "data") e.data = (e.data === undefined ? "" : `${e.data}\n`) + v;
+      }
+      return e;
+    });
+}

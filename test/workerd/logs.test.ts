@@ -11,7 +11,7 @@ import { TRUNCATION_MARKER } from "../../src/jobs/logs";
 import { loadJob } from "../../src/jobs/store";
 import { JOB_LOG } from "../../src/shared/limits";
 import worker from "../../src/index";
-import { call, createEndpoint, done, interceptFetch, jobStubOf, json, submit, take } from "./helpers";
+import { call, createEndpoint, done, interceptFetch, jobStubOf, json, parseSse, submit, take } from "./helpers";
 
 interface Line {
   seq: number;
@@ -60,24 +60,6 @@ async function running(policy: Record<string, unknown> = {}) {
 const recordOf = (id: string) => runInDurableObject(jobStubOf(id), (_i: JobObject, state) => loadJob(state.storage.sql)!.job);
 const historyOf = async (ep: string, id: string) =>
   (await json<{ history: Array<{ command: string; detail: string | null }> }>(await call("GET", `/v2/${ep}/history/${id}`))).history;
-
-/** Parses an SSE text into events. */
-function parseSse(text: string): Array<{ id?: string; event?: string; data?: string }> {
-  return text
-    .split("\n\n")
-    .filter((block) => block.trim() && !block.startsWith(":"))
-    .map((block) => {
-      const e: { id?: string; event?: string; data?: string } = {};
-      for (const line of block.split("\n")) {
-        const i = line.indexOf(": ");
-        const [k, v] = i < 0 ? [line, ""] : [line.slice(0, i), line.slice(i + 2)];
-        if (k === "id") e.id = v;
-        if (k === "event") e.event = v;
-        if (k === "data") e.data = (e.data === undefined ? "" : `${e.data}\n`) + v;
-      }
-      return e;
-    });
-}
 
 afterEach(() => vi.restoreAllMocks());
 

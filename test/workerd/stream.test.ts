@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { PAYLOAD } from "../../src/shared/limits";
-import { call, createEndpoint, done, json, submit, take } from "./helpers";
+import { call, createEndpoint, done, json, parseSse, submit, take } from "./helpers";
 
 const chunk = (ep: string, w: string, id: string, body: unknown) =>
   call("POST", `/v2/${ep}/job-stream/${w}/${id}?isStream=false`, {
@@ -17,24 +17,6 @@ async function streamingJob() {
   const id = await submit(ep, { input: { prompt: "count" } });
   await take(ep, "w1");
   return { ep, id };
-}
-
-/** Parses an SSE body into events. */
-function parseSse(text: string): Array<{ id?: string; event?: string; data?: string }> {
-  return text
-    .split("\n\n")
-    .filter((block) => block.trim() && !block.startsWith(":"))
-    .map((block) => {
-      const e: { id?: string; event?: string; data?: string } = {};
-      for (const line of block.split("\n")) {
-        const [k, ...rest] = line.split(": ");
-        const v = rest.join(": ");
-        if (k === "id") e.id = v;
-        if (k === "event") e.event = v;
-        if (k === "data") e.data = (e.data === undefined ? "" : `${e.data}\n`) + v;
-      }
-      return e;
-    });
 }
 
 describe("stream", () => {

@@ -136,9 +136,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
     const wait = waitParam(c, LIMITS.syncWait);
     const keepFor = keepForParam(c);
     const { endpointId, ref, id, stub } = await jobFor(c);
-    const r = await stub.waitTerminal(ref, wait);
-    if (keepFor !== null && r.ok) await stub.readThenKeep(ref, keepFor);
-    return readOrNotFound(c, endpointId, r, id);
+    return readOrNotFound(c, endpointId, await (keepFor === null ? stub.waitTerminal(ref, wait) : stub.readThenKeep(ref, keepFor, wait)), id);
   };
   route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync }, { GET: docs.GET_STATUS_SYNC_DOC, POST: docs.POST_STATUS_SYNC_DOC });
 
