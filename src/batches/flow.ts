@@ -9,7 +9,7 @@ import type { BatchAnswer, BatchInit } from "./batch-object";
 import type { BatchRef, BatchSummary, ChildRow } from "./record";
 import { registryName, type Confirmed } from "./registry";
 import type { EndpointConfig } from "../endpoints/config";
-import { isTerminal } from "../jobs/states";
+import { clientStatus, isTerminal } from "../jobs/states";
 import { BATCH } from "../shared/limits";
 import { jobAt } from "../flows/stubs";
 
@@ -114,7 +114,7 @@ export async function childList(env: Env, ref: BatchRef, stub: NonNullable<Retur
     const output = parsed(fetched[i] ?? null);
     return {
       id: row.jobId,
-      status: row.state,
+      status: clientStatus(row.state),
       ...(output === undefined ? {} : { output }),
       ...(row.error === null || row.state === "COMPLETED" ? {} : { error: row.error }),
       ...(row.startedAt === null ? {} : { startedAt: new Date(row.startedAt).toISOString() }),

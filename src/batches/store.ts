@@ -85,6 +85,8 @@ export function rankOf(state: JobState): number {
     case "IN_PROGRESS":
     case "CANCELLING":
       return 1;
+    case "PAUSED":
+    case "SCHEDULED":
     case "SEQUENCED":
     case "IN_QUEUE":
       return 2;
@@ -246,7 +248,7 @@ export function waitingChildren(sql: SqlStorage, afterIdx: number, limit: number
 export function countsOf(sql: SqlStorage): ChildCounts {
   const by = new Map(sql.exec<{ state: string; n: number }>("SELECT state, n FROM child_count").toArray().map((r) => [r.state, r.n]));
   const n = (s: JobState) => by.get(s) ?? 0;
-  const queued = n("IN_QUEUE") + n("SEQUENCED");
+  const queued = n("IN_QUEUE") + n("SEQUENCED") + n("SCHEDULED") + n("PAUSED");
   const inProgress = n("IN_PROGRESS") + n("CANCELLING");
   const completed = n("COMPLETED");
   const failed = n("FAILED") + n("TIMED_OUT");

@@ -2,9 +2,11 @@
  * Endpoint configuration: the body of `PUT /admin/endpoints/{id}`, its defaults and its checks.
  */
 import type { PolicyDefaults } from "../jobs/policy";
+import { RetryBackoff } from "../jobs/backoff";
 import type { SigningSecrets } from "../shared/signing";
 import { z } from "zod";
-import { LIMITS, SHARDS } from "../shared/limits";
+import { FLOW_KEYS, LIMITS, SHARDS } from "../shared/limits";
+import { KeyRateLimit } from "./flow-rules";
 import { checkOutboundUrl } from "../shared/urls";
 
 const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
@@ -29,8 +31,11 @@ export const EndpointConfigInput = z
       .optional(),
     allowPrivateUrls: z.boolean().optional(),
     retryOnError: z.boolean().optional(),
+    retryBackoff: RetryBackoff.nullable().optional(),
     shards: z.number().int().min(1).max(SHARDS.max).optional(),
     rateLimit: z.boolean().optional(),
+    keyConcurrency: z.number().int().min(FLOW_KEYS.concurrency.min).max(FLOW_KEYS.concurrency.max).nullable().optional(),
+    keyRateLimit: KeyRateLimit.nullable().optional(),
   })
   .strict();
 export type EndpointConfigInput = z.infer<typeof EndpointConfigInput>;
@@ -61,6 +66,10 @@ export interface EndpointConfig extends PolicyDefaults, SigningSecrets {
   allowPrivateUrls: boolean;
   /** Client rate limits apply (http/rate-limit.ts); false turns them off for this endpoint. */
   rateLimit: boolean;
+  /** Most jobs of one flow key in progress (or handed out) at once; null: no cap (absent before issue 16: null). */
+  keyConcurrency?: number | null;
+  /** Most starts of one flow key per period; null: none (absent before issue 16: null). */
+  keyRateLimit?: KeyRateLimit | null;
   /** Objects new jobs are indexed on (see firstShard); grows, never shrinks. */
   shards: number;
   /**
@@ -138,7 +147,10 @@ export function resolveConfig(
     ...rotation(previous, input.webhookSecret ?? previous?.webhookSecret ?? newWebhookSecret(), now),
     allowPrivateUrls,
     retryOnError: input.retryOnError ?? false,
+    retryBackoff: input.retryBackoff ?? null,
     rateLimit: input.rateLimit ?? true,
+    keyConcurrency: input.keyConcurrency ?? null,
+    keyRateLimit: input.keyRateLimit ?? null,
     shards,
     sequenceShards: previous?.sequenceShards ?? shards,
     firstShard: previous ? (previous.firstShard ?? 0) : shards > 1 && concurrency === null ? 1 : 0,

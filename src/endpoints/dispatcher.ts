@@ -5,7 +5,8 @@
  * dispatches the job again.
  */
 import type { DispatchMessage } from "./dispatch-message";
-import { nextOfferLapse, offerReady, withdrawOffers } from "./ready-index";
+import { nextKeyOpening } from "./flow-keys";
+import { nextOfferLapse, offerJobs, withdrawOffers } from "./ready-index";
 
 /** A push offer lapses after this long if the consumer has not claimed it; the job is dispatched again. */
 const DISPATCH_OFFER_MS = 60_000;
@@ -30,7 +31,8 @@ export async function sendReady(
   for (let round = 0; round < DISPATCH_ROUNDS; round++) {
     const free = room();
     if (free <= 0) break;
-    const ids = offerReady(sql, "push", Math.min(free, DISPATCH_BATCH), now, DISPATCH_OFFER_MS);
+    // Keys take turns and keep their caps and rates here too (flow-keys.ts).
+    const ids = offerJobs(sql, "push", Math.min(free, DISPATCH_BATCH), now, DISPATCH_OFFER_MS).ids;
     if (ids.length === 0) break;
     try {
       await queue.sendBatch(ids.map((jobId) => ({ body: { endpointId, jobId, token: crypto.randomUUID() } satisfies DispatchMessage, contentType: "json" as const })));
@@ -41,5 +43,8 @@ export async function sendReady(
     }
   }
   const lapse = nextOfferLapse(sql, now);
-  return lapse === null ? null : lapse + 1_000;
+  // A rate-limited key opens again at its time: the endpoint's alarm dispatches its jobs then.
+  const opens = nextKeyOpening(sql);
+  const times = [lapse === null ? null : lapse + 1_000, opens].filter((t): t is number => t !== null);
+  return times.length === 0 ? null : Math.min(...times);
 }

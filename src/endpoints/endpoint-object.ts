@@ -1,18 +1,15 @@
 /**
- * One Durable Object per endpoint: its config and keys, shard 0 of the ready index (a ReadyQueue;
+ * One Durable Object per endpoint: its config and keys (./endpoint-admin), shard 0 of the ready index (a ReadyQueue;
  * shards 1.. are ShardObjects), the relay that forwards between shards, the counters, and the
  * summaries its worker shards (liveness objects) tell it. The only job objects it calls are those
  * its takes claim (take-claims.ts, as every shard does); otherwise it answers with ids, and the
  * caller acts (SPEC §3).
  */
-import { DurableObject } from "cloudflare:workers";
-import { Clock } from "../shared/clock";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import { applyMigrations } from "../shared/migrations";
-import { checkConfig, newWebhookSecret, rotation, type EndpointConfig, type EndpointConfigInput } from "./config";
+import { EndpointAdmin } from "./endpoint-admin";
 import { buildHealth, type Health } from "./health";
 import type { IndexEntry } from "../jobs/index-entry";
-import { findKey, loadKeys, storeNewKey, type KeyScope, type StoredKey } from "./keys";
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { enterSequence, jobAhead } from "./sequences";
@@ -22,40 +19,24 @@ import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets
 import type { ShardSummary } from "./liveness-object";
 import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { Relay, type Hint } from "./relay";
-import { deleteShards, fanOutState, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
-import type { ShardState } from "./shard-object";
+import { deleteShards, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
 import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer } from "./shards";
 import { signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
 import type { WorkerCounts } from "./workers";
 
 export type { QueueInfo, QueueReason, SyncReply } from "./shards";
 
-export type AuthResult =
-  | { ok: true; config: EndpointConfig }
-  | { ok: false; code: "NO_ENDPOINT" | "UNAUTHORIZED" | "FORBIDDEN" };
-
-export type PutConfigResult = { ok: true; config: EndpointView; created: boolean } | { ok: false; message: string };
-type StoreResult = { ok: true; config: EndpointConfig; created: boolean } | { ok: false; message: string };
-
-/** The stored config plus the endpoint's run state, as the admin API shows it. */
-export type EndpointView = EndpointConfig & { paused: boolean };
+export type { AuthResult, EndpointView, PutConfigResult } from "./endpoint-admin";
 
 /** Jobs a deletion ends at once (the rest end when they next reach the endpoint). */
 const DELETE_BATCH = 1000;
-/** After a failed fan-out of the config to the shards, the alarm tries again this much later. */
-const FANOUT_RETRY_MS = 5_000;
 
-export class EndpointObject extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
-  private config: EndpointConfig | null = null;
-  private paused = false;
-  private keys: StoredKey[] = [];
+export class EndpointObject extends EndpointAdmin {
+  protected readonly sql: SqlStorage;
   /** Shard 0 of the ready index: this endpoint's own jobs (and every job from before sharding). */
-  private readonly queue: ReadyQueue;
+  protected readonly queue: ReadyQueue;
   /** Forwarding between shards: hints of ready jobs, polls of shards whose takes wait. */
   private readonly relay = new Relay();
-  /** The time this endpoint acts on; frozen only by tests. */
-  readonly clock = new Clock();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -77,69 +58,6 @@ export class EndpointObject extends DurableObject<Env> {
     });
   }
 
-  private loadState(): void {
-    const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
-    // Configs from before sharding keep one shard (their jobs are all on this object).
-    this.config = row
-      ? ({ retryOnError: false, rateLimit: true, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, firstShard: 0, ...JSON.parse(row.body) } as EndpointConfig)
-      : null;
-    this.keys = loadKeys(this.sql);
-    this.paused = this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'paused'").toArray()[0]?.value === 1;
-  }
-
-  // ---- config and keys (admin) ----
-
-  getConfig(): EndpointView | null {
-    return this.view();
-  }
-
-  /** getConfig for this object's own use: not counted as a call served. */
-  private view(): EndpointView | null {
-    return this.config ? { ...this.config, paused: this.paused } : null;
-  }
-
-  /** Pauses or resumes dispatch on every shard. A paused endpoint accepts submits; running jobs finish. */
-  async setPaused(paused: boolean): Promise<EndpointView | null> {
-    if (!this.config) return null;
-    this.sql.exec("INSERT OR REPLACE INTO flag (name, value) VALUES ('paused', ?)", paused ? 1 : 0);
-    this.paused = paused;
-    await this.fanOut();
-    if (!paused) await this.queue.readyChanged(this.clock.now());
-    return this.view();
-  }
-
-  async putConfig(id: string, input: EndpointConfigInput, localDev: boolean): Promise<PutConfigResult> {
-    const result = this.storeConfig(id, input, localDev);
-    if (result.ok) {
-      await this.fanOut();
-      // A raised concurrency limit or a switch to push frees work at once.
-      await this.queue.readyChanged(this.clock.now());
-    }
-    return result.ok ? { ...result, config: { ...result.config, paused: this.paused } } : result;
-  }
-
-  private storeConfig(id: string, input: EndpointConfigInput, localDev: boolean): StoreResult {
-    const r = checkConfig(id, input, this.config, localDev, new Date());
-    if (!r.ok) return r;
-    const created = this.config === null;
-    this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(r.config));
-    this.config = r.config;
-    return { ok: true, config: r.config, created };
-  }
-
-  /** Tells every shard the config and run state; a shard that misses it is told again by the alarm. */
-  private async fanOut(): Promise<void> {
-    if (!this.config || shardCount(this.config) <= 1) return;
-    const missed = await fanOutState(this.env, this.config, this.paused);
-    this.sql.exec("INSERT OR REPLACE INTO flag (name, value) VALUES ('fanout_due', ?)", missed ? 1 : 0);
-    if (missed) await this.queue.armAlarm(this.clock.now() + FANOUT_RETRY_MS);
-  }
-
-  /** What a shard that was never told asks: the config and run state (null: no endpoint). */
-  shardState(): ShardState | null {
-    return this.config ? { config: this.config, paused: this.paused } : null;
-  }
-
   /**
    * Deletes the endpoint with its keys, index and shards. Returns the unfinished jobs the indexes
    * know (up to DELETE_BATCH) for the caller to end; any other job of this incarnation ends when
@@ -158,38 +76,6 @@ export class EndpointObject extends DurableObject<Env> {
     applyMigrations(this.ctx.storage, ENDPOINT_MIGRATIONS);
     this.loadState();
     return { existed: config !== null, jobs, generation };
-  }
-
-  async createKey(scope: KeyScope): Promise<{ id: string; key: string; scope: KeyScope; createdAt: string } | null> {
-    if (!this.config) return null;
-    const { stored, key } = await storeNewKey(this.sql, scope);
-    this.keys.push(stored);
-    return { id: stored.id, key, scope, createdAt: stored.createdAt };
-  }
-
-  listKeys(): Array<Omit<StoredKey, "digest">> {
-    return this.keys.map(({ digest: _digest, ...rest }) => rest);
-  }
-
-  deleteKey(keyId: string): boolean {
-    const before = this.keys.length;
-    this.sql.exec("DELETE FROM api_key WHERE id = ?", keyId);
-    this.keys = this.keys.filter((k) => k.id !== keyId);
-    return this.keys.length < before;
-  }
-
-  /**
-   * Checks a caller: the admin (already verified by the edge) or a key of this endpoint with the
-   * scope the route needs. Returns the config so the edge needs no second call.
-   */
-  authorize(keyDigest: string | null, isAdmin: boolean, scope: KeyScope): AuthResult {
-    if (!this.config) return { ok: false, code: "NO_ENDPOINT" };
-    if (isAdmin) return { ok: true, config: this.config };
-    if (keyDigest === null) return { ok: false, code: "UNAUTHORIZED" };
-    const key = findKey(this.keys, keyDigest);
-    if (!key) return { ok: false, code: "UNAUTHORIZED" };
-    if (key.scope !== scope) return { ok: false, code: "FORBIDDEN" };
-    return { ok: true, config: this.config };
   }
 
   // ---- the index (jobs → shard 0) ----
@@ -268,15 +154,6 @@ export class EndpointObject extends DurableObject<Env> {
     return metrics && { stats, total: metrics.total };
   }
 
-  /** Generates a new webhook secret; the old one is still signed with for a day. */
-  async rotateSecret(): Promise<EndpointView | null> {
-    if (!this.config) return null;
-    const config = { ...this.config, ...rotation(this.config, newWebhookSecret(), new Date(this.clock.now())) };
-    this.sql.exec("INSERT OR REPLACE INTO config (one, body) VALUES (1, ?)", JSON.stringify(config));
-    this.config = config;
-    await this.fanOut();
-    return this.view();
-  }
 
   /** A job with a sequence key joins its sequence: returns the job ahead of it, or null. */
   enterSequence(key: string, jobId: string): string | null {
@@ -394,6 +271,10 @@ export class EndpointObject extends DurableObject<Env> {
 // Every call an endpoint serves is counted by method (the list must name every public method).
 meterCalls(EndpointObject, {
   getConfig: true,
+  flowKeys: true,
+  flowKey: true,
+  putFlowKey: true,
+  deleteFlowKey: true,
   scrape: true,
   setPaused: true,
   putConfig: true,

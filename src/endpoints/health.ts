@@ -6,6 +6,7 @@ import type { CounterName } from "./ready-index";
 import type { WorkerCounts } from "./workers";
 
 export interface Health {
+  /** inQueue counts SCHEDULED jobs too (clients read them IN_QUEUE; metrics count them apart). */
   jobs: { completed: number; failed: number; inProgress: number; inQueue: number; retried: number };
   workers: { idle: number; initializing: number; ready: number; running: number; throttled: number; unhealthy: number };
 }
@@ -21,7 +22,7 @@ export function buildHealth(
       completed: counters.completed,
       failed: counters.failed,
       inProgress: (byState.IN_PROGRESS ?? 0) + (byState.CANCELLING ?? 0),
-      inQueue: (byState.IN_QUEUE ?? 0) + (byState.SEQUENCED ?? 0),
+      inQueue: (byState.IN_QUEUE ?? 0) + (byState.SEQUENCED ?? 0) + (byState.SCHEDULED ?? 0) + (byState.PAUSED ?? 0),
       retried: counters.retried,
     },
     workers: {

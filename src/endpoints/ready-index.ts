@@ -9,9 +9,10 @@
  * Cost: every query here on a request path is an index search or walks an index for at most a
  * LIMIT (endpoint migration 7), so a request costs the same with 200 or 100,000 jobs queued.
  */
-import { TERMINAL_STATES, type JobState } from "../jobs/states";
+import { isRunning, TERMINAL_STATES, type JobState } from "../jobs/states";
 import { QUEUE_POSITION } from "../shared/limits";
 import type { IndexEntry } from "../jobs/index-entry";
+import { anyKeyReady, offerByTurns, openDepth, reopenKeys } from "./flow-keys";
 
 const OFFER_MS = 10_000;
 /**
@@ -89,14 +90,16 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
        updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt, input_bytes,
-       batch_id, sequence_key, delay_ms, execution_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       batch_id, sequence_key, delay_ms, execution_ms, flow_key)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = excluded.created_at,
        attempt = excluded.attempt, input_bytes = excluded.input_bytes,
        batch_id = excluded.batch_id, sequence_key = excluded.sequence_key, delay_ms = excluded.delay_ms, execution_ms = excluded.execution_ms,
+       flow_key = excluded.flow_key,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
        offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
-       ready_since = excluded.ready_since, dispatch_pending = excluded.dispatch_pending,
+       ready_since = CASE WHEN job_index.state = 'SCHEDULED' AND excluded.state = 'IN_QUEUE' AND job_index.ready_since > 0
+         THEN job_index.ready_since ELSE excluded.ready_since END, dispatch_pending = excluded.dispatch_pending,
        dispatch_error = excluded.dispatch_error`,
     e.jobId,
     e.version,
@@ -107,7 +110,9 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     e.workerId,
     now,
     JSON.stringify(e.avoidWorkers),
-    ready ? now : 0,
+    // A SCHEDULED job's wait counts as waiting for other workers (AVOID_GRACE_MS): its time
+    // since it went back, not since it became ready, so a retry backoff and the grace overlap.
+    ready || e.state === "SCHEDULED" ? now : 0,
     e.dispatchPending ? 1 : 0,
     e.dispatchError,
     e.attempt,
@@ -116,6 +121,7 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     e.sequenceKey ?? null,
     e.delayMs ?? null,
     e.executionMs ?? null,
+    e.flowKey ?? "",
   );
   const previous = sameJob ? (prev.state as JobState) : null;
   const counted: CounterName[] = [];
@@ -123,9 +129,10 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     if (previous === null) counted.push("submitted");
     const c = counterFor(e.state);
     if (c) counted.push(c);
-    if (e.state === "IN_QUEUE" && previous !== null && previous !== "SEQUENCED") counted.push("retried");
-    // A retried job of a sequence re-enters it SEQUENCED.
-    if (e.state === "SEQUENCED" && previous !== null && (TERMINAL_STATES as readonly JobState[]).includes(previous)) counted.push("retried");
+    // A job back in the queue after an attempt or an end is retried; a SCHEDULED or SEQUENCED job
+    // becoming ready was counted when it went back. A retried job of a sequence re-enters it SEQUENCED.
+    const wentBack = previous !== null && (isRunning(previous) || (TERMINAL_STATES as readonly JobState[]).includes(previous));
+    if ((e.state === "IN_QUEUE" || e.state === "SCHEDULED" || e.state === "SEQUENCED" || e.state === "PAUSED") && wentBack) counted.push("retried");
   }
   for (const c of counted) bumpCounter(sql, c);
   return { applied: true, counted, ready, previous };
@@ -136,6 +143,8 @@ export interface Offer {
   ids: string[];
   /** Ready jobs passed over only because this worker failed them (another worker may take them). */
   passedOver: number;
+  /** A key this offer rate-limited opens again then (the shard's alarm wakes takes; flow-keys.ts). */
+  limitedUntil?: number | null;
 }
 
 /**
@@ -151,6 +160,13 @@ export function offerReady(sql: SqlStorage, workerId: string, max: number, now: 
 /** offerReady, also telling how many jobs it passed over for this worker (see Offer). */
 export function offerJobs(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): Offer {
   resetLapsedOffers(sql, now);
+  reopenKeys(sql, now);
+  // Keyed jobs ready: keys take turns (flow-keys.ts). Otherwise the order below, as before keys.
+  if (anyKeyReady(sql)) {
+    const avoided = (r: { avoid_workers: string; ready_since: number }) =>
+      r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId) && now - r.ready_since < AVOID_GRACE_MS;
+    return offerByTurns(sql, { max, now, offerMs, byteBudget, avoided });
+  }
   // Offered and pending-dispatch rows are outside job_index_offerable: the walk never steps over
   // them. INDEXED BY: without statistics the planner prefers job_index_order's state term.
   const rows = sql
@@ -241,6 +257,8 @@ export function queuePosition(sql: SqlStorage, jobId: string, bound: number = QU
  * sampling): rows of job_index_offerable plus lapsed offers (job_index_offered), two bounded walks.
  */
 export function readyDepth(sql: SqlStorage, now: number, bound: number): number {
+  // With keyed jobs ready, only those of open keys count (a capped key's backlog is not takeable).
+  if (anyKeyReady(sql)) return Math.min(bound, openDepth(sql, bound) + lapsedOffers(sql, now, bound));
   return sql
     .exec<{ n: number }>(
       `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM job_index INDEXED BY job_index_offerable
@@ -250,6 +268,13 @@ export function readyDepth(sql: SqlStorage, now: number, bound: number): number 
       bound,
       now,
     )
+    .one().n;
+}
+
+/** Offers that lapsed unclaimed and are not yet reset, up to `bound` (job_index_offered). */
+function lapsedOffers(sql: SqlStorage, now: number, bound: number): number {
+  return sql
+    .exec<{ n: number }>("SELECT COUNT(*) AS n FROM (SELECT 1 FROM job_index INDEXED BY job_index_offered WHERE offered_until > 0 AND offered_until <= ? LIMIT ?)", now, bound)
     .one().n;
 }
 
@@ -283,7 +308,7 @@ export function waitingJobIds(sql: SqlStorage, limit: number): string[] {
   return sql
     .exec<{ job_id: string }>(
       // INDEXED BY: without statistics the planner prefers job_index_order's state term and sorts.
-      "SELECT job_id FROM job_index INDEXED BY job_index_waiting WHERE state IN ('IN_QUEUE', 'SEQUENCED') ORDER BY created_at LIMIT ?",
+      "SELECT job_id FROM job_index INDEXED BY job_index_waiting WHERE state IN ('IN_QUEUE', 'SEQUENCED', 'SCHEDULED', 'PAUSED') ORDER BY created_at LIMIT ?",
       limit,
     )
     .toArray()
@@ -312,7 +337,7 @@ const PRUNE_LIMIT = 1000;
 
 /** The terminal states as a literal SQL list, spelt as job_index_tombstone's (a partial index needs the same terms). */
 const TERMINAL_LIST = "('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')";
-const UNFINISHED_LIST = "('SEQUENCED', 'IN_QUEUE', 'IN_PROGRESS', 'CANCELLING')";
+const UNFINISHED_LIST = "('PAUSED', 'SCHEDULED', 'SEQUENCED', 'IN_QUEUE', 'IN_PROGRESS', 'CANCELLING')";
 
 /**
  * Drops terminal rows older than the tombstone period, oldest first through job_index_tombstone

@@ -29,6 +29,7 @@ import {
   type Offer,
 } from "./ready-index";
 import { jobAhead, memberChanged } from "./sequences";
+import { flowKeyOf, keyPosition, keyWait, nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
 import type { QueueInfo, SyncReply, TakeAnswer } from "./shards";
 import type { JobState } from "../jobs/states";
 import type { Hint } from "./relay";
@@ -311,7 +312,11 @@ export class ReadyQueue {
   async alarm(): Promise<void> {
     if (!this.host.config()) return;
     const now = this.clock.now();
-    await this.dispatchReady(now);
+    // Rate-limited keys whose window closed open again: their jobs go to waiting takes (and pushes).
+    if (reopenKeys(this.sql, now) > 0) await this.readyChanged(now);
+    else await this.dispatchReady(now);
+    const opens = nextKeyOpening(this.sql);
+    if (opens !== null) await this.armAlarm(opens);
     // Ready jobs waited a hint interval unserved: announce them again (the hint may be lost).
     if (this.hinted && now - this.hintedAt >= SHARDS.hintEveryMs && this.depth(now) > 0) this.hinted = false;
     await this.maybeHint(now);
@@ -325,6 +330,7 @@ export class ReadyQueue {
    */
   private async prune(now: number): Promise<void> {
     const removed = pruneTombstones(this.sql, now);
+    pruneIdleKeys(this.sql, now);
     // A full batch means more is left: come back soon; otherwise at the usual interval.
     this.pruneAt = now + (removed >= 1000 ? 1000 : PRUNE_EVERY_MS);
     await this.armAlarm(this.pruneAt);
@@ -358,7 +364,16 @@ export class ReadyQueue {
     }
     this.throttled.delete(workerId);
     // A batch answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the isolate.
-    return offerJobs(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
+    const offer = offerJobs(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
+    this.keyLimited(offer.limitedUntil);
+    return offer;
+  }
+
+  /** An offer rate-limited a key until `until`: the alarm reopens it then (and wakes takes). */
+  private keyLimited(until: number | null | undefined): void {
+    if (until == null) return;
+    // Not awaited (offers are synchronous); the alarm write is ordered by the output gate.
+    void this.armAlarm(until).catch((e) => console.error(`shard ${this.host.shard}: rate-limit alarm not set`, e));
   }
 
   /** Why a waiting job waits, and roughly where it stands on this shard. */
@@ -366,13 +381,18 @@ export class ReadyQueue {
     const now = this.clock.now();
     const ahead = jobAhead(this.sql, jobId);
     if (ahead !== null) return { position: null, reason: "sequenced_behind", ahead };
-    const position = queuePosition(this.sql, jobId);
+    // A keyed job waits for its key's turns: its position is among its key's ready jobs.
+    const key = flowKeyOf(this.sql, jobId);
+    const position = key === "" ? queuePosition(this.sql, jobId) : keyPosition(this.sql, jobId, key, QUEUE_POSITION.exactBelow);
     // Far back in line, the position is a bound (a status read counts fewer than exactBelow rows).
     const at = position !== null && position >= QUEUE_POSITION.exactBelow ? { position, positionAtLeast: true as const } : { position };
     const config = this.host.config();
     if (this.host.paused()) return { ...at, reason: "endpoint_paused" };
     const dispatchError = dispatchErrorOf(this.sql, jobId);
     if (dispatchError !== undefined) return { ...at, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
+    const onKey = keyWait(this.sql, key, now);
+    if (onKey?.reason === "key_concurrency") return { ...at, reason: "key_concurrency" };
+    if (onKey?.reason === "key_rate_limited") return { ...at, reason: "key_rate_limited", availableAt: new Date(this.clock.toWall(onKey.availableAt)).toISOString() };
     if (config?.concurrency != null && this.capacity(now) === 0) return { ...at, reason: "concurrency_limit" };
     // The shards' latest signs of life lag by up to LIVENESS.flushMs (README "Worker liveness").
     const alive = this.polling.size > 0 || (await this.host.alive(now - (config?.heartbeatTimeout ?? 0)));

@@ -179,4 +179,83 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX job_index_listing_sequence ON job_index (sequence_key, created_at, job_id) WHERE sequence_key IS NOT NULL;
     `,
   },
+  {
+    // Issue 16: SCHEDULED jobs (delayed, or backing off before a retry) wait too, and (issue 15)
+    // PAUSED ones: purge-queue finds them through job_index_waiting with the others.
+    version: 9,
+    sql: `
+      DROP INDEX job_index_waiting;
+      CREATE INDEX job_index_waiting ON job_index (created_at) WHERE state IN ('IN_QUEUE', 'SEQUENCED', 'SCHEDULED', 'PAUSED');
+    `,
+  },
+  {
+    // Issue 16, item 4: per-key flow control (flow-keys.ts). job_index.flow_key is the job's
+    // concurrencyKey or rateLimitKey ('' for none); job_index_flow holds each key's ready rows in
+    // take order. flow_key_state has one row per key with ready rows (as job_index_offerable counts
+    // them) and held ones (running, cancelling or on offer), kept exact by triggers on job_index
+    // like job_state_count; flow_key_open holds the keys that may be offered now, by turn (least
+    // recently served first), so an offer never steps over a key at its cap or rate-limited.
+    // flow_key_rule: per-key overrides (cap NULL: the endpoint's; 1e9: none; rate_n NULL: the
+    // endpoint's, 0: none); flow_key_default: the endpoint's keyConcurrency and keyRateLimit.
+    version: 10,
+    sql: `
+      ALTER TABLE job_index ADD COLUMN flow_key TEXT NOT NULL DEFAULT '';
+      CREATE INDEX job_index_flow ON job_index (flow_key, priority DESC, low_priority, created_at, job_id)
+        WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0;
+      CREATE TABLE flow_key_rule (flow_key TEXT PRIMARY KEY, cap INTEGER, rate_n INTEGER, rate_period INTEGER, updated_at INTEGER NOT NULL);
+      CREATE TABLE flow_key_default (one INTEGER PRIMARY KEY CHECK (one = 1), cap INTEGER, rate_n INTEGER NOT NULL, rate_period INTEGER NOT NULL);
+      CREATE TABLE flow_key_state (
+        flow_key TEXT PRIMARY KEY,
+        ready INTEGER NOT NULL DEFAULT 0,
+        held INTEGER NOT NULL DEFAULT 0,
+        turn INTEGER NOT NULL DEFAULT 0,
+        cap INTEGER NOT NULL,
+        rate_n INTEGER NOT NULL DEFAULT 0,
+        rate_period INTEGER NOT NULL DEFAULT 0,
+        window_start INTEGER NOT NULL DEFAULT 0,
+        window_count INTEGER NOT NULL DEFAULT 0,
+        limited_until INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX flow_key_open ON flow_key_state (turn, flow_key) WHERE ready > 0 AND held < cap AND limited_until = 0;
+      CREATE INDEX flow_key_waiting ON flow_key_state (flow_key) WHERE ready > 0;
+      CREATE INDEX flow_key_limited ON flow_key_state (limited_until) WHERE limited_until > 0;
+      CREATE INDEX flow_key_idle ON flow_key_state (flow_key) WHERE ready = 0 AND held = 0;
+      CREATE TRIGGER flow_key_insert AFTER INSERT ON job_index WHEN NEW.flow_key != '' BEGIN
+        INSERT INTO flow_key_state (flow_key, ready, held, cap, rate_n, rate_period) VALUES (NEW.flow_key,
+          NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0,
+          NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0,
+          COALESCE((SELECT cap FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT cap FROM flow_key_default), 1000000000),
+          COALESCE((SELECT rate_n FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_n FROM flow_key_default), 0),
+          COALESCE((SELECT rate_period FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_period FROM flow_key_default), 0))
+          ON CONFLICT (flow_key) DO UPDATE SET ready = ready + excluded.ready, held = held + excluded.held;
+      END;
+      CREATE TRIGGER flow_key_delete AFTER DELETE ON job_index WHEN OLD.flow_key != '' BEGIN
+        UPDATE flow_key_state SET
+          ready = ready - (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0),
+          held = held - (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0)
+          WHERE flow_key = OLD.flow_key;
+      END;
+      CREATE TRIGGER flow_key_update_old AFTER UPDATE OF state, dispatch_pending, offered_until, flow_key ON job_index
+        WHEN OLD.flow_key != '' AND (OLD.flow_key IS NOT NEW.flow_key
+          OR (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) IS NOT (NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0)
+          OR (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0) IS NOT (NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0)) BEGIN
+        UPDATE flow_key_state SET
+          ready = ready - (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0),
+          held = held - (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0)
+          WHERE flow_key = OLD.flow_key;
+      END;
+      CREATE TRIGGER flow_key_update_new AFTER UPDATE OF state, dispatch_pending, offered_until, flow_key ON job_index
+        WHEN NEW.flow_key != '' AND (OLD.flow_key IS NOT NEW.flow_key
+          OR (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) IS NOT (NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0)
+          OR (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0) IS NOT (NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0)) BEGIN
+        INSERT INTO flow_key_state (flow_key, ready, held, cap, rate_n, rate_period) VALUES (NEW.flow_key,
+          NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0,
+          NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0,
+          COALESCE((SELECT cap FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT cap FROM flow_key_default), 1000000000),
+          COALESCE((SELECT rate_n FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_n FROM flow_key_default), 0),
+          COALESCE((SELECT rate_period FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_period FROM flow_key_default), 0))
+          ON CONFLICT (flow_key) DO UPDATE SET ready = ready + excluded.ready, held = held + excluded.held;
+      END;
+    `,
+  },
 ];

@@ -6,6 +6,7 @@
 import type { JobState } from "../jobs/states";
 import type { MetricRows } from "../metrics/buckets";
 import type { EndpointConfig } from "./config";
+import type { FlowKeyRule } from "./flow-rules";
 import type { CounterName, RecentJob } from "./ready-index";
 import type { QueueStats } from "./ready-queue";
 import type { ShardState } from "./shard-object";
@@ -30,9 +31,9 @@ export async function eachShard<T>(env: Env, config: EndpointConfig | null, f: (
   });
 }
 
-/** Tells every shard the config and run state; answers whether one missed it (the caller's alarm repeats it). */
-export async function fanOutState(env: Env, config: EndpointConfig, paused: boolean): Promise<boolean> {
-  const state: ShardState = { config, paused };
+/** Tells every shard the config, run state and flow-key overrides; answers whether one missed it (the caller's alarm repeats it). */
+export async function fanOutState(env: Env, config: EndpointConfig, paused: boolean, flowRules?: FlowKeyRule[]): Promise<boolean> {
+  const state: ShardState = { config, paused, ...(flowRules === undefined ? {} : { flowRules }) };
   const answers = await eachShard(env, config, (s, a) => s.setState(a, state).then(() => true));
   return answers.some((x) => x === null);
 }
@@ -72,6 +73,8 @@ export async function mergedJobs(
     .slice(0, limit);
   return Promise.all(
     merged.map(async ({ shard, ...j }) => {
+      if (j.state === "SCHEDULED") return { ...j, queue: { position: null, reason: "scheduled" as const } };
+      if (j.state === "PAUSED") return { ...j, queue: { position: null, reason: "job_paused" as const } };
       if (j.state !== "IN_QUEUE" && j.state !== "SEQUENCED") return { ...j, queue: null };
       return { ...j, queue: shard === 0 ? await ownInfo(j.jobId) : await queueInfoOn(env, config, shard, j.jobId) };
     }),

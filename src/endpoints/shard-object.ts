@@ -13,6 +13,7 @@ import { Clock } from "../shared/clock";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import { applyMigrations } from "../shared/migrations";
 import type { EndpointConfig } from "./config";
+import { removeRule, replaceRules, setFlowDefaults, writeRule, type FlowKeyRule } from "./flow-rules";
 import { enterSequence, jobAhead } from "./sequences";
 import { listJobs, type ListPage, type ListQuery } from "./job-listing";
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
@@ -24,6 +25,8 @@ import { shardCount, type QueueInfo, type ShardAddr, type SyncReply, type TakeAn
 export interface ShardState {
   config: EndpointConfig;
   paused: boolean;
+  /** The endpoint's flow-key overrides, all of them (absent: unchanged). */
+  flowRules?: FlowKeyRule[];
 }
 
 export class ShardObject extends DurableObject<Env> {
@@ -80,6 +83,16 @@ export class ShardObject extends DurableObject<Env> {
     this.sql.exec("INSERT OR REPLACE INTO flag (name, value) VALUES ('shard', ?)", addr.shard);
     this.config = state.config;
     this.paused = state.paused;
+    setFlowDefaults(this.sql, state.config);
+    if (state.flowRules !== undefined) replaceRules(this.sql, state.flowRules);
+  }
+
+  /** The endpoint object's word of one flow-key override (null: removed); the key's jobs here follow it at once. */
+  async setFlowRule(addr: ShardAddr, key: string, rule: FlowKeyRule | null): Promise<void> {
+    if (!(await this.ready(addr))) return;
+    if (rule === null) removeRule(this.sql, key);
+    else writeRule(this.sql, rule);
+    await this.queue.readyChanged(this.clock.now());
   }
 
   /**
@@ -177,6 +190,7 @@ export class ShardObject extends DurableObject<Env> {
 // Every call a shard serves is counted by method (the list must name every public method).
 meterCalls(ShardObject, {
   setState: true,
+  setFlowRule: true,
   deleteShard: true,
   sync: true,
   take: true,

@@ -40,7 +40,10 @@ export function placementShards(config: Placement): { first: number; count: numb
   return { first: config.firstShard ?? 0, count: Math.max(1, config.shards ?? 1) };
 }
 
-/** A sequence's shard: its key's hash over the shard count fixed at creation (FIFO per key stays exact). */
+/**
+ * A sequence's shard: its key's hash over the shard count fixed at creation (FIFO per key stays
+ * exact). A flow key's jobs are placed the same way (its limits and turns are counted on one shard).
+ */
 export function sequenceShard(config: Placement & Pick<EndpointConfig, "sequenceShards">, key: string): number {
   if (config.concurrency !== null || config.generation === "") return 0;
   return (config.firstShard ?? 0) + (hashOf(key) % Math.max(1, config.sequenceShards ?? 1));
@@ -76,7 +79,7 @@ export interface TakeAnswer {
 }
 
 /** Why a waiting job waits (SPEC §5 "why it waits"). */
-export type QueueReason = "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying";
+export type QueueReason = "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited";
 
 export interface QueueInfo {
   /** 1 + ready jobs ahead in take order on the job's shard; approximate, as the index trails the jobs by a moment. */
@@ -87,6 +90,10 @@ export interface QueueInfo {
   ahead?: string;
   /** The last push error, while a dispatch is being retried. */
   lastError?: string;
+  /** A SCHEDULED job (reason "scheduled"): when it becomes ready (RFC 3339; absent where only the index answers). */
+  runAt?: string;
+  /** A job of a rate-limited key (reason "key_rate_limited"): when its key may start jobs again (RFC 3339). */
+  availableAt?: string;
 }
 
 /** The answer to a job's sync: jobs the caller should release (next in a sequence). */

@@ -34,9 +34,15 @@ function depthsOf(config: EndpointConfig): Map<number, number> {
   return depths.get(key) ?? remember(depths, key, new Map());
 }
 
-/** The shard a new job is placed on. */
-export function placeJob(config: EndpointConfig, sequenceKey: string | null): number {
+/** The shard a new job is placed on (a flow key's jobs together, by its hash, as a sequence's). */
+export function placeJob(config: EndpointConfig, sequenceKey: string | null, flowKey: string | null = null): number {
   if (sequenceKey !== null) return sequenceShard(config, sequenceKey);
+  if (flowKey !== null) {
+    // Its key's shard, which may hold nothing else ready: this isolate's takes learn of it (see sampleShard).
+    const shard = sequenceShard(config, flowKey);
+    if (placementShards(config).count > 1) depthsOf(config).set(shard, (depthsOf(config).get(shard) ?? 0) + 1);
+    return shard;
+  }
   const { first, count } = placementShards(config);
   if (count <= 1) return first;
   const key = keyOf(config);
@@ -60,27 +66,33 @@ export function noteDepth(config: EndpointConfig, shard: number, depth: number):
   depthsOf(config).set(shard, depth);
 }
 
+/** Per endpoint, the shard this isolate's last take tried first (sampleShard's rotation). */
+const lastProbe = new Map<string, number>();
+
 /**
- * Another shard than `home` to try first: the one this isolate last saw deepest among the
- * placement shards; none when it knows of no ready job elsewhere, with one shard, or with a cap
- * (new jobs are all on shard 0, the home).
+ * Another shard than `home` to try first: the next, after the one the last take tried, of the
+ * placement shards this isolate knows hold ready jobs (home's turn: none, the take goes home).
+ * A rotation, not the deepest: a key's jobs all sit on its shard (flow keys), and a deep shard
+ * must not starve a shallow one. None when it knows of no ready job elsewhere, with one shard,
+ * or with a cap (new jobs are all on shard 0, the home).
  */
 export function sampleShard(config: EndpointConfig, home: number): number | null {
   const { first, count } = placementShards(config);
   if (count <= 1) return null;
-  let best: number | null = null;
-  let bestDepth = 0;
-  for (const [shard, depth] of depthsOf(config)) {
-    if (shard === home || shard < first || shard >= first + count) continue;
-    if (depth > bestDepth || (depth === bestDepth && depth > 0 && Math.random() < 0.5)) {
-      best = shard;
-      bestDepth = depth;
-    }
+  const depths = depthsOf(config);
+  const key = keyOf(config);
+  const after = lastProbe.get(key) ?? first + count - 1;
+  for (let i = 1; i <= count; i++) {
+    const shard = first + ((after - first + i) % count);
+    const depth = depths.get(shard) ?? 0;
+    if (depth <= 0) continue;
+    remember(lastProbe, key, shard);
+    if (shard === home) return null;
+    // Spoken for: a take that starts meanwhile tries another shard (the answer resets the count).
+    depths.set(shard, depth - 1);
+    return shard;
   }
-  if (best === null || bestDepth === 0) return null;
-  // Spoken for: a take that starts meanwhile tries another shard (the answer resets the count).
-  depthsOf(config).set(best, bestDepth - 1);
-  return best;
+  return null;
 }
 
 /** A take of this isolate starts waiting at `shard` (see placeJob). */

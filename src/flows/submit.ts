@@ -37,6 +37,27 @@ function extrasOf(body: SubmitBody): JobExtras | null {
   return { ...(s3Config === undefined ? {} : { s3Config }), ...(webhookV2 === undefined ? {} : { webhookV2 }) };
 }
 
+/**
+ * Why a body's flow keys are refused, or null: a job has one flow key, its `concurrencyKey` or
+ * its `rateLimitKey` (both given, they must be the same), and none beside a `sequenceKey` (a
+ * sequence already runs one at a time and is placed by its own key). `where`: `requests[3].`.
+ */
+export function flowKeyRefusal(body: Pick<SubmitBody, "concurrencyKey" | "rateLimitKey" | "sequenceKey">, where = ""): string | null {
+  const { concurrencyKey: c, rateLimitKey: r } = body;
+  if (c !== undefined && r !== undefined && c !== r) {
+    return `${where}concurrencyKey and ${where}rateLimitKey differ: a job has one flow key, which carries both its key's concurrency and its rate limit (give one, or the same in both)`;
+  }
+  if ((c ?? r) !== undefined && body.sequenceKey !== undefined) {
+    return `${where}sequenceKey cannot go with ${where}${c !== undefined ? "concurrencyKey" : "rateLimitKey"}: a sequence already runs one job at a time`;
+  }
+  return null;
+}
+
+/** The job's flow key (none beside a sequence key: the edge refuses that, a schedule's overlap "queue" adds one). */
+export function flowKeyOf(body: Pick<SubmitBody, "concurrencyKey" | "rateLimitKey" | "sequenceKey">): string | null {
+  return body.sequenceKey !== undefined ? null : (body.concurrencyKey ?? body.rateLimitKey ?? null);
+}
+
 export type SubmitOutcome = { ok: true; job: JobRecord } | { ok: false; code: "IDEMPOTENCY_MISMATCH"; key: string };
 
 export async function submitJob(env: Env, config: EndpointConfig, req: SubmitRequest): Promise<SubmitOutcome> {
@@ -47,20 +68,25 @@ export async function submitJob(env: Env, config: EndpointConfig, req: SubmitReq
   const id = doId.toString();
   const { idempotencyKey: _key, ...rest } = req.body;
   const idempotency = req.key === null ? null : { key: req.key, bodyHash: await sha256Hex(`${req.kind}\n${JSON.stringify(rest)}`) };
+  const flowKey = flowKeyOf(req.body);
   const init = {
     id,
     endpointId: config.id,
     endpointGen: config.generation,
     // The shard the job is indexed on for its whole life (see shard-picks).
-    shard: placeJob(config, req.body.sequenceKey ?? null),
+    shard: placeJob(config, req.body.sequenceKey ?? null, flowKey),
     kind: req.kind,
     policy: resolvePolicy(req.body, config, req.kind),
     webhook: req.body.webhook ?? null,
     idempotency,
     sequenceKey: req.body.sequenceKey ?? null,
+    flowKey,
     origin: req.origin,
     batchId: req.batchId ?? null,
     extras: extrasOf(req.body),
+    // A delay counts from when the job object creates the job (its clock), a run-at time is absolute.
+    ...(req.body.runAt !== undefined ? { runAt: Date.parse(req.body.runAt) } : {}),
+    ...(req.body.delay ? { delayMs: req.body.delay } : {}),
   };
   const r = await jobAt(env, id).submit(init, req.input);
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") return { ok: false, code: "IDEMPOTENCY_MISMATCH", key: req.key! };

@@ -20,6 +20,7 @@ import { openAiRoutes } from "./routes/openai";
 import { logRoutes } from "./routes/logs";
 import { batchRoutes } from "./routes/batch";
 import { scheduleRoutes } from "./routes/schedules";
+import { flowKeyRoutes } from "./routes/keys";
 import type { AppEnv } from "./types";
 
 /** The API's version, as the OpenAPI document states it. */
@@ -81,6 +82,7 @@ export function createApp(): Hono<AppEnv> {
   batchRoutes(app);
   // After adminRoutes: its /admin/* middleware checks the admin key.
   scheduleRoutes(app);
+  flowKeyRoutes(app);
 
   // Last, so it describes every route above (each registered its description with route()).
   route(app, "/openapi.json", { GET: (c) => c.json(openApiDocument(API_VERSION)) }, { GET: OPENAPI_DOC });

@@ -4,7 +4,7 @@
  */
 import { objectWith } from "../shared/json-bytes";
 
-export { statusFields } from "../jobs/view";
+export { scheduledInfo, statusFields } from "../jobs/view";
 
 /** `{...fields, "output": <stored bytes>}` as one UTF-8 body. */
 export function renderWithOutput(fields: Record<string, unknown>, output: Uint8Array | null): Uint8Array {

@@ -12,7 +12,9 @@
 import { ttlIsLifespan, type EndReason, type Idempotency, type JobExtras, type JobKind, type JobPolicy, type JobRecord } from "./record";
 import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { isRunning, isTerminal, isWaiting } from "./states";
-import { conflict, moveTo, releaseAttempt, sameState, unchanged, wrongState, type CommandResult } from "./transition";
+import { conflict, moveTo, releaseAttempt, sameState, SEQUENCE_CHECK_MS, unchanged, wrongState, type CommandResult } from "./transition";
+
+export { becomeReady, pause, postponeReady, requeue, resume, retry } from "./queue-commands";
 
 /** Who reports: the worker, and the attempt if the report names one (RunPod workers do not). */
 export interface Fence {
@@ -35,25 +37,38 @@ export interface SubmitInit {
   /** The batch the job is a request of (absent: none). */
   batchId?: string | null;
   extras?: JobExtras | null;
+  /** The client's run-at time (ms since the epoch; absent, or not after now: ready at once). */
+  runAt?: number | null;
+  /** The client's delay (ms from when the job object creates the job; absent or 0: none). */
+  delayMs?: number;
+  /** The job's flow-control key (absent: none). */
+  flowKey?: string | null;
 }
 
-/** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
-const SEQUENCE_CHECK_MS = 30_000;
 
 /**
- * Creates the record of a freshly submitted job: waiting in the queue, or SEQUENCED when a job
- * of its sequence is ahead of it.
+ * Creates the record of a freshly submitted job: waiting in the queue, SEQUENCED when a job of its
+ * sequence is ahead of it, or SCHEDULED until its `readyAt` (it enters its sequence then). A
+ * queue TTL counts from when the job becomes ready; a lifespan from submission.
  */
 export function submit(init: SubmitInit, now: number, behind = false): JobRecord {
+  const { runAt, delayMs, ...fields } = init;
+  const at = runAt ?? (delayMs ? now + delayMs : null);
+  const readyAt = at !== null && at > now ? at : null;
+  const state = readyAt !== null ? "SCHEDULED" : behind ? "SEQUENCED" : "IN_QUEUE";
+  const ttlFrom = readyAt !== null && !ttlIsLifespan(init.policy) ? readyAt : now;
   return {
-    ...init,
+    ...fields,
     shard: init.shard ?? 0,
     batchId: init.batchId ?? null,
     extras: init.extras ?? null,
+    readyAt,
+    flowKey: init.flowKey ?? null,
+    paused: false,
     gone: false,
     dispatch: null,
-    sequenceCheckAt: behind ? now + SEQUENCE_CHECK_MS : null,
-    state: behind ? "SEQUENCED" : "IN_QUEUE",
+    sequenceCheckAt: state === "SEQUENCED" ? now + SEQUENCE_CHECK_MS : null,
+    state,
     version: 1,
     attempt: 0,
     retries: 0,
@@ -65,10 +80,10 @@ export function submit(init: SubmitInit, now: number, behind = false): JobRecord
     reason: null,
     hasOutput: false,
     createdAt: now,
-    queuedAt: now,
+    queuedAt: readyAt ?? now,
     startedAt: null,
     completedAt: null,
-    ttlAt: now + init.policy.ttl,
+    ttlAt: ttlFrom + init.policy.ttl,
     execDeadline: null,
     leaseCheckAt: null,
     cancelDeadline: null,
@@ -242,9 +257,11 @@ export function checkLease(job: JobRecord, lastSeen: number | null, now: number)
  */
 export function cancel(job: JobRecord, now: number): CommandResult {
   switch (job.state) {
+    case "PAUSED":
+    case "SCHEDULED":
     case "SEQUENCED":
     case "IN_QUEUE":
-      return moveTo(job, "CANCELLED", "cancel", now, { reason: "cancelled" }, "keep");
+      return moveTo(job, "CANCELLED", "cancel", now, { reason: "cancelled", readyAt: null }, "keep");
     case "IN_PROGRESS":
       return moveTo(job, "CANCELLING", "cancel", now, { cancelDeadline: now + job.policy.cancelGraceMs, stopFor: job.workerId }, "keep");
     case "CANCELLING":
@@ -296,51 +313,6 @@ export function expire(job: JobRecord, now: number): CommandResult {
     return moveTo(job, "TIMED_OUT", "expire", now, { reason: "execution_timeout", stopFor: job.workerId }, "keep", "execution_timeout");
   }
   return wrongState(job, "expire");
-}
-
-/**
- * Puts a terminal job back in the queue for a fresh attempt: same id, output and error cleared.
- * A job of a sequence re-enters it at the back: `behind` (a job of its key is unfinished) makes
- * it SEQUENCED until that job ends, so two jobs of one key never run at once.
- */
-function backToQueue(job: JobRecord, command: string, now: number, behind: boolean): CommandResult {
-  return moveTo(
-    job,
-    behind ? "SEQUENCED" : "IN_QUEUE",
-    command,
-    now,
-    {
-      retries: job.retries + 1,
-      error: null,
-      reason: null,
-      workerId: null,
-      lastReport: null,
-      queuedAt: now,
-      // A lifespan counts from submission, whatever happens since.
-      ttlAt: ttlIsLifespan(job.policy) ? job.ttlAt : now + job.policy.ttl,
-      startedAt: null,
-      completedAt: null,
-      purgeAt: null,
-      execDeadline: null,
-      leaseCheckAt: null,
-      cancelDeadline: null,
-      sequenceCheckAt: behind ? now + SEQUENCE_CHECK_MS : null,
-      dispatch: null,
-    },
-    "clear",
-  );
-}
-
-/** A user retries a FAILED or TIMED_OUT job (RunPod's /retry). */
-export function retry(job: JobRecord, now: number, behind = false): CommandResult {
-  if (job.state !== "FAILED" && job.state !== "TIMED_OUT") return wrongState(job, "retry");
-  return backToQueue(job, "retry", now, behind);
-}
-
-/** Puts any terminal job back in the queue (Flamenco's requeue), keeping id and history. */
-export function requeue(job: JobRecord, now: number, behind = false): CommandResult {
-  if (!isTerminal(job.state)) return wrongState(job, "requeue");
-  return backToQueue(job, "requeue", now, behind);
 }
 
 /**

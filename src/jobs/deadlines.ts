@@ -15,6 +15,10 @@ function earliest(...times: Array<number | null>): number | null {
 /** The earliest deadline that applies to the job in its state, or null when none does. */
 export function nextDeadline(job: JobRecord): number | null {
   switch (job.state) {
+    case "SCHEDULED":
+      return earliest(job.ttlAt, job.readyAt);
+    case "PAUSED":
+      return job.ttlAt;
     case "SEQUENCED":
       return earliest(job.ttlAt, job.sequenceCheckAt);
     case "IN_QUEUE":
@@ -49,6 +53,8 @@ type DueWork =
   | { kind: "command"; run: (job: JobRecord, now: number) => CommandResult }
   | { kind: "checkLease"; workerId: string }
   | { kind: "checkSequence"; sequenceKey: string }
+  /** A SCHEDULED job's time came: it becomes ready (entering its sequence first, if it has one). */
+  | { kind: "becomeReady" }
   | { kind: "delete" }
   /** Retention is over but the idempotency key is not: keep only what a repeat submit needs. */
   | { kind: "tombstone" }
@@ -62,6 +68,7 @@ export function dueWork(job: JobRecord, now: number): DueWork {
     return !job.gone && until !== null && now < until ? { kind: "tombstone" } : { kind: "delete" };
   }
   if (isWaiting(job.state) && now >= job.ttlAt) return { kind: "command", run: expire };
+  if (job.state === "SCHEDULED") return job.readyAt === null || now >= job.readyAt ? { kind: "becomeReady" } : null;
   if (job.state === "SEQUENCED") return job.sequenceKey === null ? null : { kind: "checkSequence", sequenceKey: job.sequenceKey };
   if (job.state === "IN_PROGRESS" && job.execDeadline !== null && now >= job.execDeadline) return { kind: "command", run: expire };
   const lifespan = lifespanEnd(job);

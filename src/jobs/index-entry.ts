@@ -26,6 +26,8 @@ export interface IndexEntry {
   /** Why a TIMED_OUT job timed out, for the worker's failure record. */
   reason: string | null;
   sequenceKey: string | null;
+  /** The job's flow-control key (issue 16; absent from entries built before it was kept). */
+  flowKey?: string | null;
   /** The batch the job is a request of (listing filters on it; absent from entries built before it was kept). */
   batchId?: string | null;
   /** A push job waiting for the queue's retry of its dispatch: not to be dispatched again. */
@@ -53,6 +55,7 @@ export function indexEntryOf(job: JobRecord, inputBytes: number): IndexEntry {
     stopFor: job.stopFor,
     reason: job.reason,
     sequenceKey: job.sequenceKey,
+    flowKey: job.flowKey,
     batchId: job.batchId,
     dispatchPending: job.state === "IN_QUEUE" && job.dispatch !== null,
     dispatchError: job.state === "IN_QUEUE" ? (job.dispatch?.error ?? null) : null,

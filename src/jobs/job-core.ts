@@ -5,7 +5,7 @@
  * and telling the job's endpoint (one call) and, when the change grants or takes away a worker's
  * attempt, that worker's liveness object (one call). If either call fails, the job's own alarm
  * tells them again until both succeed. The alarm's due work (deadlines, lease and sequence
- * checks, retention) runs here too.
+ * checks, retention) is in ./job-due.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { IndexEntry } from "./index-entry";
@@ -17,7 +17,7 @@ import { Waiters } from "../shared/waiters";
 import { applyMigrations } from "../shared/migrations";
 import * as commands from "./commands";
 import type { Fence } from "./commands";
-import { dueWork, nextDeadline } from "./deadlines";
+import { nextDeadline } from "./deadlines";
 import type { CommandResult } from "./transition";
 import { belongsTo, ttlIsLifespan, type EndpointRef, type HistoryEvent, type JobRecord } from "./record";
 import { JOB_BASELINE, JOB_MIGRATIONS } from "./schema";
@@ -34,7 +34,7 @@ import { shardName } from "../shared/shards";
 import { tellBatch } from "./batch-tell";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
-const INDEX_RETRY_MS = 5_000;
+export const INDEX_RETRY_MS = 5_000;
 /**
  * A waiting job tells its endpoint again this often, so an index that lost it (a deleted and
  * re-created endpoint, a pruned row) is repaired from the job, which stays authoritative.
@@ -306,109 +306,6 @@ export abstract class JobCore extends DurableObject<Env> {
     }
   }
 
-  /** Runs due deadlines, lease checks and index retries; deletes the job when its retention is over. */
-  protected async runDue(): Promise<void> {
-    const stored = loadJob(this.sql);
-    if (!stored) return;
-    const now = this.clock.now();
-    let due = dueWork(stored.job, now);
-    if ((due?.kind === "tombstone" || due?.kind === "delete") && this.heldForWebhooks(stored.job)) due = null;
-    if ((due?.kind === "tombstone" || due?.kind === "delete") && stored.indexDueAt !== null) {
-      // The endpoint has not yet confirmed this job's final state: tell it first, so the index
-      // never keeps a running row (a held concurrency slot) for a job that no longer exists.
-      await this.tellAll(stored.job);
-      const after = loadJob(this.sql);
-      if (after && after.indexDueAt !== null) {
-        // Not confirmed: the alarm tries again a little later.
-        setIndexDue(this.sql, now + INDEX_RETRY_MS, after.job.version);
-        this.armAlarm(after.job, now + INDEX_RETRY_MS);
-        return;
-      }
-    }
-    if (due?.kind === "tombstone") {
-      const job = { ...stored.job, gone: true, hasOutput: false };
-      this.ctx.storage.transactionSync(() => {
-        this.sql.exec("DELETE FROM blob; DELETE FROM stream_chunk; DELETE FROM history; DELETE FROM log_line;");
-        saveJob(this.sql, job, null);
-        this.armAlarm(job, null);
-      });
-      return;
-    }
-    if (due?.kind === "delete") {
-      await this.ctx.storage.deleteAll();
-      await this.ctx.storage.deleteAlarm();
-      applyMigrations(this.ctx.storage, JOB_MIGRATIONS, "_migrations", JOB_BASELINE);
-      return;
-    }
-    if (due?.kind === "command") {
-      const r = due.run(stored.job, now);
-      if (r.ok && r.event) {
-        await this.apply(stored, r, now);
-        return;
-      }
-    }
-    if (due?.kind === "checkLease") {
-      await this.checkLease(stored, due.workerId);
-      return;
-    }
-    if (due?.kind === "checkSequence") {
-      await this.checkSequence(stored);
-      return;
-    }
-    if (stored.indexDueAt !== null && now >= stored.indexDueAt) {
-      setIndexDue(this.sql, now + INDEX_RETRY_MS, stored.job.version);
-      this.armAlarm(stored.job, now + INDEX_RETRY_MS);
-      await this.tellAll(stored.job);
-    }
-  }
-
-  /** Delivers the job's due webhook events (see WebhookDelivery). */
-  protected async deliverWebhooks(): Promise<void> {
-    const stored = loadJob(this.sql);
-    if (stored?.job.webhook) await this.webhooks.deliverDue(stored.job.webhook, this.endpoint(stored.job));
-  }
-
-  /** A SEQUENCED job's own check of its turn, for when the release by the job ahead was lost. */
-  protected async checkSequence(stored: StoredJob): Promise<void> {
-    let ahead: string | null;
-    try {
-      ahead = await this.queue(stored.job).sequenceAhead(stored.job.id);
-    } catch (e) {
-      console.warn(`job ${stored.job.id}: sequence check could not reach the endpoint`, e);
-      ahead = stored.job.id; // unknown: check again later
-    }
-    const fresh = loadJob(this.sql);
-    if (!fresh || fresh.job.version !== stored.job.version) return;
-    const now = this.clock.now();
-    const r = ahead === null ? commands.release(fresh.job, now) : commands.recheckSequence(fresh.job, now);
-    if (r.ok) await this.apply(fresh, r, now);
-  }
-
-  /**
-   * The lease check: asks the worker's liveness object (not the endpoint) when the worker was last
-   * heard from, then (after that await, on a fresh read, only if nothing changed meanwhile)
-   * extends the lease or ends it.
-   */
-  protected async checkLease(stored: StoredJob, workerId: string): Promise<void> {
-    let seen: number | null | undefined;
-    try {
-      const ref = livenessRef(stored.job.endpointId, stored.job.endpointGen, workerId);
-      seen = await this.livenessOf(ref).lastSeen(ref, workerId);
-    } catch (e) {
-      console.warn(`job ${stored.job.id}: lease check could not reach the worker's liveness object`, e);
-      seen = undefined;
-    }
-    const fresh = loadJob(this.sql);
-    if (!fresh || fresh.job.version !== stored.job.version || fresh.job.leaseCheckAt !== stored.job.leaseCheckAt) return;
-    const now = this.clock.now();
-    if (seen === undefined) {
-      // Cannot tell whether the worker is alive: keep the lease and ask again a little later.
-      const job = { ...fresh.job, leaseCheckAt: now + INDEX_RETRY_MS };
-      saveJob(this.sql, job, fresh.indexDueAt);
-      this.armAlarm(job, fresh.indexDueAt);
-      return;
-    }
-    const r = commands.checkLease(fresh.job, seen, now);
-    if (r.ok) await this.apply(fresh, r, now);
-  }
+  /** Runs whatever of the job is due now (./job-due). */
+  protected abstract runDue(): Promise<void>;
 }

@@ -19,7 +19,7 @@ import { webhookLog, webhookSummary, type WebhookLogEntry } from "../webhooks/de
 import { redeliver, type Redelivery } from "../webhooks/outbox";
 import { loadJob, readHistory } from "./store";
 import type { ClaimBy, ClaimResult, JobChange, JobRead, StreamRead, SubmitResult, TakeClaim, WorkerReport } from "./job-results";
-import { JobCore } from "./job-core";
+import { JobDue } from "./job-due";
 
 export type { ClaimResult, JobChange, JobRead, Refusal, StreamRead, SubmitResult, WorkerReport } from "./job-results";
 
@@ -37,7 +37,7 @@ function reportCommand(report: WorkerReport, fence: Fence, output: Uint8Array | 
   };
 }
 
-export class JobObject extends JobCore {
+export class JobObject extends JobDue {
   // ---- reads ----
 
   /** The job as its endpoint's client sees it. Runs any deadline that is already due first. */
@@ -155,9 +155,13 @@ export class JobObject extends JobCore {
         const same = existing.job.endpointId === init.endpointId && existing.job.idempotency?.bodyHash === init.idempotency?.bodyHash;
         return same ? { ok: false, code: "EXISTS", job: existing.job } : { ok: false, code: "IDEMPOTENCY_MISMATCH" };
       }
-      // A sequenced job asks its endpoint whether a job of its sequence is ahead of it.
-      const ahead = init.sequenceKey === null ? null : await this.queue({ ...init, shard: init.shard ?? 0 }).enterSequence(init.sequenceKey, init.id);
-      const now = this.clock.now();
+      // A sequenced job asks its endpoint whether a job of its sequence is ahead of it; a delayed
+      // one enters its sequence when its time comes (JobDue.becomeReady).
+      const before = this.clock.now();
+      const scheduled = commands.submit(init, before).state === "SCHEDULED";
+      const ahead = init.sequenceKey === null || scheduled ? null : await this.queue({ ...init, shard: init.shard ?? 0 }).enterSequence(init.sequenceKey, init.id);
+      // The same instant for a scheduled job: it must not turn ready without entering its sequence.
+      const now = scheduled ? before : this.clock.now();
       const job = commands.submit(init, now, ahead !== null);
       this.ctx.storage.transactionSync(() => {
         writeBlob(this.sql, "input", input);
@@ -294,23 +298,42 @@ export class JobObject extends JobCore {
     return this.run(ref, (job, now) => (isWaiting(job.state) ? commands.cancel(job, now) : wrongState(job, "batch-cancel")));
   }
 
-  retry(ref: EndpointRef): Promise<JobChange> {
-    return this.backToQueue(ref, commands.retry);
+  /** A user pauses the job (see commands.pause). */
+  pause(ref: EndpointRef): Promise<JobChange> {
+    return this.run(ref, commands.pause);
   }
 
-  requeue(ref: EndpointRef): Promise<JobChange> {
-    return this.backToQueue(ref, commands.requeue);
+  /**
+   * A user resumes the job (see commands.resume). A job of a sequence resumes SCHEDULED for now and
+   * enters its sequence at once, in this call (its due work runs before the answer).
+   */
+  async resume(ref: EndpointRef): Promise<JobChange> {
+    const r = await this.run(ref, commands.resume);
+    if (!r.ok || r.job.state !== "SCHEDULED") return r;
+    await this.runDue();
+    const now = this.loadFor(ref);
+    return now ? { ok: true, job: now.job } : r;
+  }
+
+  /** RunPod's /retry, at once or after `delayMs` (SCHEDULED meanwhile). */
+  retry(ref: EndpointRef, delayMs = 0): Promise<JobChange> {
+    return this.backToQueue(ref, (job, now, behind) => commands.retry(job, now, behind, delayMs), delayMs);
+  }
+
+  requeue(ref: EndpointRef, delayMs = 0): Promise<JobChange> {
+    return this.backToQueue(ref, (job, now, behind) => commands.requeue(job, now, behind, delayMs), delayMs);
   }
 
   /**
    * Retry and requeue. A job of a sequence first re-enters its sequence at the back (one call to
    * the endpoint), and waits SEQUENCED when a job of its key is unfinished; the object holds its
    * other events off meanwhile, as a sequenced submit does, so nothing runs between the two.
+   * A delayed one enters its sequence when its time comes (JobDue.becomeReady).
    */
-  private async backToQueue(ref: EndpointRef, command: (job: JobRecord, now: number, behind: boolean) => CommandResult): Promise<JobChange> {
+  private async backToQueue(ref: EndpointRef, command: (job: JobRecord, now: number, behind: boolean) => CommandResult, delayMs: number): Promise<JobChange> {
     const stored = this.loadFor(ref);
     const key = stored?.job.sequenceKey ?? null;
-    if (!stored || key === null || !command(stored.job, this.clock.now(), false).ok) {
+    if (!stored || key === null || delayMs > 0 || !command(stored.job, this.clock.now(), false).ok) {
       return this.run(ref, (job, now) => command(job, now, false));
     }
     return this.ctx.blockConcurrencyWhile(async () => {

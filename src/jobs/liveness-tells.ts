@@ -17,7 +17,7 @@ function holder(job: JobRecord): { workerId: string; attempt: number } | null {
 /** Why a worker's attempt counts as its failure (as the endpoint recorded it before issue 12). */
 function failureOf(after: JobRecord, workerId: string): string | null {
   if (after.state === "FAILED") return "error";
-  if (after.stopFor === workerId && (after.state === "IN_QUEUE" || after.state === "TIMED_OUT")) return after.reason ?? "lease_lost";
+  if (after.stopFor === workerId && (after.state === "IN_QUEUE" || after.state === "SCHEDULED" || after.state === "PAUSED" || after.state === "TIMED_OUT")) return after.reason ?? "lease_lost";
   return null;
 }
 

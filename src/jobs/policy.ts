@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { LIMITS } from "../shared/limits";
 import type { JobKind, JobPolicy, TtlMode } from "./record";
+import { RetryBackoff } from "./backoff";
 
 const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
 
@@ -20,6 +21,7 @@ export const SubmitPolicy = z
     maxAttempts: ms(LIMITS.maxAttempts).optional(),
     heartbeatTimeout: ms(LIMITS.heartbeatTimeout).optional(),
     retryOnError: z.boolean().optional(),
+    retryBackoff: RetryBackoff.nullable().optional().meta({ description: "Wait before the next attempt after an error or a lost lease (null: none, overriding the endpoint's)." }),
   })
   .strict();
 
@@ -40,7 +42,30 @@ export const SubmitBody = z.object({
   policy: SubmitPolicy.optional(),
   priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
+  delay: z
+    .number()
+    .int()
+    .min(LIMITS.delay.min)
+    .max(LIMITS.delay.max)
+    .meta({ description: 'ms to wait before the job is ready (SCHEDULED meanwhile: clients read IN_QUEUE with queue.reason "scheduled"); its queue TTL counts from then. Not with runAt.' })
+    .optional(),
+  runAt: z
+    .iso.datetime({ offset: true })
+    .meta({ description: "When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay." })
+    .optional(),
   sequenceKey: z.string().min(1).max(255).optional(),
+  concurrencyKey: z
+    .string()
+    .min(1)
+    .max(255)
+    .meta({ description: "A flow key (e.g. a tenant id): the key's jobs count against its concurrency limit (the endpoint's keyConcurrency or the key's override) and take turns with other keys' jobs. Not with sequenceKey; with rateLimitKey only if the same." })
+    .optional(),
+  rateLimitKey: z
+    .string()
+    .min(1)
+    .max(255)
+    .meta({ description: "A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey." })
+    .optional(),
   s3Config: z
     .record(z.string(), z.unknown())
     .meta({ description: "Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed." })
@@ -61,6 +86,8 @@ export interface PolicyDefaults {
   syncRetentionMs: number;
   cancelGraceMs: number;
   retryOnError: boolean;
+  /** Absent in configs stored before it was kept: none. */
+  retryBackoff?: RetryBackoff | null;
 }
 
 export function resolvePolicy(body: SubmitBody, config: PolicyDefaults, kind: JobKind): JobPolicy {
@@ -76,5 +103,6 @@ export function resolvePolicy(body: SubmitBody, config: PolicyDefaults, kind: Jo
     retentionMs: kind === "sync" ? config.syncRetentionMs : config.retentionMs,
     cancelGraceMs: config.cancelGraceMs,
     retryOnError: p.retryOnError ?? config.retryOnError,
+    retryBackoff: p.retryBackoff === undefined ? (config.retryBackoff ?? null) : p.retryBackoff,
   };
 }

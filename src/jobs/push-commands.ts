@@ -49,7 +49,7 @@ export function pushAccepted(job: JobRecord, token: string): CommandResult {
  */
 export function pushFailed(job: JobRecord, token: string, error: string, now: number): CommandResult {
   if (!holdsDispatch(job, token)) return wrongState(job, "fail a push for");
-  return releaseAttempt(job, "pushFailed", now, { dispatch: { ...job.dispatch!, error } }, error);
+  return releaseAttempt(job, "pushFailed", now, { dispatch: { ...job.dispatch!, error } }, error, false);
 }
 
 /** The queue gave up on the dispatch (dead letter): the job fails with the reason. */

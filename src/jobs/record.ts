@@ -1,4 +1,5 @@
 import type { JobState, TimeoutReason } from "./states";
+import type { RetryBackoff } from "./backoff";
 
 /** How the job was submitted: decides its default retention (RunPod: 30 min for /run, 1 min for /runsync). */
 export type JobKind = "run" | "sync";
@@ -35,6 +36,8 @@ export interface JobPolicy {
   cancelGraceMs: number;
   /** Whether a handler error puts the job back in the queue while attempts are left. */
   retryOnError: boolean;
+  /** How long the job waits (SCHEDULED) before the next attempt after an error or a lost lease; absent or null: none. */
+  retryBackoff?: RetryBackoff | null;
 }
 
 /** Why a job ended where it did, when the state alone does not say. */
@@ -99,6 +102,21 @@ export interface JobRecord {
   /** The batch the job is a request of (issue 14; workers get it as `batchId`). */
   batchId: string | null;
   extras: JobExtras | null;
+  /**
+   * When a SCHEDULED job becomes ready (a delay, a run-at time, a retry's backoff); null otherwise.
+   * Its own alarm makes it ready then (issue 16).
+   */
+  readyAt: number | null;
+  /**
+   * The job's flow-control key (its concurrencyKey or rateLimitKey; issue 16): the key's jobs are
+   * placed on one shard, take turns with other keys' jobs, and count against the key's limits.
+   */
+  flowKey: string | null;
+  /**
+   * Paused by its user (issue 15, Flamenco's `paused`): a waiting job is PAUSED and handed to no
+   * worker until resumed; a running one finishes its attempt, and waits PAUSED should it go back.
+   */
+  paused: boolean;
   /** When a SEQUENCED job next asks its endpoint whether its turn has come (a backstop). */
   sequenceCheckAt: number | null;
   /** PUBLIC_URL's origin when the job was submitted (push URLs use PUBLIC_URL as it is at dispatch). */

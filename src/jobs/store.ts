@@ -42,6 +42,9 @@ type JobRow = {
   shard: number;
   batch_id: string | null;
   extras: string | null;
+  ready_at: number | null;
+  flow_key: string | null;
+  paused: number | null;
 };
 
 function toRecord(row: JobRow): JobRecord {
@@ -61,6 +64,9 @@ function toRecord(row: JobRow): JobRecord {
     sequenceCheckAt: row.sequence_check_at,
     batchId: row.batch_id,
     extras: row.extras === null ? null : (JSON.parse(row.extras) as JobExtras),
+    readyAt: row.ready_at ?? null,
+    flowKey: row.flow_key ?? null,
+    paused: row.paused === 1,
     origin: row.origin,
     dispatch: row.dispatch === null ? null : (JSON.parse(row.dispatch) as Dispatch),
     attempt: row.attempt,
@@ -100,8 +106,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, batch_id, extras, stream_read, liveness_tells)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, batch_id, extras, ready_at, flow_key, paused, stream_read, liveness_tells)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0), (SELECT liveness_tells FROM job))`,
     job.id,
     job.endpointId,
@@ -139,6 +145,9 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.shard,
     job.batchId,
     job.extras === null ? null : JSON.stringify(job.extras),
+    job.readyAt ?? null,
+    job.flowKey ?? null,
+    job.paused ? 1 : 0,
   );
 }
 

@@ -5,6 +5,7 @@
  */
 import { ttlIsLifespan, type HistoryEvent, type JobRecord } from "./record";
 import { canTransition, isTerminal, type JobState } from "./states";
+import { backoffMs } from "./backoff";
 
 export type ConflictCode =
   /** The job is not in a state this command acts on. */
@@ -17,6 +18,9 @@ export type ConflictCode =
   | "NOT_DUE"
   /** The same dispatch message again while its push may still be in flight: try it later. */
   | "PUSH_IN_FLIGHT";
+
+/** How often a SEQUENCED job checks its turn itself, should the release by the job ahead be lost. */
+export const SEQUENCE_CHECK_MS = 30_000;
 
 /** What the command does to the stored output blob. */
 type OutputChange = "keep" | "set" | "clear";
@@ -58,6 +62,8 @@ export function moveTo(
       leaseCheckAt: null,
       cancelDeadline: null,
       sequenceCheckAt: null,
+      readyAt: null,
+      paused: false,
       // A lifespan TTL ends the job's readability too (RunPod: deleted whatever its state).
       purgeAt: ttlIsLifespan(job.policy) ? Math.min(now + job.policy.retentionMs, job.ttlAt) : now + job.policy.retentionMs,
     };
@@ -87,21 +93,30 @@ export function sameState(job: JobRecord, patch: Partial<JobRecord>, output: Out
 
 /**
  * IN_PROGRESS → IN_QUEUE: the attempt is over without a result; the job waits for another
- * worker. Its queue TTL still counts from submission.
+ * worker. Its queue TTL still counts from submission (a backoff's wait included). With a retry
+ * backoff it waits SCHEDULED for that long first (IN_PROGRESS → SCHEDULED); not after a refused
+ * push (`backoff` false), whose dispatch message the queue retries with its own backoff.
  */
-export function releaseAttempt(job: JobRecord, command: string, now: number, patch: Partial<JobRecord>, detail: string): CommandResult {
+export function releaseAttempt(job: JobRecord, command: string, now: number, patch: Partial<JobRecord>, detail: string, backoff = true): CommandResult {
   const failedWorkers = job.workerId && !job.failedWorkers.includes(job.workerId) ? [...job.failedWorkers, job.workerId] : job.failedWorkers;
+  const wait = backoff ? backoffMs(job.policy.retryBackoff, job.retries, `${job.id}:${job.attempt}`) : 0;
+  const readyAt = wait > 0 ? now + wait : null;
+  // A job paused while it ran waits PAUSED (until its resume, then its backoff's end).
   return moveTo(
     job,
-    "IN_QUEUE",
+    job.paused ? "PAUSED" : readyAt === null ? "IN_QUEUE" : "SCHEDULED",
     command,
     now,
     {
+      // A push job's next attempt is a new dispatch (its accepted one is over); a refused push
+      // keeps its dispatch (patch), whose message the queue retries.
+      dispatch: null,
       ...patch,
+      readyAt,
       retries: job.retries + 1,
       failedWorkers,
       workerId: null,
-      queuedAt: now,
+      queuedAt: readyAt ?? now,
       startedAt: null,
       execDeadline: null,
       leaseCheckAt: null,

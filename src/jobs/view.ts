@@ -3,11 +3,12 @@
  * webhook carries. The output is not among them: it is spliced in from its stored bytes.
  */
 import type { JobRecord } from "./record";
+import { clientStatus } from "./states";
 
 const iso = (t: number | null) => (t === null ? undefined : new Date(t).toISOString());
 
 export function statusFields(job: JobRecord, now: number): Record<string, unknown> {
-  const body: Record<string, unknown> = { id: job.id, status: job.state };
+  const body: Record<string, unknown> = { id: job.id, status: clientStatus(job.state) };
   if (job.startedAt !== null) {
     body.delayTime = job.startedAt - job.queuedAt;
     body.executionTime = (job.completedAt ?? now) - job.startedAt;
@@ -17,8 +18,16 @@ export function statusFields(job: JobRecord, now: number): Record<string, unknow
   body.retries = job.retries;
   body.attempt = job.attempt;
   if (job.reason !== null) body.reason = job.reason;
+  // Per-job pause (issue 15): a waiting job reads IN_QUEUE (queue.reason "job_paused"), a running one IN_PROGRESS.
+  if (job.paused) body.paused = true;
   body.createdAt = iso(job.createdAt);
   body.startedAt = iso(job.startedAt);
   body.completedAt = iso(job.completedAt);
   return body;
+}
+
+/** Why a SCHEDULED or PAUSED job waits (its `queue` field): its time, or its pause; no shard is asked. */
+export function scheduledInfo(job: JobRecord): { position: null; reason: "scheduled" | "job_paused"; runAt?: string } {
+  const runAt = job.readyAt === null ? {} : { runAt: iso(job.readyAt) };
+  return job.state === "PAUSED" ? { position: null, reason: "job_paused", ...runAt } : { position: null, reason: "scheduled", ...runAt };
 }

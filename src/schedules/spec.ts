@@ -9,9 +9,12 @@ import { SCHEDULES } from "../shared/limits";
 import { compileCron } from "./fires";
 
 /** The job a fire submits: a /run body without idempotencyKey (each fire has its own key). */
-export const ScheduleJob = SubmitBody.omit({ idempotencyKey: true })
+export const ScheduleJob = SubmitBody.omit({ idempotencyKey: true, delay: true, runAt: true })
   .strict()
-  .meta({ description: "The job each fire submits: a /run body (input, policy, webhook, priority, sequenceKey, s3Config, webhookV2); no idempotencyKey, each fire has its own." });
+  .meta({
+    description:
+      "The job each fire submits: a /run body (input, policy, webhook, priority, sequenceKey or a flow key, s3Config, webhookV2); no idempotencyKey (each fire has its own), no delay or runAt (the fire time is the job's time).",
+  });
 
 export const OVERLAP = ["skip", "queue", "allow"] as const;
 export const CATCH_UP = ["none", "latest", "all"] as const;

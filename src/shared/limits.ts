@@ -8,6 +8,12 @@ const MB = 1024 * 1024;
 export const LIMITS = {
   executionTimeout: { min: 5 * SECOND, max: 7 * DAY, default: 10 * MINUTE },
   ttl: { min: 10 * SECOND, max: 7 * DAY, default: DAY },
+  /** A submit's `delay` (ms) and how far ahead `runAt` may be: up to the longest TTL (issue 16). */
+  delay: { min: 0, max: 7 * DAY },
+  /** `policy.retryBackoff`'s `delay` and `maxDelay` (ms). */
+  retryBackoff: { min: 0, max: DAY },
+  /** A `/retry` or `/requeue`'s `delay` (ms). */
+  retryDelay: { min: 0, max: DAY },
   maxAttempts: { min: 1, max: 20, default: 3 },
   heartbeatTimeout: { min: 5 * SECOND, max: HOUR, default: 45 * SECOND },
   retentionMs: { min: 0, max: 7 * DAY, default: 30 * MINUTE },
@@ -259,4 +265,18 @@ export const BATCH = {
   listPage: { default: 50, max: 100 },
   /** Job or batch objects one call or alarm round calls at once (reads, cancels). */
   parallel: 16,
+} as const;
+
+/**
+ * Per-key flow control (issue 16, item 4): a job's `concurrencyKey` or `rateLimitKey` (`keyChars`
+ * at most) counts against its key's cap (`concurrency`) and rate (`limit` starts per `periodMs`,
+ * a fixed window that opens at the first start after the last one closed). An endpoint keeps at
+ * most `overridesPerEndpoint` per-key overrides (409 past it).
+ */
+export const FLOW_KEYS = {
+  keyChars: 255,
+  concurrency: { min: 1, max: 100_000 },
+  rateLimit: { min: 1, max: 100_000 },
+  periodMs: { min: SECOND, max: DAY },
+  overridesPerEndpoint: 1_000,
 } as const;

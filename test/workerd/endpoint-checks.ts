@@ -33,6 +33,22 @@ export function capHolds(w: World): void {
   expect(ids.length, `[I3 concurrency cap ${w.cfg.concurrency}] running: ${ids}`).toBeLessThanOrEqual(w.cfg.concurrency);
 }
 
+/** Running jobs (IN_PROGRESS, CANCELLING) per flow key. */
+export function runningByKey(w: World): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const j of running(w)) if (j.flow !== null) m.set(j.flow, (m.get(j.flow) ?? 0) + 1);
+  return m;
+}
+
+/** I8: a flow key never holds more than its cap (keyConcurrency) running at once (issue 16, item 4). */
+export function keyCapHolds(w: World): void {
+  if (w.cfg.keyConcurrency === null) return;
+  for (const [key, n] of runningByKey(w)) {
+    const ids = running(w).filter((j) => j.flow === key).map((j) => `${j.id}:${j.snap!.state}`);
+    expect(n, `[I8 key cap ${w.cfg.keyConcurrency}] key '${key}' runs ${ids}`).toBeLessThanOrEqual(w.cfg.keyConcurrency);
+  }
+}
+
 /** I6: the endpoint's /health counts agree with the jobs' own states. */
 export async function healthAgrees(w: World): Promise<void> {
   const res = await call("GET", `/v2/${w.ep}/health`, { key: w.clientKey });
@@ -59,9 +75,16 @@ export function queueReasonsAgree(w: World): void {
       expect(ahead?.seq, `[I7 queue.reason] ${j.id} waits behind ${s.ahead}, a job of its sequence`).toBe(j.seq);
       continue;
     }
+    // A job of a key at its cap waits for the key (an offer not yet claimed holds a slot too, so
+    // a key below its cap in the model may still read key_concurrency for a moment).
+    const keyFull = j.flow !== null && w.cfg.keyConcurrency !== null && (runningByKey(w).get(j.flow) ?? 0) >= w.cfg.keyConcurrency;
+    if (keyFull) {
+      expect(s.queueReason, `[I7 queue.reason] ${j.id} IN_QUEUE, its key '${j.flow}' at its cap`).toBe("key_concurrency");
+      continue;
+    }
     const capped = w.cfg.concurrency !== null && runningNow >= w.cfg.concurrency;
     const want = capped ? ["concurrency_limit"] : w.aliveAtSnapshot === null ? ["all_workers_busy", "no_workers"] : [w.aliveAtSnapshot ? "all_workers_busy" : "no_workers"];
-    expect(want, `[I7 queue.reason] ${j.id} IN_QUEUE, ${runningNow} running`).toContain(s.queueReason);
+    expect([...want, ...(j.flow !== null ? ["key_concurrency"] : [])], `[I7 queue.reason] ${j.id} IN_QUEUE, ${runningNow} running`).toContain(s.queueReason);
   }
 }
 
@@ -70,6 +93,7 @@ export async function checkInvariants(w: World): Promise<void> {
   oneLiveAttempt(w);
   oneRunningPerSequence(w);
   capHolds(w);
+  keyCapHolds(w);
   queueReasonsAgree(w);
   await healthAgrees(w);
 }

@@ -33,13 +33,15 @@ async function settle(w: World): Promise<void> {
 const pickOf = <T>(xs: T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
 
 class Submit implements Cmd {
-  constructor(readonly priority: number, readonly seq: string | null, readonly idem: "none" | "new" | number) {}
+  /** `flow`: a concurrencyKey, on endpoints without a cap only (with one the model predicts the exact order; keys take turns). */
+  constructor(readonly priority: number, readonly seq: string | null, readonly idem: "none" | "new" | number, readonly flow: string | null = null) {}
   check = () => true;
   async run(w: World) {
     const keyed = w.jobs.filter((j) => j.idemKey !== null);
     const reuse = typeof this.idem === "number" ? pickOf(keyed, this.idem) : undefined;
     const key = reuse?.idemKey ?? (this.idem === "none" ? null : `k${++w.keys}`);
-    const body = reuse?.body ?? { input: { n: w.jobs.length }, priority: this.priority, ...(this.seq ? { sequenceKey: this.seq } : {}), ...(key ? { idempotencyKey: key } : {}) };
+    const flow = this.seq === null && w.cfg.concurrency === null ? this.flow : null;
+    const body = reuse?.body ?? { input: { n: w.jobs.length }, priority: this.priority, ...(this.seq ? { sequenceKey: this.seq } : {}), ...(flow ? { concurrencyKey: flow } : {}), ...(key ? { idempotencyKey: key } : {}) };
     const latest = key === null ? undefined : w.jobs.findLast((j) => j.idemKey === key);
     const seq = (body.sequenceKey as string | undefined) ?? null;
     const behind = seq !== null && unfinishedOfKey(w, seq, null).length > 0;
@@ -64,7 +66,7 @@ class Submit implements Cmd {
     }
     await settle(w);
   }
-  toString = () => `submit(p${this.priority}, ${this.seq ?? "-"}, ${this.idem})`;
+  toString = () => `submit(p${this.priority}, ${this.seq ?? "-"}, ${this.idem}${this.flow ? `, key ${this.flow}` : ""})`;
 }
 
 class Take implements Cmd {
@@ -82,9 +84,16 @@ class Take implements Cmd {
     const released = inProgress === 0 ? jobs.filter((j) => isRunning(j.snap) && j.snap!.workerId === this.wid) : [];
     const room = w.cfg.concurrency === null ? Infinity : w.cfg.concurrency - jobs.filter((j) => isRunning(j.snap)).length;
     // The queue's order: priority, then submit order; a job this worker failed waits AVOID_GRACE_MS for others.
-    const eligible = jobs
+    const waiting = jobs
       .filter((j) => j.snap?.state === "IN_QUEUE" && !(j.avoid.has(this.wid) && w.now - j.queuedSince! < AVOID_GRACE_MS))
       .sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    // A job of a flow key at its cap waits for the key (counted before the release, or after it: the release runs beside the offer).
+    const keyOpen = (freed: readonly MJob[]) => {
+      const held = new Map<string, number>();
+      for (const j of jobs) if (j.flow !== null && isRunning(j.snap) && !freed.includes(j)) held.set(j.flow, (held.get(j.flow) ?? 0) + 1);
+      return (j: MJob) => j.flow === null || w.cfg.keyConcurrency === null || (held.get(j.flow) ?? 0) < w.cfg.keyConcurrency;
+    };
+    const eligible = waiting.filter(keyOpen([]));
     const want = eligible.slice(0, Math.max(0, Math.min(this.max, room))).map((j) => j.id);
     if (want.length === 0 && released.length === 0 && !this.probeEmpty) return; // a 204 costs TAKE_WAIT_MS
     const path = this.max === 1 ? `job-take/${this.wid}?` : `job-take-batch/${this.wid}?batch_size=${this.max}&`;
@@ -110,7 +119,7 @@ class Take implements Cmd {
       // shard's order, so which ones is not the model's to say; at least one when any is eligible
       // (an idle worker's poll gets a job placed on any shard), never one it just lost; a job its
       // release let in (the next of a sequence whose running job ended) may be among them.
-      const ok = new Set(eligible.map((j) => j.id));
+      const ok = new Set(waiting.filter(keyOpen(released)).map((j) => j.id));
       const ids = got.map((g) => g.id);
       const letIn = (id: string) => released.length > 0 && jobs.some((j) => j.id === id && j.seq !== null);
       expect(ids.filter((id) => !ok.has(id) && !letIn(id)), `take by ${this.wid} hands out eligible jobs only`).toEqual([]);
@@ -387,8 +396,8 @@ class Flaky implements Cmd {
 const worker = fc.constantFrom("w1", "w1", "w1", "w2", "w3");
 const pick = fc.nat(11);
 const submit = fc
-  .tuple(fc.constantFrom(0, 0, 5), fc.constantFrom(null, "a", "a", "b"), fc.oneof(fc.constantFrom("none" as const, "new" as const), fc.nat(5)))
-  .map(([p, s, k]) => new Submit(p, s, k));
+  .tuple(fc.constantFrom(0, 0, 5), fc.constantFrom(null, "a", "a", "b"), fc.oneof(fc.constantFrom("none" as const, "new" as const), fc.nat(5)), fc.constantFrom(null, null, "t1", "t2"))
+  .map(([p, s, k, f]) => new Submit(p, s, k, f));
 const take = fc
   .tuple(worker, fc.constantFrom(1, 1, 2, 3) as fc.Arbitrary<1 | 2 | 3>, fc.constantFrom(false, false, false, false, true), fc.constantFrom(false, false, false, true))
   .map(([wid, n, r, p]) => new Take(wid, n, r, p));

@@ -30,6 +30,8 @@ export const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
 
 export interface Config {
   concurrency: number | null;
+  /** Most jobs of one flow key (concurrencyKey) running at once (issue 16, item 4). */
+  keyConcurrency: number | null;
   maxAttempts: number;
   retryOnError: true;
   executionTimeout: number;
@@ -40,7 +42,7 @@ export interface Config {
 }
 
 export function configOf(concurrency: number | null, maxAttempts: number): Config {
-  return { concurrency, maxAttempts, retryOnError: true, executionTimeout: 120_000, ttl: 600_000, heartbeatTimeout: 20_000, retentionMs: HOUR, cancelGraceMs: 5_000 };
+  return { concurrency, keyConcurrency: 1, maxAttempts, retryOnError: true, executionTimeout: 120_000, ttl: 600_000, heartbeatTimeout: 20_000, retentionMs: HOUR, cancelGraceMs: 5_000 };
 }
 
 /** One job's /status as the model reads it. */
@@ -65,6 +67,8 @@ export interface MJob {
   idemKey: string | null;
   body: Record<string, unknown>;
   seq: string | null;
+  /** Its flow key (concurrencyKey), or null. */
+  flow: string | null;
   priority: number;
   createdAt: number;
   snap: Snap | null;
@@ -254,7 +258,7 @@ export async function advance(w: World, ms: number): Promise<void> {
 /** A new job in the model, as a submit answered it. */
 export function newJob(w: World, id: string, body: Record<string, unknown>, idemKey: string | null): MJob {
   const j: MJob = {
-    id, gen: w.gen, idemKey, body, seq: (body.sequenceKey as string | undefined) ?? null, priority: (body.priority as number | undefined) ?? 0,
+    id, gen: w.gen, idemKey, body, seq: (body.sequenceKey as string | undefined) ?? null, flow: (body.concurrencyKey as string | undefined) ?? null, priority: (body.priority as number | undefined) ?? 0,
     createdAt: w.now, snap: null, gone: false, terminalSince: null, queuedSince: null, avoid: new Set(), handed: 0, finals: [],
   };
   w.jobs.push(j);

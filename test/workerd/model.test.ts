@@ -18,7 +18,7 @@ import { loadJob } from "../../src/jobs/store";
 import { createEndpoint, seedFrom, submit } from "./helpers";
 
 const POLICY = { executionTimeout: 30_000, ttl: 60_000, heartbeatTimeout: 10_000, maxAttempts: 2, cancelGraceMs: 5_000, retentionMs: 100_000 };
-type State = "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT" | "DELETED";
+type State = "PAUSED" | "SCHEDULED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT" | "DELETED";
 const TERMINAL: State[] = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
 
 interface Model {
@@ -39,6 +39,12 @@ interface Model {
   dispatch: { token: string; accepted: boolean; claimedAt: number } | null;
   /** The TTL is the job's lifespan (issue 14): at ttlAt the job is gone, whatever its state. */
   lifespan: boolean;
+  /** When a SCHEDULED job becomes ready (issue 16). */
+  readyAt: number;
+  /** The job's fixed retry backoff (ms; 0: none): a lost lease with attempts left waits SCHEDULED that long. */
+  backoff: number;
+  /** Paused by its user (issue 15): waiting, it is PAUSED; running, it would go back PAUSED. */
+  paused: boolean;
 }
 
 interface Real {
@@ -59,17 +65,20 @@ function claim(m: Model, worker: string): void {
 
 function end(m: Model, state: State, reason: string | null = null): void {
   m.state = state;
+  m.paused = false;
   m.reason = reason;
   m.purgeAt = m.now + POLICY.retentionMs;
 }
 
-function backToQueue(m: Model, freshTtl: boolean): void {
-  m.state = "IN_QUEUE";
+/** Back in the queue, or SCHEDULED for `delay` ms first (a retry's delay, a backoff); a fresh queue TTL counts from when it is ready. */
+function backToQueue(m: Model, freshTtl: boolean, delay = 0): void {
+  m.state = m.paused ? "PAUSED" : delay > 0 ? "SCHEDULED" : "IN_QUEUE";
+  m.readyAt = m.now + delay;
   m.retries += 1;
   m.worker = null;
   m.reason = null;
   if (freshTtl) {
-    if (!m.lifespan) m.ttlAt = m.now + POLICY.ttl;
+    if (!m.lifespan) m.ttlAt = m.readyAt + POLICY.ttl;
     m.last = null;
     m.dispatch = null;
   }
@@ -77,7 +86,12 @@ function backToQueue(m: Model, freshTtl: boolean): void {
 
 function loseLease(m: Model): void {
   if (m.state === "CANCELLING") return end(m, "CANCELLED", "cancelled");
-  if (m.attempt < POLICY.maxAttempts) return backToQueue(m, false);
+  if (m.attempt < POLICY.maxAttempts) {
+    backToQueue(m, false, m.backoff);
+    // The next attempt is a new dispatch: the lost one's message was done with.
+    m.dispatch = null;
+    return;
+  }
   end(m, "TIMED_OUT", "heartbeat_lost");
 }
 
@@ -85,7 +99,11 @@ function loseLease(m: Model): void {
 function runDeadlines(m: Model): void {
   for (let guard = 0; guard < 10; guard++) {
     if (m.lifespan && m.state !== "DELETED" && m.ttlAt <= m.now) m.state = "DELETED";
-    else if (m.state === "IN_QUEUE" && m.ttlAt <= m.now) end(m, "TIMED_OUT", "ttl");
+    else if ((m.state === "IN_QUEUE" || m.state === "SCHEDULED" || m.state === "PAUSED") && m.ttlAt <= m.now) end(m, "TIMED_OUT", "ttl");
+    else if (m.state === "SCHEDULED" && m.readyAt <= m.now) {
+      m.state = "IN_QUEUE";
+      m.dispatch = null;
+    }
     else if (m.state === "IN_PROGRESS" && m.execAt <= m.now) end(m, "TIMED_OUT", "execution_timeout");
     else if (m.state === "IN_PROGRESS" && m.leaseAt <= m.now) loseLease(m); // the worker was never heard from
     else if (m.state === "CANCELLING" && (m.cancelAt <= m.now || m.leaseAt <= m.now)) end(m, "CANCELLED", "cancelled");
@@ -102,7 +120,7 @@ async function check(m: Model, r: Real): Promise<void> {
   }
   expect(read.ok).toBe(true);
   if (!read.ok) return;
-  expect({ state: read.job.state, attempt: read.job.attempt, retries: read.job.retries }).toEqual({ state: m.state, attempt: m.attempt, retries: m.retries });
+  expect({ state: read.job.state, attempt: read.job.attempt, retries: read.job.retries, paused: read.job.paused }).toEqual({ state: m.state, attempt: m.attempt, retries: m.retries, paused: m.paused });
   if (running(m)) expect(read.job.workerId).toBe(m.worker);
   if (m.state === "TIMED_OUT") expect(read.job.reason).toBe(m.reason);
 }
@@ -154,7 +172,7 @@ class Cancel implements Cmd {
     const res = await r.stub.cancel(r.ep);
     const ok = m.state !== "COMPLETED" && m.state !== "FAILED" && m.state !== "TIMED_OUT" && m.state !== "DELETED";
     expect(res.ok).toBe(ok);
-    if (m.state === "IN_QUEUE") end(m, "CANCELLED", "cancelled");
+    if (m.state === "IN_QUEUE" || m.state === "SCHEDULED" || m.state === "PAUSED") end(m, "CANCELLED", "cancelled");
     else if (m.state === "IN_PROGRESS") {
       m.state = "CANCELLING";
       m.cancelAt = m.now + POLICY.cancelGraceMs;
@@ -165,17 +183,49 @@ class Cancel implements Cmd {
 }
 
 class Again implements Cmd {
-  constructor(readonly how: "retry" | "requeue") {}
+  constructor(readonly how: "retry" | "requeue", readonly delay = 0) {}
   check = () => true;
   async run(m: Model, r: Real) {
-    const res = this.how === "retry" ? await r.stub.retry(r.ep) : await r.stub.requeue(r.ep);
+    const res = this.how === "retry" ? await r.stub.retry(r.ep, this.delay) : await r.stub.requeue(r.ep, this.delay);
     const allowed = this.how === "retry" ? ["FAILED", "TIMED_OUT"] : TERMINAL;
     const ok = allowed.includes(m.state);
     expect(res.ok).toBe(ok);
-    if (ok) backToQueue(m, true);
+    if (ok) backToQueue(m, true, this.delay);
     await check(m, r);
   }
-  toString = () => this.how;
+  toString = () => `${this.how}(delay ${this.delay})`;
+}
+
+/** Per-job pause (issue 15): a waiting job stops being handed out, a running one finishes its attempt. */
+class Pause implements Cmd {
+  check = () => true;
+  async run(m: Model, r: Real) {
+    const res = await r.stub.pause(r.ep);
+    const ok = ["IN_QUEUE", "SCHEDULED", "PAUSED", "IN_PROGRESS"].includes(m.state);
+    expect(res.ok).toBe(ok);
+    if (ok) {
+      m.paused = true;
+      if (m.state !== "IN_PROGRESS") m.state = "PAUSED";
+    }
+    await check(m, r);
+  }
+  toString = () => "pause";
+}
+
+class Resume implements Cmd {
+  check = () => true;
+  async run(m: Model, r: Real) {
+    const res = await r.stub.resume(r.ep);
+    expect(res.ok).toBe(m.state !== "DELETED");
+    if (m.state === "PAUSED") {
+      // Back in line, or SCHEDULED while its delay or backoff has not run out; a new dispatch either way.
+      m.state = m.readyAt > m.now ? "SCHEDULED" : "IN_QUEUE";
+      m.dispatch = null;
+    }
+    if (m.state !== "DELETED") m.paused = false;
+    await check(m, r);
+  }
+  toString = () => "resume";
 }
 
 class WorkerRestarted implements Cmd {
@@ -274,7 +324,14 @@ const commands = [
   fc.constantFrom("retry", "requeue").map((h) => new Again(h as "retry" | "requeue")),
   worker.map((w) => new WorkerRestarted(w)),
   advance,
+  fc.constant(new Pause()),
+  fc.constant(new Resume()),
 ];
+
+/** The commands plus retries and requeues with a delay (issue 16). */
+const againLater = fc.tuple(fc.constantFrom("retry", "requeue"), fc.constantFrom(2_000, 45_000)).map(([h, d]) => new Again(h as "retry" | "requeue", d));
+// Weighted towards what spans the waits: claims and results to reach an end, delayed retries, time.
+const timedCommands = [...commands, againLater, againLater, worker.map((w) => new Claim(w)), worker.map((w) => new Report(w, "complete", null)), advance];
 
 const token = fc.constantFrom("t1", "t2");
 const pushCommands = [
@@ -287,20 +344,28 @@ const pushCommands = [
   fc.constant(new Cancel()),
   fc.constantFrom("retry", "requeue").map((h) => new Again(h as "retry" | "requeue")),
   advance,
+  fc.constant(new Pause()),
+  fc.constant(new Resume()),
 ];
 
-async function setup(lifespan = false): Promise<{ model: Model; real: Real }> {
+/** Issue 16: a submit delay, and a fixed retry backoff the job's lost leases wait out. */
+const TIMED = { delay: 5_000, backoff: 7_000 };
+
+async function setup(lifespan = false, timed = false): Promise<{ model: Model; real: Real }> {
   const ep = await createEndpoint(POLICY);
-  const id = await submit(ep, lifespan ? { input: 1, policy: { ttlMode: "lifespan" } } : { input: 1 });
+  const policy = { ...(lifespan ? { ttlMode: "lifespan" } : {}), ...(timed ? { retryBackoff: { type: "fixed", delay: TIMED.backoff } } : {}) };
+  const id = await submit(ep, { input: 1, policy, ...(timed ? { delay: TIMED.delay } : {}) });
   const stub = env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
   const createdAt = await runInDurableObject(stub, (instance: JobObject, state) => {
     const job = loadJob(state.storage.sql)!.job;
     instance.clock.freeze(job.createdAt);
     return job.createdAt;
   });
+  const readyAt = createdAt + (timed ? TIMED.delay : 0);
   const model: Model = {
-    now: createdAt, state: "IN_QUEUE", attempt: 0, retries: 0, worker: null, reason: null,
-    ttlAt: createdAt + POLICY.ttl, execAt: 0, leaseAt: 0, cancelAt: 0, purgeAt: 0, last: null, dispatch: null, lifespan,
+    now: createdAt, state: timed ? "SCHEDULED" : "IN_QUEUE", attempt: 0, retries: 0, worker: null, reason: null,
+    ttlAt: (lifespan ? createdAt : readyAt) + POLICY.ttl, execAt: 0, leaseAt: 0, cancelAt: 0, purgeAt: 0, last: null, dispatch: null, lifespan,
+    readyAt, backoff: timed ? TIMED.backoff : 0, paused: false,
   };
   return { model, real: { ep, id, stub } };
 }
@@ -328,6 +393,18 @@ describe("job state machine against a model", () => {
     );
   });
 
+  it(`delays and backoff: a delayed submit, retries with a delay, lost leases backing off (seed ${SEED})`, { timeout: 180_000 }, async () => {
+    for (const lifespan of [false, true]) {
+      await fc.assert(
+        fc.asyncProperty(fc.commands(timedCommands, { maxCommands: 30 }), async (cmds) => {
+          const { model, real } = await setup(lifespan, true);
+          await fc.asyncModelRun(() => ({ model, real }), cmds);
+        }),
+        { seed: SEED, numRuns: 30 },
+      );
+    }
+  });
+
   it(`push: random deliveries, redeliveries and answers keep the job equal to the model (seed ${SEED})`, { timeout: 180_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.commands(pushCommands, { maxCommands: 30 }), async (cmds) => {
@@ -345,6 +422,23 @@ describe("job state machine against a model", () => {
       new Advance(31_000), new Claim("w1"), new Report("w1", "fail", null), new Again("retry"), new Advance(31_000),
     ]);
     expect(model.state).toBe("DELETED");
+  });
+
+  it("regression (push): a lost lease after an accepted push needs a new dispatch; the old message's dead letter changes nothing", async () => {
+    const { model, real } = await setup();
+    await fc.asyncModelRun(() => ({ model, real }), [new Deliver("t1"), new PushAnswer("t1", true), new Advance(11_000), new DeadLetter("t1"), new Deliver("t2")]);
+  });
+
+  it("regression: a job paused while it runs waits PAUSED after its lease is lost, and is handed out only once resumed", async () => {
+    const { model, real } = await setup();
+    await fc.asyncModelRun(() => ({ model, real }), [new Claim("w1"), new Pause(), new WorkerRestarted("w1"), new Claim("w2"), new Resume(), new Claim("w2")]);
+  });
+
+  it("regression: a requeue with a delay counts its queue TTL from when it is ready, not from the requeue", async () => {
+    const { model, real } = await setup(false, true);
+    await fc.asyncModelRun(() => ({ model, real }), [
+      new Advance(6_000), new Claim("w1"), new Report("w1", "complete", null), new Again("requeue", 45_000), new Advance(61_000), new Claim("w2"),
+    ]);
   });
 
   it("regression: a lost lease on the last attempt, then a retry, then a late result from the first worker", async () => {

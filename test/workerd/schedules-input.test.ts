@@ -35,6 +35,12 @@ describe("bad input", () => {
     ["__proto__ key", JSON.parse('{"cron":"* * * * *","job":{"input":1},"__proto__":{"paused":true}}'), "__proto__"],
     ["constructor key in job", { cron: "* * * * *", job: { input: 1, constructor: 1 } }, "constructor"],
     ["a JSON array", [every("* * * * *")], "object"],
+    // Issue 16: the fire time is the job's time; a job has one flow key, and none with a sequence.
+    ["a delay in the job", { cron: "* * * * *", job: { input: 1, delay: 1000 } }, "delay"],
+    ["a runAt in the job", { cron: "* * * * *", job: { input: 1, runAt: "2030-01-01T00:00:00Z" } }, "runAt"],
+    ["two different flow keys", { cron: "* * * * *", job: { input: 1, concurrencyKey: "a", rateLimitKey: "b" } }, "flow key"],
+    ["a flow key with a sequenceKey", { cron: "* * * * *", job: { input: 1, concurrencyKey: "a", sequenceKey: "s" } }, "sequenceKey"],
+    ["a flow key with overlap queue", every("* * * * *", { overlap: "queue", job: { input: 1, concurrencyKey: "a" } }), "overlap"],
   ];
   for (const [what, body, says] of bad) {
     it(`refuses ${what} with a 400 that says why`, async () => {

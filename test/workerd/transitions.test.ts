@@ -30,6 +30,10 @@ function recordIn(state: JobState): JobRecord {
   const base = commands.submit({ id: "j", endpointId: "ep", endpointGen: null, kind: "run", policy, webhook: null, idempotency: null, sequenceKey: null, origin: null }, T0);
   const running = { ...base, attempt: 1, workerId: "w1", startedAt: T0 + 10, execDeadline: T0 + 10 + policy.executionTimeout, leaseCheckAt: T0 + 10 + policy.heartbeatTimeout };
   switch (state) {
+    case "SCHEDULED":
+      return { ...base, state, readyAt: T0 + 60_000 };
+    case "PAUSED":
+      return { ...base, state, paused: true };
     case "SEQUENCED":
     case "IN_QUEUE":
       return { ...base, state };
@@ -73,6 +77,19 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
   retryBehind: (j) => commands.retry(j, LATE, true),
   requeueBehind: (j) => commands.requeue(j, LATE, true),
   notListed: (j) => commands.notListed(j, "w1", LATE),
+  // Issue 16: a delay on retry/requeue, a backoff after an error or a lost lease, a SCHEDULED job's time.
+  retryDelayed: (j) => commands.retry(j, LATE, false, 5_000),
+  requeueDelayed: (j) => commands.requeue(j, LATE, true, 5_000),
+  failBackingOff: (j) => commands.fail(j, W1, "boom", false, LATE),
+  loseLeaseBackingOff: (j) => commands.loseLease(j, "w1", "gone", LATE),
+  becomeReady: (j) => commands.becomeReady(j, LATE),
+  becomeReadyBehind: (j) => commands.becomeReady(j, LATE, true),
+  postponeReady: (j) => commands.postponeReady(j, LATE + 1000),
+  // Issue 15: per-job pause and resume.
+  pause: (j) => commands.pause(j, LATE),
+  resume: (j) => commands.resume(j, LATE),
+  resumeLater: (j) => commands.resume(j, LATE),
+  failPaused: (j) => commands.fail(j, W1, "boom", false, LATE),
   orphan: (j) => commands.orphan(j, LATE),
   purge: (j) => commands.purge(j, LATE),
   release: (j) => commands.release(j, LATE),
@@ -86,6 +103,11 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
 /** What a command needs of the record besides its state. */
 const SETUP: Partial<Record<string, (job: JobRecord) => JobRecord>> = {
   failRetrying: (j) => ({ ...j, policy: { ...j.policy, retryOnError: true } }),
+  failBackingOff: (j) => ({ ...j, policy: { ...j.policy, retryOnError: true, retryBackoff: { type: "fixed", delay: 1000 } } }),
+  loseLeaseBackingOff: (j) => ({ ...j, policy: { ...j.policy, retryBackoff: { type: "exponential", delay: 1000 } } }),
+  // A paused job whose backoff (or delay) has not run out resumes SCHEDULED.
+  resumeLater: (j) => (j.state === "PAUSED" ? { ...j, readyAt: LATE + 10_000 } : j),
+  failPaused: (j) => ({ ...j, paused: true, policy: { ...j.policy, retryOnError: true } }),
   pushClaim: dispatched,
   pushAccepted: dispatched,
   pushFailed: dispatched,
@@ -109,21 +131,41 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
   complete: { IN_PROGRESS: "COMPLETED", CANCELLING: "CANCELLED", COMPLETED: "COMPLETED" },
   fail: { IN_PROGRESS: "FAILED", CANCELLING: "CANCELLED", FAILED: "FAILED" },
   failRetrying: { IN_PROGRESS: "IN_QUEUE", CANCELLING: "CANCELLED", FAILED: "FAILED" },
-  cancel: { SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING", CANCELLED: "CANCELLED" },
+  cancel: { PAUSED: "CANCELLED", SCHEDULED: "CANCELLED", SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING", CANCELLED: "CANCELLED" },
   finishCancel: { CANCELLING: "CANCELLED" },
-  expire: { SEQUENCED: "TIMED_OUT", IN_QUEUE: "TIMED_OUT", IN_PROGRESS: "TIMED_OUT" },
+  expire: { PAUSED: "TIMED_OUT", SCHEDULED: "TIMED_OUT", SEQUENCED: "TIMED_OUT", IN_QUEUE: "TIMED_OUT", IN_PROGRESS: "TIMED_OUT" },
   retry: { FAILED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
   requeue: { COMPLETED: "IN_QUEUE", FAILED: "IN_QUEUE", CANCELLED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
   retryBehind: { FAILED: "SEQUENCED", TIMED_OUT: "SEQUENCED" },
   requeueBehind: { COMPLETED: "SEQUENCED", FAILED: "SEQUENCED", CANCELLED: "SEQUENCED", TIMED_OUT: "SEQUENCED" },
   // The lease holder's ping does not list its running job (attempt old enough): the lease is lost.
   notListed: { IN_PROGRESS: "IN_QUEUE" },
-  // The endpoint was deleted: waiting jobs end, running ones are cancelled, the rest stay.
-  orphan: {
-    SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING",
+  retryDelayed: { FAILED: "SCHEDULED", TIMED_OUT: "SCHEDULED" },
+  // A delayed requeue enters its sequence when its time comes, never SEQUENCED now.
+  requeueDelayed: { COMPLETED: "SCHEDULED", FAILED: "SCHEDULED", CANCELLED: "SCHEDULED", TIMED_OUT: "SCHEDULED" },
+  failBackingOff: { IN_PROGRESS: "SCHEDULED", CANCELLING: "CANCELLED", FAILED: "FAILED" },
+  loseLeaseBackingOff: { IN_PROGRESS: "SCHEDULED", CANCELLING: "CANCELLED" },
+  becomeReady: { SCHEDULED: "IN_QUEUE" },
+  becomeReadyBehind: { SCHEDULED: "SEQUENCED" },
+  postponeReady: { SCHEDULED: "SCHEDULED" },
+  pause: { SCHEDULED: "PAUSED", SEQUENCED: "PAUSED", IN_QUEUE: "PAUSED", PAUSED: "PAUSED", IN_PROGRESS: "IN_PROGRESS" },
+  // Resuming a job that is not paused changes nothing, whatever its state.
+  resume: {
+    PAUSED: "IN_QUEUE", SCHEDULED: "SCHEDULED", SEQUENCED: "SEQUENCED", IN_QUEUE: "IN_QUEUE", IN_PROGRESS: "IN_PROGRESS", CANCELLING: "CANCELLING",
     COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
   },
-  purge: { SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED" },
+  resumeLater: {
+    PAUSED: "SCHEDULED", SCHEDULED: "SCHEDULED", SEQUENCED: "SEQUENCED", IN_QUEUE: "IN_QUEUE", IN_PROGRESS: "IN_PROGRESS", CANCELLING: "CANCELLING",
+    COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
+  },
+  // A job paused while it ran waits PAUSED when its attempt goes back.
+  failPaused: { IN_PROGRESS: "PAUSED", CANCELLING: "CANCELLED", FAILED: "FAILED" },
+  // The endpoint was deleted: waiting jobs end, running ones are cancelled, the rest stay.
+  orphan: {
+    PAUSED: "CANCELLED", SCHEDULED: "CANCELLED", SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING",
+    COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
+  },
+  purge: { PAUSED: "CANCELLED", SCHEDULED: "CANCELLED", SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED" },
   release: { SEQUENCED: "IN_QUEUE" },
   recheckSequence: { SEQUENCED: "SEQUENCED" },
   pushClaim: { IN_QUEUE: "IN_PROGRESS", IN_PROGRESS: "IN_PROGRESS" },
@@ -133,9 +175,9 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
 };
 
 /** Reports of worker w1: on a waiting job (nobody holds a lease) they are not the lease holder's. */
-const REPORTS = new Set(["progress", "streamChunk", "complete", "fail", "failRetrying", "loseLease", "notListed"]);
+const REPORTS = new Set(["progress", "streamChunk", "complete", "fail", "failRetrying", "failBackingOff", "failPaused", "loseLease", "loseLeaseBackingOff", "notListed"]);
 function refusal(name: string, from: JobState): ConflictCode {
-  return REPORTS.has(name) && (from === "SEQUENCED" || from === "IN_QUEUE") ? "NOT_LEASE_HOLDER" : "WRONG_STATE";
+  return REPORTS.has(name) && (from === "PAUSED" || from === "SCHEDULED" || from === "SEQUENCED" || from === "IN_QUEUE") ? "NOT_LEASE_HOLDER" : "WRONG_STATE";
 }
 
 /** The edges of SPEC §4, written out from the spec (not from the table). */
@@ -148,6 +190,15 @@ const SPEC_EDGES = [
   // Beyond SPEC §4 (issue 11, defect 3; README "Sequences"): a retried or requeued job of a
   // sequence re-enters it behind an unfinished job of its key.
   "COMPLETED>SEQUENCED", "FAILED>SEQUENCED", "CANCELLED>SEQUENCED", "TIMED_OUT>SEQUENCED",
+  // Issue 16 (README "Delayed jobs and retry backoff"): SCHEDULED waits for its time (a delay,
+  // runAt, a retry's delay or backoff), then becomes ready or enters its sequence.
+  "SCHEDULED>IN_QUEUE", "SCHEDULED>SEQUENCED", "SCHEDULED>CANCELLED", "SCHEDULED>TIMED_OUT",
+  "IN_PROGRESS>SCHEDULED",
+  "COMPLETED>SCHEDULED", "FAILED>SCHEDULED", "CANCELLED>SCHEDULED", "TIMED_OUT>SCHEDULED",
+  // Issue 15 (README "Pausing one job"): a waiting job pauses; a resume sends it back in line (or
+  // SCHEDULED: not yet its time, or a sequence to enter); a job paused while it ran waits PAUSED.
+  "IN_QUEUE>PAUSED", "SEQUENCED>PAUSED", "SCHEDULED>PAUSED", "IN_PROGRESS>PAUSED",
+  "PAUSED>IN_QUEUE", "PAUSED>SCHEDULED", "PAUSED>CANCELLED", "PAUSED>TIMED_OUT",
 ].sort();
 
 /** Runs command `name` on a fresh record in state `from`; keeps a copy of the record it was given. */

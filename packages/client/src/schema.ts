@@ -376,6 +376,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/{ep}/pause/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause one job (Flamenco's pause)
+         * @description A waiting job is handed to no worker until resumed (status IN_QUEUE with `paused: true`, queue.reason `job_paused`; a job of a sequence keeps its place, and the jobs behind it wait); its TTL keeps running. A running job finishes its attempt (its result counts); should it go back for another, it waits paused. Pausing a paused job changes nothing. An edge-jobs extension.
+         */
+        post: operations["pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/{ep}/resume/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused job
+         * @description The job waits for a worker again (or for its time, if it had a delay or backoff left; a job of a sequence re-enters its place). Resuming a job that is not paused changes nothing. An edge-jobs extension.
+         */
+        post: operations["resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/{ep}/retry/{id}": {
         parameters: {
             query?: never;
@@ -387,7 +427,7 @@ export interface paths {
         put?: never;
         /**
          * Retry a failed or timed-out job (RunPod /retry)
-         * @description Puts a FAILED or TIMED_OUT job back in the queue under the same id, its output cleared (SEQUENCED if a job of its sequence is unfinished).
+         * @description Puts a FAILED or TIMED_OUT job back in the queue under the same id, its output cleared (SEQUENCED if a job of its sequence is unfinished). With a `delay` (query or body, ms) it waits that long first (status IN_QUEUE, queue.reason `scheduled`), and its queue TTL counts from then.
          */
         post: operations["retry"];
         delete?: never;
@@ -407,7 +447,7 @@ export interface paths {
         put?: never;
         /**
          * Put any finished job back in the queue
-         * @description As /retry, for a job in any terminal state (COMPLETED and CANCELLED too), keeping its id and history. An edge-jobs extension.
+         * @description As /retry, for a job in any terminal state (COMPLETED and CANCELLED too), keeping its id and history, with the same optional `delay`. An edge-jobs extension.
          */
         post: operations["requeue"];
         delete?: never;
@@ -1066,6 +1106,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/endpoints/{ep}/flow-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List an endpoint's flow-key overrides */
+        get: operations["listFlowKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/endpoints/{ep}/flow-keys/{flowKey}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a flow key's override */
+        get: operations["getFlowKey"];
+        /**
+         * Set a flow key's own concurrency and rate limit
+         * @description Overrides the endpoint's keyConcurrency and keyRateLimit for the jobs whose concurrencyKey or rateLimitKey is this key; takes effect at once on every shard. Keys are 1-255 characters (escape '/' as %2F). At most 1000 overrides per endpoint (409 past it). A changed rate limit starts a new window.
+         */
+        put: operations["putFlowKey"];
+        post?: never;
+        /**
+         * Delete a flow key's override
+         * @description The key takes the endpoint's defaults again.
+         */
+        delete: operations["deleteFlowKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -1150,8 +1232,19 @@ export interface components {
             cancelGraceMs: number;
             /** @description A job whose handler failed goes back in the queue while attempts are left. */
             retryOnError: boolean;
+            /** @description Default `policy.retryBackoff`: how long a job waits (SCHEDULED) before its next attempt after an error or a lost lease; null: at once. Absent on endpoints stored before it existed. */
+            retryBackoff?: components["schemas"]["RetryBackoff"] | null;
             /** @description Most jobs in progress at once; null for no limit. */
             concurrency: number | null;
+            /** @description Most jobs of one flow key (concurrencyKey or rateLimitKey) in progress or handed out at once; null: no cap. Per-key overrides: …/flow-keys/{key}. */
+            keyConcurrency?: number | null;
+            /** @description Most starts of one flow key per period (a fixed window); null: none. Per-key overrides: …/flow-keys/{key}. */
+            keyRateLimit?: {
+                /** @description Starts per period. */
+                limit: number;
+                /** @description The period, ms (1 s to 1 day). */
+                periodMs: number;
+            } | null;
             /** @description The current secret signing webhooks and pushes (`whsec_` + base64). */
             webhookSecret: string;
             /** @description The secret before the last rotation, still signed with until `previousSecretUntil`; null when none. */
@@ -1177,6 +1270,20 @@ export interface components {
             /** @description Dispatch is paused (submits are still accepted). */
             paused: boolean;
         };
+        /** @description How long a job waits before its next attempt after an error or a lost lease (SCHEDULED meanwhile; clients see IN_QUEUE). */
+        RetryBackoff: {
+            /**
+             * @description "fixed": every retry waits `delay`; "exponential": `delay` × 2^(retries so far), at most `maxDelay`.
+             * @enum {string}
+             */
+            type: "fixed" | "exponential";
+            /** @description ms before the first retry (the base). */
+            delay: number;
+            /** @description ms, the longest wait (exponential; default 1 hour). */
+            maxDelay?: number;
+            /** @description Wait a random 50–100% of the computed delay (default false), so failed jobs do not return in lockstep. */
+            jitter?: boolean;
+        };
         /** @description An endpoint's config: every field optional, an omitted one takes its default (a PUT states the whole config); unknown fields are a 400. */
         EndpointConfigInput: {
             /** @enum {string} */
@@ -1195,11 +1302,19 @@ export interface components {
             webhookSecret?: string;
             allowPrivateUrls?: boolean;
             retryOnError?: boolean;
+            retryBackoff?: components["schemas"]["RetryBackoff"] | null;
             shards?: number;
             rateLimit?: boolean;
+            keyConcurrency?: number | null;
+            keyRateLimit?: {
+                /** @description Starts per period. */
+                limit: number;
+                /** @description The period, ms (1 s to 1 day). */
+                periodMs: number;
+            } | null;
         };
         /** @enum {string} */
-        JobStatus: "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+        JobStatus: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
         LoadReport: {
             /** @description The endpoint's id. */
             id: string;
@@ -1233,6 +1348,11 @@ export interface components {
             /** @description The job's id. */
             id: string;
             status: components["schemas"]["JobStatus"];
+            /**
+             * @description The job is paused (see /pause/{id}).
+             * @constant
+             */
+            paused?: true;
         };
         RateLimited: {
             /** @description Names the routes, the limit and the endpoint. */
@@ -1251,7 +1371,7 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
-        /** @description RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` (RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, `idempotencyKey` and `sequenceKey` are optional; `s3Config` is handed to the job's workers as sent (never echoed); `webhookV2` is kept, not called; other top-level fields are ignored. */
+        /** @description RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` (RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout, retryOnError and retryBackoff), `priority`, `idempotencyKey`, `sequenceKey`, a flow key (`concurrencyKey` or `rateLimitKey`), and `delay` or `runAt` (the job waits for its time, read as IN_QUEUE) are optional; `s3Config` is handed to the job's workers as sent (never echoed); `webhookV2` is kept, not called; other top-level fields are ignored. */
         RunRequest: {
             /** @description The job's input: any JSON value but null ({} for an empty input). */
             input: unknown;
@@ -1269,10 +1389,23 @@ export interface components {
                 maxAttempts?: number;
                 heartbeatTimeout?: number;
                 retryOnError?: boolean;
+                /** @description Wait before the next attempt after an error or a lost lease (null: none, overriding the endpoint's). */
+                retryBackoff?: components["schemas"]["RetryBackoff"] | null;
             };
             priority?: number;
             idempotencyKey?: string;
+            /** @description ms to wait before the job is ready (SCHEDULED meanwhile: clients read IN_QUEUE with queue.reason "scheduled"); its queue TTL counts from then. Not with runAt. */
+            delay?: number;
+            /**
+             * Format: date-time
+             * @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay.
+             */
+            runAt?: string;
             sequenceKey?: string;
+            /** @description A flow key (e.g. a tenant id): the key's jobs count against its concurrency limit (the endpoint's keyConcurrency or the key's override) and take turns with other keys' jobs. Not with sequenceKey; with rateLimitKey only if the same. */
+            concurrencyKey?: string;
+            /** @description A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey. */
+            rateLimitKey?: string;
             /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
             s3Config?: {
                 [key: string]: unknown;
@@ -1307,6 +1440,11 @@ export interface components {
             startedAt?: string;
             /** @description An ISO 8601 time (UTC). */
             completedAt?: string;
+            /**
+             * @description Paused by POST /pause/{id}: waiting, it is handed to no worker (status IN_QUEUE, queue.reason job_paused); running, it finishes its attempt.
+             * @constant
+             */
+            paused?: true;
             /** @description Only for a waiting job (IN_QUEUE, SEQUENCED). */
             queue?: components["schemas"]["JobQueueInfo"];
             /** @description Only for a job with a webhook whose event exists (once terminal). */
@@ -1316,7 +1454,7 @@ export interface components {
         };
         /** @description Why a waiting job (IN_QUEUE or SEQUENCED) waits. */
         JobQueueInfo: {
-            /** @description 1 + ready jobs ahead of it on its shard (approximate); null when not known, e.g. while it waits behind a job of its sequence. */
+            /** @description 1 + ready jobs ahead of it on its shard (approximate; a job with a flow key: ahead of it among its key's, which take turns with other keys); null when not known, e.g. while it waits behind a job of its sequence. */
             position: number | null;
             /**
              * @description Present when the job is at least `position` in line (far back, the count is a bound).
@@ -1324,11 +1462,15 @@ export interface components {
              */
             positionAtLeast?: true;
             /** @enum {string} */
-            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying";
+            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited";
             /** @description The job of its sequence it waits for (reason sequenced_behind). */
             ahead?: string;
             /** @description The last push error, while a dispatch is retried (reason dispatch_retrying). */
             lastError?: string;
+            /** @description When a scheduled job (a delay, runAt, a retry's backoff) becomes ready (reason scheduled). */
+            runAt?: string;
+            /** @description When the job's rate-limited flow key may start jobs again (reason key_rate_limited). */
+            availableAt?: string;
         };
         /** @description The delivery state of the job's latest webhook event. */
         JobWebhookSummary: {
@@ -1339,12 +1481,17 @@ export interface components {
             lastStatus: number | null;
             nextAttemptAt: string | null;
         };
+        RetryDelay: {
+            /** @description ms to wait before the job is ready again (as the query parameter). */
+            delay?: number;
+        };
         /** @description RunPod's /health body: jobs by state, workers by state (`ready` = idle + running). */
         EndpointHealth: {
             jobs: {
                 completed: number;
                 failed: number;
                 inProgress: number;
+                /** @description Waiting jobs: IN_QUEUE, SEQUENCED and SCHEDULED (clients read those IN_QUEUE; edge_jobs_jobs{state="SCHEDULED"} in /metrics counts the ones waiting for their time). */
                 inQueue: number;
                 retried: number;
             };
@@ -1648,7 +1795,7 @@ export interface components {
              * @default UTC
              */
             timezone: string;
-            /** @description The job each fire submits: a /run body (input, policy, webhook, priority, sequenceKey, s3Config, webhookV2); no idempotencyKey, each fire has its own. */
+            /** @description The job each fire submits: a /run body (input, policy, webhook, priority, sequenceKey or a flow key, s3Config, webhookV2); no idempotencyKey (each fire has its own), no delay or runAt (the fire time is the job's time). */
             job: {
                 /** @description The job's input: any JSON value but null ({} for an empty input). */
                 input: unknown;
@@ -1666,9 +1813,15 @@ export interface components {
                     maxAttempts?: number;
                     heartbeatTimeout?: number;
                     retryOnError?: boolean;
+                    /** @description Wait before the next attempt after an error or a lost lease (null: none, overriding the endpoint's). */
+                    retryBackoff?: components["schemas"]["RetryBackoff"] | null;
                 };
                 priority?: number;
                 sequenceKey?: string;
+                /** @description A flow key (e.g. a tenant id): the key's jobs count against its concurrency limit (the endpoint's keyConcurrency or the key's override) and take turns with other keys' jobs. Not with sequenceKey; with rateLimitKey only if the same. */
+                concurrencyKey?: string;
+                /** @description A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey. */
+                rateLimitKey?: string;
                 /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
                 s3Config?: {
                     [key: string]: unknown;
@@ -1690,6 +1843,42 @@ export interface components {
             catchUp: "none" | "latest" | "all";
             /** @default false */
             paused: boolean;
+        };
+        FlowKeyOverride: {
+            key: string;
+            /** @description As set (absent: the endpoint's keyConcurrency; null: no cap). */
+            concurrency?: number | null;
+            /** @description As set (absent: the endpoint's keyRateLimit; null: no rate limit). */
+            rateLimit?: {
+                /** @description Starts per period. */
+                limit: number;
+                /** @description The period, ms (1 s to 1 day). */
+                periodMs: number;
+            } | null;
+            /** @description The limits that apply to the key's jobs, with the endpoint's defaults (null: none). */
+            effective: {
+                concurrency: number | null;
+                rateLimit: {
+                    /** @description Starts per period. */
+                    limit: number;
+                    /** @description The period, ms (1 s to 1 day). */
+                    periodMs: number;
+                } | null;
+            };
+            /** @description An ISO 8601 time (UTC). */
+            updatedAt: string;
+        };
+        /** @description A flow key's own limits; an omitted field takes the endpoint's default, null means none for this key. Unknown fields are a 400. */
+        FlowKeyOverrideInput: {
+            /** @description Most jobs of this key running (or handed out) at once; null: no cap for this key; omitted: the endpoint's keyConcurrency. */
+            concurrency?: number | null;
+            /** @description Most starts of this key per period; null: no rate limit for this key; omitted: the endpoint's keyRateLimit. */
+            rateLimit?: {
+                /** @description Starts per period. */
+                limit: number;
+                /** @description The period, ms (1 s to 1 day). */
+                periodMs: number;
+            } | null;
         };
     };
     responses: never;
@@ -2244,11 +2433,13 @@ export interface operations {
                                  * @description Why the job waits.
                                  * @enum {string}
                                  */
-                                reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying";
+                                reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "key_concurrency" | "key_rate_limited";
                                 /** @description With sequenced_behind: the job ahead of it. */
                                 ahead?: string;
                                 /** @description With dispatch_retrying: the last push error. */
                                 lastError?: string;
+                                /** @description With key_rate_limited: when the job's flow key may start jobs again. */
+                                availableAt?: string;
                             } | null;
                         }[];
                     };
@@ -3189,7 +3380,7 @@ export interface operations {
             };
         };
     };
-    retry: {
+    pause: {
         parameters: {
             query?: never;
             header?: never;
@@ -3203,7 +3394,127 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The job and its new state (IN_QUEUE or SEQUENCED). */
+            /** @description The job, its state and `paused: true`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRef"];
+                };
+            };
+            /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The job finished or is being cancelled; the body has its `id` and `status`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    resume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description The job's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job and its state. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRef"];
+                };
+            };
+            /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retry: {
+        parameters: {
+            query?: {
+                /** @description ms to wait before the job is ready again (0 to 86400000); default 0. */
+                delay?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description The job's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RetryDelay"];
+            };
+        };
+        responses: {
+            /** @description The job and its new state (IN_QUEUE or SEQUENCED; IN_QUEUE too while a delay runs). */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3252,7 +3563,10 @@ export interface operations {
     };
     requeue: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description ms to wait before the job is ready again (0 to 86400000); default 0. */
+                delay?: string;
+            };
             header?: never;
             path: {
                 /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
@@ -3262,9 +3576,13 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RetryDelay"];
+            };
+        };
         responses: {
-            /** @description The job and its new state (IN_QUEUE or SEQUENCED). */
+            /** @description The job and its new state (IN_QUEUE or SEQUENCED; IN_QUEUE too while a delay runs). */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6108,6 +6426,261 @@ export interface operations {
                 };
             };
             /** @description Unknown endpoint or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listFlowKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every override. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Every override, by key. */
+                        flowKeys: components["schemas"]["FlowKeyOverride"][];
+                        /** @description Most overrides an endpoint keeps. */
+                        limit: number;
+                    };
+                };
+            };
+            /** @description Unknown endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getFlowKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description flowKey */
+                flowKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The override. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowKeyOverride"];
+                };
+            };
+            /** @description A key of 0 or more than 255 characters, or an invalid body. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint, or no override for the key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putFlowKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description flowKey */
+                flowKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FlowKeyOverrideInput"];
+            };
+        };
+        responses: {
+            /** @description The stored override. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowKeyOverride"];
+                };
+            };
+            /** @description A key of 0 or more than 255 characters, or an invalid body. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The endpoint has 1000 overrides already. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteFlowKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description flowKey */
+                flowKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        key: string;
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            /** @description A key of 0 or more than 255 characters, or an invalid body. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown endpoint, or no override for the key. */
             404: {
                 headers: {
                     [name: string]: unknown;

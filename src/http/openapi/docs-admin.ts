@@ -4,7 +4,9 @@
  */
 import { z } from "zod";
 import { EndpointConfigInput as ConfigInput } from "../../endpoints/config";
+import { RetryBackoff } from "../../jobs/backoff";
 import { KEY_SCOPES } from "../../endpoints/keys";
+import { KeyRateLimit } from "../../endpoints/flow-rules";
 import { IsoTime, JobStatus } from "./common";
 import type { OperationDoc } from "./operation";
 
@@ -35,7 +37,12 @@ export const EndpointConfig = z
     syncRetentionMs: ms("How long a finished /runsync job stays readable"),
     cancelGraceMs: ms("How long a CANCELLING job waits for its worker"),
     retryOnError: z.boolean().describe("A job whose handler failed goes back in the queue while attempts are left."),
+    retryBackoff: RetryBackoff.nullable()
+      .optional()
+      .describe("Default `policy.retryBackoff`: how long a job waits (SCHEDULED) before its next attempt after an error or a lost lease; null: at once. Absent on endpoints stored before it existed."),
     concurrency: z.number().int().nullable().describe("Most jobs in progress at once; null for no limit."),
+    keyConcurrency: z.number().int().nullable().optional().describe("Most jobs of one flow key (concurrencyKey or rateLimitKey) in progress or handed out at once; null: no cap. Per-key overrides: …/flow-keys/{key}."),
+    keyRateLimit: KeyRateLimit.nullable().optional().describe("Most starts of one flow key per period (a fixed window); null: none. Per-key overrides: …/flow-keys/{key}."),
     webhookSecret: z.string().describe("The current secret signing webhooks and pushes (`whsec_` + base64)."),
     previousWebhookSecret: z.string().nullable().describe("The secret before the last rotation, still signed with until `previousSecretUntil`; null when none."),
     previousSecretUntil: IsoTime.nullable().describe("Until when the previous secret is still signed with; null when there is none."),
@@ -82,10 +89,11 @@ const QueueInfo = z
     position: z.number().int().nullable().describe("1 + ready jobs ahead on the job's shard (approximate); null when sequenced behind another job."),
     positionAtLeast: z.literal(true).optional().describe("The job is at least `position` in line (counted exactly only near the front)."),
     reason: z
-      .enum(["no_workers", "all_workers_busy", "concurrency_limit", "endpoint_paused", "sequenced_behind", "dispatch_retrying"])
+      .enum(["no_workers", "all_workers_busy", "concurrency_limit", "endpoint_paused", "sequenced_behind", "dispatch_retrying", "scheduled", "key_concurrency", "key_rate_limited"])
       .describe("Why the job waits."),
     ahead: z.string().optional().describe("With sequenced_behind: the job ahead of it."),
     lastError: z.string().optional().describe("With dispatch_retrying: the last push error."),
+    availableAt: IsoTime.optional().describe("With key_rate_limited: when the job's flow key may start jobs again."),
   })
   .describe("Why a waiting job waits.");
 

@@ -17,8 +17,8 @@ export const RunRequest = SubmitBody.meta({
   id: "RunRequest",
   description:
     "RunPod's submit body: `input` (any JSON value but null) is handed to the worker as is. `webhook`, `policy` " +
-    "(RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout and retryOnError), `priority`, " +
-    "`idempotencyKey` and `sequenceKey` are optional; `s3Config` is handed to the job's workers as sent (never echoed); `webhookV2` is kept, not called; other top-level fields are ignored.",
+    "(RunPod's executionTimeout, ttl, lowPriority, plus maxAttempts, heartbeatTimeout, retryOnError and retryBackoff), `priority`, " +
+    "`idempotencyKey`, `sequenceKey`, a flow key (`concurrencyKey` or `rateLimitKey`), and `delay` or `runAt` (the job waits for its time, read as IN_QUEUE) are optional; `s3Config` is handed to the job's workers as sent (never echoed); `webhookV2` is kept, not called; other top-level fields are ignored.",
 });
 
 // ---- job status ----
@@ -29,11 +29,13 @@ export const JobQueueInfo = z
     position: int()
       .positive()
       .nullable()
-      .describe("1 + ready jobs ahead of it on its shard (approximate); null when not known, e.g. while it waits behind a job of its sequence."),
+      .describe("1 + ready jobs ahead of it on its shard (approximate; a job with a flow key: ahead of it among its key's, which take turns with other keys); null when not known, e.g. while it waits behind a job of its sequence."),
     positionAtLeast: z.literal(true).optional().describe("Present when the job is at least `position` in line (far back, the count is a bound)."),
-    reason: z.enum(["no_workers", "all_workers_busy", "concurrency_limit", "endpoint_paused", "sequenced_behind", "dispatch_retrying"]),
+    reason: z.enum(["no_workers", "all_workers_busy", "concurrency_limit", "endpoint_paused", "sequenced_behind", "dispatch_retrying", "scheduled", "job_paused", "key_concurrency", "key_rate_limited"]),
     ahead: z.string().optional().describe("The job of its sequence it waits for (reason sequenced_behind)."),
     lastError: z.string().optional().describe("The last push error, while a dispatch is retried (reason dispatch_retrying)."),
+    runAt: z.string().optional().describe("When a scheduled job (a delay, runAt, a retry's backoff) becomes ready (reason scheduled)."),
+    availableAt: z.string().optional().describe("When the job's rate-limited flow key may start jobs again (reason key_rate_limited)."),
   })
   .meta({ id: "JobQueueInfo", description: "Why a waiting job (IN_QUEUE or SEQUENCED) waits." });
 
@@ -65,6 +67,7 @@ export const JobStatusBody = z
     createdAt: IsoTime,
     startedAt: IsoTime.optional(),
     completedAt: IsoTime.optional(),
+    paused: z.literal(true).optional().describe("Paused by POST /pause/{id}: waiting, it is handed to no worker (status IN_QUEUE, queue.reason job_paused); running, it finishes its attempt."),
     queue: JobQueueInfo.optional().describe("Only for a waiting job (IN_QUEUE, SEQUENCED)."),
     webhook: JobWebhookSummary.optional().describe("Only for a job with a webhook whose event exists (once terminal)."),
     output: z.unknown().optional().describe("The worker's output (any JSON), once it reported one."),
@@ -72,7 +75,9 @@ export const JobStatusBody = z
   .meta({ id: "JobStatusBody", description: "A job as RunPod's /status shows it, with edge-jobs' extensions." });
 
 /** /run, /cancel, /retry, /requeue: the job and its state. */
-export const JobRef = z.object({ id: z.string().describe("The job's id."), status: JobStatus }).meta({ id: "JobRef" });
+export const JobRef = z
+  .object({ id: z.string().describe("The job's id."), status: JobStatus, paused: z.literal(true).optional().describe("The job is paused (see /pause/{id}).") })
+  .meta({ id: "JobRef" });
 
 // ---- history and webhooks ----
 
@@ -127,7 +132,13 @@ export const PurgeResult = z.object({
 /** RunPod's /health body (endpoints/health). */
 export const EndpointHealth = z
   .object({
-    jobs: z.object({ completed: count(), failed: count(), inProgress: count(), inQueue: count(), retried: count() }),
+    jobs: z.object({
+      completed: count(),
+      failed: count(),
+      inProgress: count(),
+      inQueue: count().describe("Waiting jobs: IN_QUEUE, SEQUENCED and SCHEDULED (clients read those IN_QUEUE; edge_jobs_jobs{state=\"SCHEDULED\"} in /metrics counts the ones waiting for their time)."),
+      retried: count(),
+    }),
     workers: z.object({ idle: count(), initializing: count(), ready: count(), running: count(), throttled: count(), unhealthy: count() }),
   })
   .meta({ id: "EndpointHealth", description: "RunPod's /health body: jobs by state, workers by state (`ready` = idle + running)." });

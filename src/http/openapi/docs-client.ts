@@ -120,7 +120,40 @@ export const POST_STATUS_SYNC_DOC = statusSyncDoc("postStatusSync");
 // ---- changes ----
 
 /** POST /cancel, /retry, /requeue by action. */
-export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue", OperationDoc> = {
+const RetryDelayQuery = z.object({
+  delay: z.string().regex(/^\d{1,9}$/).optional().describe(`ms to wait before the job is ready again (0 to ${LIMITS.retryDelay.max}); default 0.`),
+});
+const RetryDelayBody = z
+  .object({ delay: z.number().int().min(LIMITS.retryDelay.min).max(LIMITS.retryDelay.max).optional().describe("ms to wait before the job is ready again (as the query parameter).") })
+  .strict()
+  .meta({ id: "RetryDelay" });
+
+export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue" | "pause" | "resume", OperationDoc> = {
+  pause: {
+    operationId: "pause",
+    summary: "Pause one job (Flamenco's pause)",
+    description:
+      "A waiting job is handed to no worker until resumed (status IN_QUEUE with `paused: true`, queue.reason `job_paused`; a job of a sequence keeps its place, and the jobs behind it wait); its TTL keeps running. " +
+      "A running job finishes its attempt (its result counts); should it go back for another, it waits paused. Pausing a paused job changes nothing. An edge-jobs extension.",
+    tags: JOBS,
+    auth: "client",
+    responses: {
+      200: { description: "The job, its state and `paused: true`.", schema: JobRef },
+      404: NOT_FOUND,
+      409: { description: "The job finished or is being cancelled; the body has its `id` and `status`." },
+    },
+  },
+  resume: {
+    operationId: "resume",
+    summary: "Resume a paused job",
+    description: "The job waits for a worker again (or for its time, if it had a delay or backoff left; a job of a sequence re-enters its place). Resuming a job that is not paused changes nothing. An edge-jobs extension.",
+    tags: JOBS,
+    auth: "client",
+    responses: {
+      200: { description: "The job and its state.", schema: JobRef },
+      404: NOT_FOUND,
+    },
+  },
   cancel: {
     operationId: "cancel",
     summary: "Cancel a job (RunPod /cancel)",
@@ -137,11 +170,15 @@ export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue", OperationDo
   retry: {
     operationId: "retry",
     summary: "Retry a failed or timed-out job (RunPod /retry)",
-    description: "Puts a FAILED or TIMED_OUT job back in the queue under the same id, its output cleared (SEQUENCED if a job of its sequence is unfinished).",
+    description:
+      "Puts a FAILED or TIMED_OUT job back in the queue under the same id, its output cleared (SEQUENCED if a job of its sequence is unfinished). " +
+      "With a `delay` (query or body, ms) it waits that long first (status IN_QUEUE, queue.reason `scheduled`), and its queue TTL counts from then.",
     tags: JOBS,
     auth: "client",
+    query: RetryDelayQuery,
+    body: { schema: RetryDelayBody, required: false },
     responses: {
-      200: { description: "The job and its new state (IN_QUEUE or SEQUENCED).", schema: JobRef },
+      200: { description: "The job and its new state (IN_QUEUE or SEQUENCED; IN_QUEUE too while a delay runs).", schema: JobRef },
       404: NOT_FOUND,
       409: { description: "The job is not FAILED or TIMED_OUT; the body has its `id` and `status`." },
     },
@@ -149,11 +186,13 @@ export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue", OperationDo
   requeue: {
     operationId: "requeue",
     summary: "Put any finished job back in the queue",
-    description: "As /retry, for a job in any terminal state (COMPLETED and CANCELLED too), keeping its id and history. An edge-jobs extension.",
+    description: "As /retry, for a job in any terminal state (COMPLETED and CANCELLED too), keeping its id and history, with the same optional `delay`. An edge-jobs extension.",
     tags: JOBS,
     auth: "client",
+    query: RetryDelayQuery,
+    body: { schema: RetryDelayBody, required: false },
     responses: {
-      200: { description: "The job and its new state (IN_QUEUE or SEQUENCED).", schema: JobRef },
+      200: { description: "The job and its new state (IN_QUEUE or SEQUENCED; IN_QUEUE too while a delay runs).", schema: JobRef },
       404: NOT_FOUND,
       409: { description: "The job has not finished; the body has its `id` and `status`." },
     },

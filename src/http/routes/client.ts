@@ -3,6 +3,7 @@
  * purge-queue, health (RUNPOD-WIRE §1). Every success is HTTP 200.
  */
 import type { Context, Hono } from "hono";
+import { z } from "zod";
 import type { JobChange, JobRead } from "../../jobs/job-object";
 import type { JobKind } from "../../jobs/record";
 import type { EndpointConfig } from "../../endpoints/config";
@@ -12,8 +13,8 @@ import { checkOutboundUrl, publicOrigin } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, readJson, validate } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
-import { isWaiting } from "../../jobs/states";
-import { jsonResponse, renderWithOutput, statusFields } from "../render";
+import { clientStatus, isWaiting } from "../../jobs/states";
+import { jsonResponse, renderWithOutput, scheduledInfo, statusFields } from "../render";
 import { endpointParam, endpointStub, jobNotFound, isoTime } from "../stubs";
 import type { AppEnv } from "../types";
 import { route } from "./route";
@@ -21,7 +22,7 @@ import * as docs from "../openapi/docs-client";
 import { mergedWorkerCounts } from "../../flows/liveness";
 import { purgeQueue } from "../../flows/purge";
 import { jobAt, jobQueue } from "../../flows/stubs";
-import { submitJob } from "../../flows/submit";
+import { flowKeyRefusal, submitJob } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
@@ -50,11 +51,28 @@ export function checkSubmitBody(body: SubmitBody, config: EndpointConfig, inputL
     const bytes = jsonBytes(body.s3Config, `${where}s3Config`).byteLength;
     if (bytes > PAYLOAD.s3ConfigBytes) throw badRequest(`${where}s3Config is ${bytes} bytes of JSON; the limit is ${PAYLOAD.s3ConfigBytes}`);
   }
+  checkWhen(body, config, where);
+  const flowKey = flowKeyRefusal(body, where);
+  if (flowKey !== null) throw badRequest(flowKey);
   if (body.webhook !== undefined) {
     const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);
     if (!check.ok) throw badRequest(`${where}webhook: ${check.reason}`, { issues: [{ path: `${where}webhook`, message: check.reason }] });
   }
   return input;
+}
+
+/**
+ * `delay` or `runAt` (not both): at most LIMITS.delay.max ahead, and before the end of a lifespan
+ * TTL (the job would end before it could run).
+ */
+function checkWhen(body: SubmitBody, config: EndpointConfig, where: string): void {
+  if (body.delay !== undefined && body.runAt !== undefined) throw badRequest(`${where}delay and ${where}runAt: give one of them, not both`);
+  const ahead = body.runAt !== undefined ? Date.parse(body.runAt) - Date.now() : (body.delay ?? 0);
+  if (ahead > LIMITS.delay.max) throw badRequest(`${where}runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
+  const ttl = body.policy?.ttl ?? config.ttl;
+  if ((body.policy?.ttlMode ?? config.ttlMode ?? "queue") === "lifespan" && ahead >= ttl) {
+    throw badRequest(`${where}${body.runAt !== undefined ? "runAt" : "delay"} is at or past the end of the job's lifespan (ttlMode "lifespan", ttl ${ttl} ms): it could never run`);
+  }
 }
 
 /**
@@ -85,7 +103,8 @@ async function submit(c: Context<AppEnv>, kind: JobKind) {
 async function readOrNotFound(c: Context<AppEnv>, endpointId: string, r: JobRead, id: string): Promise<Response> {
   if (!r.ok) throw jobNotFound(id);
   const fields = statusFields(r.job, Date.now());
-  if (isWaiting(r.job.state)) fields.queue = await jobQueue(c.env, r.job).queueInfo(r.job.id);
+  if (r.job.state === "SCHEDULED" || r.job.state === "PAUSED") fields.queue = scheduledInfo(r.job);
+  else if (isWaiting(r.job.state)) fields.queue = await jobQueue(c.env, r.job).queueInfo(r.job.id);
   if (r.webhook) fields.webhook = r.webhook;
   return jsonResponse(renderWithOutput(fields, r.output));
 }
@@ -103,17 +122,34 @@ function keepForParam(c: Context<AppEnv>): number | null {
   return Number(raw);
 }
 
+const RetryBody = z.object({ delay: z.number().int().min(LIMITS.retryDelay.min).max(LIMITS.retryDelay.max).optional() }).strict();
+
+/**
+ * A retry's or requeue's wait before the job is ready (ms; 0: at once), from `?delay=` or a JSON
+ * body `{"delay": ms}` (RunPod's /retry sends neither). Both given: they must agree.
+ */
+async function retryDelayOf(c: Context<AppEnv>): Promise<number> {
+  if ((c.req.queries("delay") ?? []).length > 1) throw badRequest("delay is given more than once");
+  const raw = c.req.query("delay");
+  if (raw !== undefined && (!/^\d{1,9}$/.test(raw) || Number(raw) > LIMITS.retryDelay.max)) {
+    throw badRequest(`delay must be a whole number of ms from 0 to ${LIMITS.retryDelay.max}, got '${raw.slice(0, 40)}'`);
+  }
+  const body = validate(RetryBody, (await readJson(c.req.raw, 1024, false)) ?? {});
+  if (raw !== undefined && body.delay !== undefined && Number(raw) !== body.delay) throw badRequest("the delay query parameter and the body's delay differ");
+  return body.delay ?? (raw === undefined ? 0 : Number(raw));
+}
+
 function changeOrError(r: JobChange, id: string): Response {
-  if (r.ok) return Response.json({ id: r.job.id, status: r.job.state });
+  if (r.ok) return Response.json({ id: r.job.id, status: clientStatus(r.job.state), ...(r.job.paused ? { paused: true } : {}) });
   if (r.code === "NOT_FOUND") throw jobNotFound(id);
-  throw conflict(r.message, { id, status: r.job.state });
+  throw conflict(r.message, { id, status: clientStatus(r.job.state) });
 }
 
 export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/run", {
     POST: async (c) => {
       const { job } = await submit(c, "run");
-      return c.json({ id: job.id, status: job.state });
+      return c.json({ id: job.id, status: clientStatus(job.state) });
     },
   }, { POST: docs.RUN_DOC });
 
@@ -140,11 +176,20 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   };
   route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync }, { GET: docs.GET_STATUS_SYNC_DOC, POST: docs.POST_STATUS_SYNC_DOC });
 
-  for (const action of ["cancel", "retry", "requeue"] as const) {
+  for (const action of ["cancel", "pause", "resume"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
       POST: async (c) => {
         const { ref, id, stub } = await jobFor(c);
         return changeOrError(await stub[action](ref), id);
+      },
+    }, { POST: docs.JOB_ACTION_DOCS[action] });
+  }
+  for (const action of ["retry", "requeue"] as const) {
+    route(app, `/v2/:ep/${action}/:id`, {
+      POST: async (c) => {
+        const delay = await retryDelayOf(c);
+        const { ref, id, stub } = await jobFor(c);
+        return changeOrError(await stub[action](ref, delay), id);
       },
     }, { POST: docs.JOB_ACTION_DOCS[action] });
   }

@@ -5,7 +5,7 @@
 import type { Context, Hono } from "hono";
 import type { ListFilter, ListedJob } from "../../endpoints/job-listing";
 import { bulkAct, listRequests, type BulkAction, type ListFailure } from "../../flows/requests";
-import { JOB_STATES, type JobState } from "../../jobs/states";
+import { clientStatus, JOB_STATES, type JobState } from "../../jobs/states";
 import { LISTING, PAYLOAD } from "../../shared/limits";
 import { foundOn, requireEndpoint, unknownEndpoint } from "../auth";
 import { readJson, validate } from "../body";
@@ -39,6 +39,8 @@ function statesOf(raw: string | string[] | undefined): JobState[] | null {
   if (names.length === 0 || names.some((n) => n === "")) throw badRequest(`status must name one or more job states, comma-separated (${JOB_STATES.join(", ")})`);
   const bad = names.filter((n) => !(JOB_STATES as readonly string[]).includes(n));
   if (bad.length > 0) throw badRequest(`status names unknown states ${show(bad)}; use ${JOB_STATES.join(", ")}`);
+  // Clients read a SCHEDULED job as IN_QUEUE: asking for IN_QUEUE finds those too (SCHEDULED alone: only those).
+  if (names.includes("IN_QUEUE")) names.push("SCHEDULED");
   return [...new Set(names)] as JobState[];
 }
 
@@ -111,7 +113,7 @@ function failed(r: ListFailure, endpointId: string): ApiError {
 function summary(j: ListedJob): Record<string, unknown> {
   return {
     id: j.jobId,
-    status: j.state,
+    status: clientStatus(j.state),
     createdAt: isoTime(j.createdAt),
     updatedAt: isoTime(j.updatedAt),
     ...(j.delayMs === null ? {} : { delayTime: j.delayMs }),

@@ -5,6 +5,7 @@
 import type { Context, Hono } from "hono";
 import type { EndpointConfig } from "../../endpoints/config";
 import { refOf } from "../../flows/stubs";
+import { flowKeyRefusal } from "../../flows/submit";
 import { scheduleIndexStub, scheduleStub } from "../../schedules/schedule-object";
 import { ScheduleSpec } from "../../schedules/spec";
 import { scheduleSummary, scheduleView, fireView } from "../../schedules/view";
@@ -54,6 +55,11 @@ async function specOf(c: C, config: EndpointConfig): Promise<ScheduleSpec> {
   if (spec.job.webhook !== undefined) {
     const check = checkOutboundUrl(spec.job.webhook, config.allowPrivateUrls);
     if (!check.ok) throw badRequest(`job.webhook: ${check.reason}`, { issues: [{ path: "job.webhook", message: check.reason }] });
+  }
+  const flowKey = flowKeyRefusal(spec.job, "job.");
+  if (flowKey !== null) throw badRequest(flowKey);
+  if (spec.overlap === "queue" && (spec.job.concurrencyKey ?? spec.job.rateLimitKey) !== undefined) {
+    throw badRequest('overlap "queue" runs the fires\' jobs as a sequence: it cannot go with job.concurrencyKey or job.rateLimitKey (use overlap "allow" with keyConcurrency 1 for the key)');
   }
   const pub = publicOrigin(c.env);
   if (config.mode === "push" && !pub.ok) throw new ApiError(503, pub.reason);
