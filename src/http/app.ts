@@ -9,6 +9,7 @@ import { REFERENCE_HTML } from "./openapi/reference-page";
 import { openApiDocument } from "./openapi/document";
 import { route } from "./routes/route";
 import { adminRoutes } from "./routes/admin";
+import { stateRoutes } from "./routes/states";
 import { clientRoutes } from "./routes/client";
 import { loadRoutes } from "./routes/load";
 import { metricsRoutes } from "./routes/metrics";
@@ -83,6 +84,7 @@ export function createApp(): Hono<AppEnv> {
   // After adminRoutes: its /admin/* middleware checks the admin key.
   scheduleRoutes(app);
   flowKeyRoutes(app);
+  stateRoutes(app);
 
   // Last, so it describes every route above (each registered its description with route()).
   route(app, "/openapi.json", { GET: (c) => c.json(openApiDocument(API_VERSION)) }, { GET: OPENAPI_DOC });

@@ -1148,6 +1148,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/{ep}/states": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every job state, and what RunPod, UCloud, Actian and Flamenco call it
+         * @description One row per state edge-jobs keeps, in lifecycle order, with what a client reads for it and each seed system's name, so users of each can read their words. The same table is in the README.
+         */
+        get: operations["getStates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -1879,6 +1899,26 @@ export interface components {
                 /** @description The period, ms (1 s to 1 day). */
                 periodMs: number;
             } | null;
+        };
+        JobStates: {
+            states: {
+                /**
+                 * @description The state inside edge-jobs (admin views, metrics, GET /requests?status=).
+                 * @enum {string}
+                 */
+                state: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+                /** @description What /status shows a client: RunPod's vocabulary (SCHEDULED and PAUSED read IN_QUEUE). */
+                shownAs: string;
+                meaning: string;
+                /** @description What RunPod Serverless calls it (null: no such state there). */
+                runpod: string | null;
+                /** @description What UCloud calls it (null: no such state there). */
+                ucloud: string | null;
+                /** @description What Actian's jobconfig system (DataConnect Integration Manager) calls it (null: no such state there). */
+                actian: string | null;
+                /** @description What Flamenco (a job) calls it (null: no such state there). */
+                flamenco: string | null;
+            }[];
         };
     };
     responses: never;
@@ -6687,6 +6727,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The states. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStates"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
