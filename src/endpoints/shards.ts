@@ -10,18 +10,12 @@ import type { EndpointConfig } from "./config";
 import type { IndexEntry } from "../jobs/index-entry";
 import type { Handed } from "../jobs/handed";
 import { shardName, type ShardAddr } from "../shared/shards";
+import { fnv1a as hashOf } from "../shared/hash";
 
 export { shardName, type ShardAddr } from "../shared/shards";
 
-/** FNV-1a, 32 bits: a stable hash for placement (sequence keys, worker homes). */
-export function hashOf(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+/** A stable hash for placement (sequence and flow keys, worker homes): shared/hash's FNV-1a. */
+export { fnv1a as hashOf } from "../shared/hash";
 
 type Placement = Pick<EndpointConfig, "shards" | "concurrency" | "generation"> & { firstShard?: 0 | 1 };
 

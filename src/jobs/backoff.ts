@@ -5,6 +5,7 @@
  * (record, arguments, now) and a repeat computes the same wait.
  */
 import { z } from "zod";
+import { fnv1a } from "../shared/hash";
 import { LIMITS } from "../shared/limits";
 
 export const RetryBackoff = z
@@ -21,15 +22,8 @@ export type RetryBackoff = z.infer<typeof RetryBackoff>;
 
 const DEFAULT_MAX_MS = 60 * 60 * 1000;
 
-/** A number in [0, 1) from a string: FNV-1a, 32 bits. */
-function unitHash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) / 2 ** 32;
-}
+/** A number in [0, 1) from a string. */
+const unitHash = (s: string) => fnv1a(s) / 2 ** 32;
 
 /**
  * ms the job waits before the retry that follows `retries` earlier ones (0: the first retry),

@@ -3,6 +3,7 @@
  * shard by a stable hash of the worker id. Jobs and the edge both name it from here, so a job
  * tells the same object its worker pings. A new endpoint generation names new objects.
  */
+import { fnv1a } from "./hash";
 import { LIVENESS } from "./limits";
 
 /** What a liveness object serves: it keeps this, and tells its endpoint summaries under it. */
@@ -37,12 +38,7 @@ export interface HoldTell {
 
 /** FNV-1a (32 bit) of the worker id, mod the shard count: stable across isolates and deploys. */
 export function livenessShard(workerId: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < workerId.length; i++) {
-    h ^= workerId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h % LIVENESS.shards;
+  return fnv1a(workerId) % LIVENESS.shards;
 }
 
 export function livenessRef(endpointId: string, generation: string | null, workerId: string): LivenessRef {

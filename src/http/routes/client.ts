@@ -187,8 +187,8 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   for (const action of ["retry", "requeue"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
       POST: async (c) => {
-        const delay = await retryDelayOf(c);
         const { ref, id, stub } = await jobFor(c);
+        const delay = await retryDelayOf(c);
         return changeOrError(await stub[action](ref, delay), id);
       },
     }, { POST: docs.JOB_ACTION_DOCS[action] });
