@@ -33,6 +33,7 @@ export const EndpointConfigInput = z
     retryOnError: z.boolean().optional(),
     retryBackoff: RetryBackoff.nullable().optional(),
     shards: z.number().int().min(1).max(SHARDS.max).optional(),
+    flowShards: z.number().int().min(1).max(SHARDS.max).optional(),
     rateLimit: z.boolean().optional(),
     keyConcurrency: z.number().int().min(FLOW_KEYS.concurrency.min).max(FLOW_KEYS.concurrency.max).nullable().optional(),
     keyRateLimit: KeyRateLimit.nullable().optional(),
@@ -85,6 +86,14 @@ export interface EndpointConfig extends PolicyDefaults, SigningSecrets {
    */
   sequenceShards: number;
   /**
+   * Shards that jobs with a flow key are placed over by the key's hash, fixed at creation (a key's
+   * caps, rate and turns are counted on its shard). 1, the default: every key shares one shard, so
+   * turns between keys are exact whichever edge isolate placed a job, and keyed jobs go at one
+   * shard's pace; more spreads keys (turns then exact only among keys sharing a shard). Absent on
+   * endpoints stored before it existed: `sequenceShards` (where their keys' jobs were placed).
+   */
+  flowShards?: number;
+  /**
    * This incarnation of the endpoint, new each time it is created: jobs remember the one they
    * were submitted to, so a deleted and re-created endpoint never sees the old one's jobs.
    */
@@ -127,6 +136,7 @@ export function resolveConfig(
   if (!previous && concurrency !== null && shards > 1) {
     throw new ConfigError("an endpoint with a concurrency limit uses 1 shard (the limit is counted in one place)");
   }
+  const flowShards = fixedFlowShards(input, previous, shards);
   for (const url of workerUrls) {
     const check = checkOutboundUrl(url, allowPrivateUrls);
     if (!check.ok) throw new ConfigError(`workerUrls: ${check.reason}`);
@@ -153,11 +163,26 @@ export function resolveConfig(
     keyRateLimit: input.keyRateLimit ?? null,
     shards,
     sequenceShards: previous?.sequenceShards ?? shards,
+    flowShards,
     firstShard: previous ? (previous.firstShard ?? 0) : shards > 1 && concurrency === null ? 1 : 0,
     generation: previous?.generation ?? newGeneration(),
     createdAt: previous?.createdAt ?? now.toISOString(),
     updatedAt: now.toISOString(),
   };
+}
+
+/** The flow-key shards: chosen at creation (1 by default, at most the shards), never changed after. */
+function fixedFlowShards(input: EndpointConfigInput, previous: EndpointConfig | null, shards: number): number {
+  if (previous) {
+    const fixed = previous.flowShards ?? previous.sequenceShards ?? 1;
+    if (input.flowShards !== undefined && input.flowShards !== fixed) {
+      throw new ConfigError(`flowShards is fixed when the endpoint is created (a key's jobs stay on its shard): this endpoint uses ${fixed}`);
+    }
+    return fixed;
+  }
+  const flowShards = input.flowShards ?? 1;
+  if (flowShards > shards) throw new ConfigError(`flowShards (${flowShards}) cannot exceed shards (${shards})`);
+  return flowShards;
 }
 
 /** resolveConfig with its refusal as a value: the stored config after a PUT, or why the PUT is refused. */

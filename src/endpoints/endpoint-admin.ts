@@ -40,9 +40,11 @@ export abstract class EndpointAdmin extends DurableObject<Env> {
   protected loadState(): void {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM config").toArray()[0];
     // Configs from before sharding keep one shard (their jobs are all on this object).
-    this.config = row
+    const stored = row
       ? ({ retryOnError: false, rateLimit: true, previousWebhookSecret: null, previousSecretUntil: null, generation: "", shards: 1, sequenceShards: 1, firstShard: 0, ...JSON.parse(row.body) } as EndpointConfig)
       : null;
+    // Flow keys of a config from before flowShards were placed over sequenceShards: they stay there.
+    this.config = stored ? { ...stored, flowShards: stored.flowShards ?? stored.sequenceShards } : null;
     this.keys = loadKeys(this.sql);
     this.paused = this.sql.exec<{ value: number }>("SELECT value FROM flag WHERE name = 'paused'").toArray()[0]?.value === 1;
   }

@@ -34,13 +34,19 @@ export function placementShards(config: Placement): { first: number; count: numb
   return { first: config.firstShard ?? 0, count: Math.max(1, config.shards ?? 1) };
 }
 
-/**
- * A sequence's shard: its key's hash over the shard count fixed at creation (FIFO per key stays
- * exact). A flow key's jobs are placed the same way (its limits and turns are counted on one shard).
- */
+/** A sequence's shard: its key's hash over the shard count fixed at creation (FIFO per key stays exact). */
 export function sequenceShard(config: Placement & Pick<EndpointConfig, "sequenceShards">, key: string): number {
   if (config.concurrency !== null || config.generation === "") return 0;
   return (config.firstShard ?? 0) + (hashOf(key) % Math.max(1, config.sequenceShards ?? 1));
+}
+
+/**
+ * A flow key's shard: its hash over `flowShards` (fixed at creation; 1 by default, so every key
+ * shares one shard and turns between keys are exact). Its caps, rate and turns are counted there.
+ */
+export function flowShard(config: Placement & Pick<EndpointConfig, "sequenceShards" | "flowShards">, key: string): number {
+  if (config.concurrency !== null || config.generation === "") return 0;
+  return (config.firstShard ?? 0) + (hashOf(key) % Math.max(1, config.flowShards ?? config.sequenceShards ?? 1));
 }
 
 /** The shard a worker parks its long-poll on: one of the placement shards (0 for a capped endpoint). */

@@ -14,7 +14,7 @@ import type { EndpointConfig } from "../endpoints/config";
 import { keyOf, keyOrder, type ListedJob, type ListFilter, type ListKey, type ListPage, type ListQuery } from "../endpoints/job-listing";
 import { shardCount, shardStub } from "../endpoints/shards";
 import type { JobChange } from "../jobs/job-object";
-import { isTerminal, type JobState } from "../jobs/states";
+import { clientStatus, isTerminal, type JobState } from "../jobs/states";
 import { base64url, equalConstantTime } from "../shared/bytes";
 import { LISTING } from "../shared/limits";
 import { signingSecrets } from "../shared/signing";
@@ -188,7 +188,7 @@ function refusedByState(action: BulkAction, state: JobState): string | null {
     if (state === "CANCELLING" || state === "CANCELLED") return `already ${state}`;
     return isTerminal(state) ? `already finished (${state})` : null;
   }
-  return state === "FAILED" || state === "TIMED_OUT" ? null : `not retryable: ${state} (only FAILED and TIMED_OUT jobs are retried)`;
+  return state === "FAILED" || state === "TIMED_OUT" ? null : `not retryable: ${clientStatus(state)} (only FAILED and TIMED_OUT jobs are retried)`;
 }
 
 function refusalOf(r: JobChange): string | null {

@@ -7,7 +7,7 @@
  * with nothing known deep it goes home at once (the relay sends it where jobs wait).
  */
 import type { EndpointConfig } from "../endpoints/config";
-import { placementShards, sequenceShard } from "../endpoints/shards";
+import { flowShard, placementShards, sequenceShard } from "../endpoints/shards";
 
 /** Endpoints this isolate keeps placement state for; past it, the state starts over (it is only a hint). */
 const KEEP = 10_000;
@@ -34,12 +34,12 @@ function depthsOf(config: EndpointConfig): Map<number, number> {
   return depths.get(key) ?? remember(depths, key, new Map());
 }
 
-/** The shard a new job is placed on (a flow key's jobs together, by its hash, as a sequence's). */
+/** The shard a new job is placed on (a sequence's jobs together by its key's hash; flow keys' on their shard, see flowShard). */
 export function placeJob(config: EndpointConfig, sequenceKey: string | null, flowKey: string | null = null): number {
   if (sequenceKey !== null) return sequenceShard(config, sequenceKey);
   if (flowKey !== null) {
     // Its key's shard, which may hold nothing else ready: this isolate's takes learn of it (see sampleShard).
-    const shard = sequenceShard(config, flowKey);
+    const shard = flowShard(config, flowKey);
     if (placementShards(config).count > 1) depthsOf(config).set(shard, (depthsOf(config).get(shard) ?? 0) + 1);
     return shard;
   }

@@ -7,6 +7,9 @@ import { LIMITS } from "../shared/limits";
 import type { JobKind, JobPolicy, TtlMode } from "./record";
 import { RetryBackoff } from "./backoff";
 
+/** An RFC 3339 date-time with a Z or an offset, in capitals. */
+const RUN_AT = z.iso.datetime({ offset: true });
+
 const ms = (r: { min: number; max: number }) => z.number().int().min(r.min).max(r.max);
 
 export const SubmitPolicy = z
@@ -50,7 +53,9 @@ export const SubmitBody = z.object({
     .meta({ description: 'ms to wait before the job is ready (SCHEDULED meanwhile: clients read IN_QUEUE with queue.reason "scheduled"); its queue TTL counts from then. Not with runAt.' })
     .optional(),
   runAt: z
-    .iso.datetime({ offset: true })
+    .string()
+    // RFC 3339 (§5.6) allows a lowercase "t" and "z": checked as their capitals (Date.parse reads both).
+    .refine((s) => RUN_AT.safeParse(s.toUpperCase()).success, "Invalid ISO datetime: RFC 3339 with a Z or an offset, e.g. 2026-12-01T10:00:00Z")
     .meta({ description: "When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay." })
     .optional(),
   sequenceKey: z.string().min(1).max(255).optional(),

@@ -4,7 +4,7 @@
  * The commands themselves live in ./commands (workers, users, alarms) and ./push-commands.
  */
 import { ttlIsLifespan, type HistoryEvent, type JobRecord } from "./record";
-import { canTransition, isTerminal, type JobState } from "./states";
+import { canTransition, clientStatus, isTerminal, type JobState } from "./states";
 import { backoffMs } from "./backoff";
 
 export type ConflictCode =
@@ -33,8 +33,11 @@ export function conflict(job: JobRecord, code: ConflictCode, message: string): C
   return { ok: false, code, job, message };
 }
 
+/** Refused in this state: named as clients read it, an internal state after it ("IN_QUEUE (scheduled)"). */
 export function wrongState(job: JobRecord, command: string): CommandResult {
-  return conflict(job, "WRONG_STATE", `cannot ${command} a job that is ${job.state}`);
+  const shown = clientStatus(job.state);
+  const state = shown === job.state ? shown : `${shown} (${job.state.toLowerCase()})`;
+  return conflict(job, "WRONG_STATE", `cannot ${command} a job that is ${state}`);
 }
 
 /**

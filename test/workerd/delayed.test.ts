@@ -65,6 +65,11 @@ describe("delayed and run-at jobs", () => {
     const alarm = await runInDurableObject(stubOf(id), (_i: JobObject, state) => state.storage.getAlarm());
     expect(alarm).not.toBeNull();
     expect(alarm!).toBeLessThanOrEqual(at);
+    // RFC 3339 allows a lowercase t and z (found by an outsider: refused before), and any offset.
+    const lower = new Date(at).toISOString().replace("T", "t").replace("Z", "z");
+    expect(await record(await submit(ep, { input: 3, runAt: lower }))).toMatchObject({ state: "SCHEDULED", readyAt: at });
+    const plusOne = new Date(at + 3_600_000).toISOString().replace("Z", "+01:00");
+    expect(await record(await submit(ep, { input: 4, runAt: plusOne }))).toMatchObject({ state: "SCHEDULED", readyAt: at });
     const past = await submit(ep, { input: 2, runAt: new Date(Date.now() - 60_000).toISOString() });
     expect((await record(past)).state).toBe("IN_QUEUE");
     expect(await json<{ id: string }>(await takeOne(ep, "w1"))).toMatchObject({ id: past });
@@ -146,6 +151,9 @@ describe("delayed and run-at jobs", () => {
       { input: 1, delay: 8 * 24 * 3_600_000 },
       { input: 1, runAt: "tomorrow" },
       { input: 1, runAt: "2026-13-01T00:00:00Z" },
+      { input: 1, runAt: "2026-12-01T10:00:00" },
+      { input: 1, runAt: "2026-12-01 10:00:00Z" },
+      { input: 1, runAt: "" },
       { input: 1, runAt: 1_900_000_000_000 },
       { input: 1, runAt: new Date(Date.now() + 8 * 24 * 3_600_000).toISOString() },
       { input: 1, policy: { retryBackoff: { type: "linear", delay: 1000 } } },

@@ -422,17 +422,17 @@ const commands = [
 ];
 
 /** A fresh endpoint (cap or none, 2 or 3 attempts) on a clock far ahead of the wall clock, so no platform alarm fires by itself. */
-async function setup(concurrency: number | null, maxAttempts: number): Promise<World> {
+async function setup(concurrency: number | null, maxAttempts: number, flowShards = 1): Promise<World> {
   const now = Date.now() + 3_650 * 24 * 3_600_000;
-  const w: World = { ep: uniqueEndpointId("em"), gen: 0, cfg: configOf(concurrency, maxAttempts), clientKey: "", workerKey: "", now, jobs: [], workers: {}, owed: [], keys: 0, aliveAtSnapshot: false };
+  const w: World = { ep: uniqueEndpointId("em"), gen: 0, cfg: configOf(concurrency, maxAttempts, flowShards), clientKey: "", workerKey: "", now, jobs: [], workers: {}, owed: [], keys: 0, aliveAtSnapshot: false };
   active = w;
   await createEndpointGen(w);
   return w;
 }
 
 /** Runs `first` (a few submits, so that the commands meet jobs from the start), then `cmds`. */
-async function runModel(concurrency: number | null, maxAttempts: number, first: Cmd[], cmds: Iterable<Cmd>): Promise<void> {
-  const w = await setup(concurrency, maxAttempts);
+async function runModel(concurrency: number | null, maxAttempts: number, first: Cmd[], cmds: Iterable<Cmd>, flowShards = 1): Promise<void> {
+  const w = await setup(concurrency, maxAttempts, flowShards);
   for (const c of first) await c.run(w, w);
   await fc.asyncModelRun(() => ({ model: w, real: w }), cmds);
 }
@@ -454,7 +454,9 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
         fc.constantFrom(2, 3),
         fc.array(submit, { minLength: 1, maxLength: 4 }),
         fc.commands(commands, { maxCommands: 25, size: "max" }),
-        (cap, attempts, first, cmds) => runModel(cap, attempts, first, cmds),
+        // Flow keys on one shard (the default) or spread over all 8.
+        fc.constantFrom(1, 8),
+        (cap, attempts, first, cmds, flowShards) => runModel(cap, attempts, first, cmds, flowShards),
       ),
       // At most a minute in the suite: on a slow machine fewer runs, never a hang.
       { seed: SEED, numRuns: 60, interruptAfterTimeLimit: 60_000 },

@@ -32,6 +32,8 @@ export interface Config {
   concurrency: number | null;
   /** Most jobs of one flow key (concurrencyKey) running at once (issue 16, item 4). */
   keyConcurrency: number | null;
+  /** Shards flow keys are spread over (only without a cap: a capped endpoint has one shard). */
+  flowShards?: number;
   maxAttempts: number;
   retryOnError: true;
   executionTimeout: number;
@@ -41,8 +43,8 @@ export interface Config {
   cancelGraceMs: number;
 }
 
-export function configOf(concurrency: number | null, maxAttempts: number): Config {
-  return { concurrency, keyConcurrency: 1, maxAttempts, retryOnError: true, executionTimeout: 120_000, ttl: 600_000, heartbeatTimeout: 20_000, retentionMs: HOUR, cancelGraceMs: 5_000 };
+export function configOf(concurrency: number | null, maxAttempts: number, flowShards = 1): Config {
+  return { concurrency, keyConcurrency: 1, ...(concurrency === null ? { flowShards } : {}), maxAttempts, retryOnError: true, executionTimeout: 120_000, ttl: 600_000, heartbeatTimeout: 20_000, retentionMs: HOUR, cancelGraceMs: 5_000 };
 }
 
 /** One job's /status as the model reads it. */

@@ -76,6 +76,31 @@ describe("flow keys: config and override routes", () => {
     for (const body of bodies) expect((await call("PUT", `/admin/endpoints/bad-flow-config`, { body })).status, JSON.stringify(body)).toBe(400);
   });
 
+  it("flowShards: 1 by default, at most shards, fixed at creation; a config stored before it keeps its keys where they were (sequenceShards)", async () => {
+    for (const body of [{ flowShards: 0 }, { flowShards: 9 }, { flowShards: 1.5 }, { flowShards: "1" }, { shards: 2, flowShards: 3 }, { concurrency: 2, flowShards: 2 }]) {
+      expect((await call("PUT", `/admin/endpoints/bad-flow-shards-${Date.now()}`, { body })).status, JSON.stringify(body)).toBe(400);
+    }
+    const ep = await createEndpoint({ flowShards: 4 });
+    expect((await endpointStubOf(ep).getConfig())!.flowShards).toBe(4);
+    const change = await call("PUT", `/admin/endpoints/${ep}`, { body: { flowShards: 2 } });
+    expect(change.status).toBe(400);
+    expect((await json<{ error: string }>(change)).error).toMatch(/fixed when the endpoint is created.*4/);
+    // Restating it, or leaving it out, keeps it.
+    expect((await json<{ flowShards: number }>(await call("PUT", `/admin/endpoints/${ep}`, { body: { flowShards: 4, shards: 16 } }))).flowShards).toBe(4);
+    expect((await json<{ flowShards: number }>(await call("PUT", `/admin/endpoints/${ep}`, { body: {} }))).flowShards).toBe(4);
+    expect((await endpointStubOf(await createEndpoint()).getConfig())!.flowShards).toBe(1);
+    // A config written before flowShards existed: its keys stay on sequenceShards.
+    const old = await createEndpoint();
+    const config = await runInDurableObject(endpointStubOf(old), (instance: EndpointObject, state) => {
+      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM config").one();
+      const { flowShards: _gone, ...before } = JSON.parse(row.body) as Record<string, unknown>;
+      state.storage.sql.exec("UPDATE config SET body = ?", JSON.stringify(before));
+      (instance as unknown as { loadState(): void }).loadState();
+      return instance.getConfig();
+    });
+    expect(config).toMatchObject({ sequenceShards: 8, flowShards: 8 });
+  });
+
   it("refuses bad override bodies and keys with 400, unknown endpoints with 404, other methods with 405", async () => {
     const ep = await createEndpoint({ shards: 1 });
     const bodies: unknown[] = [{ concurrency: 0 }, { concurrency: "1" }, { rateLimit: { limit: 1 } }, { rateLimit: 5 }, { other: 1 }, [1], "x"];

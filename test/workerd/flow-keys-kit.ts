@@ -2,7 +2,7 @@
  * Helpers of the flow-key tests (issue 16, item 4): submits with a key, takes that keep what the
  * worker holds, and shards by key.
  */
-import { hashOf, sequenceShard } from "../../src/endpoints/shards";
+import { flowShard, hashOf } from "../../src/endpoints/shards";
 import { noteDepth } from "../../src/flows/shard-picks";
 import { call, endpointStubOf, json, submit } from "./helpers";
 
@@ -31,7 +31,7 @@ export async function takeKeep(ep: string, worker: string): Promise<string | nul
   return (await json<{ id: string }>(res)).id;
 }
 
-/** A key whose jobs go to shard `shard` (1..n) of an endpoint created with `n` shards (firstShard 1). */
+/** A key whose jobs go to shard `shard` (1..n) of an endpoint created with `n` flow shards (firstShard 1). */
 export function keyOnShard(prefix: string, shard: number, n: number, not: readonly string[] = []): string {
   for (let i = 0; ; i++) {
     const key = `${prefix}${i}`;
@@ -39,7 +39,7 @@ export function keyOnShard(prefix: string, shard: number, n: number, not: readon
   }
 }
 
-/** A worker id whose home shard is `shard` (1..n) of such an endpoint. */
+/** A worker id whose home shard is `shard` (1..n) of an endpoint with `n` shards. */
 export function workerOnShard(prefix: string, shard: number, n: number): string {
   return keyOnShard(prefix, shard, n);
 }
@@ -75,15 +75,16 @@ export async function drainIds(ep: string, prefix: string, most = 20): Promise<s
  * `cap`, 20), then `between` more takes (A's turn; across shards one may come back empty).
  * Returns, per B job, the takes it took (1: the next take; `cap`: not within `cap` takes).
  * `elsewhere`: as if another edge isolate had placed B's jobs (this one's takes do not know
- * B's shard has a job).
+ * B's shard has a job). `ids` collects B's job ids.
  */
-export async function bTakes(ep: string, worker: string, bKey: string, opts: { elsewhere?: boolean; between?: number; jobs?: number; cap?: number } = {}): Promise<number[]> {
-  const { elsewhere = false, between = 2, jobs = 10, cap = 20 } = opts;
+export async function bTakes(ep: string, worker: string, bKey: string, opts: { elsewhere?: boolean; between?: number; jobs?: number; cap?: number; ids?: string[] } = {}): Promise<number[]> {
+  const { elsewhere = false, between = 2, jobs = 10, cap = 20, ids = [] } = opts;
   const gaps: number[] = [];
   const config = (await endpointStubOf(ep).getConfig())!;
   for (let i = 0; i < jobs; i++) {
     const id = await submit(ep, { input: { b: i }, concurrencyKey: bKey });
-    if (elsewhere) noteDepth(config, sequenceShard(config, bKey), 0);
+    ids.push(id);
+    if (elsewhere) noteDepth(config, flowShard(config, bKey), 0);
     let takes = 0;
     while (takes < cap) {
       takes++;

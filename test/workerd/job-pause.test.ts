@@ -33,6 +33,16 @@ describe("pausing one job", () => {
     expect(await act(ep, "pause", id)).toMatchObject({ status: 200, body: { status: "IN_QUEUE", paused: true } });
     const health = await json<{ jobs: { inQueue: number } }>(await call("GET", `/v2/${ep}/health`));
     expect(health.jobs.inQueue).toBe(1);
+    // Listed as clients read it: IN_QUEUE finds it (found by review: only SCHEDULED was included), PAUSED alone too.
+    for (const q of ["IN_QUEUE", "paused"]) {
+      const listed = await json<{ requests: Array<{ id: string; status: string }> }>(await call("GET", `/v2/${ep}/requests?status=${q}`));
+      expect(listed.requests.map((j) => [j.id, j.status]), q).toEqual([[id, "IN_QUEUE"]]);
+    }
+    expect((await json<{ requests: unknown[] }>(await call("GET", `/v2/${ep}/requests?status=SCHEDULED`))).requests).toEqual([]);
+    // Refused commands name the state as clients read it, never the internal one.
+    const retry = await call("POST", `/v2/${ep}/retry/${id}`);
+    expect(retry.status).toBe(409);
+    expect(JSON.stringify(await json(retry))).not.toMatch(/PAUSED/);
     const resumed = await act(ep, "resume", id);
     expect(resumed).toMatchObject({ status: 200, body: { id, status: "IN_QUEUE" } });
     expect(resumed.body.paused).toBeUndefined();

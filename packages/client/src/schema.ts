@@ -1279,6 +1279,8 @@ export interface components {
             shards: number;
             /** @description Shards jobs with a sequenceKey are placed over (fixed at creation). */
             sequenceShards: number;
+            /** @description Shards jobs with a flow key are placed over by the key's hash (fixed at creation; default 1: turns between keys are exact endpoint-wide, keyed jobs go at one shard's pace). */
+            flowShards?: number;
             /** @description Read-only: 1 when shard objects 1..shards index the jobs, 0 when the endpoint object (shard 0) does. */
             firstShard: 0 | 1;
             /** @description This incarnation of the endpoint, new each time it is created. */
@@ -1324,6 +1326,7 @@ export interface components {
             retryOnError?: boolean;
             retryBackoff?: components["schemas"]["RetryBackoff"] | null;
             shards?: number;
+            flowShards?: number;
             rateLimit?: boolean;
             keyConcurrency?: number | null;
             keyRateLimit?: {

@@ -50,6 +50,7 @@ export const EndpointConfig = z
     rateLimit: z.boolean().describe("Client rate limits apply to this endpoint's keys (RunPod's, per key: /run 1000 per 10 s, …); false turns them off."),
     shards: z.number().int().describe("Objects the ready index is spread over (grows, never shrinks)."),
     sequenceShards: z.number().int().describe("Shards jobs with a sequenceKey are placed over (fixed at creation)."),
+    flowShards: z.number().int().optional().describe("Shards jobs with a flow key are placed over by the key's hash (fixed at creation; default 1: turns between keys are exact endpoint-wide, keyed jobs go at one shard's pace)."),
     firstShard: z.union([z.literal(0), z.literal(1)]).describe("Read-only: 1 when shard objects 1..shards index the jobs, 0 when the endpoint object (shard 0) does."),
     generation: z.string().describe("This incarnation of the endpoint, new each time it is created."),
     createdAt: IsoTime,

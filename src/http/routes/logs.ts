@@ -6,7 +6,7 @@
 import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { LogLine } from "../../jobs/logs";
-import { isTerminal } from "../../jobs/states";
+import { clientStatus, isTerminal } from "../../jobs/states";
 import { reportLog } from "../../flows/report";
 import { JOB_LOG } from "../../shared/limits";
 import { readJson } from "../body";
@@ -49,7 +49,7 @@ export function logRoutes(app: Hono<AppEnv>): void {
       const r = await reportLog(c.env, target, lines);
       if (r.ok) return c.json({ accepted: r.accepted, dropped: r.dropped, truncated: r.truncated });
       if (r.code === "NOT_FOUND") throw jobNotFound(target.jobId);
-      throw conflict(r.message, { id: target.jobId, status: r.job.state, code: r.code, stop: true });
+      throw conflict(r.message, { id: target.jobId, status: clientStatus(r.job.state), code: r.code, stop: true });
     },
   }, { POST: JOB_LOG_DOC });
 
@@ -63,7 +63,7 @@ export function logRoutes(app: Hono<AppEnv>): void {
       if (!first.ok) throw jobNotFound(id);
       if (!follow) {
         const next = first.more ? first.lines.at(-1)!.seq : null;
-        return c.json({ id, status: first.job.state, lines: first.lines.map(lineView), next, truncated: first.truncated });
+        return c.json({ id, status: clientStatus(first.job.state), lines: first.lines.map(lineView), next, truncated: first.truncated });
       }
       return streamSSE(c, async (sse) => {
         let r = first;
@@ -74,7 +74,7 @@ export function logRoutes(app: Hono<AppEnv>): void {
           }
           // Every line is sent once the job has ended: none can follow (a report after the end is refused).
           if (!r.more && isTerminal(r.job.state)) {
-            await sse.writeSSE({ event: "end", data: JSON.stringify({ id, status: r.job.state, truncated: r.truncated }) });
+            await sse.writeSSE({ event: "end", data: JSON.stringify({ id, status: clientStatus(r.job.state), truncated: r.truncated }) });
             return;
           }
           if (r.lines.length === 0) await sse.write(": keep-alive\n\n");

@@ -8,6 +8,7 @@ import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
 import { PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
 import { handlerError } from "../../jobs/errors";
+import { clientStatus } from "../../jobs/states";
 import { checkReportToken, signingSecrets } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
 import { cachedConfig, rememberConfig } from "../auth-cache";
@@ -83,7 +84,7 @@ function nextParam(c: Context<AppEnv>, report: WorkerReport, token: string | und
 function reportAnswer(r: JobChange, id: string): Response {
   if (r.ok) return jsonResponse("{}");
   if (r.code === "NOT_FOUND") throw jobNotFound(id);
-  throw conflict(r.message, { id, status: r.job.state, code: r.code, stop: true });
+  throw conflict(r.message, { id, status: clientStatus(r.job.state), code: r.code, stop: true });
 }
 
 /**
