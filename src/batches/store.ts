@@ -91,6 +91,7 @@ export function rankOf(state: JobState): number {
     case "IN_QUEUE":
       return 2;
     case "COMPLETED":
+    case "ERROR":
       return 3;
     case "CANCELLED":
       return 4;
@@ -250,7 +251,8 @@ export function countsOf(sql: SqlStorage): ChildCounts {
   const n = (s: JobState) => by.get(s) ?? 0;
   const queued = n("IN_QUEUE") + n("SEQUENCED") + n("SCHEDULED") + n("PAUSED");
   const inProgress = n("IN_PROGRESS") + n("CANCELLING");
-  const completed = n("COMPLETED");
+  // An ERROR job reads COMPLETED (it ran; its error is set).
+  const completed = n("COMPLETED") + n("ERROR");
   const failed = n("FAILED") + n("TIMED_OUT");
   const cancelled = n("CANCELLED");
   return { total: queued + inProgress + completed + failed + cancelled, queued, inProgress, completed, failed, cancelled };

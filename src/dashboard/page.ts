@@ -32,7 +32,7 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   tr.pick { cursor:pointer; } tr.pick:hover { background:#eef2ff; } tr.sel { background:#e0e7ff; }
   .num { text-align:right; font-variant-numeric:tabular-nums; }
   .pill { display:inline-block; padding:1px 8px; border-radius:999px; font-size:12px; background:#e2e8f0; }
-  .COMPLETED,.idle,.delivered { background:#dcfce7; color:#166534; } .FAILED,.TIMED_OUT,.unhealthy,.failed { background:#fee2e2; color:#991b1b; }
+  .COMPLETED,.idle,.delivered { background:#dcfce7; color:#166534; } .FAILED,.TIMED_OUT,.ERROR,.unhealthy,.failed { background:#fee2e2; color:#991b1b; }
   .IN_PROGRESS,.running,.CANCELLING,.pending { background:#dbeafe; color:#1e40af; } .IN_QUEUE,.SEQUENCED,.SCHEDULED,.PAUSED,.throttled,.initializing { background:#fef3c7; color:#92400e; }
   .grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:12px; }
   .chart { border:1px solid var(--line); border-radius:8px; padding:8px 10px; background:#fff; min-width:0; }

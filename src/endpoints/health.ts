@@ -19,7 +19,8 @@ export function buildHealth(
   const { idle, running } = workers;
   return {
     jobs: {
-      completed: counters.completed,
+      // RunPod's clients read an ERROR job COMPLETED (with its error): counted so here too.
+      completed: counters.completed + counters.errored,
       failed: counters.failed,
       inProgress: (byState.IN_PROGRESS ?? 0) + (byState.CANCELLING ?? 0),
       inQueue: (byState.IN_QUEUE ?? 0) + (byState.SEQUENCED ?? 0) + (byState.SCHEDULED ?? 0) + (byState.PAUSED ?? 0),

@@ -26,6 +26,8 @@ const AVOID_GRACE_MS = 30_000;
 export const COUNTERS = [
   "submitted",
   "completed",
+  /** Jobs that ended ERROR (a result with a non-zero exit code); RunPod's /health counts them completed. */
+  "errored",
   "failed",
   "cancelled",
   "timedOut",
@@ -47,6 +49,8 @@ function counterFor(to: JobState): CounterName | null {
   switch (to) {
     case "COMPLETED":
       return "completed";
+    case "ERROR":
+      return "errored";
     case "FAILED":
       return "failed";
     case "CANCELLED":
@@ -336,7 +340,7 @@ export function readCounters(sql: SqlStorage): Record<CounterName, number> {
 const PRUNE_LIMIT = 1000;
 
 /** The terminal states as a literal SQL list, spelt as job_index_tombstone's (a partial index needs the same terms). */
-const TERMINAL_LIST = "('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')";
+const TERMINAL_LIST = "('COMPLETED', 'ERROR', 'FAILED', 'CANCELLED', 'TIMED_OUT')";
 const UNFINISHED_LIST = "('PAUSED', 'SCHEDULED', 'SEQUENCED', 'IN_QUEUE', 'IN_PROGRESS', 'CANCELLING')";
 
 /**

@@ -258,4 +258,14 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    // Issue 15, item 5: ERROR (a result with a non-zero exit code) is terminal too; pruning finds
+    // its rows through the tombstone index, whose terms must match ready-index's TERMINAL_LIST.
+    version: 11,
+    sql: `
+      DROP INDEX job_index_tombstone;
+      CREATE INDEX job_index_tombstone ON job_index (updated_at)
+        WHERE state IN ('COMPLETED', 'ERROR', 'FAILED', 'CANCELLED', 'TIMED_OUT');
+    `,
+  },
 ];

@@ -9,7 +9,7 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "../endpoints/dispatch-message";
-import { handlerError } from "../jobs/errors";
+import { isProgressBody, readReport, ReportBodyError } from "../jobs/report-body";
 import { handedJobPieces, handedOf } from "../jobs/handed";
 import type { WorkerReport } from "../jobs/job-object";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/push-commands";
@@ -38,11 +38,17 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
   }
   if (body === null || typeof body !== "object" || Array.isArray(body)) return null;
   const b = body as Record<string, unknown>;
+  // A progress answer, or one with neither output, error nor exit code: a plain acceptance (the worker reports later).
+  const result = "output" in b || (b.error !== undefined && b.error !== null) || (b.exitCode !== undefined && b.exitCode !== null);
+  if (isProgressBody(b) || !result) return null;
   const output = "output" in b ? new TextEncoder().encode(JSON.stringify(b.output)) : null;
-  if (b.error !== undefined && b.error !== null) {
-    return { report: { kind: "fail", error: handlerError(b.error) }, output };
+  try {
+    return { report: readReport(b), output };
+  } catch (e) {
+    // A malformed exit code fails the attempt, saying why (the answer cannot be taken as a result).
+    if (e instanceof ReportBodyError) return { report: { kind: "fail", error: `the push answer: ${e.message}` }, output };
+    throw e;
   }
-  return output !== null ? { report: { kind: "complete" }, output } : null;
 }
 
 type Outcome = { kind: "accepted"; text: string } | { kind: "refused"; error: string };

@@ -154,6 +154,9 @@ export function failureOf(job: JobRecord): OpenAiFailure {
   switch (job.state) {
     case "FAILED":
       return workerFailure(job.error ?? "the job failed without an error message");
+    case "ERROR":
+      // It ran and exited non-zero: its error (or "exit code n") is the answer.
+      return workerFailure(job.error ?? "the job ended with errors");
     case "TIMED_OUT":
       return {
         status: 504,

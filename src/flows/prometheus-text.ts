@@ -30,7 +30,7 @@ interface Family {
   samples: (e: EndpointNumbers) => Sample[];
 }
 
-const OUTCOMES: Array<[CounterName, string]> = [["completed", "completed"], ["failed", "failed"], ["cancelled", "cancelled"], ["timedOut", "timed_out"]];
+const OUTCOMES: Array<[CounterName, string]> = [["completed", "completed"], ["errored", "error"], ["failed", "failed"], ["cancelled", "cancelled"], ["timedOut", "timed_out"]];
 const QUANTILES: Array<["p70" | "p90" | "p98", string]> = [["p70", "0.7"], ["p90", "0.9"], ["p98", "0.98"]];
 
 function summary(name: string, what: string, pick: (m: MetricsView) => MetricsView["executionTime"]): Family {

@@ -65,6 +65,7 @@ export function submit(init: SubmitInit, now: number, behind = false): JobRecord
     readyAt,
     flowKey: init.flowKey ?? null,
     paused: false,
+    phase: null,
     gone: false,
     dispatch: null,
     sequenceCheckAt: state === "SEQUENCED" ? now + SEQUENCE_CHECK_MS : null,
@@ -137,7 +138,7 @@ function refuseReport(job: JobRecord, fence: Fence, command: string): CommandRes
  * no longer holds the job's current attempt; once the same worker runs a later attempt, a report
  * is new and takes effect.
  */
-function isRepeat(job: JobRecord, fence: Fence, kind: "complete" | "fail"): boolean {
+function isRepeat(job: JobRecord, fence: Fence, kind: "complete" | "fail" | "error"): boolean {
   const r = job.lastReport;
   if (r === null || r.kind !== kind || r.workerId !== fence.workerId) return false;
   if (fence.attempt !== null) return fence.attempt === r.attempt;
@@ -149,15 +150,15 @@ function isRepeat(job: JobRecord, fence: Fence, kind: "complete" | "fail"): bool
  * leaving the state (and so the version) as it is. Refused after a final result, so it can
  * never override one, and while CANCELLING, so the worker learns to stop.
  */
-export function progress(job: JobRecord, fence: Fence, now: number): CommandResult {
+export function progress(job: JobRecord, fence: Fence, now: number, phase: "initializing" | null = null, withOutput = true): CommandResult {
   if (job.state !== "IN_PROGRESS" || !holdsLease(job, fence)) return refuseReport(job, fence, "report progress on");
-  return sameState(job, { hasOutput: true, leaseCheckAt: now + job.policy.heartbeatTimeout }, "set");
+  return sameState(job, { hasOutput: job.hasOutput || withOutput, phase, leaseCheckAt: now + job.policy.heartbeatTimeout }, withOutput ? "set" : "keep");
 }
 
 /** A stream chunk from the lease holder: accepted while IN_PROGRESS, and a sign of life. */
 export function streamChunk(job: JobRecord, fence: Fence, now: number): CommandResult {
   if (job.state !== "IN_PROGRESS" || !holdsLease(job, fence)) return refuseReport(job, fence, "stream to");
-  return sameState(job, { leaseCheckAt: now + job.policy.heartbeatTimeout }, "keep");
+  return sameState(job, { phase: null, leaseCheckAt: now + job.policy.heartbeatTimeout }, "keep");
 }
 
 /**
@@ -174,12 +175,26 @@ export function logLines(job: JobRecord, fence: Fence): CommandResult {
  * while CANCELLING ends the job CANCELLED (the cancel came first; the output is discarded).
  * An exact repeat of the accepted result answers ok and changes nothing.
  */
-export function complete(job: JobRecord, fence: Fence, now: number): CommandResult {
+export function complete(job: JobRecord, fence: Fence, now: number, exitCode: number | null = null): CommandResult {
   if (isRepeat(job, fence, "complete")) return unchanged(job);
   if (!holdsLease(job, fence)) return refuseReport(job, fence, "complete");
   if (job.state === "CANCELLING") return finishCancel(job, now);
-  const lastReport = { workerId: fence.workerId, attempt: job.attempt, kind: "complete" as const };
+  const lastReport = { workerId: fence.workerId, attempt: job.attempt, kind: "complete" as const, ...(exitCode === null ? {} : { exitCode }) };
   return moveTo(job, "COMPLETED", "complete", now, { error: null, lastReport }, "set");
+}
+
+/**
+ * The lease holder's result with a non-zero exit code (issue 15, item 5): the job ran and ended
+ * with errors, which is an outcome (UCloud: only the scheduler's faults fail a job), not a failure
+ * to run. IN_PROGRESS → ERROR with the output (if any) and the error; never retried. While
+ * CANCELLING it ends CANCELLED, as a result would. An exact repeat changes nothing.
+ */
+export function errorOutcome(job: JobRecord, fence: Fence, error: string, exitCode: number, withOutput: boolean, now: number): CommandResult {
+  if (isRepeat(job, fence, "error")) return unchanged(job);
+  if (!holdsLease(job, fence)) return refuseReport(job, fence, "report a result for");
+  if (job.state === "CANCELLING") return finishCancel(job, now);
+  const lastReport = { workerId: fence.workerId, attempt: job.attempt, kind: "error" as const, exitCode };
+  return moveTo(job, "ERROR", "error", now, { error, lastReport }, withOutput ? "set" : "keep", error);
 }
 
 /**
@@ -268,6 +283,7 @@ export function cancel(job: JobRecord, now: number): CommandResult {
     case "CANCELLED":
       return unchanged(job);
     case "COMPLETED":
+    case "ERROR":
     case "FAILED":
     case "TIMED_OUT":
       return wrongState(job, "cancel");

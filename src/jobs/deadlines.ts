@@ -28,6 +28,7 @@ export function nextDeadline(job: JobRecord): number | null {
     case "CANCELLING":
       return earliest(job.cancelDeadline, job.leaseCheckAt, lifespanEnd(job));
     case "COMPLETED":
+    case "ERROR":
     case "FAILED":
     case "CANCELLED":
     case "TIMED_OUT":

@@ -28,11 +28,15 @@ function reportCommand(report: WorkerReport, fence: Fence, output: Uint8Array | 
   return (job, now) => {
     switch (report.kind) {
       case "progress":
-        return commands.progress(job, fence, now);
+        // RunPod's progress ({"status": "IN_PROGRESS"}) sets the partial output, absent or not; an
+        // "initializing" phase without output keeps what was there.
+        return commands.progress(job, fence, now, report.phase ?? null, report.phase === undefined || output !== null);
       case "complete":
-        return commands.complete(job, fence, now);
+        return commands.complete(job, fence, now, report.exitCode ?? null);
       case "fail":
         return commands.fail(job, fence, report.error, output !== null, now);
+      case "error":
+        return commands.errorOutcome(job, fence, report.error, report.exitCode, output !== null, now);
     }
   };
 }

@@ -39,4 +39,13 @@ export type SubmitResult =
 export type StreamRead = { ok: true; job: JobRecord; chunks: StreamChunk[] } | { ok: false; code: "NOT_FOUND" };
 
 /** What a worker reported on its job. The output bytes travel beside it. */
-export type WorkerReport = { kind: "progress" } | { kind: "complete" } | { kind: "fail"; error: string };
+/**
+ * A worker's report: progress (with a phase: "initializing" while it prepares), a result (with the
+ * exit code it carried, if any), a failure (an error without exitCode: RunPod's meaning), or an
+ * ERROR outcome (a result whose exitCode is not 0; issue 15, item 5).
+ */
+export type WorkerReport =
+  | { kind: "progress"; phase?: "initializing" }
+  | { kind: "complete"; exitCode?: number }
+  | { kind: "fail"; error: string }
+  | { kind: "error"; error: string; exitCode: number };

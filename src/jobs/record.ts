@@ -68,7 +68,9 @@ export interface Dispatch {
 export interface AcceptedReport {
   workerId: string;
   attempt: number;
-  kind: "complete" | "fail";
+  kind: "complete" | "fail" | "error";
+  /** The exit code the result carried (issue 15, item 5); absent when it carried none. */
+  exitCode?: number;
 }
 
 /**
@@ -137,6 +139,12 @@ export interface JobRecord {
   /** A worker whose attempt was taken away (cancel, timeout, lost lease) and must be told to stop. */
   stopFor: string | null;
   lastReport: AcceptedReport | null;
+  /**
+   * What the lease holder said it is doing (issue 15, item 5): "initializing" after it reported
+   * `{"status": "INITIALIZING"}` (preparing: loading a model, fetching inputs); null once it reports
+   * progress, streams, or the attempt ends. Clients read IN_PROGRESS with `phase`.
+   */
+  phase: "initializing" | null;
   error: string | null;
   reason: EndReason | null;
   hasOutput: boolean;

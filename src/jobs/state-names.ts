@@ -25,7 +25,14 @@ const NAMES: Record<JobState, Omit<StateNames, "state" | "shownAs">> = {
   IN_PROGRESS: { meaning: "A worker holds its lease and runs it.", runpod: "IN_PROGRESS", ucloud: "RUNNING", actian: "INITIALIZING / RUNNING", flamenco: "active" },
   CANCELLING: { meaning: "Cancelled while running; its worker is told to stop (job-stop) within the grace period.", runpod: null, ucloud: "CANCELING", actian: null, flamenco: "cancel-requested" },
   COMPLETED: { meaning: "Its worker reported a result.", runpod: "COMPLETED", ucloud: "SUCCESS", actian: "FINISHED", flamenco: "completed" },
-  FAILED: { meaning: "Its handler failed with no attempt left, or it could not be delivered (push).", runpod: "FAILED", ucloud: "FAILURE", actian: "ERROR / FAILED", flamenco: "failed" },
+  ERROR: {
+    meaning: "It ran and reported a result with a non-zero exitCode: an outcome, output kept, never retried. RunPod's clients read COMPLETED with error set.",
+    runpod: "COMPLETED (with error)",
+    ucloud: "SUCCESS (non-zero exit code)",
+    actian: "ERROR",
+    flamenco: null,
+  },
+  FAILED: { meaning: "Its handler failed with no attempt left (an error without exitCode), or it could not be delivered (push).", runpod: "FAILED", ucloud: "FAILURE", actian: "FAILED", flamenco: "failed" },
   CANCELLED: { meaning: "Cancelled by its user, purged, or its endpoint was deleted (reason says which).", runpod: "CANCELLED", ucloud: "SUCCESS (cancelled)", actian: "CANCELLED", flamenco: "canceled" },
   TIMED_OUT: {
     meaning: "Not started within its TTL (reason ttl), ran past its execution timeout (execution_timeout), or its worker went silent on the last attempt (heartbeat_lost).",

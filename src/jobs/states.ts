@@ -9,13 +9,15 @@ export const JOB_STATES = [
   "IN_PROGRESS",
   "CANCELLING",
   "COMPLETED",
+  "ERROR",
   "FAILED",
   "CANCELLED",
   "TIMED_OUT",
 ] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
-export const TERMINAL_STATES = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"] as const;
+/** ERROR: it ran and reported a result with a non-zero exitCode (issue 15, item 5; Actian's ERROR, UCloud's exit code); clients read COMPLETED, with `error` and `outcome: "error"`. */
+export const TERMINAL_STATES = ["COMPLETED", "ERROR", "FAILED", "CANCELLED", "TIMED_OUT"] as const;
 export type TerminalState = (typeof TERMINAL_STATES)[number];
 
 /** SCHEDULED: not ready before its time (a delay, runAt, a retry's backoff); clients read IN_QUEUE (queue.reason "scheduled"). */
@@ -38,11 +40,13 @@ export const TRANSITIONS = {
   IN_QUEUE: ["IN_PROGRESS", "PAUSED", "CANCELLED", "TIMED_OUT", "FAILED"],
   // IN_PROGRESS → SCHEDULED: an attempt failed or was lost and the policy backs off before the next;
   // → PAUSED: that happened to a job paused while it ran.
-  IN_PROGRESS: ["COMPLETED", "FAILED", "IN_QUEUE", "SCHEDULED", "PAUSED", "CANCELLING", "TIMED_OUT"],
+  // IN_PROGRESS → ERROR: a result with a non-zero exitCode (an outcome, never retried).
+  IN_PROGRESS: ["COMPLETED", "ERROR", "FAILED", "IN_QUEUE", "SCHEDULED", "PAUSED", "CANCELLING", "TIMED_OUT"],
   CANCELLING: ["CANCELLED"],
   // Terminal → SEQUENCED: a retried or requeued job re-enters its sequence behind an unfinished job.
   // Terminal → SCHEDULED: a retry or requeue with a delay.
   COMPLETED: ["IN_QUEUE", "SEQUENCED", "SCHEDULED"],
+  ERROR: ["IN_QUEUE", "SEQUENCED", "SCHEDULED"],
   FAILED: ["IN_QUEUE", "SEQUENCED", "SCHEDULED"],
   CANCELLED: ["IN_QUEUE", "SEQUENCED", "SCHEDULED"],
   TIMED_OUT: ["IN_QUEUE", "SEQUENCED", "SCHEDULED"],
@@ -62,9 +66,11 @@ export function isWaiting(state: JobState): state is WaitingState {
 
 /**
  * The status a client reads for a state: a SCHEDULED or PAUSED job is IN_QUEUE to RunPod's clients
- * (its `queue.reason` says "scheduled" or "job_paused"); every other state reads as itself.
+ * (its `queue.reason` says "scheduled" or "job_paused"), an ERROR job COMPLETED (with `error` and
+ * `outcome: "error"`); every other state reads as itself.
  */
-export function clientStatus(state: JobState): Exclude<JobState, "SCHEDULED" | "PAUSED"> {
+export function clientStatus(state: JobState): Exclude<JobState, "SCHEDULED" | "PAUSED" | "ERROR"> {
+  if (state === "ERROR") return "COMPLETED";
   return state === "SCHEDULED" || state === "PAUSED" ? "IN_QUEUE" : state;
 }
 

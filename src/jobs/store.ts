@@ -45,6 +45,7 @@ type JobRow = {
   ready_at: number | null;
   flow_key: string | null;
   paused: number | null;
+  phase: string | null;
 };
 
 function toRecord(row: JobRow): JobRecord {
@@ -67,6 +68,7 @@ function toRecord(row: JobRow): JobRecord {
     readyAt: row.ready_at ?? null,
     flowKey: row.flow_key ?? null,
     paused: row.paused === 1,
+    phase: row.phase === "initializing" ? "initializing" : null,
     origin: row.origin,
     dispatch: row.dispatch === null ? null : (JSON.parse(row.dispatch) as Dispatch),
     attempt: row.attempt,
@@ -106,8 +108,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, batch_id, extras, ready_at, flow_key, paused, stream_read, liveness_tells)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, batch_id, extras, ready_at, flow_key, paused, phase, stream_read, liveness_tells)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0), (SELECT liveness_tells FROM job))`,
     job.id,
     job.endpointId,
@@ -148,6 +150,7 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.readyAt ?? null,
     job.flowKey ?? null,
     job.paused ? 1 : 0,
+    job.phase,
   );
 }
 

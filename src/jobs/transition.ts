@@ -56,7 +56,8 @@ export function moveTo(
   if (!canTransition(job.state, to)) {
     throw new Error(`transition table forbids ${job.state} -> ${to} (${command})`);
   }
-  let next: JobRecord = { ...job, stopFor: null, ...patch, state: to, version: job.version + 1 };
+  // A phase ("initializing") belongs to the running attempt: any move ends it.
+  let next: JobRecord = { ...job, stopFor: null, phase: null, ...patch, state: to, version: job.version + 1 };
   if (isTerminal(to)) {
     next = {
       ...next,

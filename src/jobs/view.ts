@@ -3,7 +3,7 @@
  * webhook carries. The output is not among them: it is spliced in from its stored bytes.
  */
 import type { JobRecord } from "./record";
-import { clientStatus } from "./states";
+import { clientStatus, isTerminal } from "./states";
 
 const iso = (t: number | null) => (t === null ? undefined : new Date(t).toISOString());
 
@@ -14,6 +14,10 @@ export function statusFields(job: JobRecord, now: number): Record<string, unknow
     body.executionTime = (job.completedAt ?? now) - job.startedAt;
   }
   if (job.error !== null) body.error = job.error;
+  // Issue 15, item 5: a result's exit code; an ERROR job (read COMPLETED) says so; a preparing worker's phase.
+  if (job.lastReport?.exitCode !== undefined && job.lastReport.attempt === job.attempt && isTerminal(job.state)) body.exitCode = job.lastReport.exitCode;
+  if (job.state === "ERROR") body.outcome = "error";
+  if (job.phase !== null && job.state === "IN_PROGRESS") body.phase = job.phase;
   if (job.workerId !== null) body.workerId = job.workerId;
   body.retries = job.retries;
   body.attempt = job.attempt;

@@ -12,6 +12,7 @@ const KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 const METRIC_COUNTERS = [
   "submitted",
   "completed",
+  "errored",
   "failed",
   "retried",
   "cancelled",
@@ -58,7 +59,7 @@ export function sampleWorkers(sql: SqlStorage, now: number, counts: () => Worker
 
 export interface MetricsView {
   start: string;
-  requests: { total: number; completed: number; failed: number; retried: number; cancelled: number; timedOut: number };
+  requests: { total: number; completed: number; errored: number; failed: number; retried: number; cancelled: number; timedOut: number };
   executionTime: ReturnType<typeof summary>;
   delayTime: ReturnType<typeof summary>;
   coldStartTime: ReturnType<typeof summary>;
@@ -79,7 +80,7 @@ function view(start: number, a: Acc): MetricsView {
   const c = (k: MetricCounter) => a.counters[k] ?? 0;
   return {
     start: new Date(start).toISOString(),
-    requests: { total: c("submitted"), completed: c("completed"), failed: c("failed"), retried: c("retried"), cancelled: c("cancelled"), timedOut: c("timedOut") },
+    requests: { total: c("submitted"), completed: c("completed"), errored: c("errored"), failed: c("failed"), retried: c("retried"), cancelled: c("cancelled"), timedOut: c("timedOut") },
     executionTime: summary(a.sketches.execution),
     delayTime: summary(a.sketches.delay),
     coldStartTime: summary(a.sketches.coldStart),

@@ -165,6 +165,21 @@ describe("flat per-request cost (issue 12)", () => {
     });
   });
 
+  it("ERROR rows (issue 15, item 5) are pruned like every terminal row, through the tombstone index; unfinished rows never", async () => {
+    const ep = await createEndpoint({ concurrency: 100_000 });
+    await runInDurableObject(endpointStubOf(ep), async (i: EndpointObject, state) => {
+      const sql = state.storage.sql;
+      const now = i.clock.now();
+      fillIndex(sql, 30, "ERROR", 10, "e");
+      fillIndex(sql, 30, "COMPLETED", 100, "c");
+      fillIndex(sql, 30, "IN_PROGRESS", 200, "r", { workerId: "w-1" });
+      sql.exec("UPDATE job_index SET updated_at = 5");
+      expect(pruneTombstones(sql, now)).toBe(60);
+      const left = sql.exec<{ state: string; n: number }>("SELECT state, COUNT(*) AS n FROM job_index GROUP BY state").toArray();
+      expect(left).toEqual([{ state: "IN_PROGRESS", n: 30 }]);
+    });
+  });
+
   it("the plan check fails when an index is missing (planted defect: job_index_order dropped)", async () => {
     const ep = await createEndpoint();
     await runInDurableObject(endpointStubOf(ep), async (i: EndpointObject, state) => {

@@ -18,8 +18,8 @@ import { loadJob } from "../../src/jobs/store";
 import { createEndpoint, seedFrom, submit } from "./helpers";
 
 const POLICY = { executionTimeout: 30_000, ttl: 60_000, heartbeatTimeout: 10_000, maxAttempts: 2, cancelGraceMs: 5_000, retentionMs: 100_000 };
-type State = "PAUSED" | "SCHEDULED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT" | "DELETED";
-const TERMINAL: State[] = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
+type State = "PAUSED" | "SCHEDULED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "ERROR" | "FAILED" | "CANCELLED" | "TIMED_OUT" | "DELETED";
+const TERMINAL: State[] = ["COMPLETED", "ERROR", "FAILED", "CANCELLED", "TIMED_OUT"];
 
 interface Model {
   now: number;
@@ -34,7 +34,7 @@ interface Model {
   cancelAt: number;
   purgeAt: number;
   /** The last accepted final report, whose exact repeat answers ok. */
-  last: { worker: string; attempt: number; kind: "complete" | "fail" } | null;
+  last: { worker: string; attempt: number; kind: "complete" | "fail" | "error" } | null;
   /** The push dispatch the job last went out under. */
   dispatch: { token: string; accepted: boolean; claimedAt: number } | null;
   /** The TTL is the job's lifespan (issue 14): at ttlAt the job is gone, whatever its state. */
@@ -139,11 +139,16 @@ class Claim implements Cmd {
   toString = () => `claim(${this.w})`;
 }
 
+/** A worker's report; "error" is a result with a non-zero exit code (issue 15, item 5: ERROR, never retried). */
+type ReportKind = "progress" | "complete" | "fail" | "error";
 class Report implements Cmd {
-  constructor(readonly w: string, readonly kind: "progress" | "complete" | "fail", readonly attempt: number | null) {}
+  constructor(readonly w: string, readonly kind: ReportKind, readonly attempt: number | null) {}
   check = () => true;
   async run(m: Model, r: Real) {
-    const report = this.kind === "fail" ? { kind: "fail" as const, error: "boom" } : { kind: this.kind };
+    const report =
+      this.kind === "fail" ? { kind: "fail" as const, error: "boom" }
+      : this.kind === "error" ? { kind: "error" as const, error: "exit code 3", exitCode: 3 }
+      : { kind: this.kind };
     const res = await r.stub.report(r.ep, { workerId: this.w, attempt: this.attempt }, report, new TextEncoder().encode('"out"'));
     const holds = running(m) && m.worker === this.w && (this.attempt === null || this.attempt === m.attempt);
     if (this.kind === "progress") {
@@ -157,7 +162,7 @@ class Report implements Cmd {
         if (m.state === "CANCELLING") end(m, "CANCELLED", "cancelled");
         else {
           m.last = { worker: this.w, attempt: m.attempt, kind: this.kind };
-          end(m, this.kind === "complete" ? "COMPLETED" : "FAILED");
+          end(m, this.kind === "complete" ? "COMPLETED" : this.kind === "error" ? "ERROR" : "FAILED");
         }
       }
     }
@@ -170,7 +175,7 @@ class Cancel implements Cmd {
   check = () => true;
   async run(m: Model, r: Real) {
     const res = await r.stub.cancel(r.ep);
-    const ok = m.state !== "COMPLETED" && m.state !== "FAILED" && m.state !== "TIMED_OUT" && m.state !== "DELETED";
+    const ok = m.state !== "COMPLETED" && m.state !== "ERROR" && m.state !== "FAILED" && m.state !== "TIMED_OUT" && m.state !== "DELETED";
     expect(res.ok).toBe(ok);
     if (m.state === "IN_QUEUE" || m.state === "SCHEDULED" || m.state === "PAUSED") end(m, "CANCELLED", "cancelled");
     else if (m.state === "IN_PROGRESS") {
@@ -317,7 +322,7 @@ const worker = fc.constantFrom("w1", "w2");
 const advance = fc.constantFrom(1_000, 4_000, 6_000, 11_000, 31_000, 36_000, 61_000, 101_000).map((ms) => new Advance(ms));
 const commands = [
   worker.map((w) => new Claim(w)),
-  fc.tuple(worker, fc.constantFrom("progress", "complete", "fail") as fc.Arbitrary<"progress" | "complete" | "fail">, fc.option(fc.integer({ min: 1, max: 3 }))).map(
+  fc.tuple(worker, fc.constantFrom("progress", "complete", "fail", "error") as fc.Arbitrary<ReportKind>, fc.option(fc.integer({ min: 1, max: 3 }))).map(
     ([w, k, a]) => new Report(w, k, a),
   ),
   fc.constant(new Cancel()),
@@ -338,7 +343,7 @@ const pushCommands = [
   token.map((t) => new Deliver(t)),
   fc.tuple(token, fc.boolean()).map(([t, ok]) => new PushAnswer(t, ok)),
   token.map((t) => new DeadLetter(t)),
-  fc.tuple(fc.constantFrom(PUSH_WORKER, "w1"), fc.constantFrom("progress", "complete", "fail") as fc.Arbitrary<"progress" | "complete" | "fail">, fc.option(fc.integer({ min: 1, max: 3 }))).map(
+  fc.tuple(fc.constantFrom(PUSH_WORKER, "w1"), fc.constantFrom("progress", "complete", "fail", "error") as fc.Arbitrary<ReportKind>, fc.option(fc.integer({ min: 1, max: 3 }))).map(
     ([w, k, a]) => new Report(w, k, a),
   ),
   fc.constant(new Cancel()),

@@ -110,7 +110,7 @@ describe("Prometheus text", () => {
     const numbers: EndpointNumbers = {
       endpointId: hostile,
       byState: { IN_QUEUE: 2 },
-      counters: { submitted: 5, completed: 1, failed: 1, cancelled: 0, timedOut: 1, retried: 2, webhookSent: 3, webhookSucceeded: 2, webhookFailed: 1 },
+      counters: { submitted: 5, completed: 1, errored: 0, failed: 1, cancelled: 0, timedOut: 1, retried: 2, webhookSent: 3, webhookSucceeded: 2, webhookFailed: 1 },
       workers: { initializing: 0, idle: 1, running: 2, throttled: 0, unhealthy: 0 },
       lastHour: null,
     };

@@ -42,11 +42,13 @@ function recordIn(state: JobState): JobRecord {
     case "CANCELLING":
       return { ...running, state, cancelDeadline: T0 + 20 + policy.cancelGraceMs };
     case "COMPLETED":
+    case "ERROR":
     case "FAILED":
     case "CANCELLED":
     case "TIMED_OUT": {
       const lastReport =
         state === "COMPLETED" ? ({ workerId: "w1", attempt: 1, kind: "complete" } as const)
+        : state === "ERROR" ? ({ workerId: "w1", attempt: 1, kind: "error", exitCode: 2 } as const)
         : state === "FAILED" ? ({ workerId: "w1", attempt: 1, kind: "fail" } as const)
         : null;
       return { ...running, state, lastReport, execDeadline: null, leaseCheckAt: null, completedAt: T0 + 30, purgeAt: T0 + 30 + policy.retentionMs };
@@ -63,6 +65,10 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
   streamChunk: (j) => commands.streamChunk(j, W1, LATE),
   complete: (j) => commands.complete(j, W1, LATE),
   fail: (j) => commands.fail(j, W1, "boom", false, LATE),
+  // Issue 15, item 5: a result with a non-zero exit code (the same one as the ERROR record's: a repeat there), one with 0, a preparing worker.
+  errorOutcome: (j) => commands.errorOutcome(j, W1, "exit code 2", 2, true, LATE),
+  completeExitZero: (j) => commands.complete(j, W1, LATE, 0),
+  progressInitializing: (j) => commands.progress(j, W1, LATE, "initializing", false),
   // A handler error with attempts left on a policy that retries on errors.
   failRetrying: (j) => commands.fail(j, W1, "boom", false, LATE),
   loseLease: (j) => commands.loseLease(j, "w1", "gone", LATE),
@@ -130,19 +136,24 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
   // A repeat of the lease holder's accepted result answers ok and changes nothing.
   complete: { IN_PROGRESS: "COMPLETED", CANCELLING: "CANCELLED", COMPLETED: "COMPLETED" },
   fail: { IN_PROGRESS: "FAILED", CANCELLING: "CANCELLED", FAILED: "FAILED" },
+  // An ERROR outcome is never retried, whatever the policy; while CANCELLING the cancel wins.
+  errorOutcome: { IN_PROGRESS: "ERROR", CANCELLING: "CANCELLED", ERROR: "ERROR" },
+  completeExitZero: { IN_PROGRESS: "COMPLETED", CANCELLING: "CANCELLED", COMPLETED: "COMPLETED" },
+  progressInitializing: { IN_PROGRESS: "IN_PROGRESS" },
   failRetrying: { IN_PROGRESS: "IN_QUEUE", CANCELLING: "CANCELLED", FAILED: "FAILED" },
   cancel: { PAUSED: "CANCELLED", SCHEDULED: "CANCELLED", SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING", CANCELLED: "CANCELLED" },
   finishCancel: { CANCELLING: "CANCELLED" },
   expire: { PAUSED: "TIMED_OUT", SCHEDULED: "TIMED_OUT", SEQUENCED: "TIMED_OUT", IN_QUEUE: "TIMED_OUT", IN_PROGRESS: "TIMED_OUT" },
   retry: { FAILED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
-  requeue: { COMPLETED: "IN_QUEUE", FAILED: "IN_QUEUE", CANCELLED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
+  // RunPod's /retry is for FAILED and TIMED_OUT only: an ERROR job reads COMPLETED, so only /requeue runs it again.
+  requeue: { COMPLETED: "IN_QUEUE", ERROR: "IN_QUEUE", FAILED: "IN_QUEUE", CANCELLED: "IN_QUEUE", TIMED_OUT: "IN_QUEUE" },
   retryBehind: { FAILED: "SEQUENCED", TIMED_OUT: "SEQUENCED" },
-  requeueBehind: { COMPLETED: "SEQUENCED", FAILED: "SEQUENCED", CANCELLED: "SEQUENCED", TIMED_OUT: "SEQUENCED" },
+  requeueBehind: { COMPLETED: "SEQUENCED", ERROR: "SEQUENCED", FAILED: "SEQUENCED", CANCELLED: "SEQUENCED", TIMED_OUT: "SEQUENCED" },
   // The lease holder's ping does not list its running job (attempt old enough): the lease is lost.
   notListed: { IN_PROGRESS: "IN_QUEUE" },
   retryDelayed: { FAILED: "SCHEDULED", TIMED_OUT: "SCHEDULED" },
   // A delayed requeue enters its sequence when its time comes, never SEQUENCED now.
-  requeueDelayed: { COMPLETED: "SCHEDULED", FAILED: "SCHEDULED", CANCELLED: "SCHEDULED", TIMED_OUT: "SCHEDULED" },
+  requeueDelayed: { COMPLETED: "SCHEDULED", ERROR: "SCHEDULED", FAILED: "SCHEDULED", CANCELLED: "SCHEDULED", TIMED_OUT: "SCHEDULED" },
   failBackingOff: { IN_PROGRESS: "SCHEDULED", CANCELLING: "CANCELLED", FAILED: "FAILED" },
   loseLeaseBackingOff: { IN_PROGRESS: "SCHEDULED", CANCELLING: "CANCELLED" },
   becomeReady: { SCHEDULED: "IN_QUEUE" },
@@ -152,18 +163,18 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
   // Resuming a job that is not paused changes nothing, whatever its state.
   resume: {
     PAUSED: "IN_QUEUE", SCHEDULED: "SCHEDULED", SEQUENCED: "SEQUENCED", IN_QUEUE: "IN_QUEUE", IN_PROGRESS: "IN_PROGRESS", CANCELLING: "CANCELLING",
-    COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
+    COMPLETED: "COMPLETED", ERROR: "ERROR", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
   },
   resumeLater: {
     PAUSED: "SCHEDULED", SCHEDULED: "SCHEDULED", SEQUENCED: "SEQUENCED", IN_QUEUE: "IN_QUEUE", IN_PROGRESS: "IN_PROGRESS", CANCELLING: "CANCELLING",
-    COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
+    COMPLETED: "COMPLETED", ERROR: "ERROR", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
   },
   // A job paused while it ran waits PAUSED when its attempt goes back.
   failPaused: { IN_PROGRESS: "PAUSED", CANCELLING: "CANCELLED", FAILED: "FAILED" },
   // The endpoint was deleted: waiting jobs end, running ones are cancelled, the rest stay.
   orphan: {
     PAUSED: "CANCELLED", SCHEDULED: "CANCELLED", SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED", IN_PROGRESS: "CANCELLING", CANCELLING: "CANCELLING",
-    COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
+    COMPLETED: "COMPLETED", ERROR: "ERROR", FAILED: "FAILED", CANCELLED: "CANCELLED", TIMED_OUT: "TIMED_OUT",
   },
   purge: { PAUSED: "CANCELLED", SCHEDULED: "CANCELLED", SEQUENCED: "CANCELLED", IN_QUEUE: "CANCELLED" },
   release: { SEQUENCED: "IN_QUEUE" },
@@ -175,7 +186,7 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
 };
 
 /** Reports of worker w1: on a waiting job (nobody holds a lease) they are not the lease holder's. */
-const REPORTS = new Set(["progress", "streamChunk", "complete", "fail", "failRetrying", "failBackingOff", "failPaused", "loseLease", "loseLeaseBackingOff", "notListed"]);
+const REPORTS = new Set(["progress", "progressInitializing", "streamChunk", "complete", "completeExitZero", "errorOutcome", "fail", "failRetrying", "failBackingOff", "failPaused", "loseLease", "loseLeaseBackingOff", "notListed"]);
 function refusal(name: string, from: JobState): ConflictCode {
   return REPORTS.has(name) && (from === "PAUSED" || from === "SCHEDULED" || from === "SEQUENCED" || from === "IN_QUEUE") ? "NOT_LEASE_HOLDER" : "WRONG_STATE";
 }
@@ -199,6 +210,9 @@ const SPEC_EDGES = [
   // SCHEDULED: not yet its time, or a sequence to enter); a job paused while it ran waits PAUSED.
   "IN_QUEUE>PAUSED", "SEQUENCED>PAUSED", "SCHEDULED>PAUSED", "IN_PROGRESS>PAUSED",
   "PAUSED>IN_QUEUE", "PAUSED>SCHEDULED", "PAUSED>CANCELLED", "PAUSED>TIMED_OUT",
+  // Issue 15, item 5 (README "Exit codes, ERROR and INITIALIZING"): a result with a non-zero exit
+  // code ends ERROR (an outcome, never retried); a requeue runs it again.
+  "IN_PROGRESS>ERROR", "ERROR>IN_QUEUE", "ERROR>SEQUENCED", "ERROR>SCHEDULED",
 ].sort();
 
 /** Runs command `name` on a fresh record in state `from`; keeps a copy of the record it was given. */

@@ -1337,7 +1337,7 @@ export interface components {
             } | null;
         };
         /** @enum {string} */
-        JobStatus: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+        JobStatus: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "ERROR" | "FAILED" | "CANCELLED" | "TIMED_OUT";
         LoadReport: {
             /** @description The endpoint's id. */
             id: string;
@@ -1419,10 +1419,7 @@ export interface components {
             idempotencyKey?: string;
             /** @description ms to wait before the job is ready (SCHEDULED meanwhile: clients read IN_QUEUE with queue.reason "scheduled"); its queue TTL counts from then. Not with runAt. */
             delay?: number;
-            /**
-             * Format: date-time
-             * @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay.
-             */
+            /** @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay. */
             runAt?: string;
             sequenceKey?: string;
             /** @description A flow key (e.g. a tenant id): the key's jobs count against its concurrency limit (the endpoint's keyConcurrency or the key's override) and take turns with other keys' jobs. Not with sequenceKey; with rateLimitKey only if the same. */
@@ -1444,7 +1441,7 @@ export interface components {
             delayTime?: number;
             /** @description ms the attempt ran, so far or in all (once started). */
             executionTime?: number;
-            /** @description The error the job failed with. */
+            /** @description The error the job failed with; on a COMPLETED job with outcome "error", the error it ended with. */
             error?: string;
             /** @description The worker that holds or held the job. */
             workerId?: string;
@@ -1463,6 +1460,18 @@ export interface components {
             startedAt?: string;
             /** @description An ISO 8601 time (UTC). */
             completedAt?: string;
+            /**
+             * @description The job ran and ended with errors (internal state ERROR: a result with a non-zero exitCode); status reads COMPLETED, output kept, never retried.
+             * @constant
+             */
+            outcome?: "error";
+            /** @description The exit code its result carried (a finished job whose worker sent one). */
+            exitCode?: number;
+            /**
+             * @description IN_PROGRESS, and its worker said it is still preparing the job ({"status": "INITIALIZING"} on job-done).
+             * @constant
+             */
+            phase?: "initializing";
             /**
              * @description Paused by POST /pause/{id}: waiting, it is handed to no worker (status IN_QUEUE, queue.reason job_paused); running, it finishes its attempt.
              * @constant
@@ -1609,6 +1618,8 @@ export interface components {
             requests: {
                 total: number;
                 completed: number;
+                /** @description Ended ERROR: a result with a non-zero exitCode (not in completed). */
+                errored: number;
                 failed: number;
                 retried: number;
                 cancelled: number;
@@ -1909,7 +1920,7 @@ export interface components {
                  * @description The state inside edge-jobs (admin views, metrics, GET /requests?status=).
                  * @enum {string}
                  */
-                state: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+                state: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "ERROR" | "FAILED" | "CANCELLED" | "TIMED_OUT";
                 /** @description What /status shows a client: RunPod's vocabulary (SCHEDULED and PAUSED read IN_QUEUE). */
                 shownAs: string;
                 meaning: string;
@@ -2391,6 +2402,8 @@ export interface operations {
                         counters: {
                             submitted: number;
                             completed: number;
+                            /** @description Jobs that ended ERROR (a result with a non-zero exitCode). */
+                            errored: number;
                             failed: number;
                             cancelled: number;
                             timedOut: number;
@@ -4010,7 +4023,7 @@ export interface operations {
     listRequests: {
         parameters: {
             query?: {
-                /** @description One job state or a comma list (SEQUENCED, IN_QUEUE, IN_PROGRESS, CANCELLING, COMPLETED, FAILED, CANCELLED, TIMED_OUT); case-insensitive. */
+                /** @description One job state or a comma list (SEQUENCED, IN_QUEUE, IN_PROGRESS, CANCELLING, COMPLETED, FAILED, CANCELLED, TIMED_OUT; SCHEDULED or PAUSED alone pick those waiting jobs, which IN_QUEUE includes; ERROR alone the jobs that ended with a non-zero exitCode, which COMPLETED includes); case-insensitive. */
                 status?: string;
                 /** @description Jobs created at or after this time: RFC 3339 or epoch ms. */
                 createdSince?: string;
@@ -4780,8 +4793,10 @@ export interface operations {
                     output?: unknown;
                     /** @description A handler error (a string, or any JSON, kept as its JSON text, cut to 64 KiB): fails the job, or retries it under retryOnError. */
                     error?: unknown;
-                    /** @description "IN_PROGRESS" makes the report a progress update (its `output` shown by /status); the job keeps running. */
+                    /** @description "IN_PROGRESS" makes the report a progress update (its `output` shown by /status); the job keeps running. "INITIALIZING" (an extension): a progress update saying the worker still prepares the job (/status shows `phase: "initializing"`). */
                     status?: string;
+                    /** @description An extension: the exit code of the program the job ran. 0 without an error completes; any other code (or an error beside it) ends the job ERROR, read as COMPLETED with `error` and `outcome: "error"`, never retried. Without exitCode an error fails the job, as on RunPod. */
+                    exitCode?: number;
                     /** @description true: marks the worker for recycling; it is handed no more jobs. */
                     stopPod?: boolean;
                 } & {

@@ -74,6 +74,7 @@ export const EndpointCounters = z.object({
     .object({
       submitted: n,
       completed: n,
+      errored: n.describe("Jobs that ended ERROR (a result with a non-zero exitCode)."),
       failed: n,
       cancelled: n,
       timedOut: n,

@@ -56,7 +56,7 @@ export const JobStatusBody = z
     status: JobStatus,
     delayTime: int().optional().describe("ms from entering the queue to the start of the attempt (once started)."),
     executionTime: int().optional().describe("ms the attempt ran, so far or in all (once started)."),
-    error: z.string().optional().describe("The error the job failed with."),
+    error: z.string().optional().describe("The error the job failed with; on a COMPLETED job with outcome \"error\", the error it ended with."),
     workerId: z.string().optional().describe("The worker that holds or held the job."),
     retries: count().describe("Times the job went back to the queue after its first attempt."),
     attempt: count().describe("Attempts started so far (0 until the first)."),
@@ -67,6 +67,9 @@ export const JobStatusBody = z
     createdAt: IsoTime,
     startedAt: IsoTime.optional(),
     completedAt: IsoTime.optional(),
+    outcome: z.literal("error").optional().describe("The job ran and ended with errors (internal state ERROR: a result with a non-zero exitCode); status reads COMPLETED, output kept, never retried."),
+    exitCode: int().optional().describe("The exit code its result carried (a finished job whose worker sent one)."),
+    phase: z.literal("initializing").optional().describe("IN_PROGRESS, and its worker said it is still preparing the job ({\"status\": \"INITIALIZING\"} on job-done)."),
     paused: z.literal(true).optional().describe("Paused by POST /pause/{id}: waiting, it is handed to no worker (status IN_QUEUE, queue.reason job_paused); running, it finishes its attempt."),
     queue: JobQueueInfo.optional().describe("Only for a waiting job (IN_QUEUE, SEQUENCED)."),
     webhook: JobWebhookSummary.optional().describe("Only for a job with a webhook whose event exists (once terminal)."),
@@ -156,7 +159,7 @@ export const METRIC_BUCKETS = ["1m", "5m", "15m", "1h", "2h", "6h", "1d"] as con
 const MetricsPeriod = z
   .object({
     start: IsoTime,
-    requests: z.object({ total: count(), completed: count(), failed: count(), retried: count(), cancelled: count(), timedOut: count() }),
+    requests: z.object({ total: count(), completed: count(), errored: count().describe("Ended ERROR: a result with a non-zero exitCode (not in completed)."), failed: count(), retried: count(), cancelled: count(), timedOut: count() }),
     executionTime: Percentiles,
     delayTime: Percentiles,
     coldStartTime: Percentiles,

@@ -46,7 +46,7 @@ export const RequestList = z
 
 /** The query of GET /requests (documented; parsed by routes/requests.ts). */
 const ListQueryDoc = z.object({
-  status: z.string().optional().describe("One job state or a comma list (SEQUENCED, IN_QUEUE, IN_PROGRESS, CANCELLING, COMPLETED, FAILED, CANCELLED, TIMED_OUT; SCHEDULED or PAUSED alone pick those waiting jobs, which IN_QUEUE includes); case-insensitive."),
+  status: z.string().optional().describe("One job state or a comma list (SEQUENCED, IN_QUEUE, IN_PROGRESS, CANCELLING, COMPLETED, FAILED, CANCELLED, TIMED_OUT; SCHEDULED or PAUSED alone pick those waiting jobs, which IN_QUEUE includes; ERROR alone the jobs that ended with a non-zero exitCode, which COMPLETED includes); case-insensitive."),
   createdSince: z.string().optional().describe("Jobs created at or after this time: RFC 3339 or epoch ms."),
   createdUntil: z.string().optional().describe("Jobs created before this time: RFC 3339 or epoch ms."),
   batchId: z.string().optional().describe("Jobs of this batch."),

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { PAYLOAD } from "../../shared/limits";
+import { EXIT_CODE } from "../../jobs/report-body";
 import type { OperationDoc } from "./operation";
 
 const TAGS = ["Workers"] as const;
@@ -44,10 +45,17 @@ export const JobDoneBody = z
     status: z
       .string()
       .optional()
-      .describe('"IN_PROGRESS" makes the report a progress update (its `output` shown by /status); the job keeps running.'),
+      .describe('"IN_PROGRESS" makes the report a progress update (its `output` shown by /status); the job keeps running. "INITIALIZING" (an extension): a progress update saying the worker still prepares the job (/status shows `phase: "initializing"`).'),
+    exitCode: z
+      .number()
+      .int()
+      .min(EXIT_CODE.min)
+      .max(EXIT_CODE.max)
+      .optional()
+      .describe("An extension: the exit code of the program the job ran. 0 without an error completes; any other code (or an error beside it) ends the job ERROR, read as COMPLETED with `error` and `outcome: \"error\"`, never retried. Without exitCode an error fails the job, as on RunPod."),
     stopPod: z.boolean().optional().describe("true: marks the worker for recycling; it is handed no more jobs."),
   })
-  .describe('RunPod\'s job-done body: `{"output": x}` completes, `{"error": "..."}` fails, `{"status": "IN_PROGRESS", "output": x}` reports progress. Other fields are ignored.');
+  .describe('RunPod\'s job-done body: `{"output": x}` completes, `{"error": "..."}` fails, `{"status": "IN_PROGRESS", "output": x}` reports progress; extensions: `exitCode`, `{"status": "INITIALIZING"}`. Other fields are ignored.');
 
 /** The job-stream body: one chunk, any JSON object. */
 export const JobStreamBody = z

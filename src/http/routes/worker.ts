@@ -7,7 +7,7 @@ import type { Context, Hono } from "hono";
 import type { Fence } from "../../jobs/commands";
 import type { JobChange, WorkerReport } from "../../jobs/job-object";
 import { PAYLOAD, WORKER_BOUNDS } from "../../shared/limits";
-import { handlerError } from "../../jobs/errors";
+import { readReport, ReportBodyError } from "../../jobs/report-body";
 import { clientStatus } from "../../jobs/states";
 import { checkReportToken, signingSecrets } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
@@ -57,12 +57,12 @@ function toReport(body: unknown): { report: WorkerReport; output: Uint8Array | n
     throw new ApiError(413, `output is ${output.byteLength} bytes; the limit is ${PAYLOAD.outputBytes}`);
   }
   const stopPod = b.stopPod === true;
-  if (b.status === "IN_PROGRESS") return { report: { kind: "progress" }, output, stopPod };
-  if ("error" in b && b.error !== undefined && b.error !== null) {
-    const error = handlerError(b.error);
-    return { report: { kind: "fail", error }, output, stopPod };
+  try {
+    return { report: readReport(b), output, stopPod };
+  } catch (e) {
+    if (e instanceof ReportBodyError) throw badRequest(e.message);
+    throw e;
   }
-  return { report: { kind: "complete" }, output, stopPod };
 }
 
 /**
