@@ -17,7 +17,9 @@
 // The handler echoes its input; `input.sleepMs` makes it take that long, `input.hangOn` (a worker
 // id) makes that worker hang, `input.fail` makes it report an error, `input.stream` (n) makes it
 // stream n chunks, `input.progress` sends a progress update first, `input.log` (strings) logs each
-// line `input.logEveryMs` apart.
+// line `input.logEveryMs` apart. `input.exitCode` (an integer) runs a real child process that
+// exits with it (after reporting `{"status":"INITIALIZING"}` while it starts) and reports the
+// process's exit code with its output (edge-jobs' extension: a non-zero code ends the job ERROR).
 
 const base = (process.env.EDGE_JOBS_URL ?? "http://127.0.0.1:8787").replace(/\/$/, "");
 const ep = process.env.ENDPOINT_ID ?? "demo";
@@ -54,6 +56,7 @@ let stopping = false;
 
 async function handler(job, signal, log) {
   const input = job.input ?? {};
+  if (Number.isInteger(input.exitCode)) return runProgram(job, input.exitCode, signal);
   for (const line of Array.isArray(input.log) ? input.log : []) {
     if (signal.aborted) break;
     log(String(line), "INFO");
@@ -69,6 +72,23 @@ async function handler(job, signal, log) {
   if (input.fail) return { error: String(input.fail) };
   if (input.stream) return { output: [] };
   return { output: { echo: input, worker: workerId } };
+}
+
+/**
+ * Runs a child process (this Node binary) that prints a line and exits with `code`, as a worker
+ * that runs a program would: INITIALIZING while it starts, then its output and exit code.
+ */
+async function runProgram(job, code, signal) {
+  await post(doneUrl, job.id, { status: "INITIALIZING" }, false);
+  const { spawn } = await import("node:child_process");
+  const script = `console.log("ran " + ${JSON.stringify(job.id)}); process.exit(${code})`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"], signal });
+  let stdout = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  const exit = await new Promise((resolve) => child.on("close", (c, sig) => resolve(sig ? null : c)));
+  if (signal.aborted) return null;
+  if (exit === null) return { error: "the program was killed" };
+  return { output: { stdout: stdout.trim() }, exitCode: exit };
 }
 
 /**

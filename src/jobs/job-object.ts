@@ -307,6 +307,15 @@ export class JobObject extends JobDue {
     return this.run(ref, commands.pause);
   }
 
+  /** A user runs a delayed job now (see commands.promote): it becomes ready (or enters its sequence) in this call. */
+  async promote(ref: EndpointRef): Promise<JobChange> {
+    const r = await this.run(ref, commands.promote);
+    if (!r.ok) return r;
+    await this.runDue();
+    const now = this.loadFor(ref);
+    return now ? { ok: true, job: now.job } : r;
+  }
+
   /**
    * A user resumes the job (see commands.resume). A job of a sequence resumes SCHEDULED for now and
    * enters its sequence at once, in this call (its due work runs before the answer).

@@ -81,6 +81,17 @@ export function becomeReady(job: JobRecord, now: number, behind = false): Comman
   );
 }
 
+/**
+ * A user asks a SCHEDULED job to run now (BullMQ's promote): its time becomes now, and its queue
+ * TTL counts from now (a lifespan still from submission); the job's due work then makes it ready
+ * (or enters its sequence). Any other state is a conflict: only a job waiting for its time has one.
+ */
+export function promote(job: JobRecord, now: number): CommandResult {
+  if (job.state !== "SCHEDULED") return wrongState(job, "promote");
+  const ttlAt = ttlIsLifespan(job.policy) ? job.ttlAt : Math.min(job.ttlAt, now + job.policy.ttl);
+  return sameState(job, { readyAt: now, ttlAt }, "keep");
+}
+
 /** A SCHEDULED job whose time came could not enter its sequence (its shard did not answer): try again at `at`. */
 export function postponeReady(job: JobRecord, at: number): CommandResult {
   if (job.state !== "SCHEDULED") return wrongState(job, "postpone");

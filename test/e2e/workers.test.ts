@@ -72,4 +72,19 @@ describe("workers over HTTP", () => {
     const next = await api(server.base, "POST", `/v2/${ep}/runsync?wait=20000`, keys.client, { input: { n: 2 } });
     expect(next.body).toMatchObject({ status: "COMPLETED", workerId: "stoppable" });
   });
+
+  it("issue 15, item 5: a worker that runs a program reports its exit code: 0 completes, 3 ends ERROR (read COMPLETED), never retried", async () => {
+    const ep = "e2e-exit-codes";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep, { retryOnError: true, maxAttempts: 3 });
+    worker(ep, keys.worker, "runner", []);
+    const ok = await api(server.base, "POST", `/v2/${ep}/runsync?wait=20000`, keys.client, { input: { exitCode: 0 } });
+    expect(ok.body).toMatchObject({ status: "COMPLETED", exitCode: 0, output: { stdout: `ran ${ok.body.id as string}` } });
+    expect(ok.body.outcome).toBeUndefined();
+    const bad = await api(server.base, "POST", `/v2/${ep}/runsync?wait=20000`, keys.client, { input: { exitCode: 3 } });
+    expect(bad.body).toMatchObject({ status: "COMPLETED", outcome: "error", exitCode: 3, error: "exit code 3", retries: 0, output: { stdout: `ran ${bad.body.id as string}` } });
+    const history = await api(server.base, "GET", `/v2/${ep}/history/${bad.body.id as string}`, keys.client);
+    expect((history.body.history as Array<{ command: string; to: string }>).map((e) => `${e.command}>${e.to}`)).toEqual(["submit>IN_QUEUE", "claim>IN_PROGRESS", "error>ERROR"]);
+    const health = await api(server.base, "GET", `/v2/${ep}/health`, keys.client);
+    expect(health.body).toMatchObject({ jobs: { completed: 2, failed: 0, retried: 0 } });
+  });
 });

@@ -141,6 +141,35 @@ describe("delayed and run-at jobs", () => {
     expect(await json<{ id: string }>(await takeOne(ep, "w1"))).toMatchObject({ id: b });
   });
 
+  it("promote runs a delayed job now (its queue TTL from now); a sequenced one enters its sequence; anything not waiting for its time is a 409", async () => {
+    const ep = await createEndpoint();
+    const at = Date.now() + 3_600_000;
+    const id = await submit(ep, { input: 1, runAt: new Date(at).toISOString(), policy: { ttl: 60_000 } });
+    expect(await takeId(ep, "w1")).toBeNull();
+    const before = Date.now();
+    expect(await json(await call("POST", `/v2/${ep}/promote/${id}`))).toEqual({ id, status: "IN_QUEUE" });
+    const job = await record(id);
+    expect(job).toMatchObject({ state: "IN_QUEUE", readyAt: null });
+    expect(job.ttlAt).toBeGreaterThanOrEqual(before + 60_000);
+    expect(job.ttlAt).toBeLessThan(at);
+    expect(await json<{ id: string }>(await takeOne(ep, "w1"))).toMatchObject({ id });
+    // Not waiting for its time: running now, and then finished.
+    const again = await call("POST", `/v2/${ep}/promote/${id}`);
+    expect(again.status).toBe(409);
+    expect(await json(again)).toMatchObject({ id, status: "IN_PROGRESS" });
+    // A delayed job of a sequence whose key has an unfinished job enters the sequence behind it.
+    const head = await submit(ep, { input: "head", sequenceKey: "k" });
+    const later = await submit(ep, { input: "later", sequenceKey: "k", delay: 3_600_000 });
+    expect(await json(await call("POST", `/v2/${ep}/promote/${later}`))).toEqual({ id: later, status: "SEQUENCED" });
+    expect((await record(head)).state).toBe("IN_QUEUE");
+    // A paused delayed job is paused, not waiting for its time: resume it first.
+    const paused = await submit(ep, { input: 2, delay: 3_600_000 });
+    await call("POST", `/v2/${ep}/pause/${paused}`);
+    expect((await call("POST", `/v2/${ep}/promote/${paused}`)).status).toBe(409);
+    expect((await call("POST", `/v2/${ep}/promote/no-such-job`)).status).toBe(404);
+    expect((await call("GET", `/v2/${ep}/promote/${paused}`)).status).toBe(405);
+  });
+
   it("refuses bad delays and run-at times with a clear 400, and creates nothing", async () => {
     const ep = await createEndpoint();
     const bad: unknown[] = [

@@ -91,6 +91,7 @@ const COMMANDS: Record<string, (job: JobRecord) => CommandResult> = {
   becomeReady: (j) => commands.becomeReady(j, LATE),
   becomeReadyBehind: (j) => commands.becomeReady(j, LATE, true),
   postponeReady: (j) => commands.postponeReady(j, LATE + 1000),
+  promote: (j) => commands.promote(j, LATE),
   // Issue 15: per-job pause and resume.
   pause: (j) => commands.pause(j, LATE),
   resume: (j) => commands.resume(j, LATE),
@@ -159,6 +160,8 @@ const EXPECTED: Record<string, Partial<Record<JobState, JobState>>> = {
   becomeReady: { SCHEDULED: "IN_QUEUE" },
   becomeReadyBehind: { SCHEDULED: "SEQUENCED" },
   postponeReady: { SCHEDULED: "SCHEDULED" },
+  // Its time becomes now: the due work (becomeReady) moves it, not the promote itself.
+  promote: { SCHEDULED: "SCHEDULED" },
   pause: { SCHEDULED: "PAUSED", SEQUENCED: "PAUSED", IN_QUEUE: "PAUSED", PAUSED: "PAUSED", IN_PROGRESS: "IN_PROGRESS" },
   // Resuming a job that is not paused changes nothing, whatever its state.
   resume: {

@@ -128,7 +128,20 @@ const RetryDelayBody = z
   .strict()
   .meta({ id: "RetryDelay" });
 
-export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue" | "pause" | "resume", OperationDoc> = {
+export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue" | "pause" | "resume" | "promote", OperationDoc> = {
+  promote: {
+    operationId: "promote",
+    summary: "Run a delayed job now (BullMQ's promote)",
+    description:
+      "A job waiting for its time (a delay, runAt, a retry's delay or backoff: status IN_QUEUE with queue.reason `scheduled`) becomes ready at once, or enters its sequence; its queue TTL counts from now. An edge-jobs extension.",
+    tags: JOBS,
+    auth: "client",
+    responses: {
+      200: { description: "The job and its state (IN_QUEUE, or SEQUENCED behind an unfinished job of its sequence).", schema: JobRef },
+      404: NOT_FOUND,
+      409: { description: "The job is not waiting for its time (ready, running, paused or finished); the body has its `id` and `status`." },
+    },
+  },
   pause: {
     operationId: "pause",
     summary: "Pause one job (Flamenco's pause)",

@@ -176,7 +176,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   };
   route(app, "/v2/:ep/status-sync/:id", { GET: statusSync, POST: statusSync }, { GET: docs.GET_STATUS_SYNC_DOC, POST: docs.POST_STATUS_SYNC_DOC });
 
-  for (const action of ["cancel", "pause", "resume"] as const) {
+  for (const action of ["cancel", "pause", "resume", "promote"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
       POST: async (c) => {
         const { ref, id, stub } = await jobFor(c);
