@@ -160,3 +160,17 @@ describe("INITIALIZING", () => {
     expect(end.phase).toBeUndefined();
   });
 });
+
+describe("ERROR across jobs", () => {
+  it("an ERROR job of a sequence releases the next one, as any finished job does", async () => {
+    const ep = await createEndpoint();
+    const first = await submit(ep, { input: 1, sequenceKey: "s" });
+    const second = await submit(ep, { input: 2, sequenceKey: "s" });
+    expect((await view(ep, second)).status).toBe("SEQUENCED");
+    expect((await json<{ id: string }>(await takeOne(ep, "w1"))).id).toBe(first);
+    expect((await done(ep, "w1", first, { output: 1, exitCode: 5 })).status).toBe(200);
+    expect((await record(first)).state).toBe("ERROR");
+    expect((await view(ep, second)).status).toBe("IN_QUEUE");
+    expect((await json<{ id: string }>(await takeOne(ep, "w1"))).id).toBe(second);
+  });
+});

@@ -151,6 +151,16 @@ describe("a non-streaming answer", () => {
     }
   });
 
+  it("a worker's result with a non-zero exitCode (ERROR) answers its error, not the partial output", async () => {
+    const ep = await createEndpoint();
+    const pending = ask(ep, {});
+    const job = await takeJob(ep);
+    await done(ep, "w1", job.id, { output: "partial", exitCode: 137 });
+    const res = await pending;
+    expect(res.status).toBe(500);
+    expect((await json<OpenAiErrorBody>(res)).error).toMatchObject({ message: "exit code 137", type: "worker_error", param: null });
+  });
+
   it("a job cancelled meanwhile answers 409; a client that disconnects cancels its job", async () => {
     const ep = await createEndpoint({ cancelGraceMs: 0 });
     const pending = ask(ep, {});
