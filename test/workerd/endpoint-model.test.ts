@@ -188,7 +188,11 @@ class Report implements Cmd {
     if (!j || !j.snap) return;
     const pre = j.snap;
     const holds = isRunning(pre) && pre.workerId === this.wid && (attempt === null || attempt === pre.attempt);
-    const body = kind === "complete" ? { output: { done: j.id } } : kind === "fail" ? { error: "boom" } : { status: "IN_PROGRESS", output: { p: 1 } };
+    const body =
+      kind === "complete" ? { output: { done: j.id } }
+      : kind === "fail" ? { error: "boom" }
+      : kind === "exit" ? { output: { done: j.id }, exitCode: 3 }
+      : { status: "IN_PROGRESS", output: { p: 1 } };
     const res = await call("POST", `/v2/${w.ep}/job-done/${this.wid}/${j.id}?isStream=false${attempt === null ? "" : `&attempt=${attempt}`}`, {
       key: w.workerKey,
       raw: JSON.stringify(body),
@@ -204,12 +208,14 @@ class Report implements Cmd {
     } else if (holds) {
       // I4: the lease holder's final report is accepted and takes effect (defect 1: also on attempt N > 1).
       expect(res.status, `[I4] the lease holder's ${kind} on attempt ${pre.attempt} is accepted`).toBe(200);
+      // A result with an exit code (ERROR, read COMPLETED) is never retried, though the endpoint retries on errors.
       const retried = kind === "fail" && pre.attempt < w.cfg.maxAttempts;
       const want =
         pre.state === "CANCELLING"
           ? { state: "CANCELLED", attempt: pre.attempt, retries: pre.retries }
-          : { state: kind === "complete" ? "COMPLETED" : retried ? "IN_QUEUE" : "FAILED", attempt: pre.attempt, retries: pre.retries + (retried ? 1 : 0) };
+          : { state: kind === "complete" || kind === "exit" ? "COMPLETED" : retried ? "IN_QUEUE" : "FAILED", attempt: pre.attempt, retries: pre.retries + (retried ? 1 : 0) };
       expect(core(j), `[I4] defect 1: an accepted ${kind} of attempt ${pre.attempt} by ${this.wid} takes effect`).toEqual(want);
+      if (pre.state !== "CANCELLING") expect(j.snap?.outcome ?? null, `an accepted ${kind} reads outcome`).toBe(kind === "exit" ? "error" : null);
       if (pre.state !== "CANCELLING") j.finals.push({ w: this.wid, attempt: pre.attempt, kind });
     } else {
       // Not the lease holder: only an exact repeat of an accepted report answers 200, and changes nothing.
@@ -402,7 +408,7 @@ const take = fc
   .tuple(worker, fc.constantFrom(1, 1, 2, 3) as fc.Arbitrary<1 | 2 | 3>, fc.constantFrom(false, false, false, false, true), fc.constantFrom(false, false, false, true))
   .map(([wid, n, r, p]) => new Take(wid, n, r, p));
 const report = fc
-  .tuple(worker, fc.constantFrom("progress", "complete", "fail", "fail") as fc.Arbitrary<"progress" | FinalKind>, pick, fc.constantFrom("held", "held", "held", "held", "stray", "repeat") as fc.Arbitrary<"held" | "stray" | "repeat">)
+  .tuple(worker, fc.constantFrom("progress", "complete", "fail", "fail", "exit") as fc.Arbitrary<"progress" | FinalKind>, pick, fc.constantFrom("held", "held", "held", "held", "stray", "repeat") as fc.Arbitrary<"held" | "stray" | "repeat">)
   .map(([wid, k, n, how]) => new Report(wid, k, n, how));
 const advanceBy = fc.constantFrom(1_000, 6_000, 21_000, 31_000, 31_000, 130_000, 310_000, 25 * 3_600_000).map((ms) => new Advance(ms));
 const cancel = fc.tuple(pick, fc.boolean()).map(([n, r]) => new Cancel(n, r));

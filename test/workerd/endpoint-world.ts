@@ -56,11 +56,14 @@ export interface Snap {
   reason: string | null;
   queueReason: string | null;
   ahead: string | null;
+  /** "error" for a job that ended ERROR (read COMPLETED). */
+  outcome: string | null;
   createdAt: number;
   startedAt: number | null;
 }
 
-export type FinalKind = "complete" | "fail";
+/** A final report: a result, a handler error, or a result with a non-zero exit code (issue 15, item 5: ERROR, read COMPLETED). */
+export type FinalKind = "complete" | "fail" | "exit";
 
 export interface MJob {
   id: string;
@@ -172,6 +175,7 @@ export async function readStatus(w: World, id: string): Promise<{ code: number; 
       reason: (b.reason as string | undefined) ?? null,
       queueReason: q?.reason ?? null,
       ahead: q?.ahead ?? null,
+      outcome: (b.outcome as string | undefined) ?? null,
       createdAt: time(b.createdAt)!,
       startedAt: time(b.startedAt),
     },
