@@ -38,9 +38,10 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
   }
   if (body === null || typeof body !== "object" || Array.isArray(body)) return null;
   const b = body as Record<string, unknown>;
-  // A progress answer, or one with neither output, error nor exit code: a plain acceptance (the worker reports later).
+  // One with neither output, error, exit code nor a progress status: a plain acceptance (the worker reports later).
+  // A progress answer ({"status": "IN_PROGRESS" | "INITIALIZING"}) is read as that report to urls.done would be.
   const result = "output" in b || (b.error !== undefined && b.error !== null) || (b.exitCode !== undefined && b.exitCode !== null);
-  if (isProgressBody(b) || !result) return null;
+  if (!isProgressBody(b) && !result) return null;
   const output = "output" in b ? new TextEncoder().encode(JSON.stringify(b.output)) : null;
   try {
     return { report: readReport(b), output };

@@ -186,7 +186,7 @@ export interface BulkResult {
 function refusedByState(action: BulkAction, state: JobState): string | null {
   if (action === "cancel") {
     if (state === "CANCELLING" || state === "CANCELLED") return `already ${state}`;
-    return isTerminal(state) ? `already finished (${state})` : null;
+    return isTerminal(state) ? `already finished (${clientStatus(state)})` : null;
   }
   return state === "FAILED" || state === "TIMED_OUT" ? null : `not retryable: ${clientStatus(state)} (only FAILED and TIMED_OUT jobs are retried)`;
 }

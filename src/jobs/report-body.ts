@@ -25,10 +25,11 @@ export function isProgressBody(b: Record<string, unknown>): boolean {
  * without an exit code fails, as on RunPod. Throws ReportBodyError for a malformed exitCode.
  */
 export function readReport(b: Record<string, unknown>): WorkerReport {
+  // Checked on every body, a progress update's too (found by an outsider: one was taken as is).
+  const exitCode = exitCodeOf(b);
   if (b.status === "IN_PROGRESS") return { kind: "progress" };
   if (b.status === "INITIALIZING") return { kind: "progress", phase: "initializing" };
   const hasError = b.error !== undefined && b.error !== null;
-  const exitCode = exitCodeOf(b);
   if (exitCode !== null) {
     if (exitCode === 0 && !hasError) return { kind: "complete", exitCode };
     return { kind: "error", error: hasError ? handlerError(b.error) : `exit code ${exitCode}`, exitCode };

@@ -82,6 +82,8 @@ describe("exit codes and ERROR", () => {
       expect(res.status, JSON.stringify(exitCode)).toBe(400);
       expect((await json<{ error: string }>(res)).error).toMatch(/exitCode must be an integer/);
     }
+    // On a progress update too (found by an outsider: it was taken and the code ignored).
+    for (const status of ["IN_PROGRESS", "INITIALIZING"]) expect((await done(ep, "w1", id, { status, exitCode: "x" })).status, status).toBe(400);
     expect((await record(id)).state).toBe("IN_PROGRESS");
     for (const edge of [4_294_967_295, -2_147_483_648]) {
       const j = await running(ep, `w-${edge}`);
@@ -172,5 +174,28 @@ describe("ERROR across jobs", () => {
     expect((await record(first)).state).toBe("ERROR");
     expect((await view(ep, second)).status).toBe("IN_QUEUE");
     expect((await json<{ id: string }>(await takeOne(ep, "w1"))).id).toBe(second);
+  });
+});
+
+describe("internal state names never reach RunPod's clients", () => {
+  it("/stream reads COMPLETED for an ERROR job and IN_QUEUE for a SCHEDULED or PAUSED one (found by an outsider: it showed the internal names)", async () => {
+    const ep = await createEndpoint();
+    const bad = await running(ep);
+    await done(ep, "w1", bad, { output: 1, exitCode: 3 });
+    const delayed = await submit(ep, { input: 2, delay: 3_600_000 });
+    const paused = await submit(ep, { input: 3 });
+    await call("POST", `/v2/${ep}/pause/${paused}`);
+    const streamed = async (id: string) => (await json<{ status: string; stream: unknown[] }>(await call("GET", `/v2/${ep}/stream/${id}`))).status;
+    expect(await streamed(bad)).toBe("COMPLETED");
+    expect(await streamed(delayed)).toBe("IN_QUEUE");
+    expect(await streamed(paused)).toBe("IN_QUEUE");
+  });
+
+  it("bulk cancel's reason for skipping an ERROR job says COMPLETED", async () => {
+    const ep = await createEndpoint();
+    const bad = await running(ep);
+    await done(ep, "w1", bad, { output: 1, exitCode: 3 });
+    const res = await json<{ skipped: Array<{ id: string; reason: string }> }>(await call("POST", `/admin/endpoints/${ep}/requests/cancel`, { body: { status: "COMPLETED" } }));
+    expect(res.skipped).toEqual([{ id: bad, reason: "already finished (COMPLETED)" }]);
   });
 });

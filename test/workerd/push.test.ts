@@ -72,15 +72,16 @@ describe("dispatch consumer", () => {
     expect(await json(await status(ep, bad))).toMatchObject({ status: "FAILED", error: "model failed" });
   });
 
-  it("issue 15, item 5: a 200 with an exit code ends the job ERROR (read COMPLETED); progress, or a malformed exit code, do not complete it", async () => {
+  it("issue 15, item 5: a 200 with an exit code ends the job ERROR (read COMPLETED); a progress answer is progress; a malformed exit code fails the attempt", async () => {
     const { ep } = await pausedPushEndpoint();
-    const [errored, progress, malformed] = [await submit(ep), await submit(ep), await submit(ep)];
-    const answers = [{ output: { partial: true }, exitCode: 2 }, { status: "IN_PROGRESS", output: "halfway" }, { output: 1, exitCode: 1.5 }];
+    const [errored, progress, initializing, malformed] = [await submit(ep), await submit(ep), await submit(ep), await submit(ep)];
+    const answers = [{ output: { partial: true }, exitCode: 2 }, { status: "IN_PROGRESS", output: "halfway" }, { status: "INITIALIZING" }, { output: 1, exitCode: 1.5 }];
     mockWorker((n) => Response.json(answers[n - 1]));
-    for (const [i, id] of [errored, progress, malformed].entries()) await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: `x${i}` });
+    for (const [i, id] of [errored, progress, initializing, malformed].entries()) await deliver(dispatchQueue, { endpointId: ep, jobId: id, token: `x${i}` });
     expect(await json(await status(ep, errored))).toMatchObject({ status: "COMPLETED", outcome: "error", exitCode: 2, error: "exit code 2", output: { partial: true } });
-    // Before, a progress answer completed the job with its partial output: now it is a plain acceptance.
-    expect(await json(await status(ep, progress))).toMatchObject({ status: "IN_PROGRESS" });
+    // Before, a progress answer completed the job with its partial output: now it is read as progress, as on urls.done.
+    expect(await json(await status(ep, progress))).toMatchObject({ status: "IN_PROGRESS", output: "halfway" });
+    expect(await json(await status(ep, initializing))).toMatchObject({ status: "IN_PROGRESS", phase: "initializing" });
     const bad = await json<{ status: string; error: string }>(await status(ep, malformed));
     expect(bad.status).toBe("FAILED");
     expect(bad.error).toMatch(/exitCode must be an integer/);

@@ -5,7 +5,7 @@
  */
 import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import { isTerminal } from "../../jobs/states";
+import { clientStatus, isTerminal } from "../../jobs/states";
 import { LIMITS } from "../../shared/limits";
 import { badRequest } from "../errors";
 import { arrayOf, objectWith } from "../../shared/json-bytes";
@@ -32,7 +32,7 @@ export function streamRoutes(app: Hono<AppEnv>): void {
     if (!(c.req.header("accept") ?? "").includes("text/event-stream")) {
       const r = await stub.takeStream(ref, waitParam(c, LIMITS.streamWait));
       if (!r.ok) throw jobNotFound(id);
-      return jsonResponse(streamBody(r.job.state, r.chunks.map((ch) => ch.data)));
+      return jsonResponse(streamBody(clientStatus(r.job.state), r.chunks.map((ch) => ch.data)));
     }
 
     const first = await stub.read(ref);
