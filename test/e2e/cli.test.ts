@@ -202,7 +202,7 @@ describe("the edge-jobs CLI", () => {
     expect(r.stdout).toMatch(/^execution\s+(\d|-)/m);
     expect(r.stdout).toMatch(/^delay\s+/m);
     expect(r.stdout).toMatch(/^cold start\s+/m);
-    expect(r.stdout).toMatch(/^requests\s+total \d+, completed \d+, failed \d+/m);
+    expect(r.stdout).toMatch(/^requests\s+total \d+, completed \d+, errored \d+, failed \d+/m);
     const metrics = await eventually("the metrics to count both jobs", 10_000, async () => {
       const m = await cliJson(["metrics", ep], { env });
       return (m.total as { requests: { total: number } }).requests.total >= 2 ? m : undefined;
@@ -214,6 +214,15 @@ describe("the edge-jobs CLI", () => {
     expect(r.stdout).toMatch(/^WORKER\s+STATE\s+TAKEN/);
     expect(r.stdout).toMatch(/^w1\s+\w+\s+2\s/m);
     expect(((await cliJson(["workers", ep])).workers as Array<{ workerId: string }>).map((w) => w.workerId)).toEqual(["w1"]);
+
+    // Issue 15, item 5: a job that completed with errors (its program exited non-zero) exits 1, saying so.
+    const erring = cli(["submit", ep, "--input", '"y"', "--wait", "--json"], { env });
+    const job3 = await take(ep, keys.worker, "w1");
+    await report(ep, keys.worker, "w1", job3, { output: { partial: true }, exitCode: 2 });
+    const errored = await erring;
+    expect(errored.code).toBe(1);
+    expect(JSON.parse(errored.stdout)).toMatchObject({ id: job3.id, status: "COMPLETED", outcome: "error", exitCode: 2, output: { partial: true } });
+    expect(errored.stderr).toContain("completed with errors (exit code 2): exit code 2");
   });
 
   it("watch prints each streamed chunk as it comes, then the final status", async () => {

@@ -34,7 +34,7 @@ describe("metrics API", () => {
     const res = await call("GET", `/v2/${ep}/metrics?window=1h`, { key: client });
     expect(res.status).toBe(200);
     const m = await json<Metrics>(res);
-    expect(m.total.requests).toEqual({ total: 5, completed: 3, failed: 1, retried: 0, cancelled: 1, timedOut: 0 });
+    expect(m.total.requests).toEqual({ total: 5, completed: 3, errored: 0, failed: 1, retried: 0, cancelled: 1, timedOut: 0 });
     expect(m.total.executionTime).toMatchObject({ count: 4, p70: expect.any(Number), p90: expect.any(Number), p98: expect.any(Number) });
     expect(m.total.delayTime).toMatchObject({ count: 4 });
     expect(m.total.coldStarts).toBe(2);

@@ -89,9 +89,16 @@ export function showJob(job: JobStatus): void {
   ]);
 }
 
-/** The exit code of a finished job: 0 when it completed, 1 when it failed, was cancelled or timed out. */
+/**
+ * The exit code of a finished job: 0 when it completed, 1 when it failed, was cancelled or timed
+ * out, or completed with errors (outcome "error": its program exited non-zero).
+ */
 function endCode(job: JobStatus): number {
-  if (job.status === "COMPLETED") return 0;
+  if (job.status === "COMPLETED" && job.outcome !== "error") return 0;
+  if (job.status === "COMPLETED") {
+    warn(`job ${job.id} completed with errors${job.exitCode === undefined ? "" : ` (exit code ${job.exitCode})`}${job.error ? `: ${job.error}` : ""}`);
+    return 1;
+  }
   warn(`job ${job.id} ended ${job.status}${job.error ? `: ${job.error}` : job.reason ? ` (${job.reason})` : ""}`);
   return 1;
 }
