@@ -82,10 +82,17 @@ async function runProgram(job, code, signal) {
   await post(doneUrl, job.id, { status: "INITIALIZING" }, false);
   const { spawn } = await import("node:child_process");
   const script = `console.log("ran " + ${JSON.stringify(job.id)}); process.exit(${code})`;
-  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"], signal });
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  // A stop (job-stop) kills the program; the worker itself goes on.
+  const kill = () => child.kill("SIGKILL");
+  signal.addEventListener("abort", kill, { once: true });
   let stdout = "";
   child.stdout.on("data", (d) => (stdout += d));
-  const exit = await new Promise((resolve) => child.on("close", (c, sig) => resolve(sig ? null : c)));
+  const exit = await new Promise((resolve) => {
+    child.on("error", () => resolve(null));
+    child.on("close", (c, sig) => resolve(sig ? null : c));
+  });
+  signal.removeEventListener("abort", kill);
   if (signal.aborted) return null;
   if (exit === null) return { error: "the program was killed" };
   return { output: { stdout: stdout.trim() }, exitCode: exit };
@@ -208,7 +215,8 @@ async function workLoop() {
       await logs.flush(); // the lines go before job-done: once the job has ended they are refused
       if (result === null) continue; // stopped: RunPod workers post no job-done for a stopped job
       const code = await post(doneUrl, job.id, result, Boolean(job.input?.stream));
-      console.log(`job ${job.id}: ${result.error ? "failed" : "completed"} (job-done HTTP ${code})`);
+      const ended = result.exitCode !== undefined && (result.exitCode !== 0 || result.error) ? `completed with errors (exit code ${result.exitCode})` : result.error ? "failed" : "completed";
+      console.log(`job ${job.id}: ${ended} (job-done HTTP ${code})`);
     } finally {
       inProgress.delete(job.id);
       handled++;

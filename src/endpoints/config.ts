@@ -89,10 +89,10 @@ export interface EndpointConfig extends PolicyDefaults, SigningSecrets {
    * Shards that jobs with a flow key are placed over by the key's hash, fixed at creation (a key's
    * caps, rate and turns are counted on its shard). 1, the default: every key shares one shard, so
    * turns between keys are exact whichever edge isolate placed a job, and keyed jobs go at one
-   * shard's pace; more spreads keys (turns then exact only among keys sharing a shard). Absent on
-   * endpoints stored before it existed: `sequenceShards` (where their keys' jobs were placed).
+   * shard's pace; more spreads keys (turns then exact only among keys sharing a shard). A config
+   * stored before it existed loads with `sequenceShards` (where its keys' jobs were placed).
    */
-  flowShards?: number;
+  flowShards: number;
   /**
    * This incarnation of the endpoint, new each time it is created: jobs remember the one they
    * were submitted to, so a deleted and re-created endpoint never sees the old one's jobs.
@@ -174,7 +174,7 @@ export function resolveConfig(
 /** The flow-key shards: chosen at creation (1 by default, at most the shards), never changed after. */
 function fixedFlowShards(input: EndpointConfigInput, previous: EndpointConfig | null, shards: number): number {
   if (previous) {
-    const fixed = previous.flowShards ?? previous.sequenceShards ?? 1;
+    const fixed = previous.flowShards;
     if (input.flowShards !== undefined && input.flowShards !== fixed) {
       throw new ConfigError(`flowShards is fixed when the endpoint is created (a key's jobs stay on its shard): this endpoint uses ${fixed}`);
     }

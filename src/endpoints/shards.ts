@@ -44,9 +44,9 @@ export function sequenceShard(config: Placement & Pick<EndpointConfig, "sequence
  * A flow key's shard: its hash over `flowShards` (fixed at creation; 1 by default, so every key
  * shares one shard and turns between keys are exact). Its caps, rate and turns are counted there.
  */
-export function flowShard(config: Placement & Pick<EndpointConfig, "sequenceShards" | "flowShards">, key: string): number {
+export function flowShard(config: Placement & Pick<EndpointConfig, "flowShards">, key: string): number {
   if (config.concurrency !== null || config.generation === "") return 0;
-  return (config.firstShard ?? 0) + (hashOf(key) % Math.max(1, config.flowShards ?? config.sequenceShards ?? 1));
+  return (config.firstShard ?? 0) + (hashOf(key) % Math.max(1, config.flowShards));
 }
 
 /** The shard a worker parks its long-poll on: one of the placement shards (0 for a capped endpoint). */

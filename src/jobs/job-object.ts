@@ -308,20 +308,21 @@ export class JobObject extends JobDue {
   }
 
   /** A user runs a delayed job now (see commands.promote): it becomes ready (or enters its sequence) in this call. */
-  async promote(ref: EndpointRef): Promise<JobChange> {
-    const r = await this.run(ref, commands.promote);
-    if (!r.ok) return r;
-    await this.runDue();
-    const now = this.loadFor(ref);
-    return now ? { ok: true, job: now.job } : r;
+  promote(ref: EndpointRef): Promise<JobChange> {
+    return this.thenDue(ref, commands.promote);
   }
 
   /**
    * A user resumes the job (see commands.resume). A job of a sequence resumes SCHEDULED for now and
    * enters its sequence at once, in this call (its due work runs before the answer).
    */
-  async resume(ref: EndpointRef): Promise<JobChange> {
-    const r = await this.run(ref, commands.resume);
+  resume(ref: EndpointRef): Promise<JobChange> {
+    return this.thenDue(ref, commands.resume);
+  }
+
+  /** Runs `command`; a job it left SCHEDULED and due becomes ready (or enters its sequence) before the answer. */
+  private async thenDue(ref: EndpointRef, command: (job: JobRecord, now: number) => CommandResult): Promise<JobChange> {
+    const r = await this.run(ref, command);
     if (!r.ok || r.job.state !== "SCHEDULED") return r;
     await this.runDue();
     const now = this.loadFor(ref);

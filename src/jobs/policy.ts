@@ -56,7 +56,10 @@ export const SubmitBody = z.object({
     .string()
     // RFC 3339 (§5.6) allows a lowercase "t" and "z": checked as their capitals (Date.parse reads both).
     .refine((s) => RUN_AT.safeParse(s.toUpperCase()).success, "Invalid ISO datetime: RFC 3339 with a Z or an offset, e.g. 2026-12-01T10:00:00Z")
-    .meta({ description: "When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay." })
+    .meta({
+      format: "date-time",
+      description: "When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay.",
+    })
     .optional(),
   sequenceKey: z.string().min(1).max(255).optional(),
   concurrencyKey: z

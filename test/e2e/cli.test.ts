@@ -222,7 +222,11 @@ describe("the edge-jobs CLI", () => {
     const errored = await erring;
     expect(errored.code).toBe(1);
     expect(JSON.parse(errored.stdout)).toMatchObject({ id: job3.id, status: "COMPLETED", outcome: "error", exitCode: 2, output: { partial: true } });
-    expect(errored.stderr).toContain("completed with errors (exit code 2): exit code 2");
+    expect(errored.stderr).toContain("completed with errors (exit code 2)");
+    expect(errored.stderr).not.toContain("exit code 2: exit code 2");
+    const shown = await cli(["status", ep, job3.id], { env });
+    expect(shown.stdout).toMatch(/^status\s+COMPLETED \(with errors\)$/m);
+    expect(shown.stdout).toMatch(/^exit code\s+2$/m);
   });
 
   it("watch prints each streamed chunk as it comes, then the final status", async () => {

@@ -130,8 +130,8 @@ describe("exit codes and ERROR", () => {
     const prom = await (await call("GET", `/admin/metrics`)).text();
     expect(prom).toContain(`edge_jobs_jobs_ended_total{endpoint="${ep}",outcome="error"} 1`);
     expect(prom).toContain(`edge_jobs_jobs{endpoint="${ep}",state="ERROR"} 1`);
-    const list = async (q: string) => (await json<{ requests: Array<{ id: string; status: string }> }>(await call("GET", `/v2/${ep}/requests?status=${q}`))).requests;
-    expect((await list("COMPLETED")).map((r) => [r.id, r.status]).sort()).toEqual([[bad, "COMPLETED"], [ok, "COMPLETED"]].sort());
+    const list = async (q: string) => (await json<{ requests: Array<{ id: string; status: string; outcome?: string }> }>(await call("GET", `/v2/${ep}/requests?status=${q}`))).requests;
+    expect((await list("COMPLETED")).map((r) => [r.id, r.status, r.outcome ?? null]).sort()).toEqual([[bad, "COMPLETED", "error"], [ok, "COMPLETED", null]].sort());
     expect((await list("error")).map((r) => r.id)).toEqual([bad]);
   });
 });

@@ -62,7 +62,7 @@ export interface paths {
         get: operations["getEndpoint"];
         /**
          * Create or replace an endpoint
-         * @description Creates the endpoint, or replaces its config: fields the body omits take their defaults. The webhook secret (unless given), creation time and generation stay; `shards` may grow, never shrink.
+         * @description Creates the endpoint, or replaces its config: fields the body omits take their defaults. The webhook secret (unless given), creation time and generation stay; `shards` may grow, never shrink; `flowShards` is fixed at creation (omitted later: kept).
          */
         put: operations["createEndpoint"];
         post?: never;
@@ -427,7 +427,7 @@ export interface paths {
         put?: never;
         /**
          * Run a delayed job now (BullMQ's promote)
-         * @description A job waiting for its time (a delay, runAt, a retry's delay or backoff: status IN_QUEUE with queue.reason `scheduled`) becomes ready at once, or enters its sequence; its queue TTL counts from now. An edge-jobs extension.
+         * @description A job waiting for its time (a delay, runAt, a retry's delay or backoff: status IN_QUEUE with queue.reason `scheduled`) becomes ready at once, or enters its sequence; its queue TTL then ends at most `ttl` from now (sooner if it already did: a retry's backoff keeps the TTL it had). An edge-jobs extension.
          */
         post: operations["promote"];
         delete?: never;
@@ -1300,7 +1300,7 @@ export interface components {
             /** @description Shards jobs with a sequenceKey are placed over (fixed at creation). */
             sequenceShards: number;
             /** @description Shards jobs with a flow key are placed over by the key's hash (fixed at creation; default 1: turns between keys are exact endpoint-wide, keyed jobs go at one shard's pace). */
-            flowShards?: number;
+            flowShards: number;
             /** @description Read-only: 1 when shard objects 1..shards index the jobs, 0 when the endpoint object (shard 0) does. */
             firstShard: 0 | 1;
             /** @description This incarnation of the endpoint, new each time it is created. */
@@ -1439,7 +1439,10 @@ export interface components {
             idempotencyKey?: string;
             /** @description ms to wait before the job is ready (SCHEDULED meanwhile: clients read IN_QUEUE with queue.reason "scheduled"); its queue TTL counts from then. Not with runAt. */
             delay?: number;
-            /** @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay. */
+            /**
+             * Format: date-time
+             * @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay.
+             */
             runAt?: string;
             sequenceKey?: string;
             /** @description A flow key (e.g. a tenant id): the key's jobs count against its concurrency limit (the endpoint's keyConcurrency or the key's override) and take turns with other keys' jobs. Not with sequenceKey; with rateLimitKey only if the same. */
@@ -2163,7 +2166,7 @@ export interface operations {
                     "application/json": components["schemas"]["EndpointConfig"];
                 };
             };
-            /** @description An invalid config (e.g. push mode without workerUrls, fewer shards, an unknown field). */
+            /** @description An invalid config (e.g. push mode without workerUrls, fewer shards, flowShards above shards or other than the one fixed at creation, an unknown field). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4898,7 +4901,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not a JSON object, or `next=1` with a progress update or a push token. */
+            /** @description Not a JSON object, an `exitCode` that is not an integer from -2147483648 to 4294967295 (on any body, a progress update's too), or `next=1` with a progress update or a push token. */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -50,7 +50,7 @@ export const EndpointConfig = z
     rateLimit: z.boolean().describe("Client rate limits apply to this endpoint's keys (RunPod's, per key: /run 1000 per 10 s, …); false turns them off."),
     shards: z.number().int().describe("Objects the ready index is spread over (grows, never shrinks)."),
     sequenceShards: z.number().int().describe("Shards jobs with a sequenceKey are placed over (fixed at creation)."),
-    flowShards: z.number().int().optional().describe("Shards jobs with a flow key are placed over by the key's hash (fixed at creation; default 1: turns between keys are exact endpoint-wide, keyed jobs go at one shard's pace)."),
+    flowShards: z.number().int().describe("Shards jobs with a flow key are placed over by the key's hash (fixed at creation; default 1: turns between keys are exact endpoint-wide, keyed jobs go at one shard's pace)."),
     firstShard: z.union([z.literal(0), z.literal(1)]).describe("Read-only: 1 when shard objects 1..shards index the jobs, 0 when the endpoint object (shard 0) does."),
     generation: z.string().describe("This incarnation of the endpoint, new each time it is created."),
     createdAt: IsoTime,
@@ -174,13 +174,13 @@ export const createEndpointDoc: OperationDoc = {
   operationId: "createEndpoint",
   summary: "Create or replace an endpoint",
   description:
-    "Creates the endpoint, or replaces its config: fields the body omits take their defaults. The webhook secret (unless given), creation time and generation stay; `shards` may grow, never shrink.",
+    "Creates the endpoint, or replaces its config: fields the body omits take their defaults. The webhook secret (unless given), creation time and generation stay; `shards` may grow, never shrink; `flowShards` is fixed at creation (omitted later: kept).",
   tags: TAGS,
   auth: "admin",
   body: { schema: EndpointConfigBody, required: false, description: "The config; an empty body takes every default." },
   responses: {
     200: configAnswer("The stored config."),
-    400: { description: "An invalid config (e.g. push mode without workerUrls, fewer shards, an unknown field)." },
+    400: { description: "An invalid config (e.g. push mode without workerUrls, fewer shards, flowShards above shards or other than the one fixed at creation, an unknown field)." },
   },
 };
 

@@ -136,10 +136,10 @@ export const PurgeResult = z.object({
 export const EndpointHealth = z
   .object({
     jobs: z.object({
-      completed: count(),
+      completed: count().describe("Jobs that completed, those that ended with errors (ERROR, read COMPLETED) included."),
       failed: count(),
       inProgress: count(),
-      inQueue: count().describe("Waiting jobs: IN_QUEUE, SEQUENCED and SCHEDULED (clients read those IN_QUEUE; edge_jobs_jobs{state=\"SCHEDULED\"} in /metrics counts the ones waiting for their time)."),
+      inQueue: count().describe("Waiting jobs: IN_QUEUE, SEQUENCED, SCHEDULED and PAUSED (clients read those IN_QUEUE; edge_jobs_jobs{state=\"SCHEDULED\"} in /metrics counts the ones waiting for their time)."),
       retried: count(),
     }),
     workers: z.object({ idle: count(), initializing: count(), ready: count(), running: count(), throttled: count(), unhealthy: count() }),

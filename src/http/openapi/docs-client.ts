@@ -133,7 +133,7 @@ export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue" | "pause" | 
     operationId: "promote",
     summary: "Run a delayed job now (BullMQ's promote)",
     description:
-      "A job waiting for its time (a delay, runAt, a retry's delay or backoff: status IN_QUEUE with queue.reason `scheduled`) becomes ready at once, or enters its sequence; its queue TTL counts from now. An edge-jobs extension.",
+      "A job waiting for its time (a delay, runAt, a retry's delay or backoff: status IN_QUEUE with queue.reason `scheduled`) becomes ready at once, or enters its sequence; its queue TTL then ends at most `ttl` from now (sooner if it already did: a retry's backoff keeps the TTL it had). An edge-jobs extension.",
     tags: JOBS,
     auth: "client",
     responses: {

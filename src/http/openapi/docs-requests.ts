@@ -23,6 +23,7 @@ export const RequestSummary = z
   .object({
     id: z.string(),
     status: JobStatus,
+    outcome: z.literal("error").optional().describe("A COMPLETED job that ended with errors (a result with a non-zero exitCode), as on /status."),
     createdAt: IsoTime,
     updatedAt: IsoTime.describe("When the endpoint last learnt of a change of the job."),
     delayTime: count().optional().describe("ms the job waited before its (last) start, once started."),

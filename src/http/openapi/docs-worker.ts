@@ -150,7 +150,7 @@ export const jobDoneDoc: OperationDoc = {
   body: { schema: JobDoneBody, contentType: "application/json" },
   responses: {
     200: { description: "The report was accepted: `{}`, or `{\"next\": …}` with `?next=1`.", schema: JobDoneAnswer },
-    400: { description: "Not a JSON object, or `next=1` with a progress update or a push token." },
+    400: { description: "Not a JSON object, an `exitCode` that is not an integer from -2147483648 to 4294967295 (on any body, a progress update's too), or `next=1` with a progress update or a push token." },
     401: badToken,
     404: unknownJob,
     409: refused,

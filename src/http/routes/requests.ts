@@ -116,6 +116,8 @@ function summary(j: ListedJob): Record<string, unknown> {
   return {
     id: j.jobId,
     status: clientStatus(j.state),
+    // An ERROR job reads COMPLETED: the listing says it ended with errors, as /status does.
+    ...(j.state === "ERROR" ? { outcome: "error" } : {}),
     createdAt: isoTime(j.createdAt),
     updatedAt: isoTime(j.updatedAt),
     ...(j.delayMs === null ? {} : { delayTime: j.delayMs }),

@@ -73,7 +73,8 @@ export function showJob(job: JobStatus): void {
   const q = job.queue;
   block([
     ["id", job.id],
-    ["status", job.status],
+    ["status", job.outcome === "error" ? `${job.status} (with errors)` : job.phase ? `${job.status} (${job.phase})` : job.status],
+    ["exit code", job.exitCode === undefined ? undefined : String(job.exitCode)],
     ["reason", job.reason],
     ["queue", q ? `${q.reason}${q.position !== null ? `, position ${q.position}${q.positionAtLeast ? " or later" : ""}` : ""}${q.ahead ? `, behind ${q.ahead}` : ""}${q.lastError ? `: ${q.lastError}` : ""}` : undefined],
     ["worker", job.workerId],
@@ -96,7 +97,10 @@ export function showJob(job: JobStatus): void {
 function endCode(job: JobStatus): number {
   if (job.status === "COMPLETED" && job.outcome !== "error") return 0;
   if (job.status === "COMPLETED") {
-    warn(`job ${job.id} completed with errors${job.exitCode === undefined ? "" : ` (exit code ${job.exitCode})`}${job.error ? `: ${job.error}` : ""}`);
+    const code = job.exitCode === undefined ? "" : ` (exit code ${job.exitCode})`;
+    // The error a worker left out reads "exit code n": said once.
+    const why = job.error && job.error !== `exit code ${job.exitCode}` ? `: ${job.error}` : "";
+    warn(`job ${job.id} completed with errors${code}${why}`);
     return 1;
   }
   warn(`job ${job.id} ended ${job.status}${job.error ? `: ${job.error}` : job.reason ? ` (${job.reason})` : ""}`);
