@@ -193,7 +193,10 @@ class Again implements Cmd {
   async run(m: Model, r: Real) {
     const res = this.how === "retry" ? await r.stub.retry(r.ep, this.delay) : await r.stub.requeue(r.ep, this.delay);
     const allowed = this.how === "retry" ? ["FAILED", "TIMED_OUT"] : TERMINAL;
-    const ok = allowed.includes(m.state);
+    // A delay that ends at or past a lifespan's end is refused: the job could never run (README
+    // "Delayed jobs"; the model lacked this rule: seed 151286 found it).
+    const pastLifespan = m.lifespan && this.delay > 0 && m.now + this.delay >= m.ttlAt;
+    const ok = allowed.includes(m.state) && !pastLifespan;
     expect(res.ok).toBe(ok);
     if (ok) backToQueue(m, true, this.delay);
     await check(m, r);

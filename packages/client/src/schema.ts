@@ -1543,10 +1543,11 @@ export interface components {
         /** @description RunPod's /health body: jobs by state, workers by state (`ready` = idle + running). */
         EndpointHealth: {
             jobs: {
+                /** @description Jobs that completed, those that ended with errors (ERROR, read COMPLETED) included. */
                 completed: number;
                 failed: number;
                 inProgress: number;
-                /** @description Waiting jobs: IN_QUEUE, SEQUENCED and SCHEDULED (clients read those IN_QUEUE; edge_jobs_jobs{state="SCHEDULED"} in /metrics counts the ones waiting for their time). */
+                /** @description Waiting jobs: IN_QUEUE, SEQUENCED, SCHEDULED and PAUSED (clients read those IN_QUEUE; edge_jobs_jobs{state="SCHEDULED"} in /metrics counts the ones waiting for their time). */
                 inQueue: number;
                 retried: number;
             };
@@ -1573,6 +1574,11 @@ export interface components {
         RequestSummary: {
             id: string;
             status: components["schemas"]["JobStatus"];
+            /**
+             * @description A COMPLETED job that ended with errors (a result with a non-zero exitCode), as on /status.
+             * @constant
+             */
+            outcome?: "error";
             /** @description An ISO 8601 time (UTC). */
             createdAt: string;
             /** @description When the endpoint last learnt of a change of the job. */
