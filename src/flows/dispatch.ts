@@ -9,7 +9,7 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { isDispatchMessage, pushWorkerId, type DispatchMessage } from "../endpoints/dispatch-message";
-import { isProgressBody, readReport, ReportBodyError } from "../jobs/report-body";
+import { carriesReport, readReport, ReportBodyError } from "../jobs/report-body";
 import { handedJobPieces, handedOf } from "../jobs/handed";
 import type { WorkerReport } from "../jobs/job-object";
 import { PUSH_IN_FLIGHT_MS, PUSH_TIMEOUT_MS } from "../jobs/push-commands";
@@ -28,7 +28,7 @@ export function retryDelaySeconds(attempts: number, random = Math.random): numbe
 
 const jobOf = jobAt;
 
-/** A result in a worker's 2xx answer: `{"output": …}` or `{"error": "…"}`. */
+/** A report in a worker's 2xx answer: a result (`{"output": …}`, `{"error": "…"}`, an exit code) or progress. */
 function resultOf(text: string): { report: WorkerReport; output: Uint8Array | null } | null {
   let body: unknown;
   try {
@@ -38,10 +38,8 @@ function resultOf(text: string): { report: WorkerReport; output: Uint8Array | nu
   }
   if (body === null || typeof body !== "object" || Array.isArray(body)) return null;
   const b = body as Record<string, unknown>;
-  // One with neither output, error, exit code nor a progress status: a plain acceptance (the worker reports later).
-  // A progress answer ({"status": "IN_PROGRESS" | "INITIALIZING"}) is read as that report to urls.done would be.
-  const result = "output" in b || (b.error !== undefined && b.error !== null) || (b.exitCode !== undefined && b.exitCode !== null);
-  if (!isProgressBody(b) && !result) return null;
+  // Read as the same body posted to urls.done would be (progress included); one reporting nothing is a plain acceptance.
+  if (!carriesReport(b)) return null;
   const output = "output" in b ? new TextEncoder().encode(JSON.stringify(b.output)) : null;
   try {
     return { report: readReport(b), output };

@@ -19,6 +19,16 @@ export function isProgressBody(b: Record<string, unknown>): boolean {
   return b.status === "IN_PROGRESS" || b.status === "INITIALIZING";
 }
 
+const present = (v: unknown) => v !== undefined && v !== null;
+
+/**
+ * Does a push worker's answer report anything (an output, an error, an exit code, or progress)?
+ * One that does not is a plain acceptance: the worker reports later to its URLs.
+ */
+export function carriesReport(b: Record<string, unknown>): boolean {
+  return "output" in b || present(b.error) || present(b.exitCode) || isProgressBody(b);
+}
+
 /**
  * The report a body makes. A result with an exit code: 0 without an error completes; any other
  * code, or an error beside it, ran with errors (ERROR: output kept, never retried). An error
@@ -29,7 +39,7 @@ export function readReport(b: Record<string, unknown>): WorkerReport {
   const exitCode = exitCodeOf(b);
   if (b.status === "IN_PROGRESS") return { kind: "progress" };
   if (b.status === "INITIALIZING") return { kind: "progress", phase: "initializing" };
-  const hasError = b.error !== undefined && b.error !== null;
+  const hasError = present(b.error);
   if (exitCode !== null) {
     if (exitCode === 0 && !hasError) return { kind: "complete", exitCode };
     return { kind: "error", error: hasError ? handlerError(b.error) : `exit code ${exitCode}`, exitCode };
@@ -41,7 +51,7 @@ export function readReport(b: Record<string, unknown>): WorkerReport {
 /** A body's exit code (absent or null: none). */
 function exitCodeOf(b: Record<string, unknown>): number | null {
   const n = b.exitCode;
-  if (n === undefined || n === null) return null;
+  if (!present(n)) return null;
   if (typeof n !== "number" || !Number.isInteger(n) || n < EXIT_CODE.min || n > EXIT_CODE.max) {
     throw new ReportBodyError(`exitCode must be an integer from ${EXIT_CODE.min} to ${EXIT_CODE.max}, got ${(JSON.stringify(n) ?? String(n)).slice(0, 40)}`);
   }

@@ -39,11 +39,9 @@ function statesOf(raw: string | string[] | undefined): JobState[] | null {
   if (names.length === 0 || names.some((n) => n === "")) throw badRequest(`status must name one or more job states, comma-separated (${JOB_STATES.join(", ")})`);
   const bad = names.filter((n) => !(JOB_STATES as readonly string[]).includes(n));
   if (bad.length > 0) throw badRequest(`status names unknown states ${show(bad)}; use ${JOB_STATES.join(", ")}`);
-  // Clients read SCHEDULED and PAUSED jobs as IN_QUEUE, ERROR ones as COMPLETED: asking for those
-  // finds these too (SCHEDULED, PAUSED or ERROR alone: only those).
-  if (names.includes("IN_QUEUE")) names.push("SCHEDULED", "PAUSED");
-  if (names.includes("COMPLETED")) names.push("ERROR");
-  return [...new Set(names)] as JobState[];
+  // A state as clients read it finds the internal states read so too (IN_QUEUE: SCHEDULED and
+  // PAUSED; COMPLETED: ERROR); an internal state alone finds only its jobs.
+  return JOB_STATES.filter((s) => names.includes(s) || names.includes(clientStatus(s)));
 }
 
 function timeOf(name: string, raw: string | number | undefined): number | null {
