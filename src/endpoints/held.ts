@@ -49,13 +49,18 @@ export function applyTell(sql: SqlStorage, t: HoldTell, now: number): TellOutcom
   return { applied: true, took };
 }
 
-/** The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told; but those the take `exceptTake` claimed. */
-export function heldBy(sql: SqlStorage, workerId: string, exceptTake: string | null = null): HeldJob[] {
+/**
+ * The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told; but those the take `exceptTake`
+ * claimed, and those this object learned of after `toldBefore` (when given).
+ */
+export function heldBy(sql: SqlStorage, workerId: string, exceptTake: string | null = null, toldBefore: number | null = null): HeldJob[] {
   return sql
     .exec<{ job_id: string; state: string; attempt: number; since: number }>(
-      "SELECT job_id, state, attempt, since FROM held WHERE worker_id = ? AND state != 'RELEASED' AND (take_id IS NULL OR take_id IS NOT ?)",
+      "SELECT job_id, state, attempt, since FROM held WHERE worker_id = ? AND state != 'RELEASED' AND (take_id IS NULL OR take_id IS NOT ?) AND (? IS NULL OR since <= ?)",
       workerId,
       exceptTake,
+      toldBefore,
+      toldBefore,
     )
     .toArray()
     .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, since: r.since }));

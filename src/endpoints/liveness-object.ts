@@ -134,15 +134,25 @@ export class LivenessObject extends DurableObject<Env> {
    * A take starts: a sign of life that lasts while its long-poll may (until `pollUntil`, or until
    * a job it claims is told here). When the worker says it runs nothing (`jobInProgress` false),
    * returns the jobs it evidently lost: all it holds but those this very take (`takeId`) claimed,
-   * whose tells may arrive here before this call does.
+   * whose tells may arrive here before this call does, and those claimed after the take reached
+   * the edge (`startedAt`): another request of the worker's, sent after this one, may have been
+   * handed them before this call arrives (found by CI: an SDK worker's second slot lost its job).
    */
-  async taking(ref: LivenessRef, heartbeatMs: number, workerId: string, jobInProgress: boolean | null, pollUntil: number, takeId: string | null = null): Promise<string[]> {
+  async taking(
+    ref: LivenessRef,
+    heartbeatMs: number,
+    workerId: string,
+    jobInProgress: boolean | null,
+    pollUntil: number,
+    takeId: string | null = null,
+    startedAt: number | null = null,
+  ): Promise<string[]> {
     if (!this.enter("taking", ref, heartbeatMs)) return [];
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
     this.sql.exec("UPDATE worker SET poll_until = MAX(poll_until, ?) WHERE worker_id = ?", pollUntil, workerId);
     await this.afterSign(now, false);
-    return jobInProgress === false ? heldBy(this.sql, workerId, takeId).map((j) => j.jobId) : [];
+    return jobInProgress === false ? heldBy(this.sql, workerId, takeId, startedAt).map((j) => j.jobId) : [];
   }
 
   /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */

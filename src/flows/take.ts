@@ -6,6 +6,7 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { handedJobPieces } from "../jobs/handed";
+import { Clock } from "../shared/clock";
 import type { Piece } from "../shared/pieces";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer } from "../endpoints/shards";
 import { claimOffered } from "../endpoints/take-claims";
@@ -22,6 +23,9 @@ export interface TakeRequest {
   jobInProgress: boolean | null;
 }
 
+/** When a take started, on the clock the objects read (the liveness object compares it with its claims' times). */
+const edgeClock = new Clock();
+
 /** A take without wait asks the endpoint object for a hint at most this often (each hint costs a take). */
 const NO_WAIT_ROOT_ASKS = 3;
 
@@ -30,15 +34,17 @@ const NO_WAIT_ROOT_ASKS = 3;
  * limit for at least one. The worker's liveness object learns of the take at the same time (a
  * sign of life while the poll lasts); a take saying the worker runs nothing releases the jobs it
  * holds there as soon as that answer is in, but those this take claimed (its id goes with the
- * claims, which may be told there first).
+ * claims, which may be told there first) and those claimed after it started (by the worker's
+ * later requests).
  */
 export async function takeJobs(env: Env, config: EndpointConfig, take: TakeRequest): Promise<Piece[][]> {
   const { workerId, max, waitMs, jobInProgress } = take;
   const ref = refOf(config);
+  const startedAt = edgeClock.now();
   const deadline = Date.now() + waitMs;
   const liveness = livenessOf(env, config, workerId);
   const takeId = crypto.randomUUID();
-  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline, takeId).then(async (lost) => {
+  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline, takeId, startedAt).then(async (lost) => {
     await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
   });
   try {
@@ -117,7 +123,10 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       if (Date.now() >= deadline) return [];
       continue;
     }
-    if (offer.redirect !== undefined && (noWait ? !visited.has(offer.redirect) : Date.now() < deadline)) {
+    // A redirect is the endpoint object's hint, used up by this take: followed once even when the
+    // poll's time is up meanwhile, else the hinting shard's jobs wait unannounced until its alarm
+    // repeats the hint (SHARDS.hintEveryMs; found by CI under load).
+    if (offer.redirect !== undefined && (Date.now() < deadline || !visited.has(offer.redirect))) {
       target = offer.redirect;
       waiting = false;
       viaRedirect = true;
@@ -132,7 +141,7 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       viaRedirect = false;
       continue;
     }
-    if (waiting) return [];
+    if (waiting || (!noWait && Date.now() >= deadline)) return [];
     if (viaRedirect) skip.push(shard);
     // Nothing at the probe or a redirect: wait at home (a take without wait looks there once).
     target = fallbacks.find((s) => !failed.has(s)) ?? 0;

@@ -25,6 +25,8 @@ export async function freePort(): Promise<number> {
 export interface Server {
   base: string;
   adminKey: string;
+  /** What the server printed so far (for a failing test's diagnostics). */
+  log: readonly string[];
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
   return {
     base,
     adminKey,
+    log,
     async stop() {
       await stopProcess(child);
       rmSync(persist, { recursive: true, force: true });
@@ -113,6 +116,9 @@ export function useServer(env: Record<string, string> = {}): FileServer {
     },
     get adminKey() {
       return running().adminKey;
+    },
+    get log() {
+      return running().log;
     },
     stop: () => running().stop(),
     procs,

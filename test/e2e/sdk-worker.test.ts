@@ -397,6 +397,13 @@ describe("examples/sdk-worker.mjs", () => {
       const ended = await eventually("the example's jobs to end", 30_000, async () => {
         const all = await Promise.all(ids.map((id) => api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client)));
         return all.every((s) => ["COMPLETED", "FAILED"].includes(s.body.status as string)) ? all.map((s) => s.body) : undefined;
+      }).catch(async (e: unknown) => {
+        // What a failure needs to be understood: each job's history, the endpoint's health, the worker's output.
+        for (const id of ids) console.log(`job ${id}:`, JSON.stringify((await api(server.base, "GET", `/v2/${ep}/history/${id}`, keys.client)).body));
+        console.log("health:", JSON.stringify((await api(server.base, "GET", `/v2/${ep}/health`, keys.client)).body));
+        console.log("worker output:\n" + log.join(""));
+        console.log("server output (last 6,000 characters):\n" + server.log.join("").slice(-6_000));
+        throw e;
       });
       expect(ended[0]).toMatchObject({ status: "COMPLETED", workerId: "sdk-example-1", output: { echo: { n: 1 }, worker: "sdk-example-1" } });
       expect(ended[1]).toMatchObject({ status: "COMPLETED", output: { echo: { n: 2, sleepMs: 200 } } });

@@ -32,6 +32,24 @@ async function jobAlarmAt(id: string, at: number): Promise<void> {
 afterEach(() => vi.restoreAllMocks());
 
 describe("issue 12: worker liveness off the endpoint object", () => {
+  it("a take saying it runs nothing keeps the jobs handed out after it reached the edge (found by CI: an SDK worker's second slot was handed a job before its first slot's job_in_progress=0 was read)", async () => {
+    const ep = await createEndpoint();
+    const startedBefore = Date.now() - 1;
+    const id = await submit(ep);
+    expect(await takeId(ep, "w1")).toBe(id);
+    const ref = await livenessRefOf(ep, "w1");
+    const liveness = livenessStubAt(ref);
+    const pollUntil = Date.now() + 1_000;
+    // The slow take started before the claim: the job is not among what it says the worker lost.
+    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, "the-slow-take", startedBefore)).toEqual([]);
+    expect(await json(await call("GET", `/v2/${ep}/status/${id}`))).toMatchObject({ status: "IN_PROGRESS", workerId: "w1" });
+    // A take that started after the claim, saying the same, releases it (the worker restarted).
+    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, "a-later-take", Date.now())).toEqual([id]);
+    // So does a real one (the job goes back to the queue; w1 lost it, so others get it first).
+    expect((await call("GET", `/v2/${ep}/job-take/w1?job_in_progress=0`)).status).toBe(204);
+    expect(await json(await call("GET", `/v2/${ep}/status/${id}`))).toMatchObject({ status: "IN_QUEUE" });
+  });
+
   it("pings keep a lease alive and the lease check asks the liveness shard: no endpoint call on either path", async () => {
     const ep = await createEndpoint({ heartbeatTimeout: 20_000 });
     const id = await submit(ep);

@@ -4659,7 +4659,7 @@ export interface operations {
     jobTake: {
         parameters: {
             query?: {
-                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart). */
+                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those handed out after this take arrived. */
                 job_in_progress?: "0" | "1";
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
@@ -4725,7 +4725,7 @@ export interface operations {
             query?: {
                 /** @description Most jobs to take, 1-100 (default 1). */
                 batch_size?: number;
-                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart). */
+                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those handed out after this take arrived. */
                 job_in_progress?: "0" | "1";
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
