@@ -197,7 +197,8 @@ async function refreshDetail() {
   drawCharts([
     { key: win + ":requests", title: "Requests (" + t.requests.total + " in window)", series: [
       { name: "submitted", get: (x) => x.requests.total }, { name: "completed", get: (x) => x.requests.completed },
-      { name: "failed", get: (x) => x.requests.failed }, { name: "timed out", get: (x) => x.requests.timedOut }] },
+      { name: "with errors", get: (x) => x.requests.errored }, { name: "failed", get: (x) => x.requests.failed },
+      { name: "timed out", get: (x) => x.requests.timedOut }] },
     { key: win + ":execution", title: "Execution time (p70 " + (t.executionTime.p70 ?? "–") + " ms)", unit: " ms", series: ms("executionTime") },
     { key: win + ":delay", title: "Delay time (p70 " + (t.delayTime.p70 ?? "–") + " ms)", unit: " ms", series: ms("delayTime") },
     { key: win + ":coldStart", title: "Cold starts (" + t.coldStarts + ", p70 " + (t.coldStartTime.p70 ?? "–") + " ms)", unit: " ms", series: ms("coldStartTime") },

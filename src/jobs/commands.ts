@@ -14,7 +14,7 @@ import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { isRunning, isTerminal, isWaiting } from "./states";
 import { conflict, moveTo, releaseAttempt, sameState, SEQUENCE_CHECK_MS, unchanged, wrongState, type CommandResult } from "./transition";
 
-export { becomeReady, pause, postponeReady, promote, requeue, resume, retry } from "./queue-commands";
+export { becomeReady, pause, postponeReady, promote, requeue, reschedule, resume, retry } from "./queue-commands";
 
 /** Who reports: the worker, and the attempt if the report names one (RunPod workers do not). */
 export interface Fence {

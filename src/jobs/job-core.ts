@@ -155,6 +155,7 @@ export abstract class JobCore extends DurableObject<Env> {
       if (chunk) appendChunk(this.sql, r.job.attempt, now, chunk);
       if (r.event === null) {
         saveJob(this.sql, r.job, stored.indexDueAt);
+        if (r.note) appendHistory(this.sql, r.note);
         this.armAlarm(r.job, stored.indexDueAt);
       } else {
         this.commit(r.job, r.event, now, r.output === "set" ? output : null);

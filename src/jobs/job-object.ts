@@ -312,6 +312,11 @@ export class JobObject extends JobDue {
     return this.thenDue(ref, commands.promote);
   }
 
+  /** A user moves a delayed job's time to `readyAt` (see commands.reschedule); a time already past makes it ready in this call. */
+  reschedule(ref: EndpointRef, readyAt: number): Promise<JobChange> {
+    return this.thenDue(ref, (job, now) => commands.reschedule(job, now, readyAt));
+  }
+
   /**
    * A user resumes the job (see commands.resume). A job of a sequence resumes SCHEDULED for now and
    * enters its sequence at once, in this call (its due work runs before the answer).

@@ -82,6 +82,15 @@ export const SubmitBody = z.object({
 });
 export type SubmitBody = z.infer<typeof SubmitBody>;
 
+/** POST /reschedule/{id}: the job's new time, as a submit gives it (one of the two). */
+export const RescheduleBody = z
+  .object({
+    delay: SubmitBody.shape.delay.meta({ description: "ms from now until the job is ready; its queue TTL counts from then. Not with runAt." }),
+    runAt: SubmitBody.shape.runAt.meta({ format: "date-time", description: "When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay." }),
+  })
+  .strict()
+  .meta({ id: "Reschedule" });
+
 /** The endpoint's defaults a job's policy starts from (an EndpointConfig has them all). */
 export interface PolicyDefaults {
   executionTimeout: number;

@@ -5,7 +5,7 @@
  */
 import { ttlIsLifespan, type JobRecord } from "./record";
 import { isRunning, isTerminal, isWaiting } from "./states";
-import { conflict, moveTo, sameState, SEQUENCE_CHECK_MS, unchanged, wrongState, type CommandResult } from "./transition";
+import { conflict, moveTo, sameState, sameStateNoted, SEQUENCE_CHECK_MS, unchanged, wrongState, type CommandResult } from "./transition";
 
 /**
  * Puts a terminal job back in the queue for a fresh attempt: same id, output and error cleared.
@@ -89,7 +89,25 @@ export function becomeReady(job: JobRecord, now: number, behind = false): Comman
 export function promote(job: JobRecord, now: number): CommandResult {
   if (job.state !== "SCHEDULED") return wrongState(job, "promote");
   const ttlAt = ttlIsLifespan(job.policy) ? job.ttlAt : Math.min(job.ttlAt, now + job.policy.ttl);
-  return sameState(job, { readyAt: now, ttlAt }, "keep");
+  const due = job.readyAt === null ? "" : ` (it was due ${new Date(job.readyAt).toISOString()})`;
+  return sameStateNoted(job, { readyAt: now, ttlAt }, "promote", now, `run now${due}`);
+}
+
+/**
+ * A user moves a SCHEDULED job's time (BullMQ's changeDelay): it becomes ready at `readyAt` (a
+ * time already past: at once, as a promote), and its queue TTL counts from then, as a delayed
+ * submit's does (a lifespan still from submission: a time at or past its end is refused, the job
+ * could never run). Any other state is a conflict: only a job waiting for its time has one.
+ */
+export function reschedule(job: JobRecord, now: number, readyAt: number): CommandResult {
+  if (job.state !== "SCHEDULED") return wrongState(job, "reschedule");
+  const at = Math.max(now, readyAt);
+  if (ttlIsLifespan(job.policy) && at >= job.ttlAt) {
+    return conflict(job, "WRONG_STATE", `that time is at or past the job's lifespan (ttlMode "lifespan" ends it ${Math.max(0, job.ttlAt - now)} ms from now): it could never run`);
+  }
+  const ttlAt = ttlIsLifespan(job.policy) ? job.ttlAt : at + job.policy.ttl;
+  const was = job.readyAt === null ? "" : ` (it was due ${new Date(job.readyAt).toISOString()})`;
+  return sameStateNoted(job, { readyAt: at, ttlAt }, "reschedule", now, `ready at ${new Date(at).toISOString()}${was}`);
 }
 
 /** A SCHEDULED job whose time came could not enter its sequence (its shard did not answer): try again at `at`. */
@@ -106,7 +124,7 @@ export function postponeReady(job: JobRecord, at: number): CommandResult {
  */
 export function pause(job: JobRecord, now: number): CommandResult {
   if (job.state === "PAUSED" || (job.state === "IN_PROGRESS" && job.paused)) return unchanged(job);
-  if (job.state === "IN_PROGRESS") return sameState(job, { paused: true }, "keep");
+  if (job.state === "IN_PROGRESS") return sameStateNoted(job, { paused: true }, "pause", now, "it finishes this attempt; another would wait paused");
   if (!isWaiting(job.state)) return wrongState(job, "pause");
   // A SEQUENCED job keeps its place in its sequence (and the jobs behind it wait for it).
   return moveTo(job, "PAUSED", "pause", now, { paused: true, sequenceCheckAt: null }, "keep");
@@ -119,7 +137,7 @@ export function pause(job: JobRecord, now: number): CommandResult {
  */
 export function resume(job: JobRecord, now: number): CommandResult {
   if (job.state !== "PAUSED") {
-    if (isRunning(job.state) && job.paused) return sameState(job, { paused: false }, "keep");
+    if (isRunning(job.state) && job.paused) return sameStateNoted(job, { paused: false }, "resume", now);
     if (isTerminal(job.state) || !job.paused) return unchanged(job);
   }
   const later = job.readyAt !== null && job.readyAt > now;

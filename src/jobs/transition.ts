@@ -26,7 +26,14 @@ export const SEQUENCE_CHECK_MS = 30_000;
 type OutputChange = "keep" | "set" | "clear";
 
 export type CommandResult =
-  | { ok: true; job: JobRecord; output: OutputChange; event: HistoryEvent | null }
+  | {
+      ok: true;
+      job: JobRecord;
+      output: OutputChange;
+      event: HistoryEvent | null;
+      /** A line for the history of a change that keeps the state (a user's command worth seeing there). */
+      note?: HistoryEvent;
+    }
   | { ok: false; code: ConflictCode; job: JobRecord; message: string };
 
 export function conflict(job: JobRecord, code: ConflictCode, message: string): CommandResult {
@@ -93,6 +100,12 @@ export function unchanged(job: JobRecord): CommandResult {
 /** A change that keeps the state (and so the version): a progress output, an extended lease. */
 export function sameState(job: JobRecord, patch: Partial<JobRecord>, output: OutputChange): CommandResult {
   return { ok: true, job: { ...job, ...patch }, output, event: null };
+}
+
+/** As sameState, with a history line naming the user's `command` (the state stays, so no transition). */
+export function sameStateNoted(job: JobRecord, patch: Partial<JobRecord>, command: string, now: number, detail: string | null = null): CommandResult {
+  const note: HistoryEvent = { at: now, command, from: job.state, to: job.state, attempt: job.attempt, workerId: job.workerId, detail };
+  return { ok: true, job: { ...job, ...patch }, output: "keep", event: null, note };
 }
 
 /**

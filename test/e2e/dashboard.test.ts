@@ -55,13 +55,14 @@ describe("dashboard", () => {
     // One shard: the endpoint object serves every index call, so its load row counts them all.
     const keys = await endpointWithKeys(server.base, server.adminKey, ep, { shards: 1 });
     procs.push(spawnNode("examples/worker.mjs", { EDGE_JOBS_URL: server.base, ENDPOINT_ID: ep, API_KEY: keys.worker, WORKER_ID: "dash-worker", RUNPOD_PING_INTERVAL: "1000" }));
-    const inputs = [{ n: 1, sleepMs: 30 }, { n: 2, sleepMs: 80 }, { n: 3, sleepMs: 150, log: ["hello from the handler <b>as text</b>"] }, { fail: "bad input" }];
+    // Three complete, one fails, one runs a program that exits 3 (ERROR: completed with errors).
+    const inputs = [{ n: 1, sleepMs: 30 }, { n: 2, sleepMs: 80 }, { n: 3, sleepMs: 150, log: ["hello from the handler <b>as text</b>"] }, { fail: "bad input" }, { exitCode: 3 }];
     const ids: string[] = [];
     for (const input of inputs) ids.push((await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input })).body.id as string);
     await eventually("all jobs to finish", 30_000, async () => {
       const h = await api(server.base, "GET", `/v2/${ep}/health`, keys.client);
       const jobs = h.body.jobs as { completed: number; failed: number };
-      return jobs.completed === 3 && jobs.failed === 1 ? true : undefined;
+      return jobs.completed === 4 && jobs.failed === 1 ? true : undefined;
     });
 
     // A browser's language (this headless build says "en-US@posix", which Intl, and so uPlot, refuses).
@@ -79,7 +80,7 @@ describe("dashboard", () => {
     const row = page.locator(`#endpoints tr[data-ep="${ep}"]`);
     await row.waitFor({ timeout: 15_000 });
     const cells = await row.locator("td").allTextContents();
-    expect(cells.slice(0, 6)).toEqual([ep, "pull", "0", "0", "3", "1"]);
+    expect(cells.slice(0, 6)).toEqual([ep, "pull", "0", "0", "4", "1"]);
     await page.screenshot({ path: path.join(OUT, "dashboard-endpoints.png") });
 
     await row.click();
@@ -87,20 +88,22 @@ describe("dashboard", () => {
       throw new Error(`no chart drawn (page errors: ${pageErrors.join("; ") || "none"})`, { cause: e });
     });
     expect(await page.locator("#charts .chart").count()).toBe(6);
-    await expect.poll(async () => page.textContent("#charts"), { timeout: 10_000 }).toMatch(/Requests \(4 in window\)/);
+    await expect.poll(async () => page.textContent("#charts"), { timeout: 10_000 }).toMatch(/Requests \(5 in window\)/);
     // The charts are uPlot's (time axis, a legend per series), drawn from the metrics API's buckets:
     // the points of the requests and execution charts are the API's numbers.
     expect(await page.locator("#charts .u-legend").count()).toBe(6);
     const metrics = (await api(server.base, "GET", `/v2/${ep}/metrics?window=1h`, keys.client)).body as {
-      buckets: Array<{ start: string; requests: { total: number; completed: number; failed: number }; executionTime: { p70: number | null; p98: number | null } }>;
+      buckets: Array<{ start: string; requests: { total: number; completed: number; errored: number; failed: number }; executionTime: { p70: number | null; p98: number | null } }>;
     };
     const drawn = await page.evaluate(() => (window as unknown as { __charts: Array<{ plot: { data: Array<Array<number | null>>; series: Array<{ label: string }> } }> }).__charts.map((c) => ({ data: c.plot.data, labels: c.plot.series.map((x) => x.label) })));
     expect(drawn).toHaveLength(6);
-    expect(drawn[0]!.labels).toEqual(["time", "submitted", "completed", "failed", "timed out"]);
+    expect(drawn[0]!.labels).toEqual(["time", "submitted", "completed", "with errors", "failed", "timed out"]);
     expect(drawn[0]!.data[0]).toEqual(metrics.buckets.map((b) => Date.parse(b.start) / 1000));
     expect(drawn[0]!.data[1]).toEqual(metrics.buckets.map((b) => b.requests.total));
     expect(drawn[0]!.data[2]).toEqual(metrics.buckets.map((b) => b.requests.completed));
-    expect(drawn[0]!.data[1]!.reduce((a, v) => a! + (v ?? 0), 0)).toBe(4);
+    expect(drawn[0]!.data[3]).toEqual(metrics.buckets.map((b) => b.requests.errored));
+    expect(drawn[0]!.data[1]!.reduce((a, v) => a! + (v ?? 0), 0)).toBe(5);
+    expect(drawn[0]!.data[3]!.reduce((a, v) => a! + (v ?? 0), 0)).toBe(1);
     expect(drawn[1]!.data[1]).toEqual(metrics.buckets.map((b) => b.executionTime.p70));
     expect(drawn[1]!.data[3]).toEqual(metrics.buckets.map((b) => b.executionTime.p98));
     // Hovering a chart reads its values out in the legend (uPlot's cursor), e.g. the submitted count.
@@ -129,6 +132,7 @@ describe("dashboard", () => {
     expect(loadCells[5]).toMatch(/sync \d+/);
     await page.locator('#workers td:has-text("dash-worker")').waitFor({ timeout: 10_000 });
     await page.locator(`#jobs tr[data-job="${ids[2]}"]`).waitFor({ timeout: 10_000 });
+    expect(await page.locator(`#jobs tr[data-job="${ids[4]}"] .pill`).first().textContent()).toBe("ERROR");
     await page.screenshot({ path: path.join(OUT, "dashboard-endpoint.png"), fullPage: true });
 
     await page.locator(`#jobs tr[data-job="${ids[2]}"]`).click();

@@ -71,6 +71,30 @@ describe("the SDK client", () => {
     expect(((await wrongKey.status(a.id).catch((e: unknown) => e)) as EdgeJobsError).status).toBe(401);
   });
 
+  it("pauses, resumes, reschedules and promotes a job; a promote of a job not waiting for its time is an EdgeJobsError 409", async () => {
+    const ep = "sdk-pause";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep, {});
+    const client = createClient({ baseUrl: server.base, apiKey: keys.client, endpointId: ep });
+    const later = await client.submit({ n: 1 }, { delay: 600_000 });
+    expect((await client.status(later.id)).queue).toMatchObject({ reason: "scheduled" });
+    const paused = await client.pause(later.id);
+    expect(paused).toMatchObject({ id: later.id, status: "IN_QUEUE", paused: true });
+    expect((await client.status(later.id)).queue).toMatchObject({ reason: "job_paused" });
+    expect((await client.resume(later.id)).status).toBe("IN_QUEUE");
+    expect((await client.status(later.id)).queue).toMatchObject({ reason: "scheduled" });
+    const runAt = new Date(Date.now() + 1_200_000).toISOString();
+    expect(await client.reschedule(later.id, { runAt })).toEqual({ id: later.id, status: "IN_QUEUE" });
+    expect((await client.status(later.id)).queue).toMatchObject({ reason: "scheduled", runAt });
+    const refusedTime = await client.reschedule(later.id, { delay: -5 }).catch((e: unknown) => e);
+    expect((refusedTime as EdgeJobsError).status).toBe(400);
+    expect(await client.promote(later.id)).toEqual({ id: later.id, status: "IN_QUEUE" });
+    expect(await work(ep, keys.worker, "w1", () => ({ output: "ran" }))).toBe(later.id);
+    const refused = await client.promote(later.id).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(EdgeJobsError);
+    expect((refused as EdgeJobsError).status).toBe(409);
+    expect((await client.status(later.id)).status).toBe("COMPLETED");
+  });
+
   it("follows a job's live stream to its final status, and resumes after a chunk", async () => {
     const ep = "sdk-stream";
     const keys = await endpointWithKeys(server.base, server.adminKey, ep, {});

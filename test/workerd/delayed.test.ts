@@ -153,6 +153,10 @@ describe("delayed and run-at jobs", () => {
     expect(job.ttlAt).toBeGreaterThanOrEqual(before + 60_000);
     expect(job.ttlAt).toBeLessThan(at);
     expect(await json<{ id: string }>(await takeOne(ep, "w1"))).toMatchObject({ id });
+    // The history says it was promoted, then made ready (two lines: the promote keeps the state).
+    const lines = (await json<{ history: Array<{ command: string; from: string; to: string; detail: string | null }> }>(await call("GET", `/v2/${ep}/history/${id}`))).history;
+    expect(lines.map((l) => l.command)).toEqual(["submit", "promote", "ready", "claim"]);
+    expect(lines[1]).toMatchObject({ from: "SCHEDULED", to: "SCHEDULED", detail: `run now (it was due ${new Date(at).toISOString()})` });
     // Not waiting for its time: running now, and then finished.
     const again = await call("POST", `/v2/${ep}/promote/${id}`);
     expect(again.status).toBe(409);
@@ -168,6 +172,61 @@ describe("delayed and run-at jobs", () => {
     expect((await call("POST", `/v2/${ep}/promote/${paused}`)).status).toBe(409);
     expect((await call("POST", `/v2/${ep}/promote/no-such-job`)).status).toBe(404);
     expect((await call("GET", `/v2/${ep}/promote/${paused}`)).status).toBe(405);
+  });
+
+  it("reschedule moves a delayed job's time (its queue TTL from the new time; the old time's alarm does nothing); a past time is at once; anything not waiting for its time is a 409", async () => {
+    const ep = await createEndpoint();
+    const id = await submit(ep, { input: 1, delay: 3_600_000, policy: { ttl: 60_000 } });
+    const old = (await record(id)).readyAt!;
+    const before = Date.now();
+    const res = await call("POST", `/v2/${ep}/reschedule/${id}`, { body: { delay: 7_200_000 } });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({ id, status: "IN_QUEUE" });
+    const moved = await record(id);
+    expect(moved.state).toBe("SCHEDULED");
+    expect(moved.readyAt!).toBeGreaterThanOrEqual(before + 7_200_000);
+    expect(moved.ttlAt).toBe(moved.readyAt! + 60_000);
+    expect((await statusOf(ep, id)).queue).toMatchObject({ reason: "scheduled", runAt: new Date(moved.readyAt!).toISOString() });
+    const lines = (await json<{ history: Array<{ command: string; detail: string | null }> }>(await call("GET", `/v2/${ep}/history/${id}`))).history;
+    expect(lines.at(-1)).toMatchObject({ command: "reschedule", detail: `ready at ${new Date(moved.readyAt!).toISOString()} (it was due ${new Date(old).toISOString()})` });
+    // The old time passes: nothing happens; the new one comes: ready, and taken.
+    await fireAlarmAt(id, old + 1);
+    expect((await record(id)).state).toBe("SCHEDULED");
+    await fireAlarmAt(id, moved.readyAt!);
+    expect((await record(id)).state).toBe("IN_QUEUE");
+    await runInDurableObject(stubOf(id), (i: JobObject) => i.clock.thaw());
+    expect(await json<{ id: string }>(await takeOne(ep, "w1"))).toMatchObject({ id });
+    const running = await call("POST", `/v2/${ep}/reschedule/${id}`, { body: { delay: 1_000 } });
+    expect(running.status).toBe(409);
+    expect(await json(running)).toMatchObject({ id, status: "IN_PROGRESS", error: expect.stringContaining("cannot reschedule") });
+    // A time already past (runAt, lowercase RFC 3339): ready at once.
+    const soon = await submit(ep, { input: 2, delay: 3_600_000 });
+    const past = new Date(Date.now() - 60_000).toISOString().toLowerCase();
+    expect(await json(await call("POST", `/v2/${ep}/reschedule/${soon}`, { body: { runAt: past } }))).toEqual({ id: soon, status: "IN_QUEUE" });
+    expect((await record(soon)).state).toBe("IN_QUEUE");
+    expect((await call("POST", `/v2/${ep}/reschedule/no-such-job`, { body: { delay: 1 } })).status).toBe(404);
+  });
+
+  it("reschedule refuses a bad time with a 400 and a time past a lifespan with a 409, changing nothing", async () => {
+    const ep = await createEndpoint();
+    const id = await submit(ep, { input: 1, delay: 10_000, policy: { ttl: 60_000, ttlMode: "lifespan" } });
+    const before = await record(id);
+    const far = new Date(Date.now() + 8 * 24 * 3_600_000).toISOString();
+    const bad: Array<unknown> = [{}, { delay: 1, runAt: new Date().toISOString() }, { delay: -1 }, { delay: 1.5 }, { delay: "1000" }, { delay: 8 * 24 * 3_600_000 }, { runAt: far }, { runAt: "tomorrow" }, { delay: 1, extra: 1 }, JSON.parse('{"__proto__": {"delay": 1}}'), [], null];
+    for (const body of bad) {
+      const res = await call("POST", `/v2/${ep}/reschedule/${id}`, { body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await json(res)).toMatchObject({ error: expect.any(String) });
+    }
+    expect((await call("POST", `/v2/${ep}/reschedule/${id}`, { raw: "" })).status).toBe(400);
+    expect((await call("POST", `/v2/${ep}/reschedule/${id}`, { raw: "{" })).status).toBe(400);
+    const past = await call("POST", `/v2/${ep}/reschedule/${id}`, { body: { delay: 120_000 } });
+    expect(past.status).toBe(409);
+    expect(await json(past)).toMatchObject({ id, status: "IN_QUEUE", error: expect.stringContaining("lifespan") });
+    expect(await record(id)).toEqual(before);
+    // Within the lifespan: moved, its TTL still from submission.
+    expect((await call("POST", `/v2/${ep}/reschedule/${id}`, { body: { delay: 30_000 } })).status).toBe(200);
+    expect((await record(id)).ttlAt).toBe(before.ttlAt);
   });
 
   it("refuses bad delays and run-at times with a clear 400, and creates nothing", async () => {

@@ -62,6 +62,16 @@ describe("pausing one job", () => {
     expect(await takeId(ep, "w2")).toBeNull();
     await act(ep, "resume", a);
     expect(await json<{ id: string }>(await takeOne(ep, "w2"))).toMatchObject({ id: a });
+    // The pause of the running attempt is in the history though the state stayed.
+    const lines = (await json<{ history: Array<{ command: string; from: string; to: string }> }>(await call("GET", `/v2/${ep}/history/${a}`))).history;
+    expect(lines.map((l) => `${l.command} ${l.from}->${l.to}`)).toEqual([
+      "submit IN_QUEUE->IN_QUEUE",
+      "claim IN_QUEUE->IN_PROGRESS",
+      "pause IN_PROGRESS->IN_PROGRESS",
+      "fail IN_PROGRESS->PAUSED",
+      "resume PAUSED->IN_QUEUE",
+      "claim IN_QUEUE->IN_PROGRESS",
+    ]);
     // A result while paused counts: the job completes, the pause is gone with it.
     await act(ep, "pause", a);
     expect((await done(ep, "w2", a, { output: "ok" })).status).toBe(200);

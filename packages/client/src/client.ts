@@ -44,6 +44,13 @@ export interface EdgeJobsClient {
   cancel(id: string): Promise<Submitted>;
   retry(id: string): Promise<Submitted>;
   requeue(id: string): Promise<Submitted>;
+  /** Holds a waiting job out of line (`paused: true`) until `resume`; a running job finishes, and waits paused if it is retried. */
+  pause(id: string): Promise<Submitted>;
+  resume(id: string): Promise<Submitted>;
+  /** Makes a job waiting for its time (a delay, runAt, a retry's backoff) ready now. */
+  promote(id: string): Promise<Submitted>;
+  /** Moves such a job's time: `{ delay }` ms from now or `{ runAt }` (RFC 3339), one of them. */
+  reschedule(id: string, when: { delay: number } | { runAt: string }): Promise<Submitted>;
   health(): Promise<Health>;
   /**
    * The job's stream as Server-Sent Events: each chunk as it arrives, then the final status.
@@ -91,6 +98,10 @@ export function createClient(connection: Connection): EdgeJobsClient {
     cancel: (id) => must(api.POST("/v2/{ep}/cancel/{id}", job(id)), `cancel ${id}`) as Promise<Submitted>,
     retry: (id) => must(api.POST("/v2/{ep}/retry/{id}", job(id)), `retry ${id}`) as Promise<Submitted>,
     requeue: (id) => must(api.POST("/v2/{ep}/requeue/{id}", job(id)), `requeue ${id}`) as Promise<Submitted>,
+    pause: (id) => must(api.POST("/v2/{ep}/pause/{id}", job(id)), `pause ${id}`) as Promise<Submitted>,
+    resume: (id) => must(api.POST("/v2/{ep}/resume/{id}", job(id)), `resume ${id}`) as Promise<Submitted>,
+    promote: (id) => must(api.POST("/v2/{ep}/promote/{id}", job(id)), `promote ${id}`) as Promise<Submitted>,
+    reschedule: (id, when) => must(api.POST("/v2/{ep}/reschedule/{id}", { ...job(id), body: when }), `reschedule ${id}`) as Promise<Submitted>,
     health: () => must(api.GET("/v2/{ep}/health", { params: { path: { ep } } }), "health"),
     async *stream(id, { lastEventId = 0, signal } = {}) {
       let after = lastEventId;

@@ -436,6 +436,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/{ep}/reschedule/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a delayed job's time (BullMQ's changeDelay)
+         * @description A job waiting for its time (a delay, runAt, a retry's delay or backoff: status IN_QUEUE with queue.reason `scheduled`) becomes ready at the new time instead: `delay` ms from now or `runAt`, exactly one, at most 7 days ahead (a past time: at once, as /promote). Its queue TTL then counts from the new time; a lifespan TTL still counts from submission, and a time at or past its end is a 409. An edge-jobs extension.
+         */
+        post: operations["reschedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/{ep}/retry/{id}": {
         parameters: {
             query?: never;
@@ -1356,8 +1376,11 @@ export interface components {
                 periodMs: number;
             } | null;
         };
-        /** @enum {string} */
-        JobStatus: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "ERROR" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+        /**
+         * @description A job's internal state (SCHEDULED, PAUSED and ERROR included), as /history names it.
+         * @enum {string}
+         */
+        JobState: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "ERROR" | "FAILED" | "CANCELLED" | "TIMED_OUT";
         LoadReport: {
             /** @description The endpoint's id. */
             id: string;
@@ -1397,6 +1420,11 @@ export interface components {
              */
             paused?: true;
         };
+        /**
+         * @description A job's status in RunPod's vocabulary: a SCHEDULED or PAUSED job reads IN_QUEUE (queue.reason says which), an ERROR job COMPLETED (outcome: error). GET /v2/{ep}/states lists every state.
+         * @enum {string}
+         */
+        JobStatus: "IN_QUEUE" | "SEQUENCED" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
         RateLimited: {
             /** @description Names the routes, the limit and the endpoint. */
             error: string;
@@ -1535,6 +1563,15 @@ export interface components {
             /** @description The HTTP status of the last attempt (null: none yet, or no answer). */
             lastStatus: number | null;
             nextAttemptAt: string | null;
+        };
+        Reschedule: {
+            /** @description ms from now until the job is ready; its queue TTL counts from then. Not with runAt. */
+            delay?: number;
+            /**
+             * Format: date-time
+             * @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay.
+             */
+            runAt?: string;
         };
         RetryDelay: {
             /** @description ms to wait before the job is ready again (as the query parameter). */
@@ -1839,8 +1876,8 @@ export interface components {
                 /** @description A "trigger now" fire. */
                 manual: boolean;
                 jobId: string | null;
-                /** @description The fire's job's current status; or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
-                outcome: components["schemas"]["JobStatus"] | ("skipped" | "missed" | "failed" | "gone");
+                /** @description The fire's job's current state (its own name: SCHEDULED, ERROR … as GET /v2/{ep}/states lists them); or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
+                outcome: components["schemas"]["JobState"] | ("skipped" | "missed" | "failed" | "gone");
                 /** @description Why a fire was skipped or failed. */
                 detail: string | null;
                 /** @description When the fire ran (its submit started); firedAt - fireTime is the alarm's drift. For a missed fire: when it was found missed. */
@@ -2497,7 +2534,7 @@ export interface operations {
                     "application/json": {
                         jobs: {
                             jobId: string;
-                            state: components["schemas"]["JobStatus"];
+                            state: components["schemas"]["JobState"];
                             /** @description The worker that holds or last held it. */
                             workerId: string | null;
                             /** @description An ISO 8601 time (UTC). */
@@ -3639,6 +3676,80 @@ export interface operations {
             };
         };
     };
+    reschedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description The job's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Reschedule"];
+            };
+        };
+        responses: {
+            /** @description The job and its state (IN_QUEUE; SEQUENCED when a past time let it enter its sequence behind an unfinished job). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRef"];
+                };
+            };
+            /** @description Neither or both of delay and runAt, a malformed one, or a time more than 7 days ahead. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The job is not waiting for its time (ready, running, paused or finished), or the time is at or past the end of its lifespan; the body has its `id` and `status`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     retry: {
         parameters: {
             query?: {
@@ -3803,8 +3914,8 @@ export interface operations {
                             at: string;
                             /** @description What changed the job (submit, take, complete, cancel, expire, …) or the refused report. */
                             command: string;
-                            from: components["schemas"]["JobStatus"];
-                            to: components["schemas"]["JobStatus"];
+                            from: components["schemas"]["JobState"];
+                            to: components["schemas"]["JobState"];
                             attempt: number;
                             workerId: string | null;
                             detail: string | null;
@@ -6209,8 +6320,8 @@ export interface operations {
                                 /** @description A "trigger now" fire. */
                                 manual: boolean;
                                 jobId: string | null;
-                                /** @description The fire's job's current status; or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
-                                outcome: components["schemas"]["JobStatus"] | ("skipped" | "missed" | "failed" | "gone");
+                                /** @description The fire's job's current state (its own name: SCHEDULED, ERROR … as GET /v2/{ep}/states lists them); or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
+                                outcome: components["schemas"]["JobState"] | ("skipped" | "missed" | "failed" | "gone");
                                 /** @description Why a fire was skipped or failed. */
                                 detail: string | null;
                                 /** @description When the fire ran (its submit started); firedAt - fireTime is the alarm's drift. For a missed fire: when it was found missed. */
@@ -6563,8 +6674,8 @@ export interface operations {
                             /** @description A "trigger now" fire. */
                             manual: boolean;
                             jobId: string | null;
-                            /** @description The fire's job's current status; or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
-                            outcome: components["schemas"]["JobStatus"] | ("skipped" | "missed" | "failed" | "gone");
+                            /** @description The fire's job's current state (its own name: SCHEDULED, ERROR … as GET /v2/{ep}/states lists them); or skipped (overlap "skip": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over). */
+                            outcome: components["schemas"]["JobState"] | ("skipped" | "missed" | "failed" | "gone");
                             /** @description Why a fire was skipped or failed. */
                             detail: string | null;
                             /** @description When the fire ran (its submit started); firedAt - fireTime is the alarm's drift. For a missed fire: when it was found missed. */

@@ -2,7 +2,7 @@
  * Schemas and parameters several operations share: the error body, path parameters, ISO times.
  */
 import { z } from "zod";
-import { JOB_STATES } from "../../jobs/states";
+import { clientStatus, JOB_STATES } from "../../jobs/states";
 import { ID_PATTERN } from "../../shared/limits";
 
 /** Every refusal and error: `{"error": "...", ...detail}` (http/errors.ts). */
@@ -24,10 +24,21 @@ export const RateLimitedBody = z
   })
   .meta({ id: "RateLimited" });
 
-/** A job's RunPod state. */
+/** What a client reads as a job's status (jobs/states clientStatus): RunPod's names, no internal state. */
+const CLIENT_STATUSES = [...new Set(JOB_STATES.map(clientStatus))] as [ReturnType<typeof clientStatus>, ...Array<ReturnType<typeof clientStatus>>];
+
+/** A job's status as clients read it (every answer but /history's transitions). */
 export const JobStatus = z
+  .enum(CLIENT_STATUSES)
+  .meta({
+    id: "JobStatus",
+    description: "A job's status in RunPod's vocabulary: a SCHEDULED or PAUSED job reads IN_QUEUE (queue.reason says which), an ERROR job COMPLETED (outcome: error). GET /v2/{ep}/states lists every state.",
+  });
+
+/** A job's own state, as /history's transitions name it (GET /v2/{ep}/states maps each to what clients read). */
+export const JobState = z
   .enum(JOB_STATES)
-  .meta({ id: "JobStatus" });
+  .meta({ id: "JobState", description: "A job's internal state (SCHEDULED, PAUSED and ERROR included), as /history names it." });
 
 export const IsoTime = z.string().describe("An ISO 8601 time (UTC).");
 

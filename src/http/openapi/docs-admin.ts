@@ -7,7 +7,7 @@ import { EndpointConfigInput as ConfigInput } from "../../endpoints/config";
 import { RetryBackoff } from "../../jobs/backoff";
 import { KEY_SCOPES } from "../../endpoints/keys";
 import { KeyRateLimit } from "../../endpoints/flow-rules";
-import { IsoTime, JobStatus } from "./common";
+import { IsoTime, JobState } from "./common";
 import type { OperationDoc } from "./operation";
 
 const TAGS = ["Admin"] as const;
@@ -103,7 +103,7 @@ export const EndpointJobList = z.object({
   jobs: z.array(
     z.object({
       jobId: z.string(),
-      state: JobStatus,
+      state: JobState,
       workerId: z.string().nullable().describe("The worker that holds or last held it."),
       updatedAt: IsoTime,
       createdAt: IsoTime,

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { SubmitBody } from "../../jobs/policy";
-import { IsoTime, JobStatus } from "./common";
+import { IsoTime, JobState, JobStatus } from "./common";
 
 const int = () => z.number().int();
 const count = () => z.number().int().nonnegative();
@@ -90,8 +90,8 @@ export const JobHistory = z.object({
     z.object({
       at: IsoTime,
       command: z.string().describe("What changed the job (submit, take, complete, cancel, expire, …) or the refused report."),
-      from: JobStatus,
-      to: JobStatus,
+      from: JobState,
+      to: JobState,
       attempt: count(),
       workerId: z.string().nullable(),
       detail: z.string().nullable(),

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { LIMITS } from "../../shared/limits";
+import { RescheduleBody } from "../../jobs/policy";
 import type { OperationDoc } from "./operation";
 import {
   EndpointHealth,
@@ -127,6 +128,24 @@ const RetryDelayBody = z
   .object({ delay: z.number().int().min(LIMITS.retryDelay.min).max(LIMITS.retryDelay.max).optional().describe("ms to wait before the job is ready again (as the query parameter).") })
   .strict()
   .meta({ id: "RetryDelay" });
+
+export const RESCHEDULE_DOC: OperationDoc = {
+  operationId: "reschedule",
+  summary: "Move a delayed job's time (BullMQ's changeDelay)",
+  description:
+    "A job waiting for its time (a delay, runAt, a retry's delay or backoff: status IN_QUEUE with queue.reason `scheduled`) becomes ready at the new time instead: " +
+    "`delay` ms from now or `runAt`, exactly one, at most 7 days ahead (a past time: at once, as /promote). Its queue TTL then counts from the new time; " +
+    "a lifespan TTL still counts from submission, and a time at or past its end is a 409. An edge-jobs extension.",
+  tags: JOBS,
+  auth: "client",
+  body: { schema: RescheduleBody, required: true },
+  responses: {
+    200: { description: "The job and its state (IN_QUEUE; SEQUENCED when a past time let it enter its sequence behind an unfinished job).", schema: JobRef },
+    400: { description: "Neither or both of delay and runAt, a malformed one, or a time more than 7 days ahead." },
+    404: NOT_FOUND,
+    409: { description: "The job is not waiting for its time (ready, running, paused or finished), or the time is at or past the end of its lifespan; the body has its `id` and `status`." },
+  },
+};
 
 export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue" | "pause" | "resume" | "promote", OperationDoc> = {
   promote: {

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { ScheduleSpec } from "../../schedules/spec";
 import { SCHEDULES } from "../../shared/limits";
-import { IsoTime, JobStatus } from "./common";
+import { IsoTime, JobState } from "./common";
 import type { OperationDoc } from "./operation";
 
 const TAGS = ["Admin"] as const;
@@ -17,8 +17,8 @@ export const ScheduleBody = ScheduleSpec.meta({
 });
 
 const Outcome = z
-  .union([JobStatus, z.enum(["skipped", "missed", "failed", "gone"])])
-  .describe("The fire's job's current status; or skipped (overlap \"skip\": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over).");
+  .union([JobState, z.enum(["skipped", "missed", "failed", "gone"])])
+  .describe("The fire's job's current state (its own name: SCHEDULED, ERROR … as GET /v2/{ep}/states lists them); or skipped (overlap \"skip\": the previous job was unfinished), missed (catch-up), failed (the submit was refused; see detail), gone (the job's retention is over).");
 
 export const FireView = z.object({
   fireTime: IsoTime.describe("The scheduled time (a manual fire: when it was triggered)."),

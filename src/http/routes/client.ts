@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { JobChange, JobRead } from "../../jobs/job-object";
 import type { JobKind } from "../../jobs/record";
 import type { EndpointConfig } from "../../endpoints/config";
-import { SubmitBody } from "../../jobs/policy";
+import { RescheduleBody, SubmitBody } from "../../jobs/policy";
 import { LIMITS, PAYLOAD } from "../../shared/limits";
 import { checkOutboundUrl, publicOrigin } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
@@ -139,6 +139,16 @@ async function retryDelayOf(c: Context<AppEnv>): Promise<number> {
   return body.delay ?? (raw === undefined ? 0 : Number(raw));
 }
 
+/** POST /reschedule/{id}'s new time (epoch ms): `delay` from now or `runAt`, exactly one, at most LIMITS.delay.max ahead. */
+async function rescheduleTimeOf(c: Context<AppEnv>): Promise<number> {
+  const body = validate(RescheduleBody, await readJson(c.req.raw, 1024));
+  if ((body.delay === undefined) === (body.runAt === undefined)) throw badRequest('give the job\'s new time as one of delay (ms from now) or runAt (RFC 3339), e.g. {"delay": 60000}');
+  const now = Date.now();
+  const at = body.runAt !== undefined ? Date.parse(body.runAt) : now + body.delay!;
+  if (at - now > LIMITS.delay.max) throw badRequest(`runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
+  return at;
+}
+
 function changeOrError(r: JobChange, id: string): Response {
   if (r.ok) return Response.json({ id: r.job.id, status: clientStatus(r.job.state), ...(r.job.paused ? { paused: true } : {}) });
   if (r.code === "NOT_FOUND") throw jobNotFound(id);
@@ -184,6 +194,12 @@ export function clientRoutes(app: Hono<AppEnv>): void {
       },
     }, { POST: docs.JOB_ACTION_DOCS[action] });
   }
+  route(app, "/v2/:ep/reschedule/:id", {
+    POST: async (c) => {
+      const { ref, id, stub } = await jobFor(c);
+      return changeOrError(await stub.reschedule(ref, await rescheduleTimeOf(c)), id);
+    },
+  }, { POST: docs.RESCHEDULE_DOC });
   for (const action of ["retry", "requeue"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
       POST: async (c) => {
