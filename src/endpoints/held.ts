@@ -7,6 +7,7 @@
 import type { JobState } from "../jobs/states";
 import { LIVENESS } from "../shared/limits";
 import type { HoldTell } from "../shared/liveness";
+import { takeStartOf } from "../shared/take-ids";
 
 export interface HeldJob {
   jobId: string;
@@ -49,21 +50,36 @@ export function applyTell(sql: SqlStorage, t: HoldTell, now: number): TellOutcom
   return { applied: true, took };
 }
 
+/** The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told; but those the take `exceptTake` claimed. */
+export function heldBy(sql: SqlStorage, workerId: string, exceptTake: string | null = null): HeldJob[] {
+  return heldRows(sql, workerId, exceptTake).map(({ takeId: _, ...j }) => j);
+}
+
 /**
- * The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told; but those the take `exceptTake`
- * claimed, and those this object learned of after `toldBefore` (when given).
+ * What a take (`takeId`) saying its worker runs nothing shows lost: every job the worker holds
+ * but those claimed by this take or by one that started at the same time or later (another
+ * request of the worker's, sent after this one, may be handed a job before this one is read
+ * here). A claim without a take's time (a plain UUID, a push) counts as older.
  */
-export function heldBy(sql: SqlStorage, workerId: string, exceptTake: string | null = null, toldBefore: number | null = null): HeldJob[] {
+export function lostBy(sql: SqlStorage, workerId: string, takeId: string): string[] {
+  const startedAt = takeStartOf(takeId);
+  return heldRows(sql, workerId, takeId)
+    .filter((j) => {
+      const claimedBy = takeStartOf(j.takeId);
+      return startedAt === null || claimedBy === null || claimedBy < startedAt;
+    })
+    .map((j) => j.jobId);
+}
+
+function heldRows(sql: SqlStorage, workerId: string, exceptTake: string | null): Array<HeldJob & { takeId: string | null }> {
   return sql
-    .exec<{ job_id: string; state: string; attempt: number; since: number }>(
-      "SELECT job_id, state, attempt, since FROM held WHERE worker_id = ? AND state != 'RELEASED' AND (take_id IS NULL OR take_id IS NOT ?) AND (? IS NULL OR since <= ?)",
+    .exec<{ job_id: string; state: string; attempt: number; since: number; take_id: string | null }>(
+      "SELECT job_id, state, attempt, since, take_id FROM held WHERE worker_id = ? AND state != 'RELEASED' AND (take_id IS NULL OR take_id IS NOT ?)",
       workerId,
       exceptTake,
-      toldBefore,
-      toldBefore,
     )
     .toArray()
-    .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, since: r.since }));
+    .map((r) => ({ jobId: r.job_id, state: r.state as JobState, attempt: r.attempt, since: r.since, takeId: r.take_id }));
 }
 
 /** Every held job by worker (for the worker view). */

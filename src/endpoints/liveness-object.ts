@@ -12,7 +12,7 @@ import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/lo
 import type { HoldTell, LivenessRef } from "../shared/liveness";
 import { applyMigrations } from "../shared/migrations";
 import { Waiters } from "../shared/waiters";
-import { applyTell, heldBy, heldByWorker, pruneReleased } from "./held";
+import { applyTell, heldBy, heldByWorker, lostBy, pruneReleased } from "./held";
 import { LIVENESS_MIGRATIONS } from "./liveness-schema";
 import { addStop, deliveredStops, deliverStops, pruneStops, supersedeStops } from "./stops";
 import {
@@ -134,25 +134,18 @@ export class LivenessObject extends DurableObject<Env> {
    * A take starts: a sign of life that lasts while its long-poll may (until `pollUntil`, or until
    * a job it claims is told here). When the worker says it runs nothing (`jobInProgress` false),
    * returns the jobs it evidently lost: all it holds but those this very take (`takeId`) claimed,
-   * whose tells may arrive here before this call does, and those claimed after the take reached
-   * the edge (`startedAt`): another request of the worker's, sent after this one, may have been
-   * handed them before this call arrives (found by CI: an SDK worker's second slot lost its job).
+   * whose tells may arrive here before this call does, and those claimed by the worker's takes
+   * that started no earlier than this one (held.ts lostBy; found by CI: an SDK worker's second
+   * take loop was handed a job before its first loop's `job_in_progress=0` was read here).
    */
-  async taking(
-    ref: LivenessRef,
-    heartbeatMs: number,
-    workerId: string,
-    jobInProgress: boolean | null,
-    pollUntil: number,
-    takeId: string | null = null,
-    startedAt: number | null = null,
-  ): Promise<string[]> {
+  async taking(ref: LivenessRef, heartbeatMs: number, workerId: string, jobInProgress: boolean | null, pollUntil: number, takeId: string | null = null): Promise<string[]> {
     if (!this.enter("taking", ref, heartbeatMs)) return [];
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
     this.sql.exec("UPDATE worker SET poll_until = MAX(poll_until, ?) WHERE worker_id = ?", pollUntil, workerId);
     await this.afterSign(now, false);
-    return jobInProgress === false ? heldBy(this.sql, workerId, takeId, startedAt).map((j) => j.jobId) : [];
+    if (jobInProgress !== false) return [];
+    return takeId === null ? heldBy(this.sql, workerId).map((j) => j.jobId) : lostBy(this.sql, workerId, takeId);
   }
 
   /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */

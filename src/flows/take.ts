@@ -6,8 +6,8 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { handedJobPieces } from "../jobs/handed";
-import { Clock } from "../shared/clock";
 import type { Piece } from "../shared/pieces";
+import { newTakeId } from "../shared/take-ids";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer } from "../endpoints/shards";
 import { claimOffered } from "../endpoints/take-claims";
 import { livenessOf } from "./liveness";
@@ -23,9 +23,6 @@ export interface TakeRequest {
   jobInProgress: boolean | null;
 }
 
-/** When a take started, on the clock the objects read (the liveness object compares it with its claims' times). */
-const edgeClock = new Clock();
-
 /** A take without wait asks the endpoint object for a hint at most this often (each hint costs a take). */
 const NO_WAIT_ROOT_ASKS = 3;
 
@@ -34,17 +31,17 @@ const NO_WAIT_ROOT_ASKS = 3;
  * limit for at least one. The worker's liveness object learns of the take at the same time (a
  * sign of life while the poll lasts); a take saying the worker runs nothing releases the jobs it
  * holds there as soon as that answer is in, but those this take claimed (its id goes with the
- * claims, which may be told there first) and those claimed after it started (by the worker's
- * later requests).
+ * claims, which may be told there first) and those claimed by the worker's takes that started
+ * no earlier (its id carries its start: shared/take-ids).
  */
 export async function takeJobs(env: Env, config: EndpointConfig, take: TakeRequest): Promise<Piece[][]> {
   const { workerId, max, waitMs, jobInProgress } = take;
   const ref = refOf(config);
-  const startedAt = edgeClock.now();
-  const deadline = Date.now() + waitMs;
+  const startedAt = Date.now();
+  const deadline = startedAt + waitMs;
   const liveness = livenessOf(env, config, workerId);
-  const takeId = crypto.randomUUID();
-  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline, takeId, startedAt).then(async (lost) => {
+  const takeId = newTakeId(startedAt);
+  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline, takeId).then(async (lost) => {
     await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
   });
   try {
@@ -82,6 +79,8 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
   /** Without wait: how often the endpoint object was asked, and whether its last answer was a redirect. */
   let rootAsks = 0;
   let rootRedirected = false;
+  /** A redirect taken after the poll's end (at most one: it used up the hint it carries). */
+  let lateHop = false;
   for (;;) {
     const shard = target;
     let offer: TakeAnswer;
@@ -126,7 +125,8 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
     // A redirect is the endpoint object's hint, used up by this take: followed once even when the
     // poll's time is up meanwhile, else the hinting shard's jobs wait unannounced until its alarm
     // repeats the hint (SHARDS.hintEveryMs; found by CI under load).
-    if (offer.redirect !== undefined && (Date.now() < deadline || !visited.has(offer.redirect))) {
+    if (offer.redirect !== undefined && (noWait ? !visited.has(offer.redirect) : Date.now() < deadline || !lateHop)) {
+      if (!noWait && Date.now() >= deadline) lateHop = true;
       target = offer.redirect;
       waiting = false;
       viaRedirect = true;
@@ -141,7 +141,7 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       viaRedirect = false;
       continue;
     }
-    if (waiting || (!noWait && Date.now() >= deadline)) return [];
+    if (waiting) return [];
     if (viaRedirect) skip.push(shard);
     // Nothing at the probe or a redirect: wait at home (a take without wait looks there once).
     target = fallbacks.find((s) => !failed.has(s)) ?? 0;

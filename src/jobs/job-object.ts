@@ -312,9 +312,12 @@ export class JobObject extends JobDue {
     return this.thenDue(ref, commands.promote);
   }
 
-  /** A user moves a delayed job's time to `readyAt` (see commands.reschedule); a time already past makes it ready in this call. */
-  reschedule(ref: EndpointRef, readyAt: number): Promise<JobChange> {
-    return this.thenDue(ref, (job, now) => commands.reschedule(job, now, readyAt));
+  /**
+   * A user moves a delayed job's time (see commands.reschedule): `delayMs` from now (this object's
+   * clock, as a submit's delay) or `at`; a time already past makes it ready in this call.
+   */
+  reschedule(ref: EndpointRef, when: { delayMs: number } | { at: number }): Promise<JobChange> {
+    return this.thenDue(ref, (job, now) => commands.reschedule(job, now, "delayMs" in when ? now + when.delayMs : when.at));
   }
 
   /**

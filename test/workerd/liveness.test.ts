@@ -11,6 +11,7 @@ import type { JobObject } from "../../src/jobs/job-object";
 import { loadJob } from "../../src/jobs/store";
 import { PING_LIST_GRACE_MS } from "../../src/shared/limits";
 import type { HoldTell } from "../../src/shared/liveness";
+import { newTakeId, takeStartOf } from "../../src/shared/take-ids";
 import { call, createEndpoint, done, endpointStubOf, freezeEndpoint, freezeJob, jobStubOf, json, livenessRefOf, livenessStubAt, submit, takeId } from "./helpers";
 
 /** Counts the endpoint object's method calls from now on (authorize aside: auth caching is not liveness). */
@@ -32,22 +33,33 @@ async function jobAlarmAt(id: string, at: number): Promise<void> {
 afterEach(() => vi.restoreAllMocks());
 
 describe("issue 12: worker liveness off the endpoint object", () => {
-  it("a take saying it runs nothing keeps the jobs handed out after it reached the edge (found by CI: an SDK worker's second slot was handed a job before its first slot's job_in_progress=0 was read)", async () => {
+  it("a take saying it runs nothing keeps the jobs claimed by the worker's takes that started no earlier (found by CI: an SDK worker's second take loop was handed a job before its first loop's job_in_progress=0 was read)", async () => {
     const ep = await createEndpoint();
-    const startedBefore = Date.now() - 1;
+    const before = Date.now();
     const id = await submit(ep);
     expect(await takeId(ep, "w1")).toBe(id);
+    const after = Date.now();
     const ref = await livenessRefOf(ep, "w1");
     const liveness = livenessStubAt(ref);
+    // The claiming take's id reached the liveness object, carrying when that take reached the edge.
+    const claimedBy = await runInDurableObject(liveness, (_i: LivenessObject, s) => s.storage.sql.exec<{ take_id: string }>("SELECT take_id FROM held WHERE job_id = ?", id).one().take_id);
+    const start = takeStartOf(claimedBy)!;
+    expect(start).toBeGreaterThanOrEqual(before);
+    expect(start).toBeLessThanOrEqual(after);
     const pollUntil = Date.now() + 1_000;
-    // The slow take started before the claim: the job is not among what it says the worker lost.
-    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, "the-slow-take", startedBefore)).toEqual([]);
+    // A take that started before the claiming one, or in the same ms, says nothing of that job.
+    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, newTakeId(start - 1))).toEqual([]);
+    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, newTakeId(start))).toEqual([]);
     expect(await json(await call("GET", `/v2/${ep}/status/${id}`))).toMatchObject({ status: "IN_PROGRESS", workerId: "w1" });
-    // A take that started after the claim, saying the same, releases it (the worker restarted).
-    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, "a-later-take", Date.now())).toEqual([id]);
-    // So does a real one (the job goes back to the queue; w1 lost it, so others get it first).
+    // One that started later, saying the same, shows it lost (the worker restarted); so does an id without a time.
+    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, newTakeId(start + 1))).toEqual([id]);
+    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, crypto.randomUUID())).toEqual([id]);
+    // A real one releases it (the job goes back to the queue; w1 lost it, so others get it first).
     expect((await call("GET", `/v2/${ep}/job-take/w1?job_in_progress=0`)).status).toBe(204);
     expect(await json(await call("GET", `/v2/${ep}/status/${id}`))).toMatchObject({ status: "IN_QUEUE" });
+    // Take ids read back exactly; anything else has no time.
+    expect(takeStartOf(newTakeId(1_764_583_200_123))).toBe(1_764_583_200_123);
+    for (const bad of ["", "x", "zz.not-a-uuid", `${crypto.randomUUID()}`, `-1.${crypto.randomUUID()}`]) expect(takeStartOf(bad), bad).toBeNull();
   });
 
   it("pings keep a lease alive and the lease check asks the liveness shard: no endpoint call on either path", async () => {

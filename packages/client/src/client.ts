@@ -11,8 +11,8 @@ export type JobStatus = components["schemas"]["JobStatusBody"];
 export type JobState = components["schemas"]["JobStatus"];
 export type Health = components["schemas"]["EndpointHealth"];
 export type SubmitRequest = components["schemas"]["RunRequest"];
-/** What a submit answers: the job's id and state. */
-export type Submitted = { id: string; status: JobState };
+/** What a submit or a job action answers: the job's id and status (and `paused: true` for a paused job). */
+export type Submitted = components["schemas"]["JobRef"];
 
 /** Everything of a submit but the input. */
 export type SubmitOptions = Omit<SubmitRequest, "input">;

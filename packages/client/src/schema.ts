@@ -3912,7 +3912,7 @@ export interface operations {
                         history: {
                             /** @description An ISO 8601 time (UTC). */
                             at: string;
-                            /** @description What changed the job (submit, take, complete, cancel, expire, …) or the refused report. */
+                            /** @description What changed the job (submit, claim, complete, cancel, expire, …), a user's command that kept its state (promote, reschedule, pause or resume of a running job: from equals to), or the refused report. */
                             command: string;
                             from: components["schemas"]["JobState"];
                             to: components["schemas"]["JobState"];
@@ -4770,7 +4770,7 @@ export interface operations {
     jobTake: {
         parameters: {
             query?: {
-                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those handed out after this take arrived. */
+                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one. */
                 job_in_progress?: "0" | "1";
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
@@ -4836,7 +4836,7 @@ export interface operations {
             query?: {
                 /** @description Most jobs to take, 1-100 (default 1). */
                 batch_size?: number;
-                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those handed out after this take arrived. */
+                /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one. */
                 job_in_progress?: "0" | "1";
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;

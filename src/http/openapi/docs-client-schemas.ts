@@ -89,7 +89,7 @@ export const JobHistory = z.object({
   history: z.array(
     z.object({
       at: IsoTime,
-      command: z.string().describe("What changed the job (submit, take, complete, cancel, expire, …) or the refused report."),
+      command: z.string().describe("What changed the job (submit, claim, complete, cancel, expire, …), a user's command that kept its state (promote, reschedule, pause or resume of a running job: from equals to), or the refused report."),
       from: JobState,
       to: JobState,
       attempt: count(),

@@ -68,7 +68,7 @@ const gpu = z.string().optional().describe("Ignored (RunPod's worker URL templat
 const jobInProgress = z
   .enum(["0", "1"])
   .optional()
-  .describe("What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those handed out after this take arrived.");
+  .describe("What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one.");
 
 const reportQuery = z.object({
   attempt: z.number().int().min(1).max(1_000_000).optional().describe("The attempt the report is for (from the take); a report for an older attempt is refused (409). RunPod's SDK does not send it."),

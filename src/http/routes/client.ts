@@ -139,14 +139,14 @@ async function retryDelayOf(c: Context<AppEnv>): Promise<number> {
   return body.delay ?? (raw === undefined ? 0 : Number(raw));
 }
 
-/** POST /reschedule/{id}'s new time (epoch ms): `delay` from now or `runAt`, exactly one, at most LIMITS.delay.max ahead. */
-async function rescheduleTimeOf(c: Context<AppEnv>): Promise<number> {
+/** POST /reschedule/{id}'s new time: `delay` from now or `runAt`, exactly one, at most LIMITS.delay.max ahead. */
+async function rescheduleTimeOf(c: Context<AppEnv>): Promise<{ delayMs: number } | { at: number }> {
   const body = validate(RescheduleBody, await readJson(c.req.raw, 1024));
   if ((body.delay === undefined) === (body.runAt === undefined)) throw badRequest('give the job\'s new time as one of delay (ms from now) or runAt (RFC 3339), e.g. {"delay": 60000}');
-  const now = Date.now();
-  const at = body.runAt !== undefined ? Date.parse(body.runAt) : now + body.delay!;
-  if (at - now > LIMITS.delay.max) throw badRequest(`runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
-  return at;
+  if (body.runAt === undefined) return { delayMs: body.delay! };
+  const at = Date.parse(body.runAt);
+  if (at - Date.now() > LIMITS.delay.max) throw badRequest(`runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
+  return { at };
 }
 
 function changeOrError(r: JobChange, id: string): Response {
