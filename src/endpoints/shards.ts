@@ -79,7 +79,19 @@ export interface TakeAnswer {
 }
 
 /** Why a waiting job waits (SPEC §5 "why it waits"). */
-export type QueueReason = "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited";
+export const QUEUE_REASONS = [
+  "no_workers",
+  "all_workers_busy",
+  "concurrency_limit",
+  "endpoint_paused",
+  "sequenced_behind",
+  "dispatch_retrying",
+  "scheduled",
+  "job_paused",
+  "key_concurrency",
+  "key_rate_limited",
+] as const;
+export type QueueReason = (typeof QUEUE_REASONS)[number];
 
 export interface QueueInfo {
   /** 1 + ready jobs ahead in take order on the job's shard; approximate, as the index trails the jobs by a moment. */

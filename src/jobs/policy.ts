@@ -82,14 +82,16 @@ export const SubmitBody = z.object({
 });
 export type SubmitBody = z.infer<typeof SubmitBody>;
 
-/** POST /reschedule/{id}: the job's new time, as a submit gives it (one of the two). */
-export const RescheduleBody = z
+/** POST /reschedule/{id}: the job's new time as a submit gives it, `delay` or `runAt` (exactly one). */
+export const RescheduleByDelay = z
+  .object({ delay: SubmitBody.shape.delay.unwrap().meta({ description: "ms from now until the job is ready; its queue TTL counts from then." }) })
+  .strict();
+export const RescheduleByTime = z
   .object({
-    delay: SubmitBody.shape.delay.meta({ description: "ms from now until the job is ready; its queue TTL counts from then. Not with runAt." }),
-    runAt: SubmitBody.shape.runAt.meta({ format: "date-time", description: "When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay." }),
+    runAt: SubmitBody.shape.runAt.unwrap().meta({ format: "date-time", description: "When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then." }),
   })
-  .strict()
-  .meta({ id: "Reschedule" });
+  .strict();
+export const RescheduleBody = z.union([RescheduleByDelay, RescheduleByTime]).meta({ id: "Reschedule", description: "The job's new time: `delay` or `runAt`, exactly one." });
 
 /** The endpoint's defaults a job's policy starts from (an EndpointConfig has them all). */
 export interface PolicyDefaults {

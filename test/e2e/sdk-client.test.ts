@@ -80,11 +80,22 @@ describe("the SDK client", () => {
     const paused = await client.pause(later.id);
     expect(paused).toMatchObject({ id: later.id, status: "IN_QUEUE", paused: true });
     expect((await client.status(later.id)).queue).toMatchObject({ reason: "job_paused" });
+    // The admin jobs list shows it with the same queue info, as its OpenAPI schema says (api() checks every answer).
+    const listed = await api(server.base, "GET", `/admin/endpoints/${ep}/jobs?limit=10`, server.adminKey);
+    expect(listed.body.jobs).toEqual([expect.objectContaining({ jobId: later.id, state: "PAUSED", queue: expect.objectContaining({ reason: "job_paused" }) })]);
     expect((await client.resume(later.id)).status).toBe("IN_QUEUE");
     expect((await client.status(later.id)).queue).toMatchObject({ reason: "scheduled" });
     const runAt = new Date(Date.now() + 1_200_000).toISOString();
     expect(await client.reschedule(later.id, { runAt })).toEqual({ id: later.id, status: "IN_QUEUE" });
     expect((await client.status(later.id)).queue).toMatchObject({ reason: "scheduled", runAt });
+    const scheduled = await api(server.base, "GET", `/admin/endpoints/${ep}/jobs?limit=10`, server.adminKey);
+    expect(scheduled.body.jobs).toEqual([expect.objectContaining({ jobId: later.id, state: "SCHEDULED" })]);
+    // Neither or both of delay and runAt: a 400 that says what to send.
+    for (const when of [{}, { delay: 1, runAt }]) {
+      const refused = await api(server.base, "POST", `/v2/${ep}/reschedule/${later.id}`, keys.client, when);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatch(/one of delay .* or runAt/);
+    }
     const refusedTime = await client.reschedule(later.id, { delay: -5 }).catch((e: unknown) => e);
     expect((refusedTime as EdgeJobsError).status).toBe(400);
     expect(await client.promote(later.id)).toEqual({ id: later.id, status: "IN_QUEUE" });

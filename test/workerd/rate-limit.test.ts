@@ -82,6 +82,8 @@ describe("client rate limits", () => {
     expect(rateLimitGroupOf("/v2/:ep/openai/v1/chat/completions")).toBe("openai");
     expect(rateLimitGroupOf("/v2/:ep/openai/*")).toBe("openai");
     expect(rateLimitGroupOf("/v2/:ep/requests")).toBe("requests");
+    // edge-jobs' own one-job actions count with /cancel.
+    expect(["/v2/:ep/cancel/:id", "/v2/:ep/pause/:id", "/v2/:ep/resume/:id", "/v2/:ep/promote/:id", "/v2/:ep/reschedule/:id"].map(rateLimitGroupOf)).toEqual(["cancel", "cancel", "cancel", "cancel", "cancel"]);
     // Not limited: worker, admin and other client routes, and names that only look like a group.
     for (const route of [
       "/v2/:ep/job-take/:w", "/v2/:ep/job-take-batch/:w", "/v2/:ep/job-done/:w/:id", "/v2/:ep/job-stream/:w/:id", "/v2/:ep/job-stop/:w",

@@ -1381,6 +1381,26 @@ export interface components {
          * @enum {string}
          */
         JobState: "PAUSED" | "SCHEDULED" | "SEQUENCED" | "IN_QUEUE" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "ERROR" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+        /** @description Why a waiting job (IN_QUEUE or SEQUENCED) waits. */
+        JobQueueInfo: {
+            /** @description 1 + ready jobs ahead of it on its shard (approximate; a job with a flow key: ahead of it among its key's, which take turns with other keys); null when not known, e.g. while it waits behind a job of its sequence. */
+            position: number | null;
+            /**
+             * @description Present when the job is at least `position` in line (far back, the count is a bound).
+             * @constant
+             */
+            positionAtLeast?: true;
+            /** @enum {string} */
+            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited";
+            /** @description The job of its sequence it waits for (reason sequenced_behind). */
+            ahead?: string;
+            /** @description The last push error, while a dispatch is retried (reason dispatch_retrying). */
+            lastError?: string;
+            /** @description When a scheduled job (a delay, runAt, a retry's backoff) becomes ready (reason scheduled). */
+            runAt?: string;
+            /** @description When the job's rate-limited flow key may start jobs again (reason key_rate_limited). */
+            availableAt?: string;
+        };
         LoadReport: {
             /** @description The endpoint's id. */
             id: string;
@@ -1535,26 +1555,6 @@ export interface components {
             /** @description The worker's output (any JSON), once it reported one. */
             output?: unknown;
         };
-        /** @description Why a waiting job (IN_QUEUE or SEQUENCED) waits. */
-        JobQueueInfo: {
-            /** @description 1 + ready jobs ahead of it on its shard (approximate; a job with a flow key: ahead of it among its key's, which take turns with other keys); null when not known, e.g. while it waits behind a job of its sequence. */
-            position: number | null;
-            /**
-             * @description Present when the job is at least `position` in line (far back, the count is a bound).
-             * @constant
-             */
-            positionAtLeast?: true;
-            /** @enum {string} */
-            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited";
-            /** @description The job of its sequence it waits for (reason sequenced_behind). */
-            ahead?: string;
-            /** @description The last push error, while a dispatch is retried (reason dispatch_retrying). */
-            lastError?: string;
-            /** @description When a scheduled job (a delay, runAt, a retry's backoff) becomes ready (reason scheduled). */
-            runAt?: string;
-            /** @description When the job's rate-limited flow key may start jobs again (reason key_rate_limited). */
-            availableAt?: string;
-        };
         /** @description The delivery state of the job's latest webhook event. */
         JobWebhookSummary: {
             /** @enum {string} */
@@ -1564,14 +1564,16 @@ export interface components {
             lastStatus: number | null;
             nextAttemptAt: string | null;
         };
+        /** @description The job's new time: `delay` or `runAt`, exactly one. */
         Reschedule: {
-            /** @description ms from now until the job is ready; its queue TTL counts from then. Not with runAt. */
-            delay?: number;
+            /** @description ms from now until the job is ready; its queue TTL counts from then. */
+            delay: number;
+        } | {
             /**
              * Format: date-time
-             * @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then. Not with delay.
+             * @description When the job becomes ready (RFC 3339, at most 7 days ahead; a past time: at once); its queue TTL counts from then.
              */
-            runAt?: string;
+            runAt: string;
         };
         RetryDelay: {
             /** @description ms to wait before the job is ready again (as the query parameter). */
@@ -2543,26 +2545,7 @@ export interface operations {
                             createdAt: string;
                             priority: number;
                             /** @description For a waiting job (IN_QUEUE, SEQUENCED): why it waits; null otherwise, or when its shard did not answer. */
-                            queue: {
-                                /** @description 1 + ready jobs ahead on the job's shard (approximate); null when sequenced behind another job. */
-                                position: number | null;
-                                /**
-                                 * @description The job is at least `position` in line (counted exactly only near the front).
-                                 * @constant
-                                 */
-                                positionAtLeast?: true;
-                                /**
-                                 * @description Why the job waits.
-                                 * @enum {string}
-                                 */
-                                reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "key_concurrency" | "key_rate_limited";
-                                /** @description With sequenced_behind: the job ahead of it. */
-                                ahead?: string;
-                                /** @description With dispatch_retrying: the last push error. */
-                                lastError?: string;
-                                /** @description With key_rate_limited: when the job's flow key may start jobs again. */
-                                availableAt?: string;
-                            } | null;
+                            queue: components["schemas"]["JobQueueInfo"] | null;
                         }[];
                     };
                 };
@@ -3471,7 +3454,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Over the rate limit: at most 100 requests per 10 s to /cancel per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            /** @description Over the rate limit: at most 100 requests per 10 s to /cancel, /pause, /resume, /promote and /reschedule per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -3543,6 +3526,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Over the rate limit: at most 100 requests per 10 s to /cancel, /pause, /resume, /promote and /reschedule per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
+                };
+            };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
             503: {
                 headers: {
@@ -3593,6 +3587,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 100 requests per 10 s to /cancel, /pause, /resume, /promote and /reschedule per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -3654,6 +3659,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 100 requests per 10 s to /cancel, /pause, /resume, /promote and /reschedule per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */
@@ -3728,6 +3744,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the rate limit: at most 100 requests per 10 s to /cancel, /pause, /resume, /promote and /reschedule per key and endpoint (RunPod's limit; the admin key and endpoints with `rateLimit: false` are not limited). */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimited"];
                 };
             };
             /** @description Not configured (no admin key set) or unavailable for the moment. */

@@ -8,6 +8,7 @@ import { RetryBackoff } from "../../jobs/backoff";
 import { KEY_SCOPES } from "../../endpoints/keys";
 import { KeyRateLimit } from "../../endpoints/flow-rules";
 import { IsoTime, JobState } from "./common";
+import { JobQueueInfo } from "./docs-client-schemas";
 import type { OperationDoc } from "./operation";
 
 const TAGS = ["Admin"] as const;
@@ -86,18 +87,8 @@ export const EndpointCounters = z.object({
     .describe("Jobs by outcome and webhook deliveries since creation, over every shard."),
 });
 
-const QueueInfo = z
-  .object({
-    position: z.number().int().nullable().describe("1 + ready jobs ahead on the job's shard (approximate); null when sequenced behind another job."),
-    positionAtLeast: z.literal(true).optional().describe("The job is at least `position` in line (counted exactly only near the front)."),
-    reason: z
-      .enum(["no_workers", "all_workers_busy", "concurrency_limit", "endpoint_paused", "sequenced_behind", "dispatch_retrying", "scheduled", "key_concurrency", "key_rate_limited"])
-      .describe("Why the job waits."),
-    ahead: z.string().optional().describe("With sequenced_behind: the job ahead of it."),
-    lastError: z.string().optional().describe("With dispatch_retrying: the last push error."),
-    availableAt: IsoTime.optional().describe("With key_rate_limited: when the job's flow key may start jobs again."),
-  })
-  .describe("Why a waiting job waits.");
+/** Why a waiting job waits: the same as /status shows (a paused job's job_paused, a scheduled one's runAt too). */
+const QueueInfo = JobQueueInfo;
 
 export const EndpointJobList = z.object({
   jobs: z.array(

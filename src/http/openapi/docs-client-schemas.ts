@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { SubmitBody } from "../../jobs/policy";
+import { QUEUE_REASONS } from "../../endpoints/shards";
 import { IsoTime, JobState, JobStatus } from "./common";
 
 const int = () => z.number().int();
@@ -31,7 +32,7 @@ export const JobQueueInfo = z
       .nullable()
       .describe("1 + ready jobs ahead of it on its shard (approximate; a job with a flow key: ahead of it among its key's, which take turns with other keys); null when not known, e.g. while it waits behind a job of its sequence."),
     positionAtLeast: z.literal(true).optional().describe("Present when the job is at least `position` in line (far back, the count is a bound)."),
-    reason: z.enum(["no_workers", "all_workers_busy", "concurrency_limit", "endpoint_paused", "sequenced_behind", "dispatch_retrying", "scheduled", "job_paused", "key_concurrency", "key_rate_limited"]),
+    reason: z.enum(QUEUE_REASONS),
     ahead: z.string().optional().describe("The job of its sequence it waits for (reason sequenced_behind)."),
     lastError: z.string().optional().describe("The last push error, while a dispatch is retried (reason dispatch_retrying)."),
     runAt: z.string().optional().describe("When a scheduled job (a delay, runAt, a retry's backoff) becomes ready (reason scheduled)."),

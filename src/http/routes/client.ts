@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { JobChange, JobRead } from "../../jobs/job-object";
 import type { JobKind } from "../../jobs/record";
 import type { EndpointConfig } from "../../endpoints/config";
-import { RescheduleBody, SubmitBody } from "../../jobs/policy";
+import { RescheduleByDelay, RescheduleByTime, SubmitBody } from "../../jobs/policy";
 import { LIMITS, PAYLOAD } from "../../shared/limits";
 import { checkOutboundUrl, publicOrigin } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
@@ -141,10 +141,11 @@ async function retryDelayOf(c: Context<AppEnv>): Promise<number> {
 
 /** POST /reschedule/{id}'s new time: `delay` from now or `runAt`, exactly one, at most LIMITS.delay.max ahead. */
 async function rescheduleTimeOf(c: Context<AppEnv>): Promise<{ delayMs: number } | { at: number }> {
-  const body = validate(RescheduleBody, await readJson(c.req.raw, 1024));
-  if ((body.delay === undefined) === (body.runAt === undefined)) throw badRequest('give the job\'s new time as one of delay (ms from now) or runAt (RFC 3339), e.g. {"delay": 60000}');
-  if (body.runAt === undefined) return { delayMs: body.delay! };
-  const at = Date.parse(body.runAt);
+  const raw = await readJson(c.req.raw, 1024);
+  const has = (name: string) => raw !== null && typeof raw === "object" && Object.hasOwn(raw, name);
+  if (has("delay") === has("runAt")) throw badRequest('give the job\'s new time as one of delay (ms from now) or runAt (RFC 3339), e.g. {"delay": 60000}');
+  if (has("delay")) return { delayMs: validate(RescheduleByDelay, raw).delay };
+  const at = Date.parse(validate(RescheduleByTime, raw).runAt);
   if (at - Date.now() > LIMITS.delay.max) throw badRequest(`runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
   return { at };
 }
