@@ -50,18 +50,19 @@ export function applyTell(sql: SqlStorage, t: HoldTell, now: number): TellOutcom
   return { applied: true, took };
 }
 
-/** The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told; but those the take `exceptTake` claimed. */
-export function heldBy(sql: SqlStorage, workerId: string, exceptTake: string | null = null): HeldJob[] {
-  return heldRows(sql, workerId, exceptTake).map(({ takeId: _, ...j }) => j);
+/** The jobs `workerId` holds (IN_PROGRESS or CANCELLING), as told. */
+export function heldBy(sql: SqlStorage, workerId: string): HeldJob[] {
+  return heldRows(sql, workerId, null).map(({ takeId: _, ...j }) => j);
 }
 
 /**
  * What a take (`takeId`) saying its worker runs nothing shows lost: every job the worker holds
  * but those claimed by this take or by one that started at the same time or later (another
  * request of the worker's, sent after this one, may be handed a job before this one is read
- * here). A claim without a take's time (a plain UUID, a push) counts as older.
+ * here). A claim without a take's time (a plain UUID, a push) counts as older; without a take
+ * id, every held job is lost.
  */
-export function lostBy(sql: SqlStorage, workerId: string, takeId: string): string[] {
+export function lostBy(sql: SqlStorage, workerId: string, takeId: string | null): string[] {
   const startedAt = takeStartOf(takeId);
   return heldRows(sql, workerId, takeId)
     .filter((j) => {

@@ -144,8 +144,7 @@ export class LivenessObject extends DurableObject<Env> {
     seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
     this.sql.exec("UPDATE worker SET poll_until = MAX(poll_until, ?) WHERE worker_id = ?", pollUntil, workerId);
     await this.afterSign(now, false);
-    if (jobInProgress !== false) return [];
-    return takeId === null ? heldBy(this.sql, workerId).map((j) => j.jobId) : lostBy(this.sql, workerId, takeId);
+    return jobInProgress === false ? lostBy(this.sql, workerId, takeId) : [];
   }
 
   /** job-stop: the jobs this worker must stop, waiting up to `waitMs` for one. */

@@ -89,8 +89,7 @@ export function becomeReady(job: JobRecord, now: number, behind = false): Comman
 export function promote(job: JobRecord, now: number): CommandResult {
   if (job.state !== "SCHEDULED") return wrongState(job, "promote");
   const ttlAt = ttlIsLifespan(job.policy) ? job.ttlAt : Math.min(job.ttlAt, now + job.policy.ttl);
-  const due = job.readyAt === null ? "" : ` (it was due ${new Date(job.readyAt).toISOString()})`;
-  return sameStateNoted(job, { readyAt: now, ttlAt }, "promote", now, `run now${due}`);
+  return sameStateNoted(job, { readyAt: now, ttlAt }, "promote", now, `run now${wasDue(job)}`);
 }
 
 /**
@@ -106,8 +105,12 @@ export function reschedule(job: JobRecord, now: number, readyAt: number): Comman
     return conflict(job, "WRONG_STATE", `that time is at or past the job's lifespan (ttlMode "lifespan" ends it ${Math.max(0, job.ttlAt - now)} ms from now): it could never run`);
   }
   const ttlAt = ttlIsLifespan(job.policy) ? job.ttlAt : at + job.policy.ttl;
-  const was = job.readyAt === null ? "" : ` (it was due ${new Date(job.readyAt).toISOString()})`;
-  return sameStateNoted(job, { readyAt: at, ttlAt }, "reschedule", now, `ready at ${new Date(at).toISOString()}${was}`);
+  return sameStateNoted(job, { readyAt: at, ttlAt }, "reschedule", now, `ready at ${new Date(at).toISOString()}${wasDue(job)}`);
+}
+
+/** A history detail's note of the time a SCHEDULED job had before a promote or reschedule. */
+function wasDue(job: JobRecord): string {
+  return job.readyAt === null ? "" : ` (it was due ${new Date(job.readyAt).toISOString()})`;
 }
 
 /** A SCHEDULED job whose time came could not enter its sequence (its shard did not answer): try again at `at`. */

@@ -87,8 +87,6 @@ export const EndpointCounters = z.object({
     .describe("Jobs by outcome and webhook deliveries since creation, over every shard."),
 });
 
-/** Why a waiting job waits: the same as /status shows (a paused job's job_paused, a scheduled one's runAt too). */
-const QueueInfo = JobQueueInfo;
 
 export const EndpointJobList = z.object({
   jobs: z.array(
@@ -99,7 +97,7 @@ export const EndpointJobList = z.object({
       updatedAt: IsoTime,
       createdAt: IsoTime,
       priority: z.number().int(),
-      queue: QueueInfo.nullable().describe("For a waiting job (IN_QUEUE, SEQUENCED): why it waits; null otherwise, or when its shard did not answer."),
+      queue: JobQueueInfo.nullable().describe("For a waiting job (IN_QUEUE, SEQUENCED): why it waits; null otherwise, or when its shard did not answer."),
     }),
   ),
 });

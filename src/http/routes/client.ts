@@ -61,14 +61,20 @@ export function checkSubmitBody(body: SubmitBody, config: EndpointConfig, inputL
   return input;
 }
 
+/** A valid `runAt` as epoch ms; more than LIMITS.delay.max ahead is a 400 (a delay's schema bounds it already). */
+function runAtWithin(runAt: string, where = ""): number {
+  const at = Date.parse(runAt);
+  if (at - Date.now() > LIMITS.delay.max) throw badRequest(`${where}runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
+  return at;
+}
+
 /**
  * `delay` or `runAt` (not both): at most LIMITS.delay.max ahead, and before the end of a lifespan
  * TTL (the job would end before it could run).
  */
 function checkWhen(body: SubmitBody, config: EndpointConfig, where: string): void {
   if (body.delay !== undefined && body.runAt !== undefined) throw badRequest(`${where}delay and ${where}runAt: give one of them, not both`);
-  const ahead = body.runAt !== undefined ? Date.parse(body.runAt) - Date.now() : (body.delay ?? 0);
-  if (ahead > LIMITS.delay.max) throw badRequest(`${where}runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
+  const ahead = body.runAt !== undefined ? runAtWithin(body.runAt, where) - Date.now() : (body.delay ?? 0);
   const ttl = body.policy?.ttl ?? config.ttl;
   if ((body.policy?.ttlMode ?? config.ttlMode ?? "queue") === "lifespan" && ahead >= ttl) {
     throw badRequest(`${where}${body.runAt !== undefined ? "runAt" : "delay"} is at or past the end of the job's lifespan (ttlMode "lifespan", ttl ${ttl} ms): it could never run`);
@@ -145,9 +151,7 @@ async function rescheduleTimeOf(c: Context<AppEnv>): Promise<{ delayMs: number }
   const has = (name: string) => raw !== null && typeof raw === "object" && Object.hasOwn(raw, name);
   if (has("delay") === has("runAt")) throw badRequest('give the job\'s new time as one of delay (ms from now) or runAt (RFC 3339), e.g. {"delay": 60000}');
   if (has("delay")) return { delayMs: validate(RescheduleByDelay, raw).delay };
-  const at = Date.parse(validate(RescheduleByTime, raw).runAt);
-  if (at - Date.now() > LIMITS.delay.max) throw badRequest(`runAt is more than ${LIMITS.delay.max} ms (7 days) ahead`);
-  return { at };
+  return { at: runAtWithin(validate(RescheduleByTime, raw).runAt) };
 }
 
 function changeOrError(r: JobChange, id: string): Response {
