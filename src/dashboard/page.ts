@@ -75,7 +75,7 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
         <div class="grid" id="charts" style="margin-top:10px"></div></div>
       <div class="card"><h2>Busiest objects <span class="muted" id="load-since"></span></h2><div class="scroll"><table id="load"><thead><tr><th>Object</th><th>Kind</th>
         <th class="num">Calls/s</th><th class="num">Calls</th><th class="num hide-sm">Rows written</th><th class="hide-sm">Top methods</th></tr></thead><tbody></tbody></table></div></div>
-      <div class="card"><h2>Workers</h2><div class="scroll"><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Last seen</th>
+      <div class="card"><h2>Workers</h2><div class="scroll"><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Last seen</th><th>Tags</th>
         <th class="num">Jobs taken</th><th>Current jobs</th><th class="hide-sm">Recent failures</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card"><h2>Schedules</h2><div class="scroll"><table id="schedules"><thead><tr><th>Schedule</th><th>Cron</th><th>Next fire</th>
         <th>Last fire</th><th>Last outcome</th><th class="hide-sm">Overlap / catch-up</th></tr></thead><tbody></tbody></table></div></div>
@@ -209,8 +209,8 @@ async function refreshDetail() {
   showLoad(l);
   showSchedules(ep);
   $("#workers tbody").innerHTML = w.workers.map((x) => '<tr><td>' + esc(x.workerId) + (x.recycle ? ' <span class="pill">recycle</span>' : "") + '</td><td>' + pill(x.state) +
-    '</td><td>' + ago(x.lastSeen) + '</td><td class="num">' + x.jobsTaken + '</td><td>' + x.currentJobs.map((id) => '<a data-job="' + esc(id) + '">' + esc(id.slice(0, 10)) + '…</a>').join(" ") +
-    '</td><td class="hide-sm">' + x.recentFailures.map((f) => esc(f.reason)).join(", ") + '</td></tr>').join("") || '<tr><td colspan="6" class="muted">No workers seen.</td></tr>';
+    '</td><td>' + ago(x.lastSeen) + '</td><td class="tags">' + (x.tags || []).map((t) => '<span class="pill">' + esc(t) + '</span>').join(" ") + '</td><td class="num">' + x.jobsTaken + '</td><td>' + x.currentJobs.map((id) => '<a data-job="' + esc(id) + '">' + esc(id.slice(0, 10)) + '…</a>').join(" ") +
+    '</td><td class="hide-sm">' + x.recentFailures.map((f) => esc(f.reason)).join(", ") + '</td></tr>').join("") || '<tr><td colspan="7" class="muted">No workers seen.</td></tr>';
   $("#jobs tbody").innerHTML = j.jobs.map((x) => '<tr class="pick' + (x.jobId === selectedJob ? " sel" : "") + '" data-job="' + esc(x.jobId) + '"><td><a>' + esc(x.jobId.slice(0, 16)) + '…</a></td><td>' + pill(x.state) +
     '</td><td>' + ago(x.updatedAt) + '</td><td class="hide-sm">' + esc(x.workerId || "") + '</td><td>' +
     (x.queue ? esc(x.queue.reason) + (x.queue.position ? " (#" + x.queue.position + (x.queue.positionAtLeast ? "+" : "") + ")" : "") + (x.queue.ahead ? " behind " + esc(x.queue.ahead.slice(0, 10)) + "…" : "") : "") + '</td></tr>').join("")
@@ -251,6 +251,7 @@ async function showJob() {
   ]);
   $("#job").hidden = false; $("#job-id").textContent = selectedJob;
   $("#job-body").innerHTML = '<div class="row">' + pill(s.outcome === "error" ? "ERROR" : s.status || "gone") + (s.queue ? '<span>waits: ' + esc(s.queue.reason) + '</span>' : "") +
+    (s.tags ? '<span class="tags">needs ' + s.tags.map((t) => '<span class="pill">' + esc(t) + '</span>').join(" ") + '</span>' : "") +
     (s.delayTime !== undefined ? '<span>delay ' + s.delayTime + ' ms</span>' : "") + (s.executionTime !== undefined ? '<span>execution ' + s.executionTime + ' ms</span>' : "") +
     '<span>attempt ' + (s.attempt ?? "") + '</span></div><pre>' + esc(JSON.stringify(s, null, 2)) + '</pre>' +
     '<h2>History</h2><div class="scroll"><table><thead><tr><th>When</th><th>Command</th><th>From → to</th><th>Attempt</th><th>Worker</th><th>Detail</th></tr></thead><tbody>' +

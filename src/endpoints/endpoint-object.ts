@@ -20,7 +20,7 @@ import type { ShardSummary } from "./liveness-object";
 import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { Relay, type Hint } from "./relay";
 import { deleteShards, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
-import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer } from "./shards";
+import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer, type TakeAsk } from "./shards";
 import { signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
 import type { WorkerCounts } from "./workers";
 
@@ -49,7 +49,7 @@ export class EndpointObject extends EndpointAdmin {
       workerCounts: () => this.workerCounts(),
       hint: async (count, fresh, shard = 0) => this.relayHint(shard, count, fresh),
       forwardPoll: async () => null,
-      alive: async (since) => signSince(this.sql, since),
+      alive: async (since, tags) => signSince(this.sql, since, tags),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {
@@ -174,12 +174,12 @@ export class EndpointObject extends EndpointAdmin {
    * claim (see ReadyQueue.take). The worker's liveness object,
    * not this one, notes the take as a sign of life and knows what the worker lost.
    */
-  async take(workerId: string, max: number, waitMs: number, generation: string | null = null, skip: number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {
-    if (!this.isCurrent(generation)) return { ids: [], depth: 0 };
+  async take(ask: TakeAsk): Promise<TakeAnswer> {
+    if (!this.isCurrent(ask.generation)) return { ids: [], depth: 0 };
     // A hint nobody took up yet sends this worker to that shard at once (nothing ready here).
-    const hinted = shardCount(this.config!) > 1 && this.queue.depth(this.clock.now()) === 0 ? this.relay.takeHint(0, skip) : null;
-    if (hinted !== null) return { ...(await this.queue.take(workerId, max, 0, [], false, takeId)), redirect: hinted.shard };
-    return this.queue.take(workerId, max, waitMs, skip, redirected, takeId);
+    const hinted = shardCount(this.config!) > 1 && this.queue.depth(this.clock.now()) === 0 ? this.relay.takeHint(0, ask.skip ?? []) : null;
+    if (hinted !== null) return { ...(await this.queue.take({ ...ask, waitMs: 0, skip: [], redirected: false })), redirect: hinted.shard };
+    return this.queue.take(ask);
   }
 
   /** Shard `shard` has ready jobs nobody waits for there (see Relay); true when a waiter was told at once. */
@@ -220,7 +220,8 @@ export class EndpointObject extends EndpointAdmin {
    * Has any worker shown a sign of life since `since` (a shard's `queue.reason` asks): a take poll
    * open here, or a worker shard's latest sign (lagging by up to LIVENESS.flushMs; README "Worker liveness").
    */
-  workersAlive(since: number): boolean {
+  workersAlive(since: number, tags?: string): boolean {
+    if (tags !== undefined && tags !== "") return this.queue.pollingMatches(tags) || signSince(this.sql, since, tags);
     return this.queue.polling.size > 0 || signSince(this.sql, since);
   }
 

@@ -15,8 +15,12 @@
  * alarm reopens it). A window holds at most `limit` starts, so any span of one period holds at
  * most 2 × limit − 1 (the end of one window and the start of the next).
  */
+import { classRows, keyHasClass } from "./tag-classes";
+
 /** The partial index's terms, spelt as flow_key_open's (a query must repeat them to use it). */
 const OPEN = "ready > 0 AND held < cap AND limited_until = 0";
+/** flow_key_open_untagged's terms: open keys with ready jobs that require no tags (endpoint migration 12). */
+const OPEN_UNTAGGED = "untagged > 0 AND held < cap AND limited_until = 0";
 /** job_index_flow's terms, in another order than offerJobs' (flat-cost tells the two apart by text). */
 const READY_ROW = "offered_until = 0 AND dispatch_pending = 0 AND state = 'IN_QUEUE'";
 
@@ -53,6 +57,8 @@ export interface TurnRequest {
   byteBudget: number;
   /** Is this row passed over for this worker (it failed the job, within the grace)? */
   avoided: (r: ReadyRow) => boolean;
+  /** With tagged jobs ready: the tag sets this worker matches (tag-classes.ts); null: none ready, any row goes. */
+  sets: readonly string[] | null;
 }
 
 /** Is any keyed job ready (on offer or not aside)? One search of flow_key_waiting. */
@@ -79,21 +85,37 @@ function setFlag(sql: SqlStorage, name: string, value: number): void {
   sql.exec("INSERT INTO flag (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", name, value);
 }
 
-/** The open keys with the smallest turns, not in `skip` (a walk of flow_key_open over at most skip + limit rows). */
-function openKeys(sql: SqlStorage, skip: readonly string[], limit: number): KeyRow[] {
+/**
+ * The open keys with the smallest turns, not in `skip` (a walk of flow_key_open over at most
+ * skip + limit rows). With tag sets, only keys with ready jobs in them: for a worker that may take
+ * untagged jobs only, a walk of flow_key_open_untagged as bounded; for one with matching tag sets
+ * ready, the walk also steps over the open keys whose ready jobs it may not take (one search per
+ * set each: a cost that grows with such keys, README "Worker tags").
+ */
+function openKeys(sql: SqlStorage, skip: readonly string[], limit: number, sets: readonly string[] | null): KeyRow[] {
   const not = skip.length > 0 ? ` AND flow_key NOT IN (${skip.map(() => "?").join(", ")})` : "";
-  return sql
-    .exec<KeyRow>(
-      `SELECT flow_key, turn, cap, held, rate_n, rate_period, window_start, window_count FROM flow_key_state INDEXED BY flow_key_open
-       WHERE ${OPEN}${not} ORDER BY turn, flow_key LIMIT ?`,
-      ...skip,
-      limit,
-    )
-    .toArray();
+  // A worker that may take untagged jobs only walks the keys that have some (flow_key_open_untagged).
+  const untaggedOnly = sets !== null && sets.length === 1 && sets[0] === "";
+  const [index, terms] = untaggedOnly ? ["flow_key_open_untagged", OPEN_UNTAGGED] : ["flow_key_open", OPEN];
+  const bounded = sets === null || untaggedOnly;
+  const cursor = sql.exec<KeyRow>(
+    `SELECT flow_key, turn, cap, held, rate_n, rate_period, window_start, window_count FROM flow_key_state INDEXED BY ${index}
+     WHERE ${terms}${not} ORDER BY turn, flow_key${bounded ? " LIMIT ?" : ""}`,
+    ...skip,
+    ...(bounded ? [limit] : []),
+  );
+  if (bounded) return cursor.toArray();
+  const keys: KeyRow[] = [];
+  for (const k of cursor) {
+    if (keyHasClass(sql, k.flow_key, sets)) keys.push(k);
+    if (keys.length >= limit) break;
+  }
+  return keys;
 }
 
-/** Are there ready jobs without a key? One search of job_index_flow. */
-function unkeyedReady(sql: SqlStorage): boolean {
+/** Are there ready jobs without a key (in one of `sets`, if given)? One search of job_index_flow (or per set). */
+function unkeyedReady(sql: SqlStorage, sets: readonly string[] | null): boolean {
+  if (sets !== null) return keyHasClass(sql, "", sets);
   return sql.exec(`SELECT 1 FROM job_index INDEXED BY job_index_flow WHERE ${READY_ROW} AND flow_key = '' LIMIT 1`).toArray().length > 0;
 }
 
@@ -105,12 +127,15 @@ function pickJobs(sql: SqlStorage, key: string, want: number, req: TurnRequest, 
   const ids: string[] = [];
   let passedOver = 0;
   let full = false;
-  const cursor = sql.exec<ReadyRow>(
-    `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_flow
-     WHERE ${READY_ROW} AND flow_key = ? ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
-    key,
-    want * 4 + 16,
-  );
+  const cursor: Iterable<ReadyRow> =
+    req.sets !== null
+      ? classRows(sql, key, req.sets, want * 4 + 16)
+      : sql.exec<ReadyRow>(
+          `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_flow
+           WHERE ${READY_ROW} AND flow_key = ? ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
+          key,
+          want * 4 + 16,
+        );
   for (const r of cursor) {
     if (ids.length >= want) break;
     if (req.avoided(r)) {
@@ -150,12 +175,12 @@ export function offerByTurns(sql: SqlStorage, req: TurnRequest): TurnOffer {
   let bytes = 0;
   let passedOver = 0;
   let limitedUntil: number | null = null;
-  let unkeyedOpen = unkeyedReady(sql);
+  let unkeyedOpen = unkeyedReady(sql, req.sets);
   let counter = flagOf(sql, "flow_turn");
   let unkeyedTurn = flagOf(sql, "flow_turn_none");
   const startCounter = counter;
   for (let round = 0; ids.length < max && round < max + 16; round++) {
-    const open = openKeys(sql, skip, 2);
+    const open = openKeys(sql, skip, 2, req.sets);
     const head = open[0];
     const unkeyed = unkeyedOpen && (head === undefined || unkeyedTurn <= head.turn);
     if (!unkeyed && head === undefined) break;

@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
-import { LIVENESS, PING_LIST_GRACE_MS, WORKER_BOUNDS } from "../shared/limits";
+import { LIVENESS, PING_LIST_GRACE_MS, TAGS, WORKER_BOUNDS } from "../shared/limits";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import type { HoldTell, LivenessRef } from "../shared/liveness";
 import { applyMigrations } from "../shared/migrations";
@@ -24,9 +24,12 @@ import {
   recordFailure,
   recordTakes,
   seeWorker,
+  setTags,
+  tagSetSigns,
   workerState,
   type WorkerCounts,
   type WorkerRow,
+  type TagSetSign,
   type WorkerState,
 } from "./workers";
 
@@ -37,6 +40,30 @@ import {
 export interface PingReply {
   quiet: Array<{ jobId: string; told: boolean }>;
   unlisted: string[];
+}
+
+/** A take as its worker's liveness object learns of it (LivenessObject.taking). */
+export interface TakeSign {
+  workerId: string;
+  /** What the worker says it runs (`job_in_progress`; null: unsaid). */
+  jobInProgress: boolean | null;
+  /** When the take's long-poll ends at the latest. */
+  pollUntil: number;
+  /** The take's id (shared/take-ids; null: none). */
+  takeId: string | null;
+  /** The tags it declared (canonical; null: unsaid, kept as they were). */
+  tags: string | null;
+}
+
+/** A heartbeat as its worker's liveness object reads it (LivenessObject.ping). */
+export interface PingSign {
+  /** The jobs the worker says it runs (null: the ping says nothing about jobs). */
+  jobIds: string[] | null;
+  sdkVersion: string | null;
+  /** A failed start-up check, as "check: reason" (null: healthy). */
+  unhealthy: string | null;
+  /** The tags it declared (canonical; null or absent: unsaid, kept as they were). */
+  tags?: string | null;
 }
 
 export interface WorkerView extends WorkerRow {
@@ -52,6 +79,8 @@ export interface ShardSummary {
   lastSign: number | null;
   /** Cold starts (first sign of life → first take, ms) not yet told. */
   coldStarts: number[];
+  /** The tag sets its healthy workers declared, each with its latest sign (absent from older shards: none). */
+  tagSets?: TagSetSign[];
 }
 
 /** How often the object prunes old stop signals, released rows and silent workers. */
@@ -113,12 +142,15 @@ export class LivenessObject extends DurableObject<Env> {
    * about jobs). Returns the CANCELLING jobs it no longer lists (it went quiet on them; see
    * commands.workerQuiet), and the running jobs it does not list (see commands.notListed).
    */
-  async ping(ref: LivenessRef, heartbeatMs: number, workerId: string, jobIds: string[] | null, sdkVersion: string | null, unhealthy: string | null): Promise<PingReply> {
+  async ping(ref: LivenessRef, heartbeatMs: number, workerId: string, beat: PingSign): Promise<PingReply> {
+    const { jobIds, sdkVersion, unhealthy } = beat;
     if (!this.enter("ping", ref, heartbeatMs)) return { quiet: [], unlisted: [] };
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now, sdkVersion, SHARD_ROWS);
     if (unhealthy !== null) markUnhealthy(this.sql, workerId, unhealthy);
-    await this.afterSign(now, unhealthy !== null);
+    // New tags are told to the endpoint at once (queue.reason no_matching_workers reads them).
+    const retagged = beat.tags != null && setTags(this.sql, workerId, beat.tags);
+    await this.afterSign(now, unhealthy !== null || retagged);
     // Only a ping that says what it runs can say what it does not.
     if (jobIds === null) return { quiet: [], unlisted: [] };
     const listed = new Set(jobIds);
@@ -138,12 +170,14 @@ export class LivenessObject extends DurableObject<Env> {
    * that started no earlier than this one (held.ts lostBy; found by CI: an SDK worker's second
    * take loop was handed a job before its first loop's `job_in_progress=0` was read here).
    */
-  async taking(ref: LivenessRef, heartbeatMs: number, workerId: string, jobInProgress: boolean | null, pollUntil: number, takeId: string | null = null): Promise<string[]> {
+  async taking(ref: LivenessRef, heartbeatMs: number, take: TakeSign): Promise<string[]> {
+    const { workerId, jobInProgress, pollUntil, takeId } = take;
     if (!this.enter("taking", ref, heartbeatMs)) return [];
     const now = this.clock.now();
     seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
     this.sql.exec("UPDATE worker SET poll_until = MAX(poll_until, ?) WHERE worker_id = ?", pollUntil, workerId);
-    await this.afterSign(now, false);
+    const retagged = take.tags !== null && setTags(this.sql, workerId, take.tags);
+    await this.afterSign(now, retagged);
     return jobInProgress === false ? lostBy(this.sql, workerId, takeId) : [];
   }
 
@@ -304,6 +338,7 @@ export class LivenessObject extends DurableObject<Env> {
       counts: countStates(this.views(now, new Set()).map((w) => w.state)),
       lastSign: sign === null && polls === null ? null : Math.max(sign ?? 0, polls ?? 0),
       coldStarts: this.sql.exec<{ ms: number }>("SELECT ms FROM cold_start ORDER BY id LIMIT 1000").toArray().map((r) => r.ms),
+      tagSets: tagSetSigns(this.sql, TAGS.setsPerSummary),
     };
   }
 

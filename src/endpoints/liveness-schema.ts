@@ -52,4 +52,9 @@ export const LIVENESS_MIGRATIONS: readonly Migration[] = [
     version: 2,
     sql: `ALTER TABLE held ADD COLUMN take_id TEXT;`,
   },
+  {
+    // Issue 15, item 3: the tags a worker declared on its latest take or ping (canonical; '' none).
+    version: 3,
+    sql: `ALTER TABLE worker ADD COLUMN tags TEXT NOT NULL DEFAULT '';`,
+  },
 ];

@@ -13,6 +13,7 @@ import { isRunning, TERMINAL_STATES, type JobState } from "../jobs/states";
 import { QUEUE_POSITION } from "../shared/limits";
 import type { IndexEntry } from "../jobs/index-entry";
 import { anyKeyReady, offerByTurns, openDepth, reopenKeys } from "./flow-keys";
+import { anyTagReady, classRows, matchingClasses } from "./tag-classes";
 
 const OFFER_MS = 10_000;
 /**
@@ -94,12 +95,12 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
        updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt, input_bytes,
-       batch_id, sequence_key, delay_ms, execution_ms, flow_key)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       batch_id, sequence_key, delay_ms, execution_ms, flow_key, tags)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = excluded.created_at,
        attempt = excluded.attempt, input_bytes = excluded.input_bytes,
        batch_id = excluded.batch_id, sequence_key = excluded.sequence_key, delay_ms = excluded.delay_ms, execution_ms = excluded.execution_ms,
-       flow_key = excluded.flow_key,
+       flow_key = excluded.flow_key, tags = excluded.tags,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
        offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
        ready_since = CASE WHEN job_index.state = 'SCHEDULED' AND excluded.state = 'IN_QUEUE' AND job_index.ready_since > 0
@@ -126,6 +127,7 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     e.delayMs ?? null,
     e.executionMs ?? null,
     e.flowKey ?? "",
+    e.tags ?? "",
   );
   const previous = sameJob ? (prev.state as JobState) : null;
   const counted: CounterName[] = [];
@@ -151,39 +153,56 @@ export interface Offer {
   limitedUntil?: number | null;
 }
 
+/** Who an offer is for: a worker and the tags it declared (canonical, shared/tags; '' for none). */
+export interface Taker {
+  workerId: string;
+  tags: string;
+}
+
 /**
- * Hands out up to `max` ready job ids to `workerId` in order (priority, then low priority last,
+ * Hands out up to `max` ready job ids to a worker in order (priority, then low priority last,
  * then submit order), passing over jobs that worker failed unless they have waited
- * AVOID_GRACE_MS for anyone else, and stopping before the inputs would pass `byteBudget`
- * (always at least one job: one input alone may be larger).
+ * AVOID_GRACE_MS for anyone else, and jobs requiring tags it lacks, and stopping before the
+ * inputs would pass `byteBudget` (always at least one job: one input alone may be larger).
+ * A bare worker id declares no tags.
  */
-export function offerReady(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): string[] {
-  return offerJobs(sql, workerId, max, now, offerMs, byteBudget).ids;
+export function offerReady(sql: SqlStorage, worker: string | Taker, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): string[] {
+  return offerJobs(sql, worker, max, now, offerMs, byteBudget).ids;
 }
 
 /** offerReady, also telling how many jobs it passed over for this worker (see Offer). */
-export function offerJobs(sql: SqlStorage, workerId: string, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): Offer {
+export function offerJobs(sql: SqlStorage, worker: string | Taker, max: number, now: number, offerMs = OFFER_MS, byteBudget = Infinity): Offer {
+  const { workerId, tags } = typeof worker === "string" ? { workerId: worker, tags: "" } : worker;
   resetLapsedOffers(sql, now);
   reopenKeys(sql, now);
+  // Tagged jobs ready: only the tag sets this worker matches are walked (tag-classes.ts); jobs
+  // needing tags it lacks count as passed over (another worker may take them).
+  const classes = anyTagReady(sql) ? matchingClasses(sql, tags) : null;
+  const sets = classes?.sets ?? null;
+  const unmatched = classes?.unmatched ? 1 : 0;
   // Keyed jobs ready: keys take turns (flow-keys.ts). Otherwise the order below, as before keys.
   if (anyKeyReady(sql)) {
     const avoided = (r: { avoid_workers: string; ready_since: number }) =>
       r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId) && now - r.ready_since < AVOID_GRACE_MS;
-    return offerByTurns(sql, { max, now, offerMs, byteBudget, avoided });
+    const turns = offerByTurns(sql, { max, now, offerMs, byteBudget, avoided, sets });
+    return { ...turns, passedOver: turns.passedOver + unmatched };
   }
   // Offered and pending-dispatch rows are outside job_index_offerable: the walk never steps over
   // them. INDEXED BY: without statistics the planner prefers job_index_order's state term.
-  const rows = sql
-    .exec<{ job_id: string; avoid_workers: string; ready_since: number; input_bytes: number }>(
-      `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_offerable
-       WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0
-       ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
-      max * 4 + 16,
-    )
-    .toArray();
+  const rows: Iterable<{ job_id: string; avoid_workers: string; ready_since: number; input_bytes: number }> =
+    sets !== null
+      ? classRows(sql, "", sets, max * 4 + 16)
+      : sql
+          .exec<{ job_id: string; avoid_workers: string; ready_since: number; input_bytes: number }>(
+            `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_offerable
+             WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0
+             ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
+            max * 4 + 16,
+          )
+          .toArray();
   const ids: string[] = [];
   let bytes = 0;
-  let passedOver = 0;
+  let passedOver = unmatched;
   for (const r of rows) {
     if (ids.length >= max) break;
     const avoided = r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId);

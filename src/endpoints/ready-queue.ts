@@ -27,10 +27,13 @@ import {
   slotsInUse,
   type CounterName,
   type Offer,
+  type Taker,
 } from "./ready-index";
 import { jobAhead, memberChanged } from "./sequences";
+import { pruneIdleClasses, tagsIn } from "./tag-classes";
+import { tagsMatch, tagsOf } from "../shared/tags";
 import { flowKeyOf, keyPosition, keyWait, nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
-import type { QueueInfo, SyncReply, TakeAnswer } from "./shards";
+import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk } from "./shards";
 import type { JobState } from "../jobs/states";
 import type { Hint } from "./relay";
 import type { WorkerCounts } from "./workers";
@@ -53,8 +56,11 @@ export interface QueueHost {
   hint(count: number, fresh: boolean, shard?: number): Promise<boolean>;
   /** Waits at the endpoint object for another shard's hint, or null after `waitMs`. */
   forwardPoll(waitMs: number, skip: number[]): Promise<Hint | null>;
-  /** Has any worker shown a sign of life within `sinceMs` (for `queue.reason`)? */
-  alive(since: number): Promise<boolean>;
+  /**
+   * Has any worker shown a sign of life since `since` (for `queue.reason`)? With `tags`
+   * (canonical, not ''): any worker that declared all of them.
+   */
+  alive(since: number, tags?: string): Promise<boolean>;
   waitMs(): number;
 }
 
@@ -66,11 +72,13 @@ export interface QueueStats {
 
 export class ReadyQueue {
   /** Takes waiting for a ready job, in arrival order; answered with job ids or a redirect. Each names the shards it was sent to in vain. */
-  private readonly takeWaiters = new Waiters<{ workerId: string; max: number; skip: readonly number[] }, TakeAnswer | null>();
+  private readonly takeWaiters = new Waiters<{ taker: Taker; max: number; skip: readonly number[] }, TakeAnswer | null>();
   /** Workers whose take waits only because the concurrency limit is reached. */
   readonly throttled = new Set<string>();
   /** Workers with a take long-poll open here right now: alive, and perhaps throttled. */
   readonly polling = new Map<string, number>();
+  /** The tags of the workers in `polling`, as their latest take declared them (queue.reason no_matching_workers). */
+  private readonly pollingTags = new Map<string, string>();
   /** When the next prune is due (in memory: a new instance prunes on its first sync). */
   private pruneAt = 0;
   /**
@@ -183,8 +191,10 @@ export class ReadyQueue {
    * waits are offered (`ids`) for the edge to claim: its worker may have gone meanwhile, and an
    * offer nobody claims lapses, where a claim would hold the job until the worker's lease ends.
    */
-  async take(workerId: string, max: number, waitMs: number, skip: readonly number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {
-    const offer = this.offer(workerId, max, this.clock.now());
+  async take(ask: TakeAsk): Promise<TakeAnswer> {
+    const { workerId, max, waitMs, skip = [], redirected = false, takeId = null } = ask;
+    const taker: Taker = { workerId, tags: ask.tags ?? "" };
+    const offer = this.offer(taker, max, this.clock.now());
     let answer: TakeAnswer | null = null;
     let answered: Pick<TakeAnswer, "ids" | "jobs" | "stale"> = { ids: [] };
     const config = this.host.config();
@@ -192,7 +202,7 @@ export class ReadyQueue {
       const claimed = await claimOffered(this.env, config, offer.ids, workerId, { takeId, indexedHere: true }, (e) => this.sync(e));
       answered = { ids: [], jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
     } else if (offer.ids.length === 0 && waitMs > 0) {
-      const waiting = this.whilePolling(workerId, this.takeWaiters.wait({ workerId, max, skip }, waitMs, null));
+      const waiting = this.whilePolling(taker, this.takeWaiters.wait({ taker, max, skip }, waitMs, null));
       this.forwardWhileWaiting();
       answer = await waiting;
       answered = { ids: answer?.ids ?? [] };
@@ -277,21 +287,31 @@ export class ReadyQueue {
     let more = true;
     this.takeWaiters.serve((w) => {
       if (!more) return undefined;
-      const offer = this.offer(w.workerId, w.max, now);
+      const offer = this.offer(w.taker, w.max, now);
       if (offer.ids.length === 0 && offer.passedOver === 0) more = false;
       return offer.ids.length > 0 ? { ids: offer.ids, depth: 0 } : undefined;
     });
   }
 
+  /** Does a worker whose take polls here now match a job requiring `tags`? */
+  pollingMatches(tags: string): boolean {
+    for (const have of this.pollingTags.values()) if (tagsMatch(tags, have)) return true;
+    return false;
+  }
+
   /** Keeps a worker counted alive (and perhaps throttled) while one of its take polls is open. */
-  private async whilePolling<T>(workerId: string, p: Promise<T>): Promise<T> {
+  private async whilePolling<T>(taker: Taker, p: Promise<T>): Promise<T> {
+    const { workerId } = taker;
     this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
+    this.pollingTags.set(workerId, taker.tags);
     try {
       return await p;
     } finally {
       const n = (this.polling.get(workerId) ?? 1) - 1;
-      if (n <= 0) this.polling.delete(workerId);
-      else this.polling.set(workerId, n);
+      if (n <= 0) {
+        this.polling.delete(workerId);
+        this.pollingTags.delete(workerId);
+      } else this.polling.set(workerId, n);
     }
   }
 
@@ -331,6 +351,7 @@ export class ReadyQueue {
   private async prune(now: number): Promise<void> {
     const removed = pruneTombstones(this.sql, now);
     pruneIdleKeys(this.sql, now);
+    pruneIdleClasses(this.sql);
     // A full batch means more is left: come back soon; otherwise at the usual interval.
     this.pruneAt = now + (removed >= 1000 ? 1000 : PRUNE_EVERY_MS);
     await this.armAlarm(this.pruneAt);
@@ -355,16 +376,16 @@ export class ReadyQueue {
   }
 
   /** Offers up to `max` ready jobs within the endpoint's capacity; notes workers held back by the limit. */
-  private offer(workerId: string, max: number, now: number): Offer {
+  private offer(taker: Taker, max: number, now: number): Offer {
     if (this.host.config()?.mode === "push") return { ids: [], passedOver: 0 }; // push endpoints hand jobs out through the dispatch queue only
     const room = this.capacity(now);
     if (room <= 0) {
-      if (!this.host.paused()) this.throttled.add(workerId);
+      if (!this.host.paused()) this.throttled.add(taker.workerId);
       return { ids: [], passedOver: 0 };
     }
-    this.throttled.delete(workerId);
+    this.throttled.delete(taker.workerId);
     // A batch answer holds at most MEMORY_BOUNDS.batchInputBytes of inputs in the isolate.
-    const offer = offerJobs(this.sql, workerId, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
+    const offer = offerJobs(this.sql, taker, Math.min(max, room), now, undefined, MEMORY_BOUNDS.batchInputBytes);
     this.keyLimited(offer.limitedUntil);
     return offer;
   }
@@ -395,8 +416,13 @@ export class ReadyQueue {
     if (onKey?.reason === "key_rate_limited") return { ...at, reason: "key_rate_limited", availableAt: new Date(this.clock.toWall(onKey.availableAt)).toISOString() };
     if (config?.concurrency != null && this.capacity(now) === 0) return { ...at, reason: "concurrency_limit" };
     // The shards' latest signs of life lag by up to LIVENESS.flushMs (README "Worker liveness").
-    const alive = this.polling.size > 0 || (await this.host.alive(now - (config?.heartbeatTimeout ?? 0)));
-    return { ...at, reason: alive ? "all_workers_busy" : "no_workers" };
+    const since = now - (config?.heartbeatTimeout ?? 0);
+    const alive = this.polling.size > 0 || (await this.host.alive(since));
+    if (!alive) return { ...at, reason: "no_workers" };
+    // A job that requires tags waits for a live worker that declared them all.
+    const tags = tagsIn(this.sql, jobId);
+    if (tags !== "" && !this.pollingMatches(tags) && !(await this.host.alive(since, tags))) return { ...at, reason: "no_matching_workers", tags: tagsOf(tags) };
+    return { ...at, reason: "all_workers_busy" };
   }
 
   stats(): QueueStats {

@@ -268,4 +268,87 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
         WHERE state IN ('COMPLETED', 'ERROR', 'FAILED', 'CANCELLED', 'TIMED_OUT');
     `,
   },
+  {
+    // Issue 15, item 3: worker tags (tag-classes.ts). job_index.tags is the job's required tags
+    // (canonical: sorted, ','-joined; '' for none). job_index_class holds the ready rows by flow
+    // key and tag set, in take order: a take walks the sets its worker matches, each a range.
+    // tag_class counts each required set's ready rows (kept exact by triggers, as flow_key_state),
+    // so a take knows at once whether any tagged job is ready. worker_shard.tag_sets: the tag sets
+    // of a liveness shard's live workers, with their latest signs (queue.reason no_matching_workers).
+    // The flow-key triggers are those of step 10, counting a key's untagged ready rows too.
+    version: 12,
+    sql: `
+      ALTER TABLE job_index ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+      CREATE INDEX job_index_class ON job_index (flow_key, tags, priority DESC, low_priority, created_at, job_id)
+        WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0;
+      CREATE TABLE tag_class (tags TEXT PRIMARY KEY, ready INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+      CREATE INDEX tag_class_ready ON tag_class (tags) WHERE ready > 0;
+      CREATE TRIGGER tag_class_insert AFTER INSERT ON job_index
+        WHEN NEW.tags != '' AND NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0 BEGIN
+        INSERT INTO tag_class (tags, ready) VALUES (NEW.tags, 1) ON CONFLICT (tags) DO UPDATE SET ready = ready + 1;
+      END;
+      CREATE TRIGGER tag_class_delete AFTER DELETE ON job_index
+        WHEN OLD.tags != '' AND OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0 BEGIN
+        UPDATE tag_class SET ready = ready - 1 WHERE tags = OLD.tags;
+      END;
+      CREATE TRIGGER tag_class_update_old AFTER UPDATE OF state, dispatch_pending, offered_until, tags ON job_index
+        WHEN OLD.tags != '' AND OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0
+          AND NOT (NEW.tags IS OLD.tags AND NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0) BEGIN
+        UPDATE tag_class SET ready = ready - 1 WHERE tags = OLD.tags;
+      END;
+      CREATE TRIGGER tag_class_update_new AFTER UPDATE OF state, dispatch_pending, offered_until, tags ON job_index
+        WHEN NEW.tags != '' AND NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0
+          AND NOT (NEW.tags IS OLD.tags AND OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) BEGIN
+        INSERT INTO tag_class (tags, ready) VALUES (NEW.tags, 1) ON CONFLICT (tags) DO UPDATE SET ready = ready + 1;
+      END;
+      ALTER TABLE worker_shard ADD COLUMN tag_sets TEXT NOT NULL DEFAULT '[]';
+      -- flow_key_state.untagged: a key's ready rows that require no tags (so far all of them), so a
+      -- worker without tags walks only the open keys it may take from (flow_key_open_untagged).
+      ALTER TABLE flow_key_state ADD COLUMN untagged INTEGER NOT NULL DEFAULT 0;
+      UPDATE flow_key_state SET untagged = ready;
+      CREATE INDEX flow_key_open_untagged ON flow_key_state (turn, flow_key) WHERE untagged > 0 AND held < cap AND limited_until = 0;
+      DROP TRIGGER flow_key_insert;
+      DROP TRIGGER flow_key_delete;
+      DROP TRIGGER flow_key_update_old;
+      DROP TRIGGER flow_key_update_new;
+      CREATE TRIGGER flow_key_insert AFTER INSERT ON job_index WHEN NEW.flow_key != '' BEGIN
+        INSERT INTO flow_key_state (flow_key, ready, untagged, held, cap, rate_n, rate_period) VALUES (NEW.flow_key,
+          NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0, (NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0) AND NEW.tags = '',
+          NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0,
+          COALESCE((SELECT cap FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT cap FROM flow_key_default), 1000000000),
+          COALESCE((SELECT rate_n FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_n FROM flow_key_default), 0),
+          COALESCE((SELECT rate_period FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_period FROM flow_key_default), 0))
+          ON CONFLICT (flow_key) DO UPDATE SET ready = ready + excluded.ready, untagged = untagged + excluded.untagged, held = held + excluded.held;
+      END;
+      CREATE TRIGGER flow_key_delete AFTER DELETE ON job_index WHEN OLD.flow_key != '' BEGIN
+        UPDATE flow_key_state SET
+          ready = ready - (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0),
+          untagged = untagged - ((OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) AND OLD.tags = ''),
+          held = held - (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0)
+          WHERE flow_key = OLD.flow_key;
+      END;
+      CREATE TRIGGER flow_key_update_old AFTER UPDATE OF state, dispatch_pending, offered_until, flow_key, tags ON job_index
+        WHEN OLD.flow_key != '' AND (OLD.flow_key IS NOT NEW.flow_key OR OLD.tags IS NOT NEW.tags
+          OR (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) IS NOT (NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0)
+          OR (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0) IS NOT (NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0)) BEGIN
+        UPDATE flow_key_state SET
+          ready = ready - (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0),
+          untagged = untagged - ((OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) AND OLD.tags = ''),
+          held = held - (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0)
+          WHERE flow_key = OLD.flow_key;
+      END;
+      CREATE TRIGGER flow_key_update_new AFTER UPDATE OF state, dispatch_pending, offered_until, flow_key, tags ON job_index
+        WHEN NEW.flow_key != '' AND (OLD.flow_key IS NOT NEW.flow_key OR OLD.tags IS NOT NEW.tags
+          OR (OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) IS NOT (NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0)
+          OR (OLD.state IN ('IN_PROGRESS', 'CANCELLING') OR OLD.offered_until > 0) IS NOT (NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0)) BEGIN
+        INSERT INTO flow_key_state (flow_key, ready, untagged, held, cap, rate_n, rate_period) VALUES (NEW.flow_key,
+          NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0, (NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0) AND NEW.tags = '',
+          NEW.state IN ('IN_PROGRESS', 'CANCELLING') OR NEW.offered_until > 0,
+          COALESCE((SELECT cap FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT cap FROM flow_key_default), 1000000000),
+          COALESCE((SELECT rate_n FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_n FROM flow_key_default), 0),
+          COALESCE((SELECT rate_period FROM flow_key_rule WHERE flow_key = NEW.flow_key), (SELECT rate_period FROM flow_key_default), 0))
+          ON CONFLICT (flow_key) DO UPDATE SET ready = ready + excluded.ready, untagged = untagged + excluded.untagged, held = held + excluded.held;
+      END;
+    `,
+  },
 ];

@@ -19,7 +19,7 @@ import { listJobs, type ListPage, type ListQuery } from "./job-listing";
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { ENDPOINT_MIGRATIONS } from "./schema";
-import { shardCount, type QueueInfo, type ShardAddr, type SyncReply, type TakeAnswer } from "./shards";
+import { shardCount, type QueueInfo, type ShardAddr, type SyncReply, type TakeAnswer, type TakeAsk } from "./shards";
 
 /** What the endpoint object tells its shards: the config and the run state. */
 export interface ShardState {
@@ -51,7 +51,7 @@ export class ShardObject extends DurableObject<Env> {
       workerCounts: null,
       hint: (count, fresh, shard) => this.root().hint(shard ?? this.addr!.shard, count, this.addr!.generation, fresh),
       forwardPoll: (waitMs, skip) => this.root().forwardPoll(this.addr!.shard, waitMs, this.addr!.generation, skip),
-      alive: (since) => this.root().workersAlive(since),
+      alive: (since, tags) => this.root().workersAlive(since, tags),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {
@@ -128,9 +128,9 @@ export class ShardObject extends DurableObject<Env> {
     return this.queue.sync(entry);
   }
 
-  async take(addr: ShardAddr, workerId: string, max: number, waitMs: number, generation: string | null, skip: number[] = [], redirected = false, takeId: string | null = null): Promise<TakeAnswer> {
-    if (!(await this.ready(addr)) || (generation !== null && generation !== addr.generation)) return { ids: [], depth: 0 };
-    return this.queue.take(workerId, max, waitMs, skip, redirected, takeId);
+  async take(addr: ShardAddr, ask: TakeAsk): Promise<TakeAnswer> {
+    if (!(await this.ready(addr)) || (ask.generation !== null && ask.generation !== addr.generation)) return { ids: [], depth: 0 };
+    return this.queue.take(ask);
   }
 
   async queueInfo(addr: ShardAddr, jobId: string): Promise<QueueInfo> {

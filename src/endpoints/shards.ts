@@ -90,6 +90,7 @@ export const QUEUE_REASONS = [
   "job_paused",
   "key_concurrency",
   "key_rate_limited",
+  "no_matching_workers",
 ] as const;
 export type QueueReason = (typeof QUEUE_REASONS)[number];
 
@@ -106,6 +107,8 @@ export interface QueueInfo {
   runAt?: string;
   /** A job of a rate-limited key (reason "key_rate_limited"): when its key may start jobs again (RFC 3339). */
   availableAt?: string;
+  /** A job no live worker matches (reason "no_matching_workers"): the tags it requires. */
+  tags?: string[];
 }
 
 /** The answer to a job's sync: jobs the caller should release (next in a sequence). */
@@ -115,17 +118,31 @@ export interface SyncReply {
   orphaned?: true;
 }
 
+/** A take as a shard serves it. */
+export interface TakeAsk {
+  workerId: string;
+  max: number;
+  /** How long to wait here for a job (0: answer at once). */
+  waitMs: number;
+  /** The endpoint incarnation the worker was authorized against (null: any). */
+  generation: string | null;
+  /** Shards this take was already sent to in vain; a waiting take is not redirected there again. */
+  skip?: number[];
+  /** The endpoint object's hint sent this take here (the shard hints again). */
+  redirected?: boolean;
+  /** The take's id (shared/take-ids): its claims carry it to the worker's liveness object. */
+  takeId?: string | null;
+  /** The tags the worker declared (canonical, shared/tags; '' or absent: none). */
+  tags?: string;
+}
+
 /** What jobs and the edge ask of the shard that indexes a job. */
 export interface JobQueue {
   sync(entry: IndexEntry): Promise<SyncReply>;
   enterSequence(key: string, jobId: string): Promise<string | null>;
   sequenceAhead(jobId: string): Promise<string | null>;
   queueInfo(jobId: string): Promise<QueueInfo>;
-  /**
-   * `skip`: shards this take was already sent to in vain; a waiting take is not redirected there
-   * again. `redirected`: the endpoint object's hint sent this take here (the shard hints again).
-   */
-  take(workerId: string, max: number, waitMs: number, generation: string | null, skip?: number[], redirected?: boolean, takeId?: string | null): Promise<TakeAnswer>;
+  take(ask: TakeAsk): Promise<TakeAnswer>;
 }
 
 export function shardStub(env: Env, addr: ShardAddr) {
@@ -141,7 +158,7 @@ export function queueOf(env: Env, endpointId: string, generation: string | null,
       enterSequence: (k, id) => s.enterSequence(k, id),
       sequenceAhead: (id) => s.sequenceAhead(id),
       queueInfo: (id) => s.queueInfo(id),
-      take: (w, max, wait, gen, skip = [], redirected = false, takeId = null) => s.take(w, max, wait, gen, skip, redirected, takeId),
+      take: (ask) => s.take(ask),
     };
   }
   const addr: ShardAddr = { endpointId, generation, shard };
@@ -151,6 +168,6 @@ export function queueOf(env: Env, endpointId: string, generation: string | null,
     enterSequence: (k, id) => s.enterSequence(addr, k, id),
     sequenceAhead: (id) => s.sequenceAhead(addr, id),
     queueInfo: (id) => s.queueInfo(addr, id),
-    take: (w, max, wait, gen, skip = [], redirected = false, takeId = null) => s.take(addr, w, max, wait, gen, skip, redirected, takeId),
+    take: (ask) => s.take(addr, ask),
   };
 }

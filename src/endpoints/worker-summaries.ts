@@ -5,15 +5,18 @@
 import { recordColdStarts } from "./endpoint-metrics";
 import type { ShardSummary } from "./liveness-object";
 import { countStates, type WorkerCounts } from "./workers";
+import { tagsMatch } from "../shared/tags";
+import type { TagSetSign } from "./workers";
 
 /** Stores a worker shard's summary; its cold starts count for metrics. */
 export function storeSummary(sql: SqlStorage, shard: number, summary: ShardSummary, now: number): void {
   sql.exec(
-    "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at) VALUES (?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at, tag_sets) VALUES (?, ?, ?, ?, ?)",
     shard,
     JSON.stringify(summary.counts),
     summary.lastSign,
     now,
+    JSON.stringify(summary.tagSets ?? []),
   );
   recordColdStarts(sql, summary.coldStarts, now);
 }
@@ -38,7 +41,15 @@ export function summarisedShards(sql: SqlStorage): number[] {
   return sql.exec<{ shard: number }>("SELECT shard FROM worker_shard ORDER BY shard").toArray().map((r) => r.shard);
 }
 
-/** Has a worker shard told of a sign of life since `since`? */
-export function signSince(sql: SqlStorage, since: number): boolean {
-  return sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
+/**
+ * Has a worker shard told of a sign of life since `since`? With `tags` (canonical, not ''): of a
+ * worker that declared all of them (each shard tells at most TAGS.setsPerSummary tag sets).
+ */
+export function signSince(sql: SqlStorage, since: number, tags?: string): boolean {
+  if (tags === undefined || tags === "") return sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
+  for (const r of sql.exec<{ tag_sets: string }>("SELECT tag_sets FROM worker_shard WHERE last_sign >= ?", since)) {
+    const sets = JSON.parse(r.tag_sets) as TagSetSign[];
+    if (sets.some((s) => s.lastSign >= since && tagsMatch(tags, s.tags))) return true;
+  }
+  return false;
 }

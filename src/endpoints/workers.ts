@@ -3,6 +3,7 @@
  * when, what it ran and how it failed, and the state RunPod shows for it.
  */
 import { WORKER_BOUNDS } from "../shared/limits";
+import { tagsOf } from "../shared/tags";
 
 export const WORKER_STATES = ["initializing", "idle", "running", "throttled", "unhealthy"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
@@ -23,6 +24,14 @@ export interface WorkerRow {
   unhealthyReason: string | null;
   sdkVersion: string | null;
   recentFailures: WorkerFailure[];
+  /** The tags it declared on its latest take or ping (none: []). */
+  tags: string[];
+}
+
+/** A tag set of live workers, with the latest sign of life of one that declared it. */
+export interface TagSetSign {
+  tags: string;
+  lastSign: number;
 }
 
 const RECENT_FAILURES = 10;
@@ -104,6 +113,28 @@ export function recordFailure(sql: SqlStorage, workerId: string, failure: Worker
   sql.exec("UPDATE worker SET recent_failures = ? WHERE worker_id = ?", JSON.stringify(list), workerId);
 }
 
+/** Notes the tags a worker declared (canonical); true when they changed. */
+export function setTags(sql: SqlStorage, workerId: string, tags: string): boolean {
+  const update = sql.exec("UPDATE worker SET tags = ? WHERE worker_id = ? AND tags IS NOT ?", tags, workerId, tags);
+  update.toArray(); // run it to the end, so rowsWritten is final
+  return update.rowsWritten > 0;
+}
+
+/**
+ * The tag sets healthy workers declared, each with its latest sign of life (an open take counts
+ * to its end), the most recent first, at most `limit`.
+ */
+export function tagSetSigns(sql: SqlStorage, limit: number): TagSetSign[] {
+  return sql
+    .exec<{ tags: string; s: number }>(
+      `SELECT tags, MAX(MAX(last_seen, poll_until)) AS s FROM worker WHERE unhealthy_reason IS NULL AND tags != ''
+       GROUP BY tags ORDER BY s DESC LIMIT ?`,
+      limit,
+    )
+    .toArray()
+    .map((r) => ({ tags: r.tags, lastSign: r.s }));
+}
+
 export function markRecycle(sql: SqlStorage, workerId: string): void {
   sql.exec("UPDATE worker SET recycle = 1 WHERE worker_id = ?", workerId);
 }
@@ -130,6 +161,7 @@ export function listWorkers(sql: SqlStorage, now: number): WorkerRow[] {
       unhealthy_reason: string | null;
       sdk_version: string | null;
       recent_failures: string;
+      tags?: string;
     }>("SELECT * FROM worker ORDER BY worker_id")
     .toArray()
     .map((r) => ({
@@ -142,6 +174,7 @@ export function listWorkers(sql: SqlStorage, now: number): WorkerRow[] {
       unhealthyReason: r.unhealthy_reason,
       sdkVersion: r.sdk_version,
       recentFailures: JSON.parse(r.recent_failures) as WorkerFailure[],
+      tags: tagsOf(r.tags ?? ""),
     }));
 }
 

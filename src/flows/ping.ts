@@ -13,6 +13,8 @@ export interface Heartbeat {
   sdkVersion: string | null;
   /** A failed start-up check, as "check: reason" (null: healthy). */
   unhealthy: string | null;
+  /** The tags it declared (canonical, shared/tags; null: unsaid). */
+  tags: string | null;
 }
 
 /**
@@ -22,7 +24,7 @@ export interface Heartbeat {
 export async function ping(env: Env, config: EndpointConfig, workerId: string, beat: Heartbeat): Promise<void> {
   const ref = refOf(config);
   const liveness = livenessOf(env, config, workerId);
-  const { quiet, unlisted } = await liveness.stub.ping(liveness.ref, config.heartbeatTimeout, workerId, beat.jobIds, beat.sdkVersion, beat.unhealthy);
+  const { quiet, unlisted } = await liveness.stub.ping(liveness.ref, config.heartbeatTimeout, workerId, beat);
   await Promise.all([
     ...quiet.map((q) => jobAt(env, q.jobId).workerQuiet(ref, workerId, q.told)),
     ...unlisted.map((id) => jobAt(env, id).notListed(ref, workerId)),

@@ -31,7 +31,7 @@ export interface ReportOutcome {
  * report was refused or was the exact repeat of an accepted one (its first answer, lost, already
  * handed out a job: one report hands out at most one).
  */
-export async function reportDone(env: Env, t: ReportTarget, report: WorkerReport, output: Uint8Array | null, opts: { stopPod: boolean; next: boolean }): Promise<ReportOutcome> {
+export async function reportDone(env: Env, t: ReportTarget, report: WorkerReport, output: Uint8Array | null, opts: { stopPod: boolean; next: boolean; tags?: string | null }): Promise<ReportOutcome> {
   if (opts.stopPod) {
     const { ref, stub } = livenessOf(env, t.config, t.workerId);
     await stub.recycle(ref, t.workerId);
@@ -39,7 +39,7 @@ export async function reportDone(env: Env, t: ReportTarget, report: WorkerReport
   const change = await jobAt(env, t.jobId).report(refOf(t.config), t.fence, report, output);
   if (!opts.next) return { change };
   if (!change.ok || change.repeat || opts.stopPod) return { change, next: null };
-  const [next] = await takeJobs(env, t.config, { workerId: t.workerId, max: 1, waitMs: 0, jobInProgress: null });
+  const [next] = await takeJobs(env, t.config, { workerId: t.workerId, max: 1, waitMs: 0, jobInProgress: null, tags: opts.tags ?? null });
   return { change, next: next ?? null };
 }
 

@@ -10,6 +10,8 @@ import { resolvePolicy, type SubmitBody } from "../jobs/policy";
 import type { JobExtras, JobKind, JobRecord } from "../jobs/record";
 import { placeJob } from "./shard-picks";
 import { jobAt } from "./stubs";
+import { TAGS } from "../shared/limits";
+import { tagsRefusal } from "../shared/tags";
 
 export interface SubmitRequest {
   kind: JobKind;
@@ -50,6 +52,18 @@ export function flowKeyRefusal(body: Pick<SubmitBody, "concurrencyKey" | "rateLi
   if ((c ?? r) !== undefined && body.sequenceKey !== undefined) {
     return `${where}sequenceKey cannot go with ${where}${c !== undefined ? "concurrencyKey" : "rateLimitKey"}: a sequence already runs one job at a time`;
   }
+  return null;
+}
+
+/**
+ * Why a body's tags are refused, or null: each must be a valid tag (shared/tags), and a push
+ * endpoint hands jobs to its push workers, which declare no tags: none would ever match.
+ */
+export function tagsRefusalOf(body: Pick<SubmitBody, "tags">, config: Pick<EndpointConfig, "mode">, where = ""): string | null {
+  if (body.tags === undefined || body.tags.length === 0) return null;
+  const bad = tagsRefusal(body.tags, TAGS.perJob, `${where}tags`);
+  if (bad !== null) return bad;
+  if (config.mode === "push") return `${where}tags: this endpoint pushes its jobs, and push workers declare no tags (tags are for pulling workers: ?tags= on job-take)`;
   return null;
 }
 

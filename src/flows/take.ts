@@ -10,6 +10,7 @@ import type { Piece } from "../shared/pieces";
 import { newTakeId } from "../shared/take-ids";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer } from "../endpoints/shards";
 import { claimOffered } from "../endpoints/take-claims";
+import type { Taker } from "../endpoints/ready-index";
 import { livenessOf } from "./liveness";
 import { noteDepth, parkAt, sampleShard, unpark } from "./shard-picks";
 import { jobAt, refOf } from "./stubs";
@@ -21,6 +22,8 @@ export interface TakeRequest {
   waitMs: number;
   /** What the worker says it runs (`job_in_progress`): false releases the jobs it holds. */
   jobInProgress: boolean | null;
+  /** The tags it declared (canonical, shared/tags; null or absent: unsaid, none for this take). */
+  tags?: string | null;
 }
 
 /** A take without wait asks the endpoint object for a hint at most this often (each hint costs a take). */
@@ -35,17 +38,17 @@ const NO_WAIT_ROOT_ASKS = 3;
  * no earlier (its id carries its start: shared/take-ids).
  */
 export async function takeJobs(env: Env, config: EndpointConfig, take: TakeRequest): Promise<Piece[][]> {
-  const { workerId, max, waitMs, jobInProgress } = take;
+  const { workerId, max, waitMs, jobInProgress, tags } = take;
   const ref = refOf(config);
   const startedAt = Date.now();
   const deadline = startedAt + waitMs;
   const liveness = livenessOf(env, config, workerId);
   const takeId = newTakeId(startedAt);
-  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, workerId, jobInProgress, deadline, takeId).then(async (lost) => {
+  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, { workerId, jobInProgress, pollUntil: deadline, takeId, tags: tags ?? null }).then(async (lost) => {
     await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
   });
   try {
-    return await claimOffers(env, config, workerId, max, deadline, takeId);
+    return await claimOffers(env, config, { workerId, tags: tags ?? "" }, max, deadline, takeId);
   } finally {
     await released;
   }
@@ -61,7 +64,8 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
  * wait (done-and-take-next) asks the endpoint object last, which keeps the hints of shards whose
  * ready jobs found no waiter, and follows its redirect once.
  */
-async function claimOffers(env: Env, config: EndpointConfig, workerId: string, max: number, deadline: number, takeId: string): Promise<Piece[][]> {
+async function claimOffers(env: Env, config: EndpointConfig, taker: Taker, max: number, deadline: number, takeId: string): Promise<Piece[][]> {
+  const { workerId, tags } = taker;
   const sharded = shardCount(config) > 1;
   const home = homeShard(config, workerId);
   // Where a take waits when its home fails: the next placement shard, then the endpoint object.
@@ -89,7 +93,7 @@ async function claimOffers(env: Env, config: EndpointConfig, workerId: string, m
       // A waiting take tells this isolate's placements where a job would meet it at once.
       const ticket = sharded && waitMs > 0 ? parkAt(config, shard) : null;
       try {
-        offer = await queueOf(env, config.id, config.generation, shard).take(workerId, max, waitMs, config.generation, skip, viaRedirect, takeId);
+        offer = await queueOf(env, config.id, config.generation, shard).take({ workerId, max, waitMs, generation: config.generation, skip, redirected: viaRedirect, takeId, tags });
       } finally {
         if (ticket) unpark(config, ticket);
       }

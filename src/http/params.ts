@@ -5,7 +5,8 @@
 import type { Context } from "hono";
 import type { Fence } from "../jobs/commands";
 import { refOf } from "../flows/stubs";
-import { ID_PATTERN } from "../shared/limits";
+import { ID_PATTERN, TAGS } from "../shared/limits";
+import { tagKey, tagsRefusal } from "../shared/tags";
 import { requireEndpoint } from "./auth";
 import { badRequest } from "./errors";
 import { endpointParam, jobNotFound, jobStub } from "./stubs";
@@ -50,6 +51,20 @@ export function jobInProgressParam(c: Context<AppEnv>): boolean | null {
   if (raw === undefined) return null;
   if (raw !== "0" && raw !== "1") throw badRequest(`job_in_progress must be 0 or 1, got '${raw}'`);
   return raw === "1";
+}
+
+/**
+ * `?tags=gpu,a100`: the tags a worker declares (issue 15, item 3), canonical (shared/tags); null
+ * when absent; an empty value declares none. A bad tag, or more than TAGS.perWorker, is a 400.
+ */
+export function tagsParam(c: Context<AppEnv>, lenient = false): string | null {
+  const raw = c.req.query("tags");
+  if (raw === undefined) return null;
+  const tags = raw.split(",").map((t) => t.trim()).filter((t) => t.length > 0);
+  const refusal = tagsRefusal(tags, TAGS.perWorker, "tags");
+  if (refusal !== null && lenient) return null;
+  if (refusal !== null) throw badRequest(refusal);
+  return tagKey(tags);
 }
 
 export function fenceOf(c: Context<AppEnv>, workerId: string): Fence {

@@ -1,5 +1,6 @@
 import type { JobRecord } from "./record";
 import type { JobState } from "./states";
+import { tagKey } from "../shared/tags";
 
 /**
  * What a job tells its endpoint about itself after every change. The endpoint's ready index,
@@ -28,6 +29,8 @@ export interface IndexEntry {
   sequenceKey: string | null;
   /** The job's flow-control key (issue 16; absent from entries built before it was kept). */
   flowKey?: string | null;
+  /** The tags a worker needs to be handed the job (canonical, shared/tags; '' or absent: none). */
+  tags?: string;
   /** The batch the job is a request of (listing filters on it; absent from entries built before it was kept). */
   batchId?: string | null;
   /** A push job waiting for the queue's retry of its dispatch: not to be dispatched again. */
@@ -56,6 +59,7 @@ export function indexEntryOf(job: JobRecord, inputBytes: number): IndexEntry {
     reason: job.reason,
     sequenceKey: job.sequenceKey,
     flowKey: job.flowKey,
+    tags: tagKey(job.policy.tags),
     batchId: job.batchId,
     dispatchPending: job.state === "IN_QUEUE" && job.dispatch !== null,
     dispatchError: job.state === "IN_QUEUE" ? (job.dispatch?.error ?? null) : null,

@@ -3,7 +3,8 @@
  * together with the endpoint's defaults.
  */
 import { z } from "zod";
-import { LIMITS } from "../shared/limits";
+import { LIMITS, TAGS } from "../shared/limits";
+import { tagKey, tagsOf } from "../shared/tags";
 import type { JobKind, JobPolicy, TtlMode } from "./record";
 import { RetryBackoff } from "./backoff";
 
@@ -74,6 +75,11 @@ export const SubmitBody = z.object({
     .max(255)
     .meta({ description: "A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey." })
     .optional(),
+  tags: z
+    .array(z.string().max(TAGS.chars))
+    .max(TAGS.perJob)
+    .meta({ description: `Tags a worker must have declared (\`?tags=\` on job-take and ping) to be handed the job: all of them. At most ${TAGS.perJob}, each 1-${TAGS.chars} letters, digits, '_', '-', '.', ':' or '/'. Pulling workers only: a push endpoint refuses them.` })
+    .optional(),
   s3Config: z
     .record(z.string(), z.unknown())
     .meta({ description: "Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed." })
@@ -123,5 +129,6 @@ export function resolvePolicy(body: SubmitBody, config: PolicyDefaults, kind: Jo
     cancelGraceMs: config.cancelGraceMs,
     retryOnError: p.retryOnError ?? config.retryOnError,
     retryBackoff: p.retryBackoff === undefined ? (config.retryBackoff ?? null) : p.retryBackoff,
+    ...(body.tags !== undefined && body.tags.length > 0 ? { tags: tagsOf(tagKey(body.tags)) } : {}),
   };
 }

@@ -38,6 +38,8 @@ export interface JobPolicy {
   retryOnError: boolean;
   /** How long the job waits (SCHEDULED) before the next attempt after an error or a lost lease; absent or null: none. */
   retryBackoff?: RetryBackoff | null;
+  /** The tags a worker must have declared to be handed the job (issue 15, item 3), sorted; absent: none. */
+  tags?: string[];
 }
 
 /** Why a job ended where it did, when the state alone does not say. */

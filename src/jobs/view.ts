@@ -24,6 +24,8 @@ export function statusFields(job: JobRecord, now: number): Record<string, unknow
   if (job.reason !== null) body.reason = job.reason;
   // Per-job pause (issue 15): a waiting job reads IN_QUEUE (queue.reason "job_paused"), a running one IN_PROGRESS.
   if (job.paused) body.paused = true;
+  // Worker tags (issue 15, item 3): the tags a worker must have declared to be handed the job.
+  if (job.policy.tags !== undefined && job.policy.tags.length > 0) body.tags = job.policy.tags;
   body.createdAt = iso(job.createdAt);
   body.startedAt = iso(job.startedAt);
   body.completedAt = iso(job.completedAt);

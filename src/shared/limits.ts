@@ -280,3 +280,18 @@ export const FLOW_KEYS = {
   periodMs: { min: SECOND, max: DAY },
   overridesPerEndpoint: 1_000,
 } as const;
+
+/**
+ * Worker tags (issue 15, item 3): a job requiring tags (`tags` on submit, at most `perJob`) is
+ * handed only to workers that declared all of them (`?tags=` on take and ping, at most
+ * `perWorker`). A tag is 1-`chars` letters, digits, '_', '-', '.', ':' or '/', starting with a
+ * letter or digit. `perWorker` bounds the tag sets a take looks up (its subsets: 2^8 - 1).
+ */
+export const TAGS = {
+  chars: 64,
+  perJob: 8,
+  perWorker: 8,
+  pattern: /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/,
+  /** Distinct tag sets of live workers a liveness shard tells its endpoint at most (for queue.reason). */
+  setsPerSummary: 64,
+} as const;

@@ -54,11 +54,16 @@ describe("dashboard", () => {
     const ep = "dash-demo";
     // One shard: the endpoint object serves every index call, so its load row counts them all.
     const keys = await endpointWithKeys(server.base, server.adminKey, ep, { shards: 1 });
-    procs.push(spawnNode("examples/worker.mjs", { EDGE_JOBS_URL: server.base, ENDPOINT_ID: ep, API_KEY: keys.worker, WORKER_ID: "dash-worker", RUNPOD_PING_INTERVAL: "1000" }));
+    // The worker declares tags in its URL templates (as a RunPod worker would): the first job needs one.
+    procs.push(spawnNode("examples/worker.mjs", {
+      EDGE_JOBS_URL: server.base, ENDPOINT_ID: ep, API_KEY: keys.worker, WORKER_ID: "dash-worker", RUNPOD_PING_INTERVAL: "1000",
+      RUNPOD_WEBHOOK_GET_JOB: `${server.base}/v2/${ep}/job-take/$ID?gpu=none&tags=gpu,a100`,
+      RUNPOD_WEBHOOK_PING: `${server.base}/v2/${ep}/ping/$RUNPOD_POD_ID?gpu=none&tags=gpu,a100`,
+    }));
     // Three complete, one fails, one runs a program that exits 3 (ERROR: completed with errors).
     const inputs = [{ n: 1, sleepMs: 30 }, { n: 2, sleepMs: 80 }, { n: 3, sleepMs: 150, log: ["hello from the handler <b>as text</b>"] }, { fail: "bad input" }, { exitCode: 3 }];
     const ids: string[] = [];
-    for (const input of inputs) ids.push((await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input })).body.id as string);
+    for (const [i, input] of inputs.entries()) ids.push((await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input, ...(i === 0 ? { tags: ["gpu"] } : {}) })).body.id as string);
     await eventually("all jobs to finish", 30_000, async () => {
       const h = await api(server.base, "GET", `/v2/${ep}/health`, keys.client);
       const jobs = h.body.jobs as { completed: number; failed: number };
@@ -131,6 +136,8 @@ describe("dashboard", () => {
     expect(Number(loadCells[3])).toBeGreaterThanOrEqual(4 * 3); // at least sync ×3 and a take per job
     expect(loadCells[5]).toMatch(/sync \d+/);
     await page.locator('#workers td:has-text("dash-worker")').waitFor({ timeout: 10_000 });
+    // Its tags, as it declared them (sorted).
+    expect(await page.locator('#workers tr:has-text("dash-worker") td.tags .pill').allTextContents()).toEqual(["a100", "gpu"]);
     await page.locator(`#jobs tr[data-job="${ids[2]}"]`).waitFor({ timeout: 10_000 });
     expect(await page.locator(`#jobs tr[data-job="${ids[4]}"] .pill`).first().textContent()).toBe("ERROR");
     await page.screenshot({ path: path.join(OUT, "dashboard-endpoint.png"), fullPage: true });

@@ -46,7 +46,7 @@ describe.skipIf(!on)("cost by queue depth (measurement)", () => {
         const r = {
           depth,
           queueInfo: await median(() => i.queueInfo(last)),
-          take: await median(() => i.take("w-measure", 1, 0, null)),
+          take: await median(() => i.take({ workerId: "w-measure", max: 1, waitMs: 0, generation: null })),
           health: await median(() => i.health()),
           recentJobs: await median(() => recentJobs(sql, 50)),
           jobsList: await median(() => i.jobs(50)),

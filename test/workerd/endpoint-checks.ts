@@ -6,7 +6,7 @@
  */
 import { expect } from "vitest";
 import { call, json } from "./helpers";
-import { current, isRunning, RUNNING, WAITING, type MJob, type World } from "./endpoint-world";
+import { current, isRunning, matchingWorkerAlive, RUNNING, WAITING, type MJob, type World } from "./endpoint-world";
 
 const running = (w: World) => current(w).filter((j) => isRunning(j.snap));
 
@@ -83,7 +83,10 @@ export function queueReasonsAgree(w: World): void {
       continue;
     }
     const capped = w.cfg.concurrency !== null && runningNow >= w.cfg.concurrency;
-    const want = capped ? ["concurrency_limit"] : w.aliveAtSnapshot === null ? ["all_workers_busy", "no_workers"] : [w.aliveAtSnapshot ? "all_workers_busy" : "no_workers"];
+    // A job requiring tags, with workers alive, waits for one that declared them all (issue 15, item 3).
+    const matched = j.tags === "" ? true : matchingWorkerAlive(w, j.tags);
+    const busy = matched === null ? ["all_workers_busy", "no_matching_workers"] : [matched ? "all_workers_busy" : "no_matching_workers"];
+    const want = capped ? ["concurrency_limit"] : w.aliveAtSnapshot === null ? [...busy, "no_workers"] : w.aliveAtSnapshot ? busy : ["no_workers"];
     expect([...want, ...(j.flow !== null ? ["key_concurrency"] : [])], `[I7 queue.reason] ${j.id} IN_QUEUE, ${runningNow} running`).toContain(s.queueReason);
   }
 }

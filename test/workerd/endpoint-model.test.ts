@@ -13,11 +13,12 @@
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Clock } from "../../src/shared/clock";
+import { tagsMatch } from "../../src/shared/tags";
 import { call, json, seedFrom, uniqueEndpointId } from "./helpers";
 import { checkInvariants, core } from "./endpoint-checks";
 import {
   advance, AVOID_GRACE_MS, configOf, createEndpointGen, current, deleted, deliverOwedStops, isRunning, isTerminal, newJob, PING_RELEASE_MS, pollStops,
-  readStatus, snapshot, unfinishedOfKey, WAITING, type FinalKind, type MJob, type World,
+  readStatus, seen, snapshot, unfinishedOfKey, WAITING, WORKER_TAGS, type FinalKind, type MJob, type World,
 } from "./endpoint-world";
 
 type Cmd = fc.AsyncCommand<World, World>;
@@ -34,14 +35,14 @@ const pickOf = <T>(xs: T[], n: number): T | undefined => (xs.length === 0 ? unde
 
 class Submit implements Cmd {
   /** `flow`: a concurrencyKey, on endpoints without a cap only (with one the model predicts the exact order; keys take turns). */
-  constructor(readonly priority: number, readonly seq: string | null, readonly idem: "none" | "new" | number, readonly flow: string | null = null) {}
+  constructor(readonly priority: number, readonly seq: string | null, readonly idem: "none" | "new" | number, readonly flow: string | null = null, readonly tags: readonly string[] | null = null) {}
   check = () => true;
   async run(w: World) {
     const keyed = w.jobs.filter((j) => j.idemKey !== null);
     const reuse = typeof this.idem === "number" ? pickOf(keyed, this.idem) : undefined;
     const key = reuse?.idemKey ?? (this.idem === "none" ? null : `k${++w.keys}`);
     const flow = this.seq === null && w.cfg.concurrency === null ? this.flow : null;
-    const body = reuse?.body ?? { input: { n: w.jobs.length }, priority: this.priority, ...(this.seq ? { sequenceKey: this.seq } : {}), ...(flow ? { concurrencyKey: flow } : {}), ...(key ? { idempotencyKey: key } : {}) };
+    const body = reuse?.body ?? { input: { n: w.jobs.length }, priority: this.priority, ...(this.seq ? { sequenceKey: this.seq } : {}), ...(flow ? { concurrencyKey: flow } : {}), ...(this.tags ? { tags: this.tags } : {}), ...(key ? { idempotencyKey: key } : {}) };
     const latest = key === null ? undefined : w.jobs.findLast((j) => j.idemKey === key);
     const seq = (body.sequenceKey as string | undefined) ?? null;
     const behind = seq !== null && unfinishedOfKey(w, seq, null).length > 0;
@@ -66,7 +67,7 @@ class Submit implements Cmd {
     }
     await settle(w);
   }
-  toString = () => `submit(p${this.priority}, ${this.seq ?? "-"}, ${this.idem}${this.flow ? `, key ${this.flow}` : ""})`;
+  toString = () => `submit(p${this.priority}, ${this.seq ?? "-"}, ${this.idem}${this.flow ? `, key ${this.flow}` : ""}${this.tags ? `, tags ${this.tags.join("+")}` : ""})`;
 }
 
 class Take implements Cmd {
@@ -83,9 +84,11 @@ class Take implements Cmd {
     // Saying it runs nothing releases every job the worker holds (before the offer is made).
     const released = inProgress === 0 ? jobs.filter((j) => isRunning(j.snap) && j.snap!.workerId === this.wid) : [];
     const room = w.cfg.concurrency === null ? Infinity : w.cfg.concurrency - jobs.filter((j) => isRunning(j.snap)).length;
-    // The queue's order: priority, then submit order; a job this worker failed waits AVOID_GRACE_MS for others.
+    // The queue's order: priority, then submit order; a job this worker failed waits AVOID_GRACE_MS for others;
+    // a job requiring tags goes only to a worker that declared them all (issue 15, item 3).
+    const have = WORKER_TAGS[this.wid]!;
     const waiting = jobs
-      .filter((j) => j.snap?.state === "IN_QUEUE" && !(j.avoid.has(this.wid) && w.now - j.queuedSince! < AVOID_GRACE_MS))
+      .filter((j) => j.snap?.state === "IN_QUEUE" && !(j.avoid.has(this.wid) && w.now - j.queuedSince! < AVOID_GRACE_MS) && tagsMatch(j.tags, have))
       .sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     // A job of a flow key at its cap waits for the key (counted before the release, or after it: the release runs beside the offer).
     const keyOpen = (freed: readonly MJob[]) => {
@@ -98,13 +101,14 @@ class Take implements Cmd {
     if (want.length === 0 && released.length === 0 && !this.probeEmpty) return; // a 204 costs TAKE_WAIT_MS
     const path = this.max === 1 ? `job-take/${this.wid}?` : `job-take-batch/${this.wid}?batch_size=${this.max}&`;
     const poll = async () => {
-      const res = await call("GET", `/v2/${w.ep}/${path}job_in_progress=${inProgress}`, { key: w.workerKey });
+      const res = await call("GET", `/v2/${w.ep}/${path}job_in_progress=${inProgress}${have ? `&tags=${have}` : ""}`, { key: w.workerKey });
       expect([200, 204], "take").toContain(res.status);
       const body = res.status === 200 ? await json<unknown>(res) : [];
       return (Array.isArray(body) ? body : [body]) as Array<{ id: string; attempt: number }>;
     };
     let got = await poll();
-    mw.lastSeen = w.now;
+    seen(w, this.wid);
+    mw.declared = true;
     // Sharded: a job on another shard reaches an idle poll through the endpoint object's hint, a
     // few calls later (README, Shards). With the tests' 300 ms polls on a starved CPU that may
     // miss one poll (seen at seed 736773 under load): the job must then come with the next polls.
@@ -288,10 +292,13 @@ class Ping implements Cmd {
     const mw = w.workers[this.wid]!;
     const listed = [...mw.held.keys()];
     // RunPod's SDK sends its version always and omits job_id when it runs nothing.
-    const query = this.variant === "bare" ? "" : `?runpod_version=1.7.0${listed.length ? `&job_id=${listed.join(",")}` : ""}`;
+    // A listing ping also names the worker's tags (as a RunPod worker's ping URL template may).
+    const tags = WORKER_TAGS[this.wid]!;
+    const query = this.variant === "bare" ? "" : `?runpod_version=1.7.0${listed.length ? `&job_id=${listed.join(",")}` : ""}${tags ? `&tags=${tags}` : ""}`;
     const pre = new Map(current(w).map((j) => [j.id, j.snap]));
     const res = await call("GET", `/v2/${w.ep}/ping/${this.wid}${query}`, { key: w.workerKey });
-    mw.lastSeen = w.now;
+    seen(w, this.wid);
+    if (this.variant !== "bare") mw.declared = true;
     expect(res.status).toBe(200);
     await res.body?.cancel();
     await snapshot(w);
@@ -402,8 +409,15 @@ class Flaky implements Cmd {
 const worker = fc.constantFrom("w1", "w1", "w1", "w2", "w3");
 const pick = fc.nat(11);
 const submit = fc
-  .tuple(fc.constantFrom(0, 0, 5), fc.constantFrom(null, "a", "a", "b"), fc.oneof(fc.constantFrom("none" as const, "new" as const), fc.nat(5)), fc.constantFrom(null, null, "t1", "t2"))
-  .map(([p, s, k, f]) => new Submit(p, s, k, f));
+  .tuple(
+    fc.constantFrom(0, 0, 5),
+    fc.constantFrom(null, "a", "a", "b"),
+    fc.oneof(fc.constantFrom("none" as const, "new" as const), fc.nat(5)),
+    fc.constantFrom(null, null, "t1", "t2"),
+    // Tags: most jobs none; some for w2 and w3 (gpu), some for w3 only (a100 + gpu).
+    fc.constantFrom(null, null, null, ["gpu"], ["gpu", "a100"]),
+  )
+  .map(([p, s, k, f, t]) => new Submit(p, s, k, f, t));
 const take = fc
   .tuple(worker, fc.constantFrom(1, 1, 2, 3) as fc.Arbitrary<1 | 2 | 3>, fc.constantFrom(false, false, false, false, true), fc.constantFrom(false, false, false, true))
   .map(([wid, n, r, p]) => new Take(wid, n, r, p));

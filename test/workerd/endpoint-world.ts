@@ -6,13 +6,14 @@
  * change what the system owes (stop signals, avoided workers, ready times); the invariants in
  * endpoint-checks.ts then hold the real system to that.
  */
+import { tagKey, tagsMatch } from "../../src/shared/tags";
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 import { call, createKey, json } from "./helpers";
-import { LIVENESS } from "../../src/shared/limits";
+import { LIVENESS, WORKER_BOUNDS } from "../../src/shared/limits";
 
 export const HOUR = 3_600_000;
 /** How long an idempotency key answers with its first job (src/jobs/record.ts IDEMPOTENCY_MS). */
@@ -23,6 +24,8 @@ export const AVOID_GRACE_MS = 30_000;
 export const PING_RELEASE_MS = 30_000;
 
 export const WORKERS = ["w1", "w2", "w3"] as const;
+/** The tags each worker declares on its takes (issue 15, item 3; canonical): w1 none, w2 a GPU, w3 an A100 GPU. */
+export const WORKER_TAGS: Record<string, string> = { w1: "", w2: "gpu", w3: "a100,gpu" };
 export type WorkerId = (typeof WORKERS)[number];
 export const RUNNING = ["IN_PROGRESS", "CANCELLING"];
 export const WAITING = ["IN_QUEUE", "SEQUENCED"];
@@ -74,6 +77,8 @@ export interface MJob {
   seq: string | null;
   /** Its flow key (concurrencyKey), or null. */
   flow: string | null;
+  /** The tags it requires (canonical; '' for none). */
+  tags: string;
   priority: number;
   createdAt: number;
   snap: Snap | null;
@@ -97,6 +102,12 @@ export interface MWorker {
   forgot: Set<string>;
   lastSeen: number | null;
   lastFinal: { job: string; attempt: number; kind: FinalKind } | null;
+  /**
+   * It declared its tags (WORKER_TAGS) to this endpoint generation: on a take, or a ping that
+   * names them. null: it did, but was silent long enough since to have been forgotten (its
+   * liveness object forgets silent workers, their tags with them; README "Worker liveness").
+   */
+  declared: boolean | null;
 }
 
 /** A stop the system owes a worker: its attempt was taken away while it ran it. */
@@ -132,7 +143,7 @@ export async function createEndpointGen(w: World): Promise<void> {
   expect(res.status, `create endpoint ${w.ep}`).toBe(200);
   w.clientKey = await createKey(w.ep, "client");
   w.workerKey = await createKey(w.ep, "worker");
-  for (const id of WORKERS) w.workers[id] = { held: new Map(), forgot: new Set(), lastSeen: null, lastFinal: null };
+  for (const id of WORKERS) w.workers[id] = { held: new Map(), forgot: new Set(), lastSeen: null, lastFinal: null, declared: false };
 }
 
 export const current = (w: World) => w.jobs.filter((j) => j.gen === w.gen && !j.gone);
@@ -150,7 +161,31 @@ export function deleted(w: World, j: MJob): boolean {
  * less than min(LIVENESS.flushMs, heartbeat / 2): within that lag of the timeout it may say either.
  */
 export function anyWorkerAlive(w: World): boolean | null {
-  const latest = Math.max(...Object.values(w.workers).map((mw) => mw.lastSeen ?? -Infinity));
+  return aliveSince(w, Object.values(w.workers));
+}
+
+/** As anyWorkerAlive, among the workers that declared every tag of `tags` (canonical, not ''). */
+export function matchingWorkerAlive(w: World, tags: string): boolean | null {
+  const matching = Object.entries(w.workers).filter(([id]) => tagsMatch(tags, WORKER_TAGS[id]!)).map(([, mw]) => mw);
+  const sure = aliveSince(w, matching.filter((mw) => mw.declared === true));
+  if (sure !== false) return sure;
+  // Workers that may have been forgotten since they declared their tags: they may count or not.
+  return aliveSince(w, matching.filter((mw) => mw.declared === null)) === false ? false : null;
+}
+
+/**
+ * A sign of life of `worker` now (take, ping, stop poll). Silent longer than a never-taking
+ * worker is kept (WORKER_BOUNDS.forgetNeverTookMs, the shorter bound), it may have been
+ * forgotten and its declared tags with it: the next take or listing ping declares them again.
+ */
+export function seen(w: World, worker: string): void {
+  const mw = w.workers[worker]!;
+  if (mw.declared === true && mw.lastSeen !== null && w.now - mw.lastSeen > WORKER_BOUNDS.forgetNeverTookMs) mw.declared = null;
+  mw.lastSeen = w.now;
+}
+
+function aliveSince(w: World, workers: readonly MWorker[]): boolean | null {
+  const latest = Math.max(...workers.map((mw) => mw.lastSeen ?? -Infinity));
   const lag = Math.min(LIVENESS.flushMs, w.cfg.heartbeatTimeout / 2);
   if (latest >= w.now - w.cfg.heartbeatTimeout + lag) return true;
   if (latest < w.now - w.cfg.heartbeatTimeout) return false;
@@ -227,7 +262,7 @@ export async function deliverOwedStops(w: World): Promise<void> {
 
 export async function pollStops(w: World, worker: string): Promise<void> {
   const res = await call("GET", `/v2/${w.ep}/job-stop/${worker}`, { key: w.workerKey });
-  w.workers[worker]!.lastSeen = w.now;
+  seen(w, worker);
   const all: string[] = res.status === 200 ? (await json<{ jobsToStop: string[] }>(res)).jobsToStop : [];
   if (res.status !== 200) await res.body?.cancel();
   // Stops for jobs of a deleted endpoint generation are tolerated (harmless to a worker); any
@@ -264,7 +299,8 @@ export async function advance(w: World, ms: number): Promise<void> {
 /** A new job in the model, as a submit answered it. */
 export function newJob(w: World, id: string, body: Record<string, unknown>, idemKey: string | null): MJob {
   const j: MJob = {
-    id, gen: w.gen, idemKey, body, seq: (body.sequenceKey as string | undefined) ?? null, flow: (body.concurrencyKey as string | undefined) ?? null, priority: (body.priority as number | undefined) ?? 0,
+    id, gen: w.gen, idemKey, body, seq: (body.sequenceKey as string | undefined) ?? null, flow: (body.concurrencyKey as string | undefined) ?? null,
+    tags: tagKey(body.tags as string[] | undefined), priority: (body.priority as number | undefined) ?? 0,
     createdAt: w.now, snap: null, gone: false, terminalSince: null, queuedSince: null, avoid: new Set(), handed: 0, finals: [],
   };
   w.jobs.push(j);

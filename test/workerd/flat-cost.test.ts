@@ -138,7 +138,7 @@ describe("flat per-request cost (issue 12)", () => {
       try {
         expect((await i.queueInfo(filledId("q", 20_000))).position).toBe(QUEUE_POSITION.exactBelow);
         // Offered at once, so claimed here: the filled rows have no job objects, so the claims fail (and count as stale).
-        const took = await i.take("w-plan", 4, 0);
+        const took = await i.take({ workerId: "w-plan", max: 4, waitMs: 0, generation: null });
         expect(took.ids.length + (took.jobs?.length ?? 0) + (took.stale ?? 0)).toBe(4);
         expect((await i.health())?.jobs.inQueue).toBeGreaterThan(20_000);
         expect(await i.jobs(20)).toHaveLength(20);
@@ -268,7 +268,7 @@ describe("flat per-request cost (issue 12)", () => {
   it("one ready job wakes one of 50 parked takes with a bounded number of offer queries (not one per waiter)", async () => {
     const ep = await createEndpoint();
     await runInDurableObject(endpointStubOf(ep), async (i: EndpointObject) => {
-      const takes = Array.from({ length: 50 }, (_, n) => i.take(`w${n}`, 1, 300, null));
+      const takes = Array.from({ length: 50 }, (_, n) => i.take({ workerId: `w${n}`, max: 1, waitMs: 300, generation: null }));
       const seen: Seen[] = [];
       const restore = recordSql(i, seen);
       try {
@@ -287,7 +287,7 @@ describe("flat per-request cost (issue 12)", () => {
   it("a job the first waiter failed still goes to the next waiter at once (avoid_workers), still bounded", async () => {
     const ep = await createEndpoint();
     await runInDurableObject(endpointStubOf(ep), async (i: EndpointObject) => {
-      const takes = Array.from({ length: 50 }, (_, n) => i.take(`w${n}`, 1, 300, null));
+      const takes = Array.from({ length: 50 }, (_, n) => i.take({ workerId: `w${n}`, max: 1, waitMs: 300, generation: null }));
       const seen: Seen[] = [];
       const restore = recordSql(i, seen);
       try {

@@ -48,12 +48,12 @@ describe("issue 12: worker liveness off the endpoint object", () => {
     expect(start).toBeLessThanOrEqual(after);
     const pollUntil = Date.now() + 1_000;
     // A take that started before the claiming one, or in the same ms, says nothing of that job.
-    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, newTakeId(start - 1))).toEqual([]);
-    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, newTakeId(start))).toEqual([]);
+    expect(await liveness.taking(ref, 45_000, { workerId: "w1", jobInProgress: false, pollUntil, takeId: newTakeId(start - 1), tags: null })).toEqual([]);
+    expect(await liveness.taking(ref, 45_000, { workerId: "w1", jobInProgress: false, pollUntil, takeId: newTakeId(start), tags: null })).toEqual([]);
     expect(await json(await call("GET", `/v2/${ep}/status/${id}`))).toMatchObject({ status: "IN_PROGRESS", workerId: "w1" });
     // One that started later, saying the same, shows it lost (the worker restarted); so does an id without a time.
-    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, newTakeId(start + 1))).toEqual([id]);
-    expect(await liveness.taking(ref, 45_000, "w1", false, pollUntil, crypto.randomUUID())).toEqual([id]);
+    expect(await liveness.taking(ref, 45_000, { workerId: "w1", jobInProgress: false, pollUntil, takeId: newTakeId(start + 1), tags: null })).toEqual([id]);
+    expect(await liveness.taking(ref, 45_000, { workerId: "w1", jobInProgress: false, pollUntil, takeId: crypto.randomUUID(), tags: null })).toEqual([id]);
     // A real one releases it (the job goes back to the queue; w1 lost it, so others get it first).
     expect((await call("GET", `/v2/${ep}/job-take/w1?job_in_progress=0`)).status).toBe(204);
     expect(await json(await call("GET", `/v2/${ep}/status/${id}`))).toMatchObject({ status: "IN_QUEUE" });
@@ -130,7 +130,7 @@ describe("issue 12: worker liveness off the endpoint object", () => {
       await i.hold(ref, [tell(3, "CANCELLING")]); // late, older: must not bring the job back
       await i.hold(ref, [tell(2, "IN_PROGRESS")]); // a retried claim tell: same
       i.clock.freeze(now + PING_LIST_GRACE_MS + 1);
-      const reply = await i.ping(ref, 45_000, "w9", [], null, null);
+      const reply = await i.ping(ref, 45_000, "w9", { jobIds: [], sdkVersion: null, unhealthy: null });
       i.clock.thaw();
       const rows = s.storage.sql.exec("SELECT version, state FROM held").toArray();
       const stops = s.storage.sql.exec("SELECT COUNT(*) AS n FROM stop_signal").one().n;
@@ -156,10 +156,10 @@ describe("issue 12: worker liveness off the endpoint object", () => {
       await i.hold(ref, [t("untold", 3, "CANCELLING")]);
       i.clock.freeze(t0 + PING_LIST_GRACE_MS - 1);
       await i.hold(ref, [t("young", 2, "IN_PROGRESS")]);
-      const early = await i.ping(ref, 45_000, "w7", ["listed"], null, null);
+      const early = await i.ping(ref, 45_000, "w7", { jobIds: ["listed"], sdkVersion: null, unhealthy: null });
       i.clock.freeze(t0 + PING_LIST_GRACE_MS);
-      const late = await i.ping(ref, 45_000, "w7", ["listed"], null, null);
-      const silent = await i.ping(ref, 45_000, "w7", null, null, null);
+      const late = await i.ping(ref, 45_000, "w7", { jobIds: ["listed"], sdkVersion: null, unhealthy: null });
+      const silent = await i.ping(ref, 45_000, "w7", { jobIds: null, sdkVersion: null, unhealthy: null });
       i.clock.thaw();
       return { early, late, silent };
     });
@@ -184,7 +184,7 @@ describe("issue 12: worker liveness off the endpoint object", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     const after = await runInDurableObject(livenessStubAt(ref), async (i: LivenessObject, s) => ({
       rows: s.storage.sql.exec("SELECT COUNT(*) AS n FROM worker").one().n,
-      ping: await i.ping(ref, 45_000, "w1", null, null, null),
+      ping: await i.ping(ref, 45_000, "w1", { jobIds: null, sdkVersion: null, unhealthy: null }),
       rowsAfterPing: s.storage.sql.exec("SELECT COUNT(*) AS n FROM worker").one().n,
     }));
     expect(after).toEqual({ rows: 0, ping: { quiet: [], unlisted: [] }, rowsAfterPing: 0 });

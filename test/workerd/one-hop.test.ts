@@ -60,11 +60,11 @@ describe("one hop from the index to the job", () => {
     const tell = (jobId: string, takeId?: string): HoldTell => ({ jobId, workerId: "t9", version: 2, attempt: 1, state: "IN_PROGRESS", stop: false, failure: null, ...(takeId ? { takeId } : {}) });
     const lost = await runInDurableObject(livenessStubAt(ref), async (i: LivenessObject) => {
       await i.hold(ref, [tell("old-job"), tell("this-take", "T1")]);
-      const byThisTake = await i.taking(ref, 45_000, "t9", false, Date.now() + 1000, "T1");
-      const byAnother = await i.taking(ref, 45_000, "t9", false, Date.now() + 1000, "T2");
+      const byThisTake = await i.taking(ref, 45_000, { workerId: "t9", jobInProgress: false, pollUntil: Date.now() + 1000, takeId: "T1", tags: null });
+      const byAnother = await i.taking(ref, 45_000, { workerId: "t9", jobInProgress: false, pollUntil: Date.now() + 1000, takeId: "T2", tags: null });
       // A later tell of the same attempt (CANCELLING) keeps the claiming take.
       await i.hold(ref, [{ ...tell("this-take"), version: 3, state: "CANCELLING" }]);
-      const afterCancel = await i.taking(ref, 45_000, "t9", false, Date.now() + 1000, "T1");
+      const afterCancel = await i.taking(ref, 45_000, { workerId: "t9", jobInProgress: false, pollUntil: Date.now() + 1000, takeId: "T1", tags: null });
       return { byThisTake, byAnother: byAnother.sort(), afterCancel };
     });
     expect(lost.byThisTake).toEqual(["old-job"]);
@@ -134,7 +134,7 @@ describe("one hop from the index to the job", () => {
     const config = (await endpointStubOf(ep).getConfig())!;
     const home = homeShard(config, "gone");
     // The take itself, as the edge sends it: nobody claims what it is offered (its worker went away).
-    const waiting = queueOf(env, ep, config.generation, home).take("gone", 1, 5_000, config.generation, [], false, "T-gone");
+    const waiting = queueOf(env, ep, config.generation, home).take({ workerId: "gone", max: 1, waitMs: 5_000, generation: config.generation, takeId: "T-gone" });
     await new Promise((r) => setTimeout(r, 30));
     // A sequence key placed on the take's shard (keys go by their hash over shards 1..2).
     let key = 0;

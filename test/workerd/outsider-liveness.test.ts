@@ -91,10 +91,10 @@ describe("outsider: worker liveness", () => {
     const others = sameShardIds("w1", shardRows);
     await runInDurableObject(livenessStubAt(ref), async (i: LivenessObject) => {
       i.clock.freeze(t0 + 10_000);
-      await i.ping(ref, 45_000, "w1", [id], "1.10", null);
+      await i.ping(ref, 45_000, "w1", { jobIds: [id], sdkVersion: "1.10", unhealthy: null });
       // Anyone with the worker key can name new workers; these all land in w1's shard.
       i.clock.freeze(t0 + 11_000);
-      for (const w of others) await i.ping(ref, 45_000, w, null, null, null);
+      for (const w of others) await i.ping(ref, 45_000, w, { jobIds: null, sdkVersion: null, unhealthy: null });
     });
     const n = await runInDurableObject(livenessStubAt(ref), (_i: LivenessObject, s) => s.storage.sql.exec("SELECT COUNT(*) AS n FROM worker").one().n);
     expect(n).toBeLessThanOrEqual(shardRows + 1);

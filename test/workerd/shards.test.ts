@@ -119,7 +119,7 @@ describe("sharded ready index", () => {
       const [n, h] = [await here(normal), await here(high)];
       expect(n.length).toBe(1);
       expect(h.length).toBe(1);
-      const offer = await queueOf(env, ep, gen, shard).take("p1", 1, 0, gen);
+      const offer = await queueOf(env, ep, gen, shard).take({ workerId: "p1", max: 1, waitMs: 0, generation: gen });
       // Ready at once: claimed by the shard itself (one hop).
       expect((offer.jobs ?? []).map((j) => j.id)).toEqual(h);
     }

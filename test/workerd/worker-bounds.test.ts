@@ -39,7 +39,7 @@ describe("defect 7: worker-supplied rows and strings are bounded", { timeout: 60
     await runInDurableObject(livenessStubAt(ref), async (i: LivenessObject) => {
       for (const [k, id] of ids.entries()) {
         i.clock.freeze(t0 + k);
-        await i.ping(ref, 45_000, id, null, null, null);
+        await i.ping(ref, 45_000, id, { jobIds: null, sdkVersion: null, unhealthy: null });
       }
       i.clock.thaw();
     });

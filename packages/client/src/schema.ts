@@ -746,7 +746,7 @@ export interface paths {
         };
         /**
          * Take the next job (long-poll)
-         * @description RunPod's job-take: waits up to TAKE_WAIT_MS (30 s) for a ready job, claims it for this worker and answers it; 204 when none came. Jobs are handed out in priority, then submit order (per shard).
+         * @description RunPod's job-take: waits up to TAKE_WAIT_MS (30 s) for a ready job, claims it for this worker and answers it; 204 when none came. Jobs are handed out in priority, then submit order (per shard); a job that requires tags only to a worker that declared them all (`tags`).
          */
         get: operations["jobTake"];
         put?: never;
@@ -1391,7 +1391,7 @@ export interface components {
              */
             positionAtLeast?: true;
             /** @enum {string} */
-            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited";
+            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited" | "no_matching_workers";
             /** @description The job of its sequence it waits for (reason sequenced_behind). */
             ahead?: string;
             /** @description The last push error, while a dispatch is retried (reason dispatch_retrying). */
@@ -1400,6 +1400,8 @@ export interface components {
             runAt?: string;
             /** @description When the job's rate-limited flow key may start jobs again (reason key_rate_limited). */
             availableAt?: string;
+            /** @description The tags the job requires, none of the live workers having declared them all (reason no_matching_workers). */
+            tags?: string[];
         };
         LoadReport: {
             /** @description The endpoint's id. */
@@ -1497,6 +1499,8 @@ export interface components {
             concurrencyKey?: string;
             /** @description A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey. */
             rateLimitKey?: string;
+            /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'. Pulling workers only: a push endpoint refuses them. */
+            tags?: string[];
             /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
             s3Config?: {
                 [key: string]: unknown;
@@ -1548,6 +1552,8 @@ export interface components {
              * @constant
              */
             paused?: true;
+            /** @description The tags a worker must have declared (`?tags=` on job-take) to be handed the job, sorted; absent: none. */
+            tags?: string[];
             /** @description Only for a waiting job (IN_QUEUE, SEQUENCED). */
             queue?: components["schemas"]["JobQueueInfo"];
             /** @description Only for a job with a webhook whose event exists (once terminal). */
@@ -1924,6 +1930,8 @@ export interface components {
                 concurrencyKey?: string;
                 /** @description A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey. */
                 rateLimitKey?: string;
+                /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'. Pulling workers only: a push endpoint refuses them. */
+                tags?: string[];
                 /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
                 s3Config?: {
                     [key: string]: unknown;
@@ -2626,6 +2634,8 @@ export interface operations {
                             unhealthyReason: string | null;
                             /** @description The `runpod_version` its pings sent. */
                             sdkVersion: string | null;
+                            /** @description The tags it declared on its latest take or ping (`?tags=`), sorted; [] for none. */
+                            tags: string[];
                             /** @description Its latest failures (at most 10), oldest first. */
                             recentFailures: {
                                 jobId: string;
@@ -4799,6 +4809,8 @@ export interface operations {
             query?: {
                 /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one. */
                 job_in_progress?: "0" | "1";
+                /** @description The tags this worker has, comma-separated (e.g. `gpu,a100`; at most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Absent: none for this take (the worker's tags as last declared still show in its list). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu). */
+                tags?: string;
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
             };
@@ -4828,6 +4840,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad `job_in_progress` or `tags` (a bad tag, or more than 8). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
             /** @description Unknown endpoint. */
             404: {
@@ -4865,6 +4886,8 @@ export interface operations {
                 batch_size?: number;
                 /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one. */
                 job_in_progress?: "0" | "1";
+                /** @description The tags this worker has, comma-separated (e.g. `gpu,a100`; at most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Absent: none for this take (the worker's tags as last declared still show in its list). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu). */
+                tags?: string;
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
             };
@@ -4894,6 +4917,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad `batch_size`, `job_in_progress` or `tags`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
             /** @description Unknown endpoint. */
             404: {
@@ -5002,6 +5034,8 @@ export interface operations {
                 gpu?: string;
                 /** @description 1: with a final report (output or error), answer the worker's next job as well (edge-jobs' extension; not with a push token). */
                 next?: "0" | "1";
+                /** @description With `next=1`: the tags the next job is taken with, as on job-take. */
+                tags?: string;
             };
             header?: never;
             path: {
@@ -5222,6 +5256,8 @@ export interface operations {
                 check?: string;
                 /** @description With status=unhealthy: why it failed (kept to 256 characters). */
                 reason?: string;
+                /** @description The tags this worker has, as on job-take: noted for its list and for `queue.reason` (no_matching_workers). Bad tags are ignored here (the take refuses them). */
+                tags?: string;
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
             };

@@ -37,6 +37,11 @@ export interface WorkerOptions extends Connection {
   handler: JobHandler;
   /** Jobs run at once (default 1). */
   concurrency?: number;
+  /**
+   * The worker's tags (README "Worker tags"): it is handed untagged jobs and those whose tags it
+   * has all of. At most 8; sent on every take, result with next job, and ping.
+   */
+  tags?: readonly string[];
   /** Heartbeat interval (default 10 s; keep it well under the endpoint's heartbeatTimeout, 45 s by default). */
   pingIntervalMs?: number;
   /** How long `stop()` lets running jobs finish before aborting them (default 30 s). */
@@ -137,6 +142,7 @@ export function runWorker(options: WorkerOptions): RunningWorker {
   const pingIntervalMs = positive("pingIntervalMs", options.pingIntervalMs ?? 10_000, false);
   const shutdownGraceMs = Math.max(0, options.shutdownGraceMs ?? 30_000);
   const takeNext = options.takeNext ?? true;
+  const tagQuery = options.tags !== undefined && options.tags.length > 0 ? { tags: options.tags.join(",") } : {};
   const onError = options.onError ?? ((e: unknown) => console.error(`edge-jobs worker ${w}:`, e));
 
   /** Jobs handed to this worker whose result is not reported yet. */
@@ -176,7 +182,7 @@ export function runWorker(options: WorkerOptions): RunningWorker {
     claiming++;
     try {
       const job = await must(
-        api.GET("/v2/{ep}/job-take/{w}", { params: { path: { ep, w }, query: { job_in_progress: busy ? "1" : "0" } }, signal: takes.signal }),
+        api.GET("/v2/{ep}/job-take/{w}", { params: { path: { ep, w }, query: { job_in_progress: busy ? "1" : "0", ...tagQuery } }, signal: takes.signal }),
         "job-take",
       );
       if (job === undefined) return null; // 204: nothing came within the long-poll
@@ -228,7 +234,7 @@ export function runWorker(options: WorkerOptions): RunningWorker {
     for (let tries = 1; ; tries++) {
       if (wantNext) claiming++;
       try {
-        const query = wantNext ? { attempt, next: "1" as const } : { attempt };
+        const query = wantNext ? { attempt, next: "1" as const, ...tagQuery } : { attempt };
         const answer = await must(
           api.POST("/v2/{ep}/job-done/{w}/{id}", { params: { path: { ep, w, id }, query }, body, bodySerializer: () => text }),
           `job-done of job ${id}`,
@@ -327,7 +333,7 @@ export function runWorker(options: WorkerOptions): RunningWorker {
       try {
         // `job_id` always says what runs, empty when nothing does: a ping without it says nothing about jobs.
         const job_id = [...running.keys()].join(",");
-        await must(api.GET("/v2/{ep}/ping/{w}", { params: { path: { ep, w }, query: { job_id } }, signal: ending.signal }), "ping");
+        await must(api.GET("/v2/{ep}/ping/{w}", { params: { path: { ep, w }, query: { job_id, ...tagQuery } }, signal: ending.signal }), "ping");
       } catch (e) {
         if (ending.signal.aborted) return;
         report(e);

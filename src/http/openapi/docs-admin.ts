@@ -115,6 +115,7 @@ export const EndpointWorkerList = z.object({
       recycle: z.boolean().describe("Marked for recycling (`stopPod`): it is handed no more jobs."),
       unhealthyReason: z.string().nullable().describe('"check: reason" of its unhealthy ping; null when healthy.'),
       sdkVersion: z.string().nullable().describe("The `runpod_version` its pings sent."),
+      tags: z.array(z.string()).describe("The tags it declared on its latest take or ping (`?tags=`), sorted; [] for none."),
       recentFailures: z
         .array(z.object({ jobId: z.string(), at: IsoTime, reason: z.string() }))
         .describe("Its latest failures (at most 10), oldest first."),

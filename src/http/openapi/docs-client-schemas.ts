@@ -37,6 +37,7 @@ export const JobQueueInfo = z
     lastError: z.string().optional().describe("The last push error, while a dispatch is retried (reason dispatch_retrying)."),
     runAt: z.string().optional().describe("When a scheduled job (a delay, runAt, a retry's backoff) becomes ready (reason scheduled)."),
     availableAt: z.string().optional().describe("When the job's rate-limited flow key may start jobs again (reason key_rate_limited)."),
+    tags: z.array(z.string()).optional().describe("The tags the job requires, none of the live workers having declared them all (reason no_matching_workers)."),
   })
   .meta({ id: "JobQueueInfo", description: "Why a waiting job (IN_QUEUE or SEQUENCED) waits." });
 
@@ -72,6 +73,7 @@ export const JobStatusBody = z
     exitCode: int().optional().describe("The exit code its result carried (a finished job whose worker sent one)."),
     phase: z.literal("initializing").optional().describe("IN_PROGRESS, and its worker said it is still preparing the job ({\"status\": \"INITIALIZING\"} on job-done)."),
     paused: z.literal(true).optional().describe("Paused by POST /pause/{id}: waiting, it is handed to no worker (status IN_QUEUE, queue.reason job_paused); running, it finishes its attempt."),
+    tags: z.array(z.string()).optional().describe("The tags a worker must have declared (`?tags=` on job-take) to be handed the job, sorted; absent: none."),
     queue: JobQueueInfo.optional().describe("Only for a waiting job (IN_QUEUE, SEQUENCED)."),
     webhook: JobWebhookSummary.optional().describe("Only for a job with a webhook whose event exists (once terminal)."),
     output: z.unknown().optional().describe("The worker's output (any JSON), once it reported one."),

@@ -3,7 +3,7 @@
  * (job-take, job-take-batch, job-stop, job-done, job-stream, ping) and edge-jobs' extensions.
  */
 import { z } from "zod";
-import { PAYLOAD } from "../../shared/limits";
+import { PAYLOAD, TAGS as TAGSET } from "../../shared/limits";
 import { EXIT_CODE } from "../../jobs/report-body";
 import type { OperationDoc } from "./operation";
 
@@ -70,6 +70,13 @@ const jobInProgress = z
   .optional()
   .describe("What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one.");
 
+const workerTags = z
+  .string()
+  .optional()
+  .describe(
+    `The tags this worker has, comma-separated (e.g. \`gpu,a100\`; at most ${TAGSET.perWorker}, each 1-${TAGSET.chars} letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Absent: none for this take (the worker's tags as last declared still show in its list). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu).`,
+  );
+
 const reportQuery = z.object({
   attempt: z.number().int().min(1).max(1_000_000).optional().describe("The attempt the report is for (from the take); a report for an older attempt is refused (409). RunPod's SDK does not send it."),
   token: z.string().optional().describe("A push worker's report token, from the URLs it was pushed with; used only without an Authorization header."),
@@ -89,13 +96,14 @@ export const jobTakeDoc: OperationDoc = {
   operationId: "jobTake",
   summary: "Take the next job (long-poll)",
   description:
-    "RunPod's job-take: waits up to TAKE_WAIT_MS (30 s) for a ready job, claims it for this worker and answers it; 204 when none came. Jobs are handed out in priority, then submit order (per shard).",
+    "RunPod's job-take: waits up to TAKE_WAIT_MS (30 s) for a ready job, claims it for this worker and answers it; 204 when none came. Jobs are handed out in priority, then submit order (per shard); a job that requires tags only to a worker that declared them all (`tags`).",
   tags: TAGS,
   auth: "worker",
-  query: z.object({ job_in_progress: jobInProgress, gpu }),
+  query: z.object({ job_in_progress: jobInProgress, tags: workerTags, gpu }),
   responses: {
     200: { description: "The job, claimed for this worker (its attempt started).", schema: WorkerJob },
     204: noJob,
+    400: { description: "A bad `job_in_progress` or `tags` (a bad tag, or more than 8)." },
     404: { description: "Unknown endpoint." },
   },
 };
@@ -110,11 +118,13 @@ export const jobTakeBatchDoc: OperationDoc = {
   query: z.object({
     batch_size: z.number().int().min(1).max(100).optional().describe("Most jobs to take, 1-100 (default 1)."),
     job_in_progress: jobInProgress,
+    tags: workerTags,
     gpu,
   }),
   responses: {
     200: { description: "The jobs, each claimed for this worker.", schema: z.array(WorkerJob).min(1) },
     204: noJob,
+    400: { description: "A bad `batch_size`, `job_in_progress` or `tags`." },
     404: { description: "Unknown endpoint." },
   },
 };
@@ -146,6 +156,7 @@ export const jobDoneDoc: OperationDoc = {
       .enum(["0", "1"])
       .optional()
       .describe("1: with a final report (output or error), answer the worker's next job as well (edge-jobs' extension; not with a push token)."),
+    tags: workerTags.describe("With `next=1`: the tags the next job is taken with, as on job-take."),
   }),
   body: { schema: JobDoneBody, contentType: "application/json" },
   responses: {
@@ -189,6 +200,7 @@ export const pingDoc: OperationDoc = {
     status: z.string().optional().describe('"unhealthy" reports a failed start-up check (with `check` and `reason`).'),
     check: z.string().optional().describe("With status=unhealthy: the check that failed (kept to 256 characters)."),
     reason: z.string().optional().describe("With status=unhealthy: why it failed (kept to 256 characters)."),
+    tags: z.string().optional().describe("The tags this worker has, as on job-take: noted for its list and for `queue.reason` (no_matching_workers). Bad tags are ignored here (the take refuses them)."),
     gpu,
   }),
   responses: {

@@ -18,7 +18,7 @@ import { arrayPieces, joinPieces, type Piece } from "../../shared/pieces";
 import { jsonResponse } from "../render";
 import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
 import type { EndpointConfig } from "../../endpoints/config";
-import { fenceOf, intParam, jobInProgressParam, workerIdParam } from "../params";
+import { fenceOf, intParam, jobInProgressParam, tagsParam, workerIdParam } from "../params";
 import { takeJobs } from "../../flows/take";
 import { reportChunk, reportDone } from "../../flows/report";
 import { ping, takeStops } from "../../flows/ping";
@@ -42,8 +42,9 @@ async function take(c: Context<AppEnv>, max: number, waitMs = Number(c.env.TAKE_
   const endpointId = endpointParam(c);
   const workerId = workerIdParam(c);
   const jobInProgress = jobInProgressParam(c);
+  const tags = tagsParam(c);
   const config = await requireEndpoint(c, endpointId, "worker");
-  return takeJobs(c.env, config, { workerId, max, waitMs, jobInProgress });
+  return takeJobs(c.env, config, { workerId, max, waitMs, jobInProgress, tags });
 }
 
 /** Reads a job-done body into a report and the output bytes it carries. */
@@ -160,7 +161,9 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const { target, token } = await reportTarget(c);
       const { report, output, stopPod } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
       const wantsNext = nextParam(c, report, token);
-      const { change, next } = await reportDone(c.env, target, report, output, { stopPod, next: wantsNext });
+      // The next job is taken with the tags this URL declares (`?tags=`, as on job-take).
+      const tags = wantsNext ? tagsParam(c) : null;
+      const { change, next } = await reportDone(c.env, target, report, output, { stopPod, next: wantsNext, tags });
       const answer = reportAnswer(change, target.jobId);
       if (next === undefined) return answer;
       return jsonResponse(joinPieces(next ? [utf8('{"next":'), ...next, utf8("}")] : [utf8('{"next":null}')]));
@@ -190,10 +193,11 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const sdkVersion = c.req.query("runpod_version") ?? null;
       const jobIds = listedJobs(c.req.query("job_id"), sdkVersion);
       // Worker-supplied text is cut to its bound rather than refused: refusing the ping would
-      // lose the heartbeat (and with it the worker's leases) over a label.
+      // lose the heartbeat (and with it the worker's leases) over a label. Bad tags are ignored
+      // here for the same reason (the take refuses them, so the worker learns).
       const text = (name: string, fallback: string) => (c.req.query(name) ?? fallback).slice(0, WORKER_BOUNDS.unhealthyTextChars);
       const unhealthy = c.req.query("status") === "unhealthy" ? `${text("check", "check")}: ${text("reason", "failed")}` : null;
-      await ping(c.env, config, workerId, { jobIds, sdkVersion, unhealthy });
+      await ping(c.env, config, workerId, { jobIds, sdkVersion, unhealthy, tags: tagsParam(c, true) });
       return c.json({});
     },
   }, { GET: pingDoc });

@@ -1,0 +1,111 @@
+/**
+ * Worker tags in a shard's ready index (issue 15, item 3). A job's required tags are its row's
+ * `tags` (canonical: shared/tags); tag_class counts each set's ready rows (triggers, endpoint
+ * migration 12). While no tagged job is ready, takes use the plain walks, unchanged. While some
+ * are, a take walks only the tag sets its worker matches ('' and the ready sets that are subsets
+ * of its own), each a range of job_index_class in take order, merged: an offer never steps over
+ * a job its worker may not take, however many wait.
+ */
+import { tagSubsets, tagsMatch } from "../shared/tags";
+
+/** A ready row as an offer reads it, with its take-order terms. */
+export type ClassRow = {
+  job_id: string;
+  avoid_workers: string;
+  ready_since: number;
+  input_bytes: number;
+  priority: number;
+  low_priority: number;
+  created_at: number;
+};
+
+/** job_index_class's terms (a query must repeat them to use the partial index). */
+const READY_ROW = "state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0";
+
+/** Ready tag sets walked at most before a take looks its worker's subsets up instead. */
+const CLASS_WALK = 64;
+
+/** Is any job that requires tags ready (on offer or not aside)? One search of tag_class_ready. */
+export function anyTagReady(sql: SqlStorage): boolean {
+  return sql.exec("SELECT 1 FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 LIMIT 1").toArray().length > 0;
+}
+
+/** The tag sets a worker may take from now, '' first; `unmatched`: ready jobs need tags it lacks. */
+export interface Classes {
+  sets: string[];
+  unmatched: boolean;
+}
+
+/**
+ * The ready tag sets a worker with tags `have` matches. At most CLASS_WALK ready sets are read;
+ * past that, the worker's own subsets (at most 2^TAGS.perWorker - 1) are looked up one by one.
+ */
+export function matchingClasses(sql: SqlStorage, have: string): Classes {
+  const ready = sql
+    .exec<{ tags: string }>("SELECT tags FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 LIMIT ?", CLASS_WALK + 1)
+    .toArray()
+    .map((r) => r.tags);
+  if (ready.length <= CLASS_WALK) {
+    const sets = ready.filter((t) => tagsMatch(t, have));
+    return { sets: ["", ...sets], unmatched: sets.length < ready.length };
+  }
+  const sets = tagSubsets(have).filter(
+    (t) => sql.exec("SELECT 1 FROM tag_class WHERE tags = ? AND ready > 0", t).toArray().length > 0,
+  );
+  return { sets: ["", ...sets], unmatched: true };
+}
+
+/** Take order: priority first, then low priority last, then submit order, ties by id. */
+function before(a: ClassRow, b: ClassRow): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  if (a.low_priority !== b.low_priority) return a.low_priority < b.low_priority;
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at;
+  return a.job_id < b.job_id;
+}
+
+/**
+ * The ready rows of flow key `key` ('' for none) in the tag sets `sets`, in take order: one range
+ * of job_index_class per set (each read lazily, at most `limit` rows), merged. Rows read: what
+ * the caller consumes, plus one per set.
+ */
+export function* classRows(sql: SqlStorage, key: string, sets: readonly string[], limit: number): Generator<ClassRow> {
+  const cursors = sets.map((tags) =>
+    sql
+      .exec<ClassRow>(
+        `SELECT job_id, avoid_workers, ready_since, input_bytes, priority, low_priority, created_at FROM job_index INDEXED BY job_index_class
+         WHERE ${READY_ROW} AND flow_key = ? AND tags = ? ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
+        key,
+        tags,
+        limit,
+      )
+      [Symbol.iterator](),
+  );
+  const heads: (ClassRow | undefined)[] = cursors.map((c) => c.next().value ?? undefined);
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i];
+      if (h !== undefined && (best < 0 || before(h, heads[best]!))) best = i;
+    }
+    if (best < 0) return;
+    yield heads[best]!;
+    heads[best] = cursors[best]!.next().value ?? undefined;
+  }
+}
+
+/** Does flow key `key` ('' for none) have ready rows in one of `sets`? A search of job_index_class per set. */
+export function keyHasClass(sql: SqlStorage, key: string, sets: readonly string[]): boolean {
+  return sets.some(
+    (tags) => sql.exec(`SELECT 1 FROM job_index INDEXED BY job_index_class WHERE ${READY_ROW} AND flow_key = ? AND tags = ? LIMIT 1`, key, tags).toArray().length > 0,
+  );
+}
+
+/** The tags a job in the index requires ('' for none or an unknown job). */
+export function tagsIn(sql: SqlStorage, jobId: string): string {
+  return sql.exec<{ tags: string }>("SELECT tags FROM job_index WHERE job_id = ?", jobId).toArray()[0]?.tags ?? "";
+}
+
+/** Drops tag sets with nothing ready (at most `limit`); a set that comes back is counted again by its trigger. */
+export function pruneIdleClasses(sql: SqlStorage, limit = 1000): number {
+  return sql.exec("DELETE FROM tag_class WHERE tags IN (SELECT tags FROM tag_class WHERE ready = 0 LIMIT ?) RETURNING 1", limit).toArray().length;
+}

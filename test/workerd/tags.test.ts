@@ -1,0 +1,227 @@
+/**
+ * Issue 15, item 3: worker tags. A job requiring tags is handed only to workers that declared
+ * all of them; a worker takes untagged jobs and the tagged ones it matches, in take order; an
+ * offer never steps over jobs its worker may not take (however many wait, keyed or not); a
+ * waiting take that does not match leaves the job for one that does; a tagged job with no live
+ * matching worker says so (queue.reason no_matching_workers).
+ */
+import { describe, expect, it } from "vitest";
+import { call, createEndpoint, json, submit } from "./helpers";
+import { submitMany } from "./flow-keys-kit";
+import { action, allCreated, batchEndpoint, createBatch } from "./batch-kit";
+import { tagKey, tagSubsets, tagsMatch } from "../../src/shared/tags";
+
+/** One take by `worker` declaring `tags` (keeps what it holds): the job id, or null on a 204. */
+async function takeTagged(ep: string, worker: string, tags: string | null, path = "job-take"): Promise<string | null> {
+  const q = tags === null ? "" : `&tags=${encodeURIComponent(tags)}`;
+  const res = await call("GET", `/v2/${ep}/${path}/${worker}?job_in_progress=1${q}`);
+  if (res.status === 204) return null;
+  if (res.status !== 200) throw new Error(`take by ${worker} (${tags}): ${res.status} ${await res.text()}`);
+  return (await json<{ id: string }>(res)).id;
+}
+
+/** Takes by `worker` until one is handed a job or `tries` come back empty (a sharded endpoint may need a redirect). */
+async function takeWithin(ep: string, worker: string, tags: string | null, tries = 6): Promise<string | null> {
+  for (let i = 0; i < tries; i++) {
+    const id = await takeTagged(ep, worker, tags);
+    if (id !== null) return id;
+  }
+  return null;
+}
+
+async function queueReason(ep: string, id: string): Promise<Record<string, unknown> | undefined> {
+  return (await json<{ queue?: Record<string, unknown> }>(await call("GET", `/v2/${ep}/status/${id}`))).queue;
+}
+
+describe("tags: the canonical form and matching", () => {
+  it("a set is sorted and unique; a worker matches when it has every tag the job needs", () => {
+    expect(tagKey(["gpu", "a100", "gpu"])).toBe("a100,gpu");
+    expect(tagKey([])).toBe("");
+    expect(tagsMatch("", "")).toBe(true);
+    expect(tagsMatch("", "gpu")).toBe(true);
+    expect(tagsMatch("gpu", "")).toBe(false);
+    expect(tagsMatch("a100,gpu", "gpu")).toBe(false);
+    expect(tagsMatch("a100,gpu", "a100,gpu,x")).toBe(true);
+    expect(tagSubsets("a,b,c").sort()).toEqual(["a", "a,b", "a,b,c", "a,c", "b", "b,c", "c"]);
+    // Subsets stay canonical (sorted), so they are index keys as they are.
+    for (const s of tagSubsets("a,b,c,d")) expect(tagKey(s.split(","))).toBe(s);
+  });
+});
+
+describe("tags: bad input", () => {
+  it("submit: a bad tag, too many, or tags on a push endpoint are 400s naming the field", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    for (const [tags, word] of [
+      [["has space"], "not a valid tag"],
+      [[""], "not a valid tag"],
+      [["-lead"], "not a valid tag"],
+      [["a,b"], "not a valid tag"],
+      [Array.from({ length: 9 }, (_, i) => `t${i}`), "<=8"],
+      [["x".repeat(65)], "tags"],
+      ["gpu", "tags"],
+      [["__proto__"], "not a valid tag"],
+    ] as const) {
+      const res = await call("POST", `/v2/${ep}/run`, { body: { input: {}, tags } });
+      expect(res.status, JSON.stringify(tags)).toBe(400);
+      expect(await res.text()).toContain(word);
+    }
+    const batch = await call("POST", `/v2/${ep}/batch`, { body: { requests: [{ input: {} }, { input: {}, tags: ["bad tag"] }] } });
+    expect(batch.status).toBe(400);
+    expect(await batch.text()).toContain("requests[1].tags");
+    const push = await createEndpoint({ mode: "push", workerUrls: ["https://push.example/run"], shards: 1 });
+    const refused = await call("POST", `/v2/${push}/run`, { body: { input: {}, tags: ["gpu"] } });
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("push");
+    // No tags, or an empty list, are no tags.
+    expect((await call("POST", `/v2/${ep}/run`, { body: { input: {}, tags: [] } })).status).toBe(200);
+  });
+
+  it("take: a bad tag or more than 8 is a 400; a ping with bad tags keeps its heartbeat (200)", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    for (const tags of ["a b", "gpu,,-x", Array.from({ length: 9 }, (_, i) => `t${i}`).join(",")]) {
+      const res = await call("GET", `/v2/${ep}/job-take/w1?tags=${encodeURIComponent(tags)}`);
+      expect(res.status, tags).toBe(400);
+      expect(await res.text()).toMatch(/tag/);
+    }
+    expect((await call("GET", `/v2/${ep}/ping/w1?tags=${encodeURIComponent("bad tag")}`)).status).toBe(200);
+    // Empty items and spaces around commas are forgiven: "gpu, a100," declares gpu and a100.
+    const id = await submit(ep, { input: {}, tags: ["a100", "gpu"] });
+    expect(await takeTagged(ep, "w2", "gpu, a100,")).toBe(id);
+  });
+});
+
+for (const shards of [1, 8]) {
+  describe(`tags: who is handed what (${shards} shard${shards > 1 ? "s" : ""})`, () => {
+    it("a tagged job goes only to a worker that declared all its tags", async () => {
+      const ep = await createEndpoint({ shards });
+      const gpu = await submit(ep, { input: {}, tags: ["gpu"] });
+      const both = await submit(ep, { input: {}, tags: ["gpu", "a100"] });
+      expect(await takeTagged(ep, "plain", null)).toBeNull();
+      expect(await takeTagged(ep, "cpu", "cpu")).toBeNull();
+      const byGpu = await takeWithin(ep, "g1", "gpu");
+      expect(byGpu).toBe(gpu);
+      expect(await takeTagged(ep, "g2", "gpu")).toBeNull();
+      expect(await takeWithin(ep, "big", "x,a100,gpu")).toBe(both);
+    });
+
+    it("a worker with tags takes untagged jobs too, in take order (priority first) across tag sets", async () => {
+      const ep = await createEndpoint({ shards: 1 });
+      const tagged = await submit(ep, { input: {}, tags: ["gpu"] });
+      const urgent = await submit(ep, { input: {}, priority: 5 });
+      const later = await submit(ep, { input: {} });
+      expect(await takeTagged(ep, "g", "gpu")).toBe(urgent);
+      expect(await takeTagged(ep, "g", "gpu")).toBe(tagged);
+      expect(await takeTagged(ep, "g", "gpu")).toBe(later);
+      const batch = await call("GET", `/v2/${ep}/job-take-batch/g?batch_size=4&tags=gpu&job_in_progress=1`);
+      expect(batch.status).toBe(204);
+    });
+  });
+}
+
+describe("tags: an offer never steps over jobs its worker may not take", () => {
+  it("300 GPU jobs ahead of one plain job: a plain worker's first take gets the plain job; a batch take of GPU jobs comes in order", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const gpuJobs = await submitMany(ep, 300, { tags: ["gpu"] });
+    const plain = await submit(ep, { input: { plain: true } });
+    expect(await takeTagged(ep, "cpu-1", null)).toBe(plain);
+    expect(await takeTagged(ep, "cpu-2", "cpu")).toBeNull();
+    const res = await call("GET", `/v2/${ep}/job-take-batch/g1?batch_size=5&tags=gpu&job_in_progress=1`);
+    const got = (await json<Array<{ id: string }>>(res)).map((j) => j.id);
+    expect(got).toEqual(gpuJobs.slice(0, 5));
+  }, 60_000);
+
+  it("with flow keys: 30 keys of GPU jobs open before a plain job's key, a plain worker still gets it at once", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    for (let k = 0; k < 30; k++) await submitMany(ep, 3, { tags: ["gpu"], concurrencyKey: `gpu-tenant-${k}` });
+    const plain = await submit(ep, { input: {}, concurrencyKey: "cpu-tenant" });
+    const unkeyedGpu = await submit(ep, { input: {}, tags: ["gpu"] });
+    expect(await takeTagged(ep, "cpu-1", null)).toBe(plain);
+    expect(await takeTagged(ep, "cpu-2", null)).toBeNull();
+    // A GPU worker takes by turns: every key's first job, and the unkeyed one among them.
+    const got = new Set<string>();
+    for (let i = 0; i < 31; i++) got.add((await takeTagged(ep, `g${i}`, "gpu"))!);
+    expect(got.size).toBe(31);
+    expect(got.has(unkeyedGpu)).toBe(true);
+  }, 60_000);
+
+  it("a plain worker waiting first does not keep a GPU job from a GPU worker waiting behind it", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    // Both long-poll (300 ms in tests); the job arrives while they wait.
+    const plainTake = call("GET", `/v2/${ep}/job-take/plain?job_in_progress=0`);
+    await new Promise((r) => setTimeout(r, 30));
+    const gpuTake = call("GET", `/v2/${ep}/job-take/gpu-w?job_in_progress=0&tags=gpu`);
+    await new Promise((r) => setTimeout(r, 30));
+    const id = await submit(ep, { input: {}, tags: ["gpu"] });
+    const [p, g] = await Promise.all([plainTake, gpuTake]);
+    expect(p.status).toBe(204);
+    expect(g.status).toBe(200);
+    expect((await json<{ id: string }>(g)).id).toBe(id);
+  });
+});
+
+describe("tags: why a tagged job waits", () => {
+  it("no_matching_workers while only other workers live; all_workers_busy once a matching one shows (take or ping)", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submit(ep, { input: {}, tags: ["gpu", "a100"] });
+    expect((await queueReason(ep, id))?.reason).toBe("no_workers");
+    expect(await takeTagged(ep, "cpu", "cpu")).toBeNull();
+    expect(await queueReason(ep, id)).toMatchObject({ reason: "no_matching_workers", tags: ["a100", "gpu"] });
+    // A worker with only one of the two does not match either.
+    expect((await call("GET", `/v2/${ep}/ping/half?tags=gpu`)).status).toBe(200);
+    expect((await queueReason(ep, id))?.reason).toBe("no_matching_workers");
+    expect((await call("GET", `/v2/${ep}/ping/full?tags=a100,gpu,nvme`)).status).toBe(200);
+    expect((await queueReason(ep, id))?.reason).toBe("all_workers_busy");
+  });
+
+  it("on a sharded endpoint too (the liveness shards tell their workers' tag sets)", async () => {
+    const ep = await createEndpoint();
+    const id = await submit(ep, { input: {}, tags: ["tpu"] });
+    expect((await call("GET", `/v2/${ep}/ping/plain-1`)).status).toBe(200);
+    expect((await queueReason(ep, id))?.reason).toBe("no_matching_workers");
+    expect((await call("GET", `/v2/${ep}/ping/tpu-1?tags=tpu`)).status).toBe(200);
+    expect((await queueReason(ep, id))?.reason).toBe("all_workers_busy");
+  });
+
+  it("the admin worker list shows what each worker declared", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    await call("GET", `/v2/${ep}/ping/w-tags?tags=gpu,a100`);
+    await call("GET", `/v2/${ep}/ping/w-none`);
+    const res = await call("GET", `/admin/endpoints/${ep}/workers`);
+    expect(res.status).toBe(200);
+    const body = await json<{ workers: Array<{ workerId: string; tags: string[] }> }>(res);
+    const byId = Object.fromEntries(body.workers.map((w) => [w.workerId, w.tags]));
+    expect(byId["w-tags"]).toEqual(["a100", "gpu"]);
+    expect(byId["w-none"]).toEqual([]);
+  });
+
+  it("status shows the tags a job requires", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submit(ep, { input: {}, tags: ["gpu", "a100", "gpu"] });
+    const body = await json<{ tags?: string[] }>(await call("GET", `/v2/${ep}/status/${id}`));
+    expect(body.tags).toEqual(["a100", "gpu"]);
+    const plain = await submit(ep, { input: {} });
+    expect((await json<{ tags?: string[] }>(await call("GET", `/v2/${ep}/status/${plain}`))).tags).toBeUndefined();
+  });
+});
+
+describe("tags: batches and schedules carry them to their jobs", () => {
+  it("a batch request's tags, and a schedule's job.tags, are its jobs' (a GPU worker takes them, a plain one does not)", async () => {
+    const e = await batchEndpoint({ shards: 1 });
+    const batch = await createBatch(e, [{ input: { n: 1 }, tags: ["gpu"] }]);
+    expect((await action(e, batch, "finalize")).status).toBe(200);
+    const [child] = await allCreated(e, batch, 1);
+    const st = await json<{ tags?: string[] }>(await call("GET", `/v2/${e.ep}/status/${child}`, { key: e.client }));
+    expect(st.tags).toEqual(["gpu"]);
+    expect(await takeTagged(e.ep, "plain", null)).toBeNull();
+    expect(await takeTagged(e.ep, "g", "gpu")).toBe(child);
+
+    const put = await call("PUT", `/admin/endpoints/${e.ep}/schedules/gpu-nightly`, { body: { cron: "0 3 * * *", job: { input: {}, tags: ["gpu", "a100"] } } });
+    expect(put.status).toBe(200);
+    const bad = await call("PUT", `/admin/endpoints/${e.ep}/schedules/bad`, { body: { cron: "0 3 * * *", job: { input: {}, tags: ["no spaces"] } } });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("job.tags");
+    const fired = await json<{ fire: { jobId: string } }>(await call("POST", `/admin/endpoints/${e.ep}/schedules/gpu-nightly/trigger`));
+    const job = await json<{ tags?: string[] }>(await call("GET", `/v2/${e.ep}/status/${fired.fire.jobId}`, { key: e.client }));
+    expect(job.tags).toEqual(["a100", "gpu"]);
+  });
+});
