@@ -7,7 +7,7 @@
 import { isTerminal } from "../jobs/states";
 import { countMetric, observe, sampleWorkers } from "../metrics/buckets";
 import type { IndexEntry } from "../jobs/index-entry";
-import { bumpCounter, type CounterName } from "./ready-index";
+import { bumpCounter, type CounterName } from "./index-counters";
 import type { WorkerCounts } from "./workers";
 
 /** `workers` is null on a shard other than 0: the endpoint object samples workers. */

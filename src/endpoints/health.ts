@@ -2,7 +2,7 @@
  * The RunPod-shaped /health body, from the endpoint's index, counters and worker registry.
  */
 import type { JobState } from "../jobs/states";
-import type { CounterName } from "./ready-index";
+import type { CounterName } from "./index-counters";
 import type { WorkerCounts } from "./workers";
 
 export interface Health {

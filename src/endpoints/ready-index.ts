@@ -10,6 +10,7 @@
  * LIMIT (endpoint migration 7), so a request costs the same with 200 or 100,000 jobs queued.
  */
 import { isRunning, TERMINAL_STATES, type JobState } from "../jobs/states";
+import { bumpCounter, counterFor, type CounterName } from "./index-counters";
 import { QUEUE_POSITION } from "../shared/limits";
 import type { IndexEntry } from "../jobs/index-entry";
 import { anyKeyReady, offerByTurns, openDepth, reopenKeys } from "./flow-keys";
@@ -23,45 +24,6 @@ const OFFER_MS = 10_000;
 export const TOMBSTONE_MS = 60 * 60 * 1000;
 /** A job a worker failed is offered to that worker again only after waiting this long for others. */
 const AVOID_GRACE_MS = 30_000;
-
-export const COUNTERS = [
-  "submitted",
-  "completed",
-  /** Jobs that ended ERROR (a result with a non-zero exit code); RunPod's /health counts them completed. */
-  "errored",
-  "failed",
-  "cancelled",
-  "timedOut",
-  "retried",
-  "webhookSent",
-  "webhookSucceeded",
-  "webhookFailed",
-] as const;
-export type CounterName = (typeof COUNTERS)[number];
-
-export function bumpCounter(sql: SqlStorage, name: CounterName): void {
-  sql.exec(
-    "INSERT INTO counter (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1",
-    name,
-  );
-}
-
-function counterFor(to: JobState): CounterName | null {
-  switch (to) {
-    case "COMPLETED":
-      return "completed";
-    case "ERROR":
-      return "errored";
-    case "FAILED":
-      return "failed";
-    case "CANCELLED":
-      return "cancelled";
-    case "TIMED_OUT":
-      return "timedOut";
-    default:
-      return null;
-  }
-}
 
 interface Applied {
   applied: boolean;
@@ -336,23 +298,6 @@ export function waitingJobIds(sql: SqlStorage, limit: number): string[] {
     )
     .toArray()
     .map((r) => r.job_id);
-}
-
-/** Index rows per state, from job_state_count (kept by triggers on job_index; migration 7). */
-export function countByState(sql: SqlStorage): Partial<Record<JobState, number>> {
-  const out: Partial<Record<JobState, number>> = {};
-  for (const r of sql.exec<{ state: string; n: number }>("SELECT state, n FROM job_state_count WHERE n > 0")) {
-    out[r.state as JobState] = r.n;
-  }
-  return out;
-}
-
-export function readCounters(sql: SqlStorage): Record<CounterName, number> {
-  const out = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<CounterName, number>;
-  for (const r of sql.exec<{ name: string; value: number }>("SELECT name, value FROM counter")) {
-    if ((COUNTERS as readonly string[]).includes(r.name)) out[r.name as CounterName] = r.value;
-  }
-  return out;
 }
 
 /** Rows one prune removes at most; a periodic alarm prunes again while any are left. */

@@ -9,30 +9,19 @@
 import { isRunning } from "../jobs/states";
 import type { IndexEntry } from "../jobs/index-entry";
 import type { Clock } from "../shared/clock";
-import { MEMORY_BOUNDS, QUEUE_POSITION, SHARDS } from "../shared/limits";
+import { MEMORY_BOUNDS, SHARDS } from "../shared/limits";
 import { Waiters } from "../shared/waiters";
 import type { EndpointConfig } from "./config";
 import { sendReady } from "./dispatcher";
 import { claimOffered } from "./take-claims";
 import { recordEntry } from "./endpoint-metrics";
-import {
-  applyEntry,
-  countByState,
-  dispatchErrorOf,
-  offerJobs,
-  pruneTombstones,
-  queuePosition,
-  readCounters,
-  readyDepth,
-  slotsInUse,
-  type CounterName,
-  type Offer,
-  type Taker,
-} from "./ready-index";
-import { jobAhead, memberChanged } from "./sequences";
-import { pruneIdleClasses, tagsIn } from "./tag-classes";
-import { tagsMatch, tagsOf } from "../shared/tags";
-import { flowKeyOf, keyPosition, keyWait, nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
+import { applyEntry, offerJobs, pruneTombstones, readyDepth, slotsInUse, type Offer, type Taker } from "./ready-index";
+import { countByState, readCounters, type CounterName } from "./index-counters";
+import { memberChanged } from "./sequences";
+import { pruneIdleClasses } from "./tag-classes";
+import { tagsMatch } from "../shared/tags";
+import { waitOf } from "./queue-info";
+import { nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
 import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk } from "./shards";
 import type { JobState } from "../jobs/states";
 import type { Hint } from "./relay";
@@ -397,32 +386,19 @@ export class ReadyQueue {
     void this.armAlarm(until).catch((e) => console.error(`shard ${this.host.shard}: rate-limit alarm not set`, e));
   }
 
-  /** Why a waiting job waits, and roughly where it stands on this shard. */
-  async queueInfo(jobId: string): Promise<QueueInfo> {
-    const now = this.clock.now();
-    const ahead = jobAhead(this.sql, jobId);
-    if (ahead !== null) return { position: null, reason: "sequenced_behind", ahead };
-    // A keyed job waits for its key's turns: its position is among its key's ready jobs.
-    const key = flowKeyOf(this.sql, jobId);
-    const position = key === "" ? queuePosition(this.sql, jobId) : keyPosition(this.sql, jobId, key, QUEUE_POSITION.exactBelow);
-    // Far back in line, the position is a bound (a status read counts fewer than exactBelow rows).
-    const at = position !== null && position >= QUEUE_POSITION.exactBelow ? { position, positionAtLeast: true as const } : { position };
+  /** Why a waiting job waits, and roughly where it stands on this shard (queue-info.ts). */
+  queueInfo(jobId: string): Promise<QueueInfo> {
     const config = this.host.config();
-    if (this.host.paused()) return { ...at, reason: "endpoint_paused" };
-    const dispatchError = dispatchErrorOf(this.sql, jobId);
-    if (dispatchError !== undefined) return { ...at, reason: "dispatch_retrying", ...(dispatchError ? { lastError: dispatchError } : {}) };
-    const onKey = keyWait(this.sql, key, now);
-    if (onKey?.reason === "key_concurrency") return { ...at, reason: "key_concurrency" };
-    if (onKey?.reason === "key_rate_limited") return { ...at, reason: "key_rate_limited", availableAt: new Date(this.clock.toWall(onKey.availableAt)).toISOString() };
-    if (config?.concurrency != null && this.capacity(now) === 0) return { ...at, reason: "concurrency_limit" };
-    // The shards' latest signs of life lag by up to LIVENESS.flushMs (README "Worker liveness").
-    const since = now - (config?.heartbeatTimeout ?? 0);
-    const alive = this.polling.size > 0 || (await this.host.alive(since));
-    if (!alive) return { ...at, reason: "no_workers" };
-    // A job that requires tags waits for a live worker that declared them all.
-    const tags = tagsIn(this.sql, jobId);
-    if (tags !== "" && !this.pollingMatches(tags) && !(await this.host.alive(since, tags))) return { ...at, reason: "no_matching_workers", tags: tagsOf(tags) };
-    return { ...at, reason: "all_workers_busy" };
+    return waitOf(jobId, {
+      sql: this.sql,
+      now: this.clock.now(),
+      toWall: (t) => this.clock.toWall(t),
+      config,
+      paused: this.host.paused(),
+      atCapacity: (now) => config?.concurrency != null && this.capacity(now) === 0,
+      polling: (tags) => (tags === "" ? this.polling.size > 0 : this.pollingMatches(tags)),
+      alive: (since, tags) => this.host.alive(since, tags),
+    });
   }
 
   stats(): QueueStats {

@@ -5,7 +5,7 @@
  * the quantiles the product computes, over the last hour). Names and units follow Prometheus's
  * conventions: `edge_jobs_` prefix, seconds, `_total` on counters, one `endpoint` label.
  */
-import type { CounterName } from "../endpoints/ready-index";
+import type { CounterName } from "../endpoints/index-counters";
 import { WORKER_STATES, type WorkerCounts } from "../endpoints/workers";
 import { JOB_STATES, type JobState } from "../jobs/states";
 import type { MetricsView } from "../metrics/buckets";

@@ -11,7 +11,6 @@ import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { IndexEntry } from "../../src/jobs/index-entry";
 import {
   applyEntry,
-  countByState,
   nextOfferLapse,
   offerReady,
   pruneTombstones,
@@ -19,6 +18,7 @@ import {
   unfinishedJobIds,
   withdrawOffers,
 } from "../../src/endpoints/ready-index";
+import { countByState } from "../../src/endpoints/index-counters";
 import { JOB_STATES, type JobState } from "../../src/jobs/states";
 import { QUEUE_POSITION } from "../../src/shared/limits";
 import { fillIndex, filledId } from "./depth-kit";
