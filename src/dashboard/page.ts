@@ -252,6 +252,7 @@ async function showJob() {
   $("#job").hidden = false; $("#job-id").textContent = selectedJob;
   $("#job-body").innerHTML = '<div class="row">' + pill(s.outcome === "error" ? "ERROR" : s.status || "gone") + (s.queue ? '<span>waits: ' + esc(s.queue.reason) + '</span>' : "") +
     (s.tags ? '<span class="tags">needs ' + s.tags.map((t) => '<span class="pill">' + esc(t) + '</span>').join(" ") + '</span>' : "") +
+    (s.blocklisted ? '<span class="blocklisted">blocklisted: ' + s.blocklisted.map((b) => esc(b.workerId) + " (" + b.failures + ")").join(", ") + '</span>' : "") +
     (s.delayTime !== undefined ? '<span>delay ' + s.delayTime + ' ms</span>' : "") + (s.executionTime !== undefined ? '<span>execution ' + s.executionTime + ' ms</span>' : "") +
     '<span>attempt ' + (s.attempt ?? "") + '</span></div><pre>' + esc(JSON.stringify(s, null, 2)) + '</pre>' +
     '<h2>History</h2><div class="scroll"><table><thead><tr><th>When</th><th>Command</th><th>From → to</th><th>Attempt</th><th>Worker</th><th>Detail</th></tr></thead><tbody>' +

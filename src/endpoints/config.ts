@@ -5,7 +5,7 @@ import type { PolicyDefaults } from "../jobs/policy";
 import { RetryBackoff } from "../jobs/backoff";
 import type { SigningSecrets } from "../shared/signing";
 import { z } from "zod";
-import { FLOW_KEYS, LIMITS, SHARDS } from "../shared/limits";
+import { BLOCKLIST, FLOW_KEYS, LIMITS, SHARDS } from "../shared/limits";
 import { KeyRateLimit } from "./flow-rules";
 import { checkOutboundUrl } from "../shared/urls";
 
@@ -32,6 +32,7 @@ export const EndpointConfigInput = z
     allowPrivateUrls: z.boolean().optional(),
     retryOnError: z.boolean().optional(),
     retryBackoff: RetryBackoff.nullable().optional(),
+    blocklistThreshold: ms(BLOCKLIST.threshold).optional(),
     shards: z.number().int().min(1).max(SHARDS.max).optional(),
     flowShards: z.number().int().min(1).max(SHARDS.max).optional(),
     rateLimit: z.boolean().optional(),
@@ -158,6 +159,7 @@ export function resolveConfig(
     allowPrivateUrls,
     retryOnError: input.retryOnError ?? false,
     retryBackoff: input.retryBackoff ?? null,
+    blocklistThreshold: input.blocklistThreshold ?? BLOCKLIST.threshold.default,
     rateLimit: input.rateLimit ?? true,
     keyConcurrency: input.keyConcurrency ?? null,
     keyRateLimit: input.keyRateLimit ?? null,

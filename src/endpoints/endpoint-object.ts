@@ -21,7 +21,7 @@ import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { Relay, type Hint } from "./relay";
 import { deleteShards, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
 import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer, type TakeAsk } from "./shards";
-import { signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
+import { liveMatching, signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
 import type { WorkerCounts } from "./workers";
 
 export type { QueueInfo, QueueReason, SyncReply } from "./shards";
@@ -50,6 +50,7 @@ export class EndpointObject extends EndpointAdmin {
       hint: async (count, fresh, shard = 0) => this.relayHint(shard, count, fresh),
       forwardPoll: async () => null,
       alive: async (since, tags) => signSince(this.sql, since, tags),
+      liveWorkers: async (since, tags) => liveMatching(this.sql, since, tags),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {
@@ -220,6 +221,11 @@ export class EndpointObject extends EndpointAdmin {
    * Has any worker shown a sign of life since `since` (a shard's `queue.reason` asks): a take poll
    * open here, or a worker shard's latest sign (lagging by up to LIVENESS.flushMs; README "Worker liveness").
    */
+  /** The live workers that may take a job requiring `tags`, by id, from the worker shards' summaries (blocklists: ReadyQueue.sync). */
+  liveWorkers(since: number, tags: string): { ids: string[]; complete: boolean } {
+    return liveMatching(this.sql, since, tags);
+  }
+
   workersAlive(since: number, tags?: string): boolean {
     if (tags !== undefined && tags !== "") return this.queue.pollingMatches(tags) || signSince(this.sql, since, tags);
     return this.queue.polling.size > 0 || signSince(this.sql, since);
@@ -302,6 +308,7 @@ meterCalls(EndpointObject, {
   hint: true,
   forwardPoll: true,
   workersAlive: true,
+  liveWorkers: true,
   waitingJobs: true,
   listJobs: true,
   health: true,

@@ -39,6 +39,7 @@ type KeyRow = {
 export type ReadyRow = {
   job_id: string;
   avoid_workers: string;
+  blocked_workers: string;
   ready_since: number;
   input_bytes: number;
 };
@@ -55,7 +56,7 @@ export interface TurnRequest {
   now: number;
   offerMs: number;
   byteBudget: number;
-  /** Is this row passed over for this worker (it failed the job, within the grace)? */
+  /** Is this row passed over for this worker (blocklisted, or it failed the job within the grace)? */
   avoided: (r: ReadyRow) => boolean;
   /** With tagged jobs ready: the tag sets this worker matches (tag-classes.ts); null: none ready, any row goes. */
   sets: readonly string[] | null;
@@ -131,7 +132,7 @@ function pickJobs(sql: SqlStorage, key: string, want: number, req: TurnRequest, 
     req.sets !== null
       ? classRows(sql, key, req.sets, want * 4 + 16)
       : sql.exec<ReadyRow>(
-          `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_flow
+          `SELECT job_id, avoid_workers, blocked_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_flow
            WHERE ${READY_ROW} AND flow_key = ? ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
           key,
           want * 4 + 16,

@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
-import { LIVENESS, PING_LIST_GRACE_MS, TAGS, WORKER_BOUNDS } from "../shared/limits";
+import { BLOCKLIST, LIVENESS, PING_LIST_GRACE_MS, TAGS, WORKER_BOUNDS } from "../shared/limits";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import type { HoldTell, LivenessRef } from "../shared/liveness";
 import { applyMigrations } from "../shared/migrations";
@@ -23,12 +23,14 @@ import {
   markUnhealthy,
   recordFailure,
   recordTakes,
+  liveWorkers,
   seeWorker,
   setTags,
   tagSetSigns,
   workerState,
   type WorkerCounts,
   type WorkerRow,
+  type LiveWorkers,
   type TagSetSign,
   type WorkerState,
 } from "./workers";
@@ -81,6 +83,8 @@ export interface ShardSummary {
   coldStarts: number[];
   /** The tag sets its healthy workers declared, each with its latest sign (absent from older shards: none). */
   tagSets?: TagSetSign[];
+  /** Its live workers by id, at most BLOCKLIST.liveIdsPerSummary (absent from older shards: not known). */
+  live?: LiveWorkers;
 }
 
 /** How often the object prunes old stop signals, released rows and silent workers. */
@@ -339,6 +343,7 @@ export class LivenessObject extends DurableObject<Env> {
       lastSign: sign === null && polls === null ? null : Math.max(sign ?? 0, polls ?? 0),
       coldStarts: this.sql.exec<{ ms: number }>("SELECT ms FROM cold_start ORDER BY id LIMIT 1000").toArray().map((r) => r.ms),
       tagSets: tagSetSigns(this.sql, TAGS.setsPerSummary),
+      live: liveWorkers(this.sql, now - this.heartbeatMs, BLOCKLIST.liveIdsPerSummary),
     };
   }
 

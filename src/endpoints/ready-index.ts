@@ -13,7 +13,7 @@ import { isRunning, TERMINAL_STATES, type JobState } from "../jobs/states";
 import { bumpCounter, counterFor, type CounterName } from "./index-counters";
 import { QUEUE_POSITION } from "../shared/limits";
 import type { IndexEntry } from "../jobs/index-entry";
-import { anyKeyReady, offerByTurns, openDepth, reopenKeys } from "./flow-keys";
+import { anyKeyReady, offerByTurns, openDepth, reopenKeys, type ReadyRow } from "./flow-keys";
 import { anyTagReady, classRows, matchingClasses } from "./tag-classes";
 
 const OFFER_MS = 10_000;
@@ -57,12 +57,12 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
   sql.exec(
     `INSERT INTO job_index (job_id, version, state, priority, low_priority, created_at, worker_id, offered_until,
        updated_at, avoid_workers, ready_since, dispatch_pending, dispatch_error, attempt, input_bytes,
-       batch_id, sequence_key, delay_ms, execution_ms, flow_key, tags)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       batch_id, sequence_key, delay_ms, execution_ms, flow_key, tags, blocked_workers)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = excluded.created_at,
        attempt = excluded.attempt, input_bytes = excluded.input_bytes,
        batch_id = excluded.batch_id, sequence_key = excluded.sequence_key, delay_ms = excluded.delay_ms, execution_ms = excluded.execution_ms,
-       flow_key = excluded.flow_key, tags = excluded.tags,
+       flow_key = excluded.flow_key, tags = excluded.tags, blocked_workers = excluded.blocked_workers,
        priority = excluded.priority, low_priority = excluded.low_priority, worker_id = excluded.worker_id,
        offered_until = 0, updated_at = excluded.updated_at, avoid_workers = excluded.avoid_workers,
        ready_since = CASE WHEN job_index.state = 'SCHEDULED' AND excluded.state = 'IN_QUEUE' AND job_index.ready_since > 0
@@ -90,6 +90,7 @@ export function applyEntry(sql: SqlStorage, e: IndexEntry, now: number): Applied
     e.executionMs ?? null,
     e.flowKey ?? "",
     e.tags ?? "",
+    JSON.stringify(e.blockedWorkers ?? []),
   );
   const previous = sameJob ? (prev.state as JobState) : null;
   const counted: CounterName[] = [];
@@ -142,21 +143,20 @@ export function offerJobs(sql: SqlStorage, worker: string | Taker, max: number, 
   const classes = anyTagReady(sql) ? matchingClasses(sql, tags) : null;
   const sets = classes?.sets ?? null;
   const unmatched = classes?.unmatched ? 1 : 0;
+  const avoided = (r: ReadyRow) => passesOver(r, workerId, now);
   // Keyed jobs ready: keys take turns (flow-keys.ts). Otherwise the order below, as before keys.
   if (anyKeyReady(sql)) {
-    const avoided = (r: { avoid_workers: string; ready_since: number }) =>
-      r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId) && now - r.ready_since < AVOID_GRACE_MS;
     const turns = offerByTurns(sql, { max, now, offerMs, byteBudget, avoided, sets });
     return { ...turns, passedOver: turns.passedOver + unmatched };
   }
   // Offered and pending-dispatch rows are outside job_index_offerable: the walk never steps over
   // them. INDEXED BY: without statistics the planner prefers job_index_order's state term.
-  const rows: Iterable<{ job_id: string; avoid_workers: string; ready_since: number; input_bytes: number }> =
+  const rows: Iterable<ReadyRow> =
     sets !== null
       ? classRows(sql, "", sets, max * 4 + 16)
       : sql
-          .exec<{ job_id: string; avoid_workers: string; ready_since: number; input_bytes: number }>(
-            `SELECT job_id, avoid_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_offerable
+          .exec<ReadyRow>(
+            `SELECT job_id, avoid_workers, blocked_workers, ready_since, input_bytes FROM job_index INDEXED BY job_index_offerable
              WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0
              ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
             max * 4 + 16,
@@ -167,8 +167,7 @@ export function offerJobs(sql: SqlStorage, worker: string | Taker, max: number, 
   let passedOver = unmatched;
   for (const r of rows) {
     if (ids.length >= max) break;
-    const avoided = r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId);
-    if (avoided && now - r.ready_since < AVOID_GRACE_MS) {
+    if (avoided(r)) {
       passedOver++;
       continue;
     }
@@ -178,6 +177,15 @@ export function offerJobs(sql: SqlStorage, worker: string | Taker, max: number, 
   }
   for (const id of ids) sql.exec("UPDATE job_index SET offered_until = ? WHERE job_id = ?", now + offerMs, id);
   return { ids, passedOver };
+}
+
+/**
+ * Is a ready row passed over for `workerId`: it is blocklisted from the job (jobs/blocklist), or
+ * failed it and the job has waited less than AVOID_GRACE_MS for any other worker?
+ */
+function passesOver(r: ReadyRow, workerId: string, now: number): boolean {
+  if (r.blocked_workers !== "[]" && (JSON.parse(r.blocked_workers) as string[]).includes(workerId)) return true;
+  return r.avoid_workers !== "[]" && (JSON.parse(r.avoid_workers) as string[]).includes(workerId) && now - r.ready_since < AVOID_GRACE_MS;
 }
 
 /**

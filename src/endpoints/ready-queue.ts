@@ -50,6 +50,8 @@ export interface QueueHost {
    * (canonical, not ''): any worker that declared all of them.
    */
   alive(since: number, tags?: string): Promise<boolean>;
+  /** The live workers (by id) that may take a job requiring `tags`; `complete`: all of them are known. */
+  liveWorkers(since: number, tags: string): Promise<{ ids: string[]; complete: boolean }>;
   waitMs(): number;
 }
 
@@ -116,10 +118,25 @@ export class ReadyQueue {
       const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
       if (next !== null) reply.release.push(next);
     }
+    // A job back in the queue with workers blocklisted from it: does any live worker remain for it?
+    if (entry.state === "IN_QUEUE" && r.previous !== "IN_QUEUE" && (entry.blockedWorkers?.length ?? 0) > 0 && (await this.allBlocklisted(entry, now))) reply.blocklisted = true;
     const freedSlot = r.previous !== null && isRunning(r.previous) && !isRunning(entry.state);
     if (r.ready || freedSlot) await this.readyChanged(now);
     if (now >= this.pruneAt) await this.prune(now);
     return reply;
+  }
+
+  /**
+   * Is every live worker that may take this job blocklisted from it (and is there one at all)?
+   * From the liveness shards' summaries; when they do not name every live worker, no. Pull
+   * endpoints only (push workers are URLs, never blocklisted).
+   */
+  private async allBlocklisted(entry: IndexEntry, now: number): Promise<boolean> {
+    const config = this.host.config();
+    if (!config || config.mode !== "pull") return false;
+    const live = await this.host.liveWorkers(now - config.heartbeatTimeout, entry.tags ?? "");
+    const blocked = new Set(entry.blockedWorkers);
+    return live.complete && live.ids.length > 0 && live.ids.every((id) => blocked.has(id));
   }
 
   /** Jobs became ready or a slot freed (or the config changed): serve waiters, dispatch (push), hint if jobs are left unwaited. */

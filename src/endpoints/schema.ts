@@ -274,11 +274,14 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
     // key and tag set, in take order: a take walks the sets its worker matches, each a range.
     // tag_class counts each required set's ready rows (kept exact by triggers, as flow_key_state),
     // so a take knows at once whether any tagged job is ready. worker_shard.tag_sets: the tag sets
-    // of a liveness shard's live workers, with their latest signs (queue.reason no_matching_workers).
+    // of a liveness shard's live workers, with their latest signs (queue.reason no_matching_workers);
+    // worker_shard.live: its live workers by id (at most BLOCKLIST.liveIdsPerSummary; more: not all).
     // The flow-key triggers are those of step 10, counting a key's untagged ready rows too.
+    // job_index.blocked_workers: the workers blocklisted from the job (jobs/blocklist), never offered it.
     version: 12,
     sql: `
       ALTER TABLE job_index ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+      ALTER TABLE job_index ADD COLUMN blocked_workers TEXT NOT NULL DEFAULT '[]';
       CREATE INDEX job_index_class ON job_index (flow_key, tags, priority DESC, low_priority, created_at, job_id)
         WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0;
       CREATE TABLE tag_class (tags TEXT PRIMARY KEY, ready INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
@@ -302,6 +305,7 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
         INSERT INTO tag_class (tags, ready) VALUES (NEW.tags, 1) ON CONFLICT (tags) DO UPDATE SET ready = ready + 1;
       END;
       ALTER TABLE worker_shard ADD COLUMN tag_sets TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE worker_shard ADD COLUMN live TEXT NOT NULL DEFAULT '{"workers":[],"more":true}';
       -- flow_key_state.untagged: a key's ready rows that require no tags (so far all of them), so a
       -- worker without tags walks only the open keys it may take from (flow_key_open_untagged).
       ALTER TABLE flow_key_state ADD COLUMN untagged INTEGER NOT NULL DEFAULT 0;

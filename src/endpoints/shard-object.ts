@@ -52,6 +52,7 @@ export class ShardObject extends DurableObject<Env> {
       hint: (count, fresh, shard) => this.root().hint(shard ?? this.addr!.shard, count, this.addr!.generation, fresh),
       forwardPoll: (waitMs, skip) => this.root().forwardPoll(this.addr!.shard, waitMs, this.addr!.generation, skip),
       alive: (since, tags) => this.root().workersAlive(since, tags),
+      liveWorkers: (since, tags) => this.root().liveWorkers(since, tags),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {

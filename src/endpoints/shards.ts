@@ -114,6 +114,8 @@ export interface QueueInfo {
 /** The answer to a job's sync: jobs the caller should release (next in a sequence). */
 export interface SyncReply {
   release: string[];
+  /** Every live worker that may take the job is blocklisted from it: the job should fail (commands.blocklisted). */
+  blocklisted?: true;
   /** The job's endpoint incarnation is gone (deleted, perhaps re-created): the job must end. */
   orphaned?: true;
 }

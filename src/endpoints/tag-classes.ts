@@ -12,6 +12,7 @@ import { tagSubsets, tagsMatch } from "../shared/tags";
 export type ClassRow = {
   job_id: string;
   avoid_workers: string;
+  blocked_workers: string;
   ready_since: number;
   input_bytes: number;
   priority: number;
@@ -72,7 +73,7 @@ export function* classRows(sql: SqlStorage, key: string, sets: readonly string[]
   const cursors = sets.map((tags) =>
     sql
       .exec<ClassRow>(
-        `SELECT job_id, avoid_workers, ready_since, input_bytes, priority, low_priority, created_at FROM job_index INDEXED BY job_index_class
+        `SELECT job_id, avoid_workers, blocked_workers, ready_since, input_bytes, priority, low_priority, created_at FROM job_index INDEXED BY job_index_class
          WHERE ${READY_ROW} AND flow_key = ? AND tags = ? ORDER BY priority DESC, low_priority ASC, created_at ASC, job_id ASC LIMIT ?`,
         key,
         tags,

@@ -6,17 +6,18 @@ import { recordColdStarts } from "./endpoint-metrics";
 import type { ShardSummary } from "./liveness-object";
 import { countStates, type WorkerCounts } from "./workers";
 import { tagsMatch } from "../shared/tags";
-import type { TagSetSign } from "./workers";
+import type { LiveWorkers, TagSetSign } from "./workers";
 
 /** Stores a worker shard's summary; its cold starts count for metrics. */
 export function storeSummary(sql: SqlStorage, shard: number, summary: ShardSummary, now: number): void {
   sql.exec(
-    "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at, tag_sets) VALUES (?, ?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO worker_shard (shard, counts, last_sign, at, tag_sets, live) VALUES (?, ?, ?, ?, ?, ?)",
     shard,
     JSON.stringify(summary.counts),
     summary.lastSign,
     now,
     JSON.stringify(summary.tagSets ?? []),
+    JSON.stringify(summary.live ?? { workers: [], more: true }),
   );
   recordColdStarts(sql, summary.coldStarts, now);
 }
@@ -52,4 +53,20 @@ export function signSince(sql: SqlStorage, since: number, tags?: string): boolea
     if (sets.some((s) => s.lastSign >= since && tagsMatch(tags, s.tags))) return true;
   }
   return false;
+}
+
+/**
+ * The workers with a sign of life since `since` that may take a job requiring `tags` (canonical;
+ * '' for none), by id, from every worker shard's last summary; `complete` is false when a shard
+ * named only some of its live workers (or none, being older), so the list may lack some.
+ */
+export function liveMatching(sql: SqlStorage, since: number, tags: string): { ids: string[]; complete: boolean } {
+  const ids = new Set<string>();
+  let complete = true;
+  for (const r of sql.exec<{ live: string }>("SELECT live FROM worker_shard WHERE last_sign >= ?", since)) {
+    const live = JSON.parse(r.live) as LiveWorkers;
+    if (live.more) complete = false;
+    for (const w of live.workers) if (w.lastSign >= since && tagsMatch(tags, w.tags)) ids.add(w.workerId);
+  }
+  return { ids: [...ids], complete };
 }

@@ -28,6 +28,36 @@ export interface WorkerRow {
   tags: string[];
 }
 
+/** A live worker as a liveness shard's summary names it (for blocklists: jobs/blocklist). */
+export interface LiveWorker {
+  workerId: string;
+  /** Its tags (canonical; '' for none). */
+  tags: string;
+  lastSign: number;
+}
+
+/** The live workers of a shard, most recent first, at most `limit`; `more`: there were more. */
+export interface LiveWorkers {
+  workers: LiveWorker[];
+  more: boolean;
+}
+
+/**
+ * The healthy workers with a sign of life since `since` (an open take counts to its end), the
+ * most recent first, at most `limit`.
+ */
+export function liveWorkers(sql: SqlStorage, since: number, limit: number): LiveWorkers {
+  const rows = sql
+    .exec<{ worker_id: string; tags: string; s: number }>(
+      `SELECT worker_id, tags, MAX(last_seen, poll_until) AS s FROM worker WHERE unhealthy_reason IS NULL AND MAX(last_seen, poll_until) >= ?
+       ORDER BY s DESC LIMIT ?`,
+      since,
+      limit + 1,
+    )
+    .toArray();
+  return { workers: rows.slice(0, limit).map((r) => ({ workerId: r.worker_id, tags: r.tags, lastSign: r.s })), more: rows.length > limit };
+}
+
 /** A tag set of live workers, with the latest sign of life of one that declared it. */
 export interface TagSetSign {
   tags: string;

@@ -9,6 +9,7 @@
  * conflict; it throws only when the code asks for an edge the table forbids (a bug).
  * The job object runs each command inside one storage transaction.
  */
+import { blocklisted } from "./blocklist";
 import { ttlIsLifespan, type EndReason, type Idempotency, type JobExtras, type JobKind, type JobPolicy, type JobRecord } from "./record";
 import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { isRunning, isTerminal, isWaiting } from "./states";
@@ -249,6 +250,18 @@ export function orphan(job: JobRecord, now: number): CommandResult {
   if (isWaiting(job.state)) return moveTo(job, "CANCELLED", "orphan", now, { reason: "endpoint_deleted" }, "keep", "endpoint_deleted");
   if (job.state === "IN_PROGRESS") return cancel(job, now);
   return unchanged(job);
+}
+
+/**
+ * Every live worker that may take the job is blocklisted from it (its shard found none other, as
+ * of `version`): a job still waiting at that version ends FAILED (reason "blocklisted"), its
+ * error naming them. A job that moved on since (taken, cancelled) is left alone.
+ */
+export function blocklistedOut(job: JobRecord, version: number, now: number): CommandResult {
+  if (job.version !== version || job.state !== "IN_QUEUE") return unchanged(job);
+  const names = blocklisted(job).map((b) => `${b.workerId} (${b.failures} failed attempts)`);
+  const error = `every live worker that may take this job is blocklisted from it: ${names.join(", ")}`;
+  return moveTo(job, "FAILED", "blocklisted", now, { error, reason: "blocklisted" }, "keep", error);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { JobRecord } from "./record";
 import type { JobState } from "./states";
 import { tagKey } from "../shared/tags";
+import { avoidedBy, blocklisted } from "./blocklist";
 
 /**
  * What a job tells its endpoint about itself after every change. The endpoint's ready index,
@@ -22,6 +23,8 @@ export interface IndexEntry {
   attempt: number;
   /** Workers that failed or lost this job: the queue offers it to others first. */
   avoidWorkers: string[];
+  /** Workers blocklisted from this job (jobs/blocklist): never offered it (absent from older entries: none). */
+  blockedWorkers?: string[];
   /** A worker that must be told to stop its attempt (job-stop). */
   stopFor: string | null;
   /** Why a TIMED_OUT job timed out, for the worker's failure record. */
@@ -54,7 +57,8 @@ export function indexEntryOf(job: JobRecord, inputBytes: number): IndexEntry {
     createdAt: job.createdAt,
     workerId: job.workerId,
     attempt: job.attempt,
-    avoidWorkers: job.failedWorkers,
+    avoidWorkers: avoidedBy(job),
+    blockedWorkers: blocklisted(job).map((b) => b.workerId),
     stopFor: job.stopFor,
     reason: job.reason,
     sequenceKey: job.sequenceKey,

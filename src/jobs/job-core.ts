@@ -232,10 +232,12 @@ export abstract class JobCore extends DurableObject<Env> {
    */
   protected async tellEndpoint(job: JobRecord): Promise<void> {
     let orphaned = false;
+    let blocklisted = false;
     try {
       const reply = await this.queue(job).sync(this.entryOf(job));
       await Promise.all(reply.release.map((id) => this.releaseNext(job.endpointId, id)));
       orphaned = reply.orphaned === true;
+      blocklisted = reply.blocklisted === true;
     } catch (e) {
       // Swallowed on purpose: the change is committed, and index_due_at makes the alarm retry.
       console.warn(`job ${job.id}: endpoint sync failed, the alarm will retry`, e);
@@ -248,6 +250,8 @@ export abstract class JobCore extends DurableObject<Env> {
       this.armAlarm(current.job, next);
     }
     if (orphaned && !isTerminal(job.state)) await this.run(job.endpointId, commands.orphan);
+    // Every live worker that may take it is blocklisted from it (the shard checked): it fails.
+    else if (blocklisted) await this.run(job.endpointId, (j, now) => commands.blocklistedOut(j, job.version, now));
   }
 
   /** The shard that claimed this job indexes the claim from its answer: no sync is owed for this version. */

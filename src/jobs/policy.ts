@@ -3,7 +3,7 @@
  * together with the endpoint's defaults.
  */
 import { z } from "zod";
-import { LIMITS, TAGS } from "../shared/limits";
+import { BLOCKLIST, LIMITS, TAGS } from "../shared/limits";
 import { tagKey, tagsOf } from "../shared/tags";
 import type { JobKind, JobPolicy, TtlMode } from "./record";
 import { RetryBackoff } from "./backoff";
@@ -113,6 +113,8 @@ export interface PolicyDefaults {
   retryOnError: boolean;
   /** Absent in configs stored before it was kept: none. */
   retryBackoff?: RetryBackoff | null;
+  /** Failed attempts of one job after which a worker is blocklisted from it (absent in configs stored before it was kept: BLOCKLIST's default). */
+  blocklistThreshold?: number;
 }
 
 export function resolvePolicy(body: SubmitBody, config: PolicyDefaults, kind: JobKind): JobPolicy {
@@ -129,6 +131,7 @@ export function resolvePolicy(body: SubmitBody, config: PolicyDefaults, kind: Jo
     cancelGraceMs: config.cancelGraceMs,
     retryOnError: p.retryOnError ?? config.retryOnError,
     retryBackoff: p.retryBackoff === undefined ? (config.retryBackoff ?? null) : p.retryBackoff,
+    blocklistThreshold: config.blocklistThreshold ?? BLOCKLIST.threshold.default,
     ...(body.tags !== undefined && body.tags.length > 0 ? { tags: tagsOf(tagKey(body.tags)) } : {}),
   };
 }

@@ -40,10 +40,12 @@ export interface JobPolicy {
   retryBackoff?: RetryBackoff | null;
   /** The tags a worker must have declared to be handed the job (issue 15, item 3), sorted; absent: none. */
   tags?: string[];
+  /** Failed attempts of this job after which a worker is blocklisted from it (jobs/blocklist; absent in older records: BLOCKLIST's default). */
+  blocklistThreshold?: number;
 }
 
 /** Why a job ended where it did, when the state alone does not say. */
-export type EndReason = TimeoutReason | "purged" | "cancelled" | "endpoint_deleted";
+export type EndReason = TimeoutReason | "purged" | "cancelled" | "endpoint_deleted" | "blocklisted";
 
 /** An idempotent submit's key and the hash of the body it came with. */
 export interface Idempotency {
@@ -136,7 +138,11 @@ export interface JobRecord {
   /** Times the job went back to the queue after its first attempt. */
   retries: number;
   workerId: string | null;
-  /** Workers whose attempt failed or was lost; the queue prefers others for the next attempt. */
+  /**
+   * The worker of each failed or lost attempt, in order (a worker once per attempt it failed; in
+   * records from before blocklists, once at most): the queue prefers others for the next attempt,
+   * and a worker listed blocklistThreshold times is blocklisted from the job (jobs/blocklist).
+   */
   failedWorkers: string[];
   /** A worker whose attempt was taken away (cancel, timeout, lost lease) and must be told to stop. */
   stopFor: string | null;

@@ -3,6 +3,7 @@
  * which moves a job along the one transition table with its history event and new version.
  * The commands themselves live in ./commands (workers, users, alarms) and ./push-commands.
  */
+import { blocklistsNow, thresholdOf } from "./blocklist";
 import { ttlIsLifespan, type HistoryEvent, type JobRecord } from "./record";
 import { canTransition, clientStatus, isTerminal, type JobState } from "./states";
 import { backoffMs } from "./backoff";
@@ -115,7 +116,11 @@ export function sameStateNoted(job: JobRecord, patch: Partial<JobRecord>, comman
  * push (`backoff` false), whose dispatch message the queue retries with its own backoff.
  */
 export function releaseAttempt(job: JobRecord, command: string, now: number, patch: Partial<JobRecord>, detail: string, backoff = true): CommandResult {
-  const failedWorkers = job.workerId && !job.failedWorkers.includes(job.workerId) ? [...job.failedWorkers, job.workerId] : job.failedWorkers;
+  // A pulling worker's failure counts toward its blocklist from this job (jobs/blocklist); a
+  // push attempt's does not (the queue retries the same push; its URL is no worker to avoid).
+  const counts = job.workerId !== null && job.dispatch === null;
+  const failedWorkers = counts ? [...job.failedWorkers, job.workerId!] : job.failedWorkers;
+  if (counts && blocklistsNow(job, job.workerId!)) detail = `${detail}; ${job.workerId} is blocklisted from this job (${thresholdOf(job)} failed attempts)`;
   const wait = backoff ? backoffMs(job.policy.retryBackoff, job.retries, `${job.id}:${job.attempt}`) : 0;
   const readyAt = wait > 0 ? now + wait : null;
   // A job paused while it ran waits PAUSED (until its resume, then its backoff's end).

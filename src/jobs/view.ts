@@ -4,6 +4,7 @@
  */
 import type { JobRecord } from "./record";
 import { clientStatus, isTerminal } from "./states";
+import { blocklisted } from "./blocklist";
 
 const iso = (t: number | null) => (t === null ? undefined : new Date(t).toISOString());
 
@@ -26,6 +27,9 @@ export function statusFields(job: JobRecord, now: number): Record<string, unknow
   if (job.paused) body.paused = true;
   // Worker tags (issue 15, item 3): the tags a worker must have declared to be handed the job.
   if (job.policy.tags !== undefined && job.policy.tags.length > 0) body.tags = job.policy.tags;
+  // Blocklists (issue 15, item 3): the workers never handed this job again, with their failed attempts.
+  const blocked = blocklisted(job);
+  if (blocked.length > 0) body.blocklisted = blocked;
   body.createdAt = iso(job.createdAt);
   body.startedAt = iso(job.startedAt);
   body.completedAt = iso(job.completedAt);

@@ -295,3 +295,15 @@ export const TAGS = {
   /** Distinct tag sets of live workers a liveness shard tells its endpoint at most (for queue.reason). */
   setsPerSummary: 64,
 } as const;
+
+/**
+ * Blocklists (issue 15, item 3; Flamenco's): a worker that failed `threshold` attempts of one job
+ * (an error it reported, or a lease it lost) is never handed that job again. When every live
+ * worker that may take the job is blocklisted from it, the job fails (reason "blocklisted"); the
+ * endpoint learns its live workers from the liveness shards' summaries, each naming at most
+ * `liveIdsPerSummary` (past that it does not know them all, and fails no job on that ground).
+ */
+export const BLOCKLIST = {
+  threshold: { min: 1, max: 20, default: 3 },
+  liveIdsPerSummary: 64,
+} as const;

@@ -1292,6 +1292,8 @@ export interface components {
             cancelGraceMs: number;
             /** @description A job whose handler failed goes back in the queue while attempts are left. */
             retryOnError: boolean;
+            /** @description Failed attempts of one job (errors a worker reported, leases it lost) after which that worker is blocklisted from the job: never handed it again. 1-20, default 3. */
+            blocklistThreshold?: number;
             /** @description Default `policy.retryBackoff`: how long a job waits (SCHEDULED) before its next attempt after an error or a lost lease; null: at once. Absent on endpoints stored before it existed. */
             retryBackoff?: components["schemas"]["RetryBackoff"] | null;
             /** @description Most jobs in progress at once; null for no limit. */
@@ -1365,6 +1367,7 @@ export interface components {
             allowPrivateUrls?: boolean;
             retryOnError?: boolean;
             retryBackoff?: components["schemas"]["RetryBackoff"] | null;
+            blocklistThreshold?: number;
             shards?: number;
             flowShards?: number;
             rateLimit?: boolean;
@@ -1528,7 +1531,7 @@ export interface components {
              * @description Why the job ended where it did, when the state alone does not say.
              * @enum {string}
              */
-            reason?: "ttl" | "execution_timeout" | "heartbeat_lost" | "purged" | "cancelled" | "endpoint_deleted";
+            reason?: "ttl" | "execution_timeout" | "heartbeat_lost" | "purged" | "cancelled" | "endpoint_deleted" | "blocklisted";
             /** @description An ISO 8601 time (UTC). */
             createdAt: string;
             /** @description An ISO 8601 time (UTC). */
@@ -1554,6 +1557,12 @@ export interface components {
             paused?: true;
             /** @description The tags a worker must have declared (`?tags=` on job-take) to be handed the job, sorted; absent: none. */
             tags?: string[];
+            /** @description Workers blocklisted from this job (they failed blocklistThreshold of its attempts): never handed it again. When every live worker that may take it is blocklisted, the job fails (reason blocklisted). */
+            blocklisted?: {
+                workerId: string;
+                /** @description Attempts of this job it failed (errors it reported, leases it lost). */
+                failures: number;
+            }[];
             /** @description Only for a waiting job (IN_QUEUE, SEQUENCED). */
             queue?: components["schemas"]["JobQueueInfo"];
             /** @description Only for a job with a webhook whose event exists (once terminal). */

@@ -38,6 +38,7 @@ export const EndpointConfig = z
     syncRetentionMs: ms("How long a finished /runsync job stays readable"),
     cancelGraceMs: ms("How long a CANCELLING job waits for its worker"),
     retryOnError: z.boolean().describe("A job whose handler failed goes back in the queue while attempts are left."),
+    blocklistThreshold: z.number().int().optional().describe("Failed attempts of one job (errors a worker reported, leases it lost) after which that worker is blocklisted from the job: never handed it again. 1-20, default 3."),
     retryBackoff: RetryBackoff.nullable()
       .optional()
       .describe("Default `policy.retryBackoff`: how long a job waits (SCHEDULED) before its next attempt after an error or a lost lease; null: at once. Absent on endpoints stored before it existed."),

@@ -63,7 +63,7 @@ export const JobStatusBody = z
     retries: count().describe("Times the job went back to the queue after its first attempt."),
     attempt: count().describe("Attempts started so far (0 until the first)."),
     reason: z
-      .enum(["ttl", "execution_timeout", "heartbeat_lost", "purged", "cancelled", "endpoint_deleted"])
+      .enum(["ttl", "execution_timeout", "heartbeat_lost", "purged", "cancelled", "endpoint_deleted", "blocklisted"])
       .optional()
       .describe("Why the job ended where it did, when the state alone does not say."),
     createdAt: IsoTime,
@@ -74,6 +74,10 @@ export const JobStatusBody = z
     phase: z.literal("initializing").optional().describe("IN_PROGRESS, and its worker said it is still preparing the job ({\"status\": \"INITIALIZING\"} on job-done)."),
     paused: z.literal(true).optional().describe("Paused by POST /pause/{id}: waiting, it is handed to no worker (status IN_QUEUE, queue.reason job_paused); running, it finishes its attempt."),
     tags: z.array(z.string()).optional().describe("The tags a worker must have declared (`?tags=` on job-take) to be handed the job, sorted; absent: none."),
+    blocklisted: z
+      .array(z.object({ workerId: z.string(), failures: count().describe("Attempts of this job it failed (errors it reported, leases it lost).") }))
+      .optional()
+      .describe("Workers blocklisted from this job (they failed blocklistThreshold of its attempts): never handed it again. When every live worker that may take it is blocklisted, the job fails (reason blocklisted)."),
     queue: JobQueueInfo.optional().describe("Only for a waiting job (IN_QUEUE, SEQUENCED)."),
     webhook: JobWebhookSummary.optional().describe("Only for a job with a webhook whose event exists (once terminal)."),
     output: z.unknown().optional().describe("The worker's output (any JSON), once it reported one."),
