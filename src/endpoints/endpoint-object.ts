@@ -18,7 +18,7 @@ import { recordWebhookOutcome } from "./endpoint-metrics";
 import { readMetrics, sampleWorkers, type MetricsView } from "../metrics/buckets";
 import type { ShardSummary } from "./liveness-object";
 import { ReadyQueue, type QueueStats } from "./ready-queue";
-import { Relay, type Hint } from "./relay";
+import { Relay, type Hint, type Seeker } from "./relay";
 import { deleteShards, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
 import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer, type TakeAsk } from "./shards";
 import { liveMatching, signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
@@ -47,7 +47,7 @@ export class EndpointObject extends EndpointAdmin {
       config: () => this.config,
       paused: () => this.paused,
       workerCounts: () => this.workerCounts(),
-      hint: async (count, fresh, shard = 0) => this.relayHint(shard, count, fresh),
+      hint: async (count, fresh, shard = 0, needs = null) => this.relayHint(shard, count, fresh, needs),
       forwardPoll: async () => null,
       alive: async (since, tags) => signSince(this.sql, since, tags),
       liveWorkers: async (since, tags) => liveMatching(this.sql, since, tags),
@@ -178,24 +178,27 @@ export class EndpointObject extends EndpointAdmin {
   async take(ask: TakeAsk): Promise<TakeAnswer> {
     if (!this.isCurrent(ask.generation)) return { ids: [], depth: 0 };
     // A hint nobody took up yet sends this worker to that shard at once (nothing ready here).
-    const hinted = shardCount(this.config!) > 1 && this.queue.depth(this.clock.now()) === 0 ? this.relay.takeHint(0, ask.skip ?? []) : null;
+    const hinted = shardCount(this.config!) > 1 && this.queue.depthFor(ask.tags ?? "", this.clock.now()) === 0 ? this.relay.takeHint(0, [{ tags: ask.tags ?? "", skip: ask.skip ?? [] }]) : null;
     if (hinted !== null) return { ...(await this.queue.take({ ...ask, waitMs: 0, skip: [], redirected: false })), redirect: hinted.shard };
     return this.queue.take(ask);
   }
 
-  /** Shard `shard` has ready jobs nobody waits for there (see Relay); true when a waiter was told at once. */
-  hint(shard: number, count: number, generation: string | null = null, fresh = false): boolean {
-    return this.isCurrent(generation) && this.relayHint(shard, count, fresh);
+  /**
+   * Shard `shard` has ready jobs nobody waits for there, needing `needs` (tag sets; null: any
+   * worker may take one; see Relay); true when a waiter was told at once.
+   */
+  hint(shard: number, count: number, generation: string | null = null, fresh = false, needs: string[] | null = null): boolean {
+    return this.isCurrent(generation) && this.relayHint(shard, count, fresh, needs);
   }
 
-  private relayHint(shard: number, count: number, fresh: boolean): boolean {
-    return this.relay.hint(shard, count, fresh, (h) => this.queue.redirectOne(h));
+  private relayHint(shard: number, count: number, fresh: boolean, needs: readonly string[] | null): boolean {
+    return this.relay.hint(shard, count, fresh, needs, (h) => this.queue.redirectOne(h));
   }
 
-  /** Shard `shard`'s takes wait: answered with a shard that has ready jobs, or null. */
-  forwardPoll(shard: number, waitMs: number, generation: string | null = null, skip: number[] = []): Promise<Hint | null> {
+  /** Shard `shard`'s takes (`seekers`) wait: answered with a shard that has ready jobs one of them may take, or null. */
+  forwardPoll(shard: number, waitMs: number, generation: string | null = null, seekers: Seeker[] = []): Promise<Hint | null> {
     if (!this.isCurrent(generation)) return Promise.resolve(null);
-    return this.relay.poll(shard, waitMs, skip);
+    return this.relay.poll(shard, waitMs, seekers);
   }
 
   /** Re-dispatches after a failed send or a lapsed offer; repeats a missed fan-out; prunes when due. */

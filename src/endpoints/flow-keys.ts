@@ -93,16 +93,19 @@ function setFlag(sql: SqlStorage, name: string, value: number): void {
  * ready, the walk also steps over the open keys whose ready jobs it may not take (one search per
  * set each: a cost that grows with such keys, README "Worker tags").
  */
-function openKeys(sql: SqlStorage, skip: readonly string[], limit: number, sets: readonly string[] | null): KeyRow[] {
+function openKeys(sql: SqlStorage, skip: readonly string[], limit: number, sets: readonly string[] | null, from: Pick<KeyRow, "turn" | "flow_key"> | null = null): KeyRow[] {
   const not = skip.length > 0 ? ` AND flow_key NOT IN (${skip.map(() => "?").join(", ")})` : "";
   // A worker that may take untagged jobs only walks the keys that have some (flow_key_open_untagged).
   const untaggedOnly = sets !== null && sets.length === 1 && sets[0] === "";
   const [index, terms] = untaggedOnly ? ["flow_key_open_untagged", OPEN_UNTAGGED] : ["flow_key_open", OPEN];
   const bounded = sets === null || untaggedOnly;
+  // A walk that steps over keys this worker may not take resumes where the last round found one.
+  const after = !bounded && from !== null ? " AND (turn > ? OR (turn = ? AND flow_key >= ?))" : "";
   const cursor = sql.exec<KeyRow>(
     `SELECT flow_key, turn, cap, held, rate_n, rate_period, window_start, window_count FROM flow_key_state INDEXED BY ${index}
-     WHERE ${terms}${not} ORDER BY turn, flow_key${bounded ? " LIMIT ?" : ""}`,
+     WHERE ${terms}${not}${after} ORDER BY turn, flow_key${bounded ? " LIMIT ?" : ""}`,
     ...skip,
+    ...(after ? [from!.turn, from!.turn, from!.flow_key] : []),
     ...(bounded ? [limit] : []),
   );
   if (bounded) return cursor.toArray();
@@ -180,9 +183,16 @@ export function offerByTurns(sql: SqlStorage, req: TurnRequest): TurnOffer {
   let counter = flagOf(sql, "flow_turn");
   let unkeyedTurn = flagOf(sql, "flow_turn_none");
   const startCounter = counter;
+  /**
+   * With tag sets: where the first key this worker may take stood. Keys before it stay ones it
+   * may not take for this whole offer, and only a served key moves (to the back), so the next
+   * round's walk starts there instead of stepping over them again.
+   */
+  let from: Pick<KeyRow, "turn" | "flow_key"> | null = null;
   for (let round = 0; ids.length < max && round < max + 16; round++) {
-    const open = openKeys(sql, skip, 2, req.sets);
+    const open = openKeys(sql, skip, 2, req.sets, from);
     const head = open[0];
+    if (head !== undefined) from = { turn: head.turn, flow_key: head.flow_key };
     const unkeyed = unkeyedOpen && (head === undefined || unkeyedTurn <= head.turn);
     if (!unkeyed && head === undefined) break;
     const others = unkeyed ? open.length > 0 : unkeyedOpen || open.length > 1;

@@ -18,19 +18,21 @@ import { recordEntry } from "./endpoint-metrics";
 import { applyEntry, offerJobs, pruneTombstones, readyDepth, slotsInUse, type Offer, type Taker } from "./ready-index";
 import { countByState, readCounters, type CounterName } from "./index-counters";
 import { memberChanged } from "./sequences";
-import { pruneIdleClasses } from "./tag-classes";
+import { anyTagReady, matchingDepth, pruneIdleClasses, readyNeeds } from "./tag-classes";
 import { tagsMatch } from "../shared/tags";
 import { waitOf } from "./queue-info";
 import { nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
 import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk } from "./shards";
 import type { JobState } from "../jobs/states";
-import type { Hint } from "./relay";
+import { follows, type Hint, type Seeker } from "./relay";
 import type { WorkerCounts } from "./workers";
 
 /** How often a queue prunes old index rows. */
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Ready jobs a take answer reports at most as the shard's depth (a bounded count). */
 const DEPTH_BOUND = 64;
+/** Kinds of waiting takes a forwarded poll names at most (tag sets × shards skipped). */
+const SEEKERS = 32;
 
 export interface QueueHost {
   readonly shard: number;
@@ -42,9 +44,9 @@ export interface QueueHost {
    * Ready jobs of shard `shard` (default: this one) found no waiter: tell the endpoint object
    * (`fresh`: they just became ready; see Relay). Resolves true when a waiter elsewhere was told at once.
    */
-  hint(count: number, fresh: boolean, shard?: number): Promise<boolean>;
+  hint(count: number, fresh: boolean, shard?: number, needs?: readonly string[] | null): Promise<boolean>;
   /** Waits at the endpoint object for another shard's hint, or null after `waitMs`. */
-  forwardPoll(waitMs: number, skip: number[]): Promise<Hint | null>;
+  forwardPoll(waitMs: number, seekers: Seeker[]): Promise<Hint | null>;
   /**
    * Has any worker shown a sign of life since `since` (for `queue.reason`)? With `tags`
    * (canonical, not ''): any worker that declared all of them.
@@ -179,7 +181,7 @@ export class ReadyQueue {
     await this.armAlarm(now + SHARDS.hintEveryMs);
     try {
       // Taken up at once: the next ready job may hint again.
-      if (await this.host.hint(depth, fresh)) this.hinted = false;
+      if (await this.host.hint(depth, fresh, undefined, readyNeeds(this.sql))) this.hinted = false;
     } catch (e) {
       console.warn(`shard ${this.host.shard}: hint to the endpoint failed; the alarm repeats it`, e);
     }
@@ -188,6 +190,11 @@ export class ReadyQueue {
   /** Ready jobs not on offer, at most DEPTH_BOUND. */
   depth(now: number): number {
     return readyDepth(this.sql, now, DEPTH_BOUND);
+  }
+
+  /** Ready jobs not on offer that a worker with `tags` may take, at most DEPTH_BOUND (all of them while no job needs tags). */
+  depthFor(tags: string, now: number): number {
+    return anyTagReady(this.sql) ? matchingDepth(this.sql, tags, DEPTH_BOUND) : this.depth(now);
   }
 
   /**
@@ -219,16 +226,18 @@ export class ReadyQueue {
     if (!this.forwards()) return { ...answered, depth: 0, ...redirect };
     const depth = this.depth(now);
     // A take the endpoint object sent here used up this shard's hint: jobs left are hinted again.
-    // A take that came back empty beside ready jobs (this worker may not take them: it failed
-    // them, or it was sent here by a hint another worker used up) announces them again for others.
+    // A take that came back empty beside ready jobs it might have taken (it failed them, or it
+    // was sent here by a hint another worker used up) announces them again for others; not when
+    // all of them need tags it lacks (the relay sends no such worker here: nothing is used up).
     if (redirected) this.hinted = false;
-    if (depth > 0 && handed === 0) {
+    if (depth > 0 && handed === 0 && this.depthFor(taker.tags, now) > 0) {
       this.visitedInVain = true;
       this.hinted = false;
     }
     // Not awaited: the hint reaches the endpoint object after this answer, not before it.
     if (depth > 0 && !this.hinted) void this.maybeHint(now).catch((e) => console.warn(`shard ${this.host.shard}: hint not sent`, e));
-    return { ...answered, depth, ...redirect };
+    // The edge's cached depth (its next takes try deep shards first) counts what this worker may take.
+    return { ...answered, depth: this.depthFor(taker.tags, now), ...redirect };
   }
 
   /** Keeps one poll open at the endpoint object while takes wait here; its answer redirects one waiter. */
@@ -240,10 +249,10 @@ export class ReadyQueue {
       try {
         // Most waits end within moments (a job placed where the take waits): only then forward.
         await new Promise((r) => setTimeout(r, SHARDS.forwardAfterMs));
-        for (let skip = this.skippedByAll(); skip !== null && this.forwards(); skip = this.skippedByAll()) {
+        for (let seekers = this.seekers(); seekers !== null && this.forwards(); seekers = this.seekers()) {
           let hint: Hint | null;
           try {
-            hint = await this.host.forwardPoll(this.host.waitMs(), skip);
+            hint = await this.host.forwardPoll(this.host.waitMs(), seekers);
           } catch (e) {
             console.warn(`shard ${this.host.shard}: forwarded poll failed; retrying`, e);
             await new Promise((r) => setTimeout(r, 1000));
@@ -251,7 +260,7 @@ export class ReadyQueue {
           }
           if (hint === null || hint.shard === this.host.shard) continue;
           // Nobody left here who may go: hand the hint back.
-          if (!this.redirectOne(hint)) await this.host.hint(1, hint.fresh, hint.shard).catch(() => false);
+          if (!this.redirectOne(hint)) await this.host.hint(1, hint.fresh, hint.shard, hint.needs).catch(() => false);
         }
       } finally {
         this.forwarding = false;
@@ -260,24 +269,28 @@ export class ReadyQueue {
   }
 
   /**
-   * The shards every waiter here was already sent to in vain (the forwarded poll asks for hints
-   * of other shards only, so a hint no waiter here would follow is never bounced back and forth);
-   * null when nobody waits.
+   * The waiting takes here as the relay filters hints for them (their tags and the shards they
+   * were sent to in vain), each kind once, the oldest first, at most SEEKERS: the forwarded poll is
+   * answered only with a hint one of them follows, so a hint is never bounced back and forth
+   * (redirectOne finds that waiter). null when nobody waits.
    */
-  private skippedByAll(): number[] | null {
-    let common: number[] | null = null;
+  private seekers(): Seeker[] | null {
+    const out = new Map<string, Seeker>();
+    let any = false;
     this.takeWaiters.serve((w) => {
-      common = common === null ? [...w.skip] : common.filter((s) => w.skip.includes(s));
+      any = true;
+      const seeker = { tags: w.taker.tags, skip: w.skip };
+      if (out.size < SEEKERS) out.set(JSON.stringify(seeker), seeker);
       return undefined;
     });
-    return common;
+    return any ? [...out.values()] : null;
   }
 
-  /** Answers the oldest waiter that may go to the hint's shard (see Relay) with a redirect there; false when none waits. */
+  /** Answers the oldest waiter that follows the hint (see Relay) with a redirect to its shard; false when none waits. */
   redirectOne(hint: Hint): boolean {
     let served = false;
     this.takeWaiters.serve((w) => {
-      if (served || (!hint.fresh && w.skip.includes(hint.shard))) return undefined;
+      if (served || !follows(hint, { tags: w.taker.tags, skip: w.skip })) return undefined;
       served = true;
       return { ids: [], redirect: hint.shard, depth: 0 };
     }, 1);

@@ -6,7 +6,7 @@
  * of its own), each a range of job_index_class in take order, merged: an offer never steps over
  * a job its worker may not take, however many wait.
  */
-import { tagSubsets, tagsMatch } from "../shared/tags";
+import { tagsMatch, tagsOf } from "../shared/tags";
 
 /** A ready row as an offer reads it, with its take-order terms. */
 export type ClassRow = {
@@ -23,12 +23,9 @@ export type ClassRow = {
 /** job_index_class's terms (a query must repeat them to use the partial index). */
 const READY_ROW = "state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0";
 
-/** Ready tag sets walked at most before a take looks its worker's subsets up instead. */
-const CLASS_WALK = 64;
-
 /** Is any job that requires tags ready (on offer or not aside)? One search of tag_class_ready. */
 export function anyTagReady(sql: SqlStorage): boolean {
-  return sql.exec("SELECT 1 FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 LIMIT 1").toArray().length > 0;
+  return sql.exec("SELECT 1 FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 AND tags > '' LIMIT 1").toArray().length > 0;
 }
 
 /** The tag sets a worker may take from now, '' first; `unmatched`: ready jobs need tags it lacks. */
@@ -38,22 +35,46 @@ export interface Classes {
 }
 
 /**
- * The ready tag sets a worker with tags `have` matches. At most CLASS_WALK ready sets are read;
- * past that, the worker's own subsets (at most 2^TAGS.perWorker - 1) are looked up one by one.
+ * The ready tag sets a worker with tags `have` matches. A set is sorted, so its first tag is one
+ * of the worker's: per worker tag t (at most TAGS.perWorker), one range of tag_class_ready, [t,
+ * t + '-'), which holds t and the sets "t,…" (',' sorts just before '-', and no tag character
+ * between). Reads the ready sets that start with one of the worker's tags, and one more row.
  */
 export function matchingClasses(sql: SqlStorage, have: string): Classes {
-  const ready = sql
-    .exec<{ tags: string }>("SELECT tags FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 LIMIT ?", CLASS_WALK + 1)
+  const sets: string[] = [];
+  for (const t of tagsOf(have)) {
+    for (const r of sql.exec<{ tags: string }>("SELECT tags FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 AND tags >= ? AND tags < ?", t, `${t}-`)) {
+      if ((r.tags === t || r.tags.startsWith(`${t},`)) && tagsMatch(r.tags, have)) sets.push(r.tags);
+    }
+  }
+  // More tagged sets ready than it matches: some need tags it lacks.
+  const tagged = sql.exec("SELECT 1 FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 AND tags > '' LIMIT ?", sets.length + 1).toArray().length;
+  return { sets: ["", ...sets], unmatched: tagged > sets.length };
+}
+
+/** Ready sets a hint names at most; past that it names none (anyone may go). */
+const HINT_SETS = 16;
+
+/**
+ * The tag sets this shard's ready jobs need, for a hint (relay.ts): null when some need none (any
+ * worker may take one) or when more than HINT_SETS sets are ready.
+ */
+export function readyNeeds(sql: SqlStorage): string[] | null {
+  const rows = sql
+    .exec<{ tags: string }>("SELECT tags FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 LIMIT ?", HINT_SETS + 1)
     .toArray()
     .map((r) => r.tags);
-  if (ready.length <= CLASS_WALK) {
-    const sets = ready.filter((t) => tagsMatch(t, have));
-    return { sets: ["", ...sets], unmatched: sets.length < ready.length };
+  return rows.length > HINT_SETS || rows.includes("") ? null : rows;
+}
+
+/** Ready jobs (not on offer) of the sets a worker with tags `have` matches, up to `bound`. */
+export function matchingDepth(sql: SqlStorage, have: string, bound: number): number {
+  let n = 0;
+  for (const t of matchingClasses(sql, have).sets) {
+    n += sql.exec<{ ready: number }>("SELECT ready FROM tag_class WHERE tags = ?", t).toArray()[0]?.ready ?? 0;
+    if (n >= bound) return bound;
   }
-  const sets = tagSubsets(have).filter(
-    (t) => sql.exec("SELECT 1 FROM tag_class WHERE tags = ? AND ready > 0", t).toArray().length > 0,
-  );
-  return { sets: ["", ...sets], unmatched: true };
+  return n;
 }
 
 /** Take order: priority first, then low priority last, then submit order, ties by id. */

@@ -285,7 +285,7 @@ export const FLOW_KEYS = {
  * Worker tags (issue 15, item 3): a job requiring tags (`tags` on submit, at most `perJob`) is
  * handed only to workers that declared all of them (`?tags=` on take and ping, at most
  * `perWorker`). A tag is 1-`chars` letters, digits, '_', '-', '.', ':' or '/', starting with a
- * letter or digit. `perWorker` bounds the tag sets a take looks up (its subsets: 2^8 - 1).
+ * letter or digit. `perWorker` bounds the ranges of ready tag sets a take reads (one per tag).
  */
 export const TAGS = {
   chars: 64,

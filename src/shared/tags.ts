@@ -34,13 +34,3 @@ export function tagsMatch(need: string, have: string): boolean {
   const own = new Set(tagsOf(have));
   return tagsOf(need).every((t) => own.has(t));
 }
-
-/** Every non-empty subset of a worker's tags, as canonical keys (at most 2^TAGS.perWorker - 1). */
-export function tagSubsets(have: string): string[] {
-  const tags = tagsOf(have);
-  const out: string[] = [];
-  for (let mask = 1; mask < 1 << tags.length; mask++) {
-    out.push(tags.filter((_, i) => mask & (1 << i)).join(","));
-  }
-  return out;
-}

@@ -110,6 +110,7 @@ describe("tags: flat offer cost", () => {
   it("with flow keys: a plain worker's offer is flat in keys of tagged jobs; a tagged worker walks the keys of other tags (printed)", async () => {
     const plain: number[] = [];
     const tagged: number[] = [];
+    const batch: number[] = [];
     for (const keys of [10, 1_000]) {
       const ep = await createEndpoint({ shards: 1 });
       await runInDurableObject(endpointStubOf(ep), (i: EndpointObject, state) => {
@@ -123,10 +124,17 @@ describe("tags: flat offer cost", () => {
         const g = counting(sql);
         expect(offerJobs(g.sql, { workerId: "g", tags: "gpu" }, 1, i.clock.now()).ids).toEqual(["gpu-r0000000"]);
         tagged.push(g.rowsRead());
+        // A batch of 20: the walk resumes where the last round found a key (not from the start each round).
+        fill(sql, "gpu2", 40, "gpu", 8_500_000, 20);
+        const b = counting(sql);
+        expect(offerJobs(b.sql, { workerId: "g2", tags: "gpu" }, 20, i.clock.now()).ids).toHaveLength(20);
+        batch.push(b.rowsRead());
       });
     }
-    console.log(`keyed offer of 1, rows read with 10 / 1,000 keys of TPU jobs: plain worker ${plain.join(" / ")}, GPU worker ${tagged.join(" / ")}`);
+    console.log(`keyed offer, rows read with 10 / 1,000 keys of TPU jobs: plain worker (1) ${plain.join(" / ")}, GPU worker (1) ${tagged.join(" / ")}, GPU worker (20) ${batch.join(" / ")}`);
     expect(plain[1]!).toBeLessThanOrEqual(plain[0]! + 4);
+    // The TPU keys are stepped over once per offer, not once per job handed out.
+    expect(batch[1]! - batch[0]!).toBeLessThan(2 * (tagged[1]! - tagged[0]!) + 100);
   });
 });
 
@@ -159,7 +167,7 @@ describe("tags: tag_class and flow_key_state.untagged counts", () => {
             const kept = new Map(sql.exec<{ tags: string; ready: number }>("SELECT tags, ready FROM tag_class WHERE ready != 0").toArray().map((r) => [r.tags, r.ready]));
             const rows = new Map(
               sql
-                .exec<{ tags: string; n: number }>("SELECT tags, COUNT(*) AS n FROM job_index WHERE tags != '' AND state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0 GROUP BY tags")
+                .exec<{ tags: string; n: number }>("SELECT tags, COUNT(*) AS n FROM job_index WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0 GROUP BY tags")
                 .toArray()
                 .map((r) => [r.tags, r.n]),
             );
@@ -173,6 +181,19 @@ describe("tags: tag_class and flow_key_state.untagged counts", () => {
                 .map((r) => [r.flow_key, r.n]),
             );
             expect(keyed).toEqual(keyRows);
+            // And the keys' ready and held counts, whose triggers migration 12 re-created.
+            const counts = new Map(sql.exec<{ flow_key: string; ready: number; held: number }>("SELECT flow_key, ready, held FROM flow_key_state WHERE ready != 0 OR held != 0").toArray().map((r) => [r.flow_key, `${r.ready}/${r.held}`]));
+            const countRows = new Map(
+              sql
+                .exec<{ flow_key: string; ready: number; held: number }>(
+                  `SELECT flow_key, SUM(state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0) AS ready,
+                     SUM(state IN ('IN_PROGRESS', 'CANCELLING') OR offered_until > 0) AS held FROM job_index WHERE flow_key != '' GROUP BY flow_key`,
+                )
+                .toArray()
+                .filter((r) => r.ready !== 0 || r.held !== 0)
+                .map((r) => [r.flow_key, `${r.ready}/${r.held}`]),
+            );
+            expect(counts).toEqual(countRows);
           }),
       ),
       { seed: seedFrom("FUZZ_SEED"), numRuns: 100 },

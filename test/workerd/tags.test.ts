@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { call, createEndpoint, json, submit } from "./helpers";
 import { submitMany } from "./flow-keys-kit";
 import { action, allCreated, batchEndpoint, createBatch } from "./batch-kit";
-import { tagKey, tagSubsets, tagsMatch } from "../../src/shared/tags";
+import { tagKey, tagsMatch } from "../../src/shared/tags";
 
 /** One take by `worker` declaring `tags` (keeps what it holds): the job id, or null on a 204. */
 async function takeTagged(ep: string, worker: string, tags: string | null, path = "job-take"): Promise<string | null> {
@@ -42,9 +42,6 @@ describe("tags: the canonical form and matching", () => {
     expect(tagsMatch("gpu", "")).toBe(false);
     expect(tagsMatch("a100,gpu", "gpu")).toBe(false);
     expect(tagsMatch("a100,gpu", "a100,gpu,x")).toBe(true);
-    expect(tagSubsets("a,b,c").sort()).toEqual(["a", "a,b", "a,b,c", "a,c", "b", "b,c", "c"]);
-    // Subsets stay canonical (sorted), so they are index keys as they are.
-    for (const s of tagSubsets("a,b,c,d")) expect(tagKey(s.split(","))).toBe(s);
   });
 });
 
@@ -223,5 +220,36 @@ describe("tags: batches and schedules carry them to their jobs", () => {
     const fired = await json<{ fire: { jobId: string } }>(await call("POST", `/admin/endpoints/${e.ep}/schedules/gpu-nightly/trigger`));
     const job = await json<{ tags?: string[] }>(await call("GET", `/v2/${e.ep}/status/${fired.fire.jobId}`, { key: e.client }));
     expect(job.tags).toEqual(["a100", "gpu"]);
+  });
+});
+
+describe("tags: the relay between shards", () => {
+  /** Take calls served by the endpoint's objects (endpoint and shards) since the load reset. */
+  async function takeCalls(ep: string): Promise<number> {
+    const load = await json<{ objects: Array<{ kind: string; calls: { byMethod: Record<string, number> } }> }>(await call("GET", `/admin/endpoints/${ep}/load`));
+    return load.objects.filter((o) => o.kind === "endpoint" || o.kind === "shard").reduce((n, o) => n + (o.calls.byMethod.take ?? 0), 0);
+  }
+
+  it("jobs no live worker matches send no waiting worker to their shard in vain (take calls counted); a matching worker is sent there", async () => {
+    const ep = await createEndpoint({ shards: 4 });
+    for (let i = 0; i < 8; i++) await submit(ep, { input: { i }, tags: ["tpu"] });
+    expect((await call("POST", `/admin/endpoints/${ep}/load/reset`)).status).toBe(200);
+    // 12 polls by plain workers (300 ms each in tests), 3 at a time.
+    for (let round = 0; round < 4; round++) {
+      const polls = await Promise.all([0, 1, 2].map((k) => takeTagged(ep, `plain-${round}-${k}`, null)));
+      expect(polls).toEqual([null, null, null]);
+    }
+    const calls = await takeCalls(ep);
+    console.log(`12 plain polls beside 8 TPU jobs on 4 shards: ${calls} take calls`);
+    // Each poll: its probe (if its isolate saw a deep shard) and its home wait; no redirects.
+    expect(calls).toBeLessThanOrEqual(24);
+    // A TPU worker waiting on another shard is sent to them.
+    const got = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const id = await takeWithin(ep, `tpu-${i}`, "tpu");
+      expect(id, `TPU take ${i}`).not.toBeNull();
+      got.add(id!);
+    }
+    expect(got.size).toBe(8);
   });
 });
