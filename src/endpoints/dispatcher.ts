@@ -7,6 +7,7 @@
 import type { DispatchMessage } from "./dispatch-message";
 import { nextKeyOpening } from "./flow-keys";
 import { nextOfferLapse, offerJobs, withdrawOffers } from "./ready-index";
+import { ANY_TAGS } from "./tag-classes";
 
 /** A push offer lapses after this long if the consumer has not claimed it; the job is dispatched again. */
 const DISPATCH_OFFER_MS = 60_000;
@@ -32,7 +33,8 @@ export async function sendReady(
     const free = room();
     if (free <= 0) break;
     // Keys take turns and keep their caps and rates here too (flow-keys.ts).
-    const ids = offerJobs(sql, "push", Math.min(free, DISPATCH_BATCH), now, DISPATCH_OFFER_MS).ids;
+    // Tags are not asked: push workers declare none (ANY_TAGS; README "Worker tags").
+    const ids = offerJobs(sql, { workerId: "push", tags: ANY_TAGS }, Math.min(free, DISPATCH_BATCH), now, DISPATCH_OFFER_MS).ids;
     if (ids.length === 0) break;
     try {
       await queue.sendBatch(ids.map((jobId) => ({ body: { endpointId, jobId, token: crypto.randomUUID() } satisfies DispatchMessage, contentType: "json" as const })));

@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../shared/clock";
-import { BLOCKLIST, LIVENESS, PING_LIST_GRACE_MS, TAGS, WORKER_BOUNDS } from "../shared/limits";
+import { BLOCKLIST, LIVENESS, PING_LIST_GRACE_MS, WORKER_TAGS, WORKER_BOUNDS } from "../shared/limits";
 import { meterCalls, meteredSql, meterOf, type LoadSnapshot } from "../shared/load";
 import type { HoldTell, LivenessRef } from "../shared/liveness";
 import { applyMigrations } from "../shared/migrations";
@@ -342,7 +342,7 @@ export class LivenessObject extends DurableObject<Env> {
       counts: countStates(this.views(now, new Set()).map((w) => w.state)),
       lastSign: sign === null && polls === null ? null : Math.max(sign ?? 0, polls ?? 0),
       coldStarts: this.sql.exec<{ ms: number }>("SELECT ms FROM cold_start ORDER BY id LIMIT 1000").toArray().map((r) => r.ms),
-      tagSets: tagSetSigns(this.sql, TAGS.setsPerSummary),
+      tagSets: tagSetSigns(this.sql, WORKER_TAGS.setsPerSummary),
       live: liveWorkers(this.sql, now - this.heartbeatMs, BLOCKLIST.liveIdsPerSummary),
     };
   }

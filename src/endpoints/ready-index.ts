@@ -14,7 +14,8 @@ import { bumpCounter, counterFor, type CounterName } from "./index-counters";
 import { QUEUE_POSITION } from "../shared/limits";
 import type { IndexEntry } from "../jobs/index-entry";
 import { anyKeyReady, offerByTurns, openDepth, reopenKeys, type ReadyRow } from "./flow-keys";
-import { anyTagReady, classRows, matchingClasses } from "./tag-classes";
+import { ANY_TAGS, anyTagReady, classRows, matchingClasses } from "./tag-classes";
+import type { Taker } from "./shards";
 
 const OFFER_MS = 10_000;
 /**
@@ -116,12 +117,6 @@ export interface Offer {
   limitedUntil?: number | null;
 }
 
-/** Who an offer is for: a worker and the tags it declared (canonical, shared/tags; '' for none). */
-export interface Taker {
-  workerId: string;
-  tags: string;
-}
-
 /**
  * Hands out up to `max` ready job ids to a worker in order (priority, then low priority last,
  * then submit order), passing over jobs that worker failed unless they have waited
@@ -140,7 +135,7 @@ export function offerJobs(sql: SqlStorage, worker: string | Taker, max: number, 
   reopenKeys(sql, now);
   // Tagged jobs ready: only the tag sets this worker matches are walked (tag-classes.ts); jobs
   // needing tags it lacks count as passed over (another worker may take them).
-  const classes = anyTagReady(sql) ? matchingClasses(sql, tags) : null;
+  const classes = tags !== ANY_TAGS && anyTagReady(sql) ? matchingClasses(sql, tags) : null;
   const sets = classes?.sets ?? null;
   const unmatched = classes?.unmatched ? 1 : 0;
   const avoided = (r: ReadyRow) => passesOver(r, workerId, now);

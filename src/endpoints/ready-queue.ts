@@ -15,14 +15,14 @@ import type { EndpointConfig } from "./config";
 import { sendReady } from "./dispatcher";
 import { claimOffered } from "./take-claims";
 import { recordEntry } from "./endpoint-metrics";
-import { applyEntry, offerJobs, pruneTombstones, readyDepth, slotsInUse, type Offer, type Taker } from "./ready-index";
+import { applyEntry, offerJobs, pruneTombstones, readyDepth, slotsInUse, type Offer } from "./ready-index";
 import { countByState, readCounters, type CounterName } from "./index-counters";
 import { memberChanged } from "./sequences";
 import { anyTagReady, matchingDepth, pruneIdleClasses, readyNeeds } from "./tag-classes";
 import { tagsMatch } from "../shared/tags";
 import { waitOf } from "./queue-info";
 import { nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
-import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk } from "./shards";
+import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk, Taker } from "./shards";
 import type { JobState } from "../jobs/states";
 import { follows, type Hint, type Seeker } from "./relay";
 import type { WorkerCounts } from "./workers";
@@ -31,6 +31,11 @@ import type { WorkerCounts } from "./workers";
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Ready jobs a take answer reports at most as the shard's depth (a bounded count). */
 const DEPTH_BOUND = 64;
+/** Does a hint naming `held` (tag sets; null: any) also name every set of `now`? */
+function covers(held: readonly string[] | null, now: readonly string[] | null): boolean {
+  return held === null || (now !== null && now.every((n) => held.includes(n)));
+}
+
 /** Kinds of waiting takes a forwarded poll names at most (tag sets × shards skipped). */
 const SEEKERS = 32;
 
@@ -82,6 +87,8 @@ export class ReadyQueue {
    */
   private hintedAt = 0;
   private hinted = false;
+  /** The tag sets the held hint named (null: any worker may take one of its jobs). */
+  private hintedNeeds: readonly string[] | null = null;
   /** A job became ready while the hint was held: the next hint is fresh (it passes every take's skip). */
   private freshPending = false;
   /** A forwarded poll to the endpoint object is open for this shard's waiters. */
@@ -167,6 +174,13 @@ export class ReadyQueue {
     if (!this.forwards()) return;
     const depth = this.depth(now);
     if (depth === 0) return;
+    const needs = readyNeeds(this.sql);
+    // Ready jobs the held hint does not name (other tag sets, or some needing none): hint again
+    // now, or workers who may take them hear of them only at the alarm's repeat (found from outside).
+    if (this.hinted && !covers(this.hintedNeeds, needs)) {
+      this.hinted = false;
+      fresh = true;
+    }
     if (this.hinted) {
       // The endpoint object still holds the hint: the alarm checks that these jobs are served.
       if (fresh) this.freshPending = true;
@@ -177,11 +191,12 @@ export class ReadyQueue {
     this.freshPending = false;
     this.hinted = true;
     this.hintedAt = now;
+    this.hintedNeeds = needs;
     if (fresh) this.visitedInVain = false;
     await this.armAlarm(now + SHARDS.hintEveryMs);
     try {
       // Taken up at once: the next ready job may hint again.
-      if (await this.host.hint(depth, fresh, undefined, readyNeeds(this.sql))) this.hinted = false;
+      if (await this.host.hint(depth, fresh, undefined, needs)) this.hinted = false;
     } catch (e) {
       console.warn(`shard ${this.host.shard}: hint to the endpoint failed; the alarm repeats it`, e);
     }

@@ -120,6 +120,12 @@ export interface SyncReply {
   orphaned?: true;
 }
 
+/** Who an offer is for: a worker and the tags it declared (canonical, shared/tags; '' for none). */
+export interface Taker {
+  workerId: string;
+  tags: string;
+}
+
 /** A take as a shard serves it. */
 export interface TakeAsk {
   workerId: string;

@@ -23,6 +23,12 @@ export type ClassRow = {
 /** job_index_class's terms (a query must repeat them to use the partial index). */
 const READY_ROW = "state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0";
 
+/**
+ * The tags push dispatch offers with: every job goes (push workers are URLs that declare no tags;
+ * an endpoint refuses tagged submits while it pushes, but jobs from before a switch to push go).
+ */
+export const ANY_TAGS = "*";
+
 /** Is any job that requires tags ready (on offer or not aside)? One search of tag_class_ready. */
 export function anyTagReady(sql: SqlStorage): boolean {
   return sql.exec("SELECT 1 FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 AND tags > '' LIMIT 1").toArray().length > 0;
@@ -36,7 +42,7 @@ export interface Classes {
 
 /**
  * The ready tag sets a worker with tags `have` matches. A set is sorted, so its first tag is one
- * of the worker's: per worker tag t (at most TAGS.perWorker), one range of tag_class_ready, [t,
+ * of the worker's: per worker tag t (at most WORKER_TAGS.perWorker), one range of tag_class_ready, [t,
  * t + '-'), which holds t and the sets "t,…" (',' sorts just before '-', and no tag character
  * between). Reads the ready sets that start with one of the worker's tags, and one more row.
  */

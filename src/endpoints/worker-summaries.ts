@@ -4,9 +4,8 @@
  */
 import { recordColdStarts } from "./endpoint-metrics";
 import type { ShardSummary } from "./liveness-object";
-import { countStates, type WorkerCounts } from "./workers";
+import { countStates, UNKNOWN_TAGS, type LiveWorkers, type TagSetSign, type WorkerCounts } from "./workers";
 import { tagsMatch } from "../shared/tags";
-import type { LiveWorkers, TagSetSign } from "./workers";
 
 /** Stores a worker shard's summary; its cold starts count for metrics. */
 export function storeSummary(sql: SqlStorage, shard: number, summary: ShardSummary, now: number): void {
@@ -44,13 +43,13 @@ export function summarisedShards(sql: SqlStorage): number[] {
 
 /**
  * Has a worker shard told of a sign of life since `since`? With `tags` (canonical, not ''): of a
- * worker that declared all of them (each shard tells at most TAGS.setsPerSummary tag sets).
+ * worker that declared all of them (each shard tells at most WORKER_TAGS.setsPerSummary tag sets).
  */
 export function signSince(sql: SqlStorage, since: number, tags?: string): boolean {
   if (tags === undefined || tags === "") return sql.exec("SELECT 1 FROM worker_shard WHERE last_sign >= ? LIMIT 1", since).toArray().length > 0;
   for (const r of sql.exec<{ tag_sets: string }>("SELECT tag_sets FROM worker_shard WHERE last_sign >= ?", since)) {
     const sets = JSON.parse(r.tag_sets) as TagSetSign[];
-    if (sets.some((s) => s.lastSign >= since && tagsMatch(tags, s.tags))) return true;
+    if (sets.some((s) => s.lastSign >= since && (s.tags === UNKNOWN_TAGS || tagsMatch(tags, s.tags)))) return true;
   }
   return false;
 }

@@ -155,15 +155,22 @@ export function setTags(sql: SqlStorage, workerId: string, tags: string): boolea
  * to its end), the most recent first, at most `limit`.
  */
 export function tagSetSigns(sql: SqlStorage, limit: number): TagSetSign[] {
-  return sql
+  const rows = sql
     .exec<{ tags: string; s: number }>(
       `SELECT tags, MAX(MAX(last_seen, poll_until)) AS s FROM worker WHERE unhealthy_reason IS NULL AND tags != ''
        GROUP BY tags ORDER BY s DESC LIMIT ?`,
-      limit,
+      limit + 1,
     )
     .toArray()
     .map((r) => ({ tags: r.tags, lastSign: r.s }));
+  if (rows.length <= limit) return rows;
+  // More sets than told: the rest are one entry of unknown tags (UNKNOWN_TAGS) with their latest
+  // sign, so a job no told set matches is not said to have no matching worker (found from outside).
+  return [...rows.slice(0, limit - 1), { tags: UNKNOWN_TAGS, lastSign: rows[limit - 1]!.lastSign }];
 }
+
+/** A tag set entry standing for the sets a summary did not name: it may match any job. */
+export const UNKNOWN_TAGS = "*";
 
 export function markRecycle(sql: SqlStorage, workerId: string): void {
   sql.exec("UPDATE worker SET recycle = 1 WHERE worker_id = ?", workerId);

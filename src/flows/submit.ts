@@ -10,8 +10,8 @@ import { resolvePolicy, type SubmitBody } from "../jobs/policy";
 import type { JobExtras, JobKind, JobRecord } from "../jobs/record";
 import { placeJob } from "./shard-picks";
 import { jobAt } from "./stubs";
-import { TAGS } from "../shared/limits";
-import { tagsRefusal } from "../shared/tags";
+import { WORKER_TAGS } from "../shared/limits";
+import { tagKey, tagsOf, tagsRefusal } from "../shared/tags";
 
 export interface SubmitRequest {
   kind: JobKind;
@@ -59,9 +59,9 @@ export function flowKeyRefusal(body: Pick<SubmitBody, "concurrencyKey" | "rateLi
  * Why a body's tags are refused, or null: each must be a valid tag (shared/tags), and a push
  * endpoint hands jobs to its push workers, which declare no tags: none would ever match.
  */
-export function tagsRefusalOf(body: Pick<SubmitBody, "tags">, config: Pick<EndpointConfig, "mode">, where = ""): string | null {
+export function submitTagsRefusal(body: Pick<SubmitBody, "tags">, config: Pick<EndpointConfig, "mode">, where = ""): string | null {
   if (body.tags === undefined || body.tags.length === 0) return null;
-  const bad = tagsRefusal(body.tags, TAGS.perJob, `${where}tags`);
+  const bad = tagsRefusal(body.tags, WORKER_TAGS.perJob, `${where}tags`);
   if (bad !== null) return bad;
   if (config.mode === "push") return `${where}tags: this endpoint pushes its jobs, and push workers declare no tags (tags are for pulling workers: ?tags= on job-take)`;
   return null;
@@ -80,7 +80,9 @@ export async function submitJob(env: Env, config: EndpointConfig, req: SubmitReq
   const doId =
     req.key !== null ? env.JOB.idFromName(`idempotency:${scope}:${req.key}`) : req.objectName !== undefined ? env.JOB.idFromName(req.objectName) : env.JOB.newUniqueId();
   const id = doId.toString();
-  const { idempotencyKey: _key, ...rest } = req.body;
+  // Tags in their canonical form: their order, repeats and an empty list say nothing (found from outside).
+  const { idempotencyKey: _key, tags, ...others } = req.body;
+  const rest = tags !== undefined && tags.length > 0 ? { ...others, tags: tagsOf(tagKey(tags)) } : others;
   const idempotency = req.key === null ? null : { key: req.key, bodyHash: await sha256Hex(`${req.kind}\n${JSON.stringify(rest)}`) };
   const flowKey = flowKeyOf(req.body);
   const init = {

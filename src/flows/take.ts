@@ -8,9 +8,8 @@ import type { EndpointConfig } from "../endpoints/config";
 import { handedJobPieces } from "../jobs/handed";
 import type { Piece } from "../shared/pieces";
 import { newTakeId } from "../shared/take-ids";
-import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer } from "../endpoints/shards";
+import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer, type Taker } from "../endpoints/shards";
 import { claimOffered } from "../endpoints/take-claims";
-import type { Taker } from "../endpoints/ready-index";
 import { livenessOf } from "./liveness";
 import { noteDepth, parkAt, sampleShard, unpark } from "./shard-picks";
 import { jobAt, refOf } from "./stubs";
@@ -22,7 +21,7 @@ export interface TakeRequest {
   waitMs: number;
   /** What the worker says it runs (`job_in_progress`): false releases the jobs it holds. */
   jobInProgress: boolean | null;
-  /** The tags it declared (canonical, shared/tags; null or absent: unsaid, none for this take). */
+  /** The tags it declared (canonical, shared/tags; null or absent: none, which its liveness object notes too). */
   tags?: string | null;
 }
 
@@ -44,7 +43,7 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
   const deadline = startedAt + waitMs;
   const liveness = livenessOf(env, config, workerId);
   const takeId = newTakeId(startedAt);
-  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, { workerId, jobInProgress, pollUntil: deadline, takeId, tags: tags ?? null }).then(async (lost) => {
+  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, { workerId, jobInProgress, pollUntil: deadline, takeId, tags: tags ?? "" }).then(async (lost) => {
     await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
   });
   try {

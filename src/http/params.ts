@@ -5,7 +5,7 @@
 import type { Context } from "hono";
 import type { Fence } from "../jobs/commands";
 import { refOf } from "../flows/stubs";
-import { ID_PATTERN, TAGS } from "../shared/limits";
+import { ID_PATTERN, WORKER_TAGS } from "../shared/limits";
 import { tagKey, tagsRefusal } from "../shared/tags";
 import { requireEndpoint } from "./auth";
 import { badRequest } from "./errors";
@@ -55,13 +55,14 @@ export function jobInProgressParam(c: Context<AppEnv>): boolean | null {
 
 /**
  * `?tags=gpu,a100`: the tags a worker declares (issue 15, item 3), canonical (shared/tags); null
- * when absent; an empty value declares none. A bad tag, or more than TAGS.perWorker, is a 400.
+ * when absent; an empty value declares none. A bad tag, or more than WORKER_TAGS.perWorker, is a 400.
  */
 export function tagsParam(c: Context<AppEnv>, lenient = false): string | null {
-  const raw = c.req.query("tags");
-  if (raw === undefined) return null;
-  const tags = raw.split(",").map((t) => t.trim()).filter((t) => t.length > 0);
-  const refusal = tagsRefusal(tags, TAGS.perWorker, "tags");
+  // `tags` given twice (`?tags=a&tags=b`, e.g. a URL template's and an appended one) counts both.
+  const all = c.req.queries("tags");
+  if (all === undefined) return null;
+  const tags = [...new Set(all.flatMap((raw) => raw.split(",")).map((t) => t.trim()).filter((t) => t.length > 0))];
+  const refusal = tagsRefusal(tags, WORKER_TAGS.perWorker, "tags");
   if (refusal !== null && lenient) return null;
   if (refusal !== null) throw badRequest(refusal);
   return tagKey(tags);

@@ -3,7 +3,7 @@
  * together with the endpoint's defaults.
  */
 import { z } from "zod";
-import { BLOCKLIST, LIMITS, TAGS } from "../shared/limits";
+import { BLOCKLIST, LIMITS, WORKER_TAGS } from "../shared/limits";
 import { tagKey, tagsOf } from "../shared/tags";
 import type { JobKind, JobPolicy, TtlMode } from "./record";
 import { RetryBackoff } from "./backoff";
@@ -76,9 +76,9 @@ export const SubmitBody = z.object({
     .meta({ description: "A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey." })
     .optional(),
   tags: z
-    .array(z.string().max(TAGS.chars))
-    .max(TAGS.perJob)
-    .meta({ description: `Tags a worker must have declared (\`?tags=\` on job-take and ping) to be handed the job: all of them. At most ${TAGS.perJob}, each 1-${TAGS.chars} letters, digits, '_', '-', '.', ':' or '/'. Pulling workers only: a push endpoint refuses them.` })
+    .array(z.string().max(WORKER_TAGS.chars).meta({ pattern: WORKER_TAGS.pattern.source, minLength: 1 }))
+    .max(WORKER_TAGS.perJob)
+    .meta({ description: `Tags a worker must have declared (\`?tags=\` on job-take and ping) to be handed the job: all of them. At most ${WORKER_TAGS.perJob} entries (order does not matter, repeats are dropped), each 1-${WORKER_TAGS.chars} letters, digits, '_', '-', '.', ':' or '/', case-sensitive. Pulling workers only: a push endpoint refuses them.` })
     .optional(),
   s3Config: z
     .record(z.string(), z.unknown())

@@ -287,7 +287,7 @@ export const FLOW_KEYS = {
  * `perWorker`). A tag is 1-`chars` letters, digits, '_', '-', '.', ':' or '/', starting with a
  * letter or digit. `perWorker` bounds the ranges of ready tag sets a take reads (one per tag).
  */
-export const TAGS = {
+export const WORKER_TAGS = {
   chars: 64,
   perJob: 8,
   perWorker: 8,

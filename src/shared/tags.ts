@@ -3,14 +3,14 @@
  * canonical form (sorted, unique, joined by ','; '' for none) so a set is one index key.
  * A job matches a worker when every tag it requires is among the worker's.
  */
-import { TAGS } from "./limits";
+import { WORKER_TAGS } from "./limits";
 
 /** Why a list of tags is refused, or null. `what`: "tags" or "requests[3].tags". */
 export function tagsRefusal(tags: readonly string[], max: number, what: string): string | null {
   if (tags.length > max) return `${what}: at most ${max} tags, got ${tags.length}`;
   for (const t of tags) {
-    if (!TAGS.pattern.test(t)) {
-      return `${what}: '${t.slice(0, 80)}' is not a valid tag: use 1-${TAGS.chars} letters, digits, '_', '-', '.', ':' or '/', starting with a letter or digit`;
+    if (!WORKER_TAGS.pattern.test(t)) {
+      return `${what}: '${t.slice(0, 80)}' is not a valid tag: use 1-${WORKER_TAGS.chars} letters, digits, '_', '-', '.', ':' or '/', starting with a letter or digit`;
     }
   }
   return null;

@@ -10,6 +10,7 @@ import { call, createEndpoint, json, submit } from "./helpers";
 import { submitMany } from "./flow-keys-kit";
 import { action, allCreated, batchEndpoint, createBatch } from "./batch-kit";
 import { tagKey, tagsMatch } from "../../src/shared/tags";
+import { livenessRef } from "../../src/shared/liveness";
 
 /** One take by `worker` declaring `tags` (keeps what it holds): the job id, or null on a 204. */
 async function takeTagged(ep: string, worker: string, tags: string | null, path = "job-take"): Promise<string | null> {
@@ -251,5 +252,90 @@ describe("tags: the relay between shards", () => {
       got.add(id!);
     }
     expect(got.size).toBe(8);
+  });
+});
+
+describe("tags: no starvation across shards (found from outside)", () => {
+  for (const [others, mine, worker] of [[["gpu"], [], null], [["cpu"], ["gpu"], "gpu"]] as const) {
+    it(`20 jobs needing ${others.join("+")} no worker takes, then 3 ${mine.length ? mine.join("+") : "plain"} ones: a ${worker ?? "plain"} worker polling gets all 3 without empty polls`, async () => {
+      const ep = await createEndpoint(); // 8 shards
+      await submitMany(ep, 20, { tags: others });
+      const wanted = await submitMany(ep, 3, mine.length ? { tags: mine } : {});
+      const got: string[] = [];
+      let empty = 0;
+      for (let i = 0; i < 12 && got.length < 3; i++) {
+        const id = await takeTagged(ep, "w1", worker);
+        if (id === null) empty++;
+        else got.push(id);
+      }
+      console.log(`3 jobs for a ${worker ?? "plain"} worker beside 20 it may not take, 8 shards: ${empty} empty poll(s) before all 3 were taken`);
+      expect(got.sort()).toEqual([...wanted].sort());
+      expect(empty).toBeLessThanOrEqual(1);
+    });
+  }
+});
+
+describe("tags: more found from outside", () => {
+  it("an idempotency key repeated with the same tags in another order, repeated, or [] for none, is the same job", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const first = await call("POST", `/v2/${ep}/run`, { body: { input: {}, tags: ["a100", "gpu"], idempotencyKey: "k1" } });
+    const id = (await json<{ id: string }>(first)).id;
+    for (const tags of [["gpu", "a100"], ["gpu", "gpu", "a100"]]) {
+      const again = await call("POST", `/v2/${ep}/run`, { body: { input: {}, tags, idempotencyKey: "k1" } });
+      expect(again.status, JSON.stringify(tags)).toBe(200);
+      expect((await json<{ id: string }>(again)).id).toBe(id);
+    }
+    const none = (await json<{ id: string }>(await call("POST", `/v2/${ep}/run`, { body: { input: {}, idempotencyKey: "k2" } }))).id;
+    const empty = await call("POST", `/v2/${ep}/run`, { body: { input: {}, tags: [], idempotencyKey: "k2" } });
+    expect(empty.status).toBe(200);
+    expect((await json<{ id: string }>(empty)).id).toBe(none);
+    // Different tags are a different body.
+    expect((await call("POST", `/v2/${ep}/run`, { body: { input: {}, tags: ["gpu"], idempotencyKey: "k1" } })).status).toBe(422);
+  });
+
+  it("tags given twice in a take URL count both; repeats count once", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submit(ep, { input: {}, tags: ["a", "b"] });
+    expect(await takeTagged(ep, "w-a", "a")).toBeNull();
+    const res = await call("GET", `/v2/${ep}/job-take/w-ab?tags=a&tags=b&job_in_progress=0`);
+    expect(res.status).toBe(200);
+    expect((await json<{ id: string }>(res)).id).toBe(id);
+    const repeats = await call("GET", `/v2/${ep}/job-take/w-r?tags=${Array(9).fill("a").join(",")}&job_in_progress=0`);
+    expect(repeats.status).toBe(204);
+  });
+
+  it("job-done?next=1 with bad tags keeps the result (the next take goes without tags)", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submit(ep, { input: {} });
+    expect(await takeTagged(ep, "w1", null)).toBe(id);
+    const res = await call("POST", `/v2/${ep}/job-done/w1/${id}?next=1&tags=${encodeURIComponent("bad tag")}`, { body: { output: 1 } });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({ next: null });
+    expect((await json<{ status: string }>(await call("GET", `/v2/${ep}/status/${id}`))).status).toBe("COMPLETED");
+  });
+
+  it("a take without tags declares none: tags only on the ping do not hide no_matching_workers", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submit(ep, { input: {}, tags: ["gpu"] });
+    await call("GET", `/v2/${ep}/ping/qg?tags=gpu`);
+    expect((await queueReason(ep, id))?.reason).toBe("all_workers_busy");
+    expect(await takeTagged(ep, "qg", null)).toBeNull();
+    expect((await queueReason(ep, id))?.reason).toBe("no_matching_workers");
+    const list = await json<{ workers: Array<{ workerId: string; tags: string[] }> }>(await call("GET", `/admin/endpoints/${ep}/workers`));
+    expect(list.workers.find((w) => w.workerId === "qg")?.tags).toEqual([]);
+  });
+
+  it("past 64 tag sets on one liveness shard, a set it did not name is not said to have no matching worker", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const config = (await json<{ generation: string }>(await call("GET", `/admin/endpoints/${ep}`))).generation;
+    const target = livenessRef(ep, config, "probe-0").shard;
+    const ids: string[] = [];
+    for (let i = 0; ids.length < 70; i++) if (livenessRef(ep, config, `probe-${i}`).shard === target) ids.push(`probe-${i}`);
+    for (const [i, w] of ids.entries()) expect((await call("GET", `/v2/${ep}/ping/${w}?tags=set${i}`)).status).toBe(200);
+    const first = await submit(ep, { input: {}, tags: ["set0"] });
+    expect((await queueReason(ep, first))?.reason).toBe("all_workers_busy");
+    const nobody = await submit(ep, { input: {}, tags: ["set999"] });
+    // Some of the shard's sets were not named: it may be any of them.
+    expect((await queueReason(ep, nobody))?.reason).toBe("all_workers_busy");
   });
 });

@@ -1502,7 +1502,7 @@ export interface components {
             concurrencyKey?: string;
             /** @description A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey. */
             rateLimitKey?: string;
-            /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'. Pulling workers only: a push endpoint refuses them. */
+            /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8 entries (order does not matter, repeats are dropped), each 1-64 letters, digits, '_', '-', '.', ':' or '/', case-sensitive. Pulling workers only: a push endpoint refuses them. */
             tags?: string[];
             /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
             s3Config?: {
@@ -1939,7 +1939,7 @@ export interface components {
                 concurrencyKey?: string;
                 /** @description A flow key whose jobs start at most N per period (the endpoint's keyRateLimit or the key's override); one key carries both limits, so it must equal concurrencyKey when both are given. Not with sequenceKey. */
                 rateLimitKey?: string;
-                /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'. Pulling workers only: a push endpoint refuses them. */
+                /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8 entries (order does not matter, repeats are dropped), each 1-64 letters, digits, '_', '-', '.', ':' or '/', case-sensitive. Pulling workers only: a push endpoint refuses them. */
                 tags?: string[];
                 /** @description Storage credentials for the worker (RunPod: accessId, accessSecret, bucketName, endpointUrl, objectPath): handed to the worker as sent, never echoed. */
                 s3Config?: {
@@ -4818,7 +4818,7 @@ export interface operations {
             query?: {
                 /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one. */
                 job_in_progress?: "0" | "1";
-                /** @description The tags this worker has, comma-separated (e.g. `gpu,a100`; at most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Absent: none for this take (the worker's tags as last declared still show in its list). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu). */
+                /** @description The tags this worker has, comma-separated (e.g. `gpu,a100`; at most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Given twice, both count; repeats count once. Absent: none (the worker then declares no tags). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu). */
                 tags?: string;
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
@@ -4895,7 +4895,7 @@ export interface operations {
                 batch_size?: number;
                 /** @description What the worker runs: 0 says none, which releases any job the coordinator believes it holds (lost on a restart), but those claimed by this worker's takes that arrived no earlier than this one. */
                 job_in_progress?: "0" | "1";
-                /** @description The tags this worker has, comma-separated (e.g. `gpu,a100`; at most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Absent: none for this take (the worker's tags as last declared still show in its list). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu). */
+                /** @description The tags this worker has, comma-separated (e.g. `gpu,a100`; at most 8, each 1-64 letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Given twice, both count; repeats count once. Absent: none (the worker then declares no tags). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu). */
                 tags?: string;
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;
@@ -5043,7 +5043,7 @@ export interface operations {
                 gpu?: string;
                 /** @description 1: with a final report (output or error), answer the worker's next job as well (edge-jobs' extension; not with a push token). */
                 next?: "0" | "1";
-                /** @description With `next=1`: the tags the next job is taken with, as on job-take. */
+                /** @description With `next=1`: the tags the next job is taken with, as on job-take (bad tags are ignored here: refusing would lose the report). */
                 tags?: string;
             };
             header?: never;
@@ -5265,7 +5265,7 @@ export interface operations {
                 check?: string;
                 /** @description With status=unhealthy: why it failed (kept to 256 characters). */
                 reason?: string;
-                /** @description The tags this worker has, as on job-take: noted for its list and for `queue.reason` (no_matching_workers). Bad tags are ignored here (the take refuses them). */
+                /** @description The tags this worker has, as on job-take: noted for its list and for `queue.reason` (no_matching_workers) until its next take says otherwise. Bad tags are ignored here (the take refuses them). */
                 tags?: string;
                 /** @description Ignored (RunPod's worker URL templates carry it). */
                 gpu?: string;

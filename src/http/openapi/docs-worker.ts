@@ -3,7 +3,7 @@
  * (job-take, job-take-batch, job-stop, job-done, job-stream, ping) and edge-jobs' extensions.
  */
 import { z } from "zod";
-import { PAYLOAD, TAGS as TAGSET } from "../../shared/limits";
+import { PAYLOAD, WORKER_TAGS } from "../../shared/limits";
 import { EXIT_CODE } from "../../jobs/report-body";
 import type { OperationDoc } from "./operation";
 
@@ -74,7 +74,7 @@ const workerTags = z
   .string()
   .optional()
   .describe(
-    `The tags this worker has, comma-separated (e.g. \`gpu,a100\`; at most ${TAGSET.perWorker}, each 1-${TAGSET.chars} letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Absent: none for this take (the worker's tags as last declared still show in its list). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu).`,
+    `The tags this worker has, comma-separated (e.g. \`gpu,a100\`; at most ${WORKER_TAGS.perWorker}, each 1-${WORKER_TAGS.chars} letters, digits, '_', '-', '.', ':' or '/'): it is handed untagged jobs and those whose tags it all has. Given twice, both count; repeats count once. Absent: none (the worker then declares no tags). A RunPod worker declares them in its take URL (RUNPOD_WEBHOOK_GET_JOB=…/job-take/$RUNPOD_POD_ID?tags=gpu).`,
   );
 
 const reportQuery = z.object({
@@ -156,7 +156,7 @@ export const jobDoneDoc: OperationDoc = {
       .enum(["0", "1"])
       .optional()
       .describe("1: with a final report (output or error), answer the worker's next job as well (edge-jobs' extension; not with a push token)."),
-    tags: workerTags.describe("With `next=1`: the tags the next job is taken with, as on job-take."),
+    tags: workerTags.describe("With `next=1`: the tags the next job is taken with, as on job-take (bad tags are ignored here: refusing would lose the report)."),
   }),
   body: { schema: JobDoneBody, contentType: "application/json" },
   responses: {
@@ -200,7 +200,7 @@ export const pingDoc: OperationDoc = {
     status: z.string().optional().describe('"unhealthy" reports a failed start-up check (with `check` and `reason`).'),
     check: z.string().optional().describe("With status=unhealthy: the check that failed (kept to 256 characters)."),
     reason: z.string().optional().describe("With status=unhealthy: why it failed (kept to 256 characters)."),
-    tags: z.string().optional().describe("The tags this worker has, as on job-take: noted for its list and for `queue.reason` (no_matching_workers). Bad tags are ignored here (the take refuses them)."),
+    tags: z.string().optional().describe("The tags this worker has, as on job-take: noted for its list and for `queue.reason` (no_matching_workers) until its next take says otherwise. Bad tags are ignored here (the take refuses them)."),
     gpu,
   }),
   responses: {

@@ -22,7 +22,7 @@ import * as docs from "../openapi/docs-client";
 import { mergedWorkerCounts } from "../../flows/liveness";
 import { purgeQueue } from "../../flows/purge";
 import { jobAt, jobQueue } from "../../flows/stubs";
-import { flowKeyRefusal, submitJob, tagsRefusalOf } from "../../flows/submit";
+import { flowKeyRefusal, submitJob, submitTagsRefusal } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
@@ -54,7 +54,7 @@ export function checkSubmitBody(body: SubmitBody, config: EndpointConfig, inputL
   checkWhen(body, config, where);
   const flowKey = flowKeyRefusal(body, where);
   if (flowKey !== null) throw badRequest(flowKey);
-  const tags = tagsRefusalOf(body, config, where);
+  const tags = submitTagsRefusal(body, config, where);
   if (tags !== null) throw badRequest(tags);
   if (body.webhook !== undefined) {
     const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);

@@ -5,7 +5,7 @@
 import type { Context, Hono } from "hono";
 import type { EndpointConfig } from "../../endpoints/config";
 import { refOf } from "../../flows/stubs";
-import { flowKeyRefusal, tagsRefusalOf } from "../../flows/submit";
+import { flowKeyRefusal, submitTagsRefusal } from "../../flows/submit";
 import { scheduleIndexStub, scheduleStub } from "../../schedules/schedule-object";
 import { ScheduleSpec } from "../../schedules/spec";
 import { scheduleSummary, scheduleView, fireView } from "../../schedules/view";
@@ -58,7 +58,7 @@ async function specOf(c: C, config: EndpointConfig): Promise<ScheduleSpec> {
   }
   const flowKey = flowKeyRefusal(spec.job, "job.");
   if (flowKey !== null) throw badRequest(flowKey);
-  const tags = tagsRefusalOf(spec.job, config, "job.");
+  const tags = submitTagsRefusal(spec.job, config, "job.");
   if (tags !== null) throw badRequest(tags);
   if (spec.overlap === "queue" && (spec.job.concurrencyKey ?? spec.job.rateLimitKey) !== undefined) {
     throw badRequest('overlap "queue" runs the fires\' jobs as a sequence: it cannot go with job.concurrencyKey or job.rateLimitKey (use overlap "allow" with keyConcurrency 1 for the key)');

@@ -161,8 +161,9 @@ export function workerRoutes(app: Hono<AppEnv>): void {
       const { target, token } = await reportTarget(c);
       const { report, output, stopPod } = toReport(await readJson(c.req.raw, PAYLOAD.outputBytes + PAYLOAD.envelopeBytes));
       const wantsNext = nextParam(c, report, token);
-      // The next job is taken with the tags this URL declares (`?tags=`, as on job-take).
-      const tags = wantsNext ? tagsParam(c) : null;
+      // The next job is taken with the tags this URL declares (`?tags=`, as on job-take); bad tags
+      // are ignored here, as on ping: refusing would lose the result (found from outside).
+      const tags = wantsNext ? tagsParam(c, true) : null;
       const { change, next } = await reportDone(c.env, target, report, output, { stopPod, next: wantsNext, tags });
       const answer = reportAnswer(change, target.jobId);
       if (next === undefined) return answer;
