@@ -44,6 +44,9 @@ function backToQueue(job: JobRecord, command: string, now: number, behind: boole
       cancelDeadline: null,
       sequenceCheckAt: sequenced ? now + SEQUENCE_CHECK_MS : null,
       dispatch: null,
+      // The user's "try again" starts with a clean slate: no worker is avoided or blocklisted
+      // (else a job that failed because every live worker was blocklisted would fail at once again).
+      failedWorkers: [],
     },
     "clear",
     readyAt === null ? null : `ready at ${new Date(readyAt).toISOString()}`,

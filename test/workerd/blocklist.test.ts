@@ -95,3 +95,19 @@ describe("blocklists", () => {
     expect(cfg.blocklistThreshold).toBe(3);
   });
 });
+
+describe("blocklists and a user's retry", () => {
+  it("a job FAILED because every live worker was blocklisted runs again on /retry (the blocklist starts clean)", async () => {
+    const ep = await createEndpoint(config);
+    const id = await submit(ep, { input: {} });
+    await takeAndFail(ep, "w1", id);
+    await later(ep, 31_000);
+    await takeAndFail(ep, "w1", id);
+    await expect.poll(async () => (await statusOf(ep, id)).reason, { timeout: 5_000 }).toBe("blocklisted");
+    expect((await call("POST", `/v2/${ep}/retry/${id}`)).status).toBe(200);
+    const s = await statusOf(ep, id);
+    expect(s.status).toBe("IN_QUEUE");
+    expect(s.blocklisted).toBeUndefined();
+    expect(await takeId(ep, "w1")).toBe(id);
+  });
+});
