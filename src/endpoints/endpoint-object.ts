@@ -230,7 +230,7 @@ export class EndpointObject extends EndpointAdmin {
   }
 
   workersAlive(since: number, tags?: string): boolean {
-    if (tags !== undefined && tags !== "") return this.queue.pollingMatches(tags) || signSince(this.sql, since, tags);
+    if (tags !== undefined && tags !== "") return this.queue.polling.matches(tags) || signSince(this.sql, since, tags);
     return this.queue.polling.size > 0 || signSince(this.sql, since);
   }
 

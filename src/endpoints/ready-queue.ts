@@ -19,25 +19,18 @@ import { applyEntry, offerJobs, pruneTombstones, readyDepth, slotsInUse, type Of
 import { countByState, readCounters, type CounterName } from "./index-counters";
 import { memberChanged } from "./sequences";
 import { anyTagReady, matchingDepth, pruneIdleClasses, readyNeeds } from "./tag-classes";
-import { tagsMatch } from "../shared/tags";
+import { TakePolls } from "./take-polls";
 import { waitOf } from "./queue-info";
 import { nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
 import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk, Taker } from "./shards";
 import type { JobState } from "../jobs/states";
-import { follows, type Hint, type Seeker } from "./relay";
+import { covers, follows, seekerKinds, type Hint, type Seeker } from "./relay";
 import type { WorkerCounts } from "./workers";
 
 /** How often a queue prunes old index rows. */
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Ready jobs a take answer reports at most as the shard's depth (a bounded count). */
 const DEPTH_BOUND = 64;
-/** Does a hint naming `held` (tag sets; null: any) also name every set of `now`? */
-function covers(held: readonly string[] | null, now: readonly string[] | null): boolean {
-  return held === null || (now !== null && now.every((n) => held.includes(n)));
-}
-
-/** Kinds of waiting takes a forwarded poll names at most (tag sets × shards skipped). */
-const SEEKERS = 32;
 
 export interface QueueHost {
   readonly shard: number;
@@ -74,9 +67,7 @@ export class ReadyQueue {
   /** Workers whose take waits only because the concurrency limit is reached. */
   readonly throttled = new Set<string>();
   /** Workers with a take long-poll open here right now: alive, and perhaps throttled. */
-  readonly polling = new Map<string, number>();
-  /** The tags of the workers in `polling`, as their latest take declared them (queue.reason no_matching_workers). */
-  private readonly pollingTags = new Map<string, string>();
+  readonly polling = new TakePolls();
   /** When the next prune is due (in memory: a new instance prunes on its first sync). */
   private pruneAt = 0;
   /**
@@ -230,7 +221,7 @@ export class ReadyQueue {
       const claimed = await claimOffered(this.env, config, offer.ids, workerId, { takeId, indexedHere: true }, (e) => this.sync(e));
       answered = { ids: [], jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
     } else if (offer.ids.length === 0 && waitMs > 0) {
-      const waiting = this.whilePolling(taker, this.takeWaiters.wait({ taker, max, skip }, waitMs, null));
+      const waiting = this.polling.during(taker, this.takeWaiters.wait({ taker, max, skip }, waitMs, null));
       this.forwardWhileWaiting();
       answer = await waiting;
       answered = { ids: answer?.ids ?? [] };
@@ -290,15 +281,12 @@ export class ReadyQueue {
    * (redirectOne finds that waiter). null when nobody waits.
    */
   private seekers(): Seeker[] | null {
-    const out = new Map<string, Seeker>();
-    let any = false;
+    const all: Seeker[] = [];
     this.takeWaiters.serve((w) => {
-      any = true;
-      const seeker = { tags: w.taker.tags, skip: w.skip };
-      if (out.size < SEEKERS) out.set(JSON.stringify(seeker), seeker);
+      all.push({ tags: w.taker.tags, skip: w.skip });
       return undefined;
     });
-    return any ? [...out.values()] : null;
+    return all.length === 0 ? null : seekerKinds(all);
   }
 
   /** Answers the oldest waiter that follows the hint (see Relay) with a redirect to its shard; false when none waits. */
@@ -325,28 +313,6 @@ export class ReadyQueue {
       if (offer.ids.length === 0 && offer.passedOver === 0) more = false;
       return offer.ids.length > 0 ? { ids: offer.ids, depth: 0 } : undefined;
     });
-  }
-
-  /** Does a worker whose take polls here now match a job requiring `tags`? */
-  pollingMatches(tags: string): boolean {
-    for (const have of this.pollingTags.values()) if (tagsMatch(tags, have)) return true;
-    return false;
-  }
-
-  /** Keeps a worker counted alive (and perhaps throttled) while one of its take polls is open. */
-  private async whilePolling<T>(taker: Taker, p: Promise<T>): Promise<T> {
-    const { workerId } = taker;
-    this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
-    this.pollingTags.set(workerId, taker.tags);
-    try {
-      return await p;
-    } finally {
-      const n = (this.polling.get(workerId) ?? 1) - 1;
-      if (n <= 0) {
-        this.polling.delete(workerId);
-        this.pollingTags.delete(workerId);
-      } else this.polling.set(workerId, n);
-    }
   }
 
   /** Ends every waiting take with nothing (deletion). */
@@ -441,7 +407,7 @@ export class ReadyQueue {
       config,
       paused: this.host.paused(),
       atCapacity: (now) => config?.concurrency != null && this.capacity(now) === 0,
-      polling: (tags) => (tags === "" ? this.polling.size > 0 : this.pollingMatches(tags)),
+      polling: (tags) => this.polling.matches(tags),
       alive: (since, tags) => this.host.alive(since, tags),
     });
   }

@@ -36,6 +36,21 @@ export interface Seeker {
   skip: readonly number[];
 }
 
+/** Kinds of waiting takes a forwarded poll names at most (tag sets × shards skipped). */
+const SEEKERS = 32;
+
+/** Waiting takes each kind once, the oldest first, at most SEEKERS (a subset: a hint they follow, one of them follows). */
+export function seekerKinds(all: readonly Seeker[]): Seeker[] {
+  const out = new Map<string, Seeker>();
+  for (const s of all) if (out.size < SEEKERS) out.set(JSON.stringify(s), s);
+  return [...out.values()];
+}
+
+/** Does a hint naming `held` (tag sets; null: any) also name every set of `now`? */
+export function covers(held: readonly string[] | null, now: readonly string[] | null): boolean {
+  return held === null || (now !== null && now.every((n) => held.includes(n)));
+}
+
 /** Would a waiting take follow this hint: may it take one of its jobs, and has it not been there in vain (unless fresh)? */
 export function follows(hint: Hint, s: Seeker): boolean {
   return canUse(hint.needs, s.tags) && (hint.fresh || !s.skip.includes(hint.shard));
