@@ -187,7 +187,7 @@ function passesOver(r: ReadyRow, workerId: string, now: number): boolean {
  * Offers that lapsed unclaimed go back to offered_until = 0 (into job_index_offerable), found
  * through job_index_offered: as many rows as lapsed, however deep the queue.
  */
-function resetLapsedOffers(sql: SqlStorage, now: number): void {
+export function resetLapsedOffers(sql: SqlStorage, now: number): void {
   sql.exec("UPDATE job_index SET offered_until = 0 WHERE offered_until > 0 AND offered_until <= ?", now);
 }
 

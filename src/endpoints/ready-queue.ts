@@ -15,7 +15,7 @@ import type { EndpointConfig } from "./config";
 import { sendReady } from "./dispatcher";
 import { claimOffered } from "./take-claims";
 import { recordEntry } from "./endpoint-metrics";
-import { applyEntry, offerJobs, pruneTombstones, readyDepth, slotsInUse, type Offer } from "./ready-index";
+import { applyEntry, offerJobs, pruneTombstones, readyDepth, resetLapsedOffers, slotsInUse, type Offer } from "./ready-index";
 import { countByState, readCounters, type CounterName } from "./index-counters";
 import { memberChanged } from "./sequences";
 import { anyTagReady, matchingDepth, pruneIdleClasses, readyNeeds } from "./tag-classes";
@@ -24,7 +24,7 @@ import { waitOf } from "./queue-info";
 import { nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
 import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk, Taker } from "./shards";
 import type { JobState } from "../jobs/states";
-import { covers, follows, seekerKinds, type Hint, type Seeker } from "./relay";
+import { canUse, covers, follows, seekerKinds, type Hint, type Seeker } from "./relay";
 import type { WorkerCounts } from "./workers";
 
 /** How often a queue prunes old index rows. */
@@ -307,8 +307,12 @@ export class ReadyQueue {
    */
   private wakeTakeWaiters(now: number): void {
     let more = true;
+    // A waiter that matches none of the ready tag sets is passed over without an offer (lapsed
+    // offers first go back to ready, so they count).
+    resetLapsedOffers(this.sql, now);
+    const needs = readyNeeds(this.sql);
     this.takeWaiters.serve((w) => {
-      if (!more) return undefined;
+      if (!more || !canUse(needs, w.taker.tags)) return undefined;
       const offer = this.offer(w.taker, w.max, now);
       if (offer.ids.length === 0 && offer.passedOver === 0) more = false;
       return offer.ids.length > 0 ? { ids: offer.ids, depth: 0 } : undefined;
