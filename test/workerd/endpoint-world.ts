@@ -244,7 +244,11 @@ export async function snapshot(w: World, ownEnds: ReadonlySet<string> = new Set(
     if (s.state === "IN_QUEUE" && before?.state !== "IN_QUEUE") j.queuedSince = w.now;
     if (TERMINAL.includes(s.state) && !isTerminal(before)) j.terminalSince = w.now;
     if (!TERMINAL.includes(s.state)) j.terminalSince = null;
-    if (before !== null && TERMINAL.includes(before.state) && WAITING.includes(s.state)) j.finals = [];
+    // A retry or requeue starts the job afresh: no worker avoided or blocklisted (README "Blocklists").
+    if (before !== null && TERMINAL.includes(before.state) && WAITING.includes(s.state)) {
+      j.finals = [];
+      j.avoid.clear();
+    }
     j.snap = s;
   }
 }
