@@ -23,3 +23,22 @@ export function fillIndex(sql: SqlStorage, n: number, state: string, from: numbe
 export function filledId(prefix: string, i: number): string {
   return `${prefix}-${String(i).padStart(7, "0")}`;
 }
+
+/** `sql` whose statements' cursors are kept, to add up their rows read. */
+export function counting(sql: SqlStorage): { sql: SqlStorage; rowsRead: () => number } {
+  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  const proxy = new Proxy(sql, {
+    get(t, p) {
+      if (p === "exec") {
+        return (q: string, ...b: SqlStorageValue[]) => {
+          const c = t.exec(q, ...b);
+          cursors.push(c);
+          return c;
+        };
+      }
+      const v = Reflect.get(t, p) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
+  return { sql: proxy, rowsRead: () => cursors.reduce((n, c) => n + c.rowsRead, 0) };
+}

@@ -14,6 +14,7 @@ import { applyEntry, offerJobs, offerReady, readyDepth } from "../../src/endpoin
 import type { IndexEntry } from "../../src/jobs/index-entry";
 import { JOB_STATES, type JobState } from "../../src/jobs/states";
 import { createEndpoint, endpointStubOf, seedFrom } from "./helpers";
+import { counting } from "./depth-kit";
 
 /** Inserts `perKey` rows in `state` for each of `keys` keys `${prefix}-0..`, ids `${prefix}-r…`. */
 function fillKeys(sql: SqlStorage, prefix: string, keys: number, perKey: number, state: JobState, from: number): void {
@@ -27,25 +28,6 @@ function fillKeys(sql: SqlStorage, prefix: string, keys: number, perKey: number,
     from,
     keys,
   );
-}
-
-/** `sql` whose statements' cursors are kept, to add up their rows read. */
-function counting(sql: SqlStorage): { sql: SqlStorage; rowsRead: () => number } {
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  const proxy = new Proxy(sql, {
-    get(t, p) {
-      if (p === "exec") {
-        return (q: string, ...b: SqlStorageValue[]) => {
-          const c = t.exec(q, ...b);
-          cursors.push(c);
-          return c;
-        };
-      }
-      const v = Reflect.get(t, p) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  });
-  return { sql: proxy, rowsRead: () => cursors.reduce((n, c) => n + c.rowsRead, 0) };
 }
 
 interface Cost {

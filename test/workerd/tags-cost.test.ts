@@ -15,6 +15,7 @@ import { applyEntry, offerJobs } from "../../src/endpoints/ready-index";
 import type { IndexEntry } from "../../src/jobs/index-entry";
 import { JOB_STATES, type JobState } from "../../src/jobs/states";
 import { createEndpoint, endpointStubOf, seedFrom } from "./helpers";
+import { counting } from "./depth-kit";
 
 /** Inserts `n` ready rows requiring `tags`, ids `${prefix}-r…`, created from `from`, keyed `key-<i % keys>` when `keys` > 0. */
 function fill(sql: SqlStorage, prefix: string, n: number, tags: string, from: number, keys = 0): void {
@@ -29,25 +30,6 @@ function fill(sql: SqlStorage, prefix: string, n: number, tags: string, from: nu
     tags,
     keys,
   );
-}
-
-/** `sql` whose statements' cursors are kept, to add up their rows read. */
-function counting(sql: SqlStorage): { sql: SqlStorage; rowsRead: () => number } {
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  const proxy = new Proxy(sql, {
-    get(t, p) {
-      if (p === "exec") {
-        return (q: string, ...b: SqlStorageValue[]) => {
-          const c = t.exec(q, ...b);
-          cursors.push(c);
-          return c;
-        };
-      }
-      const v = Reflect.get(t, p) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  });
-  return { sql: proxy, rowsRead: () => cursors.reduce((n, c) => n + c.rowsRead, 0) };
 }
 
 interface Cost {
