@@ -15,7 +15,7 @@
 // or with RunPod's own variables set. Extra: MAX_JOBS (exit after that many), WORKER_ID.
 //
 // The handler echoes its input; `input.sleepMs` makes it take that long, `input.hangOn` (a worker
-// id) makes that worker hang, `input.fail` makes it report an error, `input.stream` (n) makes it
+// id) makes that worker hang, `input.failOn` (a worker id) makes that worker report an error, `input.fail` makes it report an error, `input.stream` (n) makes it
 // stream n chunks, `input.progress` sends a progress update first, `input.log` (strings) logs each
 // line `input.logEveryMs` apart. `input.exitCode` (an integer) runs a real child process that
 // exits with it (after reporting `{"status":"INITIALIZING"}` while it starts) and reports the
@@ -65,6 +65,7 @@ async function handler(job, signal, log) {
   if (input.progress) await post(doneUrl, job.id, { status: "IN_PROGRESS", output: input.progress }, false);
   if (typeof input.sleepMs === "number") await sleep(input.sleepMs, signal);
   if (input.hangOn === workerId) await sleep(3_600_000, signal);
+  if (input.failOn === workerId) return { error: `${workerId} cannot run this job` };
   for (let i = 1; i <= (input.stream ?? 0) && !signal.aborted; i++) {
     await post(streamUrl, job.id, { output: { chunk: i } }, false);
   }

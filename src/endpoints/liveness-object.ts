@@ -150,11 +150,11 @@ export class LivenessObject extends DurableObject<Env> {
     const { jobIds, sdkVersion, unhealthy } = beat;
     if (!this.enter("ping", ref, heartbeatMs)) return { quiet: [], unlisted: [] };
     const now = this.clock.now();
-    seeWorker(this.sql, workerId, now, sdkVersion, SHARD_ROWS);
+    const fresh = seeWorker(this.sql, workerId, now, sdkVersion, SHARD_ROWS);
     if (unhealthy !== null) markUnhealthy(this.sql, workerId, unhealthy);
     // New tags are told to the endpoint at once (queue.reason no_matching_workers reads them).
     const retagged = beat.tags != null && setTags(this.sql, workerId, beat.tags);
-    await this.afterSign(now, unhealthy !== null || retagged);
+    await this.afterSign(now, unhealthy !== null || retagged, fresh);
     // Only a ping that says what it runs can say what it does not.
     if (jobIds === null) return { quiet: [], unlisted: [] };
     const listed = new Set(jobIds);
@@ -178,10 +178,10 @@ export class LivenessObject extends DurableObject<Env> {
     const { workerId, jobInProgress, pollUntil, takeId } = take;
     if (!this.enter("taking", ref, heartbeatMs)) return [];
     const now = this.clock.now();
-    seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
+    const fresh = seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
     this.sql.exec("UPDATE worker SET poll_until = MAX(poll_until, ?) WHERE worker_id = ?", pollUntil, workerId);
     const retagged = take.tags !== null && setTags(this.sql, workerId, take.tags);
-    await this.afterSign(now, retagged);
+    await this.afterSign(now, retagged, fresh);
     return jobInProgress === false ? lostBy(this.sql, workerId, takeId) : [];
   }
 
@@ -189,8 +189,8 @@ export class LivenessObject extends DurableObject<Env> {
   async takeStops(ref: LivenessRef, heartbeatMs: number, workerId: string, waitMs: number): Promise<string[]> {
     if (!this.enter("takeStops", ref, heartbeatMs)) return [];
     const now = this.clock.now();
-    seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
-    await this.afterSign(now, false);
+    const fresh = seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
+    await this.afterSign(now, false, fresh);
     const ids = deliverStops(this.sql, workerId, now);
     if (ids.length > 0 || waitMs <= 0 || this.dropped) return ids;
     this.polling.set(workerId, (this.polling.get(workerId) ?? 0) + 1);
@@ -271,6 +271,12 @@ export class LivenessObject extends DurableObject<Env> {
     return this.views(this.clock.now(), new Set(throttled));
   }
 
+  /** This shard's live workers now (a blocklist's confirmation: EndpointObject.liveWorkers), at most `limit`. */
+  live(ref: LivenessRef, since: number, limit: number): LiveWorkers {
+    if (!this.enter("live", ref)) return { workers: [], more: false };
+    return liveWorkers(this.sql, since, limit);
+  }
+
   counts(ref: LivenessRef, heartbeatMs: number, throttled: string[]): WorkerCounts {
     if (!this.enter("counts", ref, heartbeatMs)) return countStates([]);
     return countStates(this.views(this.clock.now(), new Set(throttled)).map((w) => w.state));
@@ -297,9 +303,9 @@ export class LivenessObject extends DurableObject<Env> {
    * After a sign of life: tells the endpoint a summary when it would otherwise think this shard
    * has no live worker, when `force`d, or when the last summary is older than the flush interval.
    */
-  private async afterSign(now: number, force: boolean): Promise<void> {
+  private async afterSign(now: number, force: boolean, newcomer = false): Promise<void> {
     const stale = this.flushedSign === null || this.flushedSign < now - this.heartbeatMs;
-    const interval = Math.min(LIVENESS.flushMs, this.heartbeatMs / 2);
+    const interval = Math.min(LIVENESS.flushMs, this.heartbeatMs / 2, newcomer ? LIVENESS.newcomerFlushMs : Infinity);
     if (force || stale || now - this.flushedAt >= interval) await this.flush(now);
     await this.armPrune(now);
   }
@@ -399,6 +405,7 @@ meterCalls(LivenessObject, {
   lastSeen: true,
   hold: true,
   list: true,
+  live: true,
   counts: true,
   drop: true,
   alarm: true,

@@ -50,8 +50,8 @@ export interface QueueHost {
    * (canonical, not ''): any worker that declared all of them.
    */
   alive(since: number, tags?: string): Promise<boolean>;
-  /** The live workers (by id) that may take a job requiring `tags`; `complete`: all of them are known. */
-  liveWorkers(since: number, tags: string): Promise<{ ids: string[]; complete: boolean }>;
+  /** The live workers (by id) that may take a job requiring `tags` (`fresh`: asked of the worker shards now); `complete`: all of them are known. */
+  liveWorkers(since: number, tags: string, fresh?: boolean): Promise<{ ids: string[]; complete: boolean }>;
   waitMs(): number;
 }
 
@@ -134,9 +134,11 @@ export class ReadyQueue {
   private async allBlocklisted(entry: IndexEntry, now: number): Promise<boolean> {
     const config = this.host.config();
     if (!config || config.mode !== "pull") return false;
-    const live = await this.host.liveWorkers(now - config.heartbeatTimeout, entry.tags ?? "");
     const blocked = new Set(entry.blockedWorkers);
-    return live.complete && live.ids.length > 0 && live.ids.every((id) => blocked.has(id));
+    const allBlocked = (live: { ids: string[]; complete: boolean }) => live.complete && live.ids.length > 0 && live.ids.every((id) => blocked.has(id));
+    const since = now - config.heartbeatTimeout;
+    // The summaries first; a job they would fail is confirmed with the worker shards themselves.
+    return allBlocked(await this.host.liveWorkers(since, entry.tags ?? "")) && allBlocked(await this.host.liveWorkers(since, entry.tags ?? "", true));
   }
 
   /** Jobs became ready or a slot freed (or the config changed): serve waiters, dispatch (push), hint if jobs are left unwaited. */

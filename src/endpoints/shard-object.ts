@@ -52,7 +52,7 @@ export class ShardObject extends DurableObject<Env> {
       hint: (count, fresh, shard, needs) => this.root().hint(shard ?? this.addr!.shard, count, this.addr!.generation, fresh, needs === undefined ? null : needs && [...needs]),
       forwardPoll: (waitMs, seekers) => this.root().forwardPoll(this.addr!.shard, waitMs, this.addr!.generation, seekers),
       alive: (since, tags) => this.root().workersAlive(since, tags),
-      liveWorkers: (since, tags) => this.root().liveWorkers(since, tags),
+      liveWorkers: (since, tags, fresh) => this.root().liveWorkers(since, tags, fresh),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {

@@ -67,11 +67,11 @@ export interface TagSetSign {
 const RECENT_FAILURES = 10;
 
 /**
- * Notes a sign of life. Any worker id with the worker key creates a row, so the registry is
+ * Notes a sign of life; true when the worker is new here. Any worker id with the worker key creates a row, so the registry is
  * bounded (WORKER_BOUNDS): a new worker first makes room by forgetting silent workers, and the
  * longest-silent beyond `registryRows`.
  */
-export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null, cap: number = WORKER_BOUNDS.registryRows): void {
+export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null, cap: number = WORKER_BOUNDS.registryRows): boolean {
   const version = sdkVersion === null ? null : sdkVersion.slice(0, WORKER_BOUNDS.sdkVersionChars);
   const insert = sql.exec(
     "INSERT OR IGNORE INTO worker (worker_id, first_seen, last_seen, sdk_version) VALUES (?, ?, ?, ?)",
@@ -84,7 +84,7 @@ export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVer
   if (insert.rowsWritten > 0) {
     forgetSilentWorkers(sql, now);
     evictBeyondCap(sql, workerId, cap);
-    return;
+    return true;
   }
   sql.exec(
     "UPDATE worker SET last_seen = MAX(last_seen, ?), sdk_version = COALESCE(?, sdk_version) WHERE worker_id = ?",
@@ -92,6 +92,7 @@ export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVer
     version,
     workerId,
   );
+  return false;
 }
 
 /**

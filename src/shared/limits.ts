@@ -156,6 +156,11 @@ export const WEBHOOK_REDELIVERY = {
 export const LIVENESS = {
   shards: 16,
   flushMs: 10 * SECOND,
+  /**
+   * A worker new to its shard is told to the endpoint within this long (a summary at most this
+   * often on newcomers alone): a blocklist's "every live worker" (jobs/blocklist) counts it.
+   */
+  newcomerFlushMs: 1 * SECOND,
   /** Released `held` rows are kept this long, so a late, older tell of a job cannot revive them. */
   releasedKeepMs: 1 * HOUR,
   /** Tells a job keeps pending while its worker's liveness object cannot be reached (oldest dropped). */

@@ -96,3 +96,38 @@ describe("worker tags over HTTP, real worker processes", () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe("blocklists over HTTP, real worker processes", () => {
+  it("a worker that fails a job is blocklisted from it (threshold 1): another finishes it; alone, the job fails with reason blocklisted", async () => {
+    const ep = "e2e-blocklist";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep, { shards: 1, retryOnError: true, maxAttempts: 5, blocklistThreshold: 1 });
+    const status = async (id: string) => (await api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client)).body;
+    // Alone: the bad worker fails the job once, is blocklisted, and no other live worker may take it.
+    const alone = (await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input: { failOn: "bad" } })).body.id as string;
+    worker(ep, keys.worker, "bad", null);
+    const failed = await eventually("the job to fail: every live worker blocklisted", 20_000, async () => {
+      const s = await status(alone);
+      return s.status === "FAILED" ? s : undefined;
+    });
+    expect(failed).toMatchObject({ reason: "blocklisted", attempt: 1, blocklisted: [{ workerId: "bad", failures: 1 }] });
+    expect(String(failed.error)).toContain("every live worker that may take this job is blocklisted from it: bad (1 failed attempts)");
+    // With a good worker alive too: the bad one fails it at most once, the good one finishes it.
+    worker(ep, keys.worker, "good", null);
+    await eventually("the good worker to be seen", 10_000, async () => {
+      const list = await api(server.base, "GET", `/admin/endpoints/${ep}/workers`, server.adminKey);
+      return (list.body.workers as Array<{ workerId: string }>).some((w) => w.workerId === "good") ? true : undefined;
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { input: { n: i, failOn: "bad" } })).body.id as string);
+    const done = await eventually("the jobs to complete on the good worker", 30_000, async () => {
+      const all = await Promise.all(ids.map(status));
+      return all.every((s) => s.status === "COMPLETED") ? all : undefined;
+    });
+    for (const s of done) {
+      expect(s).toMatchObject({ workerId: "good", output: { worker: "good" } });
+      // Taken by the bad worker first or not: at most one failure, then blocklisted.
+      expect((s.blocklisted as unknown[] | undefined)?.length ?? 0).toBeLessThanOrEqual(1);
+      expect(Number(s.attempt)).toBeLessThanOrEqual(2);
+    }
+  });
+});

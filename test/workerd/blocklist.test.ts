@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { call, createEndpoint, done, freezeEndpoint, json, submit, takeId } from "./helpers";
+import { livenessRef } from "../../src/shared/liveness";
 
 afterEach(async () => {
   for (const ep of frozen.splice(0)) await freezeEndpoint(ep, null);
@@ -109,5 +110,24 @@ describe("blocklists and a user's retry", () => {
     expect(s.status).toBe("IN_QUEUE");
     expect(s.blocklisted).toBeUndefined();
     expect(await takeId(ep, "w1")).toBe(id);
+  });
+});
+
+describe("blocklists and new workers (found by the end-to-end test)", () => {
+  it("a worker seen for the first time moments before counts as live: the job waits for it (its shard's summary is told at once)", async () => {
+    const ep = await createEndpoint(config);
+    const gen = (await json<{ generation: string }>(await call("GET", `/admin/endpoints/${ep}`))).generation;
+    // A newcomer on the same liveness shard as w1, whose summary was told moments ago.
+    const shard = livenessRef(ep, gen, "w1").shard;
+    let newcomer = "";
+    for (let i = 0; newcomer === ""; i++) if (livenessRef(ep, gen, `new-${i}`).shard === shard) newcomer = `new-${i}`;
+    const id = await submit(ep, { input: {} });
+    await takeAndFail(ep, "w1", id);
+    await later(ep, 31_000);
+    await call("GET", `/v2/${ep}/ping/w1`);
+    await call("GET", `/v2/${ep}/ping/${newcomer}`);
+    await takeAndFail(ep, "w1", id);
+    expect(await statusOf(ep, id)).toMatchObject({ status: "IN_QUEUE", blocklisted: [{ workerId: "w1", failures: 2 }] });
+    expect(await takeId(ep, newcomer)).toBe(id);
   });
 });
