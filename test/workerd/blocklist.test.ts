@@ -114,7 +114,7 @@ describe("blocklists and a user's retry", () => {
 });
 
 describe("blocklists and new workers (found by the end-to-end test)", () => {
-  it("a worker seen for the first time moments before counts as live: the job waits for it (its shard's summary is told at once)", async () => {
+  it("a worker seen for the first time moments before counts as live: the job waits for it (confirmed with the worker shards, whose summary lags)", async () => {
     const ep = await createEndpoint(config);
     const gen = (await json<{ generation: string }>(await call("GET", `/admin/endpoints/${ep}`))).generation;
     // A newcomer on the same liveness shard as w1, whose summary was told moments ago.
