@@ -272,9 +272,9 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
     // Issue 15, item 3: worker tags (tag-classes.ts). job_index.tags is the job's required tags
     // (canonical: sorted, ','-joined; '' for none). job_index_class holds the ready rows by flow
     // key and tag set, in take order: a take walks the sets its worker matches, each a range.
-    // tag_class counts each set's ready rows ('' too: jobs without tags; kept exact by triggers, as
-    // flow_key_state), so a take knows at once whether any tagged job is ready, and a hint which
-    // sets its shard's ready jobs need. worker_shard.tag_sets: the tag sets
+    // tag_class counts each required set's ready rows (kept exact by triggers, as flow_key_state;
+    // not '': an untagged job costs no writes here), so a take knows at once whether any tagged job
+    // is ready, and a hint which sets its shard's ready jobs need. worker_shard.tag_sets: the tag sets
     // of a liveness shard's live workers, with their latest signs (queue.reason no_matching_workers);
     // worker_shard.live: its live workers by id (at most BLOCKLIST.liveIdsPerSummary; more: not all).
     // The flow-key triggers are those of step 10, counting a key's untagged ready rows too.
@@ -287,23 +287,21 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
         WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0;
       CREATE TABLE tag_class (tags TEXT PRIMARY KEY, ready INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
       CREATE INDEX tag_class_ready ON tag_class (tags) WHERE ready > 0;
-      INSERT INTO tag_class (tags, ready)
-        SELECT '', COUNT(*) FROM job_index WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0 HAVING COUNT(*) > 0;
       CREATE TRIGGER tag_class_insert AFTER INSERT ON job_index
-        WHEN NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0 BEGIN
+        WHEN NEW.tags != '' AND NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0 BEGIN
         INSERT INTO tag_class (tags, ready) VALUES (NEW.tags, 1) ON CONFLICT (tags) DO UPDATE SET ready = ready + 1;
       END;
       CREATE TRIGGER tag_class_delete AFTER DELETE ON job_index
-        WHEN OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0 BEGIN
+        WHEN OLD.tags != '' AND OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0 BEGIN
         UPDATE tag_class SET ready = ready - 1 WHERE tags = OLD.tags;
       END;
       CREATE TRIGGER tag_class_update_old AFTER UPDATE OF state, dispatch_pending, offered_until, tags ON job_index
-        WHEN OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0
+        WHEN OLD.tags != '' AND OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0
           AND NOT (NEW.tags IS OLD.tags AND NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0) BEGIN
         UPDATE tag_class SET ready = ready - 1 WHERE tags = OLD.tags;
       END;
       CREATE TRIGGER tag_class_update_new AFTER UPDATE OF state, dispatch_pending, offered_until, tags ON job_index
-        WHEN NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0
+        WHEN NEW.tags != '' AND NEW.state = 'IN_QUEUE' AND NEW.dispatch_pending = 0 AND NEW.offered_until = 0
           AND NOT (NEW.tags IS OLD.tags AND OLD.state = 'IN_QUEUE' AND OLD.dispatch_pending = 0 AND OLD.offered_until = 0) BEGIN
         INSERT INTO tag_class (tags, ready) VALUES (NEW.tags, 1) ON CONFLICT (tags) DO UPDATE SET ready = ready + 1;
       END;
@@ -314,6 +312,7 @@ export const ENDPOINT_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE flow_key_state ADD COLUMN untagged INTEGER NOT NULL DEFAULT 0;
       UPDATE flow_key_state SET untagged = ready;
       CREATE INDEX flow_key_open_untagged ON flow_key_state (turn, flow_key) WHERE untagged > 0 AND held < cap AND limited_until = 0;
+      CREATE INDEX flow_key_untagged ON flow_key_state (flow_key) WHERE untagged > 0;
       DROP TRIGGER flow_key_insert;
       DROP TRIGGER flow_key_delete;
       DROP TRIGGER flow_key_update_old;

@@ -20,8 +20,8 @@ export type ClassRow = {
   created_at: number;
 };
 
-/** job_index_class's terms (a query must repeat them to use the partial index). */
-const READY_ROW = "state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0";
+/** job_index_class's terms (a query must repeat them to use the partial index), in an order of their own (flat-cost tells the walks apart by text). */
+const READY_ROW = "offered_until = 0 AND state = 'IN_QUEUE' AND dispatch_pending = 0";
 
 /**
  * The tags push dispatch offers with: every job goes (push workers are URLs that declare no tags;
@@ -61,26 +61,45 @@ export function matchingClasses(sql: SqlStorage, have: string): Classes {
 /** Ready sets a hint names at most; past that it names none (anyone may go). */
 const HINT_SETS = 16;
 
+/** Untagged ready jobs (not on offer) up to `bound`: without a key (job_index_class), and the keys' counts (flow_key_open_untagged). */
+function untaggedDepth(sql: SqlStorage, bound: number): number {
+  return sql
+    .exec<{ n: number }>(
+      `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM job_index INDEXED BY job_index_class WHERE ${READY_ROW} AND flow_key = '' AND tags = '' LIMIT ?1))
+            + (SELECT COALESCE(SUM(untagged), 0) FROM (SELECT untagged FROM flow_key_state INDEXED BY flow_key_open_untagged
+                 WHERE untagged > 0 AND held < cap AND limited_until = 0 LIMIT ?1)) AS n`,
+      bound,
+    )
+    .one().n;
+}
+
+/** Is an untagged job ready (on offer or not aside; a key's too, open or not)? Two searches. */
+function anyUntaggedReady(sql: SqlStorage): boolean {
+  if (sql.exec(`SELECT 1 FROM job_index INDEXED BY job_index_class WHERE ${READY_ROW} AND flow_key = '' AND tags = '' LIMIT 1`).toArray().length > 0) return true;
+  return sql.exec("SELECT 1 FROM flow_key_state INDEXED BY flow_key_untagged WHERE untagged > 0 LIMIT 1").toArray().length > 0;
+}
+
 /**
  * The tag sets this shard's ready jobs need, for a hint (relay.ts): null when some need none (any
  * worker may take one) or when more than HINT_SETS sets are ready.
  */
 export function readyNeeds(sql: SqlStorage): string[] | null {
+  if (anyUntaggedReady(sql)) return null;
   const rows = sql
     .exec<{ tags: string }>("SELECT tags FROM tag_class INDEXED BY tag_class_ready WHERE ready > 0 LIMIT ?", HINT_SETS + 1)
     .toArray()
     .map((r) => r.tags);
-  return rows.length > HINT_SETS || rows.includes("") ? null : rows;
+  return rows.length > HINT_SETS ? null : rows;
 }
 
 /** Ready jobs (not on offer) of the sets a worker with tags `have` matches, up to `bound`. */
 export function matchingDepth(sql: SqlStorage, have: string, bound: number): number {
-  let n = 0;
+  let n = untaggedDepth(sql, bound);
   for (const t of matchingClasses(sql, have).sets) {
-    n += sql.exec<{ ready: number }>("SELECT ready FROM tag_class WHERE tags = ?", t).toArray()[0]?.ready ?? 0;
     if (n >= bound) return bound;
+    if (t !== "") n += sql.exec<{ ready: number }>("SELECT ready FROM tag_class WHERE tags = ?", t).toArray()[0]?.ready ?? 0;
   }
-  return n;
+  return Math.min(n, bound);
 }
 
 /** Take order: priority first, then low priority last, then submit order, ties by id. */

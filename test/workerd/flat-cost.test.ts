@@ -92,6 +92,7 @@ const EXPECTED: Array<[string, string]> = [
   ["ORDER BY updated_at DESC", "job_index_recent"], // recentJobs
   ["ORDER BY created_at LIMIT", "job_index_waiting"], // waitingJobIds
   ["DELETE FROM job_index", "job_index_tombstone"], // pruneTombstones
+  ["AND flow_key = '' AND tags = ''", "job_index_class"], // untagged ready jobs (tag-classes)
 ];
 
 /**

@@ -149,7 +149,7 @@ describe("tags: tag_class and flow_key_state.untagged counts", () => {
             const kept = new Map(sql.exec<{ tags: string; ready: number }>("SELECT tags, ready FROM tag_class WHERE ready != 0").toArray().map((r) => [r.tags, r.ready]));
             const rows = new Map(
               sql
-                .exec<{ tags: string; n: number }>("SELECT tags, COUNT(*) AS n FROM job_index WHERE state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0 GROUP BY tags")
+                .exec<{ tags: string; n: number }>("SELECT tags, COUNT(*) AS n FROM job_index WHERE tags != '' AND state = 'IN_QUEUE' AND dispatch_pending = 0 AND offered_until = 0 GROUP BY tags")
                 .toArray()
                 .map((r) => [r.tags, r.n]),
             );
