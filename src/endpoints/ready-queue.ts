@@ -84,6 +84,8 @@ export class ReadyQueue {
   private freshPending = false;
   /** A forwarded poll to the endpoint object is open for this shard's waiters. */
   private forwarding = false;
+  /** The workers' tags the open forwarded polls name, with how many polls name each. */
+  private readonly forwardedTags = new Map<string, number>();
   /**
    * A take came here in vain since the last hint (ready jobs it may not take): the next job that
    * becomes ready is hinted at once, fresh, even within the interval, since that take's worker
@@ -224,7 +226,7 @@ export class ReadyQueue {
       answered = { ids: [], jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
     } else if (offer.ids.length === 0 && waitMs > 0) {
       const waiting = this.polling.during(taker, this.takeWaiters.wait({ taker, max, skip }, waitMs, null));
-      this.forwardWhileWaiting();
+      this.forwardWhileWaiting({ tags: taker.tags, skip });
       answer = await waiting;
       answered = { ids: answer?.ids ?? [] };
     }
@@ -248,32 +250,53 @@ export class ReadyQueue {
     return { ...answered, depth: this.depthFor(taker.tags, now), ...redirect };
   }
 
-  /** Keeps one poll open at the endpoint object while takes wait here; its answer redirects one waiter. */
-  private forwardWhileWaiting(): void {
+  /**
+   * Keeps one poll open at the endpoint object while takes wait here; its answer redirects one
+   * waiter. A take with tags the open polls do not name gets a poll of its own (once per tags
+   * while it is open): else hints it could follow wait for the open poll's end (found from outside:
+   * a GPU worker parked beside plain ones missed the GPU jobs' hints for a whole 30 s poll).
+   */
+  private forwardWhileWaiting(seeker: Seeker | null = null): void {
     // The endpoint object's own waiters are redirected by its relay directly.
-    if (this.forwarding || this.host.shard === 0 || !this.forwards()) return;
+    if (this.host.shard === 0 || !this.forwards()) return;
+    if (this.forwarding) {
+      if (seeker !== null && !this.forwardedTags.has(seeker.tags)) void this.forwardOnce([seeker]);
+      return;
+    }
     this.forwarding = true;
     void (async () => {
       try {
         // Most waits end within moments (a job placed where the take waits): only then forward.
         await new Promise((r) => setTimeout(r, SHARDS.forwardAfterMs));
         for (let seekers = this.seekers(); seekers !== null && this.forwards(); seekers = this.seekers()) {
-          let hint: Hint | null;
-          try {
-            hint = await this.host.forwardPoll(this.host.waitMs(), seekers);
-          } catch (e) {
-            console.warn(`shard ${this.host.shard}: forwarded poll failed; retrying`, e);
-            await new Promise((r) => setTimeout(r, 1000));
-            continue;
-          }
-          if (hint === null || hint.shard === this.host.shard) continue;
-          // Nobody left here who may go: hand the hint back.
-          if (!this.redirectOne(hint)) await this.host.hint(1, hint.fresh, hint.shard, hint.needs).catch(() => false);
+          if (!(await this.forwardOnce(seekers))) await new Promise((r) => setTimeout(r, 1000));
         }
       } finally {
         this.forwarding = false;
       }
     })();
+  }
+
+  /** One forwarded poll for `seekers`; its hint redirects one waiter (or goes back). False when the poll failed. */
+  private async forwardOnce(seekers: Seeker[]): Promise<boolean> {
+    const kinds = [...new Set(seekers.map((s) => s.tags))];
+    for (const k of kinds) this.forwardedTags.set(k, (this.forwardedTags.get(k) ?? 0) + 1);
+    try {
+      const hint = await this.host.forwardPoll(this.host.waitMs(), seekers);
+      if (hint === null || hint.shard === this.host.shard) return true;
+      // Nobody left here who may go: hand the hint back.
+      if (!this.redirectOne(hint)) await this.host.hint(1, hint.fresh, hint.shard, hint.needs).catch(() => false);
+      return true;
+    } catch (e) {
+      console.warn(`shard ${this.host.shard}: forwarded poll failed; retrying`, e);
+      return false;
+    } finally {
+      for (const k of kinds) {
+        const n = (this.forwardedTags.get(k) ?? 1) - 1;
+        if (n <= 0) this.forwardedTags.delete(k);
+        else this.forwardedTags.set(k, n);
+      }
+    }
   }
 
   /**

@@ -209,7 +209,7 @@ export function fail(job: JobRecord, fence: Fence, error: string, withOutput: bo
   if (job.state === "CANCELLING") return finishCancel(job, now);
   const lastReport = { workerId: fence.workerId, attempt: job.attempt, kind: "fail" as const };
   if (job.policy.retryOnError && job.attempt < job.policy.maxAttempts) {
-    return releaseAttempt(job, "fail", now, { lastReport }, error);
+    return releaseAttempt(job, "fail", now, { lastReport: { ...lastReport, error } }, error);
   }
   return moveTo(job, "FAILED", "fail", now, { error, lastReport }, withOutput ? "set" : "keep", error);
 }
@@ -259,8 +259,10 @@ export function orphan(job: JobRecord, now: number): CommandResult {
  */
 export function blocklistedOut(job: JobRecord, version: number, now: number): CommandResult {
   if (job.version !== version || job.state !== "IN_QUEUE") return unchanged(job);
-  const names = blocklisted(job).map((b) => `${b.workerId} (${b.failures} failed attempts)`);
-  const error = `every live worker that may take this job is blocklisted from it: ${names.join(", ")}`;
+  const names = blocklisted(job).map((b) => `${b.workerId} (${b.failures} failed attempt${b.failures === 1 ? "" : "s"})`);
+  // The last attempt's own error stays readable beside why the job ends (found from outside).
+  const last = job.lastReport?.kind === "fail" && job.lastReport.error !== undefined ? `; its last error: ${job.lastReport.error}` : "";
+  const error = `every live worker that may take this job is blocklisted from it (blocklisted: ${names.join(", ")})${last}`;
   return moveTo(job, "FAILED", "blocklisted", now, { error, reason: "blocklisted" }, "keep", error);
 }
 

@@ -75,6 +75,8 @@ export interface AcceptedReport {
   kind: "complete" | "fail" | "error";
   /** The exit code the result carried (issue 15, item 5); absent when it carried none. */
   exitCode?: number;
+  /** A retried error's text (the job's `error` stays unset while it waits again; a blocklist's end names it). */
+  error?: string;
 }
 
 /**

@@ -110,7 +110,7 @@ describe("blocklists over HTTP, real worker processes", () => {
       return s.status === "FAILED" ? s : undefined;
     });
     expect(failed).toMatchObject({ reason: "blocklisted", attempt: 1, blocklisted: [{ workerId: "bad", failures: 1 }] });
-    expect(String(failed.error)).toContain("every live worker that may take this job is blocklisted from it: bad (1 failed attempts)");
+    expect(String(failed.error)).toBe("every live worker that may take this job is blocklisted from it (blocklisted: bad (1 failed attempt)); its last error: bad cannot run this job");
     // With a good worker alive too: the bad one fails it at most once, the good one finishes it.
     worker(ep, keys.worker, "good", null);
     await eventually("the good worker to be seen", 10_000, async () => {

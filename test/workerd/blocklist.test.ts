@@ -63,7 +63,7 @@ describe("blocklists", () => {
     await expect.poll(async () => (await statusOf(ep, id)).status, { timeout: 5_000 }).toBe("FAILED");
     const s = await statusOf(ep, id);
     expect(s).toMatchObject({ reason: "blocklisted", attempt: 2, blocklisted: [{ workerId: "w1", failures: 2 }] });
-    expect(String(s.error)).toContain("every live worker that may take this job is blocklisted from it: w1 (2 failed attempts)");
+    expect(String(s.error)).toBe("every live worker that may take this job is blocklisted from it (blocklisted: w1 (2 failed attempts)); its last error: boom");
   });
 
   it("only workers that may take it count: a live worker without the job's tags does not keep it waiting", async () => {
