@@ -21,11 +21,8 @@ import { ReadyQueue, type QueueStats } from "./ready-queue";
 import { Relay, type Hint, type Seeker } from "./relay";
 import { deleteShards, mergedJobs, mergedStats, mergedWaiting, shardMetricRows } from "./shard-fanout";
 import { shardCount, type QueueInfo, type SyncReply, type TakeAnswer, type TakeAsk } from "./shards";
-import { liveMatching, signSince, storeSummary, summarisedShards, summedCounts } from "./worker-summaries";
+import { liveMatching, liveNow, signSince, storeSummary, summarisedShards, summedCounts, type LiveMatching } from "./worker-summaries";
 import type { WorkerCounts } from "./workers";
-import { allLivenessRefs, livenessName } from "../shared/liveness";
-import { BLOCKLIST } from "../shared/limits";
-import { tagsMatch } from "../shared/tags";
 
 export type { QueueInfo, QueueReason, SyncReply } from "./shards";
 
@@ -53,7 +50,8 @@ export class EndpointObject extends EndpointAdmin {
       hint: async (count, fresh, shard = 0, needs = null) => this.relayHint(shard, count, fresh, needs),
       forwardPoll: async () => null,
       alive: async (since, tags) => signSince(this.sql, since, tags),
-      liveWorkers: (since, tags, fresh) => this.liveWorkers(since, tags, fresh),
+      liveWorkers: async (since, tags, fresh) =>
+        fresh && this.config ? liveNow(this.env, this.config.id, this.config.generation, since, tags) : this.liveWorkers(since, tags),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {
@@ -227,17 +225,9 @@ export class EndpointObject extends EndpointAdmin {
    * Has any worker shown a sign of life since `since` (a shard's `queue.reason` asks): a take poll
    * open here, or a worker shard's latest sign (lagging by up to LIVENESS.flushMs; README "Worker liveness").
    */
-  /**
-   * The live workers that may take a job requiring `tags`, by id (blocklists: ReadyQueue.sync):
-   * from the worker shards' summaries, or with `fresh` asked of every worker shard now (they lag
-   * the summaries by up to a flush interval; only a job about to fail asks).
-   */
-  async liveWorkers(since: number, tags: string, fresh = false): Promise<{ ids: string[]; complete: boolean }> {
-    if (!fresh || !this.config) return liveMatching(this.sql, since, tags);
-    const refs = allLivenessRefs(this.config.id, this.config.generation);
-    const all = await Promise.all(refs.map((ref) => this.env.LIVENESS.get(this.env.LIVENESS.idFromName(livenessName(ref))).live(ref, since, BLOCKLIST.liveIdsPerSummary)));
-    const ids = all.flatMap((l) => l.workers.filter((w) => tagsMatch(tags, w.tags)).map((w) => w.workerId));
-    return { ids, complete: all.every((l) => !l.more) };
+  /** The live workers that may take a job requiring `tags`, by id, from the worker shards' summaries (blocklists: ReadyQueue.sync). */
+  liveWorkers(since: number, tags: string): LiveMatching {
+    return liveMatching(this.sql, since, tags);
   }
 
   workersAlive(since: number, tags?: string): boolean {

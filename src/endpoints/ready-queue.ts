@@ -240,14 +240,15 @@ export class ReadyQueue {
     // was sent here by a hint another worker used up) announces them again for others; not when
     // all of them need tags it lacks (the relay sends no such worker here: nothing is used up).
     if (redirected) this.hinted = false;
-    if (depth > 0 && handed === 0 && this.depthFor(taker.tags, now) > 0) {
+    const mine = this.depthFor(taker.tags, now);
+    if (depth > 0 && handed === 0 && mine > 0) {
       this.visitedInVain = true;
       this.hinted = false;
     }
     // Not awaited: the hint reaches the endpoint object after this answer, not before it.
     if (depth > 0 && !this.hinted) void this.maybeHint(now).catch((e) => console.warn(`shard ${this.host.shard}: hint not sent`, e));
     // The edge's cached depth (its next takes try deep shards first) counts what this worker may take.
-    return { ...answered, depth: this.depthFor(taker.tags, now), ...redirect };
+    return { ...answered, depth: mine, ...redirect };
   }
 
   /**

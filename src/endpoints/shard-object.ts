@@ -18,6 +18,7 @@ import { enterSequence, jobAhead } from "./sequences";
 import { listJobs, type ListPage, type ListQuery } from "./job-listing";
 import { recentJobs, unfinishedJobIds, waitingJobIds, type RecentJob } from "./ready-index";
 import { ReadyQueue, type QueueStats } from "./ready-queue";
+import { liveNow } from "./worker-summaries";
 import { ENDPOINT_MIGRATIONS } from "./schema";
 import { shardCount, type QueueInfo, type ShardAddr, type SyncReply, type TakeAnswer, type TakeAsk } from "./shards";
 
@@ -52,7 +53,9 @@ export class ShardObject extends DurableObject<Env> {
       hint: (count, fresh, shard, needs) => this.root().hint(shard ?? this.addr!.shard, count, this.addr!.generation, fresh, needs === undefined ? null : needs && [...needs]),
       forwardPoll: (waitMs, seekers) => this.root().forwardPoll(this.addr!.shard, waitMs, this.addr!.generation, seekers),
       alive: (since, tags) => this.root().workersAlive(since, tags),
-      liveWorkers: (since, tags, fresh) => this.root().liveWorkers(since, tags, fresh),
+      // A job about to fail asks the worker shards directly (not through the endpoint object).
+      liveWorkers: (since, tags, fresh) =>
+        fresh ? liveNow(env, this.addr!.endpointId, this.addr!.generation, since, tags) : this.root().liveWorkers(since, tags),
       waitMs: () => Number(env.TAKE_WAIT_MS),
     });
     ctx.blockConcurrencyWhile(async () => {

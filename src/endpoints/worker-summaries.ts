@@ -6,6 +6,8 @@ import { recordColdStarts } from "./endpoint-metrics";
 import type { ShardSummary } from "./liveness-object";
 import { countStates, UNKNOWN_TAGS, type LiveWorkers, type TagSetSign, type WorkerCounts } from "./workers";
 import { tagsMatch } from "../shared/tags";
+import { allLivenessRefs, livenessName } from "../shared/liveness";
+import { BLOCKLIST } from "../shared/limits";
 
 /** Stores a worker shard's summary; its cold starts count for metrics. */
 export function storeSummary(sql: SqlStorage, shard: number, summary: ShardSummary, now: number): void {
@@ -59,13 +61,30 @@ export function signSince(sql: SqlStorage, since: number, tags?: string): boolea
  * '' for none), by id, from every worker shard's last summary; `complete` is false when a shard
  * named only some of its live workers (or none, being older), so the list may lack some.
  */
-export function liveMatching(sql: SqlStorage, since: number, tags: string): { ids: string[]; complete: boolean } {
+export function liveMatching(sql: SqlStorage, since: number, tags: string): LiveMatching {
+  const lists = sql.exec<{ live: string }>("SELECT live FROM worker_shard WHERE last_sign >= ?", since).toArray().map((r) => JSON.parse(r.live) as LiveWorkers);
+  return matchingOf(lists, since, tags);
+}
+
+/** Live workers by id that may take a job requiring some tags; `complete`: every live worker is known. */
+export interface LiveMatching {
+  ids: string[];
+  complete: boolean;
+}
+
+/** The workers of `lists` with a sign since `since` that may take a job requiring `tags`. */
+function matchingOf(lists: readonly LiveWorkers[], since: number, tags: string): LiveMatching {
   const ids = new Set<string>();
-  let complete = true;
-  for (const r of sql.exec<{ live: string }>("SELECT live FROM worker_shard WHERE last_sign >= ?", since)) {
-    const live = JSON.parse(r.live) as LiveWorkers;
-    if (live.more) complete = false;
-    for (const w of live.workers) if (w.lastSign >= since && tagsMatch(tags, w.tags)) ids.add(w.workerId);
-  }
-  return { ids: [...ids], complete };
+  for (const l of lists) for (const w of l.workers) if (w.lastSign >= since && tagsMatch(tags, w.tags)) ids.add(w.workerId);
+  return { ids: [...ids], complete: lists.every((l) => !l.more) };
+}
+
+/**
+ * As liveMatching, asked of the endpoint generation's worker shards themselves (one call each):
+ * the summaries lag them by up to a flush interval. Only a job about to fail on a blocklist asks.
+ */
+export async function liveNow(env: Env, endpointId: string, generation: string, since: number, tags: string): Promise<LiveMatching> {
+  const refs = allLivenessRefs(endpointId, generation);
+  const lists = await Promise.all(refs.map((ref) => env.LIVENESS.get(env.LIVENESS.idFromName(livenessName(ref))).live(ref, since, BLOCKLIST.liveIdsPerSummary)));
+  return matchingOf(lists, since, tags);
 }

@@ -131,3 +131,14 @@ describe("blocklists and new workers (found by the end-to-end test)", () => {
     expect(await takeId(ep, newcomer)).toBe(id);
   });
 });
+
+describe("blocklists on a sharded endpoint", () => {
+  it("the shard itself asks the worker shards before it fails the job (8 shards)", async () => {
+    const ep = await createEndpoint({ ...config, shards: 8 });
+    const id = await submit(ep, { input: {} });
+    await takeAndFail(ep, "w1", id);
+    await later(ep, 31_000);
+    await takeAndFail(ep, "w1", id);
+    await expect.poll(async () => (await statusOf(ep, id)).reason, { timeout: 5_000 }).toBe("blocklisted");
+  });
+});
