@@ -7,6 +7,7 @@ export { DirectoryObject } from "./endpoints/directory-object";
 export { LivenessObject } from "./endpoints/liveness-object";
 export { ShardObject } from "./endpoints/shard-object";
 export { BatchObject } from "./batches/batch-object";
+export { GraphObject } from "./graphs/graph-object";
 export { ScheduleObject } from "./schedules/schedule-object";
 
 const app = createApp();

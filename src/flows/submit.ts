@@ -7,7 +7,7 @@
 import type { EndpointConfig } from "../endpoints/config";
 import { sha256Hex } from "../endpoints/keys";
 import { resolvePolicy, type SubmitBody } from "../jobs/policy";
-import type { JobExtras, JobKind, JobRecord } from "../jobs/record";
+import type { JobExtras, JobKind, JobRecord, TaskLink } from "../jobs/record";
 import { placeJob } from "./shard-picks";
 import { jobAt } from "./stubs";
 import { WORKER_TAGS } from "../shared/limits";
@@ -29,6 +29,8 @@ export interface SubmitRequest {
    * per batch and index, so creating it again reaches the same job). Without a key only.
    */
   objectName?: string;
+  /** The job of tasks the job is a task of (its alarm sets it: issue 15, item 1). */
+  task?: TaskLink;
 }
 
 /** What the job keeps of the body's `s3Config` and `webhookV2` (null: neither). */
@@ -99,6 +101,7 @@ export async function submitJob(env: Env, config: EndpointConfig, req: SubmitReq
     flowKey,
     origin: req.origin,
     batchId: req.batchId ?? null,
+    task: req.task ?? null,
     extras: extrasOf(req.body),
     // A delay counts from when the job object creates the job (its clock), a run-at time is absolute.
     ...(req.body.runAt !== undefined ? { runAt: Date.parse(req.body.runAt) } : {}),

@@ -1,6 +1,7 @@
 /**
  * The HTTP edge: authenticates, validates and forwards to the objects; holds no job state.
  */
+import { taskRoutes } from "./routes/tasks";
 import { Hono } from "hono";
 import { DASHBOARD_HTML } from "../dashboard/page";
 import { ApiError, badRequest, notConfigured } from "./errors";
@@ -72,6 +73,7 @@ export function createApp(): Hono<AppEnv> {
   adminRoutes(app);
   loadRoutes(app);
   clientRoutes(app);
+  taskRoutes(app);
   // After adminRoutes: its /admin/* middleware checks the admin key of the bulk actions.
   requestRoutes(app);
   streamRoutes(app);

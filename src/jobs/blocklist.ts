@@ -26,10 +26,17 @@ export function thresholdOf(job: Pick<JobRecord, "policy">): number {
   return job.policy.blocklistThreshold ?? BLOCKLIST.threshold.default;
 }
 
-/** The workers blocklisted from the job, with their failures. */
-export function blocklisted(job: Pick<JobRecord, "failedWorkers" | "policy">): Blocklisted[] {
+/**
+ * The workers blocklisted from the job, with their failures of it: those that failed it
+ * `blocklistThreshold` times, and, for a task, those its job of tasks blocklisted (they failed
+ * that many of its tasks; listed with their failures of this task, maybe 0).
+ */
+export function blocklisted(job: Pick<JobRecord, "failedWorkers" | "policy"> & Partial<Pick<JobRecord, "task">>): Blocklisted[] {
   const threshold = thresholdOf(job);
-  return [...failuresByWorker(job)].filter(([, n]) => n >= threshold).map(([workerId, failures]) => ({ workerId, failures }));
+  const failures = failuresByWorker(job);
+  const own = [...failures].filter(([, n]) => n >= threshold).map(([workerId, n]) => ({ workerId, failures: n }));
+  const byGraph = (job.task?.blocked ?? []).filter((w) => (failures.get(w) ?? 0) < threshold).map((workerId) => ({ workerId, failures: failures.get(workerId) ?? 0 }));
+  return [...own, ...byGraph];
 }
 
 /** The workers that failed the job at least once, each once (the queue offers it to others first). */

@@ -9,8 +9,8 @@
  * conflict; it throws only when the code asks for an edge the table forbids (a bug).
  * The job object runs each command inside one storage transaction.
  */
-import { blocklisted } from "./blocklist";
-import { ttlIsLifespan, type EndReason, type Idempotency, type JobExtras, type JobKind, type JobPolicy, type JobRecord } from "./record";
+import { blocklisted, thresholdOf } from "./blocklist";
+import { ttlIsLifespan, type EndReason, type Idempotency, type JobExtras, type JobKind, type JobPolicy, type JobRecord, type TaskLink } from "./record";
 import { PING_LIST_GRACE_MS } from "../shared/limits";
 import { isRunning, isTerminal, isWaiting } from "./states";
 import { conflict, moveTo, releaseAttempt, sameState, SEQUENCE_CHECK_MS, unchanged, wrongState, type CommandResult } from "./transition";
@@ -37,6 +37,8 @@ export interface SubmitInit {
   origin: string | null;
   /** The batch the job is a request of (absent: none). */
   batchId?: string | null;
+  /** The job of tasks the job is a task of (absent: none). */
+  task?: TaskLink | null;
   extras?: JobExtras | null;
   /** The client's run-at time (ms since the epoch; absent, or not after now: ready at once). */
   runAt?: number | null;
@@ -62,6 +64,7 @@ export function submit(init: SubmitInit, now: number, behind = false): JobRecord
     ...fields,
     shard: init.shard ?? 0,
     batchId: init.batchId ?? null,
+    task: init.task ?? null,
     extras: init.extras ?? null,
     readyAt,
     flowKey: init.flowKey ?? null,
@@ -259,11 +262,27 @@ export function orphan(job: JobRecord, now: number): CommandResult {
  */
 export function blocklistedOut(job: JobRecord, version: number, now: number): CommandResult {
   if (job.version !== version || job.state !== "IN_QUEUE") return unchanged(job);
-  const names = blocklisted(job).map((b) => `${b.workerId} (${b.failures} failed attempt${b.failures === 1 ? "" : "s"})`);
+  const byGraph = new Set(job.task?.blocked ?? []);
+  const names = blocklisted(job).map((b) => `${b.workerId} (${byGraph.has(b.workerId) && b.failures < thresholdOf(job) ? "failed too many tasks of its job" : `${b.failures} failed attempt${b.failures === 1 ? "" : "s"}`})`);
   // The last attempt's own error stays readable beside why the job ends (found from outside).
   const last = job.lastReport?.kind === "fail" && job.lastReport.error !== undefined ? `; its last error: ${job.lastReport.error}` : "";
   const error = `every live worker that may take this job is blocklisted from it (blocklisted: ${names.join(", ")})${last}`;
   return moveTo(job, "FAILED", "blocklisted", now, { error, reason: "blocklisted" }, "keep", error);
+}
+
+/**
+ * A task's job of tasks blocklisted `workers` (they failed its blocklistThreshold tasks): they are
+ * never handed this task's job (its index entry's blockedWorkers). A running attempt of theirs
+ * finishes; a finished job, or one that already lists them all, is left as it is. A new version,
+ * so the endpoint's index takes it.
+ */
+export function blockForGraph(job: JobRecord, workers: readonly string[], now: number): CommandResult {
+  if (job.task === null || isTerminal(job.state)) return unchanged(job);
+  const blocked = [...new Set([...job.task.blocked, ...workers])];
+  if (blocked.length === job.task.blocked.length) return unchanged(job);
+  const added = blocked.slice(job.task.blocked.length);
+  const event = { at: now, command: "blocklist", from: job.state, to: job.state, attempt: job.attempt, workerId: null, detail: `its job of tasks blocklisted ${added.join(", ")}` };
+  return { ok: true, job: { ...job, task: { ...job.task, blocked }, version: job.version + 1 }, output: "keep", event };
 }
 
 /**

@@ -32,6 +32,7 @@ import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../s
 import type { ClaimBy, JobChange } from "./job-results";
 import { shardName } from "../shared/shards";
 import { tellBatch } from "./batch-tell";
+import { tellGraph } from "./task-tell";
 
 /** How soon an unconfirmed index update is retried by the alarm. */
 export const INDEX_RETRY_MS = 5_000;
@@ -186,9 +187,10 @@ export abstract class JobCore extends DurableObject<Env> {
    * keeps index_due_at set, so the alarm tries both again (the endpoint's sync is idempotent).
    */
   protected async tellAll(job: JobRecord, indexed = false): Promise<void> {
-    // A job of a batch tells its batch too (no call for other jobs); a failed tell is retried like the others.
-    const [, told, batchTold] = await Promise.all([indexed ? this.indexedByCaller(job) : this.tellEndpoint(job), this.tellLiveness(job), tellBatch(this.env, this.sql, job)]);
-    if (told && batchTold) return;
+    // A job of a batch tells its batch too, a task its job of tasks (no call for other jobs); a failed tell is retried like the others.
+    const parent = job.task !== null ? tellGraph(this.env, this.sql, job) : tellBatch(this.env, this.sql, job);
+    const [, told, parentTold] = await Promise.all([indexed ? this.indexedByCaller(job) : this.tellEndpoint(job), this.tellLiveness(job), parent]);
+    if (told && parentTold) return;
     const current = loadJob(this.sql);
     if (!current) return;
     const at = this.clock.now() + INDEX_RETRY_MS;

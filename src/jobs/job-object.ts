@@ -302,6 +302,11 @@ export class JobObject extends JobDue {
     return this.run(ref, (job, now) => (isWaiting(job.state) ? commands.cancel(job, now) : wrongState(job, "batch-cancel")));
   }
 
+  /** Its job of tasks blocklisted `workers` from this task (see commands.blockForGraph). */
+  blockForGraph(ref: EndpointRef, workers: string[]): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.blockForGraph(job, workers, now));
+  }
+
   /** A user pauses the job (see commands.pause). */
   pause(ref: EndpointRef): Promise<JobChange> {
     return this.run(ref, commands.pause);

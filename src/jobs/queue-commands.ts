@@ -53,14 +53,24 @@ function backToQueue(job: JobRecord, command: string, now: number, behind: boole
   );
 }
 
+/**
+ * A task's job runs again only through its job of tasks (POST /requeue/{its id}): that keeps the
+ * tasks that depend on it in step (a task completed twice would start them twice).
+ */
+function taskRefusal(job: JobRecord, command: string): CommandResult {
+  return conflict(job, "WRONG_STATE", `cannot ${command} the job of task '${job.task!.name}' on its own: requeue its job of tasks (POST /requeue/${job.task!.graphId}), which runs its unfinished tasks again`);
+}
+
 /** A user retries a FAILED or TIMED_OUT job (RunPod's /retry), at once or after `delayMs`. */
 export function retry(job: JobRecord, now: number, behind = false, delayMs = 0): CommandResult {
+  if (job.task !== null) return taskRefusal(job, "retry");
   if (job.state !== "FAILED" && job.state !== "TIMED_OUT") return wrongState(job, "retry");
   return backToQueue(job, "retry", now, behind, delayMs);
 }
 
 /** Puts any terminal job back in the queue (Flamenco's requeue), keeping id and history; at once or after `delayMs`. */
 export function requeue(job: JobRecord, now: number, behind = false, delayMs = 0): CommandResult {
+  if (job.task !== null) return taskRefusal(job, "requeue");
   if (!isTerminal(job.state)) return wrongState(job, "requeue");
   return backToQueue(job, "requeue", now, behind, delayMs);
 }

@@ -69,6 +69,17 @@ export interface Dispatch {
 }
 
 /** The last report a worker had accepted, so an exact repeat answers as the first did. */
+/**
+ * The job is one task of a job of tasks (issue 15, item 1): the job of tasks' id (workers get it
+ * as `parentJobId`), the task's name (`taskName`), and the workers the job of tasks blocklisted
+ * (they failed `blocklistThreshold` of its tasks): never handed this task's job.
+ */
+export interface TaskLink {
+  graphId: string;
+  name: string;
+  blocked: string[];
+}
+
 export interface AcceptedReport {
   workerId: string;
   attempt: number;
@@ -109,6 +120,8 @@ export interface JobRecord {
   sequenceKey: string | null;
   /** The batch the job is a request of (issue 14; workers get it as `batchId`). */
   batchId: string | null;
+  /** The job of tasks this job is a task of (absent in older records: none). */
+  task: TaskLink | null;
   extras: JobExtras | null;
   /**
    * When a SCHEDULED job becomes ready (a delay, a run-at time, a retry's backoff); null otherwise.

@@ -135,22 +135,29 @@ export const JOB_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE job ADD COLUMN phase TEXT;
     `,
   },
+  {
+    // Issue 15, item 1: the job of tasks this job is a task of (JSON TaskLink; null: none).
+    version: 9,
+    sql: `
+      ALTER TABLE job ADD COLUMN task TEXT;
+    `,
+  },
 ];
 
 /**
  * What the steps above build, in one script, for a job object that has no schema yet (every new
- * job: ALTER TABLEs cost more than creating the table with its columns). Steps 2-5, 7 and 8 add columns to
+ * job: ALTER TABLEs cost more than creating the table with its columns). Steps 2-5 and 7-9 add columns to
  * `job`, at its end, in this order, step 5 the log table and step 6 two columns at the end of that;
  * a test checks that both ways give the same schema. A later step updates this too, or leaves the
  * baseline where it is.
  */
 export const JOB_BASELINE: Migration = {
-  version: 8,
+  version: 9,
   sql: (() => {
     const anchor = "stream_read INTEGER NOT NULL DEFAULT 0\n";
     const v1 = JOB_MIGRATIONS[0]!.sql;
     if (!v1.includes(anchor)) throw new Error("JOB_BASELINE: the job table's last column moved");
-    const columns = ["endpoint_gen TEXT", "liveness_tells TEXT", "shard INTEGER NOT NULL DEFAULT 0", "batch_id TEXT", "extras TEXT", "ready_at INTEGER", "flow_key TEXT", "paused INTEGER NOT NULL DEFAULT 0", "phase TEXT"];
+    const columns = ["endpoint_gen TEXT", "liveness_tells TEXT", "shard INTEGER NOT NULL DEFAULT 0", "batch_id TEXT", "extras TEXT", "ready_at INTEGER", "flow_key TEXT", "paused INTEGER NOT NULL DEFAULT 0", "phase TEXT", "task TEXT"];
     const logAnchor = "line TEXT NOT NULL\n";
     if (!LOG_TABLE.includes(logAnchor)) throw new Error("JOB_BASELINE: the log table's last column moved");
     const logTable = LOG_TABLE.replace(logAnchor, "line TEXT NOT NULL,\n        ts INTEGER,\n        total_bytes INTEGER NOT NULL DEFAULT 0\n");

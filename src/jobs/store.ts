@@ -1,7 +1,7 @@
 /**
  * The job row and its history in the job object's SQLite: the one place rows become records.
  */
-import type { AcceptedReport, Dispatch, EndReason, HistoryEvent, Idempotency, JobExtras, JobKind, JobPolicy, JobRecord } from "./record";
+import type { AcceptedReport, Dispatch, EndReason, HistoryEvent, Idempotency, JobExtras, JobKind, JobPolicy, JobRecord, TaskLink } from "./record";
 import type { JobState } from "./states";
 import { WORKER_BOUNDS } from "../shared/limits";
 
@@ -46,6 +46,7 @@ type JobRow = {
   flow_key: string | null;
   paused: number | null;
   phase: string | null;
+  task: string | null;
 };
 
 function toRecord(row: JobRow): JobRecord {
@@ -64,6 +65,7 @@ function toRecord(row: JobRow): JobRecord {
     sequenceKey: row.sequence_key,
     sequenceCheckAt: row.sequence_check_at,
     batchId: row.batch_id,
+    task: row.task ? (JSON.parse(row.task) as TaskLink) : null,
     extras: row.extras === null ? null : (JSON.parse(row.extras) as JobExtras),
     readyAt: row.ready_at ?? null,
     flowKey: row.flow_key ?? null,
@@ -108,8 +110,8 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
        started_at, completed_at, ttl_at, exec_deadline, lease_check_at, cancel_deadline, purge_at, index_due_at,
-       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, batch_id, extras, ready_at, flow_key, paused, phase, stream_read, liveness_tells)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+       idempotency, gone, sequence_key, sequence_check_at, origin, dispatch, endpoint_gen, shard, batch_id, extras, ready_at, flow_key, paused, phase, task, stream_read, liveness_tells)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
        COALESCE((SELECT stream_read FROM job), 0), (SELECT liveness_tells FROM job))`,
     job.id,
     job.endpointId,
@@ -151,6 +153,7 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
     job.flowKey ?? null,
     job.paused ? 1 : 0,
     job.phase,
+    job.task === null ? null : JSON.stringify(job.task),
   );
 }
 

@@ -30,6 +30,11 @@ export function statusFields(job: JobRecord, now: number): Record<string, unknow
   // Blocklists (issue 15, item 3): the workers never handed this job again, with their failed attempts.
   const blocked = blocklisted(job);
   if (blocked.length > 0) body.blocklisted = blocked;
+  // Jobs of tasks (issue 15, item 1): a task's job names its job of tasks and the task.
+  if (job.task !== null) {
+    body.parentJobId = job.task.graphId;
+    body.taskName = job.task.name;
+  }
   body.createdAt = iso(job.createdAt);
   body.startedAt = iso(job.startedAt);
   body.completedAt = iso(job.completedAt);

@@ -312,3 +312,30 @@ export const BLOCKLIST = {
   threshold: { min: 1, max: 20, default: 3 },
   liveIdsPerSummary: 64,
 } as const;
+
+/**
+ * Jobs of tasks (issue 15, item 1; Flamenco's): a job submitted with `tasks` (at most `tasks`,
+ * each named 1-`nameChars` of `namePattern`, depending on at most `dependsOn` others, at most
+ * `edges` dependencies in all) hands each task to workers as a job of its own once the tasks it
+ * depends on completed. A task's job is created `createParallel` at a time; a task is tried
+ * `attempts` times by default (each error or lost lease queues it again: soft-failed). A task's
+ * output up to `outputCopyBytes` is copied into its job of tasks; /status carries the outputs by
+ * name while they total at most `statusOutputBytes`; a /tasks page carries at most
+ * `pageOutputBytes` of outputs (always one task).
+ */
+export const GRAPH = {
+  tasks: 10_000,
+  nameChars: 128,
+  namePattern: /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/,
+  dependsOn: 10_000,
+  edges: 100_000,
+  attempts: 3,
+  createParallel: 50,
+  alarmSliceMs: 5 * SECOND,
+  outputCopyBytes: 64 * 1024,
+  statusOutputBytes: MB,
+  pageOutputBytes: 16 * MB,
+  page: { default: 100, max: 1_000 },
+  /** Task creation failing this long in a row (the endpoint unreachable) fails the job. */
+  createGiveUpMs: HOUR,
+} as const;

@@ -233,6 +233,23 @@ export const JOB_ACTION_DOCS: Record<"cancel" | "retry" | "requeue" | "pause" | 
 
 // ---- history and webhooks ----
 
+export const TASKS_DOC: OperationDoc = {
+  operationId: "getJobTasks",
+  summary: "The tasks of a job of tasks",
+  description:
+    "Each task of a job submitted with `tasks` (its id starts `tasks_`), in submit order: its state (Flamenco's: queued, soft-failed, paused, active, completed, failed, canceled), " +
+    "its job's id once handed out, attempts, worker, dependencies (`dependsOn`, and `waiting_for`: those not completed yet), error and output. " +
+    "`?state=failed,active` lists only those; `offset`/`limit` page (at most 1,000). An edge-jobs extension (issue 15).",
+  tags: JOBS,
+  auth: "client",
+  query: z.object({
+    offset: z.number().int().min(0).optional().describe("Tasks to skip."),
+    limit: z.number().int().min(1).max(1000).optional().describe("Tasks per page (default 100, at most 1,000; fewer when their outputs pass 16 MiB)."),
+    state: z.string().optional().describe("Comma-separated task states to list."),
+  }),
+  responses: { 200: { description: "A page of tasks with `total` and `hasMore`.", schema: z.object({ id: z.string(), tasks: z.array(z.record(z.string(), z.unknown())), total: z.number().int(), offset: z.number().int(), limit: z.number().int(), hasMore: z.boolean() }) }, 404: NOT_FOUND },
+};
+
 export const HISTORY_DOC: OperationDoc = {
   operationId: "getJobHistory",
   summary: "A job's history",

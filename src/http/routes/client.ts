@@ -24,9 +24,10 @@ import { purgeQueue } from "../../flows/purge";
 import { jobAt, jobQueue } from "../../flows/stubs";
 import { flowKeyRefusal, submitJob, submitTagsRefusal } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
+import { asksForTasks, graphAction, graphStatus, isGraphId, submitTasks } from "./tasks";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
-function idempotencyKeyOf(c: Context<AppEnv>, body: SubmitBody): string | null {
+function idempotencyKeyOf(c: Context<AppEnv>, body: Pick<SubmitBody, "idempotencyKey">): string | null {
   const header = c.req.header("idempotency-key")?.trim() || null;
   // Header values travel as bytes, not UTF-8 text: only printable ASCII means the same key as in a body.
   if (header !== null && (header.length > 255 || /[^\x20-\x7e]/.test(header))) {
@@ -94,14 +95,20 @@ async function submit(c: Context<AppEnv>, kind: JobKind) {
   const pub = publicOrigin(c.env);
   if (config.mode === "push" && !pub.ok) throw new ApiError(503, pub.reason);
   const inputLimit = kind === "sync" ? PAYLOAD.syncInputBytes : PAYLOAD.runInputBytes;
-  const body = validate(SubmitBody, await readJson(c.req.raw, inputLimit + PAYLOAD.envelopeBytes));
+  const raw = await readJson(c.req.raw, inputLimit + PAYLOAD.envelopeBytes);
+  // A body with `tasks` is a job of tasks (issue 15, item 1): ./tasks.
+  if (asksForTasks(raw)) {
+    const key = idempotencyKeyOf(c, validate(SubmitBody.pick({ idempotencyKey: true }), { idempotencyKey: (raw as { idempotencyKey?: unknown }).idempotencyKey }));
+    return { tasks: await submitTasks(c, config, raw, key, kind === "sync") } as const;
+  }
+  const body = validate(SubmitBody, raw);
   const input = checkSubmitBody(body, config, inputLimit, kind === "sync" ? "/runsync" : "/run");
   const key = idempotencyKeyOf(c, body);
   const r = await submitJob(c.env, config, { kind, body, input, key, origin: pub.ok ? pub.origin : null });
   if (!r.ok) {
     throw new ApiError(422, `idempotency key '${r.key}' was already used with a different request body (or on the other of /run and /runsync)`, { idempotencyKey: r.key });
   }
-  return { endpointId, ref: refOf(config), stub: jobAt(c.env, r.job.id), job: r.job };
+  return { tasks: null, endpointId, ref: refOf(config), stub: jobAt(c.env, r.job.id), job: r.job };
 }
 
 /**
@@ -165,21 +172,25 @@ function changeOrError(r: JobChange, id: string): Response {
 export function clientRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/run", {
     POST: async (c) => {
-      const { job } = await submit(c, "run");
-      return c.json({ id: job.id, status: clientStatus(job.state) });
+      const s = await submit(c, "run");
+      if (s.tasks !== null) return s.tasks;
+      return c.json({ id: s.job.id, status: clientStatus(s.job.state) });
     },
   }, { POST: docs.RUN_DOC });
 
   route(app, "/v2/:ep/runsync", {
     POST: async (c) => {
       const wait = waitParam(c, LIMITS.syncWait);
-      const { endpointId, ref, stub, job } = await submit(c, "sync");
+      const s = await submit(c, "sync");
+      if (s.tasks !== null) return s.tasks;
+      const { endpointId, ref, stub, job } = s;
       return readOrNotFound(c, endpointId, await stub.waitTerminal(ref, wait), job.id);
     },
   }, { POST: docs.RUNSYNC_DOC });
 
   const status = async (c: Context<AppEnv>) => {
     const keepFor = keepForParam(c);
+    if (isGraphId(c.req.param("id"))) return graphStatus(c);
     const { endpointId, ref, id, stub } = await jobFor(c);
     return readOrNotFound(c, endpointId, await (keepFor === null ? stub.read(ref) : stub.readThenKeep(ref, keepFor)), id);
   };
@@ -188,6 +199,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   const statusSync = async (c: Context<AppEnv>) => {
     const wait = waitParam(c, LIMITS.syncWait);
     const keepFor = keepForParam(c);
+    if (isGraphId(c.req.param("id"))) return graphStatus(c, wait);
     const { endpointId, ref, id, stub } = await jobFor(c);
     return readOrNotFound(c, endpointId, await (keepFor === null ? stub.waitTerminal(ref, wait) : stub.readThenKeep(ref, keepFor, wait)), id);
   };
@@ -196,6 +208,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   for (const action of ["cancel", "pause", "resume", "promote"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
       POST: async (c) => {
+        if (isGraphId(c.req.param("id")) && action !== "promote") return graphAction(c, action);
         const { ref, id, stub } = await jobFor(c);
         return changeOrError(await stub[action](ref), id);
       },
@@ -210,8 +223,12 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   for (const action of ["retry", "requeue"] as const) {
     route(app, `/v2/:ep/${action}/:id`, {
       POST: async (c) => {
-        const { ref, id, stub } = await jobFor(c);
         const delay = await retryDelayOf(c);
+        if (isGraphId(c.req.param("id"))) {
+          if (delay > 0) throw badRequest("a job of tasks is requeued at once (no delay)");
+          return graphAction(c, action);
+        }
+        const { ref, id, stub } = await jobFor(c);
         return changeOrError(await stub[action](ref, delay), id);
       },
     }, { POST: docs.JOB_ACTION_DOCS[action] });

@@ -1,0 +1,280 @@
+/**
+ * A job of tasks' rows in its object's SQLite: the one place rows become records. Every change
+ * of a task's bucket goes through moveTask, which keeps `task_count` exact (tests recount).
+ */
+import type { JobState } from "../jobs/states";
+import type { TaskNote } from "../jobs/task-tell";
+import { readBlob, writeBlob } from "../shared/blobs";
+import { GRAPH } from "../shared/limits";
+import { bucketOfJob, bucketUncreated, type Bucket, type GraphRecord, type TaskRow, type Want } from "./record";
+
+type Row = {
+  idx: number;
+  name: string;
+  bucket: string;
+  tags: string | null;
+  max_attempts: number | null;
+  deps_left: number;
+  job_id: string;
+  created: number;
+  job_state: string | null;
+  version: number;
+  attempt: number;
+  worker_id: string | null;
+  started_at: number | null;
+  completed_at: number | null;
+  error: string | null;
+  output_bytes: number;
+  failed_workers: string;
+  told: string;
+  blocked_told: number;
+};
+
+const COLUMNS = "idx, name, bucket, tags, max_attempts, deps_left, job_id, created, job_state, version, attempt, worker_id, started_at, completed_at, error, output_bytes, failed_workers, told, blocked_told";
+
+function toTask(r: Row): TaskRow {
+  return {
+    idx: r.idx,
+    name: r.name,
+    bucket: r.bucket as Bucket,
+    tags: r.tags === null ? null : (JSON.parse(r.tags) as string[]),
+    maxAttempts: r.max_attempts,
+    depsLeft: r.deps_left,
+    jobId: r.job_id,
+    created: r.created === 1,
+    jobState: r.job_state as JobState | null,
+    version: r.version,
+    attempt: r.attempt,
+    workerId: r.worker_id,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+    error: r.error,
+    outputBytes: r.output_bytes,
+    failedWorkers: JSON.parse(r.failed_workers) as string[],
+    told: r.told as Want,
+    blockedTold: r.blocked_told,
+  };
+}
+
+export function loadGraph(sql: SqlStorage): GraphRecord | null {
+  const row = sql.exec<{ data: string }>("SELECT data FROM graph LIMIT 1").toArray()[0];
+  return row ? (JSON.parse(row.data) as GraphRecord) : null;
+}
+
+export function saveGraph(sql: SqlStorage, g: GraphRecord): void {
+  sql.exec("INSERT OR REPLACE INTO graph (id, data) VALUES (?, ?)", g.id, JSON.stringify(g));
+}
+
+/** A task as submitted: its place, name, dependencies (places), own tags and attempts, input bytes. */
+export interface NewTask {
+  idx: number;
+  name: string;
+  deps: number[];
+  tags: string[] | null;
+  maxAttempts: number | null;
+  input: Uint8Array;
+}
+
+/** Stores the submitted tasks, blocked or ready, with their dependencies and inputs. */
+export function insertTasks(sql: SqlStorage, tasks: readonly NewTask[], jobIdOf: (idx: number) => string): void {
+  for (const t of tasks) {
+    const bucket = bucketUncreated(t.deps.length);
+    sql.exec(
+      "INSERT INTO task (idx, name, bucket, tags, max_attempts, deps_left, job_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      t.idx,
+      t.name,
+      bucket,
+      t.tags === null ? null : JSON.stringify(t.tags),
+      t.maxAttempts,
+      t.deps.length,
+      jobIdOf(t.idx),
+    );
+    for (const d of t.deps) sql.exec("INSERT INTO edge (to_idx, from_idx) VALUES (?, ?)", t.idx, d);
+    writeBlob(sql, `input:${t.idx}`, t.input);
+    addCount(sql, bucket, 1);
+  }
+}
+
+function addCount(sql: SqlStorage, bucket: Bucket, n: number): void {
+  if (n === 0) return;
+  sql.exec("INSERT INTO task_count (bucket, n) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET n = n + excluded.n", bucket, n);
+}
+
+/** Moves every task in `from` matching `where` to `to`, keeping the counts; returns how many moved. */
+function moveAll(sql: SqlStorage, from: Bucket, to: Bucket, where = "1", ...args: (string | number)[]): number {
+  // Counted from the rows returned: rowsWritten counts index writes too.
+  const moved = sql.exec(`UPDATE task SET bucket = ? WHERE bucket = ? AND ${where} RETURNING idx`, to, from, ...args).toArray().length;
+  addCount(sql, from, -moved);
+  addCount(sql, to, moved);
+  return moved;
+}
+
+export function countsByBucket(sql: SqlStorage): Map<Bucket, number> {
+  return new Map(sql.exec<{ bucket: string; n: number }>("SELECT bucket, n FROM task_count").toArray().map((r) => [r.bucket as Bucket, r.n]));
+}
+
+/** The counts recounted from the rows (tests check they agree with countsByBucket). */
+export function recount(sql: SqlStorage): Map<Bucket, number> {
+  return new Map(sql.exec<{ bucket: string; n: number }>("SELECT bucket, COUNT(*) AS n FROM task GROUP BY bucket").toArray().map((r) => [r.bucket as Bucket, r.n]));
+}
+
+export function taskByName(sql: SqlStorage, name: string): TaskRow | null {
+  const r = sql.exec<Row>(`SELECT ${COLUMNS} FROM task WHERE name = ?`, name).toArray()[0];
+  return r ? toTask(r) : null;
+}
+
+export function taskInput(sql: SqlStorage, idx: number): Uint8Array {
+  return readBlob(sql, `input:${idx}`) ?? new Uint8Array();
+}
+
+export function taskOutput(sql: SqlStorage, idx: number): Uint8Array | null {
+  const r = sql.exec<{ output: ArrayBuffer | null }>("SELECT output FROM task WHERE idx = ?", idx).toArray()[0];
+  return r?.output ? new Uint8Array(r.output) : null;
+}
+
+/** Ready tasks, in submit order, at most `limit`. */
+export function readyTasks(sql: SqlStorage, limit: number): TaskRow[] {
+  return sql.exec<Row>(`SELECT ${COLUMNS} FROM task WHERE bucket = 'ready' ORDER BY idx LIMIT ?`, limit).toArray().map(toTask);
+}
+
+const UNFINISHED_CREATED = "bucket IN ('queued', 'soft-failed', 'paused', 'active')";
+
+/** Tasks whose job is unfinished and was not yet told `want` or every blocked worker, after place `after`. */
+export function tasksToTell(sql: SqlStorage, want: Want, blocked: number, after: number, limit: number): TaskRow[] {
+  return sql
+    .exec<Row>(`SELECT ${COLUMNS} FROM task WHERE ${UNFINISHED_CREATED} AND (told != ? OR blocked_told < ?) AND idx > ? ORDER BY idx LIMIT ?`, want, blocked, after, limit)
+    .toArray()
+    .map(toTask);
+}
+
+export function markTold(sql: SqlStorage, idx: number, want: Want, blocked: number): void {
+  sql.exec("UPDATE task SET told = ?, blocked_told = ? WHERE idx = ?", want, blocked, idx);
+}
+
+/** A ready task's job was created (waiting: `state`), told `want` and `blocked` workers. */
+export function markCreated(sql: SqlStorage, t: TaskRow, state: JobState, version: number, want: Want, blocked: number): void {
+  const bucket = bucketOfJob(state, 0);
+  const n = sql.exec("UPDATE task SET created = 1, bucket = ?, job_state = ?, version = MAX(version, ?), told = ?, blocked_told = ? WHERE idx = ? AND bucket = 'ready' RETURNING idx", bucket, state, version, want, blocked, t.idx).toArray().length;
+  addCount(sql, "ready", -n);
+  addCount(sql, bucket, n);
+}
+
+/** What a task's note changed: whether anything, the workers that just reached the blocklist threshold. */
+export interface NoteEffect {
+  changed: boolean;
+  blockedNow: string[];
+}
+
+/**
+ * A task's job told its state (JobCore.tellAll). A note from another run's job, or no newer than
+ * the last, changes nothing. A task that completes makes the tasks waiting on it one dependency
+ * closer to ready; a worker that failed an attempt counts once per task against the threshold.
+ */
+export function applyNote(sql: SqlStorage, name: string, note: TaskNote, threshold: number): NoteEffect {
+  const t = taskByName(sql, name);
+  if (!t || t.jobId !== note.jobId || !t.created || note.version <= t.version) return { changed: false, blockedNow: [] };
+  // A completed task stays completed (its job cannot run again on its own: commands.requeue refuses).
+  const bucket = t.bucket === "completed" ? "completed" : bucketOfJob(note.state, note.attempt);
+  const failed = note.failedWorkers.length >= t.failedWorkers.length ? note.failedWorkers : t.failedWorkers;
+  sql.exec(
+    `UPDATE task SET bucket = ?, job_state = ?, version = ?, attempt = ?, worker_id = ?, started_at = ?, completed_at = ?, error = ?,
+       output = ?, output_bytes = ?, failed_workers = ? WHERE idx = ?`,
+    bucket,
+    note.state,
+    note.version,
+    note.attempt,
+    note.workerId,
+    note.startedAt,
+    note.completedAt,
+    note.error,
+    note.output === null ? null : note.output.slice().buffer,
+    note.outputBytes,
+    JSON.stringify(failed),
+    t.idx,
+  );
+  if (bucket !== t.bucket) {
+    addCount(sql, t.bucket, -1);
+    addCount(sql, bucket, 1);
+  }
+  if (bucket === "completed" && t.bucket !== "completed") {
+    sql.exec("UPDATE task SET deps_left = deps_left - 1 WHERE idx IN (SELECT to_idx FROM edge WHERE from_idx = ?)", t.idx);
+    moveAll(sql, "blocked", "ready", "deps_left = 0 AND idx IN (SELECT to_idx FROM edge WHERE from_idx = ?)", t.idx);
+  }
+  const blockedNow: string[] = [];
+  const before = new Set(t.failedWorkers);
+  for (const w of new Set(failed)) {
+    if (before.has(w)) continue;
+    const n = sql.exec<{ failures: number }>("INSERT INTO worker_failure (worker_id, failures) VALUES (?, 1) ON CONFLICT (worker_id) DO UPDATE SET failures = failures + 1 RETURNING failures", w).one().failures;
+    if (n === threshold) blockedNow.push(w);
+  }
+  return { changed: true, blockedNow };
+}
+
+/** Workers with their failed tasks, most first (at most `limit`). */
+export function workerFailures(sql: SqlStorage, limit: number): { workerId: string; failedTasks: number }[] {
+  return sql.exec<{ worker_id: string; failures: number }>("SELECT worker_id, failures FROM worker_failure ORDER BY failures DESC, worker_id LIMIT ?", limit).toArray().map((r) => ({ workerId: r.worker_id, failedTasks: r.failures }));
+}
+
+/** A cancel: tasks whose job was never created are canceled at once; returns how many. */
+export function cancelUncreated(sql: SqlStorage): number {
+  return moveAll(sql, "blocked", "canceled") + moveAll(sql, "ready", "canceled");
+}
+
+/**
+ * A requeue: each failed or canceled task gets a fresh job (named for the new run) and waits again,
+ * ready or blocked by what it still waits on; completed tasks stay. The workers' failures are
+ * forgotten (the graph's blocklist starts over, as a plain job's does). Returns how many.
+ */
+export function requeueUnfinished(sql: SqlStorage, jobIdOf: (idx: number) => string): number {
+  const rows = sql.exec<{ idx: number; bucket: string; deps_left: number }>("SELECT idx, bucket, deps_left FROM task WHERE bucket IN ('failed', 'canceled')").toArray();
+  for (const r of rows) {
+    const bucket = bucketUncreated(r.deps_left);
+    sql.exec(
+      `UPDATE task SET bucket = ?, job_id = ?, created = 0, job_state = NULL, version = 0, attempt = 0, worker_id = NULL, started_at = NULL,
+         completed_at = NULL, error = NULL, output = NULL, output_bytes = 0, failed_workers = '[]', told = 'run', blocked_told = 0 WHERE idx = ?`,
+      bucket,
+      jobIdOf(r.idx),
+      r.idx,
+    );
+    addCount(sql, r.bucket as Bucket, -1);
+    addCount(sql, bucket, 1);
+  }
+  // Tasks not yet handed out are named for the new run too (their job is created under its name).
+  for (const r of sql.exec<{ idx: number }>("SELECT idx FROM task WHERE created = 0 AND bucket IN ('blocked', 'ready')").toArray()) {
+    sql.exec("UPDATE task SET job_id = ? WHERE idx = ?", jobIdOf(r.idx), r.idx);
+  }
+  sql.exec("DELETE FROM worker_failure");
+  return rows.length;
+}
+
+/** The first failed task (by place), for the job's error. */
+export function firstFailed(sql: SqlStorage): { name: string; error: string | null; jobState: string | null } | null {
+  const r = sql.exec<{ name: string; error: string | null; job_state: string | null }>("SELECT name, error, job_state FROM task WHERE bucket = 'failed' ORDER BY idx LIMIT 1").toArray()[0];
+  return r ? { name: r.name, error: r.error, jobState: r.job_state } : null;
+}
+
+/** A page of tasks in submit order (only `bucket`s when given), with their dependencies' names and those not completed. */
+export function taskPage(sql: SqlStorage, offset: number, limit: number, buckets: readonly Bucket[] | null): { rows: TaskRow[]; total: number } {
+  const where = buckets === null ? "1" : `bucket IN (${buckets.map(() => "?").join(", ")})`;
+  const args = buckets ?? [];
+  const rows = sql.exec<Row>(`SELECT ${COLUMNS} FROM task WHERE ${where} ORDER BY idx LIMIT ? OFFSET ?`, ...args, limit, offset).toArray().map(toTask);
+  const total = sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM task WHERE ${where}`, ...args).one().n;
+  return { rows, total };
+}
+
+/** The names of the tasks `idx` depends on, and of those among them not completed. */
+export function dependencies(sql: SqlStorage, idx: number): { dependsOn: string[]; waitingFor: string[] } {
+  const rows = sql.exec<{ name: string; bucket: string }>("SELECT t.name, t.bucket FROM edge e JOIN task t ON t.idx = e.from_idx WHERE e.to_idx = ? ORDER BY t.idx", idx).toArray();
+  return { dependsOn: rows.map((r) => r.name), waitingFor: rows.filter((r) => r.bucket !== "completed").map((r) => r.name) };
+}
+
+/** Completed tasks' outputs by name when all were copied and total at most GRAPH.statusOutputBytes; null otherwise. */
+export function outputsByName(sql: SqlStorage): Map<string, Uint8Array | null> | null {
+  const total = sql.exec<{ n: number; big: number }>(`SELECT COALESCE(SUM(output_bytes), 0) AS n, COALESCE(MAX(output_bytes), 0) AS big FROM task WHERE bucket = 'completed'`).one();
+  if (total.n > GRAPH.statusOutputBytes || total.big > GRAPH.outputCopyBytes) return null;
+  const out = new Map<string, Uint8Array | null>();
+  for (const r of sql.exec<{ name: string; output: ArrayBuffer | null }>("SELECT name, output FROM task WHERE bucket = 'completed' ORDER BY idx")) {
+    out.set(r.name, r.output === null ? null : new Uint8Array(r.output));
+  }
+  return out;
+}

@@ -1,0 +1,151 @@
+/**
+ * Jobs of tasks over the client API (issue 15, item 1): /run with `tasks` creates one; /status,
+ * /status-sync, /cancel, /pause, /resume, /requeue and /retry with its id (`tasks_…`) act on it
+ * (client.ts hands such ids here); GET /tasks/{id} lists its tasks.
+ */
+import type { Context, Hono } from "hono";
+import type { EndpointConfig } from "../../endpoints/config";
+import type { GraphAnswer, GraphRef } from "../../graphs/graph-object";
+import { BUCKETS, type Bucket } from "../../graphs/record";
+import { checkTasks, NOT_WITH_TASKS, TasksBody } from "../../graphs/validate";
+import { graphFields, taskFields, type GraphRead } from "../../graphs/view";
+import { isGraphFinished } from "../../graphs/commands";
+import { submitGraph } from "../../flows/submit-graph";
+import { jobAt, refOf } from "../../flows/stubs";
+import { graphObjectId } from "../../jobs/task-tell";
+import { clientStatus } from "../../jobs/states";
+import { GRAPH } from "../../shared/limits";
+import { publicOrigin } from "../../shared/urls";
+import { requireEndpoint } from "../auth";
+import { jsonBytes, validate } from "../body";
+import { ApiError, badRequest, conflict } from "../errors";
+import { jsonResponse, renderWithOutput } from "../render";
+import { endpointParam, jobNotFound } from "../stubs";
+import type { AppEnv } from "../types";
+import { route } from "./route";
+import * as docs from "../openapi/docs-client";
+import { submitTagsRefusal } from "../../flows/submit";
+import { checkOutboundUrl } from "../../shared/urls";
+
+/** Whether a job id names a job of tasks. */
+export const isGraphId = (id: string | undefined) => id !== undefined && id.startsWith("tasks_");
+
+/** Whether a /run body asks for a job of tasks. */
+export const asksForTasks = (raw: unknown) => raw !== null && typeof raw === "object" && !Array.isArray(raw) && Object.hasOwn(raw, "tasks");
+
+/** /run with `tasks`: checks the body and its tasks, then creates the job of tasks. */
+export async function submitTasks(c: Context<AppEnv>, config: EndpointConfig, raw: unknown, key: string | null, sync: boolean): Promise<Response> {
+  if (sync) throw badRequest("a job of tasks is submitted with /run, not /runsync (its tasks run as workers free up; poll /status or /status-sync)");
+  const given = NOT_WITH_TASKS.filter((k) => Object.hasOwn(raw as object, k));
+  if (given.length > 0) throw badRequest(`${given.join(", ")} cannot go with tasks: each task has its own input, and its job is handed out as soon as it is ready`);
+  const body = validate(TasksBody, raw);
+  const checked = checkTasks(body);
+  if (!checked.ok) throw badRequest(checked.message);
+  const bad = submitTagsRefusal(body, config) ?? checked.tasks.map((t, i) => (t.tags === null ? null : submitTagsRefusal({ tags: t.tags }, config, `tasks[${i}].`))).find((m) => m !== null) ?? null;
+  if (bad !== null) throw badRequest(bad);
+  if (body.webhook !== undefined) {
+    const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);
+    if (!check.ok) throw badRequest(`webhook: ${check.reason}`);
+  }
+  const inputs = checked.tasks.map((t, i) => jsonBytes(t.input, `tasks[${i}].input`));
+  const pub = publicOrigin(c.env);
+  const r = await submitGraph(c.env, config, body, checked.tasks, inputs, key, pub.ok ? pub.origin : null);
+  if (!r.ok) {
+    if (r.code === "IDEMPOTENCY_MISMATCH") throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });
+    throw new ApiError(500, "the job of tasks could not be created");
+  }
+  return c.json({ id: r.value.graph.id, status: clientStatus(r.value.state), tasks: r.value.tasks });
+}
+
+async function graphFor(c: Context<AppEnv>) {
+  const endpointId = endpointParam(c);
+  const config = await requireEndpoint(c, endpointId, "client");
+  const ref: GraphRef = { id: config.id, generation: config.generation };
+  const id = c.req.param("id")!;
+  const doId = graphObjectId(c.env, id);
+  if (doId === null) throw jobNotFound(id);
+  return { ref, id, stub: c.env.GRAPH.get(doId) };
+}
+
+function statusResponse(r: GraphRead): Response {
+  return jsonResponse(renderWithOutput(graphFields(r), r.output));
+}
+
+/** /status and /status-sync (`waitMs`: how long to wait for the job to finish). */
+export async function graphStatus(c: Context<AppEnv>, waitMs = 0): Promise<Response> {
+  const { ref, id, stub } = await graphFor(c);
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const r = await stub.read(ref);
+    if (r === null) throw jobNotFound(id);
+    if (isGraphFinished(r.state) || Date.now() >= deadline) return statusResponse(r);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(250, deadline - Date.now())));
+  }
+}
+
+/** A user's command on a job of tasks; /retry is its requeue. */
+export async function graphAction(c: Context<AppEnv>, action: "cancel" | "pause" | "resume" | "requeue" | "retry"): Promise<Response> {
+  const { ref, id, stub } = await graphFor(c);
+  const r: GraphAnswer<GraphRead> = await stub[action === "retry" ? "requeue" : action](ref);
+  if (r.ok) return c.json({ id, status: clientStatus(r.value.state), ...(r.value.graph.want === "pause" ? { paused: true } : {}), tasks: r.value.tasks });
+  if (r.code === "WRONG_STATE") throw conflict(r.message, { id, status: clientStatus(r.state) });
+  throw jobNotFound(id);
+}
+
+const dec = new TextDecoder();
+
+/** `?state=queued,failed`: Flamenco's task states (queued covers tasks waiting on others). */
+function bucketsParam(raw: string | undefined): Bucket[] | null {
+  if (raw === undefined || raw === "") return null;
+  const out = new Set<Bucket>();
+  for (const s of raw.split(",")) {
+    if (s === "queued") ["blocked", "ready", "queued"].forEach((b) => out.add(b as Bucket));
+    else if ((BUCKETS as readonly string[]).includes(s) && s !== "blocked" && s !== "ready") out.add(s as Bucket);
+    else throw badRequest(`state: '${s.slice(0, 40)}' is not a task state; use queued, soft-failed, paused, active, completed, failed or canceled (comma-separated)`);
+  }
+  return [...out];
+}
+
+function intParam(c: Context<AppEnv>, name: string, dflt: number, max: number): number {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === "") return dflt;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) > max) throw badRequest(`${name} must be a whole number from 0 to ${max}, got '${raw.slice(0, 40)}'`);
+  return Number(raw);
+}
+
+export function taskRoutes(app: Hono<AppEnv>): void {
+  route(app, "/v2/:ep/tasks/:id", {
+    GET: async (c) => {
+      const offset = intParam(c, "offset", 0, GRAPH.tasks);
+      const limit = Math.max(1, intParam(c, "limit", GRAPH.page.default, GRAPH.page.max));
+      const buckets = bucketsParam(c.req.query("state"));
+      const { ref, id, stub } = await graphFor(c);
+      const page = await stub.tasks(ref, offset, limit, buckets);
+      if (page === null) throw jobNotFound(id);
+      // Outputs: copied ones from the job of tasks, larger ones from the task's job, within the page's budget.
+      const parts: string[] = [];
+      let bytes = 0;
+      for (const t of page.tasks) {
+        let out: Uint8Array | null = null;
+        if (t.outputBytes > 0 && t.bucket === "completed") {
+          out = t.outputBytes <= GRAPH.outputCopyBytes ? await stub.taskOutput(ref, t.idx) : await readJobOutput(c, t.jobId);
+          bytes += out?.byteLength ?? 0;
+          if (bytes > GRAPH.pageOutputBytes && parts.length > 0) break;
+        }
+        const fields = JSON.stringify(taskFields(t));
+        parts.push(out === null ? fields : `${fields.slice(0, -1)},"output":${dec.decode(out)}}`);
+      }
+      const shown = parts.length;
+      return new Response(`{"id":${JSON.stringify(id)},"tasks":[${parts.join(",")}],"total":${page.total},"offset":${offset},"limit":${limit},"hasMore":${offset + shown < page.total}}`, {
+        headers: { "content-type": "application/json" },
+      });
+    },
+  }, { GET: docs.TASKS_DOC });
+}
+
+async function readJobOutput(c: Context<AppEnv>, jobId: string): Promise<Uint8Array | null> {
+  const config = await requireEndpoint(c, endpointParam(c), "client");
+  const r = await jobAt(c.env, jobId).read(refOf(config));
+  return r.ok ? r.output : null;
+}
+

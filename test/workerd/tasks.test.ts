@@ -1,0 +1,207 @@
+/**
+ * Issue 15, item 1: jobs of tasks. A job submitted with `tasks` hands each task to workers as a
+ * job of its own once the tasks it depends on completed; its state derives from its tasks; a
+ * failed task fails the job once nothing else can progress; requeue runs exactly the tasks that
+ * did not complete; cancel and pause reach every task; a worker that fails `blocklistThreshold`
+ * tasks is blocklisted from the whole job.
+ */
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { call, createEndpoint, done, json } from "./helpers";
+import { graphObjectId } from "../../src/jobs/task-tell";
+
+type Handed = { id: string; input: unknown; parentJobId?: string; taskName?: string };
+
+function graphStub(id: string) {
+  return env.GRAPH.get(graphObjectId(env, id)!);
+}
+
+/** Runs the job of tasks' alarm until it has no work due (its ready tasks' jobs created, its tells sent). */
+async function drive(id: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (!(await runDurableObjectAlarm(graphStub(id)))) return;
+  }
+}
+
+async function submitTasks(ep: string, body: Record<string, unknown>): Promise<string> {
+  const res = await call("POST", `/v2/${ep}/run`, { body });
+  expect(res.status, await res.clone().text()).toBe(200);
+  const id = (await json<{ id: string }>(res)).id;
+  await drive(id);
+  return id;
+}
+
+async function takeTask(ep: string, worker: string): Promise<Handed | null> {
+  const res = await call("GET", `/v2/${ep}/job-take/${worker}?job_in_progress=0`);
+  if (res.status === 204) return null;
+  expect(res.status).toBe(200);
+  return json<Handed>(res);
+}
+
+async function statusOf(ep: string, id: string): Promise<Record<string, any>> {
+  const res = await call("GET", `/v2/${ep}/status/${id}`);
+  expect(res.status).toBe(200);
+  return json(res);
+}
+
+async function tasksOf(ep: string, id: string, query = ""): Promise<Record<string, any>> {
+  const res = await call("GET", `/v2/${ep}/tasks/${id}${query}`);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return json(res);
+}
+
+/** Takes and finishes every task handed out until none is, `fail` deciding by task name. */
+async function runAll(ep: string, id: string, worker: string, fail: (name: string) => boolean = () => false): Promise<string[]> {
+  const ran: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t = await takeTask(ep, worker);
+    if (t === null) {
+      await drive(id);
+      const again = await takeTask(ep, worker);
+      if (again === null) return ran;
+      ran.push(again.taskName!);
+      await done(ep, worker, again.id, fail(again.taskName!) ? { error: `boom ${again.taskName}` } : { output: { name: again.taskName, input: again.input } });
+      await drive(id);
+      continue;
+    }
+    ran.push(t.taskName!);
+    await done(ep, worker, t.id, fail(t.taskName!) ? { error: `boom ${t.taskName}` } : { output: { name: t.taskName, input: t.input } });
+    await drive(id);
+  }
+  return ran;
+}
+
+const diamond = {
+  tasks: [
+    { name: "a", input: { n: 1 } },
+    { name: "b", input: { n: 2 }, dependsOn: ["a"] },
+    { name: "c", input: { n: 3 }, dependsOn: ["a"] },
+    { name: "d", input: { n: 4 }, dependsOn: ["b", "c"] },
+  ],
+};
+
+describe("jobs of tasks", () => {
+  it("a diamond runs in dependency order; workers get parentJobId and taskName; the job completes with outputs by name", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitTasks(ep, diamond);
+    expect(id).toMatch(/^tasks_[0-9a-f]{64}$/);
+    expect(await statusOf(ep, id)).toMatchObject({ id, status: "IN_QUEUE", tasks: { total: 4, queued: 4 } });
+    const first = await takeTask(ep, "w1");
+    expect(first).toMatchObject({ parentJobId: id, taskName: "a", input: { n: 1 } });
+    expect(await takeTask(ep, "w2")).toBeNull(); // b and c wait for a
+    const waiting = await tasksOf(ep, id, "?state=queued");
+    expect(waiting.tasks.map((t: any) => [t.name, t.waiting_for])).toEqual([["b", ["a"]], ["c", ["a"]], ["d", ["b", "c"]]]);
+    expect(await statusOf(ep, id)).toMatchObject({ status: "IN_PROGRESS", tasks: { active: 1, queued: 3 } });
+    await done(ep, "w1", first!.id, { output: "A" });
+    await drive(id);
+    const ran = await runAll(ep, id, "w1");
+    expect(ran.slice(0, 2).sort()).toEqual(["b", "c"]);
+    expect(ran[2]).toBe("d");
+    const s = await statusOf(ep, id);
+    expect(s).toMatchObject({ status: "COMPLETED", tasks: { total: 4, completed: 4 } });
+    expect(s.output).toEqual({ a: "A", b: { name: "b", input: { n: 2 } }, c: { name: "c", input: { n: 3 } }, d: { name: "d", input: { n: 4 } } });
+    const all = await tasksOf(ep, id);
+    expect(all.total).toBe(4);
+    expect(all.tasks.map((t: any) => t.state)).toEqual(["completed", "completed", "completed", "completed"]);
+    expect(all.tasks[0]).toMatchObject({ name: "a", output: "A", attempts: 1, workerId: "w1" });
+    // A task's job names its job of tasks, and cannot be requeued on its own.
+    const job = await json<Record<string, unknown>>(await call("GET", `/v2/${ep}/status/${first!.id}`));
+    expect(job).toMatchObject({ parentJobId: id, taskName: "a" });
+    expect((await call("POST", `/v2/${ep}/requeue/${first!.id}`)).status).toBe(409);
+    expect(await graphStub(id).countsCheck()).toEqual({ kept: { completed: 4 }, recounted: { completed: 4 } });
+  });
+
+  it("bad graphs are a 400: cycles, unknown or repeated names, self-dependencies, fields that do not go with tasks", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const cases: Array<[unknown, string]> = [
+      [{ tasks: [{ name: "a", input: {}, dependsOn: ["b"] }, { name: "b", input: {}, dependsOn: ["a"] }] }, "cycle"],
+      [{ tasks: [{ name: "a", input: {}, dependsOn: ["zz"] }] }, "not a task of this job"],
+      [{ tasks: [{ name: "a", input: {} }, { name: "a", input: {} }] }, "unique"],
+      [{ tasks: [{ name: "a", input: {}, dependsOn: ["a"] }] }, "depends on itself"],
+      [{ tasks: [{ name: "a", input: {} }], input: {} }, "cannot go with tasks"],
+      [{ tasks: [] }, "tasks"],
+      [{ tasks: [{ name: "has space", input: {} }] }, "not a valid task name"],
+      [{ tasks: [{ name: "a" }] }, "input"],
+      [{ tasks: [{ name: "a", input: {}, tags: ["bad tag"] }] }, "not a valid tag"],
+      [{ tasks: "nope" }, "tasks"],
+    ];
+    for (const [body, message] of cases) {
+      const res = await call("POST", `/v2/${ep}/run`, { body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await json<{ error: string }>(res)).error, JSON.stringify(body)).toContain(message);
+    }
+    expect((await call("POST", `/v2/${ep}/runsync`, { body: diamond })).status).toBe(400);
+    // Prototype names are plain names.
+    const id = await submitTasks(ep, { tasks: [{ name: "__proto__", input: 1 }, { name: "constructor", input: 2, dependsOn: ["__proto__"] }] });
+    await runAll(ep, id, "w1");
+    const s = await statusOf(ep, id);
+    expect(s.status).toBe("COMPLETED");
+    expect(Object.keys(s.output)).toEqual(["__proto__", "constructor"]);
+  });
+
+  it("a failed task fails the job once the rest finished; tasks waiting on it wait; requeue re-runs exactly the failed ones", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const tasks = [...Array.from({ length: 5 }, (_, i) => ({ name: `f${i}`, input: { i } })), { name: "join", input: {}, dependsOn: ["f0", "f1", "f2", "f3", "f4"] }];
+    const id = await submitTasks(ep, { tasks, policy: { maxAttempts: 1 } });
+    const ran = await runAll(ep, id, "w1", (n) => n === "f1" || n === "f3");
+    expect(ran.sort()).toEqual(["f0", "f1", "f2", "f3", "f4"]);
+    const s = await statusOf(ep, id);
+    expect(s).toMatchObject({ status: "FAILED", tasks: { completed: 3, failed: 2, queued: 1 } });
+    expect(s.error).toMatch(/^task 'f1' failed: boom f1/);
+    expect((await tasksOf(ep, id, "?state=queued")).tasks[0]).toMatchObject({ name: "join", waiting_for: ["f1", "f3"] });
+    const r = await call("POST", `/v2/${ep}/requeue/${id}`);
+    expect(r.status).toBe(200);
+    expect(await json(r)).toMatchObject({ status: "IN_QUEUE", tasks: { completed: 3, queued: 3 } });
+    await drive(id);
+    const again = await runAll(ep, id, "w1");
+    expect(again.slice(0, 2).sort()).toEqual(["f1", "f3"]);
+    expect(again.slice(2)).toEqual(["join"]);
+    expect(await statusOf(ep, id)).toMatchObject({ status: "COMPLETED", tasks: { completed: 6 } });
+    expect((await call("POST", `/v2/${ep}/requeue/${id}`)).status).toBe(409); // every task completed
+  });
+
+  it("soft-failed: an error queues the task again for another worker; a worker failing 2 tasks (threshold 2) is blocklisted from all of them", async () => {
+    const ep = await createEndpoint({ shards: 1, blocklistThreshold: 2 });
+    const tasks = Array.from({ length: 4 }, (_, i) => ({ name: `t${i}`, input: { i } }));
+    const id = await submitTasks(ep, { tasks });
+    await call("GET", `/v2/${ep}/ping/good`); // a live worker that may take them: they wait for it
+    const x = await takeTask(ep, "bad");
+    await done(ep, "bad", x!.id, { error: "bad worker" });
+    await drive(id);
+    expect((await tasksOf(ep, id)).tasks.find((t: any) => t.name === x!.taskName)).toMatchObject({ state: "soft-failed", failedWorkers: ["bad"] });
+    const y = await takeTask(ep, "bad");
+    expect(y!.taskName).not.toBe(x!.taskName); // the failed one is offered to others first
+    await done(ep, "bad", y!.id, { error: "bad worker" });
+    await drive(id);
+    expect(await statusOf(ep, id)).toMatchObject({ blocklisted: [{ workerId: "bad", failedTasks: 2 }], tasks: { "soft-failed": 2, queued: 2 } });
+    expect(await takeTask(ep, "bad")).toBeNull(); // blocklisted from every task, even those it never failed
+    const ran = await runAll(ep, id, "good");
+    expect(ran.sort()).toEqual(["t0", "t1", "t2", "t3"]);
+    expect(await statusOf(ep, id)).toMatchObject({ status: "COMPLETED", tasks: { completed: 4 } });
+  });
+
+  it("cancel: waiting tasks are cancelled, a running one is stopped; pause hands out nothing until resumed", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitTasks(ep, { tasks: [{ name: "a", input: {} }, { name: "b", input: {} }, { name: "c", input: {}, dependsOn: ["a"] }] });
+    expect((await json(await call("POST", `/v2/${ep}/pause/${id}`))).paused).toBe(true);
+    await drive(id);
+    expect(await takeTask(ep, "w1")).toBeNull();
+    expect(await statusOf(ep, id)).toMatchObject({ status: "IN_QUEUE", paused: true, tasks: { paused: 2, queued: 1 } });
+    await call("POST", `/v2/${ep}/resume/${id}`);
+    await drive(id);
+    const a = await takeTask(ep, "w1");
+    expect(a).not.toBeNull();
+    const cancel = await call("POST", `/v2/${ep}/cancel/${id}`);
+    expect(await json(cancel)).toMatchObject({ status: "CANCELLING" });
+    await drive(id);
+    // The running task's worker is told to stop; its report of stopping ends it.
+    const stops = await call("GET", `/v2/${ep}/job-stop/w1`);
+    expect(await stops.text()).toContain(a!.id);
+    await call("GET", `/v2/${ep}/job-take/w1?job_in_progress=0`);
+    await drive(id);
+    const s = await statusOf(ep, id);
+    expect(s).toMatchObject({ status: "CANCELLED", tasks: { canceled: 3 } });
+    expect((await call("POST", `/v2/${ep}/pause/${id}`)).status).toBe(409);
+  });
+});
