@@ -15,7 +15,7 @@
 // or with RunPod's own variables set. Extra: MAX_JOBS (exit after that many), WORKER_ID.
 //
 // The handler echoes its input; `input.sleepMs` makes it take that long, `input.hangOn` (a worker
-// id) makes that worker hang, `input.failOn` (a worker id) makes that worker report an error, `input.fail` makes it report an error, `input.stream` (n) makes it
+// id) makes that worker hang, `input.failOn` (a worker id) makes that worker report an error, `input.failUnless` (a file path) makes it report an error while that file is missing, `input.fail` makes it report an error, `input.stream` (n) makes it
 // stream n chunks, `input.progress` sends a progress update first, `input.log` (strings) logs each
 // line `input.logEveryMs` apart. `input.exitCode` (an integer) runs a real child process that
 // exits with it (after reporting `{"status":"INITIALIZING"}` while it starts) and reports the
@@ -66,13 +66,21 @@ async function handler(job, signal, log) {
   if (typeof input.sleepMs === "number") await sleep(input.sleepMs, signal);
   if (input.hangOn === workerId) await sleep(3_600_000, signal);
   if (input.failOn === workerId) return { error: `${workerId} cannot run this job` };
+  if (typeof input.failUnless === "string" && !(await exists(input.failUnless))) return { error: `${input.failUnless} is missing` };
   for (let i = 1; i <= (input.stream ?? 0) && !signal.aborted; i++) {
     await post(streamUrl, job.id, { output: { chunk: i } }, false);
   }
   if (signal.aborted) return null;
   if (input.fail) return { error: String(input.fail) };
   if (input.stream) return { output: [] };
-  return { output: { echo: input, worker: workerId } };
+  // A task of a job of tasks (edge-jobs' extension) names its job and itself.
+  const task = job.taskName === undefined ? {} : { task: job.taskName, parentJobId: job.parentJobId };
+  return { output: { echo: input, worker: workerId, ...task } };
+}
+
+async function exists(path) {
+  const { access } = await import("node:fs/promises");
+  return access(path).then(() => true, () => false);
 }
 
 /**

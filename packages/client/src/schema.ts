@@ -593,6 +593,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/{ep}/tasks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tasks of a job of tasks
+         * @description Each task of a job submitted with `tasks` (its id starts `tasks_`), in submit order: its state (Flamenco's: queued, soft-failed, paused, active, completed, failed, canceled), its job's id once handed out, attempts, worker, dependencies (`dependsOn`, and `waiting_for`: those not completed yet), error and output. `?state=failed,active` lists only those; `offset`/`limit` page (at most 1,000). An edge-jobs extension (issue 15).
+         */
+        get: operations["getJobTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/{ep}/requests": {
         parameters: {
             query?: never;
@@ -1444,12 +1464,27 @@ export interface components {
              * @constant
              */
             paused?: true;
+            /** @description A job of tasks: its tasks by state. */
+            tasks?: components["schemas"]["TaskCounts"];
         };
         /**
          * @description A job's status in RunPod's vocabulary: a SCHEDULED or PAUSED job reads IN_QUEUE (queue.reason says which), an ERROR job COMPLETED (outcome: error). GET /v2/{ep}/states lists every state.
          * @enum {string}
          */
         JobStatus: "IN_QUEUE" | "SEQUENCED" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
+        TaskCounts: {
+            total: number;
+            /** @description Waiting: for a worker, or for tasks it depends on. */
+            queued: number;
+            /** @description Waiting again after a failed attempt (offered to other workers first). */
+            "soft-failed": number;
+            paused: number;
+            /** @description Running (or being stopped). */
+            active: number;
+            completed: number;
+            failed: number;
+            canceled: number;
+        };
         RateLimited: {
             /** @description Names the routes, the limit and the endpoint. */
             error: string;
@@ -1511,6 +1546,42 @@ export interface components {
             /** @description Kept with the job when a string of at most 2,048 characters; not called, never refused. */
             webhookV2?: unknown;
         };
+        /** @description A job of tasks: `tasks` (1-10,000, a DAG by `dependsOn`), and for every task `policy`, `priority`, `tags`; `webhook` and `idempotencyKey` for the job. /run only. */
+        TasksRequest: {
+            tasks: {
+                /** @description 1-128 letters, digits, '_', '-', '.' or ':', unique in its job. */
+                name: string;
+                /** @description The job's input: any JSON value but null ({} for an empty input). */
+                input: unknown;
+                /** @description Names of the tasks that must complete before this one is handed out. */
+                dependsOn?: string[];
+                /** @description Tags a worker must have declared to be handed this task (default: the job's tags). */
+                tags?: string[];
+                /** @description Attempts of this task in all (default: the job's policy.maxAttempts, else 3). */
+                maxAttempts?: number;
+            }[];
+            /** Format: uri */
+            webhook?: string;
+            policy?: {
+                executionTimeout?: number;
+                ttl?: number;
+                /**
+                 * @description What ttl bounds: "queue" (the wait for a worker; default) or "lifespan" (RunPod since 2026: the whole life from submission, then the job is gone whatever its state).
+                 * @enum {string}
+                 */
+                ttlMode?: "queue" | "lifespan";
+                lowPriority?: boolean;
+                maxAttempts?: number;
+                heartbeatTimeout?: number;
+                retryOnError?: boolean;
+                /** @description Wait before the next attempt after an error or a lost lease (null: none, overriding the endpoint's). */
+                retryBackoff?: components["schemas"]["RetryBackoff"] | null;
+            };
+            priority?: number;
+            /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8 entries (order does not matter, repeats are dropped), each 1-64 letters, digits, '_', '-', '.', ':' or '/', case-sensitive. Pulling workers only: a push endpoint refuses them. */
+            tags?: string[];
+            idempotencyKey?: string;
+        };
         /** @description A job as RunPod's /status shows it, with edge-jobs' extensions. */
         JobStatusBody: {
             id: string;
@@ -1523,10 +1594,10 @@ export interface components {
             error?: string;
             /** @description The worker that holds or held the job. */
             workerId?: string;
-            /** @description Times the job went back to the queue after its first attempt. */
-            retries: number;
-            /** @description Attempts started so far (0 until the first). */
-            attempt: number;
+            /** @description Times the job went back to the queue after its first attempt (absent for a job of tasks). */
+            retries?: number;
+            /** @description Attempts started so far (0 until the first; absent for a job of tasks). */
+            attempt?: number;
             /**
              * @description Why the job ended where it did, when the state alone does not say.
              * @enum {string}
@@ -1561,10 +1632,20 @@ export interface components {
             blocklisted?: {
                 workerId: string;
                 /** @description Attempts of this job it failed (errors it reported, leases it lost). */
-                failures: number;
+                failures?: number;
+                /** @description A job of tasks: tasks of it this worker failed. */
+                failedTasks?: number;
             }[];
             /** @description Only for a waiting job (IN_QUEUE, SEQUENCED). */
             queue?: components["schemas"]["JobQueueInfo"];
+            /** @description A job of tasks (id tasks_…): its tasks by state. */
+            tasks?: components["schemas"]["TaskCounts"];
+            /** @description A COMPLETED job of tasks whose outputs are too large for /status: where to read them. */
+            outputs?: string;
+            /** @description A task's job: the job of tasks it is a task of. */
+            parentJobId?: string;
+            /** @description A task's job: the task's name. */
+            taskName?: string;
             /** @description Only for a job with a webhook whose event exists (once terminal). */
             webhook?: components["schemas"]["JobWebhookSummary"];
             /** @description The worker's output (any JSON), once it reported one. */
@@ -2986,11 +3067,11 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunRequest"];
+                "application/json": components["schemas"]["RunRequest"] | components["schemas"]["TasksRequest"];
             };
         };
         responses: {
-            /** @description The job, IN_QUEUE or SEQUENCED (for an idempotent repeat: the first job in its current state). */
+            /** @description The job, IN_QUEUE or SEQUENCED (for an idempotent repeat: the first job in its current state); a job of tasks with its `tasks` counts. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4239,6 +4320,74 @@ export interface operations {
                 };
             };
             /** @description No such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not configured (no admin key set) or unavailable for the moment. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: a bad request, a missing or wrong key, or an unknown id. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getJobTasks: {
+        parameters: {
+            query?: {
+                /** @description Tasks to skip. */
+                offset?: number;
+                /** @description Tasks per page (default 100, at most 1,000; fewer when their outputs pass 16 MiB). */
+                limit?: number;
+                /** @description Comma-separated task states to list. */
+                state?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id: 1-64 letters, digits, '-' or '_', starting with a letter or digit. */
+                ep: string;
+                /** @description The job's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tasks with `total` and `hasMore`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        tasks: {
+                            [key: string]: unknown;
+                        }[];
+                        total: number;
+                        offset: number;
+                        limit: number;
+                        hasMore: boolean;
+                    };
+                };
+            };
+            /** @description No such job on this endpoint (unknown, submitted to another endpoint, or deleted after its retention), or no such endpoint. */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { SubmitBody } from "../../jobs/policy";
+import { TasksBody } from "../../graphs/validate";
 import { QUEUE_REASONS } from "../../endpoints/shards";
 import { IsoTime, JobState, JobStatus } from "./common";
 
@@ -14,6 +15,12 @@ const count = () => z.number().int().nonnegative();
 // ---- requests ----
 
 /** The body of /run and /runsync: the schema that validates it. */
+/** /run with `tasks`: a job of tasks (issue 15, item 1). */
+export const TasksRequest = TasksBody.meta({
+  id: "TasksRequest",
+  description: "A job of tasks: `tasks` (1-10,000, a DAG by `dependsOn`), and for every task `policy`, `priority`, `tags`; `webhook` and `idempotencyKey` for the job. /run only.",
+});
+
 export const RunRequest = SubmitBody.meta({
   id: "RunRequest",
   description:
@@ -52,6 +59,20 @@ export const JobWebhookSummary = z
   .meta({ id: "JobWebhookSummary", description: "The delivery state of the job's latest webhook event." });
 
 /** RunPod's status body with edge-jobs' extensions (jobs/view statusFields + render.renderWithOutput). */
+/** A job of tasks' tasks by Flamenco's task states (issue 15, item 1). */
+export const TaskCounts = z
+  .object({
+    total: count(),
+    queued: count().describe("Waiting: for a worker, or for tasks it depends on."),
+    "soft-failed": count().describe("Waiting again after a failed attempt (offered to other workers first)."),
+    paused: count(),
+    active: count().describe("Running (or being stopped)."),
+    completed: count(),
+    failed: count(),
+    canceled: count(),
+  })
+  .meta({ id: "TaskCounts" });
+
 export const JobStatusBody = z
   .object({
     id: z.string(),
@@ -60,8 +81,8 @@ export const JobStatusBody = z
     executionTime: int().optional().describe("ms the attempt ran, so far or in all (once started)."),
     error: z.string().optional().describe("The error the job failed with; on a COMPLETED job with outcome \"error\", the error it ended with."),
     workerId: z.string().optional().describe("The worker that holds or held the job."),
-    retries: count().describe("Times the job went back to the queue after its first attempt."),
-    attempt: count().describe("Attempts started so far (0 until the first)."),
+    retries: count().optional().describe("Times the job went back to the queue after its first attempt (absent for a job of tasks)."),
+    attempt: count().optional().describe("Attempts started so far (0 until the first; absent for a job of tasks)."),
     reason: z
       .enum(["ttl", "execution_timeout", "heartbeat_lost", "purged", "cancelled", "endpoint_deleted", "blocklisted"])
       .optional()
@@ -75,10 +96,20 @@ export const JobStatusBody = z
     paused: z.literal(true).optional().describe("Paused by POST /pause/{id}: waiting, it is handed to no worker (status IN_QUEUE, queue.reason job_paused); running, it finishes its attempt."),
     tags: z.array(z.string()).optional().describe("The tags a worker must have declared (`?tags=` on job-take) to be handed the job, sorted; absent: none."),
     blocklisted: z
-      .array(z.object({ workerId: z.string(), failures: count().describe("Attempts of this job it failed (errors it reported, leases it lost).") }))
+      .array(
+        z.object({
+          workerId: z.string(),
+          failures: count().optional().describe("Attempts of this job it failed (errors it reported, leases it lost)."),
+          failedTasks: count().optional().describe("A job of tasks: tasks of it this worker failed."),
+        }),
+      )
       .optional()
       .describe("Workers blocklisted from this job (they failed blocklistThreshold of its attempts): never handed it again. When every live worker that may take it is blocklisted, the job fails (reason blocklisted)."),
     queue: JobQueueInfo.optional().describe("Only for a waiting job (IN_QUEUE, SEQUENCED)."),
+    tasks: TaskCounts.optional().describe("A job of tasks (id tasks_…): its tasks by state."),
+    outputs: z.string().optional().describe("A COMPLETED job of tasks whose outputs are too large for /status: where to read them."),
+    parentJobId: z.string().optional().describe("A task's job: the job of tasks it is a task of."),
+    taskName: z.string().optional().describe("A task's job: the task's name."),
     webhook: JobWebhookSummary.optional().describe("Only for a job with a webhook whose event exists (once terminal)."),
     output: z.unknown().optional().describe("The worker's output (any JSON), once it reported one."),
   })
@@ -86,7 +117,12 @@ export const JobStatusBody = z
 
 /** /run, /cancel, /retry, /requeue: the job and its state. */
 export const JobRef = z
-  .object({ id: z.string().describe("The job's id."), status: JobStatus, paused: z.literal(true).optional().describe("The job is paused (see /pause/{id}).") })
+  .object({
+    id: z.string().describe("The job's id."),
+    status: JobStatus,
+    paused: z.literal(true).optional().describe("The job is paused (see /pause/{id})."),
+    tasks: TaskCounts.optional().describe("A job of tasks: its tasks by state."),
+  })
   .meta({ id: "JobRef" });
 
 // ---- history and webhooks ----

@@ -19,6 +19,7 @@ import {
   PurgeResult,
   RunRequest,
   StreamBody,
+  TasksRequest,
   WebhookRedelivery,
 } from "./docs-client-schemas";
 
@@ -63,9 +64,9 @@ export const RUN_DOC: OperationDoc = {
   tags: JOBS,
   auth: "client",
   headers: IDEMPOTENCY_HEADER,
-  body: { schema: RunRequest },
+  body: { schema: z.union([RunRequest, TasksRequest]) },
   responses: {
-    200: { description: "The job, IN_QUEUE or SEQUENCED (for an idempotent repeat: the first job in its current state).", schema: JobRef },
+    200: { description: "The job, IN_QUEUE or SEQUENCED (for an idempotent repeat: the first job in its current state); a job of tasks with its `tasks` counts.", schema: JobRef },
     413: { description: "The body is larger than the input limit plus its envelope." },
     422: { description: "The idempotency key was already used with a different body (or on /runsync)." },
   },
