@@ -119,6 +119,7 @@ export class GraphObject extends DurableObject<Env> {
 
   /** A task's job changed (JobCore.tellAll); older notes and other runs' jobs change nothing. */
   taskChanged(name: string, note: TaskNote): void {
+    this.faults.hit("graph:note");
     const g = loadGraph(this.sql);
     if (!g) return;
     const now = this.clock.now();

@@ -3,7 +3,7 @@
  * which throws only when a test armed that point on this object instance. Unarmed, it is one
  * set lookup. Nothing in the request path can arm a point; only tests holding the instance can.
  */
-const FAULT_POINTS = ["job:in-transaction", "job:after-commit", "webhook:after-send"] as const;
+const FAULT_POINTS = ["job:in-transaction", "job:after-commit", "webhook:after-send", "graph:note"] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
 class InjectedFault extends Error {
@@ -16,6 +16,10 @@ export class Faults {
   /** Arms `point` to throw the next `times` times it is hit. */
   arm(point: FaultPoint, times = 1): void {
     this.armed.set(point, times);
+  }
+
+  disarmAll(): void {
+    this.armed.clear();
   }
 
   /** The points still armed (a suite checks that every fault it armed has fired). */
