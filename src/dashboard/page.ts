@@ -4,7 +4,7 @@
  * only, and reads everything through the public APIs: endpoints with live counts, per-endpoint
  * charts of the metrics API (uPlot, served from the Worker's own assets under /dashboard/: time
  * axes, a legend that reads out the values under the cursor, drag to zoom, double-click to reset), the busiest objects serving the endpoint (its load
- * report), the workers table, cron schedules (next fire, last outcome), recent jobs with why they wait, and a job's detail (status, history, log lines, webhook deliveries). It refreshes itself every 5 s.
+ * report), the workers table, cron schedules (next fire, last outcome), recent jobs with why they wait, and a job's detail (status, history, log lines, webhook deliveries; a job of tasks' tasks by stage, colored by state, with its blocklist and the tasks that did not complete; a task's job links to its job of tasks). It refreshes itself every 5 s.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <html lang="en">
@@ -49,6 +49,13 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   pre { background:#0f172a; color:#e2e8f0; padding:10px; border-radius:8px; overflow:auto; max-height:260px; font-size:12px; }
   a { color:var(--accent); text-decoration:none; cursor:pointer; }
   .row { display:flex; gap:12px; align-items:center; flex-wrap:wrap; }
+  .row .spacer { flex:1; }
+  .stage { display:flex; gap:4px; flex-wrap:wrap; align-items:center; margin:4px 0; }
+  .stage .label { color:var(--muted); font-size:12px; min-width:88px; }
+  .task { display:inline-block; padding:1px 6px; border-radius:6px; font-size:12px; background:#e2e8f0; cursor:default; }
+  .task[data-job] { cursor:pointer; }
+  .t-completed { background:#dcfce7; color:#166534; } .t-failed { background:#fee2e2; color:#991b1b; } .t-active { background:#dbeafe; color:#1e40af; }
+  .t-queued { background:#fef3c7; color:#92400e; } .t-soft-failed { background:#ffedd5; color:#9a3412; } .t-paused { background:#e0e7ff; color:#3730a3; } .t-canceled { background:#f1f5f9; color:#64748b; }
   @media (max-width: 640px) { main { padding:10px; } th, td { padding:5px 4px; } .hide-sm { display:none; } }
 </style>
 </head>
@@ -79,7 +86,8 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
         <th class="num">Jobs taken</th><th>Current jobs</th><th class="hide-sm">Recent failures</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card"><h2>Schedules</h2><div class="scroll"><table id="schedules"><thead><tr><th>Schedule</th><th>Cron</th><th>Next fire</th>
         <th>Last fire</th><th>Last outcome</th><th class="hide-sm">Overlap / catch-up</th></tr></thead><tbody></tbody></table></div></div>
-      <div class="card"><h2>Recent jobs</h2><div class="scroll"><table id="jobs"><thead><tr><th>Job</th><th>State</th><th>Updated</th>
+      <div class="card"><div class="row"><h2 style="margin:0">Recent jobs</h2><span class="spacer"></span>
+        <form id="open-job-form" class="row"><input id="open-job" placeholder="a job id, or a job of tasks' (tasks_…)" size="34" aria-label="job id"><button type="submit">Open</button></form></div><div class="scroll"><table id="jobs"><thead><tr><th>Job</th><th>State</th><th>Updated</th>
         <th class="hide-sm">Worker</th><th>Why it waits</th></tr></thead><tbody></tbody></table></div></div>
       <div class="card" id="job" hidden><h2>Job <span id="job-id"></span></h2><div id="job-body"></div></div>
     </div>
@@ -241,6 +249,32 @@ async function showSchedules(ep) {
   document.querySelectorAll("#schedules [data-job]").forEach((el) => el.addEventListener("click", () => { selectedJob = el.dataset.job; showJob(); }));
 }
 
+/** A job of tasks: its tasks by stage (a stage is how many dependencies deep a task is), colored by state; what does not complete, listed. */
+async function showTasks(ep, id, s) {
+  const page = await api("/v2/" + ep + "/tasks/" + id + "?limit=1000").catch(() => ({ tasks: [], total: 0 }));
+  const depth = new Map();
+  const byName = new Map(page.tasks.map((t) => [t.name, t]));
+  const depthOf = (t, seen = 0) => {
+    if (depth.has(t.name)) return depth.get(t.name);
+    const d = seen > 10000 ? 0 : t.dependsOn.reduce((m, n) => Math.max(m, byName.has(n) ? depthOf(byName.get(n), seen + 1) + 1 : 1), 0);
+    depth.set(t.name, d);
+    return d;
+  };
+  const stages = [];
+  for (const t of page.tasks) (stages[depthOf(t)] ||= []).push(t);
+  const title = (t) => t.name + ": " + t.state + (t.attempts ? ", " + t.attempts + " attempt(s)" : "") + (t.workerId ? ", " + t.workerId : "") +
+    (t.waiting_for ? ", waits for " + t.waiting_for.join(", ") : "") + (t.error ? ", " + t.error : "");
+  const open = page.tasks.filter((t) => t.state !== "completed").sort((a, b) => (a.state === "failed" ? 0 : 1) - (b.state === "failed" ? 0 : 1)).slice(0, 100);
+  return '<h2 style="margin-top:12px">Tasks</h2><div class="row">' + Object.entries(s.tasks).filter(([k, n]) => k !== "total" && n > 0).map(([k, n]) => '<span class="task t-' + esc(k) + '">' + esc(k) + " " + n + '</span>').join(" ") +
+    '<span class="muted">' + s.tasks.total + ' in all</span>' + (s.blocklisted ? '<span class="blocklisted">blocklisted: ' + s.blocklisted.map((b) => esc(b.workerId) + " (" + (b.failedTasks ?? b.failures) + " tasks)").join(", ") + '</span>' : "") + '</div>' +
+    '<div id="dag">' + stages.map((ts, i) => '<div class="stage"><span class="label">stage ' + (i + 1) + ' (' + (ts ? ts.length : 0) + ')</span>' + (ts || []).map((t) =>
+      '<span class="task t-' + esc(t.state) + '"' + (t.jobId ? ' data-job="' + esc(t.jobId) + '"' : "") + ' title="' + esc(title(t)) + '">' + esc(t.name) + '</span>').join("") + '</div>').join("") + '</div>' +
+    (page.total > page.tasks.length ? '<p class="muted">The first ' + page.tasks.length + ' of ' + page.total + ' tasks: GET /v2/{endpoint}/tasks/{id}?offset=…</p>' : "") +
+    (open.length ? '<div class="scroll"><table id="open-tasks"><thead><tr><th>Task</th><th>State</th><th class="num">Attempts</th><th>Worker</th><th>Waits for</th><th>Error</th></tr></thead><tbody>' +
+      open.map((t) => '<tr><td>' + esc(t.name) + '</td><td><span class="task t-' + esc(t.state) + '">' + esc(t.state) + '</span></td><td class="num">' + t.attempts + '</td><td>' + esc(t.workerId || "") +
+        '</td><td>' + esc((t.waiting_for || []).join(", ")) + '</td><td class="err">' + esc(t.error || "") + '</td></tr>').join("") + '</tbody></table></div>' : "");
+}
+
 async function showJob() {
   const ep = encodeURIComponent(selected), id = encodeURIComponent(selectedJob);
   const [s, h, wh, lg] = await Promise.all([
@@ -254,7 +288,9 @@ async function showJob() {
     (s.tags ? '<span class="tags">needs ' + s.tags.map((t) => '<span class="pill">' + esc(t) + '</span>').join(" ") + '</span>' : "") +
     (s.blocklisted ? '<span class="blocklisted">blocklisted: ' + s.blocklisted.map((b) => esc(b.workerId) + " (" + b.failures + ")").join(", ") + '</span>' : "") +
     (s.delayTime !== undefined ? '<span>delay ' + s.delayTime + ' ms</span>' : "") + (s.executionTime !== undefined ? '<span>execution ' + s.executionTime + ' ms</span>' : "") +
-    '<span>attempt ' + (s.attempt ?? "") + '</span></div><pre>' + esc(JSON.stringify(s, null, 2)) + '</pre>' +
+    (s.attempt !== undefined ? '<span>attempt ' + s.attempt + '</span>' : "") +
+    (s.parentJobId ? '<span>task <b>' + esc(s.taskName) + '</b> of <a data-job="' + esc(s.parentJobId) + '">' + esc(s.parentJobId.slice(0, 16)) + '…</a></span>' : "") +
+    '</div>' + (s.tasks ? await showTasks(ep, id, s) : "") + '<pre>' + esc(JSON.stringify({ ...s, output: s.tasks && s.output ? "(by task name, " + Object.keys(s.output).length + ")" : s.output }, null, 2)) + '</pre>' +
     '<h2>History</h2><div class="scroll"><table><thead><tr><th>When</th><th>Command</th><th>From → to</th><th>Attempt</th><th>Worker</th><th>Detail</th></tr></thead><tbody>' +
     h.history.map((e) => '<tr><td>' + esc(new Date(e.at).toLocaleTimeString()) + '</td><td>' + esc(e.command) + '</td><td>' + esc(e.from) + ' → ' + esc(e.to) +
       '</td><td class="num">' + e.attempt + '</td><td>' + esc(e.workerId || "") + '</td><td>' + esc(e.detail || "") + '</td></tr>').join("") + '</tbody></table></div>' +
@@ -266,8 +302,10 @@ async function showJob() {
       '<p>' + pill(ev.state) + ' event ' + ev.seq + ' (' + esc(ev.status) + '), ' + ev.attempts + ' attempt(s)</p><table><tbody>' +
       ev.log.map((a) => '<tr><td>' + esc(new Date(a.at).toLocaleTimeString()) + '</td><td>' + esc(a.status ?? "no answer") + '</td><td class="num">' + a.latencyMs + ' ms</td><td>' + esc(a.error || "") + '</td></tr>').join("") +
       '</tbody></table>').join(""));
+  document.querySelectorAll("#job-body [data-job]").forEach((el) => el.addEventListener("click", () => { selectedJob = el.dataset.job; showJob(); }));
 }
 
+$("#open-job-form").addEventListener("submit", (e) => { e.preventDefault(); const v = $("#open-job").value.trim(); if (v && selected) { selectedJob = v; showJob(); } });
 if (key) start(); else $("#login").hidden = false;
 </script>
 </body>

@@ -165,6 +165,46 @@ describe("dashboard", () => {
     await phone.screenshot({ path: path.join(OUT, "dashboard-phone.png"), fullPage: true });
   });
 
+  it("a job of tasks: its tasks by stage, colored by state, what did not complete, and a task's job linking back", async () => {
+    const ep = "dash-tasks";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep, { shards: 1 });
+    procs.push(spawnNode("examples/worker.mjs", { EDGE_JOBS_URL: server.base, ENDPOINT_ID: ep, API_KEY: keys.worker, WORKER_ID: "dash-tasks-worker", RUNPOD_PING_INTERVAL: "1000" }));
+    const parts = ["p1", "p2", "p3"].map((name) => ({ name, input: name === "p2" ? { fail: "p2 <b>broke</b>" } : { name }, dependsOn: ["split"] }));
+    const body = { tasks: [{ name: "split", input: {} }, ...parts, { name: "merge", input: {}, dependsOn: ["p1", "p2", "p3"] }], policy: { maxAttempts: 1 } };
+    const id = (await api(server.base, "POST", `/v2/${ep}/run`, keys.client, body)).body.id as string;
+    await eventually("the job of tasks to fail", 30_000, async () => ((await api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client)).body.status === "FAILED" ? true : undefined));
+
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(`${server.base}/dashboard`);
+    await page.evaluate((k) => sessionStorage.setItem("edge-jobs-admin-key", k), server.adminKey);
+    await page.reload();
+    await page.locator(`#endpoints tr[data-ep="${ep}"]`).click({ timeout: 15_000 });
+    await page.fill("#open-job", id);
+    await page.click("#open-job-form button");
+    await page.locator("#dag .stage").first().waitFor({ timeout: 10_000 });
+    // Three stages: split; p1-p3; merge (waiting on the failed p2).
+    expect(await page.locator("#dag .stage .label").allTextContents()).toEqual(["stage 1 (1)", "stage 2 (3)", "stage 3 (1)"]);
+    const cls = async (name: string) => page.locator(`#dag .task:text-is("${name}")`).getAttribute("class");
+    expect(await cls("split")).toContain("t-completed");
+    expect(await cls("p2")).toContain("t-failed");
+    expect(await cls("merge")).toContain("t-queued");
+    const open = await page.locator("#open-tasks tbody tr").allTextContents();
+    expect(open[0]).toContain("p2");
+    expect(open[0]).toContain("p2 <b>broke</b>"); // markup in an error is text
+    expect(open[1]).toMatch(/merge.*queued.*p2/);
+    expect(await page.locator("#open-tasks b").count()).toBe(0);
+    await page.screenshot({ path: path.join(OUT, "dashboard-tasks.png"), fullPage: true });
+    // A task's job: its detail names its job of tasks, and links back to it.
+    await page.locator('#dag .task:text-is("p1")').click();
+    await expect.poll(async () => page.textContent("#job-body"), { timeout: 10_000 }).toMatch(/task p1 of/);
+    await page.locator('#job-body a[data-job^="tasks_"]').click();
+    await page.locator("#dag .stage").first().waitFor({ timeout: 10_000 });
+    expect(await page.textContent("#job-id")).toBe(id);
+    expect(pageErrors).toEqual([]);
+  });
+
   it("the API reference at /docs renders every operation of /openapi.json, from the Worker's own files only", async () => {
     const doc = (await (await fetch(`${server.base}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     const operations = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0);
