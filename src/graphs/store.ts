@@ -151,12 +151,21 @@ export function markTold(sql: SqlStorage, idx: number, want: Want, blocked: numb
   sql.exec("UPDATE task SET told = ?, blocked_told = ? WHERE idx = ?", want, blocked, idx);
 }
 
-/** A ready task's job was created (waiting: `state`), told `want` and `blocked` workers. */
-export function markCreated(sql: SqlStorage, t: TaskRow, state: JobState, version: number, want: Want, blocked: number): void {
+/**
+ * A task's job was created (in `state` at `version`), told `want` and `blocked` workers. A note of
+ * that job that came first (a worker took it at once) made the task created already: then nothing
+ * changes. A task whose row names another job (a requeue renamed it meanwhile) is not marked:
+ * false, and the caller cancels that job, which no run of the job of tasks will hear from.
+ */
+export function markCreated(sql: SqlStorage, t: TaskRow, state: JobState, version: number, want: Want, blocked: number): boolean {
+  const row = sql.exec<{ bucket: string; created: number; job_id: string }>("SELECT bucket, created, job_id FROM task WHERE idx = ?", t.idx).toArray()[0];
+  if (!row || row.job_id !== t.jobId) return false;
+  if (row.created === 1) return true;
   const bucket = bucketOfJob(state, 0);
-  const n = sql.exec("UPDATE task SET created = 1, bucket = ?, job_state = ?, version = MAX(version, ?), told = ?, blocked_told = ? WHERE idx = ? AND bucket = 'ready' RETURNING idx", bucket, state, version, want, blocked, t.idx).toArray().length;
-  addCount(sql, "ready", -n);
-  addCount(sql, bucket, n);
+  sql.exec("UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, told = ?, blocked_told = ? WHERE idx = ?", bucket, state, version, want, blocked, t.idx);
+  addCount(sql, row.bucket as Bucket, -1);
+  addCount(sql, bucket, 1);
+  return true;
 }
 
 /** What a task's note changed: whether anything, the workers that just reached the blocklist threshold. */
@@ -172,12 +181,13 @@ export interface NoteEffect {
  */
 export function applyNote(sql: SqlStorage, name: string, note: TaskNote, threshold: number): NoteEffect {
   const t = taskByName(sql, name);
-  if (!t || t.jobId !== note.jobId || !t.created || note.version <= t.version) return { changed: false, blockedNow: [] };
+  // A note can come before the alarm marks its job created (a worker took it at once): it is created.
+  if (!t || t.jobId !== note.jobId || note.version <= t.version) return { changed: false, blockedNow: [] };
   // A completed task stays completed (its job cannot run again on its own: commands.requeue refuses).
   const bucket = t.bucket === "completed" ? "completed" : bucketOfJob(note.state, note.attempt);
   const failed = note.failedWorkers.length >= t.failedWorkers.length ? note.failedWorkers : t.failedWorkers;
   sql.exec(
-    `UPDATE task SET bucket = ?, job_state = ?, version = ?, attempt = ?, worker_id = ?, started_at = ?, completed_at = ?, error = ?,
+    `UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, attempt = ?, worker_id = ?, started_at = ?, completed_at = ?, error = ?,
        output = ?, output_bytes = ?, failed_workers = ? WHERE idx = ?`,
     bucket,
     note.state,

@@ -90,14 +90,19 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
       }),
     );
     let failure: string | null = null;
+    const orphans: string[] = [];
     o.transact(() => {
       const fresh = loadGraph(o.sql)!;
       for (const r of results) {
-        if ("job" in r && r.job) markCreated(o.sql, r.t, r.job.state, r.job.version, "run", cur.blocked.length);
-        else failure ??= r.error ?? "unknown";
+        if ("job" in r && r.job) {
+          if (!markCreated(o.sql, r.t, r.job.state, r.job.version, "run", cur.blocked.length)) orphans.push(r.job.id);
+        } else failure ??= r.error ?? "unknown";
       }
       o.commit({ ...fresh, createFailingSince: failure ? (fresh.createFailingSince ?? o.clock.now()) : null }, o.clock.now(), fresh);
     });
+    // Jobs created for a run a requeue ended meanwhile: nobody hears from them, so none may run.
+    const ref = { id: cur.endpointId, generation: cur.endpointGen };
+    await Promise.allSettled(orphans.map((jobId) => jobAt(env, jobId).cancel(ref)));
     if (failure !== null) return creationFailed(o, failure);
   }
   return "more";

@@ -10,6 +10,9 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { call, createEndpoint, done, json } from "./helpers";
 import { graphObjectId } from "../../src/jobs/task-tell";
+import { runInDurableObject } from "cloudflare:test";
+import type { GraphObject } from "../../src/graphs/graph-object";
+import { applyNote, markCreated, taskByName } from "../../src/graphs/store";
 
 type Handed = { id: string; input: unknown; parentJobId?: string; taskName?: string };
 
@@ -203,5 +206,22 @@ describe("jobs of tasks", () => {
     const s = await statusOf(ep, id);
     expect(s).toMatchObject({ status: "CANCELLED", tasks: { canceled: 3 } });
     expect((await call("POST", `/v2/${ep}/pause/${id}`)).status).toBe(409);
+  });
+
+  it("a task's note that comes before its job is marked created (a worker took it at once) is kept; the late mark changes nothing", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const res = await call("POST", `/v2/${ep}/run`, { body: { tasks: [{ name: "a", input: {} }, { name: "b", input: {}, dependsOn: ["a"] }] } });
+    const id = (await json<{ id: string }>(res)).id;
+    const r = await runInDurableObject(graphStub(id) as DurableObjectStub<GraphObject>, (o: GraphObject) => {
+      const a = taskByName(o.sql, "a")!;
+      const note = { jobId: a.jobId, state: "COMPLETED" as const, version: 3, startedAt: 1, completedAt: 2, error: null, output: null, outputBytes: 0, workerId: "w1", attempt: 1, failedWorkers: [] };
+      const effect = o.transact(() => applyNote(o.sql, "a", note, 3));
+      const marked = o.transact(() => markCreated(o.sql, a, "IN_QUEUE", 1, "run", 0));
+      // A job that a requeue renamed meanwhile is not marked (the alarm cancels it).
+      const renamed = markCreated(o.sql, { ...a, jobId: "0".repeat(64) }, "IN_QUEUE", 1, "run", 0);
+      return { effect, marked, renamed, a: taskByName(o.sql, "a")!.bucket, b: taskByName(o.sql, "b")!.bucket, counts: o.countsCheck() };
+    });
+    expect(r).toMatchObject({ effect: { changed: true }, marked: true, renamed: false, a: "completed", b: "ready" });
+    expect(r.counts.kept).toEqual(r.counts.recounted);
   });
 });
