@@ -7,7 +7,7 @@
 // first part was handed out, until the job was COMPLETED, tasks per second, and checks that
 // every task completed exactly once. Loopback only.
 //
-//   npm run bench:tasks -- [--tasks 10000] [--workers 8] [--batch 20] [--url http://127.0.0.1:8787]
+//   npm run bench:tasks -- [--tasks 10000] [--workers 8] [--batch 20] [--shards n] [--url http://127.0.0.1:8787]
 //                          [--json bench-output/bench-tasks-<time>.json]
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -22,6 +22,7 @@ const { values: opts } = parseArgs({
     tasks: { type: "string", default: "10000" },
     workers: { type: "string", default: "8" },
     batch: { type: "string", default: "20" },
+    shards: { type: "string" },
     url: { type: "string" },
     json: { type: "string" },
   },
@@ -45,13 +46,14 @@ if (!base) {
 }
 const adminKey = process.env.ADMIN_KEY ?? EDGE_ADMIN_KEY;
 const ep = `bench-tasks-${Date.now().toString(36)}`;
+const config = opts.shards ? { shards: Number(opts.shards) } : {};
 const keys = opts.url
   ? await (async () => {
       const admin = { authorization: `Bearer ${adminKey}` };
-      await call(`${base}/admin/endpoints/${ep}`, { method: "PUT", headers: admin, body: "{}" });
+      await call(`${base}/admin/endpoints/${ep}`, { method: "PUT", headers: admin, body: JSON.stringify(config) });
       return { client: adminKey, worker: adminKey };
     })()
-  : await createEndpoint(base, ep, {});
+  : await createEndpoint(base, ep, config);
 const client = { authorization: `Bearer ${keys.client}` };
 
 const parts = Array.from({ length: n - 2 }, (_, i) => ({ name: `part-${i}`, input: { i }, dependsOn: ["split"] }));
