@@ -136,7 +136,10 @@ export class ReadyQueue {
   private async allBlocklisted(entry: IndexEntry, now: number): Promise<boolean> {
     const config = this.host.config();
     if (!config || config.mode !== "pull") return false;
-    const blocked = new Set(entry.blockedWorkers);
+    // A worker only running another replica of the job is no reason to fail it (it waits for another).
+    const busy = new Set(entry.busyWorkers ?? []);
+    const blocked = new Set((entry.blockedWorkers ?? []).filter((w) => !busy.has(w)));
+    if (blocked.size === 0) return false;
     const allBlocked = (live: { ids: string[]; complete: boolean }) => live.complete && live.ids.length > 0 && live.ids.every((id) => blocked.has(id));
     const since = now - config.heartbeatTimeout;
     // The summaries first; a job they would fail is confirmed with the worker shards themselves.

@@ -6,25 +6,31 @@ import type { JobState } from "../jobs/states";
 import type { Bucket, GraphRecord } from "./record";
 
 /** The states a job of tasks goes through, in the job vocabulary (clients read clientStatus of it). */
-export type GraphState = Extract<JobState, "IN_QUEUE" | "PAUSED" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED">;
+export type GraphState = Extract<JobState, "IN_QUEUE" | "PAUSED" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT">;
 
-export const isGraphFinished = (s: GraphState) => s === "COMPLETED" || s === "FAILED" || s === "CANCELLED";
+export const isGraphFinished = (s: GraphState) => s === "COMPLETED" || s === "FAILED" || s === "CANCELLED" || s === "TIMED_OUT";
 
 /**
  * The job's state: finished once nothing can progress (no task's job unfinished, and no ready task
  * to create unless cancelled); then FAILED when a task failed, CANCELLED when one was canceled or
  * the job was, COMPLETED otherwise. A task waiting on a failed one never runs: it stays queued
  * (`waiting_for` names it) until a requeue.
+ *
+ * A job of replicas (`started`: how many of its replicas started) is IN_QUEUE until all started
+ * (UCloud's), and while it stops its replicas after one failed or its time ran out it reads as
+ * before; it ends FAILED or TIMED_OUT.
  */
-export function graphState(g: Pick<GraphRecord, "want" | "startedAt">, counts: ReadonlyMap<Bucket, number>): GraphState {
+export function graphState(g: Pick<GraphRecord, "want" | "startedAt" | "replicas" | "stopping">, counts: ReadonlyMap<Bucket, number>, started = 0): GraphState {
   const n = (b: Bucket) => counts.get(b) ?? 0;
   const unfinished = n("queued") + n("soft-failed") + n("paused") + n("active");
   if (unfinished === 0 && (n("ready") === 0 || g.want === "cancel")) {
+    if (g.stopping === "timed_out") return "TIMED_OUT";
     if (n("failed") > 0) return "FAILED";
     return n("canceled") > 0 || g.want === "cancel" ? "CANCELLED" : "COMPLETED";
   }
-  if (g.want === "cancel") return "CANCELLING";
+  if (g.want === "cancel" && g.stopping === null) return "CANCELLING";
   if (g.want === "pause" && n("active") === 0) return "PAUSED";
+  if (g.replicas !== null) return started >= g.replicas ? "IN_PROGRESS" : "IN_QUEUE";
   return g.startedAt !== null || n("active") > 0 ? "IN_PROGRESS" : "IN_QUEUE";
 }
 
@@ -36,7 +42,8 @@ const refuse = (command: string, state: GraphState, why = ""): GraphChange => ({
 export function cancel(g: GraphRecord, state: GraphState): GraphChange {
   if (g.want === "cancel" && (state === "CANCELLING" || state === "CANCELLED")) return { ok: true, graph: g };
   if (isGraphFinished(state)) return refuse("cancel", state);
-  return { ok: true, graph: { ...g, want: "cancel" } };
+  // A job of replicas stopping after a failure or its timeout is cancelled by its user now.
+  return { ok: true, graph: { ...g, want: "cancel", stopping: null } };
 }
 
 /** Pause (Flamenco's): no task is handed out; running ones finish; waiting ones wait paused. */
@@ -57,6 +64,17 @@ export function resume(g: GraphRecord, state: GraphState): GraphChange {
  */
 export function requeue(g: GraphRecord, state: GraphState): GraphChange {
   if (!isGraphFinished(state)) return refuse("requeue", state, ": requeue runs a finished job's unfinished tasks again");
-  if (state === "COMPLETED") return refuse("requeue", state, ": every task completed");
-  return { ok: true, graph: { ...g, want: "run", run: g.run + 1, blocked: [], startedAt: null, completedAt: null, error: null } };
+  if (state === "COMPLETED" && g.replicas === null) return refuse("requeue", state, ": every task completed");
+  return { ok: true, graph: { ...g, want: "run", run: g.run + 1, blocked: [], busy: [], stopping: null, deadlineAt: null, startedAt: null, completedAt: null, error: null } };
+}
+
+/** A replica failed for good: the job stops the others and ends FAILED (UCloud's; a replica's own attempts come first). */
+export function replicaFailed(g: GraphRecord): GraphRecord {
+  return g.replicas === null || g.want === "cancel" ? g : { ...g, want: "cancel", stopping: "failed" };
+}
+
+/** The whole job's time ran out (replicas: executionTimeout from the first start): it stops them and ends TIMED_OUT. */
+export function timedOut(g: GraphRecord, now: number, finished: boolean): GraphRecord {
+  if (finished || g.deadlineAt === null || now < g.deadlineAt || g.stopping === "timed_out") return g;
+  return { ...g, want: "cancel", stopping: "timed_out", error: `execution_timeout: the job's replicas ran longer than its executionTimeout (${g.executionTimeout} ms)` };
 }

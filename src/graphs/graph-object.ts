@@ -18,14 +18,18 @@ import { addEvent, hasPending, nextDue } from "../webhooks/outbox";
 import type { TaskNote } from "../jobs/task-tell";
 import * as commands from "./commands";
 import type { GraphChange, GraphState } from "./commands";
-import { taskCounts, type Bucket, type GraphRecord, type TaskCounts } from "./record";
+import { taskCounts, taskObjectName, type Bucket, type GraphRecord, type TaskCounts } from "./record";
 import { GRAPH_MIGRATIONS } from "./schema";
-import { applyNote, cancelUncreated, countsByBucket, dependencies, firstFailed, insertTasks, loadGraph, outputsByName, recount, requeueUnfinished, saveGraph, taskPage, workerFailures, type NewTask } from "./store";
+import { applyNote, cancelUncreated, countsByBucket, dependencies, exitCodes, firstFailed, insertTasks, loadGraph, outputsByName, recount, renewTask, requeueUnfinished, saveGraph, startedCount, taskByName, taskPage, workerFailures, type NewTask } from "./store";
 import { graphFields, type GraphRead, type TaskView } from "./view";
 import { RETRY_MS, runWork } from "./work";
 
 export interface GraphInit {
   id: string;
+  /** A job of replicas: how many (its tasks are replica-0…); null: a job of tasks. */
+  replicas: number | null;
+  replicaAttempts: number;
+  executionTimeout: number;
   endpointId: string;
   endpointGen: string;
   template: string;
@@ -43,8 +47,6 @@ export interface GraphRef {
 
 export type GraphAnswer<T> = { ok: true; value: T } | { ok: false; code: "NOT_FOUND" } | { ok: false; code: "IDEMPOTENCY_MISMATCH" } | { ok: false; code: "WRONG_STATE"; state: GraphState; message: string };
 
-/** The job object name of a task's job for run `run` (a requeue starts a run: the task gets a fresh job). */
-export const taskObjectName = (graphId: string, idx: number, run: number) => `task:${graphId}:${idx}:${run}`;
 
 export class GraphObject extends DurableObject<Env> {
   readonly sql: SqlStorage;
@@ -71,7 +73,22 @@ export class GraphObject extends DurableObject<Env> {
       return same ? { ok: true, value: this.readNow(existing, false) } : { ok: false, code: "IDEMPOTENCY_MISMATCH" };
     }
     const now = this.clock.now();
-    const g: GraphRecord = { ...init, want: "run", blocked: [], run: 0, version: 1, createdAt: now, startedAt: null, completedAt: null, error: null, workDueAt: now, createFailingSince: null };
+    const g: GraphRecord = {
+      ...init,
+      want: "run",
+      blocked: [],
+      busy: [],
+      deadlineAt: null,
+      stopping: null,
+      run: 0,
+      version: 1,
+      createdAt: now,
+      startedAt: null,
+      completedAt: null,
+      error: null,
+      workDueAt: now,
+      createFailingSince: null,
+    };
     this.ctx.storage.transactionSync(() => {
       insertTasks(this.sql, tasks, (idx) => this.jobIdOf(g.id, idx, 0));
       this.commit(g, now);
@@ -98,7 +115,7 @@ export class GraphObject extends DurableObject<Env> {
   }
 
   requeue(ref: GraphRef): GraphAnswer<GraphRead> {
-    return this.change(ref, commands.requeue, (g) => requeueUnfinished(this.sql, (idx) => this.jobIdOf(g.id, idx, g.run)));
+    return this.change(ref, commands.requeue, (g) => requeueUnfinished(this.sql, (idx) => this.jobIdOf(g.id, idx, g.run), g.replicas !== null));
   }
 
   /** A page of tasks in submit order (only those in `buckets` when given), each with its dependencies. */
@@ -129,6 +146,7 @@ export class GraphObject extends DurableObject<Env> {
       let next = g;
       if (note.startedAt !== null && g.startedAt === null) next = { ...next, startedAt: note.startedAt };
       if (effect.blockedNow.length > 0) next = { ...next, blocked: [...next.blocked, ...effect.blockedNow], workDueAt: now };
+      if (g.replicas !== null) next = this.replicaNoted(next, name, note, now);
       const counts = countsByBucket(this.sql);
       // A ready task (its dependency just completed) is created by the alarm.
       if ((counts.get("ready") ?? 0) > 0 && next.want === "run" && (next.workDueAt === null || next.workDueAt > now)) next = { ...next, workDueAt: now };
@@ -142,12 +160,37 @@ export class GraphObject extends DurableObject<Env> {
     return { kept, recounted: Object.fromEntries(recount(this.sql)) };
   }
 
+  /**
+   * A job of replicas heard from one: a worker that took it is busy for the others (told by the
+   * alarm); the first start sets the whole job's deadline; a replica that failed for good stops the others.
+   */
+  private replicaNoted(g: GraphRecord, name: string, note: TaskNote, now: number): GraphRecord {
+    let next = g;
+    if (note.workerId !== null && note.state === "IN_PROGRESS" && !next.busy.includes(note.workerId)) next = { ...next, busy: [...next.busy, note.workerId], workDueAt: now };
+    if (note.startedAt !== null && next.deadlineAt === null) next = { ...next, deadlineAt: note.startedAt + next.executionTimeout };
+    if (note.state === "FAILED" || note.state === "TIMED_OUT") {
+      const t = taskByName(this.sql, name);
+      if (t && t.jobId === note.jobId && t.bucket === "failed" && next.want === "run" && t.tries + 1 < next.replicaAttempts) {
+        // Its policy allows another: a fresh job for this replica, on another worker.
+        renewTask(this.sql, t.idx, this.jobIdOf(next.id, t.idx, next.run, t.tries + 1));
+        return { ...next, workDueAt: now };
+      }
+      const stopped = commands.replicaFailed(next);
+      if (stopped !== next) next = { ...stopped, workDueAt: now };
+    }
+    return next;
+  }
+
   // ---- alarm ----
 
   override async alarm(): Promise<void> {
-    const g = loadGraph(this.sql);
-    if (!g) return;
+    const g0 = loadGraph(this.sql);
+    if (!g0) return;
     const now = this.clock.now();
+    // A job of replicas whose time ran out stops them (its alarm is armed for its deadline).
+    const late = commands.timedOut(g0, now, commands.isGraphFinished(this.stateOf(g0)));
+    if (late !== g0) this.ctx.storage.transactionSync(() => this.commit({ ...late, workDueAt: now }, now, g0));
+    const g = loadGraph(this.sql)!;
     if (g.completedAt !== null && now >= g.completedAt + g.retentionMs && !hasPending(this.sql)) {
       await this.ctx.storage.deleteAll();
       await this.ctx.storage.deleteAlarm();
@@ -162,8 +205,8 @@ export class GraphObject extends DurableObject<Env> {
 
   // ---- machinery (./work uses these too) ----
 
-  jobIdOf(graphId: string, idx: number, run: number): string {
-    return this.env.JOB.idFromName(taskObjectName(graphId, idx, run)).toString();
+  jobIdOf(graphId: string, idx: number, run: number, tries = 0): string {
+    return this.env.JOB.idFromName(taskObjectName(graphId, idx, run, tries)).toString();
   }
 
   loadFor(ref: GraphRef): GraphRecord | null {
@@ -172,7 +215,7 @@ export class GraphObject extends DurableObject<Env> {
   }
 
   stateOf(g: GraphRecord): GraphState {
-    return commands.graphState(g, countsByBucket(this.sql));
+    return commands.graphState(g, countsByBucket(this.sql), g.replicas === null ? 0 : startedCount(this.sql));
   }
 
   /**
@@ -182,12 +225,14 @@ export class GraphObject extends DurableObject<Env> {
    */
   commit(g: GraphRecord, now: number, before: GraphRecord | null = null): void {
     const counts = countsByBucket(this.sql);
-    const state = commands.graphState(g, counts);
-    const was = before === null ? null : commands.graphState(before, counts);
+    const started = g.replicas === null ? 0 : startedCount(this.sql);
+    const state = commands.graphState(g, counts, started);
+    const was = before === null ? null : commands.graphState(before, counts, started);
     let next = g;
     if (commands.isGraphFinished(state) && g.completedAt === null) {
       const failed = state === "FAILED" ? firstFailed(this.sql) : null;
-      next = { ...next, completedAt: now, error: failed ? `task '${failed.name}' ${failed.jobState === "TIMED_OUT" ? "timed out" : "failed"}${failed.error ? `: ${failed.error}` : ""}` : null };
+      const error = failed ? `task '${failed.name}' ${failed.jobState === "TIMED_OUT" ? "timed out" : "failed"}${failed.error ? `: ${failed.error}` : ""}` : state === "TIMED_OUT" ? g.error : null;
+      next = { ...next, completedAt: now, error };
     }
     if (before !== null && was !== state) next = { ...next, version: next.version + 1 };
     saveGraph(this.sql, next);
@@ -204,7 +249,8 @@ export class GraphObject extends DurableObject<Env> {
 
   arm(g: GraphRecord | null): void {
     if (!g) return;
-    const at = [g.workDueAt, g.webhook !== null ? nextDue(this.sql) : null, g.completedAt !== null ? g.completedAt + g.retentionMs : null].filter((t): t is number => t !== null);
+    const deadline = g.completedAt === null && g.stopping === null ? g.deadlineAt : null;
+    const at = [g.workDueAt, g.webhook !== null ? nextDue(this.sql) : null, g.completedAt !== null ? g.completedAt + g.retentionMs : null, deadline].filter((t): t is number => t !== null);
     if (at.length === 0) void this.ctx.storage.deleteAlarm();
     else void this.ctx.storage.setAlarm(this.clock.toWall(Math.min(...at)));
   }
@@ -222,10 +268,20 @@ export class GraphObject extends DurableObject<Env> {
 
   private readNow(g: GraphRecord, withOutput: boolean): GraphRead {
     const counts = countsByBucket(this.sql);
-    const state = commands.graphState(g, counts);
+    const started = g.replicas === null ? 0 : startedCount(this.sql);
+    const state = commands.graphState(g, counts, started);
     const tasks: TaskCounts = taskCounts(counts);
     const outputs = withOutput && state === "COMPLETED" ? outputsByName(this.sql) : null;
-    return { graph: g, state, tasks, blocklisted: workerFailures(this.sql, 64).filter((w) => g.blocked.includes(w.workerId)), output: outputs === null ? null : encodeOutputs(outputs), outputsTooLarge: withOutput && state === "COMPLETED" && outputs === null };
+    const output = outputs === null ? null : g.replicas === null ? encodeOutputs(outputs) : encodeList([...outputs.values()]);
+    return {
+      graph: g,
+      state,
+      tasks,
+      replicas: g.replicas === null ? null : { requested: g.replicas, started, completed: tasks.completed, exitCodes: exitCodes(this.sql) },
+      blocklisted: workerFailures(this.sql, 64).filter((w) => g.blocked.includes(w.workerId)),
+      output,
+      outputsTooLarge: withOutput && state === "COMPLETED" && outputs === null,
+    };
   }
 
   /** Runs a user command; `effect` (in the same transaction) changes the tasks it implies. */
@@ -247,6 +303,14 @@ export class GraphObject extends DurableObject<Env> {
 }
 
 const enc = new TextEncoder();
+
+/** `[<output>, …]` as bytes: a job of replicas' outputs in replica order. */
+function encodeList(outputs: (Uint8Array | null)[]): Uint8Array {
+  const parts: Uint8Array[] = [enc.encode("[")];
+  outputs.forEach((out, i) => parts.push(enc.encode(i > 0 ? "," : ""), out ?? enc.encode("null")));
+  parts.push(enc.encode("]"));
+  return concatBytes(parts);
+}
 
 /** `{"name": <output>, …}` as bytes: each output as its worker sent it (null when it sent none). */
 function encodeOutputs(outputs: Map<string, Uint8Array | null>): Uint8Array {

@@ -24,6 +24,9 @@ export const taskStateOf = (b: Bucket): TaskState => (b === "blocked" || b === "
 /** Buckets of tasks that are over for this run of the job. */
 export const FINISHED_BUCKETS: readonly Bucket[] = ["completed", "failed", "canceled"];
 
+/** The job object name of a task's job for run `run` (a requeue starts a run: the task gets a fresh job), and a replica's `tries`-th fresh job in it. */
+export const taskObjectName = (graphId: string, idx: number, run: number, tries = 0) => `task:${graphId}:${idx}:${run}${tries > 0 ? `.${tries}` : ""}`;
+
 /** What the job of tasks wants of its tasks' jobs now; a task's job is told once per change of it. */
 export type Want = "run" | "pause" | "cancel";
 
@@ -42,6 +45,21 @@ export interface GraphRecord {
   want: Want;
   /** Workers blocklisted from every task (they failed blocklistThreshold tasks), in order. */
   blocked: string[];
+  /**
+   * A job of replicas (issue 15, item 4; UCloud's): how many (its tasks are `replica-0`…, one input,
+   * run on distinct workers, each created once the ones before it started); null: a job of tasks.
+   */
+  replicas: number | null;
+  /** Replicas: the workers that took one in this run (none is handed another). */
+  busy: string[];
+  /** Replicas: jobs each replica may have in a run (its policy's maxAttempts, default 1: one failing fails the job). */
+  replicaAttempts: number;
+  /** Replicas: ms the whole job may run from its first replica's start (its policy's executionTimeout). */
+  executionTimeout: number;
+  /** Replicas: when the whole job times out (set when the first replica starts). */
+  deadlineAt: number | null;
+  /** Replicas: why the job stops its replicas (one failed, or its time ran out); shown IN_PROGRESS until they stopped. */
+  stopping: "failed" | "timed_out" | null;
   /** Bumped by each requeue: a task's job object is named per run, so a requeued task gets a fresh job. */
   run: number;
   version: number;
@@ -79,9 +97,14 @@ export interface TaskRow {
   outputBytes: number;
   /** Each worker that failed an attempt of its job, once per attempt. */
   failedWorkers: string[];
-  /** What its job was last told: the job's want, and how many of the job's blocked workers. */
+  /** What its job was last told: the job's want, and how many of the job's blocked and busy workers. */
   told: Want;
   blockedTold: number;
+  busyTold: number;
+  /** The exit code its job's result carried (null: none). */
+  exitCode: number | null;
+  /** A replica: the jobs it had before this one in this run (each failed; its job of replicas gave it a fresh one). */
+  tries: number;
 }
 
 /** The bucket of a task's job in `state` (`attempt`: attempts started; a waiting job after one soft-failed). */

@@ -35,7 +35,10 @@ export const GRAPH_MIGRATIONS: readonly Migration[] = [
         output_bytes INTEGER NOT NULL DEFAULT 0,
         failed_workers TEXT NOT NULL DEFAULT '[]',
         told TEXT NOT NULL DEFAULT 'run',
-        blocked_told INTEGER NOT NULL DEFAULT 0
+        blocked_told INTEGER NOT NULL DEFAULT 0,
+        busy_told INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER,
+        tries INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX task_bucket ON task (bucket, idx);
       CREATE INDEX task_job ON task (job_id);

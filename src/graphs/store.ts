@@ -28,9 +28,12 @@ type Row = {
   failed_workers: string;
   told: string;
   blocked_told: number;
+  busy_told: number;
+  exit_code: number | null;
+  tries: number;
 };
 
-const COLUMNS = "idx, name, bucket, tags, max_attempts, deps_left, job_id, created, job_state, version, attempt, worker_id, started_at, completed_at, error, output_bytes, failed_workers, told, blocked_told";
+const COLUMNS = "idx, name, bucket, tags, max_attempts, deps_left, job_id, created, job_state, version, attempt, worker_id, started_at, completed_at, error, output_bytes, failed_workers, told, blocked_told, busy_told, exit_code, tries";
 
 function toTask(r: Row): TaskRow {
   return {
@@ -53,6 +56,9 @@ function toTask(r: Row): TaskRow {
     failedWorkers: JSON.parse(r.failed_workers) as string[],
     told: r.told as Want,
     blockedTold: r.blocked_told,
+    busyTold: r.busy_told,
+    exitCode: r.exit_code,
+    tries: r.tries,
   };
 }
 
@@ -72,7 +78,8 @@ export interface NewTask {
   deps: number[];
   tags: string[] | null;
   maxAttempts: number | null;
-  input: Uint8Array;
+  /** Null: the input of task 0 (replicas share one). */
+  input: Uint8Array | null;
 }
 
 /** Stores the submitted tasks, blocked or ready, with their dependencies and inputs. */
@@ -90,7 +97,7 @@ export function insertTasks(sql: SqlStorage, tasks: readonly NewTask[], jobIdOf:
       jobIdOf(t.idx),
     );
     for (const d of t.deps) sql.exec("INSERT INTO edge (to_idx, from_idx) VALUES (?, ?)", t.idx, d);
-    writeBlob(sql, `input:${t.idx}`, t.input);
+    if (t.input !== null) writeBlob(sql, `input:${t.idx}`, t.input);
     addCount(sql, bucket, 1);
   }
 }
@@ -123,8 +130,9 @@ export function taskByName(sql: SqlStorage, name: string): TaskRow | null {
   return r ? toTask(r) : null;
 }
 
+/** A task's input (a replica's: the one input of its job, stored with replica 0). */
 export function taskInput(sql: SqlStorage, idx: number): Uint8Array {
-  return readBlob(sql, `input:${idx}`) ?? new Uint8Array();
+  return readBlob(sql, `input:${idx}`) ?? readBlob(sql, "input:0") ?? new Uint8Array();
 }
 
 export function taskOutput(sql: SqlStorage, idx: number): Uint8Array | null {
@@ -139,16 +147,26 @@ export function readyTasks(sql: SqlStorage, limit: number): TaskRow[] {
 
 const UNFINISHED_CREATED = "bucket IN ('queued', 'soft-failed', 'paused', 'active')";
 
-/** Tasks whose job is unfinished and was not yet told `want` or every blocked worker, after place `after`. */
-export function tasksToTell(sql: SqlStorage, want: Want, blocked: number, after: number, limit: number): TaskRow[] {
+/** Tasks whose job is unfinished and was not yet told `want`, every blocked worker or every busy one, after place `after`. */
+export function tasksToTell(sql: SqlStorage, want: Want, blocked: number, busy: number, after: number, limit: number): TaskRow[] {
   return sql
-    .exec<Row>(`SELECT ${COLUMNS} FROM task WHERE ${UNFINISHED_CREATED} AND (told != ? OR blocked_told < ?) AND idx > ? ORDER BY idx LIMIT ?`, want, blocked, after, limit)
+    .exec<Row>(`SELECT ${COLUMNS} FROM task WHERE ${UNFINISHED_CREATED} AND (told != ? OR blocked_told < ? OR busy_told < ?) AND idx > ? ORDER BY idx LIMIT ?`, want, blocked, busy, after, limit)
     .toArray()
     .map(toTask);
 }
 
-export function markTold(sql: SqlStorage, idx: number, want: Want, blocked: number): void {
-  sql.exec("UPDATE task SET told = ?, blocked_told = ? WHERE idx = ?", want, blocked, idx);
+export function markTold(sql: SqlStorage, idx: number, told: { want: Want; blocked: number; busy: number }): void {
+  sql.exec("UPDATE task SET told = ?, blocked_told = ?, busy_told = ? WHERE idx = ?", told.want, told.blocked, told.busy, idx);
+}
+
+/** Tasks whose job was created and waits (not yet started): a job of replicas creates the next replica only when none does. */
+export function waitingCreated(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>("SELECT COALESCE(SUM(n), 0) AS n FROM task_count WHERE bucket IN ('queued', 'soft-failed', 'paused')").one().n;
+}
+
+/** Tasks that started in this run (a job of replicas is IN_PROGRESS once all did). */
+export function startedCount(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM task WHERE started_at IS NOT NULL").one().n;
 }
 
 /**
@@ -157,12 +175,12 @@ export function markTold(sql: SqlStorage, idx: number, want: Want, blocked: numb
  * changes. A task whose row names another job (a requeue renamed it meanwhile) is not marked:
  * false, and the caller cancels that job, which no run of the job of tasks will hear from.
  */
-export function markCreated(sql: SqlStorage, t: TaskRow, state: JobState, version: number, want: Want, blocked: number): boolean {
+export function markCreated(sql: SqlStorage, t: TaskRow, state: JobState, version: number, told: { want: Want; blocked: number; busy: number }): boolean {
   const row = sql.exec<{ bucket: string; created: number; job_id: string }>("SELECT bucket, created, job_id FROM task WHERE idx = ?", t.idx).toArray()[0];
   if (!row || row.job_id !== t.jobId) return false;
   if (row.created === 1) return true;
   const bucket = bucketOfJob(state, 0);
-  sql.exec("UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, told = ?, blocked_told = ? WHERE idx = ?", bucket, state, version, want, blocked, t.idx);
+  sql.exec("UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, told = ?, blocked_told = ?, busy_told = ? WHERE idx = ?", bucket, state, version, told.want, told.blocked, told.busy, t.idx);
   addCount(sql, row.bucket as Bucket, -1);
   addCount(sql, bucket, 1);
   return true;
@@ -188,7 +206,7 @@ export function applyNote(sql: SqlStorage, name: string, note: TaskNote, thresho
   const failed = note.failedWorkers.length >= t.failedWorkers.length ? note.failedWorkers : t.failedWorkers;
   sql.exec(
     `UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, attempt = ?, worker_id = ?, started_at = ?, completed_at = ?, error = ?,
-       output = ?, output_bytes = ?, failed_workers = ? WHERE idx = ?`,
+       output = ?, output_bytes = ?, failed_workers = ?, exit_code = ? WHERE idx = ?`,
     bucket,
     note.state,
     note.version,
@@ -200,6 +218,7 @@ export function applyNote(sql: SqlStorage, name: string, note: TaskNote, thresho
     note.output === null ? null : note.output.slice().buffer,
     note.outputBytes,
     JSON.stringify(failed),
+    note.exitCode ?? null,
     t.idx,
   );
   if (bucket !== t.bucket) {
@@ -235,13 +254,15 @@ export function cancelUncreated(sql: SqlStorage): number {
  * ready or blocked by what it still waits on; completed tasks stay. The workers' failures are
  * forgotten (the graph's blocklist starts over, as a plain job's does). Returns how many.
  */
-export function requeueUnfinished(sql: SqlStorage, jobIdOf: (idx: number) => string): number {
-  const rows = sql.exec<{ idx: number; bucket: string; deps_left: number }>("SELECT idx, bucket, deps_left FROM task WHERE bucket IN ('failed', 'canceled')").toArray();
+export function requeueUnfinished(sql: SqlStorage, jobIdOf: (idx: number) => string, all = false): number {
+  // A job of replicas runs all of them again (they run together), a job of tasks those that did not complete.
+  const which = all ? "bucket IN ('failed', 'canceled', 'completed')" : "bucket IN ('failed', 'canceled')";
+  const rows = sql.exec<{ idx: number; bucket: string; deps_left: number }>(`SELECT idx, bucket, deps_left FROM task WHERE ${which}`).toArray();
   for (const r of rows) {
     const bucket = bucketUncreated(r.deps_left);
     sql.exec(
       `UPDATE task SET bucket = ?, job_id = ?, created = 0, job_state = NULL, version = 0, attempt = 0, worker_id = NULL, started_at = NULL,
-         completed_at = NULL, error = NULL, output = NULL, output_bytes = 0, failed_workers = '[]', told = 'run', blocked_told = 0 WHERE idx = ?`,
+         completed_at = NULL, error = NULL, output = NULL, output_bytes = 0, failed_workers = '[]', told = 'run', blocked_told = 0, busy_told = 0, exit_code = NULL, tries = 0 WHERE idx = ?`,
       bucket,
       jobIdOf(r.idx),
       r.idx,
@@ -287,4 +308,27 @@ export function outputsByName(sql: SqlStorage): Map<string, Uint8Array | null> |
     out.set(r.name, r.output === null ? null : new Uint8Array(r.output));
   }
   return out;
+}
+
+/** Each task's exit code in place order (null: its result carried none, or it has none yet). */
+export function exitCodes(sql: SqlStorage): (number | null)[] {
+  return sql.exec<{ exit_code: number | null }>("SELECT exit_code FROM task ORDER BY idx").toArray().map((r) => r.exit_code);
+}
+
+/**
+ * A replica's job failed and its policy allows another: the replica gets a fresh job (`jobId`,
+ * created by the alarm once no other created replica waits, so it is created knowing every
+ * worker that took one), and waits ready again. Its failed job's worker stays busy for it.
+ */
+export function renewTask(sql: SqlStorage, idx: number, jobId: string): void {
+  const row = sql.exec<{ bucket: string }>("SELECT bucket FROM task WHERE idx = ?", idx).toArray()[0];
+  if (!row) return;
+  sql.exec(
+    `UPDATE task SET bucket = 'ready', job_id = ?, created = 0, job_state = NULL, version = 0, attempt = 0, worker_id = NULL, started_at = NULL,
+       completed_at = NULL, output = NULL, output_bytes = 0, told = 'run', blocked_told = 0, busy_told = 0, exit_code = NULL, tries = tries + 1 WHERE idx = ?`,
+    jobId,
+    idx,
+  );
+  addCount(sql, row.bucket as Bucket, -1);
+  addCount(sql, "ready", 1);
 }

@@ -30,8 +30,25 @@ export const TasksBody = z
   .strict();
 export type TasksBody = z.infer<typeof TasksBody>;
 
+/** /run with `replicas` (issue 15, item 4): one input, run by N distinct workers at once. */
+export const ReplicasBody = z
+  .object({
+    replicas: z.number().int().min(1).max(GRAPH.replicas).meta({ description: `How many distinct workers run the job at once (1-${GRAPH.replicas}).` }),
+    input: SubmitBody.shape.input,
+    webhook: SubmitBody.shape.webhook,
+    policy: SubmitBody.shape.policy,
+    priority: SubmitBody.shape.priority,
+    tags: SubmitBody.shape.tags,
+    idempotencyKey: SubmitBody.shape.idempotencyKey,
+  })
+  .strict();
+export type ReplicasBody = z.infer<typeof ReplicasBody>;
+
+/** Submit fields a job of replicas does not take (its replicas start as workers take them, all at once). */
+export const NOT_WITH_REPLICAS = ["tasks", "delay", "runAt", "sequenceKey", "concurrencyKey", "rateLimitKey", "s3Config", "webhookV2"] as const;
+
 /** Submit fields a job of tasks does not take (each task is a job of its own, placed and timed as it becomes ready). */
-export const NOT_WITH_TASKS = ["input", "delay", "runAt", "sequenceKey", "concurrencyKey", "rateLimitKey", "s3Config", "webhookV2"] as const;
+export const NOT_WITH_TASKS = ["input", "replicas", "delay", "runAt", "sequenceKey", "concurrencyKey", "rateLimitKey", "s3Config", "webhookV2"] as const;
 
 export interface CheckedTask {
   idx: number;

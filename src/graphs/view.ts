@@ -11,6 +11,8 @@ export interface GraphRead {
   graph: GraphRecord;
   state: GraphState;
   tasks: TaskCounts;
+  /** A job of replicas: how many were asked for, started, completed, and each one's exit code. */
+  replicas: { requested: number; started: number; completed: number; exitCodes: (number | null)[] } | null;
   /** Workers blocklisted from every task, with the tasks they failed. */
   blocklisted: { workerId: string; failedTasks: number }[];
   /** COMPLETED: `{"name": output, …}` as bytes, when small enough (else null and outputsTooLarge). */
@@ -35,9 +37,15 @@ export function graphFields(r: GraphRead, now = Date.now()): Record<string, unkn
     body.delayTime = g.startedAt - g.createdAt;
     body.executionTime = (g.completedAt ?? now) - g.startedAt;
   }
-  if (g.error !== null && r.state === "FAILED") body.error = g.error;
+  if (g.error !== null && (r.state === "FAILED" || r.state === "TIMED_OUT")) body.error = g.error;
   if (g.want === "pause") body.paused = true;
   if (r.state === "PAUSED") body.queue = { position: null, reason: "job_paused" };
+  else if (r.replicas !== null && r.state === "IN_QUEUE") body.queue = { position: null, reason: "replicas_starting" };
+  if (r.state === "TIMED_OUT") body.reason = "execution_timeout";
+  if (r.replicas !== null) {
+    const { exitCodes, ...counts } = r.replicas;
+    body.replicas = { ...counts, ...(exitCodes.some((c) => c !== null) ? { exitCodes } : {}) };
+  }
   body.tasks = r.tasks;
   if (r.blocklisted.length > 0) body.blocklisted = r.blocklisted;
   if (r.outputsTooLarge) body.outputs = `the tasks' outputs are too large to show here: read them with GET /v2/${g.endpointId}/tasks/${g.id}`;
@@ -60,6 +68,7 @@ export function taskFields(t: TaskView): Record<string, unknown> {
     ...(t.tags !== null ? { tags: t.tags } : {}),
     ...(t.error !== null ? { error: t.error } : {}),
     ...(t.jobState === "ERROR" ? { outcome: "error" } : {}),
+    ...(t.exitCode !== null ? { exitCode: t.exitCode } : {}),
     ...(t.failedWorkers.length > 0 ? { failedWorkers: t.failedWorkers } : {}),
     startedAt: iso(t.startedAt) ?? null,
     completedAt: iso(t.completedAt) ?? null,

@@ -13,8 +13,8 @@ import type { Clock } from "../shared/clock";
 import { GRAPH, LIMITS } from "../shared/limits";
 import { publicOrigin } from "../shared/urls";
 import type { EndpointConfig } from "../endpoints/config";
-import type { GraphRecord, TaskRow, Want } from "./record";
-import { countsByBucket, loadGraph, markCreated, markTold, readyTasks, saveGraph, taskInput, tasksToTell } from "./store";
+import { taskObjectName, type GraphRecord, type TaskRow, type Want } from "./record";
+import { countsByBucket, loadGraph, markCreated, markTold, readyTasks, saveGraph, taskInput, tasksToTell, waitingCreated } from "./store";
 
 /** How soon failed or unfinished work is tried again. */
 export const RETRY_MS = 5_000;
@@ -40,15 +40,22 @@ export async function runWork(o: WorkHost, env: Env): Promise<void> {
   if (g.want === "run" && (countsByBucket(o.sql).get("ready") ?? 0) > 0) outcomes.push(await createSweep(o, env, g, deadline));
   const now = o.clock.now();
   const after = loadGraph(o.sql)!;
-  const pending = (after.want === "run" && (countsByBucket(o.sql).get("ready") ?? 0) > 0) || tasksToTell(o.sql, after.want, after.blocked.length, -1, 1).length > 0;
+  const pending = (after.want === "run" && (countsByBucket(o.sql).get("ready") ?? 0) > 0 && canCreate(o.sql, after)) || tasksToTell(o.sql, after.want, after.blocked.length, after.busy.length, -1, 1).length > 0;
   const dueAt = outcomes.includes("later") ? now + RETRY_MS : outcomes.includes("more") || pending ? now : null;
   o.transact(() => saveGraph(o.sql, { ...loadGraph(o.sql)!, workDueAt: dueAt }));
+}
+
+/** A job of replicas creates the next replica only once every one created before it started (so each is created knowing who took the others). */
+function canCreate(sql: SqlStorage, g: GraphRecord): boolean {
+  return g.replicas === null || waitingCreated(sql) === 0;
 }
 
 /** The body a task's job is submitted with: the job's template, the task's input, tags and attempts (errors retried: soft-failed). */
 function taskBody(g: GraphRecord, t: TaskRow): SubmitBody {
   const template = JSON.parse(g.template) as Pick<SubmitBody, "policy" | "priority" | "tags">;
-  const policy = { ...template.policy, maxAttempts: t.maxAttempts ?? template.policy?.maxAttempts ?? GRAPH.attempts, retryOnError: template.policy?.retryOnError ?? true };
+  // A replica's job is tried once: another try is a fresh job its job of replicas creates (knowing every worker that took one).
+  const maxAttempts = g.replicas === null ? (t.maxAttempts ?? template.policy?.maxAttempts ?? GRAPH.attempts) : 1;
+  const policy = { ...template.policy, maxAttempts, retryOnError: g.replicas === null ? (template.policy?.retryOnError ?? true) : false };
   const tags = t.tags ?? template.tags;
   return { input: {}, policy, ...(template.priority === undefined ? {} : { priority: template.priority }), ...(tags === undefined ? {} : { tags }) };
 }
@@ -67,8 +74,8 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
   const kept = { ...config, retentionMs: LIMITS.retentionMs.max };
   while (Date.now() < deadline) {
     const cur = loadGraph(o.sql)!;
-    if (cur.want !== "run") return "done";
-    const chunk = readyTasks(o.sql, GRAPH.createParallel);
+    if (cur.want !== "run" || !canCreate(o.sql, cur)) return "done";
+    const chunk = readyTasks(o.sql, cur.replicas === null ? GRAPH.createParallel : 1);
     if (chunk.length === 0) return "done";
     const results = await Promise.all(
       chunk.map(async (t) => {
@@ -79,8 +86,8 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
             input: taskInput(o.sql, t.idx),
             key: null,
             origin: pub.ok ? pub.origin : null,
-            objectName: `task:${cur.id}:${t.idx}:${cur.run}`,
-            task: { graphId: cur.id, name: t.name, blocked: cur.blocked },
+            objectName: taskObjectName(cur.id, t.idx, cur.run, t.tries),
+            task: { graphId: cur.id, name: t.name, blocked: cur.blocked, ...(cur.replicas === null ? {} : { busy: cur.busy }) },
           });
           if (!r.ok || r.job.id !== t.jobId) return { t, error: `created job ${r.ok ? r.job.id : "?"}, expected ${t.jobId}` };
           return { t, job: r.job };
@@ -95,7 +102,7 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
       const fresh = loadGraph(o.sql)!;
       for (const r of results) {
         if ("job" in r && r.job) {
-          if (!markCreated(o.sql, r.t, r.job.state, r.job.version, "run", cur.blocked.length)) orphans.push(r.job.id);
+          if (!markCreated(o.sql, r.t, r.job.state, r.job.version, { want: "run", blocked: cur.blocked.length, busy: cur.busy.length })) orphans.push(r.job.id);
         } else failure ??= r.error ?? "unknown";
       }
       o.commit({ ...fresh, createFailingSince: failure ? (fresh.createFailingSince ?? o.clock.now()) : null }, o.clock.now(), fresh);
@@ -113,12 +120,21 @@ function creationFailed(o: WorkHost, why: string): Sweep {
   return "later";
 }
 
-/** The call that tells a task's job what the job wants now. */
-function tellCall(env: Env, g: GraphRecord, t: TaskRow, want: Want): Promise<JobChange> {
+/** What a task's job is told next, one at a time: the job's want, then its blocklist, then who took other replicas. */
+type Tell = { kind: "want"; want: Want } | { kind: "blocked" | "busy"; workers: string[] };
+
+function nextTell(g: GraphRecord, t: TaskRow): Tell | null {
+  if (t.told !== g.want) return { kind: "want", want: g.want };
+  if (t.blockedTold < g.blocked.length) return { kind: "blocked", workers: g.blocked };
+  if (t.busyTold < g.busy.length) return { kind: "busy", workers: g.busy };
+  return null;
+}
+
+function tellCall(env: Env, g: GraphRecord, t: TaskRow, tell: Tell): Promise<JobChange> {
   const ref = { id: g.endpointId, generation: g.endpointGen };
   const job = jobAt(env, t.jobId);
-  if (t.blockedTold < g.blocked.length && t.told === want) return job.blockForGraph(ref, g.blocked);
-  return want === "cancel" ? job.cancel(ref) : want === "pause" ? job.pause(ref) : job.resume(ref);
+  if (tell.kind !== "want") return job.blockForGraph(ref, tell.workers, tell.kind);
+  return tell.want === "cancel" ? job.cancel(ref) : tell.want === "pause" ? job.pause(ref) : job.resume(ref);
 }
 
 /** Tells unfinished tasks' jobs the job's want and blocklist, a chunk at a time; each task once per change. */
@@ -127,25 +143,31 @@ async function tellSweep(o: WorkHost, env: Env, deadline: number): Promise<Sweep
   let failed = false;
   while (Date.now() < deadline) {
     const g = loadGraph(o.sql)!;
-    const rows = tasksToTell(o.sql, g.want, g.blocked.length, after, GRAPH.createParallel);
+    const rows = tasksToTell(o.sql, g.want, g.blocked.length, g.busy.length, after, GRAPH.createParallel);
     if (rows.length === 0) return failed ? "later" : "done";
     after = rows.at(-1)!.idx;
     const results = await Promise.all(
       rows.map(async (t) => {
+        const tell = nextTell(g, t);
+        if (tell === null) return { t, ok: true, told: { want: t.told, blocked: t.blockedTold, busy: t.busyTold } };
         try {
-          // A blocklist first, when the want is told already; the want otherwise (both the next round).
-          const blockOnly = t.blockedTold < g.blocked.length && t.told === g.want;
-          await tellCall(env, g, t, g.want);
-          return { t, told: blockOnly ? t.told : g.want, blocked: blockOnly ? g.blocked.length : t.blockedTold, ok: true };
+          // One thing per round (the next round tells the rest): the want, the blocklist, the busy workers.
+          await tellCall(env, g, t, tell);
+          const told = {
+            want: tell.kind === "want" ? tell.want : t.told,
+            blocked: tell.kind === "blocked" ? g.blocked.length : t.blockedTold,
+            busy: tell.kind === "busy" ? g.busy.length : t.busyTold,
+          };
+          return { t, ok: true, told };
         } catch (e) {
           console.warn(`job of tasks ${g.id}: telling task ${t.name}'s job failed`, e);
-          return { t, ok: false, told: t.told, blocked: t.blockedTold };
+          return { t, ok: false, told: null };
         }
       }),
     );
     o.transact(() => {
       for (const r of results) {
-        if (r.ok) markTold(o.sql, r.t.idx, r.told, r.blocked);
+        if (r.ok && r.told) markTold(o.sql, r.t.idx, r.told);
         else failed = true;
       }
     });

@@ -271,18 +271,21 @@ export function blocklistedOut(job: JobRecord, version: number, now: number): Co
 }
 
 /**
- * A task's job of tasks blocklisted `workers` (they failed its blocklistThreshold tasks): they are
- * never handed this task's job (its index entry's blockedWorkers). A running attempt of theirs
- * finishes; a finished job, or one that already lists them all, is left as it is. A new version,
- * so the endpoint's index takes it.
+ * A task's job of tasks blocklisted `workers` (they failed its blocklistThreshold tasks), or, for
+ * a replica (`list` "busy"), they took another replica of its job: they are never handed this
+ * task's job (its index entry's blockedWorkers). A running attempt of theirs finishes; a finished
+ * job, or one that already lists them all, is left as it is. A new version, so the endpoint's
+ * index takes it.
  */
-export function blockForGraph(job: JobRecord, workers: readonly string[], now: number): CommandResult {
+export function blockForGraph(job: JobRecord, workers: readonly string[], now: number, list: "blocked" | "busy" = "blocked"): CommandResult {
   if (job.task === null || isTerminal(job.state)) return unchanged(job);
-  const blocked = [...new Set([...job.task.blocked, ...workers])];
-  if (blocked.length === job.task.blocked.length) return unchanged(job);
-  const added = blocked.slice(job.task.blocked.length);
-  const event = { at: now, command: "blocklist", from: job.state, to: job.state, attempt: job.attempt, workerId: null, detail: `its job of tasks blocklisted ${added.join(", ")}` };
-  return { ok: true, job: { ...job, task: { ...job.task, blocked }, version: job.version + 1 }, output: "keep", event };
+  const had = job.task[list] ?? [];
+  const next = [...new Set([...had, ...workers])];
+  if (next.length === had.length) return unchanged(job);
+  const added = next.slice(had.length);
+  const detail = list === "blocked" ? `its job of tasks blocklisted ${added.join(", ")}` : `${added.join(", ")} took another replica of its job: not handed this one`;
+  const event = { at: now, command: list === "blocked" ? "blocklist" : "replica-taken", from: job.state, to: job.state, attempt: job.attempt, workerId: null, detail };
+  return { ok: true, job: { ...job, task: { ...job.task, [list]: next }, version: job.version + 1 }, output: "keep", event };
 }
 
 /**

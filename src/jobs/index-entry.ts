@@ -23,8 +23,10 @@ export interface IndexEntry {
   attempt: number;
   /** Workers that failed or lost this job: the queue offers it to others first. */
   avoidWorkers: string[];
-  /** Workers blocklisted from this job (jobs/blocklist): never offered it (absent from older entries: none). */
+  /** Workers blocklisted from this job (jobs/blocklist), and those running another replica of it: never offered it (absent from older entries: none). */
   blockedWorkers?: string[];
+  /** Of blockedWorkers, those only running another replica of its job (issue 15, item 4): the job waits for others, never fails on their account. */
+  busyWorkers?: string[];
   /** A worker that must be told to stop its attempt (job-stop). */
   stopFor: string | null;
   /** Why a TIMED_OUT job timed out, for the worker's failure record. */
@@ -58,7 +60,8 @@ export function indexEntryOf(job: JobRecord, inputBytes: number): IndexEntry {
     workerId: job.workerId,
     attempt: job.attempt,
     avoidWorkers: avoidedBy(job),
-    blockedWorkers: blocklisted(job).map((b) => b.workerId),
+    blockedWorkers: [...new Set([...blocklisted(job).map((b) => b.workerId), ...(job.task?.busy ?? [])])],
+    ...((job.task?.busy?.length ?? 0) > 0 ? { busyWorkers: job.task!.busy } : {}),
     stopFor: job.stopFor,
     reason: job.reason,
     sequenceKey: job.sequenceKey,

@@ -302,9 +302,9 @@ export class JobObject extends JobDue {
     return this.run(ref, (job, now) => (isWaiting(job.state) ? commands.cancel(job, now) : wrongState(job, "batch-cancel")));
   }
 
-  /** Its job of tasks blocklisted `workers` from this task (see commands.blockForGraph). */
-  blockForGraph(ref: EndpointRef, workers: string[]): Promise<JobChange> {
-    return this.run(ref, (job, now) => commands.blockForGraph(job, workers, now));
+  /** Its job of tasks blocklisted `workers` from this task, or they took another replica (`list` "busy"; see commands.blockForGraph). */
+  blockForGraph(ref: EndpointRef, workers: string[], list: "blocked" | "busy" = "blocked"): Promise<JobChange> {
+    return this.run(ref, (job, now) => commands.blockForGraph(job, workers, now, list));
   }
 
   /** A user pauses the job (see commands.pause). */

@@ -78,6 +78,12 @@ export interface TaskLink {
   graphId: string;
   name: string;
   blocked: string[];
+  /**
+   * A replica (issue 15, item 4): workers that took another replica of its job. They are not
+   * handed this one (a job's replicas run on distinct workers), but are not blocklisted: the
+   * replica waits for another worker rather than failing. Absent: none.
+   */
+  busy?: string[];
 }
 
 export interface AcceptedReport {

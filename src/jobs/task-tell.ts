@@ -13,6 +13,8 @@ export interface TaskNote extends ChildNote {
   workerId: string | null;
   attempt: number;
   failedWorkers: string[];
+  /** The exit code its result carried (a finished job whose worker sent one), else null. */
+  exitCode?: number | null;
 }
 
 /** The object of a job-of-tasks id (`tasks_<hex object id>`), or null for an id that is not one of ours. */
@@ -30,7 +32,8 @@ export function graphObjectId(env: Env, graphId: string): DurableObjectId | null
 export const graphIdOf = (id: DurableObjectId) => `tasks_${id.toString()}`;
 
 export function taskNoteOf(job: JobRecord, sql: SqlStorage): TaskNote {
-  return { ...noteFromStore(job, sql), workerId: job.workerId, attempt: job.attempt, failedWorkers: job.failedWorkers };
+  const exitCode = job.lastReport?.exitCode !== undefined && job.lastReport.attempt === job.attempt ? job.lastReport.exitCode : null;
+  return { ...noteFromStore(job, sql), workerId: job.workerId, attempt: job.attempt, failedWorkers: job.failedWorkers, exitCode };
 }
 
 /** Tells the job's job of tasks of `job` (true at once for a job that is no task); false when the call failed. */

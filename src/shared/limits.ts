@@ -325,6 +325,8 @@ export const BLOCKLIST = {
  */
 export const GRAPH = {
   tasks: 10_000,
+  /** A job of replicas (issue 15, item 4): at most this many. */
+  replicas: 64,
   nameChars: 128,
   namePattern: /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/,
   dependsOn: 10_000,

@@ -216,9 +216,9 @@ describe("jobs of tasks", () => {
       const a = taskByName(o.sql, "a")!;
       const note = { jobId: a.jobId, state: "COMPLETED" as const, version: 3, startedAt: 1, completedAt: 2, error: null, output: null, outputBytes: 0, workerId: "w1", attempt: 1, failedWorkers: [] };
       const effect = o.transact(() => applyNote(o.sql, "a", note, 3));
-      const marked = o.transact(() => markCreated(o.sql, a, "IN_QUEUE", 1, "run", 0));
+      const marked = o.transact(() => markCreated(o.sql, a, "IN_QUEUE", 1, { want: "run", blocked: 0, busy: 0 }));
       // A job that a requeue renamed meanwhile is not marked (the alarm cancels it).
-      const renamed = markCreated(o.sql, { ...a, jobId: "0".repeat(64) }, "IN_QUEUE", 1, "run", 0);
+      const renamed = markCreated(o.sql, { ...a, jobId: "0".repeat(64) }, "IN_QUEUE", 1, { want: "run", blocked: 0, busy: 0 });
       return { effect, marked, renamed, a: taskByName(o.sql, "a")!.bucket, b: taskByName(o.sql, "b")!.bucket, counts: o.countsCheck() };
     });
     expect(r).toMatchObject({ effect: { changed: true }, marked: true, renamed: false, a: "completed", b: "ready" });

@@ -24,7 +24,7 @@ import { purgeQueue } from "../../flows/purge";
 import { jobAt, jobQueue } from "../../flows/stubs";
 import { flowKeyRefusal, submitJob, submitTagsRefusal } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
-import { asksForTasks, graphAction, graphStatus, isGraphId, submitTasks } from "./tasks";
+import { asksFor, graphAction, graphStatus, isGraphId, submitReplicas, submitTasks } from "./tasks";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
 function idempotencyKeyOf(c: Context<AppEnv>, body: Pick<SubmitBody, "idempotencyKey">): string | null {
@@ -97,9 +97,10 @@ async function submit(c: Context<AppEnv>, kind: JobKind) {
   const inputLimit = kind === "sync" ? PAYLOAD.syncInputBytes : PAYLOAD.runInputBytes;
   const raw = await readJson(c.req.raw, inputLimit + PAYLOAD.envelopeBytes);
   // A body with `tasks` is a job of tasks (issue 15, item 1): ./tasks.
-  if (asksForTasks(raw)) {
+  if (asksFor(raw, "tasks") || asksFor(raw, "replicas")) {
     const key = idempotencyKeyOf(c, validate(SubmitBody.pick({ idempotencyKey: true }), { idempotencyKey: (raw as { idempotencyKey?: unknown }).idempotencyKey }));
-    return { tasks: await submitTasks(c, config, raw, key, kind === "sync") } as const;
+    const made = asksFor(raw, "tasks") ? submitTasks(c, config, raw, key, kind === "sync") : submitReplicas(c, config, raw, key, kind === "sync");
+    return { tasks: await made } as const;
   }
   const body = validate(SubmitBody, raw);
   const input = checkSubmitBody(body, config, inputLimit, kind === "sync" ? "/runsync" : "/run");

@@ -1,5 +1,6 @@
 /**
- * Jobs of tasks over the client API (issue 15, item 1): /run with `tasks` creates one; /status,
+ * Jobs of tasks over the client API (issue 15, item 1), and of replicas (item 4): /run with
+ * `tasks` or `replicas` creates one; /status,
  * /status-sync, /cancel, /pause, /resume, /requeue and /retry with its id (`tasks_…`) act on it
  * (client.ts hands such ids here); GET /tasks/{id} lists its tasks.
  */
@@ -7,14 +8,15 @@ import type { Context, Hono } from "hono";
 import type { EndpointConfig } from "../../endpoints/config";
 import type { GraphAnswer, GraphRef } from "../../graphs/graph-object";
 import { BUCKETS, type Bucket } from "../../graphs/record";
-import { checkTasks, NOT_WITH_TASKS, TasksBody } from "../../graphs/validate";
+import { checkTasks, NOT_WITH_REPLICAS, NOT_WITH_TASKS, ReplicasBody, TasksBody } from "../../graphs/validate";
+import type { NewTask } from "../../graphs/store";
 import { graphFields, taskFields, type GraphRead } from "../../graphs/view";
 import { isGraphFinished } from "../../graphs/commands";
 import { submitGraph } from "../../flows/submit-graph";
 import { jobAt, refOf } from "../../flows/stubs";
 import { graphObjectId } from "../../jobs/task-tell";
 import { clientStatus } from "../../jobs/states";
-import { GRAPH } from "../../shared/limits";
+import { GRAPH, PAYLOAD } from "../../shared/limits";
 import { publicOrigin } from "../../shared/urls";
 import { requireEndpoint } from "../auth";
 import { jsonBytes, validate } from "../body";
@@ -30,8 +32,8 @@ import { checkOutboundUrl } from "../../shared/urls";
 /** Whether a job id names a job of tasks. */
 export const isGraphId = (id: string | undefined) => id !== undefined && id.startsWith("tasks_");
 
-/** Whether a /run body asks for a job of tasks. */
-export const asksForTasks = (raw: unknown) => raw !== null && typeof raw === "object" && !Array.isArray(raw) && Object.hasOwn(raw, "tasks");
+/** Whether a /run body asks for a job of tasks or of replicas. */
+export const asksFor = (raw: unknown, field: "tasks" | "replicas") => raw !== null && typeof raw === "object" && !Array.isArray(raw) && Object.hasOwn(raw, field);
 
 /** /run with `tasks`: checks the body and its tasks, then creates the job of tasks. */
 export async function submitTasks(c: Context<AppEnv>, config: EndpointConfig, raw: unknown, key: string | null, sync: boolean): Promise<Response> {
@@ -43,18 +45,44 @@ export async function submitTasks(c: Context<AppEnv>, config: EndpointConfig, ra
   if (!checked.ok) throw badRequest(checked.message);
   const bad = submitTagsRefusal(body, config) ?? checked.tasks.map((t, i) => (t.tags === null ? null : submitTagsRefusal({ tags: t.tags }, config, `tasks[${i}].`))).find((m) => m !== null) ?? null;
   if (bad !== null) throw badRequest(bad);
-  if (body.webhook !== undefined) {
-    const check = checkOutboundUrl(body.webhook, config.allowPrivateUrls);
-    if (!check.ok) throw badRequest(`webhook: ${check.reason}`);
-  }
-  const inputs = checked.tasks.map((t, i) => jsonBytes(t.input, `tasks[${i}].input`));
+  checkWebhook(body.webhook, config);
+  const tasks: NewTask[] = checked.tasks.map((t, i) => ({ idx: t.idx, name: t.name, deps: t.deps, tags: t.tags, maxAttempts: t.maxAttempts, input: jsonBytes(t.input, `tasks[${i}].input`) }));
+  return created(c, await submitGraph(c.env, config, body, tasks, null, key, originOf(c)), key);
+}
+
+/** /run with `replicas` (issue 15, item 4): one input, handed to that many distinct workers. */
+export async function submitReplicas(c: Context<AppEnv>, config: EndpointConfig, raw: unknown, key: string | null, sync: boolean): Promise<Response> {
+  if (sync) throw badRequest("a job of replicas is submitted with /run, not /runsync (its replicas start as workers take them; poll /status or /status-sync)");
+  const given = NOT_WITH_REPLICAS.filter((k) => Object.hasOwn(raw as object, k));
+  if (given.length > 0) throw badRequest(`${given.join(", ")} cannot go with replicas: a job of replicas runs one input on that many workers at once`);
+  const body = validate(ReplicasBody, raw);
+  const bad = submitTagsRefusal(body, config);
+  if (bad !== null) throw badRequest(bad);
+  if (config.mode === "push") throw badRequest("replicas: this endpoint pushes its jobs; replicas run on distinct pulling workers (job-take)");
+  checkWebhook(body.webhook, config);
+  const input = jsonBytes(body.input, "input");
+  if (input.byteLength > PAYLOAD.runInputBytes) throw badRequest(`input is ${input.byteLength} bytes; the limit on /run is ${PAYLOAD.runInputBytes}`);
+  const tasks: NewTask[] = Array.from({ length: body.replicas }, (_, i) => ({ idx: i, name: `replica-${i}`, deps: [], tags: null, maxAttempts: null, input: i === 0 ? input : null }));
+  return created(c, await submitGraph(c.env, config, body, tasks, body.replicas, key, originOf(c)), key);
+}
+
+function originOf(c: Context<AppEnv>): string | null {
   const pub = publicOrigin(c.env);
-  const r = await submitGraph(c.env, config, body, checked.tasks, inputs, key, pub.ok ? pub.origin : null);
+  return pub.ok ? pub.origin : null;
+}
+
+function checkWebhook(webhook: string | undefined, config: EndpointConfig): void {
+  if (webhook === undefined) return;
+  const check = checkOutboundUrl(webhook, config.allowPrivateUrls);
+  if (!check.ok) throw badRequest(`webhook: ${check.reason}`);
+}
+
+function created(c: Context<AppEnv>, r: GraphAnswer<GraphRead>, key: string | null): Response {
   if (!r.ok) {
     if (r.code === "IDEMPOTENCY_MISMATCH") throw new ApiError(422, `idempotency key '${key}' was already used with a different request body`, { idempotencyKey: key });
-    throw new ApiError(500, "the job of tasks could not be created");
+    throw new ApiError(500, "the job could not be created");
   }
-  return c.json({ id: r.value.graph.id, status: clientStatus(r.value.state), tasks: r.value.tasks });
+  return c.json({ id: r.value.graph.id, status: clientStatus(r.value.state), tasks: r.value.tasks, ...(r.value.replicas ? { replicas: { requested: r.value.replicas.requested, started: r.value.replicas.started, completed: r.value.replicas.completed } } : {}) });
 }
 
 async function graphFor(c: Context<AppEnv>) {
