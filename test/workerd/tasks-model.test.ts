@@ -7,7 +7,8 @@
  * - I2 /status's task counts equal the states GET /tasks lists;
  * - I3 no task is handed out before every task it depends on completed (checked at each take);
  * - I4 no task completes twice (within a run of the job; a requeue runs only those that did not);
- * - I5 the job's state is what its tasks say (COMPLETED iff all completed; FAILED iff one failed and none can progress).
+ * - I5 the job's state is what its tasks say (COMPLETED iff all completed; FAILED iff one failed and none can progress);
+ * - I6 (replicas) no worker is handed two replicas of a job in one run; the job is IN_PROGRESS only once all started.
  * At the end everything is resumed, requeued and worked to COMPLETED: every task completed
  * exactly once (0 lost, 0 duplicated). `MODEL_SEED=n` replays a run; a planted defect (a task made
  * ready before its dependency completed) is caught by I3.
@@ -54,22 +55,25 @@ async function retell(jobIds: readonly string[]): Promise<void> {
   }
 }
 
-export async function runModel(seed: number, steps: number, planted: Planted | null = null): Promise<void> {
+export async function runModel(seed: number, steps: number, planted: Planted | null = null, replicas = false): Promise<void> {
   const r = rng(seed);
   const pick = <T,>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
   const ep = await createEndpoint({ shards: 1, blocklistThreshold: 3 });
-  const n = 3 + Math.floor(r() * 8);
+  const n = replicas ? 1 + Math.floor(r() * 3) : 3 + Math.floor(r() * 8);
   const tasks = Array.from({ length: n }, (_, i) => {
-    const deps = Array.from({ length: i }, (_, j) => j).filter(() => r() < 0.3);
-    return { name: `t${i}`, input: { i }, dependsOn: deps.map((d) => `t${d}`) };
+    const deps = replicas ? [] : Array.from({ length: i }, (_, j) => j).filter(() => r() < 0.3);
+    return { name: replicas ? `replica-${i}` : `t${i}`, input: { i }, dependsOn: deps.map((d) => `t${d}`) };
   });
-  const res = await call("POST", `/v2/${ep}/run`, { body: { tasks, policy: { maxAttempts: 2, heartbeatTimeout: 600_000 } } });
+  const policy = { maxAttempts: 2, heartbeatTimeout: 600_000 };
+  const res = await call("POST", `/v2/${ep}/run`, { body: replicas ? { replicas: n, input: { r: 1 }, policy } : { tasks, policy } });
   expect(res.status).toBe(200);
   const id = (await json<{ id: string }>(res)).id;
   const deps = new Map(tasks.map((t) => [t.name, t.dependsOn]));
   const completed = new Map<string, number>(); // task → completions (all runs)
   const completedNow = new Set<string>(); // completed and not since requeued
   const held = new Map<string, { jobId: string; task: string }>();
+  /** Replicas: the workers handed a replica in this run (I6: none is handed two). */
+  const tookThisRun = new Map<string, string>();
   const jobIds = new Set<string>();
   const trail: string[] = [];
   const ctx = () => `seed ${seed}, after ${trail.slice(-8).join(" → ")}`;
@@ -86,6 +90,8 @@ export async function runModel(seed: number, steps: number, planted: Planted | n
     // The job never calls a task completed that no worker completed in this run (a lost note may only make it lag).
     for (const t of ls) if (t.state === "completed") expect(completedNow.has(t.name), `I4 ${t.name} listed completed, never completed, ${ctx()}`).toBe(true);
     if (by("completed") === n) expect(s.status, `I5 all completed, ${ctx()}`).toBe("COMPLETED");
+    if (replicas && s.status === "IN_PROGRESS") expect(s.replicas.started, `I5 IN_PROGRESS before every replica started, ${ctx()}`).toBe(n);
+    if (replicas && s.status === "IN_QUEUE" && !s.paused) expect(s.replicas.started, `I5 IN_QUEUE with every replica started, ${ctx()}`).toBeLessThan(n);
     if (s.status === "COMPLETED") expect(by("completed"), `I5 COMPLETED with unfinished tasks, ${ctx()}`).toBe(n);
     if (s.status === "FAILED") expect(by("failed"), `I5 FAILED without a failed task, ${ctx()}`).toBeGreaterThan(0);
   }
@@ -98,6 +104,12 @@ export async function runModel(seed: number, steps: number, planted: Planted | n
     expect(job.parentJobId).toBe(id);
     for (const d of deps.get(job.taskName)!) expect(completedNow.has(d), `I3 ${job.taskName} handed out before ${d} completed, ${ctx()}`).toBe(true);
     expect(completedNow.has(job.taskName), `I4 ${job.taskName} handed out after it completed, ${ctx()}`).toBe(false);
+    if (replicas) {
+      const had = tookThisRun.get(w);
+      expect(had === undefined || had === job.taskName ? null : had, `I6 ${w} handed ${job.taskName} after it took ${had} of the same job, ${ctx()}`).toBeNull();
+      expect(had, `I6 ${w} handed ${job.taskName} again, ${ctx()}`).toBeUndefined();
+      tookThisRun.set(w, job.taskName);
+    }
     held.set(w, { jobId: job.id, task: job.taskName });
     jobIds.add(job.id);
   }
@@ -126,7 +138,7 @@ export async function runModel(seed: number, steps: number, planted: Planted | n
       });
       await drive(id);
     }
-    const w = pick(["w1", "w2", "w3"]);
+    const w = pick(replicas ? ["w1", "w2", "w3", "w4", "w5"] : ["w1", "w2", "w3"]);
     const roll = r();
     let what: string;
     if (held.has(w) && roll < 0.45) {
@@ -155,8 +167,9 @@ export async function runModel(seed: number, steps: number, planted: Planted | n
       const a = await call("POST", `/v2/${ep}/${action}/${id}`);
       expect([200, 409], `${action} → ${a.status}, ${ctx()}`).toContain(a.status);
       if (action === "requeue" && a.status === 200) {
-        // Tasks that did not complete run again; completed ones stay.
-        for (const t of await list()) if (t.state !== "completed") completedNow.delete(t.name);
+        // Tasks that did not complete run again; completed ones stay (replicas: all run again, on distinct workers anew).
+        for (const t of await list()) if (t.state !== "completed" || replicas) completedNow.delete(t.name);
+        tookThisRun.clear();
       }
       await drive(id);
     }
@@ -180,12 +193,14 @@ export async function runModel(seed: number, steps: number, planted: Planted | n
     await drive(id);
     const s = await status();
     if (s.status === "COMPLETED") break;
-    if (s.status === "FAILED" || s.status === "CANCELLED") {
+    if (s.status === "FAILED" || s.status === "CANCELLED" || s.status === "TIMED_OUT") {
       await call("POST", `/v2/${ep}/requeue/${id}`);
-      for (const t of await list()) if (t.state !== "completed") completedNow.delete(t.name);
+      for (const t of await list()) if (t.state !== "completed" || replicas) completedNow.delete(t.name);
+      tookThisRun.clear();
     } else await call("POST", `/v2/${ep}/resume/${id}`);
     await drive(id);
-    for (const w of ["w1", "w2", "w3"]) {
+    // Replicas need distinct workers: fresh ones in the drain, each taking one.
+    for (const w of replicas ? [`d${round}a`, `d${round}b`, `d${round}c`] : ["w1", "w2", "w3"]) {
       await take(w);
       if (held.has(w)) await finish(w, true);
     }
@@ -205,6 +220,12 @@ describe("the jobs-of-tasks model", () => {
   for (let k = 0; k < 3; k++) {
     it(`random DAGs, workers, user commands and lost notes keep I1-I5, and end with every task completed once (seed ${seed + k})`, async () => {
       await runModel(seed + k, 60);
+    }, 120_000);
+  }
+
+  for (let k = 0; k < 2; k++) {
+    it(`replicas: distinct workers (I6), IN_QUEUE until all started, and every replica completed in the end (seed ${seed + 10 + k})`, async () => {
+      await runModel(seed + 10 + k, 50, null, true);
     }, 120_000);
   }
 
