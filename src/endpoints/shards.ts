@@ -91,6 +91,8 @@ export const QUEUE_REASONS = [
   "key_concurrency",
   "key_rate_limited",
   "no_matching_workers",
+  // A job of replicas (issue 15, item 4): fewer than its replicas started yet.
+  "replicas_starting",
 ] as const;
 export type QueueReason = (typeof QUEUE_REASONS)[number];
 

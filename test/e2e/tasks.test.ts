@@ -150,4 +150,31 @@ describe("jobs of tasks over HTTP, real worker processes", () => {
     expect(await finished(ep2, keys2.client, paused, 30_000)).toMatchObject({ status: "COMPLETED", tasks: { completed: 2 } });
     for (const p of procs.splice(0)) await stopProcess(p);
   });
+
+  it("replicas: 3 becomes IN_PROGRESS only when the third worker takes it; each replica on its own worker; outputs in order", async () => {
+    const ep = "e2e-replicas";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep);
+    const r = await api(server.base, "POST", `/v2/${ep}/run`, keys.client, { replicas: 3, input: { sleepMs: 4_000 } });
+    expect(r.body).toMatchObject({ status: "IN_QUEUE", replicas: { requested: 3, started: 0 } });
+    const id = r.body.id as string;
+    worker(ep, keys.worker, "rep-1");
+    worker(ep, keys.worker, "rep-2");
+    const two = await eventually("two replicas to start", 20_000, async () => {
+      const s = await api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client);
+      return (s.body.replicas as { started: number }).started === 2 ? s.body : undefined;
+    });
+    expect(two).toMatchObject({ status: "IN_QUEUE", queue: { reason: "replicas_starting" } });
+    await new Promise((res) => setTimeout(res, 1_000));
+    expect((await api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client)).body).toMatchObject({ status: "IN_QUEUE", replicas: { started: 2 } });
+    worker(ep, keys.worker, "rep-3");
+    await eventually("the third replica to start: IN_PROGRESS", 20_000, async () => {
+      const s = await api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client);
+      return s.body.status === "IN_PROGRESS" ? s.body : undefined;
+    });
+    const s = await finished(ep, keys.client, id, 30_000);
+    expect(s).toMatchObject({ status: "COMPLETED", replicas: { requested: 3, started: 3, completed: 3 } });
+    const workers = (s.output as Array<{ worker: string; task: string }>).map((o) => o.worker);
+    expect(new Set(workers).size).toBe(3);
+    expect((s.output as Array<{ task: string }>).map((o) => o.task)).toEqual(["replica-0", "replica-1", "replica-2"]);
+  });
 });

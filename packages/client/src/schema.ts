@@ -1414,7 +1414,7 @@ export interface components {
              */
             positionAtLeast?: true;
             /** @enum {string} */
-            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited" | "no_matching_workers";
+            reason: "no_workers" | "all_workers_busy" | "concurrency_limit" | "endpoint_paused" | "sequenced_behind" | "dispatch_retrying" | "scheduled" | "job_paused" | "key_concurrency" | "key_rate_limited" | "no_matching_workers" | "replicas_starting";
             /** @description The job of its sequence it waits for (reason sequenced_behind). */
             ahead?: string;
             /** @description The last push error, while a dispatch is retried (reason dispatch_retrying). */
@@ -1466,6 +1466,12 @@ export interface components {
             paused?: true;
             /** @description A job of tasks: its tasks by state. */
             tasks?: components["schemas"]["TaskCounts"];
+            /** @description A job of replicas: how many were asked for, started and completed. */
+            replicas?: {
+                requested: number;
+                started: number;
+                completed: number;
+            };
         };
         /**
          * @description A job's status in RunPod's vocabulary: a SCHEDULED or PAUSED job reads IN_QUEUE (queue.reason says which), an ERROR job COMPLETED (outcome: error). GET /v2/{ep}/states lists every state.
@@ -1582,6 +1588,34 @@ export interface components {
             tags?: string[];
             idempotencyKey?: string;
         };
+        /** @description A job of replicas: `replicas` (1-64) distinct workers run `input` at once; `policy` (maxAttempts: tries per replica, default 1; executionTimeout: the whole job's), `priority`, `tags`, `webhook`, `idempotencyKey`. /run only. */
+        ReplicasRequest: {
+            /** @description How many distinct workers run the job at once (1-64). */
+            replicas: number;
+            /** @description The job's input: any JSON value but null ({} for an empty input). */
+            input: unknown;
+            /** Format: uri */
+            webhook?: string;
+            policy?: {
+                executionTimeout?: number;
+                ttl?: number;
+                /**
+                 * @description What ttl bounds: "queue" (the wait for a worker; default) or "lifespan" (RunPod since 2026: the whole life from submission, then the job is gone whatever its state).
+                 * @enum {string}
+                 */
+                ttlMode?: "queue" | "lifespan";
+                lowPriority?: boolean;
+                maxAttempts?: number;
+                heartbeatTimeout?: number;
+                retryOnError?: boolean;
+                /** @description Wait before the next attempt after an error or a lost lease (null: none, overriding the endpoint's). */
+                retryBackoff?: components["schemas"]["RetryBackoff"] | null;
+            };
+            priority?: number;
+            /** @description Tags a worker must have declared (`?tags=` on job-take and ping) to be handed the job: all of them. At most 8 entries (order does not matter, repeats are dropped), each 1-64 letters, digits, '_', '-', '.', ':' or '/', case-sensitive. Pulling workers only: a push endpoint refuses them. */
+            tags?: string[];
+            idempotencyKey?: string;
+        };
         /** @description A job as RunPod's /status shows it, with edge-jobs' extensions. */
         JobStatusBody: {
             id: string;
@@ -1638,8 +1672,16 @@ export interface components {
             }[];
             /** @description Only for a waiting job (IN_QUEUE, SEQUENCED). */
             queue?: components["schemas"]["JobQueueInfo"];
-            /** @description A job of tasks (id tasks_…): its tasks by state. */
+            /** @description A job of tasks or of replicas (id tasks_…): its tasks by state. */
             tasks?: components["schemas"]["TaskCounts"];
+            /** @description A job of replicas: how many were asked for, started and completed. */
+            replicas?: {
+                requested: number;
+                started: number;
+                completed: number;
+                /** @description Each replica's exit code, in order (null: none yet). */
+                exitCodes?: (number | null)[];
+            };
             /** @description A COMPLETED job of tasks whose outputs are too large for /status: where to read them. */
             outputs?: string;
             /** @description A task's job: the job of tasks it is a task of. */
@@ -3067,7 +3109,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunRequest"] | components["schemas"]["TasksRequest"];
+                "application/json": components["schemas"]["RunRequest"] | components["schemas"]["TasksRequest"] | components["schemas"]["ReplicasRequest"];
             };
         };
         responses: {

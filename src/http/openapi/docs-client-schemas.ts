@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { SubmitBody } from "../../jobs/policy";
-import { TasksBody } from "../../graphs/validate";
+import { ReplicasBody, TasksBody } from "../../graphs/validate";
 import { QUEUE_REASONS } from "../../endpoints/shards";
 import { IsoTime, JobState, JobStatus } from "./common";
 
@@ -19,6 +19,12 @@ const count = () => z.number().int().nonnegative();
 export const TasksRequest = TasksBody.meta({
   id: "TasksRequest",
   description: "A job of tasks: `tasks` (1-10,000, a DAG by `dependsOn`), and for every task `policy`, `priority`, `tags`; `webhook` and `idempotencyKey` for the job. /run only.",
+});
+
+/** /run with `replicas`: a job of replicas (issue 15, item 4). */
+export const ReplicasRequest = ReplicasBody.meta({
+  id: "ReplicasRequest",
+  description: "A job of replicas: `replicas` (1-64) distinct workers run `input` at once; `policy` (maxAttempts: tries per replica, default 1; executionTimeout: the whole job's), `priority`, `tags`, `webhook`, `idempotencyKey`. /run only.",
 });
 
 export const RunRequest = SubmitBody.meta({
@@ -106,7 +112,16 @@ export const JobStatusBody = z
       .optional()
       .describe("Workers blocklisted from this job (they failed blocklistThreshold of its attempts): never handed it again. When every live worker that may take it is blocklisted, the job fails (reason blocklisted)."),
     queue: JobQueueInfo.optional().describe("Only for a waiting job (IN_QUEUE, SEQUENCED)."),
-    tasks: TaskCounts.optional().describe("A job of tasks (id tasks_…): its tasks by state."),
+    tasks: TaskCounts.optional().describe("A job of tasks or of replicas (id tasks_…): its tasks by state."),
+    replicas: z
+      .object({
+        requested: count(),
+        started: count(),
+        completed: count(),
+        exitCodes: z.array(int().nullable()).optional().describe("Each replica's exit code, in order (null: none yet)."),
+      })
+      .optional()
+      .describe("A job of replicas: how many were asked for, started and completed."),
     outputs: z.string().optional().describe("A COMPLETED job of tasks whose outputs are too large for /status: where to read them."),
     parentJobId: z.string().optional().describe("A task's job: the job of tasks it is a task of."),
     taskName: z.string().optional().describe("A task's job: the task's name."),
@@ -122,6 +137,7 @@ export const JobRef = z
     status: JobStatus,
     paused: z.literal(true).optional().describe("The job is paused (see /pause/{id})."),
     tasks: TaskCounts.optional().describe("A job of tasks: its tasks by state."),
+    replicas: z.object({ requested: count(), started: count(), completed: count() }).optional().describe("A job of replicas: how many were asked for, started and completed."),
   })
   .meta({ id: "JobRef" });
 

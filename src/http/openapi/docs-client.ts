@@ -20,6 +20,7 @@ import {
   RunRequest,
   StreamBody,
   TasksRequest,
+  ReplicasRequest,
   WebhookRedelivery,
 } from "./docs-client-schemas";
 
@@ -64,7 +65,7 @@ export const RUN_DOC: OperationDoc = {
   tags: JOBS,
   auth: "client",
   headers: IDEMPOTENCY_HEADER,
-  body: { schema: z.union([RunRequest, TasksRequest]) },
+  body: { schema: z.union([RunRequest, TasksRequest, ReplicasRequest]) },
   responses: {
     200: { description: "The job, IN_QUEUE or SEQUENCED (for an idempotent repeat: the first job in its current state); a job of tasks with its `tasks` counts.", schema: JobRef },
     413: { description: "The body is larger than the input limit plus its envelope." },
