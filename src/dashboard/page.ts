@@ -266,7 +266,8 @@ async function showTasks(ep, id, s) {
     (t.waiting_for ? ", waits for " + t.waiting_for.join(", ") : "") + (t.error ? ", " + t.error : "");
   const open = page.tasks.filter((t) => t.state !== "completed").sort((a, b) => (a.state === "failed" ? 0 : 1) - (b.state === "failed" ? 0 : 1)).slice(0, 100);
   return '<h2 style="margin-top:12px">Tasks</h2><div class="row">' + Object.entries(s.tasks).filter(([k, n]) => k !== "total" && n > 0).map(([k, n]) => '<span class="task t-' + esc(k) + '">' + esc(k) + " " + n + '</span>').join(" ") +
-    '<span class="muted">' + s.tasks.total + ' in all</span>' + (s.blocklisted ? '<span class="blocklisted">blocklisted: ' + s.blocklisted.map((b) => esc(b.workerId) + " (" + (b.failedTasks ?? b.failures) + " tasks)").join(", ") + '</span>' : "") + '</div>' +
+    '<span class="muted">' + s.tasks.total + ' in all</span>' +
+    (s.replicas ? '<span class="replicas">replicas: ' + s.replicas.started + ' of ' + s.replicas.requested + ' started, ' + s.replicas.completed + ' completed</span>' : "") + (s.blocklisted ? '<span class="blocklisted">blocklisted: ' + s.blocklisted.map((b) => esc(b.workerId) + " (" + (b.failedTasks ?? b.failures) + " tasks)").join(", ") + '</span>' : "") + '</div>' +
     '<div id="dag">' + stages.map((ts, i) => '<div class="stage"><span class="label">stage ' + (i + 1) + ' (' + (ts ? ts.length : 0) + ')</span>' + (ts || []).map((t) =>
       '<span class="task t-' + esc(t.state) + '"' + (t.jobId ? ' data-job="' + esc(t.jobId) + '"' : "") + ' title="' + esc(title(t)) + '">' + esc(t.name) + '</span>').join("") + '</div>').join("") + '</div>' +
     (page.total > page.tasks.length ? '<p class="muted">The first ' + page.tasks.length + ' of ' + page.total + ' tasks: GET /v2/{endpoint}/tasks/{id}?offset=…</p>' : "") +

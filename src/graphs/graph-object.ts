@@ -13,7 +13,7 @@ import { concatBytes } from "../shared/bytes";
 import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";
 import { applyMigrations } from "../shared/migrations";
-import { WEBHOOK_TIMEOUT_MS, WebhookDelivery } from "../webhooks/delivery";
+import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, type WebhookLogEntry } from "../webhooks/delivery";
 import { addEvent, hasPending, nextDue } from "../webhooks/outbox";
 import type { TaskNote } from "../jobs/task-tell";
 import * as commands from "./commands";
@@ -123,6 +123,11 @@ export class GraphObject extends DurableObject<Env> {
     if (!this.loadFor(ref)) return null;
     const { rows, total } = taskPage(this.sql, offset, limit, buckets);
     return { tasks: rows.map((t) => ({ ...t, ...dependencies(this.sql, t.idx), output: null })), total };
+  }
+
+  /** The job's webhook event (when it finished) with every delivery attempt; null for an unknown job. */
+  webhookLog(ref: GraphRef): WebhookLogEntry[] | null {
+    return this.loadFor(ref) ? webhookLog(this.sql) : null;
   }
 
   /** The copied output of the task at `idx` (null: none, or too large to copy: read it from its job). */

@@ -14,7 +14,7 @@ import { GRAPH, LIMITS } from "../shared/limits";
 import { publicOrigin } from "../shared/urls";
 import type { EndpointConfig } from "../endpoints/config";
 import { taskObjectName, type GraphRecord, type TaskRow, type Want } from "./record";
-import { countsByBucket, loadGraph, markCreated, markTold, readyTasks, saveGraph, taskInput, tasksToTell, waitingCreated } from "./store";
+import { cancelUncreated, countsByBucket, loadGraph, markCreated, markTold, readyTasks, saveGraph, taskInput, tasksToTell, waitingCreated } from "./store";
 
 /** How soon failed or unfinished work is tried again. */
 export const RETRY_MS = 5_000;
@@ -67,7 +67,15 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
   } catch (e) {
     return creationFailed(o, `the endpoint could not be reached: ${String(e).slice(0, 200)}`);
   }
-  if (config === null) return "done"; // the endpoint was deleted: its tasks' jobs end with it, nothing more is created
+  if (config === null) {
+    // The endpoint was deleted: its tasks' jobs end with it; nothing more is created, and the job ends (then its retention runs).
+    o.transact(() => {
+      const fresh = loadGraph(o.sql)!;
+      cancelUncreated(o.sql);
+      o.commit({ ...fresh, want: "cancel" }, o.clock.now(), fresh);
+    });
+    return "done";
+  }
   const pub = publicOrigin(env);
   if (config.mode === "push" && !pub.ok) return creationFailed(o, pub.reason);
   // Kept as long as any job: the job of tasks reads large outputs from its tasks' jobs.

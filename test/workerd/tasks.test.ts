@@ -8,7 +8,8 @@
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, createEndpoint, done, json } from "./helpers";
+import { afterEach, vi } from "vitest";
+import { call, createEndpoint, done, interceptFetch, json } from "./helpers";
 import { graphObjectId } from "../../src/jobs/task-tell";
 import { runInDurableObject } from "cloudflare:test";
 import type { GraphObject } from "../../src/graphs/graph-object";
@@ -74,6 +75,8 @@ async function runAll(ep: string, id: string, worker: string, fail: (name: strin
   }
   return ran;
 }
+
+afterEach(() => vi.restoreAllMocks());
 
 const diamond = {
   tasks: [
@@ -223,5 +226,22 @@ describe("jobs of tasks", () => {
     });
     expect(r).toMatchObject({ effect: { changed: true }, marked: true, renamed: false, a: "completed", b: "ready" });
     expect(r.counts.kept).toEqual(r.counts.recounted);
+  });
+
+  it("a job of tasks' webhook: signed, sent once when it finishes, with its /status body and the outputs by name; /webhooks/{id} lists it", async () => {
+    const hook = "https://receiver.example.com/tasks-hook";
+    const got = interceptFetch(hook, () => new Response("ok"));
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitTasks(ep, { tasks: [{ name: "a", input: 1 }, { name: "b", input: 2, dependsOn: ["a"] }], webhook: hook });
+    await runAll(ep, id, "w1");
+    await drive(id);
+    await vi.waitFor(() => expect(got.length).toBe(1), { timeout: 5_000 });
+    expect(got[0]!.json).toMatchObject({ id, status: "COMPLETED", tasks: { completed: 2 }, output: { a: { name: "a", input: 1 }, b: { name: "b", input: 2 } } });
+    expect(got[0]!.headers["webhook-signature"]).toMatch(/^v1,/);
+    const log = await json<{ events: Array<{ state: string; attempts: number }> }>(await call("GET", `/v2/${ep}/webhooks/${id}`));
+    expect(log.events).toHaveLength(1);
+    expect(log.events[0]).toMatchObject({ state: "delivered", attempts: 1 });
+    await drive(id);
+    expect(got.length).toBe(1);
   });
 });

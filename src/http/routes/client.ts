@@ -24,7 +24,7 @@ import { purgeQueue } from "../../flows/purge";
 import { jobAt, jobQueue } from "../../flows/stubs";
 import { flowKeyRefusal, submitJob, submitTagsRefusal } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
-import { asksFor, graphAction, graphStatus, isGraphId, submitReplicas, submitTasks } from "./tasks";
+import { asksFor, graphAction, graphFor, graphStatus, isGraphId, submitReplicas, submitTasks } from "./tasks";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
 function idempotencyKeyOf(c: Context<AppEnv>, body: Pick<SubmitBody, "idempotencyKey">): string | null {
@@ -246,8 +246,8 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/webhooks/:id", {
     GET: async (c) => {
-      const { ref, id, stub } = await jobFor(c);
-      const events = await stub.webhookLog(ref);
+      const id = c.req.param("id")!;
+      const events = isGraphId(id) ? await graphFor(c).then((g) => g.stub.webhookLog(g.ref)) : await jobFor(c).then((j) => j.stub.webhookLog(j.ref));
       if (!events) throw jobNotFound(id);
       return c.json({
         id,

@@ -85,7 +85,8 @@ function created(c: Context<AppEnv>, r: GraphAnswer<GraphRead>, key: string | nu
   return c.json({ id: r.value.graph.id, status: clientStatus(r.value.state), tasks: r.value.tasks, ...(r.value.replicas ? { replicas: { requested: r.value.replicas.requested, started: r.value.replicas.started, completed: r.value.replicas.completed } } : {}) });
 }
 
-async function graphFor(c: Context<AppEnv>) {
+/** The endpoint and job of tasks in the path, the caller authorized as a client; 404 for an id that is not one. */
+export async function graphFor(c: Context<AppEnv>) {
   const endpointId = endpointParam(c);
   const config = await requireEndpoint(c, endpointId, "client");
   const ref: GraphRef = { id: config.id, generation: config.generation };
