@@ -120,8 +120,9 @@ export class ReadyQueue {
       const next = memberChanged(this.sql, entry.sequenceKey, entry.jobId, entry.state);
       if (next !== null) reply.release.push(next);
     }
-    // A job back in the queue with workers blocklisted from it: does any live worker remain for it?
-    if (entry.state === "IN_QUEUE" && r.previous !== "IN_QUEUE" && (entry.blockedWorkers?.length ?? 0) > 0 && (await this.allBlocklisted(entry, now))) reply.blocklisted = true;
+    // A waiting job with workers blocklisted from it, new in the queue or with a new list (a task
+    // whose job of tasks blocklisted one: found from outside): does any live worker remain for it?
+    if (entry.state === "IN_QUEUE" && (entry.blockedWorkers?.length ?? 0) > 0 && (await this.allBlocklisted(entry, now))) reply.blocklisted = true;
     const freedSlot = r.previous !== null && isRunning(r.previous) && !isRunning(entry.state);
     if (r.ready || freedSlot) await this.readyChanged(now);
     if (now >= this.pruneAt) await this.prune(now);

@@ -25,10 +25,12 @@ export async function submitGraph(
 ): Promise<GraphAnswer<GraphRead>> {
   const scope = config.generation === "" ? config.id : `${config.id}:${config.generation}`;
   const doId = key !== null ? env.GRAPH.idFromName(`idempotency:${scope}:${key}`) : env.GRAPH.newUniqueId();
+  // An idempotency key already used by a plain job (another body): refused as any other body is.
+  if (key !== null && (await env.JOB.get(env.JOB.idFromName(`idempotency:${scope}:${key}`)).state(config.id)) !== null) return { ok: false, code: "IDEMPOTENCY_MISMATCH" };
   // What each task's job is submitted with: the body less what belongs to the whole job.
   const { idempotencyKey: _key, webhook, ...rest } = body;
   const { tasks: _tasks, input: _input, replicas: _replicas, ...template } = rest as Partial<TasksBody & ReplicasBody>;
-  const idempotency = key === null ? null : { key, bodyHash: await sha256Hex(`${replicas === null ? "tasks" : "replicas"}\n${JSON.stringify(rest)}`) };
+  const idempotency = key === null ? null : { key, bodyHash: await sha256Hex(`${replicas === null ? "tasks" : "replicas"}\n${JSON.stringify({ ...rest, webhook })}`) };
   const policy = resolvePolicy({ input: {}, ...(body.policy ? { policy: body.policy } : {}) }, config, "run");
   return env.GRAPH.get(doId).create(
     {

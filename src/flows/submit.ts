@@ -107,6 +107,8 @@ export async function submitJob(env: Env, config: EndpointConfig, req: SubmitReq
     ...(req.body.runAt !== undefined ? { runAt: Date.parse(req.body.runAt) } : {}),
     ...(req.body.delay ? { delayMs: req.body.delay } : {}),
   };
+  // An idempotency key already used by a job of tasks or replicas (another body): refused as any other body is.
+  if (req.key !== null && (await env.GRAPH.get(env.GRAPH.idFromName(`idempotency:${scope}:${req.key}`)).exists())) return { ok: false, code: "IDEMPOTENCY_MISMATCH", key: req.key };
   const r = await jobAt(env, id).submit(init, req.input);
   if (!r.ok && r.code === "IDEMPOTENCY_MISMATCH") return { ok: false, code: "IDEMPOTENCY_MISMATCH", key: req.key! };
   return { ok: true, job: r.job };

@@ -25,7 +25,7 @@ export function graphState(g: Pick<GraphRecord, "want" | "startedAt" | "replicas
   const unfinished = n("queued") + n("soft-failed") + n("paused") + n("active");
   if (unfinished === 0 && (n("ready") === 0 || g.want === "cancel")) {
     if (g.stopping === "timed_out") return "TIMED_OUT";
-    if (n("failed") > 0) return "FAILED";
+    if (n("failed") > 0 || g.stopping === "failed") return "FAILED";
     return n("canceled") > 0 || g.want === "cancel" ? "CANCELLED" : "COMPLETED";
   }
   if (g.want === "cancel" && g.stopping === null) return "CANCELLING";
@@ -53,8 +53,9 @@ export function pause(g: GraphRecord, state: GraphState): GraphChange {
   return { ok: true, graph: { ...g, want: "pause" } };
 }
 
-export function resume(g: GraphRecord, state: GraphState): GraphChange {
-  if (g.want !== "pause") return isGraphFinished(state) || g.want === "cancel" ? refuse("resume", state) : { ok: true, graph: g };
+/** Resume; a job that is not paused (finished ones too) is left as it is, as a plain job's resume does. */
+export function resume(g: GraphRecord, _state: GraphState): GraphChange {
+  if (g.want !== "pause") return { ok: true, graph: g };
   return { ok: true, graph: { ...g, want: "run" } };
 }
 

@@ -14,13 +14,13 @@ import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";
 import { applyMigrations } from "../shared/migrations";
 import { WEBHOOK_TIMEOUT_MS, WebhookDelivery, webhookLog, type WebhookLogEntry } from "../webhooks/delivery";
-import { addEvent, hasPending, nextDue } from "../webhooks/outbox";
+import { addEvent, hasPending, nextDue, redeliver, type Redelivery } from "../webhooks/outbox";
 import type { TaskNote } from "../jobs/task-tell";
 import * as commands from "./commands";
 import type { GraphChange, GraphState } from "./commands";
 import { taskCounts, taskObjectName, type Bucket, type GraphRecord, type TaskCounts } from "./record";
 import { GRAPH_MIGRATIONS } from "./schema";
-import { applyNote, cancelUncreated, countsByBucket, dependencies, exitCodes, firstFailed, insertTasks, loadGraph, outputsByName, recount, renewTask, requeueUnfinished, saveGraph, startedCount, taskByName, taskPage, workerFailures, type NewTask } from "./store";
+import { applyNote, cancelUncreated, countsByBucket, dependencies, dueToTell, exitCodes, firstErrored, firstFailed, insertTasks, loadGraph, outputsByName, recount, renewTask, requeueUnfinished, saveGraph, startedCount, taskByName, taskPage, workerFailures, type NewTask } from "./store";
 import { graphFields, type GraphRead, type TaskView } from "./view";
 import { RETRY_MS, runWork } from "./work";
 
@@ -96,14 +96,33 @@ export class GraphObject extends DurableObject<Env> {
     return { ok: true, value: this.readNow(loadGraph(this.sql)!, false) };
   }
 
+  /** Whether a job lives here (an idempotency key of a plain job must not be one of a job of tasks). */
+  exists(): boolean {
+    return loadGraph(this.sql) !== null;
+  }
+
   /** The job as /status shows it, with the outputs by name once COMPLETED (when small enough). */
   read(ref: GraphRef): GraphRead | null {
     const g = this.loadFor(ref);
     return g ? this.readNow(g, true) : null;
   }
 
+  /** RunPod's `/status?ttl=`: a finished job stays readable at most `keepForMs` more (it only ever shortens). */
+  keepFor(ref: GraphRef, keepForMs: number): void {
+    const g = this.loadFor(ref);
+    if (!g || g.completedAt === null) return;
+    const now = this.clock.now();
+    const retentionMs = Math.max(0, Math.min(g.retentionMs, now + keepForMs - g.completedAt));
+    if (retentionMs === g.retentionMs) return;
+    this.ctx.storage.transactionSync(() => {
+      const next = { ...g, retentionMs };
+      saveGraph(this.sql, next);
+      this.arm(next);
+    });
+  }
+
   cancel(ref: GraphRef): GraphAnswer<GraphRead> {
-    return this.change(ref, commands.cancel, () => cancelUncreated(this.sql));
+    return this.change(ref, commands.cancel);
   }
 
   pause(ref: GraphRef): GraphAnswer<GraphRead> {
@@ -130,6 +149,15 @@ export class GraphObject extends DurableObject<Env> {
     return this.loadFor(ref) ? webhookLog(this.sql) : null;
   }
 
+  /** Sends the latest webhook event again at once (same webhook-id), within its rate limit; null for an unknown job. */
+  redeliverWebhook(ref: GraphRef): Redelivery | null {
+    const g = this.loadFor(ref);
+    if (!g) return null;
+    const r = redeliver(this.sql, this.clock.now());
+    if (r.ok) this.arm(g);
+    return r;
+  }
+
   /** The copied output of the task at `idx` (null: none, or too large to copy: read it from its job). */
   taskOutput(ref: GraphRef, idx: number): Uint8Array | null {
     if (!this.loadFor(ref)) return null;
@@ -142,6 +170,11 @@ export class GraphObject extends DurableObject<Env> {
   /** A task's job changed (JobCore.tellAll); older notes and other runs' jobs change nothing. */
   taskChanged(name: string, note: TaskNote): void {
     this.faults.hit("graph:note");
+    this.noteTask(name, note);
+  }
+
+  /** A task's note, from its job or from a tell's answer (./work): the one place notes take effect. */
+  noteTask(name: string, note: TaskNote): void {
     const g = loadGraph(this.sql);
     if (!g) return;
     const now = this.clock.now();
@@ -171,11 +204,12 @@ export class GraphObject extends DurableObject<Env> {
    */
   private replicaNoted(g: GraphRecord, name: string, note: TaskNote, now: number): GraphRecord {
     let next = g;
-    if (note.workerId !== null && note.state === "IN_PROGRESS" && !next.busy.includes(note.workerId)) next = { ...next, busy: [...next.busy, note.workerId], workDueAt: now };
+    // Any note of a started attempt names its worker (the IN_PROGRESS one may be lost or overtaken: found in review).
+    if (note.workerId !== null && note.startedAt !== null && !next.busy.includes(note.workerId)) next = { ...next, busy: [...next.busy, note.workerId], workDueAt: now };
     if (note.startedAt !== null && next.deadlineAt === null) next = { ...next, deadlineAt: note.startedAt + next.executionTimeout };
     if (note.state === "FAILED" || note.state === "TIMED_OUT") {
       const t = taskByName(this.sql, name);
-      if (t && t.jobId === note.jobId && t.bucket === "failed" && next.want === "run" && t.tries + 1 < next.replicaAttempts) {
+      if (t && t.jobId === note.jobId && t.bucket === "failed" && next.want !== "cancel" && t.tries + 1 < next.replicaAttempts) {
         // Its policy allows another: a fresh job for this replica, on another worker.
         renewTask(this.sql, t.idx, this.jobIdOf(next.id, t.idx, next.run, t.tries + 1));
         return { ...next, workDueAt: now };
@@ -214,9 +248,11 @@ export class GraphObject extends DurableObject<Env> {
     return this.env.JOB.idFromName(taskObjectName(graphId, idx, run, tries)).toString();
   }
 
+  /** The job, if it belongs to the endpoint incarnation `ref` names and its retention is not over (the alarm deletes it then). */
   loadFor(ref: GraphRef): GraphRecord | null {
     const g = loadGraph(this.sql);
-    return g && g.endpointId === ref.id && g.endpointGen === ref.generation ? g : null;
+    if (!g || g.endpointId !== ref.id || g.endpointGen !== ref.generation) return null;
+    return g.completedAt !== null && this.clock.now() >= g.completedAt + g.retentionMs ? null : g;
   }
 
   stateOf(g: GraphRecord): GraphState {
@@ -229,6 +265,8 @@ export class GraphObject extends DurableObject<Env> {
    * event), and arms the alarm.
    */
   commit(g: GraphRecord, now: number, before: GraphRecord | null = null): void {
+    // Cancelled (by its user, a failed replica, its timeout, its endpoint's deletion): tasks not handed out are canceled at once.
+    if (before !== null && before.want !== "cancel" && g.want === "cancel") cancelUncreated(this.sql);
     const counts = countsByBucket(this.sql);
     const started = g.replicas === null ? 0 : startedCount(this.sql);
     const state = commands.graphState(g, counts, started);
@@ -236,10 +274,21 @@ export class GraphObject extends DurableObject<Env> {
     let next = g;
     if (commands.isGraphFinished(state) && g.completedAt === null) {
       const failed = state === "FAILED" ? firstFailed(this.sql) : null;
-      const error = failed ? `task '${failed.name}' ${failed.jobState === "TIMED_OUT" ? "timed out" : "failed"}${failed.error ? `: ${failed.error}` : ""}` : state === "TIMED_OUT" ? g.error : null;
+      // COMPLETED with a task that ran with errors reads as a job with errors does (outcome "error").
+      const errored = state === "COMPLETED" ? firstErrored(this.sql) : null;
+      const plainCode = (e: { error: string | null; exitCode: number | null }) => e.error === null || e.error === `exit code ${e.exitCode}`;
+      const error = failed
+        ? `task '${failed.name}' ${failed.jobState === "TIMED_OUT" ? "timed out" : "failed"}${failed.error ? `: ${failed.error}` : ""}`
+        : errored
+          ? `task '${errored.name}' ran with errors${errored.exitCode !== null ? ` (exit code ${errored.exitCode})` : ""}${plainCode(errored) ? "" : `: ${errored.error}`}`
+          : state === "TIMED_OUT" || state === "FAILED"
+            ? g.error
+            : null;
       next = { ...next, completedAt: now, error };
     }
     if (before !== null && was !== state) next = { ...next, version: next.version + 1 };
+    // What its tasks' jobs hear changed: each unfinished one is due to be told (./work tellSweep).
+    if (before !== null && (before.want !== next.want || before.blocked.length !== next.blocked.length || before.busy.length !== next.busy.length)) dueToTell(this.sql);
     saveGraph(this.sql, next);
     if (commands.isGraphFinished(state) && g.completedAt === null && next.webhook !== null) {
       const read = this.readNow(next, true);

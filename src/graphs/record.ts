@@ -58,7 +58,10 @@ export interface GraphRecord {
   executionTimeout: number;
   /** Replicas: when the whole job times out (set when the first replica starts). */
   deadlineAt: number | null;
-  /** Replicas: why the job stops its replicas (one failed, or its time ran out); shown IN_PROGRESS until they stopped. */
+  /**
+   * Why the job stops its tasks' jobs on its own (a replica failed, its time ran out, its tasks'
+   * jobs could not be created): it reads as before until they stopped, then FAILED or TIMED_OUT.
+   */
   stopping: "failed" | "timed_out" | null;
   /** Bumped by each requeue: a task's job object is named per run, so a requeued task gets a fresh job. */
   run: number;

@@ -38,9 +38,11 @@ export const GRAPH_MIGRATIONS: readonly Migration[] = [
         blocked_told INTEGER NOT NULL DEFAULT 0,
         busy_told INTEGER NOT NULL DEFAULT 0,
         exit_code INTEGER,
-        tries INTEGER NOT NULL DEFAULT 0
+        tries INTEGER NOT NULL DEFAULT 0,
+        tell_due INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX task_bucket ON task (bucket, idx);
+      CREATE INDEX task_tell ON task (idx) WHERE tell_due = 1;
       CREATE INDEX task_job ON task (job_id);
       CREATE TABLE task_count (
         bucket TEXT PRIMARY KEY,
@@ -52,6 +54,9 @@ export const GRAPH_MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (to_idx, from_idx)
       ) WITHOUT ROWID;
       CREATE INDEX edge_from ON edge (from_idx, to_idx);
+      CREATE TABLE orphan (
+        job_id TEXT PRIMARY KEY
+      );
       CREATE TABLE worker_failure (
         worker_id TEXT PRIMARY KEY,
         failures INTEGER NOT NULL

@@ -147,16 +147,24 @@ export function readyTasks(sql: SqlStorage, limit: number): TaskRow[] {
 
 const UNFINISHED_CREATED = "bucket IN ('queued', 'soft-failed', 'paused', 'active')";
 
-/** Tasks whose job is unfinished and was not yet told `want`, every blocked worker or every busy one, after place `after`. */
-export function tasksToTell(sql: SqlStorage, want: Want, blocked: number, busy: number, after: number, limit: number): TaskRow[] {
-  return sql
-    .exec<Row>(`SELECT ${COLUMNS} FROM task WHERE ${UNFINISHED_CREATED} AND (told != ? OR blocked_told < ? OR busy_told < ?) AND idx > ? ORDER BY idx LIMIT ?`, want, blocked, busy, after, limit)
-    .toArray()
-    .map(toTask);
+/**
+ * Tasks whose job may not have been told the job's want, blocklist or busy workers yet (marked by
+ * dueToTell, cleared by markTold once it has heard all), after place `after`: a partial index, so
+ * the alarm's look costs nothing while nothing is due, however many tasks wait.
+ */
+export function tasksToTell(sql: SqlStorage, after: number, limit: number): TaskRow[] {
+  return sql.exec<Row>(`SELECT ${COLUMNS} FROM task INDEXED BY task_tell WHERE tell_due = 1 AND idx > ? ORDER BY idx LIMIT ?`, after, limit).toArray().map(toTask);
 }
 
-export function markTold(sql: SqlStorage, idx: number, told: { want: Want; blocked: number; busy: number }): void {
-  sql.exec("UPDATE task SET told = ?, blocked_told = ?, busy_told = ? WHERE idx = ?", told.want, told.blocked, told.busy, idx);
+/** The job's want, blocklist or busy workers changed: every unfinished task's job is to be told. */
+export function dueToTell(sql: SqlStorage): void {
+  sql.exec(`UPDATE task SET tell_due = 1 WHERE created = 1 AND ${UNFINISHED_CREATED} AND tell_due = 0`);
+}
+
+/** What a task's job heard; it stays due while that is not all the job has to tell (`complete` false). */
+export function markTold(sql: SqlStorage, t: Pick<TaskRow, "idx" | "jobId">, told: { want: Want; blocked: number; busy: number }, complete: boolean): void {
+  // By job too: a row renamed meanwhile (a requeue, a replica's fresh job) has not heard this.
+  sql.exec("UPDATE task SET told = ?, blocked_told = ?, busy_told = ?, tell_due = ? WHERE idx = ? AND job_id = ?", told.want, told.blocked, told.busy, complete ? 0 : 1, t.idx, t.jobId);
 }
 
 /** Tasks whose job was created and waits (not yet started): a job of replicas creates the next replica only when none does. */
@@ -172,18 +180,22 @@ export function startedCount(sql: SqlStorage): number {
 /**
  * A task's job was created (in `state` at `version`), told `want` and `blocked` workers. A note of
  * that job that came first (a worker took it at once) made the task created already: then nothing
- * changes. A task whose row names another job (a requeue renamed it meanwhile) is not marked:
- * false, and the caller cancels that job, which no run of the job of tasks will hear from.
+ * changes. "orphan": the job must be cancelled at once, nobody tracking it: the row names another
+ * job (a requeue renamed it meanwhile), or the task was canceled while its job was being created.
  */
-export function markCreated(sql: SqlStorage, t: TaskRow, state: JobState, version: number, told: { want: Want; blocked: number; busy: number }): boolean {
+export function markCreated(sql: SqlStorage, t: TaskRow, state: JobState, version: number, told: { want: Want; blocked: number; busy: number }, due: boolean): "created" | "orphan" {
   const row = sql.exec<{ bucket: string; created: number; job_id: string }>("SELECT bucket, created, job_id FROM task WHERE idx = ?", t.idx).toArray()[0];
-  if (!row || row.job_id !== t.jobId) return false;
-  if (row.created === 1) return true;
+  if (!row || row.job_id !== t.jobId) return "orphan";
+  if (row.bucket === "canceled") {
+    sql.exec("UPDATE task SET created = 1 WHERE idx = ?", t.idx);
+    return "orphan";
+  }
+  if (row.created === 1) return "created";
   const bucket = bucketOfJob(state, 0);
-  sql.exec("UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, told = ?, blocked_told = ?, busy_told = ? WHERE idx = ?", bucket, state, version, told.want, told.blocked, told.busy, t.idx);
+  sql.exec("UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, told = ?, blocked_told = ?, busy_told = ?, tell_due = ? WHERE idx = ?", bucket, state, version, told.want, told.blocked, told.busy, due ? 1 : 0, t.idx);
   addCount(sql, row.bucket as Bucket, -1);
   addCount(sql, bucket, 1);
-  return true;
+  return "created";
 }
 
 /** What a task's note changed: whether anything, the workers that just reached the blocklist threshold. */
@@ -202,11 +214,16 @@ export function applyNote(sql: SqlStorage, name: string, note: TaskNote, thresho
   // A note can come before the alarm marks its job created (a worker took it at once): it is created.
   if (!t || t.jobId !== note.jobId || note.version <= t.version) return { changed: false, blockedNow: [] };
   // A completed task stays completed (its job cannot run again on its own: commands.requeue refuses).
-  const bucket = t.bucket === "completed" ? "completed" : bucketOfJob(note.state, note.attempt);
-  const failed = note.failedWorkers.length >= t.failedWorkers.length ? note.failedWorkers : t.failedWorkers;
+  // A completed task stays completed; one canceled before its job was created stays canceled (that job is cancelled: markCreated).
+  const bucket = t.bucket === "completed" ? "completed" : t.bucket === "canceled" && !t.created ? "canceled" : bucketOfJob(note.state, note.attempt);
+  // A job's failedWorkers lists the attempts that went back to the queue; its final failed attempt's
+  // worker (no attempt left) failed the task too (found from outside).
+  const reported = note.failedWorkers.length >= t.failedWorkers.length ? note.failedWorkers : t.failedWorkers;
+  const lastFailed = bucket === "failed" && note.workerId !== null && note.attempt > 0 && reported.length < note.attempt;
+  const failed = lastFailed ? [...reported, note.workerId!] : reported;
   sql.exec(
-    `UPDATE task SET created = 1, bucket = ?, job_state = ?, version = ?, attempt = ?, worker_id = ?, started_at = ?, completed_at = ?, error = ?,
-       output = ?, output_bytes = ?, failed_workers = ?, exit_code = ? WHERE idx = ?`,
+    `UPDATE task SET created = 1, tell_due = CASE WHEN created = 0 THEN 1 ELSE tell_due END, bucket = ?, job_state = ?, version = ?, attempt = ?,
+       worker_id = ?, started_at = ?, completed_at = ?, error = ?, output = ?, output_bytes = ?, failed_workers = ?, exit_code = ? WHERE idx = ?`,
     bucket,
     note.state,
     note.version,
@@ -262,7 +279,7 @@ export function requeueUnfinished(sql: SqlStorage, jobIdOf: (idx: number) => str
     const bucket = bucketUncreated(r.deps_left);
     sql.exec(
       `UPDATE task SET bucket = ?, job_id = ?, created = 0, job_state = NULL, version = 0, attempt = 0, worker_id = NULL, started_at = NULL,
-         completed_at = NULL, error = NULL, output = NULL, output_bytes = 0, failed_workers = '[]', told = 'run', blocked_told = 0, busy_told = 0, exit_code = NULL, tries = 0 WHERE idx = ?`,
+         completed_at = NULL, error = NULL, output = NULL, output_bytes = 0, failed_workers = '[]', told = 'run', blocked_told = 0, busy_told = 0, exit_code = NULL, tries = 0, tell_due = 0 WHERE idx = ?`,
       bucket,
       jobIdOf(r.idx),
       r.idx,
@@ -272,7 +289,7 @@ export function requeueUnfinished(sql: SqlStorage, jobIdOf: (idx: number) => str
   }
   // Tasks not yet handed out are named for the new run too (their job is created under its name).
   for (const r of sql.exec<{ idx: number }>("SELECT idx FROM task WHERE created = 0 AND bucket IN ('blocked', 'ready')").toArray()) {
-    sql.exec("UPDATE task SET job_id = ? WHERE idx = ?", jobIdOf(r.idx), r.idx);
+    sql.exec("UPDATE task SET job_id = ?, tries = 0, error = NULL WHERE idx = ?", jobIdOf(r.idx), r.idx);
   }
   sql.exec("DELETE FROM worker_failure");
   return rows.length;
@@ -325,10 +342,29 @@ export function renewTask(sql: SqlStorage, idx: number, jobId: string): void {
   if (!row) return;
   sql.exec(
     `UPDATE task SET bucket = 'ready', job_id = ?, created = 0, job_state = NULL, version = 0, attempt = 0, worker_id = NULL, started_at = NULL,
-       completed_at = NULL, output = NULL, output_bytes = 0, told = 'run', blocked_told = 0, busy_told = 0, exit_code = NULL, tries = tries + 1 WHERE idx = ?`,
+       completed_at = NULL, error = NULL, output = NULL, output_bytes = 0, told = 'run', blocked_told = 0, busy_told = 0, exit_code = NULL, tries = tries + 1, tell_due = 0 WHERE idx = ?`,
     jobId,
     idx,
   );
   addCount(sql, row.bucket as Bucket, -1);
   addCount(sql, "ready", 1);
+}
+
+/** The first task (by place) that ran with errors (its job ended ERROR: a result with a non-zero exit code). */
+export function firstErrored(sql: SqlStorage): { name: string; error: string | null; exitCode: number | null } | null {
+  const r = sql.exec<{ name: string; error: string | null; exit_code: number | null }>("SELECT name, error, exit_code FROM task WHERE job_state = 'ERROR' ORDER BY idx LIMIT 1").toArray()[0];
+  return r ? { name: r.name, error: r.error, exitCode: r.exit_code } : null;
+}
+
+/** Jobs to cancel that no run of the job tracks (created for a run a requeue ended, or for a task canceled meanwhile). */
+export function addOrphans(sql: SqlStorage, jobIds: readonly string[]): void {
+  for (const id of jobIds) sql.exec("INSERT OR IGNORE INTO orphan (job_id) VALUES (?)", id);
+}
+
+export function orphans(sql: SqlStorage, limit: number): string[] {
+  return sql.exec<{ job_id: string }>("SELECT job_id FROM orphan LIMIT ?", limit).toArray().map((r) => r.job_id);
+}
+
+export function dropOrphan(sql: SqlStorage, jobId: string): void {
+  sql.exec("DELETE FROM orphan WHERE job_id = ?", jobId);
 }

@@ -37,7 +37,9 @@ export function graphFields(r: GraphRead, now = Date.now()): Record<string, unkn
     body.delayTime = g.startedAt - g.createdAt;
     body.executionTime = (g.completedAt ?? now) - g.startedAt;
   }
-  if (g.error !== null && (r.state === "FAILED" || r.state === "TIMED_OUT")) body.error = g.error;
+  if (g.error !== null && (r.state === "FAILED" || r.state === "TIMED_OUT" || r.state === "COMPLETED")) body.error = g.error;
+  // A task ran with errors (ERROR): the job reads COMPLETED with `error`, as a job with errors does.
+  if (g.error !== null && r.state === "COMPLETED") body.outcome = "error";
   if (g.want === "pause") body.paused = true;
   if (r.state === "PAUSED") body.queue = { position: null, reason: "job_paused" };
   else if (r.replicas !== null && r.state === "IN_QUEUE") body.queue = { position: null, reason: "replicas_starting" };
@@ -64,7 +66,7 @@ export function taskFields(t: TaskView): Record<string, unknown> {
     attempts: t.attempt,
     workerId: t.workerId,
     dependsOn: t.dependsOn,
-    ...(t.waitingFor.length > 0 && !t.created ? { waiting_for: t.waitingFor } : {}),
+    ...(t.waitingFor.length > 0 && t.bucket === "blocked" ? { waiting_for: t.waitingFor } : {}),
     ...(t.tags !== null ? { tags: t.tags } : {}),
     ...(t.error !== null ? { error: t.error } : {}),
     ...(t.jobState === "ERROR" ? { outcome: "error" } : {}),

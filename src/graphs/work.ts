@@ -8,13 +8,14 @@
 import { submitJob } from "../flows/submit";
 import { jobAt } from "../flows/stubs";
 import type { JobChange } from "../jobs/job-object";
+import type { TaskNote } from "../jobs/task-tell";
 import type { SubmitBody } from "../jobs/policy";
 import type { Clock } from "../shared/clock";
 import { GRAPH, LIMITS } from "../shared/limits";
 import { publicOrigin } from "../shared/urls";
 import type { EndpointConfig } from "../endpoints/config";
 import { taskObjectName, type GraphRecord, type TaskRow, type Want } from "./record";
-import { cancelUncreated, countsByBucket, loadGraph, markCreated, markTold, readyTasks, saveGraph, taskInput, tasksToTell, waitingCreated } from "./store";
+import { addOrphans, countsByBucket, dropOrphan, loadGraph, orphans, markCreated, markTold, readyTasks, saveGraph, taskInput, tasksToTell, waitingCreated } from "./store";
 
 /** How soon failed or unfinished work is tried again. */
 export const RETRY_MS = 5_000;
@@ -25,6 +26,8 @@ export interface WorkHost {
   transact<T>(fn: () => T): T;
   commit(g: GraphRecord, now: number, before?: GraphRecord | null): void;
   endpointFor(g: GraphRecord): { getConfig(): Promise<EndpointConfig | null> };
+  /** A task's note takes effect (GraphObject.noteTask). */
+  noteTask(name: string, note: TaskNote): void;
 }
 
 type Sweep = "done" | "more" | "later";
@@ -35,12 +38,12 @@ export async function runWork(o: WorkHost, env: Env): Promise<void> {
   // Due again soon unless this run finishes its work: a crash in the middle is retried.
   o.transact(() => saveGraph(o.sql, { ...start, workDueAt: o.clock.now() + RETRY_MS }));
   const deadline = Date.now() + GRAPH.alarmSliceMs;
-  const outcomes: Sweep[] = [await tellSweep(o, env, deadline)];
+  const outcomes: Sweep[] = [await orphanSweep(o, env, start), await tellSweep(o, env, deadline)];
   const g = loadGraph(o.sql)!;
   if (g.want === "run" && (countsByBucket(o.sql).get("ready") ?? 0) > 0) outcomes.push(await createSweep(o, env, g, deadline));
   const now = o.clock.now();
   const after = loadGraph(o.sql)!;
-  const pending = (after.want === "run" && (countsByBucket(o.sql).get("ready") ?? 0) > 0 && canCreate(o.sql, after)) || tasksToTell(o.sql, after.want, after.blocked.length, after.busy.length, -1, 1).length > 0;
+  const pending = (after.want === "run" && (countsByBucket(o.sql).get("ready") ?? 0) > 0 && canCreate(o.sql, after)) || tasksToTell(o.sql, -1, 1).length > 0 || orphans(o.sql, 1).length > 0;
   const dueAt = outcomes.includes("later") ? now + RETRY_MS : outcomes.includes("more") || pending ? now : null;
   o.transact(() => saveGraph(o.sql, { ...loadGraph(o.sql)!, workDueAt: dueAt }));
 }
@@ -71,7 +74,6 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
     // The endpoint was deleted: its tasks' jobs end with it; nothing more is created, and the job ends (then its retention runs).
     o.transact(() => {
       const fresh = loadGraph(o.sql)!;
-      cancelUncreated(o.sql);
       o.commit({ ...fresh, want: "cancel" }, o.clock.now(), fresh);
     });
     return "done";
@@ -97,7 +99,8 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
             objectName: taskObjectName(cur.id, t.idx, cur.run, t.tries),
             task: { graphId: cur.id, name: t.name, blocked: cur.blocked, ...(cur.replicas === null ? {} : { busy: cur.busy }) },
           });
-          if (!r.ok || r.job.id !== t.jobId) return { t, error: `created job ${r.ok ? r.job.id : "?"}, expected ${t.jobId}` };
+          if (!r.ok) return { t, error: "unexpected idempotency refusal" };
+          // A job under another name than the row's (a requeue renamed it meanwhile): an orphan (markCreated).
           return { t, job: r.job };
         } catch (e) {
           return { t, error: String(e).slice(0, 300) };
@@ -105,27 +108,49 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
       }),
     );
     let failure: string | null = null;
-    const orphans: string[] = [];
     o.transact(() => {
       const fresh = loadGraph(o.sql)!;
+      const lost: string[] = [];
       for (const r of results) {
         if ("job" in r && r.job) {
-          if (!markCreated(o.sql, r.t, r.job.state, r.job.version, { want: "run", blocked: cur.blocked.length, busy: cur.busy.length })) orphans.push(r.job.id);
+          // Created as `cur` was; what changed since (a cancel, a blocklist) is still to be told.
+          const due = fresh.want !== "run" || fresh.blocked.length !== cur.blocked.length || fresh.busy.length !== cur.busy.length;
+          if (markCreated(o.sql, r.t, r.job.state, r.job.version, { want: "run", blocked: cur.blocked.length, busy: cur.busy.length }, due) === "orphan") lost.push(r.job.id);
         } else failure ??= r.error ?? "unknown";
       }
+      // Jobs nobody tracks (a requeue renamed their task, or it was canceled meanwhile): none may run (orphanSweep).
+      addOrphans(o.sql, lost);
       o.commit({ ...fresh, createFailingSince: failure ? (fresh.createFailingSince ?? o.clock.now()) : null }, o.clock.now(), fresh);
     });
-    // Jobs created for a run a requeue ended meanwhile: nobody hears from them, so none may run.
-    const ref = { id: cur.endpointId, generation: cur.endpointGen };
-    await Promise.allSettled(orphans.map((jobId) => jobAt(env, jobId).cancel(ref)));
     if (failure !== null) return creationFailed(o, failure);
   }
   return "more";
 }
 
+/** Creating tasks' jobs failed: tried again later, until it has failed for GRAPH.createGiveUpMs, then the job FAILED. */
 function creationFailed(o: WorkHost, why: string): Sweep {
   console.warn(`job of tasks: creating tasks' jobs failed: ${why}`);
+  o.transact(() => {
+    const g = loadGraph(o.sql)!;
+    const now = o.clock.now();
+    const since = g.createFailingSince ?? now;
+    if (now - since < GRAPH.createGiveUpMs) {
+      if (g.createFailingSince === null) saveGraph(o.sql, { ...g, createFailingSince: since });
+      return;
+    }
+    o.commit({ ...g, want: "cancel", stopping: "failed", error: `its tasks' jobs could not be created for ${GRAPH.createGiveUpMs / 60_000} minutes: ${why.slice(0, 300)}` }, now, g);
+  });
   return "later";
+}
+
+/** Cancels jobs no run tracks (see addOrphans); one that cannot be reached is tried again later. */
+async function orphanSweep(o: WorkHost, env: Env, g: GraphRecord): Promise<Sweep> {
+  const ids = orphans(o.sql, GRAPH.createParallel);
+  if (ids.length === 0) return "done";
+  const ref = { id: g.endpointId, generation: g.endpointGen };
+  const done = await Promise.all(ids.map((id) => jobAt(env, id).cancel(ref).then(() => true, () => false)));
+  o.transact(() => ids.forEach((id, i) => done[i] && dropOrphan(o.sql, id)));
+  return done.every(Boolean) ? (orphans(o.sql, 1).length > 0 ? "more" : "done") : "later";
 }
 
 /** What a task's job is told next, one at a time: the job's want, then its blocklist, then who took other replicas. */
@@ -145,40 +170,68 @@ function tellCall(env: Env, g: GraphRecord, t: TaskRow, tell: Tell): Promise<Job
   return tell.want === "cancel" ? job.cancel(ref) : tell.want === "pause" ? job.pause(ref) : job.resume(ref);
 }
 
-/** Tells unfinished tasks' jobs the job's want and blocklist, a chunk at a time; each task once per change. */
+/**
+ * Tells unfinished tasks' jobs the job's want, blocklist and busy workers, a chunk at a time, one
+ * thing per call (what is left stays due for the next round). An answer that shows the job ended
+ * (a note of it missed) is taken as its note, so a task whose note was lost still settles.
+ */
 async function tellSweep(o: WorkHost, env: Env, deadline: number): Promise<Sweep> {
   let after = -1;
   let failed = false;
   while (Date.now() < deadline) {
     const g = loadGraph(o.sql)!;
-    const rows = tasksToTell(o.sql, g.want, g.blocked.length, g.busy.length, after, GRAPH.createParallel);
+    const rows = tasksToTell(o.sql, after, GRAPH.createParallel);
     if (rows.length === 0) return failed ? "later" : "done";
     after = rows.at(-1)!.idx;
     const results = await Promise.all(
       rows.map(async (t) => {
         const tell = nextTell(g, t);
-        if (tell === null) return { t, ok: true, told: { want: t.told, blocked: t.blockedTold, busy: t.busyTold } };
+        const now = { want: t.told, blocked: t.blockedTold, busy: t.busyTold };
+        if (tell === null) return { t, ok: true as const, told: now, answer: null };
         try {
-          // One thing per round (the next round tells the rest): the want, the blocklist, the busy workers.
-          await tellCall(env, g, t, tell);
+          const answer = await tellCall(env, g, t, tell);
           const told = {
             want: tell.kind === "want" ? tell.want : t.told,
             blocked: tell.kind === "blocked" ? g.blocked.length : t.blockedTold,
             busy: tell.kind === "busy" ? g.busy.length : t.busyTold,
           };
-          return { t, ok: true, told };
+          return { t, ok: true as const, told, answer };
         } catch (e) {
           console.warn(`job of tasks ${g.id}: telling task ${t.name}'s job failed`, e);
-          return { t, ok: false, told: null };
+          return { t, ok: false as const, told: now, answer: null };
         }
       }),
     );
     o.transact(() => {
+      const fresh = loadGraph(o.sql)!;
       for (const r of results) {
-        if (r.ok && r.told) markTold(o.sql, r.t.idx, r.told);
-        else failed = true;
+        if (!r.ok) {
+          failed = true;
+          continue;
+        }
+        const complete = nextTell(fresh, { ...r.t, told: r.told.want, blockedTold: r.told.blocked, busyTold: r.told.busy }) === null;
+        markTold(o.sql, r.t, r.told, complete);
       }
     });
+    for (const r of results) {
+      const note = r.ok ? noteFromAnswer(o, r.t, r.answer) : null;
+      if (note) o.noteTask(r.t.name, note);
+    }
   }
   return "more";
+}
+
+/**
+ * A tell's answer that shows the task's job ended without its note reaching us (or gone), as its
+ * note; null otherwise (a result's output is left to the job's own note, which its alarm tells again).
+ */
+function noteFromAnswer(o: WorkHost, t: TaskRow, answer: JobChange | null): TaskNote | null {
+  if (answer === null) return null;
+  const base = { output: null, outputBytes: 0, exitCode: null };
+  if (!answer.ok && answer.code === "NOT_FOUND") {
+    return { ...base, jobId: t.jobId, state: "CANCELLED", version: t.version + 1, startedAt: t.startedAt, completedAt: o.clock.now(), error: "its job is gone", workerId: t.workerId, attempt: t.attempt, failedWorkers: t.failedWorkers };
+  }
+  const job = "job" in answer ? answer.job : null;
+  if (!job || job.id !== t.jobId || job.version <= t.version || !["FAILED", "CANCELLED", "TIMED_OUT"].includes(job.state)) return null;
+  return { ...base, jobId: job.id, state: job.state, version: job.version, startedAt: job.startedAt, completedAt: job.completedAt, error: job.error, workerId: job.workerId, attempt: job.attempt, failedWorkers: job.failedWorkers };
 }

@@ -130,6 +130,45 @@ describe("replicas", () => {
     expect(tasks.tasks.map((t) => t.workerId).sort()).toEqual(["w2", "w3"]);
   });
 
+  it("found in review: a replica's IN_PROGRESS note lost, its worker is still busy for the others (from its later note)", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitReplicas(ep, { replicas: 2, input: {} });
+    await runInDurableObject(graphStub(id), (o: GraphObject) => o.faults.arm("graph:note"));
+    const [a] = await take(ep, "w1");
+    await done(ep, "w1", a!.id, { output: "a" });
+    await drive(id);
+    expect(await take(ep, "w1", 0, 0), "w1 ran replica-0: it gets no other").toEqual([]);
+    const [b] = await take(ep, "w2");
+    expect(b).toMatchObject({ taskName: "replica-1" });
+  });
+
+  it("found in review: a requeue after a replica got a fresh job that was never created runs it, tracked", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitReplicas(ep, { replicas: 3, input: {}, policy: { maxAttempts: 2, executionTimeout: 5_000 } });
+    const [a] = await take(ep, "w1");
+    await drive(id);
+    const [b] = await take(ep, "w2");
+    await drive(id);
+    await done(ep, "w1", a!.id, { error: "boom" }); // replica-0 gets a fresh job, not created while replica-2 waits
+    await drive(id);
+    await runInDurableObject(graphStub(id), (o: GraphObject) => o.clock.freeze(Date.now() + 6_000));
+    await runDurableObjectAlarm(graphStub(id));
+    await runInDurableObject(graphStub(id), (o: GraphObject) => o.clock.thaw());
+    await drive(id);
+    await take(ep, "w2"); // w2 stopped
+    await drive(id);
+    expect((await statusOf(ep, id)).status).toBe("TIMED_OUT");
+    expect(b).toBeDefined();
+    expect((await call("POST", `/v2/${ep}/requeue/${id}`)).status).toBe(200);
+    await drive(id);
+    const [c] = await take(ep, "w9");
+    expect(c).toMatchObject({ taskName: "replica-0" });
+    await drive(id);
+    expect(await statusOf(ep, id)).toMatchObject({ status: "IN_QUEUE", replicas: { started: 1 } });
+    const counts = await graphStub(id).countsCheck();
+    expect(counts.kept).toEqual(counts.recounted);
+  });
+
   it("bad replicas are a 400", async () => {
     const ep = await createEndpoint({ shards: 1 });
     for (const [body, message] of [

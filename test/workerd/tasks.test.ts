@@ -219,12 +219,18 @@ describe("jobs of tasks", () => {
       const a = taskByName(o.sql, "a")!;
       const note = { jobId: a.jobId, state: "COMPLETED" as const, version: 3, startedAt: 1, completedAt: 2, error: null, output: null, outputBytes: 0, workerId: "w1", attempt: 1, failedWorkers: [] };
       const effect = o.transact(() => applyNote(o.sql, "a", note, 3));
-      const marked = o.transact(() => markCreated(o.sql, a, "IN_QUEUE", 1, { want: "run", blocked: 0, busy: 0 }));
+      const marked = o.transact(() => markCreated(o.sql, a, "IN_QUEUE", 1, { want: "run", blocked: 0, busy: 0 }, false));
       // A job that a requeue renamed meanwhile is not marked (the alarm cancels it).
-      const renamed = markCreated(o.sql, { ...a, jobId: "0".repeat(64) }, "IN_QUEUE", 1, { want: "run", blocked: 0, busy: 0 });
-      return { effect, marked, renamed, a: taskByName(o.sql, "a")!.bucket, b: taskByName(o.sql, "b")!.bucket, counts: o.countsCheck() };
+      const renamed = markCreated(o.sql, { ...a, jobId: "0".repeat(64) }, "IN_QUEUE", 1, { want: "run", blocked: 0, busy: 0 }, false);
+      // A task canceled while its job was being created stays canceled; its job is cancelled (found in review).
+      const b = taskByName(o.sql, "b")!;
+      o.sql.exec("UPDATE task SET bucket = 'canceled' WHERE idx = ?", b.idx);
+      o.sql.exec("UPDATE task_count SET n = n - 1 WHERE bucket = 'ready'");
+      o.sql.exec("INSERT INTO task_count (bucket, n) VALUES ('canceled', 1) ON CONFLICT (bucket) DO UPDATE SET n = n + 1");
+      const canceled = markCreated(o.sql, b, "IN_QUEUE", 1, { want: "run", blocked: 0, busy: 0 }, false);
+      return { effect, marked, renamed, canceled, a: taskByName(o.sql, "a")!.bucket, b: taskByName(o.sql, "b")!.bucket, counts: o.countsCheck() };
     });
-    expect(r).toMatchObject({ effect: { changed: true }, marked: true, renamed: false, a: "completed", b: "ready" });
+    expect(r).toMatchObject({ effect: { changed: true }, marked: "created", renamed: "orphan", canceled: "orphan", a: "completed", b: "canceled" });
     expect(r.counts.kept).toEqual(r.counts.recounted);
   });
 
@@ -243,5 +249,95 @@ describe("jobs of tasks", () => {
     expect(log.events[0]).toMatchObject({ state: "delivered", attempts: 1 });
     await drive(id);
     expect(got.length).toBe(1);
+  });
+});
+
+describe("jobs of tasks: found from outside", () => {
+  it("a worker blocklisted by the job (2 failed tasks) with no other live worker: its waiting tasks fail, and the job ends FAILED", async () => {
+    const ep = await createEndpoint({ shards: 1, blocklistThreshold: 2 });
+    const id = await submitTasks(ep, { tasks: [{ name: "A", input: {}, maxAttempts: 5 }, { name: "B", input: {}, maxAttempts: 5 }, { name: "C", input: {}, maxAttempts: 5 }, { name: "D", input: {}, dependsOn: ["A"] }] });
+    for (let i = 0; i < 2; i++) {
+      const t = await takeTask(ep, "w1");
+      await done(ep, "w1", t!.id, { error: "w1 bad" });
+      await drive(id);
+    }
+    await drive(id);
+    expect(await takeTask(ep, "w1")).toBeNull();
+    await drive(id);
+    const s = await statusOf(ep, id);
+    expect(s).toMatchObject({ status: "FAILED", blocklisted: [{ workerId: "w1", failedTasks: 2 }], tasks: { failed: 3, queued: 1 } });
+    expect(s.error).toContain("blocklisted");
+  });
+
+  it("a task's job failed as blocklisted right at creation (a worker blocklisted while the job was paused): the job still ends, and a cancel ends", async () => {
+    const ep = await createEndpoint({ shards: 1, blocklistThreshold: 2 });
+    const id = await submitTasks(ep, { tasks: [{ name: "C1", input: {}, maxAttempts: 5 }, { name: "C2", input: {}, maxAttempts: 5 }, { name: "A", input: {} }, { name: "B", input: {}, dependsOn: ["A"] }] });
+    // As the outsider's worker did: three takes, each saying it runs nothing (so the earlier leases are lost: failures of w1).
+    const got: Record<string, string> = {};
+    for (let i = 0; i < 3; i++) {
+      const j = await takeTask(ep, "w1");
+      if (j) got[j.taskName!] = j.id;
+    }
+    await call("POST", `/v2/${ep}/pause/${id}`);
+    await drive(id);
+    for (const [name, jobId] of Object.entries(got)) await done(ep, "w1", jobId, name === "A" ? { output: "a" } : { error: "x" });
+    await drive(id);
+    await call("POST", `/v2/${ep}/resume/${id}`);
+    await drive(id);
+    await drive(id);
+    // w1 is blocklisted and the only worker: nothing can run any more, and the job says so (it was stuck IN_PROGRESS).
+    const s = await statusOf(ep, id);
+    expect(s.status).toBe("FAILED");
+    expect(s.tasks).toMatchObject({ active: 0, "soft-failed": 0, paused: 0 });
+    expect((await call("POST", `/v2/${ep}/cancel/${id}`)).status).toBe(409);
+  });
+
+  it("an idempotency key is one job whatever its kind: a plain body after a job of tasks with the same key is a 422, and the other way round", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const tasksBody = { tasks: [{ name: "a", input: 1 }], idempotencyKey: "k1" };
+    expect((await call("POST", `/v2/${ep}/run`, { body: tasksBody })).status).toBe(200);
+    expect((await call("POST", `/v2/${ep}/run`, { body: { input: 1, idempotencyKey: "k1" } })).status).toBe(422);
+    expect((await call("POST", `/v2/${ep}/run`, { body: { input: 1, idempotencyKey: "k2" } })).status).toBe(200);
+    expect((await call("POST", `/v2/${ep}/run`, { body: { ...tasksBody, idempotencyKey: "k2" } })).status).toBe(422);
+    expect((await call("POST", `/v2/${ep}/run`, { body: { replicas: 2, input: 1, idempotencyKey: "k2" } })).status).toBe(422);
+  });
+
+  it("/status?ttl=0 of a finished job of tasks ends its retention; limit=0 on /tasks is a 400; resume of a finished job changes nothing; a long cycle's message stays short", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitTasks(ep, { tasks: [{ name: "a", input: 1 }] });
+    await runAll(ep, id, "w1");
+    expect((await call("POST", `/v2/${ep}/resume/${id}`)).status).toBe(200);
+    expect((await call("GET", `/v2/${ep}/tasks/${id}?limit=0`)).status).toBe(400);
+    expect((await call("GET", `/v2/${ep}/status/${id}?ttl=0`)).status).toBe(200);
+    expect((await call("GET", `/v2/${ep}/status/${id}`)).status).toBe(404);
+    const cycle = Array.from({ length: 5_000 }, (_, i) => ({ name: `n${i}`, input: {}, dependsOn: [`n${(i + 1) % 5_000}`] }));
+    const res = await call("POST", `/v2/${ep}/run`, { body: { tasks: cycle } });
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    expect(text).toContain("5000 tasks in all");
+    expect(text.length).toBeLessThan(1_000);
+  });
+
+  it("a task that ran with errors (exit code 2): the job reads COMPLETED with error and outcome error; a final failed attempt's worker counts against it", async () => {
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitTasks(ep, { tasks: [{ name: "a", input: 1 }, { name: "b", input: 2, maxAttempts: 1 }], policy: { retryOnError: false } });
+    const first = await takeTask(ep, "w1");
+    await done(ep, "w1", first!.id, first!.taskName === "a" ? { output: "partial", exitCode: 2 } : { error: "no" });
+    await drive(id);
+    const second = await takeTask(ep, "w2");
+    await done(ep, "w2", second!.id, second!.taskName === "a" ? { output: "partial", exitCode: 2 } : { error: "no" });
+    await drive(id);
+    const s = await statusOf(ep, id);
+    expect(s.status).toBe("FAILED");
+    const tasks = (await tasksOf(ep, id)).tasks;
+    const b = tasks.find((t: any) => t.name === "b");
+    expect(b.failedWorkers).toEqual([b.workerId]);
+    expect(tasks.find((t: any) => t.name === "a")).toMatchObject({ state: "completed", outcome: "error", exitCode: 2 });
+
+    const ok = await submitTasks(ep, { tasks: [{ name: "x", input: 1 }] });
+    const x = await takeTask(ep, "w1");
+    await done(ep, "w1", x!.id, { output: "partial", exitCode: 2 });
+    await drive(ok);
+    expect(await statusOf(ep, ok)).toMatchObject({ status: "COMPLETED", outcome: "error", error: "task 'x' ran with errors (exit code 2)" });
   });
 });

@@ -24,7 +24,8 @@ import { purgeQueue } from "../../flows/purge";
 import { jobAt, jobQueue } from "../../flows/stubs";
 import { flowKeyRefusal, submitJob, submitTagsRefusal } from "../../flows/submit";
 import { jobFor, refOf, waitParam } from "../params";
-import { asksFor, graphAction, graphFor, graphStatus, isGraphId, submitReplicas, submitTasks } from "./tasks";
+import { asksFor, graphAction, graphFor, graphStatus, isGraphId, redeliverGraph, submitReplicas, submitTasks } from "./tasks";
+import type { Redelivery } from "../../webhooks/outbox";
 
 /** The idempotency key from the body or the `Idempotency-Key` header (they must agree). */
 function idempotencyKeyOf(c: Context<AppEnv>, body: Pick<SubmitBody, "idempotencyKey">): string | null {
@@ -191,7 +192,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   const status = async (c: Context<AppEnv>) => {
     const keepFor = keepForParam(c);
-    if (isGraphId(c.req.param("id"))) return graphStatus(c);
+    if (isGraphId(c.req.param("id"))) return graphStatus(c, 0, keepFor);
     const { endpointId, ref, id, stub } = await jobFor(c);
     return readOrNotFound(c, endpointId, await (keepFor === null ? stub.read(ref) : stub.readThenKeep(ref, keepFor)), id);
   };
@@ -200,7 +201,7 @@ export function clientRoutes(app: Hono<AppEnv>): void {
   const statusSync = async (c: Context<AppEnv>) => {
     const wait = waitParam(c, LIMITS.syncWait);
     const keepFor = keepForParam(c);
-    if (isGraphId(c.req.param("id"))) return graphStatus(c, wait);
+    if (isGraphId(c.req.param("id"))) return graphStatus(c, wait, keepFor);
     const { endpointId, ref, id, stub } = await jobFor(c);
     return readOrNotFound(c, endpointId, await (keepFor === null ? stub.waitTerminal(ref, wait) : stub.readThenKeep(ref, keepFor, wait)), id);
   };
@@ -270,8 +271,11 @@ export function clientRoutes(app: Hono<AppEnv>): void {
 
   route(app, "/v2/:ep/webhooks/:id/redeliver", {
     POST: async (c) => {
-      const { ref, id, stub } = await jobFor(c);
-      const r = await stub.redeliverWebhook(ref);
+      const id = c.req.param("id")!;
+      const r: Redelivery | null = isGraphId(id) ? await redeliverGraph(c) : await (async () => {
+        const j = await jobFor(c);
+        return j.stub.redeliverWebhook(j.ref);
+      })();
       if (r === null) throw jobNotFound(id);
       if (!r.ok && r.code === "NO_EVENT") throw conflict("this job has no webhook event to redeliver (no webhook, or it has not finished)", { id });
       if (!r.ok) {

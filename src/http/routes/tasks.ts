@@ -24,6 +24,7 @@ import { ApiError, badRequest, conflict } from "../errors";
 import { jsonResponse, renderWithOutput } from "../render";
 import { endpointParam, jobNotFound } from "../stubs";
 import type { AppEnv } from "../types";
+import type { Redelivery } from "../../webhooks/outbox";
 import { route } from "./route";
 import * as docs from "../openapi/docs-client";
 import { submitTagsRefusal } from "../../flows/submit";
@@ -96,18 +97,27 @@ export async function graphFor(c: Context<AppEnv>) {
   return { ref, id, stub: c.env.GRAPH.get(doId) };
 }
 
+/** POST /webhooks/{id}/redeliver of a job of tasks. */
+export async function redeliverGraph(c: Context<AppEnv>): Promise<Redelivery | null> {
+  const { ref, stub } = await graphFor(c);
+  return stub.redeliverWebhook(ref);
+}
+
 function statusResponse(r: GraphRead): Response {
   return jsonResponse(renderWithOutput(graphFields(r), r.output));
 }
 
 /** /status and /status-sync (`waitMs`: how long to wait for the job to finish). */
-export async function graphStatus(c: Context<AppEnv>, waitMs = 0): Promise<Response> {
+export async function graphStatus(c: Context<AppEnv>, waitMs = 0, keepForMs: number | null = null): Promise<Response> {
   const { ref, id, stub } = await graphFor(c);
   const deadline = Date.now() + waitMs;
   for (;;) {
     const r = await stub.read(ref);
     if (r === null) throw jobNotFound(id);
-    if (isGraphFinished(r.state) || Date.now() >= deadline) return statusResponse(r);
+    if (isGraphFinished(r.state) || Date.now() >= deadline) {
+      if (keepForMs !== null) await stub.keepFor(ref, keepForMs);
+      return statusResponse(r);
+    }
     await new Promise((resolve) => setTimeout(resolve, Math.min(250, deadline - Date.now())));
   }
 }
@@ -135,18 +145,18 @@ function bucketsParam(raw: string | undefined): Bucket[] | null {
   return [...out];
 }
 
-function intParam(c: Context<AppEnv>, name: string, dflt: number, max: number): number {
+function intParam(c: Context<AppEnv>, name: string, dflt: number, min: number, max: number): number {
   const raw = c.req.query(name);
   if (raw === undefined || raw === "") return dflt;
-  if (!/^\d{1,9}$/.test(raw) || Number(raw) > max) throw badRequest(`${name} must be a whole number from 0 to ${max}, got '${raw.slice(0, 40)}'`);
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}, got '${raw.slice(0, 40)}'`);
   return Number(raw);
 }
 
 export function taskRoutes(app: Hono<AppEnv>): void {
   route(app, "/v2/:ep/tasks/:id", {
     GET: async (c) => {
-      const offset = intParam(c, "offset", 0, GRAPH.tasks);
-      const limit = Math.max(1, intParam(c, "limit", GRAPH.page.default, GRAPH.page.max));
+      const offset = intParam(c, "offset", 0, 0, GRAPH.tasks);
+      const limit = intParam(c, "limit", GRAPH.page.default, 1, GRAPH.page.max);
       const buckets = bucketsParam(c.req.query("state"));
       const { ref, id, stub } = await graphFor(c);
       const page = await stub.tasks(ref, offset, limit, buckets);
