@@ -186,7 +186,7 @@ export class GraphObject extends DurableObject<Env> {
       if (effect.blockedNow.length > 0) next = { ...next, blocked: [...next.blocked, ...effect.blockedNow], workDueAt: now };
       if (g.replicas !== null) next = this.replicaNoted(next, name, note, now);
       const counts = countsByBucket(this.sql);
-      // A ready task (its dependency just completed) is created by the alarm.
+      // A ready task (its dependency just completed, or room in the queue as one started) is created by the alarm.
       if ((counts.get("ready") ?? 0) > 0 && next.want === "run" && (next.workDueAt === null || next.workDueAt > now)) next = { ...next, workDueAt: now };
       this.commit(next, now, g);
     });

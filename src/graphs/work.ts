@@ -1,6 +1,7 @@
 /**
  * A job of tasks' alarm work, a time slice at a time (GRAPH.alarmSliceMs; then the alarm re-arms
  * at once, letting tells in between): creating ready tasks' jobs (GRAPH.createParallel at a time,
+ * keeping at most GRAPH.createAhead of them waiting in the queue,
  * each round recorded in one transaction, so a crash resumes where it stopped and a task created
  * twice reaches the same job), and telling its tasks' jobs what the job wants of them now (pause,
  * resume, cancel: running ones are stopped through job-stop) and whom it blocklisted.
@@ -48,10 +49,18 @@ export async function runWork(o: WorkHost, env: Env): Promise<void> {
   o.transact(() => saveGraph(o.sql, { ...loadGraph(o.sql)!, workDueAt: dueAt }));
 }
 
-/** A job of replicas creates the next replica only once every one created before it started (so each is created knowing who took the others). */
-function canCreate(sql: SqlStorage, g: GraphRecord): boolean {
-  return g.replicas === null || waitingCreated(sql) === 0;
+/**
+ * How many ready tasks may become jobs now: as many as keep at most GRAPH.createAhead of the job's
+ * tasks waiting in the queue; a job of replicas creates the next replica only once every one
+ * created before it started (so each is created knowing who took the others).
+ */
+function room(sql: SqlStorage, g: GraphRecord): number {
+  const waiting = waitingCreated(sql);
+  if (g.replicas !== null) return waiting === 0 ? 1 : 0;
+  return Math.max(0, Math.min(GRAPH.createParallel, GRAPH.createAhead - waiting));
 }
+
+const canCreate = (sql: SqlStorage, g: GraphRecord) => room(sql, g) > 0;
 
 /** The body a task's job is submitted with: the job's template, the task's input, tags and attempts (errors retried: soft-failed). */
 function taskBody(g: GraphRecord, t: TaskRow): SubmitBody {
@@ -84,8 +93,9 @@ async function createSweep(o: WorkHost, env: Env, g: GraphRecord, deadline: numb
   const kept = { ...config, retentionMs: LIMITS.retentionMs.max };
   while (Date.now() < deadline) {
     const cur = loadGraph(o.sql)!;
-    if (cur.want !== "run" || !canCreate(o.sql, cur)) return "done";
-    const chunk = readyTasks(o.sql, cur.replicas === null ? GRAPH.createParallel : 1);
+    const n = cur.want === "run" ? room(o.sql, cur) : 0;
+    if (n === 0) return "done"; // the queue holds enough of this job's tasks: more as they start (taskChanged)
+    const chunk = readyTasks(o.sql, n);
     if (chunk.length === 0) return "done";
     const results = await Promise.all(
       chunk.map(async (t) => {

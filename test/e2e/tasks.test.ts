@@ -177,4 +177,39 @@ describe("jobs of tasks over HTTP, real worker processes", () => {
     expect(new Set(workers).size).toBe(3);
     expect((s.output as Array<{ task: string }>).map((o) => o.task)).toEqual(["replica-0", "replica-1", "replica-2"]);
   });
+
+  it("10,000 tasks: one submit, every task listed, the first ones run as soon as their dependency completed, a cancel ends them all", async () => {
+    const ep = "e2e-tasks-10k";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep);
+    const parts = Array.from({ length: 9_998 }, (_, i) => ({ name: `part-${i}`, input: { i }, dependsOn: ["split"] }));
+    const body = { tasks: [{ name: "split", input: {} }, ...parts, { name: "merge", input: {}, dependsOn: parts.map((p) => p.name) }] };
+    const t0 = Date.now();
+    const r = await api(server.base, "POST", `/v2/${ep}/run`, keys.client, body);
+    const submitMs = Date.now() - t0;
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: "IN_QUEUE", tasks: { total: 10_000, queued: 10_000 } });
+    const id = r.body.id as string;
+    // Every task is listed, a page at a time, in submit order; the merge waits on all 9,998 parts.
+    const last = await api(server.base, "GET", `/v2/${ep}/tasks/${id}?offset=9999&limit=1`, keys.client);
+    expect(last.body).toMatchObject({ total: 10_000, hasMore: false, tasks: [{ name: "merge", state: "queued" }] });
+    expect((last.body.tasks as Array<{ waiting_for: string[] }>)[0]!.waiting_for).toHaveLength(9_998);
+    worker(ep, keys.worker, "k1");
+    worker(ep, keys.worker, "k2");
+    const running = await eventually("the split to complete and parts to run", 60_000, async () => {
+      const s = await api(server.base, "GET", `/v2/${ep}/status/${id}`, keys.client);
+      const t = s.body.tasks as { completed: number };
+      return t.completed >= 50 ? s.body : undefined;
+    });
+    expect(running.status).toBe("IN_PROGRESS");
+    const cancel = await api(server.base, "POST", `/v2/${ep}/cancel/${id}`, keys.client);
+    expect(cancel.status).toBe(200);
+    const s = await finished(ep, keys.client, id, 120_000);
+    expect(s.status).toBe("CANCELLED");
+    const t = s.tasks as { total: number; completed: number; canceled: number };
+    expect(t.total).toBe(10_000);
+    expect(t.completed + t.canceled).toBe(10_000); // every task either ran to the end or was cancelled: none lost
+    expect(t.completed).toBeGreaterThanOrEqual(50);
+    console.log(`10,000 tasks: submit ${submitMs} ms; ${t.completed} completed before the cancel, the rest cancelled`);
+    for (const p of procs.splice(0)) await stopProcess(p);
+  }, 240_000);
 });
