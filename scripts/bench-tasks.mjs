@@ -67,13 +67,21 @@ const ran = new Map();
 let firstPartAt = null;
 let splitAt = null;
 let stop = false;
+let dropped = 0;
 async function lane(w) {
   const worker = `bench-w${w}`;
   const auth = { authorization: keys.worker };
   while (!stop) {
-    const res = await fetch(`${base}/v2/${ep}/job-take-batch/${worker}?gpu=none&batch_size=${batch}&job_in_progress=0`, { headers: auth });
-    if (res.status === 204) continue;
-    const jobs = await res.json();
+    let jobs;
+    try {
+      const res = await fetch(`${base}/v2/${ep}/job-take-batch/${worker}?gpu=none&batch_size=${batch}&job_in_progress=0`, { headers: auth });
+      if (res.status === 204) continue;
+      jobs = await res.json();
+    } catch (e) {
+      // A dropped connection (the local server under load): counted, and the worker asks again.
+      dropped++;
+      continue;
+    }
     await Promise.all(
       jobs.map(async (job) => {
         ran.set(job.taskName, (ran.get(job.taskName) ?? 0) + 1);
@@ -113,6 +121,7 @@ const result = {
   counts: status.tasks,
   handedOut: [...ran.values()].reduce((a, b) => a + b, 0),
   handedTwice: twice,
+  droppedTakes: dropped,
 };
 console.log(`job of ${n} tasks (1 → ${n - 2} → 1), ${workers} workers taking ${batch} at a time, body ${(bodyBytes / 1024).toFixed(0)} KiB`);
 console.log(`  submit ${result.submitMs} ms; split handed out after ${result.splitMs} ms, the first part after ${result.firstPartMs} ms; ${status.status} after ${result.finishedMs} ms (${result.tasksPerSecond} tasks/s)`);

@@ -21,7 +21,7 @@ const NAMES: Record<JobState, Omit<StateNames, "state" | "shownAs">> = {
   SCHEDULED: { meaning: "Waiting for its time (a delay, runAt, a retry's delay or backoff); no worker may take it yet.", runpod: null, ucloud: null, actian: "WAITING", flamenco: null },
   PAUSED: { meaning: "Held out of line by its user (POST /pause/{id}) until resumed; its TTL keeps running.", runpod: null, ucloud: "SUSPENDED", actian: null, flamenco: "paused" },
   SEQUENCED: { meaning: "Behind an unfinished job of its sequenceKey.", runpod: null, ucloud: null, actian: "SEQUENCED", flamenco: null },
-  IN_QUEUE: { meaning: "Ready, waiting for a worker.", runpod: "IN_QUEUE", ucloud: "IN_QUEUE", actian: "QUEUED", flamenco: "queued" },
+  IN_QUEUE: { meaning: "Ready, waiting for a worker (a task of a job of tasks waiting again after a failed attempt: Flamenco's soft-failed).", runpod: "IN_QUEUE", ucloud: "IN_QUEUE", actian: "QUEUED", flamenco: "queued / soft-failed" },
   IN_PROGRESS: { meaning: "A worker holds its lease and runs it.", runpod: "IN_PROGRESS", ucloud: "RUNNING", actian: "INITIALIZING / RUNNING", flamenco: "active" },
   CANCELLING: { meaning: "Cancelled while running; its worker is told to stop (job-stop) within the grace period.", runpod: null, ucloud: "CANCELING", actian: null, flamenco: "cancel-requested" },
   COMPLETED: { meaning: "Its worker reported a result.", runpod: "COMPLETED", ucloud: "SUCCESS", actian: "FINISHED", flamenco: "completed" },
