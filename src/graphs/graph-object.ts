@@ -24,21 +24,11 @@ import { applyNote, cancelUncreated, countsByBucket, dependencies, dueToTell, ex
 import { graphFields, type GraphRead, type TaskView } from "./view";
 import { RETRY_MS, runWork } from "./work";
 
-export interface GraphInit {
-  id: string;
-  /** A job of replicas: how many (its tasks are replica-0…); null: a job of tasks. */
-  replicas: number | null;
-  replicaAttempts: number;
-  executionTimeout: number;
-  endpointId: string;
-  endpointGen: string;
-  template: string;
-  webhook: string | null;
-  idempotency: { key: string; bodyHash: string } | null;
-  origin: string | null;
-  retentionMs: number;
-  blocklistThreshold: number;
-}
+/** What a submit fixes of a job of tasks or replicas (the rest of its record starts empty). */
+export type GraphInit = Pick<
+  GraphRecord,
+  "id" | "replicas" | "replicaAttempts" | "executionTimeout" | "endpointId" | "endpointGen" | "template" | "webhook" | "idempotency" | "origin" | "retentionMs" | "blocklistThreshold"
+>;
 
 export interface GraphRef {
   id: string;
@@ -46,7 +36,6 @@ export interface GraphRef {
 }
 
 export type GraphAnswer<T> = { ok: true; value: T } | { ok: false; code: "NOT_FOUND" } | { ok: false; code: "IDEMPOTENCY_MISMATCH" } | { ok: false; code: "WRONG_STATE"; state: GraphState; message: string };
-
 
 export class GraphObject extends DurableObject<Env> {
   readonly sql: SqlStorage;

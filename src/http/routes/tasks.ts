@@ -12,7 +12,7 @@ import { checkTasks, NOT_WITH_REPLICAS, NOT_WITH_TASKS, ReplicasBody, TasksBody 
 import type { NewTask } from "../../graphs/store";
 import { graphFields, taskFields, type GraphRead } from "../../graphs/view";
 import { isGraphFinished } from "../../graphs/commands";
-import { submitGraph } from "../../flows/submit-graph";
+import { submitGraph } from "../../graphs/submit";
 import { jobAt, refOf } from "../../flows/stubs";
 import { graphObjectId } from "../../jobs/task-tell";
 import { clientStatus } from "../../jobs/states";

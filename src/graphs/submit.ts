@@ -6,10 +6,10 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { sha256Hex } from "../endpoints/keys";
-import type { GraphAnswer } from "../graphs/graph-object";
-import type { NewTask } from "../graphs/store";
-import type { ReplicasBody, TasksBody } from "../graphs/validate";
-import type { GraphRead } from "../graphs/view";
+import type { GraphAnswer } from "./graph-object";
+import type { NewTask } from "./store";
+import type { ReplicasBody, TasksBody } from "./validate";
+import type { GraphRead } from "./view";
 import { graphIdOf } from "../jobs/task-tell";
 import { resolvePolicy } from "../jobs/policy";
 import { BLOCKLIST } from "../shared/limits";
