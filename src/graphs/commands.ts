@@ -29,6 +29,8 @@ export function graphState(g: Pick<GraphRecord, "want" | "startedAt" | "replicas
     return n("canceled") > 0 || g.want === "cancel" ? "CANCELLED" : "COMPLETED";
   }
   if (g.want === "cancel" && g.stopping === null) return "CANCELLING";
+  // Stopping its tasks' jobs after a failure or its timeout: it ran, and ends FAILED or TIMED_OUT.
+  if (g.stopping !== null) return "IN_PROGRESS";
   if (g.want === "pause" && n("active") === 0) return "PAUSED";
   if (g.replicas !== null) return started >= g.replicas ? "IN_PROGRESS" : "IN_QUEUE";
   return g.startedAt !== null || n("active") > 0 ? "IN_PROGRESS" : "IN_QUEUE";

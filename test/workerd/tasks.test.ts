@@ -340,4 +340,17 @@ describe("jobs of tasks: found from outside", () => {
     await drive(ok);
     expect(await statusOf(ep, ok)).toMatchObject({ status: "COMPLETED", outcome: "error", error: "task 'x' ran with errors (exit code 2)" });
   });
+
+  it("a finished job of tasks whose webhook is still being retried stays readable past its retention (as a job does)", async () => {
+    const hook = "https://receiver.example.com/down";
+    interceptFetch(hook, () => new Response("down", { status: 503 }));
+    const ep = await createEndpoint({ shards: 1 });
+    const id = await submitTasks(ep, { tasks: [{ name: "a", input: 1 }], webhook: hook });
+    await runAll(ep, id, "w1");
+    await drive(id);
+    expect((await call("GET", `/v2/${ep}/status/${id}?ttl=0`)).status).toBe(200);
+    const again = await call("GET", `/v2/${ep}/status/${id}`);
+    expect(again.status).toBe(200);
+    expect((await json<{ events: Array<{ state: string }> }>(await call("GET", `/v2/${ep}/webhooks/${id}`))).events[0]!.state).toBe("pending");
+  });
 });
