@@ -192,4 +192,24 @@ describe("the SDK client", () => {
     expect(connections).toBe(6);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2_000); // backed off between tries
   });
+
+  it("a job of tasks and a job of replicas: submitted, listed, waited for (issue 15)", async () => {
+    const ep = "sdk-client-tasks";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep, {});
+    const client = createClient({ baseUrl: server.base, apiKey: keys.client, endpointId: ep });
+    const sub = await client.submitTasks([{ name: "a", input: { n: 1 } }, { name: "b", input: { n: 2 }, dependsOn: ["a"] }], { priority: 1 });
+    expect(sub.id).toMatch(/^tasks_/);
+    expect(sub.tasks).toMatchObject({ total: 2, queued: 2 });
+    const page = await client.tasks(sub.id, { state: "queued" });
+    expect(page.tasks.map((t) => [t.name, t.waiting_for ?? null])).toEqual([["a", null], ["b", ["a"]]]);
+    for (const name of ["a", "b"]) await work(ep, keys.worker, "sdk-w", (job) => ({ output: { ran: name, input: job.input } }));
+    const done = await client.wait(sub.id, { timeoutMs: 20_000, pollMs: 2_000 });
+    expect(done).toMatchObject({ status: "COMPLETED", tasks: { completed: 2 }, output: { a: { ran: "a" }, b: { ran: "b" } } });
+    const reps = await client.submitReplicas(2, { model: "m" });
+    expect(reps.replicas).toMatchObject({ requested: 2, started: 0 });
+    await work(ep, keys.worker, "sdk-r1", () => ({ output: 1 }));
+    await work(ep, keys.worker, "sdk-r2", () => ({ output: 2 }));
+    expect(await client.wait(reps.id, { timeoutMs: 20_000, pollMs: 2_000 })).toMatchObject({ status: "COMPLETED", output: [1, 2] });
+    await expect(client.submitTasks([{ name: "x", input: 1, dependsOn: ["x"] }])).rejects.toBeInstanceOf(EdgeJobsError);
+  });
 });

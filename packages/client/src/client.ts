@@ -16,6 +16,13 @@ export type Submitted = components["schemas"]["JobRef"];
 
 /** Everything of a submit but the input. */
 export type SubmitOptions = Omit<SubmitRequest, "input">;
+/** A job of tasks (issue 15): its tasks, and what the job takes beside them. */
+export type TasksRequest = components["schemas"]["TasksRequest"];
+export type TaskSpec = TasksRequest["tasks"][number];
+export type TasksOptions = Omit<TasksRequest, "tasks">;
+export type ReplicasOptions = Omit<components["schemas"]["ReplicasRequest"], "replicas" | "input">;
+/** A page of a job of tasks' tasks (GET /tasks/{id}). */
+export type TaskPage = { id: string; tasks: Array<Record<string, unknown>>; total: number; offset: number; limit: number; hasMore: boolean };
 
 export type LogLine = components["schemas"]["LogLine"];
 export type LogPage = components["schemas"]["LogPage"];
@@ -38,6 +45,12 @@ export interface EdgeJobsClient {
   submit(input: unknown, options?: SubmitOptions): Promise<Submitted>;
   /** /runsync: waits up to `waitMs` (server default 90 s) for the job to end; answers its status either way. */
   runSync(input: unknown, options?: SubmitOptions & { waitMs?: number }): Promise<JobStatus>;
+  /** A job of tasks (a DAG by `dependsOn`): each task runs as a job of its own once its dependencies completed. Read it with status, wait, tasks. */
+  submitTasks(tasks: TaskSpec[], options?: TasksOptions): Promise<Submitted>;
+  /** A job of replicas: `input` run by `replicas` distinct workers at once. */
+  submitReplicas(replicas: number, input: unknown, options?: ReplicasOptions): Promise<Submitted>;
+  /** A page of a job of tasks' tasks, in submit order (`state`: comma-separated task states). */
+  tasks(id: string, options?: { offset?: number; limit?: number; state?: string }): Promise<TaskPage>;
   status(id: string): Promise<JobStatus>;
   /** Waits until the job ends (status-sync polls of up to `pollMs`), or throws after `timeoutMs`. */
   wait(id: string, options?: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal }): Promise<JobStatus>;
@@ -83,6 +96,11 @@ export function createClient(connection: Connection): EdgeJobsClient {
         }),
         "runsync",
       ),
+    submitTasks: (tasks, options) =>
+      must(api.POST("/v2/{ep}/run", { params: { path: { ep }, header: headersFor(options) }, body: { ...options, tasks } }), "submit tasks") as Promise<Submitted>,
+    submitReplicas: (replicas, input, options) =>
+      must(api.POST("/v2/{ep}/run", { params: { path: { ep }, header: headersFor(options) }, body: { ...options, replicas, input } }), "submit replicas") as Promise<Submitted>,
+    tasks: (id, query = {}) => must(api.GET("/v2/{ep}/tasks/{id}", { params: { path: { ep, id }, query } }), `tasks of ${id}`) as Promise<TaskPage>,
     status: (id) => must(api.GET("/v2/{ep}/status/{id}", job(id)), `status of ${id}`),
     async wait(id, { timeoutMs = 10 * 60_000, pollMs = 60_000, signal } = {}) {
       const deadline = Date.now() + timeoutMs;

@@ -1860,6 +1860,16 @@ export interface components {
             attempt: number;
             /** @description The job's input, exactly as submitted. */
             input: unknown;
+            /** @description The batch the job is a request of (RunPod's Batch API). */
+            batchId?: string;
+            /** @description A task's job: the job of tasks (or replicas) it belongs to (issue 15). */
+            parentJobId?: string;
+            /** @description A task's job: the task's name (replica-0… for replicas). */
+            taskName?: string;
+            /** @description The client's s3Config, as it sent it. */
+            s3Config?: {
+                [key: string]: unknown;
+            };
         };
         OpenAiError: {
             error: {

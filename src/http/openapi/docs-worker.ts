@@ -15,6 +15,10 @@ export const WorkerJob = z
     id: z.string().describe("The job's id."),
     attempt: z.number().int().min(1).describe("The attempt this take granted (1 for the first); name it in reports as `&attempt=N` to fence them."),
     input: z.unknown().describe("The job's input, exactly as submitted."),
+    batchId: z.string().optional().describe("The batch the job is a request of (RunPod's Batch API)."),
+    parentJobId: z.string().optional().describe("A task's job: the job of tasks (or replicas) it belongs to (issue 15)."),
+    taskName: z.string().optional().describe("A task's job: the task's name (replica-0… for replicas)."),
+    s3Config: z.record(z.string(), z.unknown()).optional().describe("The client's s3Config, as it sent it."),
   })
   .meta({ id: "WorkerJob", description: "A job handed to a worker (RunPod's `{id, input}`, plus `attempt`)." });
 
