@@ -26,7 +26,10 @@ export function graphState(g: Pick<GraphRecord, "want" | "startedAt" | "replicas
   if (unfinished === 0 && (n("ready") === 0 || g.want === "cancel")) {
     if (g.stopping === "timed_out") return "TIMED_OUT";
     if (n("failed") > 0 || g.stopping === "failed") return "FAILED";
-    return n("canceled") > 0 || g.want === "cancel" ? "CANCELLED" : "COMPLETED";
+    if (n("canceled") > 0) return "CANCELLED";
+    // A cancel that found every task completed (their notes came late) cancelled nothing: COMPLETED (found by the model).
+    const total = [...counts.values()].reduce((a, b) => a + b, 0);
+    return g.want === "cancel" && n("completed") < total ? "CANCELLED" : "COMPLETED";
   }
   if (g.want === "cancel" && g.stopping === null) return "CANCELLING";
   // Stopping its tasks' jobs after a failure or its timeout: it ran, and ends FAILED or TIMED_OUT.

@@ -76,7 +76,7 @@ export async function runModel(seed: number, steps: number, planted: Planted | n
   const tookThisRun = new Map<string, string>();
   const jobIds = new Set<string>();
   const trail: string[] = [];
-  const ctx = () => `seed ${seed}, after ${trail.slice(-8).join(" → ")}`;
+  const ctx = () => `seed ${seed}, after ${trail.slice(-30).join(" → ")}`;
 
   const list = async (): Promise<Listed[]> => (await json<{ tasks: Listed[] }>(await call("GET", `/v2/${ep}/tasks/${id}?limit=1000`))).tasks;
   const status = async () => json<Record<string, any>>(await call("GET", `/v2/${ep}/status/${id}`));
@@ -228,6 +228,10 @@ describe("the jobs-of-tasks model", () => {
       await runModel(seed + 10 + k, 50, null, true);
     }, 120_000);
   }
+
+  it("found by the model (seed 163832): a cancel whose tasks all completed meanwhile (their notes lost, told later) ends COMPLETED", async () => {
+    await runModel(163832, 60);
+  }, 120_000);
 
   it("catches a planted defect: a task made ready before its dependency completed is handed out (I3)", async () => {
     // A seed whose DAG has a dependency (most do); the defect is planted at step 0, before anything completes.
