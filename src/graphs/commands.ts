@@ -53,8 +53,9 @@ export function cancel(g: GraphRecord, state: GraphState): GraphChange {
 
 /** Pause (Flamenco's): no task is handed out; running ones finish; waiting ones wait paused. */
 export function pause(g: GraphRecord, state: GraphState): GraphChange {
-  if (g.want === "pause") return { ok: true, graph: g };
+  // A finished job cannot be paused, though it was paused before it finished (found by the endpoint model).
   if (isGraphFinished(state) || g.want === "cancel") return refuse("pause", state);
+  if (g.want === "pause") return { ok: true, graph: g };
   return { ok: true, graph: { ...g, want: "pause" } };
 }
 

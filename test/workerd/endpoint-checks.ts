@@ -56,7 +56,8 @@ export async function healthAgrees(w: World): Promise<void> {
   const h = await json<{ jobs: { inQueue: number; inProgress: number } }>(res);
   const jobs = current(w);
   const want = {
-    inQueue: jobs.filter((j) => j.snap !== null && WAITING.includes(j.snap.state)).length,
+    // A paused job (a paused job of tasks' waiting tasks) is counted waiting.
+    inQueue: jobs.filter((j) => j.snap !== null && [...WAITING, "PAUSED"].includes(j.snap.state)).length,
     inProgress: jobs.filter((j) => j.snap !== null && RUNNING.includes(j.snap.state)).length,
   };
   const states = jobs.map((j) => `${j.id.slice(0, 8)}:${j.snap?.state}`).join(" ");

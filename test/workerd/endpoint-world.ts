@@ -14,6 +14,8 @@ import type { EndpointObject } from "../../src/endpoints/endpoint-object";
 import type { JobObject } from "../../src/jobs/job-object";
 import { call, createKey, json } from "./helpers";
 import { LIVENESS, WORKER_BOUNDS } from "../../src/shared/limits";
+import type { GraphObject } from "../../src/graphs/graph-object";
+import type { MGraph } from "./endpoint-graphs";
 
 export const HOUR = 3_600_000;
 /** How long an idempotency key answers with its first job (src/jobs/record.ts IDEMPOTENCY_MS). */
@@ -93,6 +95,12 @@ export interface MJob {
   handed: number;
   /** Final reports that took effect since the job last went back to the queue by retry/requeue. */
   finals: Array<{ w: string; attempt: number; kind: FinalKind }>;
+  /** A task's (or replica's) job: its job of tasks and task name (issue 15); null: a plain job. */
+  task: { graph: string; name: string; run: number } | null;
+  /** Its policy: attempts, whether an error is retried, and how long it stays readable once ended. */
+  maxAttempts: number;
+  retryOnError: boolean;
+  retentionMs: number;
 }
 
 export interface MWorker {
@@ -129,6 +137,8 @@ export interface World {
   workers: Record<string, MWorker>;
   owed: Owed[];
   keys: number;
+  /** Jobs of tasks and of replicas submitted (issue 15; ./endpoint-graphs). */
+  graphs: MGraph[];
   /**
    * Whether a worker was alive when the last snapshot read the jobs' queue reasons; null within
    * the liveness summary's lag before the last heartbeat timeout runs out (either answer is right).
@@ -152,7 +162,7 @@ export const isTerminal = (s: Snap | null) => s !== null && TERMINAL.includes(s.
 
 /** Would the job's object have been deleted by now (retention over and its idempotency day over)? */
 export function deleted(w: World, j: MJob): boolean {
-  return j.terminalSince !== null && w.now >= j.terminalSince + w.cfg.retentionMs && w.now >= j.createdAt + IDEMPOTENCY_MS;
+  return j.terminalSince !== null && w.now >= j.terminalSince + j.retentionMs && w.now >= j.createdAt + IDEMPOTENCY_MS;
 }
 
 /**
@@ -203,7 +213,8 @@ export async function readStatus(w: World, id: string): Promise<{ code: number; 
   return {
     code: 200,
     snap: {
-      state: String(b.status),
+      // A paused waiting job (per-job pause, a paused job of tasks' task) reads IN_QUEUE with queue.reason job_paused.
+      state: b.status === "IN_QUEUE" && q?.reason === "job_paused" ? "PAUSED" : String(b.status),
       attempt: Number(b.attempt),
       retries: Number(b.retries),
       workerId: (b.workerId as string | undefined) ?? null,
@@ -228,12 +239,12 @@ export async function snapshot(w: World, ownEnds: ReadonlySet<string> = new Set(
     const { code, snap } = await readStatus(w, j.id);
     const before = j.snap;
     if (code === 404) {
-      expect(isTerminal(before) && w.now >= j.terminalSince! + w.cfg.retentionMs, `job ${j.id} (${before?.state}) answered 404 before its retention ended: lost`).toBe(true);
+      expect(isTerminal(before) && w.now >= j.terminalSince! + j.retentionMs, `job ${j.id} (${before?.state}) answered 404 before its retention ended: lost`).toBe(true);
       j.gone = true;
       continue;
     }
     expect(code, `status of ${j.id}`).toBe(200);
-    expect(isTerminal(before) && w.now >= j.terminalSince! + w.cfg.retentionMs, `job ${j.id} still readable after its retention`).toBe(false);
+    expect(isTerminal(before) && w.now >= j.terminalSince! + j.retentionMs, `job ${j.id} still readable after its retention`).toBe(false);
     const s = snap!;
     if (before?.state === "IN_PROGRESS" && before.workerId !== null && !ownEnds.has(j.id)) {
       // Still running the same attempt, not cancelled: nothing was taken away.
@@ -290,7 +301,9 @@ export async function advance(w: World, ms: number): Promise<void> {
   const endpoint = env.ENDPOINT.get(env.ENDPOINT.idFromName(w.ep)) as DurableObjectStub<EndpointObject>;
   await runInDurableObject(endpoint, (i: EndpointObject) => i.alarm());
   const ids = [...new Set(w.jobs.map((j) => j.id))];
+  const graphs = w.graphs.filter((g) => !g.gone).map((g) => g.id);
   for (let round = 0; round < 3; round++) {
+    for (const id of graphs) await runInDurableObject(graphStub(id), (o: GraphObject) => o.alarm());
     for (const id of ids) {
       const stub = env.JOB.get(env.JOB.idFromString(id)) as DurableObjectStub<JobObject>;
       await runInDurableObject(stub, async (i: JobObject) => {
@@ -300,12 +313,16 @@ export async function advance(w: World, ms: number): Promise<void> {
   }
 }
 
-/** A new job in the model, as a submit answered it. */
-export function newJob(w: World, id: string, body: Record<string, unknown>, idemKey: string | null): MJob {
+/** A job of tasks' object. */
+export const graphStub = (id: string) => env.GRAPH.get(env.GRAPH.idFromString(id.slice("tasks_".length))) as DurableObjectStub<GraphObject>;
+
+/** A new job in the model, as a submit answered it (a task's job: as its job of tasks created it, with its policy). */
+export function newJob(w: World, id: string, body: Record<string, unknown>, idemKey: string | null, task: Pick<MJob, "task" | "maxAttempts" | "retryOnError" | "retentionMs"> | null = null): MJob {
   const j: MJob = {
     id, gen: w.gen, idemKey, body, seq: (body.sequenceKey as string | undefined) ?? null, flow: (body.concurrencyKey as string | undefined) ?? null,
     tags: tagKey(body.tags as string[] | undefined), priority: (body.priority as number | undefined) ?? 0,
     createdAt: w.now, snap: null, gone: false, terminalSince: null, queuedSince: null, avoid: new Set(), handed: 0, finals: [],
+    ...(task ?? { task: null, maxAttempts: w.cfg.maxAttempts, retryOnError: true, retentionMs: w.cfg.retentionMs }),
   };
   w.jobs.push(j);
   return j;
