@@ -9,7 +9,8 @@
  * delivers the webhook and, after retention, deletes the job.
  */
 import { DurableObject } from "cloudflare:workers";
-import { concatBytes } from "../shared/bytes";
+import { Waiters } from "../shared/waiters";
+import { GRAPH } from "../shared/limits";
 import { Clock } from "../shared/clock";
 import { Faults } from "../shared/faults";
 import { applyMigrations } from "../shared/migrations";
@@ -20,8 +21,8 @@ import * as commands from "./commands";
 import type { GraphChange, GraphState } from "./commands";
 import { taskCounts, taskObjectName, type Bucket, type GraphRecord, type TaskCounts } from "./record";
 import { GRAPH_MIGRATIONS } from "./schema";
-import { applyNote, cancelUncreated, countsByBucket, dependencies, dueToTell, exitCodes, firstErrored, firstFailed, insertTasks, loadGraph, outputsByName, recount, renewTask, requeueUnfinished, saveGraph, startedCount, taskByName, taskPage, workerFailures, type NewTask } from "./store";
-import { graphFields, type GraphRead, type TaskView } from "./view";
+import { applyNote, cancelUncreated, countsByBucket, dependencies, dueToTell, exitCodes, firstErrored, firstFailed, insertTasks, loadGraph, outputsByName, recount, renewTask, requeueUnfinished, saveGraph, startedCount, taskByName, taskOutput, taskPage, workerFailures, type NewTask } from "./store";
+import { encodeList, encodeOutputs, graphFields, type GraphRead, type TaskView } from "./view";
 import { RETRY_MS, runWork } from "./work";
 
 /** What a submit fixes of a job of tasks or replicas (the rest of its record starts empty). */
@@ -41,6 +42,8 @@ export class GraphObject extends DurableObject<Env> {
   readonly sql: SqlStorage;
   readonly clock = new Clock();
   readonly faults = new Faults();
+  /** Reads waiting for the job to finish (/status-sync). */
+  private readonly finished = new Waiters<null, null>();
   readonly webhooks: WebhookDelivery;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -96,6 +99,17 @@ export class GraphObject extends DurableObject<Env> {
     return g ? this.readNow(g, true) : null;
   }
 
+  /** /status-sync: waits up to `waitMs` for the job to finish (woken by the commit that finishes it), then reads it. */
+  async readFinished(ref: GraphRef, waitMs: number): Promise<GraphRead | null> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const g = this.loadFor(ref);
+      if (!g) return null;
+      if (commands.isGraphFinished(this.stateOf(g)) || Date.now() >= deadline) return this.readNow(g, true);
+      await this.finished.wait(null, deadline - Date.now(), null);
+    }
+  }
+
   /** RunPod's `/status?ttl=`: a finished job stays readable at most `keepForMs` more (it only ever shortens). */
   keepFor(ref: GraphRef, keepForMs: number): void {
     const g = this.loadFor(ref);
@@ -126,11 +140,23 @@ export class GraphObject extends DurableObject<Env> {
     return this.change(ref, commands.requeue, (g) => requeueUnfinished(this.sql, (idx) => this.jobIdOf(g.id, idx, g.run), g.replicas !== null));
   }
 
-  /** A page of tasks in submit order (only those in `buckets` when given), each with its dependencies. */
+  /**
+   * A page of tasks in submit order (only those in `buckets` when given), each with its
+   * dependencies and its copied output, while the page's copied outputs total at most
+   * GRAPH.pageOutputBytes (with the one that passes it: the listing stops there). A task whose
+   * output was too large to copy has none here: it is read from the task's job.
+   */
   tasks(ref: GraphRef, offset: number, limit: number, buckets: Bucket[] | null): { tasks: TaskView[]; total: number } | null {
     if (!this.loadFor(ref)) return null;
     const { rows, total } = taskPage(this.sql, offset, limit, buckets);
-    return { tasks: rows.map((t) => ({ ...t, ...dependencies(this.sql, t.idx), output: null })), total };
+    let bytes = 0;
+    const tasks = rows.map((t) => {
+      const copied = t.bucket === "completed" && t.outputBytes > 0 && t.outputBytes <= GRAPH.outputCopyBytes && bytes <= GRAPH.pageOutputBytes;
+      const output = copied ? taskOutput(this.sql, t.idx) : null;
+      bytes += output?.byteLength ?? 0;
+      return { ...t, ...dependencies(this.sql, t.idx), output };
+    });
+    return { tasks, total };
   }
 
   /** The job's webhook event (when it finished) with every delivery attempt; null for an unknown job. */
@@ -145,13 +171,6 @@ export class GraphObject extends DurableObject<Env> {
     const r = redeliver(this.sql, this.clock.now());
     if (r.ok) this.arm(g);
     return r;
-  }
-
-  /** The copied output of the task at `idx` (null: none, or too large to copy: read it from its job). */
-  taskOutput(ref: GraphRef, idx: number): Uint8Array | null {
-    if (!this.loadFor(ref)) return null;
-    const r = this.sql.exec<{ output: ArrayBuffer | null }>("SELECT output FROM task WHERE idx = ?", idx).toArray()[0];
-    return r?.output ? new Uint8Array(r.output) : null;
   }
 
   // ---- its tasks' jobs ----
@@ -310,6 +329,7 @@ export class GraphObject extends DurableObject<Env> {
             ? g.error
             : null;
       next = { ...next, completedAt: now, error };
+      this.finished.resolveAll(null);
     }
     if (before !== null && was !== state) next = { ...next, version: next.version + 1 };
     // What its tasks' jobs hear changed: each unfinished one is due to be told (./work tellSweep).
@@ -380,22 +400,4 @@ export class GraphObject extends DurableObject<Env> {
     }
     return { ok: true, value: this.readNow(loadGraph(this.sql)!, false) };
   }
-}
-
-const enc = new TextEncoder();
-
-/** `[<output>, …]` as bytes: a job of replicas' outputs in replica order. */
-function encodeList(outputs: (Uint8Array | null)[]): Uint8Array {
-  const parts: Uint8Array[] = [enc.encode("[")];
-  outputs.forEach((out, i) => parts.push(enc.encode(i > 0 ? "," : ""), out ?? enc.encode("null")));
-  parts.push(enc.encode("]"));
-  return concatBytes(parts);
-}
-
-/** `{"name": <output>, …}` as bytes: each output as its worker sent it (null when it sent none). */
-function encodeOutputs(outputs: Map<string, Uint8Array | null>): Uint8Array {
-  const parts: Uint8Array[] = [enc.encode("{")];
-  for (const [name, out] of outputs) parts.push(enc.encode(`${parts.length > 1 ? "," : ""}${JSON.stringify(name)}:`), out ?? enc.encode("null"));
-  parts.push(enc.encode("}"));
-  return concatBytes(parts);
 }

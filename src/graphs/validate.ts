@@ -18,15 +18,11 @@ const TaskSpec = z
   })
   .strict();
 
+/** What a job of tasks or of replicas takes of a plain submit's fields (each task's job is submitted with them). */
+const SHARED = SubmitBody.pick({ webhook: true, policy: true, priority: true, tags: true, idempotencyKey: true });
+
 export const TasksBody = z
-  .object({
-    tasks: z.array(TaskSpec).min(1).max(GRAPH.tasks),
-    webhook: SubmitBody.shape.webhook,
-    policy: SubmitBody.shape.policy,
-    priority: SubmitBody.shape.priority,
-    tags: SubmitBody.shape.tags,
-    idempotencyKey: SubmitBody.shape.idempotencyKey,
-  })
+  .object({ tasks: z.array(TaskSpec).min(1).max(GRAPH.tasks), ...SHARED.shape })
   .strict();
 export type TasksBody = z.infer<typeof TasksBody>;
 
@@ -35,11 +31,7 @@ export const ReplicasBody = z
   .object({
     replicas: z.number().int().min(1).max(GRAPH.replicas).meta({ description: `How many distinct workers run the job at once (1-${GRAPH.replicas}).` }),
     input: SubmitBody.shape.input,
-    webhook: SubmitBody.shape.webhook,
-    policy: SubmitBody.shape.policy,
-    priority: SubmitBody.shape.priority,
-    tags: SubmitBody.shape.tags,
-    idempotencyKey: SubmitBody.shape.idempotencyKey,
+    ...SHARED.shape,
   })
   .strict();
 export type ReplicasBody = z.infer<typeof ReplicasBody>;

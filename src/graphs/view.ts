@@ -4,6 +4,7 @@
  * task as GET /tasks/{id} lists it.
  */
 import { clientStatus } from "../jobs/states";
+import { arrayPieces, joinPieces, objectPieces } from "../shared/pieces";
 import type { GraphState } from "./commands";
 import { taskStateOf, type GraphRecord, type TaskCounts, type TaskRow } from "./record";
 
@@ -76,3 +77,11 @@ export function taskFields(t: TaskView): Record<string, unknown> {
     completedAt: iso(t.completedAt) ?? null,
   };
 }
+
+const NULL = new TextEncoder().encode("null");
+
+/** `[<output>, …]` as bytes: a job of replicas' outputs in replica order. */
+export const encodeList = (outputs: (Uint8Array | null)[]) => joinPieces(arrayPieces(outputs.map((out) => [out ?? NULL])));
+
+/** `{"name": <output>, …}` as bytes: each output as its worker sent it (null when it sent none). */
+export const encodeOutputs = (outputs: Map<string, Uint8Array | null>) => joinPieces(objectPieces({}, [...outputs].map(([name, out]) => [name, out ?? NULL] as const)));

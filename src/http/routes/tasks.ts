@@ -11,7 +11,6 @@ import { BUCKETS, type Bucket } from "../../graphs/record";
 import { checkTasks, NOT_WITH_REPLICAS, NOT_WITH_TASKS, ReplicasBody, TasksBody } from "../../graphs/validate";
 import type { NewTask } from "../../graphs/store";
 import { graphFields, taskFields, type GraphRead } from "../../graphs/view";
-import { isGraphFinished } from "../../graphs/commands";
 import { submitGraph } from "../../graphs/submit";
 import { jobAt, refOf } from "../../flows/stubs";
 import { graphObjectId } from "../../jobs/task-tell";
@@ -94,7 +93,7 @@ export async function graphFor(c: Context<AppEnv>) {
   const id = c.req.param("id")!;
   const doId = graphObjectId(c.env, id);
   if (doId === null) throw jobNotFound(id);
-  return { ref, id, stub: c.env.GRAPH.get(doId) };
+  return { config, ref, id, stub: c.env.GRAPH.get(doId) };
 }
 
 /** POST /webhooks/{id}/redeliver of a job of tasks. */
@@ -110,16 +109,11 @@ function statusResponse(r: GraphRead): Response {
 /** /status and /status-sync (`waitMs`: how long to wait for the job to finish). */
 export async function graphStatus(c: Context<AppEnv>, waitMs = 0, keepForMs: number | null = null): Promise<Response> {
   const { ref, id, stub } = await graphFor(c);
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const r = await stub.read(ref);
-    if (r === null) throw jobNotFound(id);
-    if (isGraphFinished(r.state) || Date.now() >= deadline) {
-      if (keepForMs !== null) await stub.keepFor(ref, keepForMs);
-      return statusResponse(r);
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(250, deadline - Date.now())));
-  }
+  // /status-sync waits in the object, woken when the job finishes.
+  const r = waitMs > 0 ? await stub.readFinished(ref, waitMs) : await stub.read(ref);
+  if (r === null) throw jobNotFound(id);
+  if (keepForMs !== null) await stub.keepFor(ref, keepForMs);
+  return statusResponse(r);
 }
 
 /** A user's command on a job of tasks; /retry is its requeue. */
@@ -158,16 +152,16 @@ export function taskRoutes(app: Hono<AppEnv>): void {
       const offset = intParam(c, "offset", 0, 0, GRAPH.tasks);
       const limit = intParam(c, "limit", GRAPH.page.default, 1, GRAPH.page.max);
       const buckets = bucketsParam(c.req.query("state"));
-      const { ref, id, stub } = await graphFor(c);
+      const { config, ref, id, stub } = await graphFor(c);
       const page = await stub.tasks(ref, offset, limit, buckets);
       if (page === null) throw jobNotFound(id);
-      // Outputs: copied ones from the job of tasks, larger ones from the task's job, within the page's budget.
+      // Outputs: copied ones come with the page, larger ones from the task's job, within the page's budget.
       const parts: string[] = [];
       let bytes = 0;
       for (const t of page.tasks) {
         let out: Uint8Array | null = null;
         if (t.outputBytes > 0 && t.bucket === "completed") {
-          out = t.outputBytes <= GRAPH.outputCopyBytes ? await stub.taskOutput(ref, t.idx) : await readJobOutput(c, t.jobId);
+          out = t.outputBytes <= GRAPH.outputCopyBytes ? t.output : await readJobOutput(c.env, config, t.jobId);
           bytes += out?.byteLength ?? 0;
           if (bytes > GRAPH.pageOutputBytes && parts.length > 0) break;
         }
@@ -182,9 +176,8 @@ export function taskRoutes(app: Hono<AppEnv>): void {
   }, { GET: docs.TASKS_DOC });
 }
 
-async function readJobOutput(c: Context<AppEnv>, jobId: string): Promise<Uint8Array | null> {
-  const config = await requireEndpoint(c, endpointParam(c), "client");
-  const r = await jobAt(c.env, jobId).read(refOf(config));
+async function readJobOutput(env: Env, config: EndpointConfig, jobId: string): Promise<Uint8Array | null> {
+  const r = await jobAt(env, jobId).read(refOf(config));
   return r.ok ? r.output : null;
 }
 
