@@ -445,7 +445,8 @@ class SubmitGraph implements Cmd {
       dependsOn: this.replicas !== null ? [] : Array.from({ length: i }, (_, d) => d).filter((d) => (this.mask >> (i * 3 + d)) & 1).map((d) => `t${d}`),
       ...(this.oneTry && i === 0 && this.replicas === null ? { maxAttempts: 1 } : {}),
     }));
-    const shape = this.replicas !== null ? { replicas: this.replicas, input: { r: 1 } } : { tasks: tasks.map((t, i) => ({ ...t, input: { i } })) };
+    // A job of replicas tries each once, or (not `oneTry`) twice: a replica's second job goes to a worker that took none.
+    const shape = this.replicas !== null ? { replicas: this.replicas, input: { r: 1 }, ...(this.oneTry ? {} : { policy: { maxAttempts: 2 } }) } : { tasks: tasks.map((t, i) => ({ ...t, input: { i } })) };
     const body = { ...shape, priority: this.priority, ...(this.tags ? { tags: this.tags } : {}) };
     const res = await call("POST", `/v2/${w.ep}/run`, { key: w.clientKey, body });
     expect(res.status, "submit of a job of tasks").toBe(200);
@@ -454,7 +455,7 @@ class SubmitGraph implements Cmd {
     newGraph(w, id, tasks, this.replicas, this.priority, this.tags ? [...this.tags] : null);
     await settle(w);
   }
-  toString = () => `${this.replicas !== null ? `replicas(${this.replicas}` : `tasks(${this.n}, deps ${this.mask}${this.oneTry ? ", t0 once" : ""}`}, p${this.priority}${this.tags ? `, tags ${this.tags.join("+")}` : ""})`;
+  toString = () => `${this.replicas !== null ? `replicas(${this.replicas}${this.oneTry ? "" : ", twice"}` : `tasks(${this.n}, deps ${this.mask}${this.oneTry ? ", t0 once" : ""}`}, p${this.priority}${this.tags ? `, tags ${this.tags.join("+")}` : ""})`;
 }
 
 /** A user's command on a job of tasks: cancel, pause, resume, requeue (Flamenco's). */
@@ -716,12 +717,23 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
 
   it("jobs of replicas: each replica to another worker, one failing stops the others (their stops delivered once), a requeue runs them all again", async () => {
     const takeAll = () => ["w1", "w2", "w3"].map((wid) => new Take(wid, 1, false, false));
-    const w = await runModel(null, 2, [new SubmitGraph(3, 0, 0, 0, null, false)], [
+    const w = await runModel(null, 2, [new SubmitGraph(3, 0, 0, 0, null, true)], [
       ...takeAll(), new Take("w1", 1, false, true), new Report("w2", "fail", 0, "held"), new Advance(6_000), new GraphCmd("requeue", 0),
       ...takeAll(), ...["w1", "w2", "w3"].map((wid) => new Report(wid, "complete", 0, "held")),
     ]);
     expect(w.graphs[0]!.status).toMatchObject({ status: "COMPLETED", replicas: { requested: 3, started: 3, completed: 3 } });
     expect(doneOf(w)).toEqual({ "replica-0 (run 1)": 1, "replica-1 (run 1)": 1, "replica-2 (run 1)": 1 });
+  });
+
+  it("jobs of replicas tried twice: a failed replica's fresh job goes to a worker that took none of the job's replicas", async () => {
+    const w = await runModel(2, 2, [new SubmitGraph(2, 0, 0, 0, null, false)], [
+      new Take("w1", 1, false, false), new Take("w2", 1, false, false), reportTask("w1", "fail", "replica-0"),
+      new Take("w1", 1, false, true), new Take("w2", 1, false, true), new Take("w3", 1, false, false),
+      reportTask("w3", "complete", "replica-0"), reportTask("w2", "complete", "replica-1"),
+    ]);
+    expect(w.graphs[0]!.status).toMatchObject({ status: "COMPLETED", replicas: { requested: 2, started: 2, completed: 2 } });
+    const r0 = w.jobs.filter((j) => j.task?.name === "replica-0").map((j) => [j.snap!.state, j.snap!.workerId]);
+    expect(r0).toEqual([["FAILED", "w1"], ["COMPLETED", "w3"]]);
   });
 
   it("jobs of tasks: a task is handed out after its dependencies completed, and one that soft-failed goes to another worker", async () => {
