@@ -3,26 +3,10 @@
  * come with the page from the job of tasks, larger ones from the task's job), and /status-sync
  * waits in the job of tasks' object until the job finishes (woken by the note that finishes it).
  */
-import { env } from "cloudflare:workers";
-import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { call, createEndpoint, done, json } from "./helpers";
-import { graphObjectId } from "../../src/jobs/task-tell";
+import { submitTasks } from "./tasks-kit";
 import { GRAPH } from "../../src/shared/limits";
-
-const graphStub = (id: string) => env.GRAPH.get(graphObjectId(env, id)!);
-
-async function drive(id: string): Promise<void> {
-  for (let i = 0; i < 20; i++) if (!(await runDurableObjectAlarm(graphStub(id)))) return;
-}
-
-async function submitTasks(ep: string, body: Record<string, unknown>): Promise<string> {
-  const res = await call("POST", `/v2/${ep}/run`, { body });
-  expect(res.status, await res.clone().text()).toBe(200);
-  const id = (await json<{ id: string }>(res)).id;
-  await drive(id);
-  return id;
-}
 
 async function takeAll(ep: string, worker: string): Promise<Array<{ id: string; taskName: string }>> {
   const res = await call("GET", `/v2/${ep}/job-take-batch/${worker}?batch_size=10&job_in_progress=0`);

@@ -5,36 +5,16 @@
  * did not complete; cancel and pause reach every task; a worker that fails `blocklistThreshold`
  * tasks is blocklisted from the whole job.
  */
-import { env } from "cloudflare:workers";
-import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { afterEach, vi } from "vitest";
 import { call, createEndpoint, done, interceptFetch, json } from "./helpers";
-import { graphObjectId } from "../../src/jobs/task-tell";
+import { drive, graphStub, submitTasks } from "./tasks-kit";
 import { runInDurableObject } from "cloudflare:test";
 import type { GraphObject } from "../../src/graphs/graph-object";
 import { applyNote, markCreated, taskByName } from "../../src/graphs/store";
 
 type Handed = { id: string; input: unknown; parentJobId?: string; taskName?: string };
 
-function graphStub(id: string) {
-  return env.GRAPH.get(graphObjectId(env, id)!);
-}
-
-/** Runs the job of tasks' alarm until it has no work due (its ready tasks' jobs created, its tells sent). */
-async function drive(id: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (!(await runDurableObjectAlarm(graphStub(id)))) return;
-  }
-}
-
-async function submitTasks(ep: string, body: Record<string, unknown>): Promise<string> {
-  const res = await call("POST", `/v2/${ep}/run`, { body });
-  expect(res.status, await res.clone().text()).toBe(200);
-  const id = (await json<{ id: string }>(res)).id;
-  await drive(id);
-  return id;
-}
 
 async function takeTask(ep: string, worker: string): Promise<Handed | null> {
   const res = await call("GET", `/v2/${ep}/job-take/${worker}?job_in_progress=0`);
