@@ -242,7 +242,7 @@ class Report implements Cmd {
       const want =
         pre.state === "CANCELLING"
           ? { state: "CANCELLED", attempt: pre.attempt, retries: pre.retries }
-          : { state: kind === "complete" || kind === "exit" ? "COMPLETED" : retried ? "IN_QUEUE" : "FAILED", attempt: pre.attempt, retries: pre.retries + (retried ? 1 : 0) };
+          : { state: kind === "complete" || kind === "exit" ? "COMPLETED" : retried ? (pre.paused ? "PAUSED" : "IN_QUEUE") : "FAILED", attempt: pre.attempt, retries: pre.retries + (retried ? 1 : 0) };
       expect(core(j), `[I4] defect 1: an accepted ${kind} of attempt ${pre.attempt} by ${this.wid} takes effect`).toEqual(want);
       if (pre.state !== "CANCELLING") expect(j.snap?.outcome ?? null, `an accepted ${kind} reads outcome`).toBe(kind === "exit" ? "error" : null);
       if (pre.state !== "CANCELLING") j.finals.push({ w: this.wid, attempt: pre.attempt, kind });
@@ -335,9 +335,10 @@ class Ping implements Cmd {
       const same = { state: p.state, attempt: p.attempt, retries: p.retries };
       if (mine && p.state === "IN_PROGRESS" && w.now - p.startedAt! >= PING_RELEASE_MS) {
         // Defect 6: a job the worker no longer lists is released like a lost lease.
-        const want = p.attempt < j.maxAttempts ? "IN_QUEUE" : "TIMED_OUT";
+        // A paused job's attempt goes back to wait paused (found by the model, seed 2002).
+        const want = p.attempt < j.maxAttempts ? (p.paused ? "PAUSED" : "IN_QUEUE") : "TIMED_OUT";
         expect(core(j), `defect 6: ${this.wid}'s ping without ${j.id} (started ${w.now - p.startedAt!} ms ago) releases it`).toEqual({
-          ...same, state: want, retries: p.retries + (want === "IN_QUEUE" ? 1 : 0),
+          ...same, state: want, retries: p.retries + (want === "TIMED_OUT" ? 0 : 1),
         });
       } else if (mine && p.state === "CANCELLING") {
         expect(["CANCELLING", "CANCELLED"]).toContain(j.snap!.state);
@@ -670,6 +671,11 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
     await runModel(2, 2, [], [S("b"), new Take("w1", 1, false, false), S("b"), new Cancel(0, true), new Ping("w1", "list")]);
   });
 
+  it("found by the model (seed 2002): a task's job failing while its job of tasks is paused goes back to wait paused", async () => {
+    const w = await runModel(2, 2, [new SubmitGraph(null, 2, 0, 0, null, false)], [new Take("w1", 1, false, false), new GraphCmd("pause", 0), new Report("w1", "fail", 0, "held")]);
+    expect(w.jobs.map((j) => j.snap!.state).sort()).toEqual(["PAUSED", "PAUSED"]);
+  });
+
   it("found by the model (seed 555): a paused job of tasks whose tasks' jobs were all cancelled is finished: another pause answers 409", async () => {
     await runModel(2, 2, [new SubmitGraph(null, 2, 0, 0, null, false)], [new GraphCmd("pause", 0), new Cancel(0, false), new Cancel(1, false), new GraphCmd("pause", 0)]);
   });
@@ -704,6 +710,14 @@ describe("endpoint-level model: several jobs and workers on one endpoint", () =>
     // t1 depends on t0 (bit 3).
     const run = runModel(2, 2, [new SubmitGraph(null, 2, 0b1000, 0, null, false)], [plant("t1 ready", "UPDATE task SET bucket = 'ready', deps_left = 0 WHERE name = 't1'"), new Take("w1", 1, false, true)]);
     await expect(run).rejects.toThrow(/\[G2 dependencies\] .*t1 got a job while t0 had not completed/);
+  });
+
+  it("catches a planted defect: a task left blocked after its dependency completed, while another runs, is lost (G5)", async () => {
+    // t2 depends on t0 (bit 6); t1 runs meanwhile, so the job stays IN_PROGRESS.
+    const run = runModel(2, 2, [new SubmitGraph(null, 3, 0b1000000, 0, null, false)], [
+      plant("t2 waits on one more", "UPDATE task SET deps_left = deps_left + 1 WHERE name = 't2'"), new Take("w1", 2, false, false), reportTask("w1", "complete", "t0"),
+    ]);
+    await expect(run).rejects.toThrow(/\[G5 lost\] t2 may run but has no job/);
   });
 
   it("catches a planted defect: a task left blocked after its dependency completed is lost (G4)", async () => {

@@ -63,6 +63,8 @@ export interface Snap {
   ahead: string | null;
   /** "error" for a job that ended ERROR (read COMPLETED). */
   outcome: string | null;
+  /** Paused (per-job pause, or its job of tasks paused): a running one finishes, and an attempt that goes back waits paused. */
+  paused: boolean;
   createdAt: number;
   startedAt: number | null;
 }
@@ -222,6 +224,7 @@ export async function readStatus(w: World, id: string): Promise<{ code: number; 
       queueReason: q?.reason ?? null,
       ahead: q?.ahead ?? null,
       outcome: (b.outcome as string | undefined) ?? null,
+      paused: b.paused === true,
       createdAt: time(b.createdAt)!,
       startedAt: time(b.startedAt),
     },
