@@ -90,7 +90,9 @@ export async function runModel(seed: number, steps: number, planted: Planted | n
     // The job never calls a task completed that no worker completed in this run (a lost note may only make it lag).
     for (const t of ls) if (t.state === "completed") expect(completedNow.has(t.name), `I4 ${t.name} listed completed, never completed, ${ctx()}`).toBe(true);
     if (by("completed") === n) expect(s.status, `I5 all completed, ${ctx()}`).toBe("COMPLETED");
-    if (replicas && s.status === "IN_PROGRESS") expect(s.replicas.started, `I5 IN_PROGRESS before every replica started, ${ctx()}`).toBe(n);
+    // A job stopping its replicas after one failed for good reads IN_PROGRESS, as it ran (README "Replicas"; found in CI, seed 263765).
+    const stopping = s.tasks.failed + s.tasks.canceled > 0;
+    if (replicas && s.status === "IN_PROGRESS" && !stopping) expect(s.replicas.started, `I5 IN_PROGRESS before every replica started, ${ctx()}`).toBe(n);
     if (replicas && s.status === "IN_QUEUE" && !s.paused) expect(s.replicas.started, `I5 IN_QUEUE with every replica started, ${ctx()}`).toBeLessThan(n);
     if (s.status === "COMPLETED") expect(by("completed"), `I5 COMPLETED with unfinished tasks, ${ctx()}`).toBe(n);
     if (s.status === "FAILED") expect(by("failed"), `I5 FAILED without a failed task, ${ctx()}`).toBeGreaterThan(0);
