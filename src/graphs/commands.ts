@@ -3,7 +3,7 @@
  * user commands on it as named transitions of its record. Plain data in, plain data out.
  */
 import type { JobState } from "../jobs/states";
-import type { Bucket, GraphRecord } from "./record";
+import { taskCounts, type Bucket, type GraphRecord } from "./record";
 
 /** The states a job of tasks goes through, in the job vocabulary (clients read clientStatus of it). */
 export type GraphState = Extract<JobState, "IN_QUEUE" | "PAUSED" | "IN_PROGRESS" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT">;
@@ -28,8 +28,7 @@ export function graphState(g: Pick<GraphRecord, "want" | "startedAt" | "replicas
     if (n("failed") > 0 || g.stopping === "failed") return "FAILED";
     if (n("canceled") > 0) return "CANCELLED";
     // A cancel that found every task completed (their notes came late) cancelled nothing: COMPLETED (found by the model).
-    const total = [...counts.values()].reduce((a, b) => a + b, 0);
-    return g.want === "cancel" && n("completed") < total ? "CANCELLED" : "COMPLETED";
+    return g.want === "cancel" && n("completed") < taskCounts(counts).total ? "CANCELLED" : "COMPLETED";
   }
   if (g.want === "cancel" && g.stopping === null) return "CANCELLING";
   // Stopping its tasks' jobs after a failure or its timeout: it ran, and ends FAILED or TIMED_OUT.

@@ -99,19 +99,27 @@ export class GraphObject extends DurableObject<Env> {
     return g ? this.readNow(g, true) : null;
   }
 
-  /** /status-sync: waits up to `waitMs` for the job to finish (woken by the commit that finishes it), then reads it. */
-  async readFinished(ref: GraphRef, waitMs: number): Promise<GraphRead | null> {
+  /**
+   * /status and /status-sync: waits up to `waitMs` for the job to finish (woken by the commit that
+   * finishes it), reads it, then shortens a finished job's retention to `keepForMs` from now
+   * (RunPod's `?ttl=`; null: unchanged). One call, as JobObject.readThenKeep.
+   */
+  async readFinished(ref: GraphRef, waitMs: number, keepForMs: number | null = null): Promise<GraphRead | null> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const g = this.loadFor(ref);
       if (!g) return null;
-      if (commands.isGraphFinished(this.stateOf(g)) || Date.now() >= deadline) return this.readNow(g, true);
+      if (commands.isGraphFinished(this.stateOf(g)) || Date.now() >= deadline) {
+        const read = this.readNow(g, true);
+        if (keepForMs !== null) this.keepFor(ref, keepForMs);
+        return read;
+      }
       await this.finished.wait(null, deadline - Date.now(), null);
     }
   }
 
   /** RunPod's `/status?ttl=`: a finished job stays readable at most `keepForMs` more (it only ever shortens). */
-  keepFor(ref: GraphRef, keepForMs: number): void {
+  private keepFor(ref: GraphRef, keepForMs: number): void {
     const g = this.loadFor(ref);
     if (!g || g.completedAt === null) return;
     const now = this.clock.now();

@@ -282,7 +282,7 @@ describe("jobs of tasks: found from outside", () => {
     expect((await call("POST", `/v2/${ep}/run`, { body: { replicas: 2, input: 1, idempotencyKey: "k2" } })).status).toBe(422);
   });
 
-  it("/status?ttl=0 of a finished job of tasks ends its retention; limit=0 on /tasks is a 400; resume of a finished job changes nothing; a long cycle's message stays short", async () => {
+  it("/status?ttl=0 and /status-sync?ttl=0 of a finished job of tasks end its retention; limit=0 on /tasks is a 400; resume of a finished job changes nothing; a long cycle's message stays short", async () => {
     const ep = await createEndpoint({ shards: 1 });
     const id = await submitTasks(ep, { tasks: [{ name: "a", input: 1 }] });
     await runAll(ep, id, "w1");
@@ -290,6 +290,12 @@ describe("jobs of tasks: found from outside", () => {
     expect((await call("GET", `/v2/${ep}/tasks/${id}?limit=0`)).status).toBe(400);
     expect((await call("GET", `/v2/${ep}/status/${id}?ttl=0`)).status).toBe(200);
     expect((await call("GET", `/v2/${ep}/status/${id}`)).status).toBe(404);
+    // /status-sync?ttl= too: the answer carries the finished job, and its retention ends.
+    const synced = await submitTasks(ep, { tasks: [{ name: "a", input: 1 }] });
+    await runAll(ep, synced, "w1");
+    const read = await call("GET", `/v2/${ep}/status-sync/${synced}?ttl=0&wait=1000`);
+    expect(await json(read)).toMatchObject({ id: synced, status: "COMPLETED" });
+    expect((await call("GET", `/v2/${ep}/status/${synced}`)).status).toBe(404);
     const cycle = Array.from({ length: 5_000 }, (_, i) => ({ name: `n${i}`, input: {}, dependsOn: [`n${(i + 1) % 5_000}`] }));
     const res = await call("POST", `/v2/${ep}/run`, { body: { tasks: cycle } });
     expect(res.status).toBe(400);

@@ -109,10 +109,9 @@ function statusResponse(r: GraphRead): Response {
 /** /status and /status-sync (`waitMs`: how long to wait for the job to finish). */
 export async function graphStatus(c: Context<AppEnv>, waitMs = 0, keepForMs: number | null = null): Promise<Response> {
   const { ref, id, stub } = await graphFor(c);
-  // /status-sync waits in the object, woken when the job finishes.
-  const r = waitMs > 0 ? await stub.readFinished(ref, waitMs) : await stub.read(ref);
+  // /status-sync waits in the object, woken when the job finishes; one call with `?ttl=` too.
+  const r = waitMs > 0 || keepForMs !== null ? await stub.readFinished(ref, waitMs, keepForMs) : await stub.read(ref);
   if (r === null) throw jobNotFound(id);
-  if (keepForMs !== null) await stub.keepFor(ref, keepForMs);
   return statusResponse(r);
 }
 
