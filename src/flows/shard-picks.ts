@@ -70,13 +70,44 @@ export function noteDepth(config: EndpointConfig, shard: number, depth: number):
 const lastProbe = new Map<string, number>();
 
 /**
+ * Per endpoint and worker, the shards where a take of that worker found ready jobs but none it may
+ * take (a replica of a job it took one of, a task of a job that blocklisted it, tags it lacks),
+ * with the depth seen then. Its probes pass such a shard over until more jobs are known there, or
+ * for VAIN_MS (found by the endpoint model, seed 1004: without it, jobs barred to a worker drew
+ * its probes one shard a poll, and an eligible job elsewhere came with its 4th poll).
+ */
+const vain = new Map<string, Map<number, { depth: number; at: number }>>();
+const VAIN_MS = 60_000;
+const vainKey = (c: Pick<EndpointConfig, "id" | "generation">, workerId: string) => `${keyOf(c)}:${workerId}`;
+
+/** A take of `workerId` at `shard` was offered nothing beside `depth` ready jobs there. */
+export function noteVain(config: EndpointConfig, workerId: string, shard: number, depth: number, now = Date.now()): void {
+  if (depth <= 0) return;
+  const key = vainKey(config, workerId);
+  const shards = vain.get(key) ?? remember(vain, key, new Map());
+  shards.set(shard, { depth, at: now });
+}
+
+/** Whether the worker's probes pass `shard` over (see vain). */
+function passedOver(config: EndpointConfig, workerId: string | null, shard: number, depth: number, now: number): boolean {
+  if (workerId === null) return false;
+  const shards = vain.get(vainKey(config, workerId));
+  const seen = shards?.get(shard);
+  if (!shards || !seen) return false;
+  if (depth <= seen.depth && now - seen.at < VAIN_MS) return true;
+  shards.delete(shard);
+  return false;
+}
+
+/**
  * Another shard than `home` to try first: the next, after the one the last take tried, of the
  * placement shards this isolate knows hold ready jobs (home's turn: none, the take goes home).
  * A rotation, not the deepest: a key's jobs all sit on its shard (flow keys), and a deep shard
- * must not starve a shallow one. None when it knows of no ready job elsewhere, with one shard,
+ * must not starve a shallow one. A shard where `workerId` lately found nothing it may take is
+ * passed over (see vain). None when it knows of no ready job elsewhere, with one shard,
  * or with a cap (new jobs are all on shard 0, the home).
  */
-export function sampleShard(config: EndpointConfig, home: number): number | null {
+export function sampleShard(config: EndpointConfig, home: number, workerId: string | null = null, now = Date.now()): number | null {
   const { first, count } = placementShards(config);
   if (count <= 1) return null;
   const depths = depthsOf(config);
@@ -85,7 +116,7 @@ export function sampleShard(config: EndpointConfig, home: number): number | null
   for (let i = 1; i <= count; i++) {
     const shard = first + ((after - first + i) % count);
     const depth = depths.get(shard) ?? 0;
-    if (depth <= 0) continue;
+    if (depth <= 0 || passedOver(config, workerId, shard, depth, now)) continue;
     remember(lastProbe, key, shard);
     if (shard === home) return null;
     // Spoken for: a take that starts meanwhile tries another shard (the answer resets the count).

@@ -11,7 +11,7 @@ import { newTakeId } from "../shared/take-ids";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer, type Taker } from "../endpoints/shards";
 import { claimOffered } from "../endpoints/take-claims";
 import { livenessOf } from "./liveness";
-import { noteDepth, parkAt, sampleShard, unpark } from "./shard-picks";
+import { noteDepth, noteVain, parkAt, sampleShard, unpark } from "./shard-picks";
 import { jobAt, refOf } from "./stubs";
 
 export interface TakeRequest {
@@ -70,7 +70,7 @@ async function claimOffers(env: Env, config: EndpointConfig, taker: Taker, max: 
   // Where a take waits when its home fails: the next placement shard, then the endpoint object.
   const { first, count } = placementShards(config);
   const fallbacks = [home, first + ((home - first + 1) % count), 0];
-  const probe = sampleShard(config, home);
+  const probe = sampleShard(config, home, workerId);
   const failed = new Set<number>();
   /** Shards a redirect sent this take to in vain (nothing it may take there). */
   const skip: number[] = [];
@@ -125,6 +125,8 @@ async function claimOffers(env: Env, config: EndpointConfig, taker: Taker, max: 
       if (Date.now() >= deadline) return [];
       continue;
     }
+    // Ready jobs here, none for this worker: its next probes pass this shard over.
+    if (sharded) noteVain(config, workerId, shard, offer.depth);
     // A redirect is the endpoint object's hint, used up by this take: followed once even when the
     // poll's time is up meanwhile, else the hinting shard's jobs wait unannounced until its alarm
     // repeats the hint (SHARDS.hintEveryMs; found by CI under load).

@@ -130,8 +130,10 @@ class Take implements Cmd {
     // few calls later (README, Shards). With the tests' 300 ms polls on a starved CPU that may
     // miss one poll (seen at seed 736773 under load): the job must then come with the next polls.
     // Jobs waiting that this worker may not take (a replica of a job it took one of, a job of tasks
-    // that blocklisted it) still draw its polls to their shards, one shard a poll (found by the
-    // model, seed 1004: the plain job came with the 4th poll): up to a poll per shard more.
+    // that blocklisted it) drew its polls to their shards, one shard a poll (found by the model,
+    // seed 1004: the plain job came with the 4th poll). Its probes now pass such a shard over
+    // (flows/shard-picks noteVain; 0 repeated polls at seed 1004), but a hint may still send a
+    // waiting take there: up to a poll per shard more is allowed, and the most seen is printed.
     const barred = jobs.some((j) => j.snap?.state === "IN_QUEUE" && !graphAllows(w, j, this.wid));
     let again = 0;
     for (; w.cfg.concurrency === null && got.length === 0 && want.length > 0 && released.length === 0 && again < (barred ? 10 : 2); again++) {
