@@ -18,6 +18,8 @@ const server = useServer({ TAKE_WAIT_MS: "1000" });
 
 const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
 const workers: RunningWorker[] = [];
+/** Every worker's errors, with when and whose (printed when a job does not end in time). */
+const workerErrors: string[] = [];
 const httpServers: Server[] = [];
 
 afterAll(async () => {
@@ -36,7 +38,10 @@ function startWorker(ep: string, key: string, workerId: string, handler: JobHand
     handler,
     pingIntervalMs: 2_000,
     shutdownGraceMs: 2_000,
-    onError: (e) => errors.push(e),
+    onError: (e) => {
+      errors.push(e);
+      workerErrors.push(`${new Date().toISOString()} ${workerId}: ${String(e)}`);
+    },
     ...extra,
   });
   workers.push(worker);
@@ -58,7 +63,15 @@ function statusWhere(ep: string, key: string, id: string, what: string, pred: (s
   });
 }
 
-const terminal = (ep: string, key: string, id: string, ms = 20_000) => statusWhere(ep, key, id, "to end", (s) => TERMINAL.includes(s.status as string), ms);
+/** Waits for the job to end; a timeout prints what it needs to be understood (the job's history, the endpoint's health, the server's log). */
+const terminal = (ep: string, key: string, id: string, ms = 20_000) =>
+  statusWhere(ep, key, id, "to end", (s) => TERMINAL.includes(s.status as string), ms).catch(async (e: unknown) => {
+    console.log(`job ${id}:`, JSON.stringify((await api(server.base, "GET", `/v2/${ep}/history/${id}`, key)).body));
+    console.log("health:", JSON.stringify((await api(server.base, "GET", `/v2/${ep}/health`, key)).body));
+    console.log("workers' errors:\n" + workerErrors.join("\n"));
+    console.log("server output (last 6,000 characters):\n" + server.log.join("").slice(-6_000));
+    throw e;
+  });
 
 /** A promise and its resolver. */
 function gate<T = void>() {
