@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 /** A worker on `ep` whose errors are collected (a test asserts there were none). */
-function startWorker(ep: string, key: string, workerId: string, handler: JobHandler, extra: { concurrency?: number; shutdownGraceMs?: number } = {}) {
+function startWorker(ep: string, key: string, workerId: string, handler: JobHandler, extra: { concurrency?: number; shutdownGraceMs?: number; baseUrl?: string } = {}) {
   const errors: unknown[] = [];
   const worker = runWorker({
     baseUrl: server.base,
@@ -182,6 +182,38 @@ describe("runWorker", () => {
     expect(chunks.body).toMatchObject({ status: "COMPLETED", stream: [{ output: { i: 1 } }, { output: { i: 2 } }, { output: { i: 3 } }] });
 
     expect(worker.running()).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it("two slots whose takes reach the coordinator out of order: the job one was handed runs to its end (found by CI)", async () => {
+    // A take saying job_in_progress=0 releases the jobs claimed by the worker's takes that reached
+    // the coordinator before it. With two slots, the other slot's take may overtake it in transit:
+    // this proxy holds every `0` for 500 ms, so a job submitted beforehand goes to the other slot
+    // first. A worker of several slots never says 0 (its pings release what it truly lost).
+    const ep = "sdk-worker-order";
+    const keys = await endpointWithKeys(server.base, server.adminKey, ep);
+    const id = await submit(ep, keys.client, { n: 21 });
+    const saidZero: string[] = [];
+    const proxy = await serveFetch(async (request) => {
+      const url = new URL(request.url);
+      if (url.searchParams.get("job_in_progress") === "0") {
+        saidZero.push(url.pathname);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+      const headers = new Headers(request.headers);
+      for (const h of ["host", "connection", "content-length", "keep-alive", "transfer-encoding"]) headers.delete(h);
+      const res = await fetch(`${server.base}${url.pathname}${url.search}`, { method: request.method, headers, body });
+      const type = res.headers.get("content-type");
+      return new Response(res.status === 204 ? null : await res.arrayBuffer(), { status: res.status, headers: type ? { "content-type": type } : {} });
+    });
+    const { worker, errors } = startWorker(ep, keys.worker, "sdk-order", async (job) => {
+      await new Promise((r) => setTimeout(r, 1_000)); // long enough for a held 0 to arrive meanwhile
+      return { doubled: (job.input as { n: number }).n * 2 };
+    }, { concurrency: 2, baseUrl: proxy });
+    expect(await terminal(ep, keys.client, id, 10_000)).toMatchObject({ status: "COMPLETED", attempt: 1, output: { doubled: 42 } });
+    await worker.stop();
+    expect(saidZero, "a worker of two slots never says job_in_progress=0").toEqual([]);
     expect(errors).toEqual([]);
   });
 

@@ -174,11 +174,16 @@ export function runWorker(options: WorkerOptions): RunningWorker {
 
   /**
    * One take. `job_in_progress=0` makes the coordinator release every job it believes this worker
-   * holds, so it is sent only when nothing runs and no other request of this worker may be
-   * handed a job at this moment (another slot's take, a report with next=1).
+   * holds but those claimed by takes that reached it no earlier, so it is sent only by a worker of
+   * one slot (its takes and reports follow one another) when nothing runs and no report with
+   * next=1 may be handed a job. With several slots their takes may reach the coordinator in
+   * another order than they were sent: a `0` read after another slot's take was handed a job
+   * would release that job while it runs (found by CI: its result refused, the job back in the
+   * queue, avoiding this worker for 30 s). Those workers send `1`; a job one of them truly lost is
+   * released by the pings, which list what it runs.
    */
   async function take(): Promise<Running | null> {
-    const busy = running.size > 0 || claiming > 0;
+    const busy = concurrency > 1 || running.size > 0 || claiming > 0;
     claiming++;
     try {
       const job = await must(
