@@ -15,6 +15,7 @@ import { Waiters } from "../shared/waiters";
 import { applyTell, heldBy, heldByWorker, lostBy, pruneReleased } from "./held";
 import { LIVENESS_MIGRATIONS } from "./liveness-schema";
 import { addStop, deliveredStops, deliverStops, pruneStops, supersedeStops } from "./stops";
+import type { LostJob, PingReply, PingSign, ShardSummary, TakeSign, WorkerView } from "./liveness-types";
 import {
   countStates,
   forgetSilentWorkers,
@@ -23,69 +24,17 @@ import {
   markUnhealthy,
   recordFailure,
   recordTakes,
+  seeTaker,
   liveWorkers,
   seeWorker,
   setTags,
   tagSetSigns,
   workerState,
   type WorkerCounts,
-  type WorkerRow,
   type LiveWorkers,
-  type TagSetSign,
-  type WorkerState,
 } from "./workers";
 
-/**
- * What a ping found: CANCELLING jobs it no longer lists (`told`: their stop went out through
- * job-stop), and running jobs it does not list.
- */
-export interface PingReply {
-  quiet: Array<{ jobId: string; told: boolean }>;
-  unlisted: string[];
-}
-
-/** A take as its worker's liveness object learns of it (LivenessObject.taking). */
-export interface TakeSign {
-  workerId: string;
-  /** What the worker says it runs (`job_in_progress`; null: unsaid). */
-  jobInProgress: boolean | null;
-  /** When the take's long-poll ends at the latest. */
-  pollUntil: number;
-  /** The take's id (shared/take-ids; null: none). */
-  takeId: string | null;
-  /** The tags it declared (canonical; null: unsaid, kept as they were). */
-  tags: string | null;
-}
-
-/** A heartbeat as its worker's liveness object reads it (LivenessObject.ping). */
-export interface PingSign {
-  /** The jobs the worker says it runs (null: the ping says nothing about jobs). */
-  jobIds: string[] | null;
-  sdkVersion: string | null;
-  /** A failed start-up check, as "check: reason" (null: healthy). */
-  unhealthy: string | null;
-  /** The tags it declared (canonical; null or absent: unsaid, kept as they were). */
-  tags?: string | null;
-}
-
-export interface WorkerView extends WorkerRow {
-  state: WorkerState;
-  currentJobs: string[];
-}
-
-/** What a shard tells its endpoint: for metrics samples, queue.reason, and cold starts. */
-export interface ShardSummary {
-  /** Its workers by state (none throttled: only the endpoint knows that). */
-  counts: WorkerCounts;
-  /** The latest sign of life of a worker not reported unhealthy (a long-poll counts to its end). */
-  lastSign: number | null;
-  /** Cold starts (first sign of life → first take, ms) not yet told. */
-  coldStarts: number[];
-  /** The tag sets its healthy workers declared, each with its latest sign (absent from older shards: none). */
-  tagSets?: TagSetSign[];
-  /** Its live workers by id, at most BLOCKLIST.liveIdsPerSummary (absent from older shards: not known). */
-  live?: LiveWorkers;
-}
+export type { LostJob, PingReply, PingSign, ShardSummary, TakeSign, WorkerView } from "./liveness-types";
 
 /** How often the object prunes old stop signals, released rows and silent workers. */
 const PRUNE_EVERY_MS = 10 * 60_000;
@@ -178,9 +127,7 @@ export class LivenessObject extends DurableObject<Env> {
     const { workerId, jobInProgress, pollUntil, takeId } = take;
     if (!this.enter("taking", ref, heartbeatMs)) return [];
     const now = this.clock.now();
-    const fresh = seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
-    this.sql.exec("UPDATE worker SET poll_until = MAX(poll_until, ?) WHERE worker_id = ?", pollUntil, workerId);
-    const retagged = take.tags !== null && setTags(this.sql, workerId, take.tags);
+    const { fresh, retagged } = seeTaker(this.sql, workerId, now, pollUntil, take.tags, SHARD_ROWS);
     await this.afterSign(now, retagged, fresh);
     return jobInProgress === false ? lostBy(this.sql, workerId, takeId) : [];
   }
@@ -229,10 +176,13 @@ export class LivenessObject extends DurableObject<Env> {
    * A job's tells, in its version order (HoldTell). Stops are per attempt and idempotent, so a
    * stop is kept even from a tell that is otherwise older than what is known.
    */
-  async hold(ref: LivenessRef, tells: HoldTell[]): Promise<void> {
-    if (!this.enter("hold", ref)) return;
+  async hold(ref: LivenessRef, tells: HoldTell[]): Promise<LostJob[]> {
+    if (!this.enter("hold", ref)) return [];
     const now = this.clock.now();
     let coldStart = false;
+    /** A claim carried its take's sign of life (the take sent none itself): as `taking` would, after. */
+    const signed = { any: false, fresh: false, retagged: false };
+    const lost: LostJob[] = [];
     for (const t of tells) {
       const r = applyTell(this.sql, t, now);
       if (t.stop) addStop(this.sql, t.workerId, t.jobId, t.attempt, t.state, now);
@@ -240,17 +190,31 @@ export class LivenessObject extends DurableObject<Env> {
       if (t.stop || (r.applied && r.took)) supersedeStops(this.sql, t.workerId, t.jobId, now);
       if (!r.applied) continue;
       if (t.failure !== null) recordFailure(this.sql, t.workerId, { jobId: t.jobId, at: now, reason: t.failure });
+      if (r.took && t.take) {
+        const s = this.signOf(t.workerId, now, t.take.tags);
+        signed.any = true;
+        signed.fresh ||= s.fresh;
+        signed.retagged ||= s.retagged;
+        if (t.take.runsNone) for (const jobId of lostBy(this.sql, t.workerId, t.takeId ?? null)) lost.push({ jobId, workerId: t.workerId });
+      }
       if (r.took) coldStart = this.took(t.workerId, now) || coldStart;
     }
     for (const workerId of new Set(tells.filter((t) => t.stop).map((t) => t.workerId))) this.wakeStopWaiter(workerId, now);
-    if (coldStart) await this.flush(now);
+    if (signed.any) await this.afterSign(now, signed.retagged || coldStart, signed.fresh);
+    else if (coldStart) await this.flush(now);
     await this.armPrune(now);
+    return lost;
+  }
+
+  /** A take's sign of life told with its claim: the worker seen now (registered if new), with its tags. */
+  private signOf(workerId: string, now: number, tags: string): { fresh: boolean; retagged: boolean } {
+    const fresh = seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
+    return { fresh, retagged: setTags(this.sql, workerId, tags) };
   }
 
   /** The worker claimed an attempt: its take is over (a sign of life now), and one more job taken. */
   private took(workerId: string, now: number): boolean {
-    this.sql.exec("UPDATE worker SET last_seen = MAX(last_seen, ?), poll_until = MIN(poll_until, ?) WHERE worker_id = ?", now, now, workerId);
-    const coldStart = recordTakes(this.sql, workerId, 1, now);
+    const coldStart = recordTakes(this.sql, workerId, 1, now, true);
     if (coldStart !== null) this.sql.exec("INSERT INTO cold_start (ms) VALUES (?)", coldStart);
     return coldStart !== null;
   }

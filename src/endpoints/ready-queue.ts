@@ -219,14 +219,14 @@ export class ReadyQueue {
    * offer nobody claims lapses, where a claim would hold the job until the worker's lease ends.
    */
   async take(ask: TakeAsk): Promise<TakeAnswer> {
-    const { workerId, max, waitMs, skip = [], redirected = false, takeId = null } = ask;
+    const { workerId, max, waitMs, skip = [], redirected = false, takeId = null, sign } = ask;
     const taker: Taker = { workerId, tags: ask.tags ?? "" };
     const offer = this.offer(taker, max, this.clock.now());
     let answer: TakeAnswer | null = null;
     let answered: Pick<TakeAnswer, "ids" | "jobs" | "stale"> = { ids: [] };
     const config = this.host.config();
     if (offer.ids.length > 0 && config) {
-      const claimed = await claimOffered(this.env, config, offer.ids, workerId, { takeId, indexedHere: true }, (e) => this.sync(e));
+      const claimed = await claimOffered(this.env, config, offer.ids, workerId, { takeId, indexedHere: true, ...(sign ? { sign } : {}) }, (e) => this.sync(e));
       answered = { ids: [], jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
     } else if (offer.ids.length === 0 && waitMs > 0) {
       const waiting = this.polling.during(taker, this.takeWaiters.wait({ taker, max, skip }, waitMs, null));

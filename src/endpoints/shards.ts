@@ -10,6 +10,7 @@ import type { EndpointConfig } from "./config";
 import type { IndexEntry } from "../jobs/index-entry";
 import type { Handed } from "../jobs/handed";
 import { shardName, type ShardAddr } from "../shared/shards";
+import type { TakeRide } from "../shared/liveness";
 import { fnv1a as hashOf } from "../shared/hash";
 
 export { shardName, type ShardAddr } from "../shared/shards";
@@ -144,6 +145,8 @@ export interface TakeAsk {
   takeId?: string | null;
   /** The tags the worker declared (canonical, shared/tags; '' or absent: none). */
   tags?: string;
+  /** The take's sign of life, carried by the claims it makes (HoldTell.take; absent: the take sends its own). */
+  sign?: TakeRide;
 }
 
 /** What jobs and the edge ask of the shard that indexes a job. */

@@ -11,6 +11,7 @@ import type { IndexEntry } from "../jobs/index-entry";
 import type { JobRecord } from "../jobs/record";
 import type { TakeClaim } from "../jobs/job-results";
 import { MEMORY_BOUNDS } from "../shared/limits";
+import type { TakeRide } from "../shared/liveness";
 import type { EndpointConfig } from "./config";
 import type { ClaimedJob, SyncReply } from "./shards";
 
@@ -34,12 +35,13 @@ export async function claimOffered(
   config: EndpointConfig,
   ids: readonly string[],
   workerId: string,
-  { takeId, indexedHere }: { takeId: string | null; indexedHere: boolean },
+  { takeId, indexedHere, sign }: { takeId: string | null; indexedHere: boolean; sign?: TakeRide },
   apply: (entry: IndexEntry) => Promise<SyncReply>,
 ): Promise<Claimed> {
   const ref = { id: config.id, generation: config.generation };
   const by = {
     ...(takeId ? { takeId } : {}),
+    ...(sign ? { take: sign } : {}),
     ...(indexedHere ? { indexed: true, inlineInputMax: Math.floor(MEMORY_BOUNDS.inlineClaimBytes / Math.max(1, ids.length)) } : {}),
   };
   const results = await Promise.all(

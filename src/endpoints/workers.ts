@@ -73,26 +73,30 @@ const RECENT_FAILURES = 10;
  */
 export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVersion: string | null = null, cap: number = WORKER_BOUNDS.registryRows): boolean {
   const version = sdkVersion === null ? null : sdkVersion.slice(0, WORKER_BOUNDS.sdkVersionChars);
-  const insert = sql.exec(
-    "INSERT OR IGNORE INTO worker (worker_id, first_seen, last_seen, sdk_version) VALUES (?, ?, ?, ?)",
-    workerId,
-    now,
-    now,
-    version,
-  );
-  insert.toArray(); // run it to the end, so rowsWritten is final
-  if (insert.rowsWritten > 0) {
-    forgetSilentWorkers(sql, now);
-    evictBeyondCap(sql, workerId, cap);
-    return true;
-  }
-  sql.exec(
-    "UPDATE worker SET last_seen = MAX(last_seen, ?), sdk_version = COALESCE(?, sdk_version) WHERE worker_id = ?",
-    now,
-    version,
-    workerId,
-  );
-  return false;
+  // A known worker (nearly every sign of life) costs one statement; a new one is inserted.
+  const known = sql
+    .exec("UPDATE worker SET last_seen = MAX(last_seen, ?), sdk_version = COALESCE(?, sdk_version) WHERE worker_id = ? RETURNING 1", now, version, workerId)
+    .toArray().length > 0;
+  if (known) return false;
+  sql.exec("INSERT INTO worker (worker_id, first_seen, last_seen, sdk_version) VALUES (?, ?, ?, ?)", workerId, now, now, version);
+  forgetSilentWorkers(sql, now);
+  evictBeyondCap(sql, workerId, cap);
+  return true;
+}
+
+/**
+ * A take's sign of life: seen now, polling until `pollUntil`, with the tags it declared (null: not
+ * said). One statement for a known worker whose tags are unchanged. Returns whether it is new and
+ * whether its tags changed.
+ */
+export function seeTaker(sql: SqlStorage, workerId: string, now: number, pollUntil: number, tags: string | null, cap: number): { fresh: boolean; retagged: boolean } {
+  const row = sql
+    .exec<{ tags: string | null }>("UPDATE worker SET last_seen = MAX(last_seen, ?), poll_until = MAX(poll_until, ?) WHERE worker_id = ? RETURNING tags", now, pollUntil, workerId)
+    .toArray()[0];
+  if (row) return { fresh: false, retagged: tags !== null && row.tags !== tags && setTags(sql, workerId, tags) };
+  const fresh = seeWorker(sql, workerId, now, null, cap);
+  sql.exec("UPDATE worker SET poll_until = MAX(poll_until, ?) WHERE worker_id = ?", pollUntil, workerId);
+  return { fresh, retagged: tags !== null && setTags(sql, workerId, tags) };
 }
 
 /**
@@ -126,13 +130,12 @@ function evictBeyondCap(sql: SqlStorage, keep: string, cap: number): void {
 }
 
 /** Counts a worker's takes; returns its cold start (first seen → first take) on its first one. */
-export function recordTakes(sql: SqlStorage, workerId: string, count: number, now: number): number | null {
+export function recordTakes(sql: SqlStorage, workerId: string, count: number, now: number, tookNow = false): number | null {
   const row = sql.exec<{ first_seen: number; first_take_at: number | null }>("SELECT first_seen, first_take_at FROM worker WHERE worker_id = ?", workerId).toArray()[0];
+  // `tookNow`: the take is over, so it is a sign of life now and its poll ends (one statement with the count).
   sql.exec(
-    "UPDATE worker SET jobs_taken = jobs_taken + ?, first_take_at = COALESCE(first_take_at, ?), unhealthy_reason = NULL WHERE worker_id = ?",
-    count,
-    now,
-    workerId,
+    `UPDATE worker SET jobs_taken = jobs_taken + ?, first_take_at = COALESCE(first_take_at, ?), unhealthy_reason = NULL${tookNow ? ", last_seen = MAX(last_seen, ?), poll_until = MIN(poll_until, ?)" : ""} WHERE worker_id = ?`,
+    ...(tookNow ? [count, now, now, now, workerId] : [count, now, workerId]),
   );
   return row && row.first_take_at === null ? now - row.first_seen : null;
 }

@@ -6,6 +6,7 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { handedJobPieces } from "../jobs/handed";
+import type { TakeRide } from "../shared/liveness";
 import type { Piece } from "../shared/pieces";
 import { newTakeId } from "../shared/take-ids";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer, type Taker } from "../endpoints/shards";
@@ -29,12 +30,30 @@ export interface TakeRequest {
 const NO_WAIT_ROOT_ASKS = 3;
 
 /**
+ * A take of a worker this isolate told a sign of life of within SIGNED_LATELY_MS (a busy worker)
+ * sends its sign to the worker's liveness object itself only when it is still waiting after
+ * SIGN_AFTER_MS; one that claims a job sooner lets the claim carry it (issue 12: one call to that
+ * object per take instead of two). Any other take sends its sign at once, as it starts.
+ */
+export const SIGN_AFTER_MS = 250;
+const SIGNED_LATELY_MS = 10_000;
+/** Per endpoint incarnation and worker, when this isolate last told its liveness object a sign. Bounded: past it, starts over. */
+const signs = new Map<string, number>();
+const KEEP_SIGNS = 10_000;
+
+function noteSigned(key: string, at: number): void {
+  if (signs.size >= KEEP_SIGNS && !signs.has(key)) signs.clear();
+  signs.set(key, at);
+}
+
+/**
  * Offers jobs to the worker, claimed by the shard that offers them, waiting up to the long-poll
- * limit for at least one. The worker's liveness object learns of the take at the same time (a
- * sign of life while the poll lasts); a take saying the worker runs nothing releases the jobs it
- * holds there as soon as that answer is in, but those this take claimed (its id goes with the
- * claims, which may be told there first) and those claimed by the worker's takes that started
- * no earlier (its id carries its start: shared/take-ids).
+ * limit for at least one. The worker's liveness object learns of the take (a sign of life while
+ * the poll lasts) from the claim of the job it gets, or from the take itself when it waits
+ * longer than SIGN_AFTER_MS or ends with none; a take saying the worker runs nothing releases
+ * the jobs it holds there, but those this take claimed (its id goes with the claims, which may be
+ * told there first) and those claimed by the worker's takes that started no earlier (its id
+ * carries its start: shared/take-ids). The answer waits for that release.
  */
 export async function takeJobs(env: Env, config: EndpointConfig, take: TakeRequest): Promise<Piece[][]> {
   const { workerId, max, waitMs, jobInProgress, tags } = take;
@@ -43,13 +62,31 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
   const deadline = startedAt + waitMs;
   const liveness = livenessOf(env, config, workerId);
   const takeId = newTakeId(startedAt);
-  const released = liveness.stub.taking(liveness.ref, config.heartbeatTimeout, { workerId, jobInProgress, pollUntil: deadline, takeId, tags: tags ?? "" }).then(async (lost) => {
-    await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
-  });
+  const signKey = `${config.id}:${config.generation}:${workerId}`;
+  let released: Promise<void> | null = null;
+  const sendSign = (): Promise<void> => {
+    noteSigned(signKey, Date.now());
+    return (released ??= liveness.stub.taking(liveness.ref, config.heartbeatTimeout, { workerId, jobInProgress, pollUntil: deadline, takeId, tags: tags ?? "" }).then(async (lost) => {
+      await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
+    }));
+  };
+  const lately = signs.get(signKey);
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  if (lately === undefined || startedAt - lately >= SIGNED_LATELY_MS) void sendSign().catch(() => undefined);
+  else if (waitMs > SIGN_AFTER_MS) timer = setTimeout(() => void sendSign().catch(() => undefined), SIGN_AFTER_MS);
+  const sign = { runsNone: jobInProgress === false, tags: tags ?? "" };
+  let claimed: Piece[][] = [];
   try {
-    return await claimOffers(env, config, { workerId, tags: tags ?? "" }, max, deadline, takeId);
+    // Claims carry the sign until the take sent its own.
+    claimed = await claimOffers(env, config, { workerId, tags: tags ?? "" }, max, deadline, takeId, () => (released === null ? sign : undefined));
+    if (claimed.length > 0 && released === null) noteSigned(signKey, Date.now());
+    return claimed;
   } finally {
-    await released;
+    if (timer !== null) clearTimeout(timer);
+    // None claimed (or the take failed): nothing carried the sign, so the take sends it; but not a
+    // take without wait of a worker signed lately (done-and-take-next) that releases nothing.
+    const owed = claimed.length === 0 && (waitMs > 0 || jobInProgress === false);
+    await (owed ? sendSign() : released);
   }
 }
 
@@ -63,7 +100,7 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
  * wait (done-and-take-next) asks the endpoint object last, which keeps the hints of shards whose
  * ready jobs found no waiter, and follows its redirect once.
  */
-async function claimOffers(env: Env, config: EndpointConfig, taker: Taker, max: number, deadline: number, takeId: string): Promise<Piece[][]> {
+async function claimOffers(env: Env, config: EndpointConfig, taker: Taker, max: number, deadline: number, takeId: string, signOf: () => TakeRide | undefined): Promise<Piece[][]> {
   const { workerId, tags } = taker;
   const sharded = shardCount(config) > 1;
   const home = homeShard(config, workerId);
@@ -92,7 +129,8 @@ async function claimOffers(env: Env, config: EndpointConfig, taker: Taker, max: 
       // A waiting take tells this isolate's placements where a job would meet it at once.
       const ticket = sharded && waitMs > 0 ? parkAt(config, shard) : null;
       try {
-        offer = await queueOf(env, config.id, config.generation, shard).take({ workerId, max, waitMs, generation: config.generation, skip, redirected: viaRedirect, takeId, tags });
+        const sign = signOf();
+        offer = await queueOf(env, config.id, config.generation, shard).take({ workerId, max, waitMs, generation: config.generation, skip, redirected: viaRedirect, takeId, tags, ...(sign ? { sign } : {}) });
       } finally {
         if (ticket) unpark(config, ticket);
       }
@@ -116,7 +154,11 @@ async function claimOffers(env: Env, config: EndpointConfig, taker: Taker, max: 
     if ((offer.jobs ?? []).length > 0 || offer.ids.length > 0) {
       // Jobs offered to a take that waited are claimed here (its worker may have gone meanwhile:
       // then the offers lapse rather than the jobs being held for it); a refused claim repairs the shard.
-      const here = offer.ids.length > 0 ? await claimOffered(env, config, offer.ids, workerId, { takeId, indexedHere: false }, (e) => queueOf(env, config.id, config.generation, shard).sync(e)) : null;
+      const sign = signOf();
+      const here =
+        offer.ids.length > 0
+          ? await claimOffered(env, config, offer.ids, workerId, { takeId, indexedHere: false, ...(sign ? { sign } : {}) }, (e) => queueOf(env, config.id, config.generation, shard).sync(e))
+          : null;
       const claimed = await handOut(env, config, workerId, [...(offer.jobs ?? []), ...(here?.jobs ?? [])]);
       if (claimed.length > 0 || Date.now() >= deadline) return claimed;
       continue; // the offers were stale (the index is repaired): take again where we were

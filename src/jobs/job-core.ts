@@ -26,7 +26,7 @@ import { appendChunk } from "./stream";
 import { statusFields } from "./view";
 import { WEBHOOK_TIMEOUT_MS, WebhookDelivery } from "../webhooks/delivery";
 import { addEvent, hasPending, nextDue } from "../webhooks/outbox";
-import { appendHistory, appendRefusal, loadJob, saveJob, setIndexDue, type StoredJob } from "./store";
+import { appendHistory, appendRefusal, cachedField, inJobTransaction, loadJob, saveJob, setIndexDue, type StoredJob } from "./store";
 import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liveness-tells";
 import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
 import type { ClaimBy, JobChange } from "./job-results";
@@ -147,7 +147,7 @@ export abstract class JobCore extends DurableObject<Env> {
     chunk?: Uint8Array,
     claim?: ClaimBy,
   ): Promise<void> {
-    this.ctx.storage.transactionSync(() => {
+    inJobTransaction(this.ctx.storage, this.sql, () => {
       if (r.output === "set" && output !== null) writeBlob(this.sql, "output", output);
       else if (r.output === "set" || r.output === "clear") {
         deleteBlob(this.sql, "output");
@@ -161,7 +161,9 @@ export abstract class JobCore extends DurableObject<Env> {
       } else {
         this.commit(r.job, r.event, now, r.output === "set" ? output : null);
         // A grant carries the claiming take, whose own release passes over it (LivenessObject.taking).
-        const tells = tellsFor(stored.job, r.job).map((t) => (claim?.takeId && t.state !== "RELEASED" ? { ...t, takeId: claim.takeId } : t));
+        const tells = tellsFor(stored.job, r.job).map((t) =>
+          t.state === "RELEASED" || !claim ? t : { ...t, ...(claim.takeId ? { takeId: claim.takeId } : {}), ...(claim.take ? { take: claim.take } : {}) },
+        );
         if (tells.length > 0) writeTells(this.sql, mergeTells(readTells(this.sql), tells));
       }
     });
@@ -215,7 +217,9 @@ export abstract class JobCore extends DurableObject<Env> {
       byObject.set(livenessName(ref), group);
     }
     const results = await Promise.allSettled([...byObject.values()].map(async (g) => {
-      await this.livenessOf(g.ref).hold(g.ref, g.tells);
+      const lost = await this.livenessOf(g.ref).hold(g.ref, g.tells);
+      // The claiming take said its worker runs nothing else: what it held from older takes is lost.
+      await this.releaseLost(job, lost);
       return g.tells;
     }));
     const sent = results.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
@@ -266,9 +270,29 @@ export abstract class JobCore extends DurableObject<Env> {
     }
   }
 
+  /** Jobs a worker lost (the liveness object found them when a claim of this job carried its take's word). */
+  private async releaseLost(job: JobRecord, lost: Array<{ jobId: string; workerId: string }>): Promise<void> {
+    const ref: EndpointRef = job.endpointGen === null ? job.endpointId : { id: job.endpointId, generation: job.endpointGen };
+    await Promise.all(
+      lost.map(async ({ jobId, workerId }) => {
+        try {
+          await this.env.JOB.get(this.env.JOB.idFromString(jobId)).loseLease(ref, workerId, "the worker asked for work saying it runs none");
+        } catch (e) {
+          // Its own lease check ends the attempt later.
+          console.warn(`job ${job.id}: could not release job ${jobId} its worker lost`, e);
+        }
+      }),
+    );
+  }
+
+  /** The input's size in bytes: written once at submit, gone only with the job's tombstone (read once per object). */
+  protected inputBytes(): number {
+    return cachedField(this.sql, "inputBytes", () => blobBytes(this.sql, "input"));
+  }
+
   /** What the endpoint's index is told of this job (with its input's size, for batch budgets). */
   protected entryOf(job: JobRecord): IndexEntry {
-    return indexEntryOf(job, blobBytes(this.sql, "input"));
+    return indexEntryOf(job, this.inputBytes());
   }
 
   protected endpoint(job: JobRecord) {

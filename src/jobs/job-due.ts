@@ -10,7 +10,7 @@ import * as commands from "./commands";
 import { dueWork } from "./deadlines";
 import { INDEX_RETRY_MS, JobCore } from "./job-core";
 import { JOB_BASELINE, JOB_MIGRATIONS } from "./schema";
-import { loadJob, saveJob, setIndexDue, type StoredJob } from "./store";
+import { forgetJob, inJobTransaction, loadJob, saveJob, setIndexDue, type StoredJob } from "./store";
 
 export abstract class JobDue extends JobCore {
   /** Runs due deadlines, lease checks and index retries; deletes the job when its retention is over. */
@@ -34,15 +34,18 @@ export abstract class JobDue extends JobCore {
     }
     if (due?.kind === "tombstone") {
       const job = { ...stored.job, gone: true, hasOutput: false };
-      this.ctx.storage.transactionSync(() => {
+      inJobTransaction(this.ctx.storage, this.sql, () => {
         this.sql.exec("DELETE FROM blob; DELETE FROM stream_chunk; DELETE FROM history; DELETE FROM log_line;");
         saveJob(this.sql, job, null);
         this.armAlarm(job, null);
       });
+      // Its input went with the blobs.
+      forgetJob(this.sql);
       return;
     }
     if (due?.kind === "delete") {
       await this.ctx.storage.deleteAll();
+      forgetJob(this.sql);
       await this.ctx.storage.deleteAlarm();
       applyMigrations(this.ctx.storage, JOB_MIGRATIONS, "_migrations", JOB_BASELINE);
       return;

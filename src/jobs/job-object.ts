@@ -6,7 +6,7 @@
  * alarm, which is always the earliest pending deadline; the machinery that runs it, and tells the
  * endpoint and the worker's liveness object after the commit, is in ./job-core.
  */
-import { blobBytes, readBlob, writeBlob } from "../shared/blobs";
+import { readBlob, writeBlob } from "../shared/blobs";
 import * as commands from "./commands";
 import type { Fence, SubmitInit } from "./commands";
 import * as push from "./push-commands";
@@ -17,7 +17,7 @@ import { readChunks, readUnread } from "./stream";
 import { appendLog, readLog, type LogAppend, type LogLineIn, type LogRead } from "./logs";
 import { webhookLog, webhookSummary, type WebhookLogEntry } from "../webhooks/delivery";
 import { redeliver, type Redelivery } from "../webhooks/outbox";
-import { loadJob, readHistory } from "./store";
+import { inJobTransaction, loadJob, readHistory } from "./store";
 import type { ClaimBy, ClaimResult, JobChange, JobRead, StreamRead, SubmitResult, TakeClaim, WorkerReport } from "./job-results";
 import { JobDue } from "./job-due";
 
@@ -167,7 +167,7 @@ export class JobObject extends JobDue {
       // The same instant for a scheduled job: it must not turn ready without entering its sequence.
       const now = scheduled ? before : this.clock.now();
       const job = commands.submit(init, now, ahead !== null);
-      this.ctx.storage.transactionSync(() => {
+      inJobTransaction(this.ctx.storage, this.sql, () => {
         writeBlob(this.sql, "input", input);
         this.commit(job, { at: now, command: "submit", from: job.state, to: job.state, attempt: 0, workerId: null, detail: ahead }, now);
       });
@@ -229,7 +229,7 @@ export class JobObject extends JobDue {
   async claim(ref: EndpointRef, workerId: string, by: ClaimBy & { inlineInputMax?: number } = {}): Promise<TakeClaim> {
     const r = await this.run(ref, (job, now) => commands.claim(job, workerId, now), { claim: by });
     if (!r.ok) return r.code === "NOT_FOUND" ? r : { ...r, entry: this.entryOf(r.job) };
-    const inline = by.inlineInputMax === undefined || blobBytes(this.sql, "input") <= by.inlineInputMax;
+    const inline = by.inlineInputMax === undefined || this.inputBytes() <= by.inlineInputMax;
     return { ok: true, job: r.job, entry: this.entryOf(r.job), input: inline ? (readBlob(this.sql, "input") ?? new Uint8Array()) : null };
   }
 

@@ -2,6 +2,7 @@
  * What a job object's RPC methods answer: typed results, with the expected refusals as values
  * (never thrown).
  */
+import type { TakeRide } from "../shared/liveness";
 import type { IndexEntry } from "./index-entry";
 import type { JobRecord } from "./record";
 import type { StreamChunk } from "./stream";
@@ -26,6 +27,8 @@ export type ClaimResult =
 export interface ClaimBy {
   takeId?: string;
   indexed?: boolean;
+  /** The take's sign of life, told to the worker's liveness object with the claim (HoldTell.take). */
+  take?: TakeRide;
 }
 
 /** A take's claim: the job, its index entry (the claiming shard applies it), and its input unless too large to pass inline. */

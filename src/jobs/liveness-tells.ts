@@ -9,6 +9,7 @@ import { LIVENESS } from "../shared/limits";
 import type { HoldTell } from "../shared/liveness";
 import type { JobRecord } from "./record";
 import { isRunning } from "./states";
+import { cachedField, setCachedField } from "./store";
 
 function holder(job: JobRecord): { workerId: string; attempt: number } | null {
   return isRunning(job.state) && job.workerId !== null ? { workerId: job.workerId, attempt: job.attempt } : null;
@@ -54,18 +55,24 @@ export function mergeTells(pending: HoldTell[], added: HoldTell[]): HoldTell[] {
     const old = out.find((p) => p.workerId === t.workerId && p.attempt === t.attempt);
     out = out.filter((p) => p !== old);
     const takeId = t.takeId ?? old?.takeId;
-    out.push(old ? { ...t, stop: t.stop || old.stop, failure: t.failure ?? old.failure, ...(takeId !== undefined ? { takeId } : {}) } : t);
+    // The claiming take's sign too: a newer tell of the same attempt must not drop its release.
+    const take = t.take ?? old?.take;
+    out.push(old ? { ...t, stop: t.stop || old.stop, failure: t.failure ?? old.failure, ...(takeId !== undefined ? { takeId } : {}), ...(take !== undefined ? { take } : {}) } : t);
   }
   return out.slice(-LIVENESS.pendingTells);
 }
 
+/** The pending tells (read once per object and kept beside the row: see store's cachedField). */
 export function readTells(sql: SqlStorage): HoldTell[] {
-  const raw = sql.exec<{ liveness_tells: string | null }>("SELECT liveness_tells FROM job LIMIT 1").toArray()[0]?.liveness_tells ?? null;
-  return raw === null ? [] : (JSON.parse(raw) as HoldTell[]);
+  return cachedField(sql, "liveness_tells", () => {
+    const raw = sql.exec<{ liveness_tells: string | null }>("SELECT liveness_tells FROM job LIMIT 1").toArray()[0]?.liveness_tells ?? null;
+    return raw === null ? [] : (JSON.parse(raw) as HoldTell[]);
+  });
 }
 
 export function writeTells(sql: SqlStorage, tells: HoldTell[]): void {
   sql.exec("UPDATE job SET liveness_tells = ?", tells.length === 0 ? null : JSON.stringify(tells));
+  setCachedField(sql, "liveness_tells", tells);
 }
 
 /** Removes the tells that were confirmed, unless a newer transition replaced them meanwhile. */

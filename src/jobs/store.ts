@@ -100,12 +100,64 @@ export interface StoredJob {
   indexDueAt: number | null;
 }
 
+/**
+ * The job row as last read, per job object's storage (issue 12: a command read it three times,
+ * each a query and a parse). Only the object itself writes its row: saveJob forgets it,
+ * setIndexDue keeps it up to date, and a rolled-back transaction (inJobTransaction) and deleteAll
+ * forget it (forgetJob). Records are never changed in place (commands return new ones).
+ */
+const rows = new WeakMap<SqlStorage, StoredJob | null>();
+
 export function loadJob(sql: SqlStorage): StoredJob | null {
+  const cached = rows.get(sql);
+  if (cached !== undefined) return cached;
   const row = sql.exec<JobRow>("SELECT * FROM job LIMIT 1").toArray()[0];
-  return row ? { job: toRecord(row), indexDueAt: row.index_due_at } : null;
+  const stored = row ? { job: toRecord(row), indexDueAt: row.index_due_at } : null;
+  rows.set(sql, stored);
+  return stored;
+}
+
+/** Forgets what this storage's job row and tells were (its storage was deleted, or a write rolled back). */
+export function forgetJob(sql: SqlStorage): void {
+  rows.delete(sql);
+  forgetCached(sql);
+}
+
+/** Runs `fn` in one storage transaction; a failed one rolls back, and what was read of the row is forgotten. */
+export function inJobTransaction<T>(storage: DurableObjectStorage, sql: SqlStorage, fn: () => T): T {
+  try {
+    return storage.transactionSync(fn);
+  } catch (e) {
+    forgetJob(sql);
+    throw e;
+  }
+}
+
+/** Per storage, other values of the job row read through `cachedField` (the liveness tells); forgotten with the row. */
+const fields = new WeakMap<SqlStorage, Map<string, unknown>>();
+
+/** `read()` once per storage until `setCachedField` or `forgetJob`. */
+export function cachedField<T>(sql: SqlStorage, name: string, read: () => T): T {
+  const m = fields.get(sql);
+  if (m?.has(name)) return m.get(name) as T;
+  const v = read();
+  setCachedField(sql, name, v);
+  return v;
+}
+
+export function setCachedField(sql: SqlStorage, name: string, value: unknown): void {
+  const m = fields.get(sql) ?? new Map<string, unknown>();
+  m.set(name, value);
+  fields.set(sql, m);
+}
+
+function forgetCached(sql: SqlStorage): void {
+  fields.delete(sql);
 }
 
 export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | null): void {
+  // Forgotten, not kept: the next read gives the record as a read does (its defaults filled in).
+  rows.delete(sql);
   sql.exec(
     `INSERT OR REPLACE INTO job (id, endpoint_id, kind, state, version, policy, webhook, attempt, retries,
        worker_id, failed_workers, stop_for, last_report, error, reason, has_output, created_at, queued_at,
@@ -158,7 +210,10 @@ export function saveJob(sql: SqlStorage, job: JobRecord, indexDueAt: number | nu
 }
 
 export function setIndexDue(sql: SqlStorage, indexDueAt: number | null, version: number): void {
+  const before = rows.get(sql);
+  rows.delete(sql);
   sql.exec("UPDATE job SET index_due_at = ? WHERE version = ?", indexDueAt, version);
+  if (before) rows.set(sql, before.job.version === version ? { job: before.job, indexDueAt } : before);
 }
 
 export function appendHistory(sql: SqlStorage, e: HistoryEvent): void {

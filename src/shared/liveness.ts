@@ -34,6 +34,20 @@ export interface HoldTell {
    * release of what the worker held passes over it (see LivenessObject.taking).
    */
   takeId?: string;
+  /**
+   * The claiming take's own sign of life, which the take did not send itself (the take flow sends
+   * LivenessObject.taking only when it waits or claims nothing): the tags it declared, and whether
+   * it said its worker runs nothing else, which releases what the worker held from older takes.
+   */
+  take?: TakeRide;
+}
+
+/** What a take tells its worker's liveness object through the claim of a job (HoldTell.take). */
+export interface TakeRide {
+  /** The take said `job_in_progress=0`: jobs the worker holds from older takes are lost. */
+  runsNone: boolean;
+  /** The tags it declared (canonical; '' for none). */
+  tags: string;
 }
 
 /** FNV-1a (32 bit) of the worker id, mod the shard count: stable across isolates and deploys. */
