@@ -6,7 +6,7 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { handedJobPieces } from "../jobs/handed";
-import type { TakeRide } from "../shared/liveness";
+import { RUNS_NONE_WHY, type TakeRide } from "../shared/liveness";
 import type { Piece } from "../shared/pieces";
 import { newTakeId } from "../shared/take-ids";
 import { homeShard, placementShards, queueOf, shardCount, type ClaimedJob, type TakeAnswer, type Taker } from "../endpoints/shards";
@@ -67,7 +67,7 @@ export async function takeJobs(env: Env, config: EndpointConfig, take: TakeReque
   const sendSign = (): Promise<void> => {
     noteSigned(signKey, Date.now());
     return (released ??= liveness.stub.taking(liveness.ref, config.heartbeatTimeout, { workerId, jobInProgress, pollUntil: deadline, takeId, tags: tags ?? "" }).then(async (lost) => {
-      await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, "the worker asked for work saying it runs none")));
+      await Promise.all(lost.map((id) => jobAt(env, id).loseLease(ref, workerId, RUNS_NONE_WHY)));
     }));
   };
   const lately = signs.get(signKey);

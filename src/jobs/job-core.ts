@@ -28,7 +28,7 @@ import { WEBHOOK_TIMEOUT_MS, WebhookDelivery } from "../webhooks/delivery";
 import { addEvent, hasPending, nextDue } from "../webhooks/outbox";
 import { appendHistory, appendRefusal, cachedField, inJobTransaction, loadJob, saveJob, setIndexDue, type StoredJob } from "./store";
 import { confirmTells, mergeTells, readTells, tellsFor, writeTells } from "./liveness-tells";
-import { livenessName, livenessRef, type HoldTell, type LivenessRef } from "../shared/liveness";
+import { livenessName, livenessRef, RUNS_NONE_WHY, type HoldTell, type LivenessRef } from "../shared/liveness";
 import type { ClaimBy, JobChange } from "./job-results";
 import { shardName } from "../shared/shards";
 import { tellBatch } from "./batch-tell";
@@ -276,7 +276,7 @@ export abstract class JobCore extends DurableObject<Env> {
     await Promise.all(
       lost.map(async ({ jobId, workerId }) => {
         try {
-          await this.env.JOB.get(this.env.JOB.idFromString(jobId)).loseLease(ref, workerId, "the worker asked for work saying it runs none");
+          await this.env.JOB.get(this.env.JOB.idFromString(jobId)).loseLease(ref, workerId, RUNS_NONE_WHY);
         } catch (e) {
           // Its own lease check ends the attempt later.
           console.warn(`job ${job.id}: could not release job ${jobId} its worker lost`, e);

@@ -42,6 +42,9 @@ export interface HoldTell {
   take?: TakeRide;
 }
 
+/** Why a job loses its lease when its worker asks for work saying it runs none (job_in_progress=0). */
+export const RUNS_NONE_WHY = "the worker asked for work saying it runs none";
+
 /** What a take tells its worker's liveness object through the claim of a job (HoldTell.take). */
 export interface TakeRide {
   /** The take said `job_in_progress=0`: jobs the worker holds from older takes are lost. */

@@ -257,12 +257,17 @@ export class Report implements Cmd {
   toString = () => (this.how === "repeat" ? `repeatLast(${this.wPref})` : `${this.kind}(${this.wPref}, ${this.how} #${this.pick})`);
 }
 
+/** The `pick`th of the jobs `keep` holds when `prefer` and there are any, else of all current jobs. */
+function pickPreferring(w: World, pick: number, prefer: boolean, keep: (j: ReturnType<typeof current>[number]) => boolean) {
+  const kept = current(w).filter(keep);
+  return pickOf(prefer && kept.length > 0 ? kept : current(w), pick);
+}
+
 export class Cancel implements Cmd {
   constructor(readonly pick: number, readonly running: boolean) {}
   check = () => true;
   async run(w: World) {
-    const runningJobs = current(w).filter((x) => isRunning(x.snap));
-    const j = pickOf(this.running && runningJobs.length > 0 ? runningJobs : current(w), this.pick);
+    const j = pickPreferring(w, this.pick, this.running, (x) => isRunning(x.snap));
     if (!j?.snap) return;
     const pre = j.snap;
     const res = await call("POST", `/v2/${w.ep}/cancel/${j.id}`, { key: w.clientKey });
@@ -282,8 +287,7 @@ export class Again implements Cmd {
   constructor(readonly how: "retry" | "requeue", readonly pick: number, readonly ended: boolean) {}
   check = () => true;
   async run(w: World) {
-    const endedJobs = current(w).filter((x) => isTerminal(x.snap));
-    const j = pickOf(this.ended && endedJobs.length > 0 ? endedJobs : current(w), this.pick);
+    const j = pickPreferring(w, this.pick, this.ended, (x) => isTerminal(x.snap));
     if (!j?.snap) return;
     const pre = j.snap;
     const behind = j.seq !== null && unfinishedOfKey(w, j.seq, j.id).length > 0;
