@@ -103,7 +103,7 @@ const runOptions = (concurrency, serverCpuMs) => ({
   concurrency,
   // Iterations in all (warm-up included): a mode may change its last ones (see edgePullNext).
   total: jobs + settings.warmupPerRun,
-  lanes: (iteration) => runLanes({ jobs, concurrency, warmup: settings.warmupPerRun, maxSeconds: settings.maxSecondsPerRun, iteration, serverCpuMs }),
+  lanes: (iteration, hooks = {}) => runLanes({ jobs, concurrency, warmup: settings.warmupPerRun, maxSeconds: settings.maxSecondsPerRun, iteration, serverCpuMs, ...hooks }),
 });
 async function measure(system, mode, server, fn) {
   for (const concurrency of concurrencies) {

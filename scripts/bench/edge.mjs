@@ -35,6 +35,36 @@ export async function createEndpoint(base, name, config) {
   return { client: await key("client"), worker: await key("worker") };
 }
 
+/**
+ * Runs `iteration` on the lanes and adds `objectCalls`: the calls the endpoint's own objects (its
+ * index shards, the endpoint object, its workers' liveness shards) served per counted job, from
+ * GET /admin/endpoints/{ep}/load, reset after the warm-up. Job objects are one per job and not
+ * counted there: each job adds its own calls (submit, claim, done, status in pull).
+ */
+async function lanesCounted(base, ep, run, iteration) {
+  const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+  const result = await run.lanes(iteration, { afterWarmup: () => call(`${base}/admin/endpoints/${ep}/load/reset`, { method: "POST", headers: admin }) });
+  const load = await call(`${base}/admin/endpoints/${ep}/load`, { headers: admin });
+  const per = (n) => Math.round((n / Math.max(1, result.jobs)) * 100) / 100;
+  const byKind = {};
+  const byMethod = {};
+  for (const o of load.objects) {
+    byKind[o.kind] = (byKind[o.kind] ?? 0) + o.calls.total;
+    for (const [m, n] of Object.entries(o.calls.byMethod)) byMethod[`${o.kind}.${m}`] = (byMethod[`${o.kind}.${m}`] ?? 0) + n;
+  }
+  const total = Object.values(byKind).reduce((a, b) => a + b, 0);
+  const busiest = load.objects.reduce((b, o) => (b === null || o.calls.total > b.calls.total ? o : b), null);
+  return {
+    ...result,
+    objectCalls: {
+      perJob: per(total),
+      byKind: Object.fromEntries(Object.entries(byKind).map(([k, n]) => [k, per(n)])),
+      byMethod: Object.fromEntries(Object.entries(byMethod).sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, per(n)])),
+      busiest: busiest === null ? null : { kind: busiest.kind, name: busiest.name, perJob: per(busiest.calls.total) },
+    },
+  };
+}
+
 function statusCall(base, ep, client, id) {
   return timed(async () => {
     const body = await call(`${base}/v2/${ep}/status/${id}`, { headers: { authorization: `Bearer ${client}` } });
@@ -47,7 +77,7 @@ export async function edgePull(base, run) {
   const ep = `bench-pull-${Date.now().toString(36)}-c${run.concurrency}`;
   const keys = await createEndpoint(base, ep, {});
   const client = { authorization: `Bearer ${keys.client}` };
-  return run.lanes(async (lane, token) => {
+  return lanesCounted(base, ep, run, async (lane, token) => {
     const worker = `bench-worker-${lane}`;
     const [, submit] = await timed(() => call(`${base}/v2/${ep}/run`, { method: "POST", headers: client, body: JSON.stringify({ input: { token } }) }));
     const [job, take] = await timed(() => call(`${base}/v2/${ep}/job-take/${worker}?gpu=none&job_in_progress=0`, { headers: { authorization: keys.worker } }));
@@ -69,12 +99,19 @@ export async function edgePull(base, run) {
  * in one pool (another lane's own submit may be what a job-done handed out), each reported by the
  * worker it was handed to; a take that finds the queue empty meanwhile looks in the pool again. The last `concurrency` iterations ask for no next
  * job, so none is left handed out at the end.
+ *
+ * A queue a worker asks `next` of has work waiting: one job per lane is submitted before the run
+ * (left in the queue at its end), so each job-done finds one to hand out. Without it, at c=1 every
+ * iteration's own job is taken before its job-done asks, and `next` never finds anything.
  */
 export async function edgePullNext(base, run) {
   const ep = `bench-pull-next-${Date.now().toString(36)}-c${run.concurrency}`;
   const keys = await createEndpoint(base, ep, {});
   const client = { authorization: `Bearer ${keys.client}` };
   const pool = [];
+  for (let i = 0; i < run.concurrency; i++) {
+    await call(`${base}/v2/${ep}/run`, { method: "POST", headers: client, body: JSON.stringify({ input: { token: `backlog${i}` } }) });
+  }
   let iterations = 0;
   const takeOne = async (worker) => {
     for (;;) {
@@ -85,7 +122,7 @@ export async function edgePullNext(base, run) {
       if (res.status !== 204) throw new Error(`job-take → ${res.status} ${await res.text()}`);
     }
   };
-  return run.lanes(async (lane, token) => {
+  return lanesCounted(base, ep, run, async (lane, token) => {
     const wantNext = ++iterations <= run.total - run.concurrency;
     const [, submit] = await timed(() => call(`${base}/v2/${ep}/run`, { method: "POST", headers: client, body: JSON.stringify({ input: { token } }) }));
     // A handed-out job needs no take: the step is counted only for the takes made.
@@ -120,7 +157,7 @@ async function withPushEndpoint(base, run, kind, handle, iteration) {
   try {
     const ep = `bench-${kind}-${Date.now().toString(36)}-c${run.concurrency}`;
     const keys = await createEndpoint(base, ep, { mode: "push", workerUrls: [worker.url] });
-    return await run.lanes(iteration({ authorization: `Bearer ${keys.client}` }, ep, keys));
+    return await lanesCounted(base, ep, run, iteration({ authorization: `Bearer ${keys.client}` }, ep, keys));
   } finally {
     worker.close();
   }

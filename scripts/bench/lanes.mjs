@@ -3,9 +3,10 @@
 // in ms; the lifecycle is the iteration's whole duration. Jobs/s counts completed lifecycles
 // over the wall time from the first counted start to the last counted end. CPU per job: the
 // server's (the `serverCpuMs` reading of its process group) and this load generator's own.
+// `afterWarmup` runs between the warm-up and the counted iterations (edge-jobs resets its load counts there).
 import { summarize } from "./stats.mjs";
 
-export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteration, serverCpuMs = () => null }) {
+export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteration, serverCpuMs = () => null, afterWarmup = async () => {} }) {
   let seq = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, Math.max(warmup, 1)) }, async (_, lane) => {
@@ -13,6 +14,7 @@ export async function runLanes({ jobs, concurrency, warmup, maxSeconds, iteratio
     }),
   );
 
+  await afterWarmup();
   const steps = {};
   const lifecycles = [];
   const deadline = performance.now() + maxSeconds * 1000;

@@ -7,8 +7,12 @@ export function printRun(run) {
   const flag = run.truncated ? "  (stopped at --max-seconds)" : "";
   const cpu = run.cpuMsPerJob;
   const cpuText = `cpu/job server ${cpu.server === null ? `- (${cpu.serverNote ?? "no /proc"})` : `${cpu.server} ms`}, client ${cpu.client} ms`;
+  const oc = run.objectCalls;
+  const callsText = oc
+    ? `   calls/job endpoint objects ${oc.perJob} (${Object.entries(oc.byKind).map(([k, n]) => `${k} ${n}`).join(", ")}; busiest ${oc.busiest ? `${oc.busiest.kind} ${oc.busiest.perJob}` : "-"})`
+    : "";
   console.log(
-    `${run.system.padEnd(11)} ${run.mode.padEnd(9)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}   ${cpuText}${flag}`,
+    `${run.system.padEnd(11)} ${run.mode.padEnd(9)} c=${String(run.concurrency).padEnd(3)} ${String(run.jobs).padStart(5)} jobs ${run.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   lifecycle p50/p99 ${ms(run.lifecycle)} ms   ${steps}   ${cpuText}${callsText}${flag}`,
   );
 }
 

@@ -4,7 +4,7 @@
  */
 import type { EndpointConfig } from "../endpoints/config";
 import { deadLetterOne, dispatchOne, retryDelaySeconds, type ConfigOf, type Decision } from "../flows/dispatch";
-import { endpointStub } from "../flows/stubs";
+import { endpointConfig } from "../flows/endpoint-configs";
 
 export { retryDelaySeconds };
 
@@ -14,11 +14,12 @@ function settle(msg: Message<unknown>, d: Decision): void {
 }
 
 export async function handleDispatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  // A batch mostly carries one endpoint's jobs: its config is asked for once.
+  // A batch mostly carries one endpoint's jobs: its config is looked up once (in this isolate's
+  // config cache, so batches of one message do not each ask the endpoint object).
   const configs = new Map<string, Promise<EndpointConfig | null>>();
   const configOf: ConfigOf = (endpointId) => {
     let config = configs.get(endpointId);
-    if (!config) configs.set(endpointId, (config = endpointStub(env, endpointId).getConfig()));
+    if (!config) configs.set(endpointId, (config = endpointConfig(env, endpointId)));
     return config;
   };
   await Promise.all(

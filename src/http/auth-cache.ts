@@ -6,8 +6,10 @@
  * revoked key or a changed config within AUTH_CACHE_MS.
  */
 import type { EndpointConfig } from "../endpoints/config";
+import { CONFIG_CACHE_MS, forgetConfig, rememberConfig } from "../flows/endpoint-configs";
 
-const AUTH_CACHE_MS = 5_000;
+/** The same window as the config cache: an authorization hands out the config it read. */
+const AUTH_CACHE_MS = CONFIG_CACHE_MS;
 /**
  * When an entry expires, the first request to see it asks the endpoint again; the others keep the
  * expired entry for up to this long meanwhile, so many concurrent requests with one key do not
@@ -46,30 +48,9 @@ export function forgetAuth(endpointId: string, digest: string, scope: string): v
   entries.delete(keyOf(endpointId, digest, scope));
 }
 
-/**
- * Endpoint configs by endpoint id, for requests that carry no key (push workers' token reports):
- * filled by every successful authorization and by a config read, kept AUTH_CACHE_MS like them.
- */
-const configs = new Map<string, { config: EndpointConfig; until: number }>();
-
-export function cachedConfig(endpointId: string, now: number): EndpointConfig | null {
-  const hit = configs.get(endpointId);
-  if (!hit) return null;
-  if (hit.until <= now) {
-    configs.delete(endpointId);
-    return null;
-  }
-  return hit.config;
-}
-
-export function rememberConfig(endpointId: string, config: EndpointConfig, now: number): void {
-  if (configs.size >= MAX_ENTRIES) configs.clear();
-  configs.set(endpointId, { config, until: now + AUTH_CACHE_MS });
-}
-
 /** Forgets every cached authorization and config of the endpoint (after an admin change to it). */
 export function forgetEndpoint(endpointId: string): void {
   const prefix = `${endpointId}\n`;
   for (const k of entries.keys()) if (k.startsWith(prefix)) entries.delete(k);
-  configs.delete(endpointId);
+  forgetConfig(endpointId);
 }

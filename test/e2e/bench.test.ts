@@ -33,6 +33,7 @@ interface Run {
   lifecycle: Summary;
   steps: Record<string, Summary>;
   cpuMsPerJob: { server: number | null; serverNote?: string; client: number };
+  objectCalls?: { perJob: number; byKind: Record<string, number>; byMethod: Record<string, number>; busiest: { kind: string; name: string; perJob: number } | null };
 }
 interface Ratio {
   edge: string;
@@ -140,6 +141,29 @@ describe("npm run bench", () => {
         }
       }
       expect(run.cpuMsPerJob.client, what).toBeGreaterThan(0);
+      // The calls edge-jobs' endpoint objects served per counted job (the load report, reset after the warm-up).
+      if (run.system !== "edge-jobs") {
+        expect(run.objectCalls, what).toBeUndefined();
+        continue;
+      }
+      const calls = run.objectCalls!;
+      const byMethod = (m: string) => calls.byMethod[m] ?? 0;
+      // Every job's submit and final report reach its index shard once each (a push claim once more).
+      expect(byMethod("shard.sync"), what).toBe(run.mode.startsWith("push") ? 3 : 2);
+      if (run.mode === "pull") {
+        // The claim tells the worker's liveness shard of the grant, the report of the release.
+        expect(byMethod("liveness.hold"), what).toBe(2);
+      } else if (run.mode === "pull-next") {
+        // The same, but a job a warm-up job-done handed out was claimed (its grant told) before the reset.
+        expect(byMethod("liveness.hold"), what).toBeGreaterThanOrEqual(1);
+        expect(byMethod("liveness.hold"), what).toBeLessThanOrEqual(2);
+      } else {
+        // The dispatch reads the endpoint's config from the isolate's cache: one read per run at most.
+        expect(byMethod("endpoint.getConfig"), what).toBeLessThanOrEqual(1 / JOBS);
+      }
+      expect(calls.perJob, what).toBeCloseTo(Object.values(calls.byKind).reduce((a, b) => a + b, 0), 1);
+      expect(calls.busiest, what).not.toBeNull();
+      expect(calls.busiest!.perJob, what).toBeLessThanOrEqual(calls.perJob);
     }
     // Each of the four edge-jobs runs against each of the others, paired with the right runs.
     expect(result.ratios.map((r) => r.peer).sort()).toEqual(peers.flatMap((p) => [p, p, p, p]).sort());

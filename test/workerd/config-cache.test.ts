@@ -38,6 +38,35 @@ describe("config cache", () => {
   });
 });
 
+describe("push dispatch config", () => {
+  it("dispatch batches of one message read the endpoint's config from the isolate's cache; an admin change is seen at once", async () => {
+    const first = "https://worker.example.com/first";
+    const second = "https://worker.example.com/second";
+    const ep = await createEndpoint({ mode: "push", workerUrls: [first] });
+    await call("POST", `/admin/endpoints/${ep}/pause`);
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push(await submit(ep, { input: { n: i } }));
+    const pushed = interceptFetch<{ id: string }>("https://worker.example.com/", () => new Response(null, { status: 202 }));
+    const deliver = async (id: string, token: string) => {
+      const batch = createMessageBatch("edge-jobs-dispatch", [{ id: `m-${token}`, timestamp: new Date(), attempts: 1, body: { endpointId: ep, jobId: id, token } }]);
+      const ctx = createExecutionContext();
+      await worker.queue(batch, env, ctx);
+      const result = await getQueueResult(batch, ctx);
+      expect(result.explicitAcks).toEqual([`m-${token}`]);
+    };
+    const reads = vi.spyOn(EndpointObject.prototype, "getConfig");
+    for (let i = 0; i < 3; i++) await deliver(ids[i]!, `t${i}`);
+    // Three batches (the way a queue delivers one push job at a time): one read at most, not one each.
+    expect(reads.mock.calls.length).toBeLessThanOrEqual(1);
+    expect(pushed.map((p) => [p.url, p.json.id])).toEqual(ids.slice(0, 3).map((id) => [first, id]));
+    // The config changes through the admin API while it is cached: the next push goes to the new URL.
+    const put = await call("PUT", `/admin/endpoints/${ep}`, { body: { mode: "push", workerUrls: [second] } });
+    expect(put.status).toBe(200);
+    await deliver(ids[3]!, "t3");
+    expect(pushed.at(-1)).toMatchObject({ url: second, json: { id: ids[3] } });
+  });
+});
+
 describe("auth cache expiry", () => {
   it("an expired check is refreshed by one request while the others use it up to 1 s more (no stampede)", async () => {
     const { cachedAuth, rememberAuth, forgetAuth, AUTH_REFRESH_GRACE_MS } = await import("../../src/http/auth-cache");

@@ -79,6 +79,7 @@ export function seedFrom(name: "FUZZ_SEED" | "MODEL_SEED" | "FAULT_SEED"): numbe
 
 /** A request the code under test sent to an intercepted URL. */
 export interface Intercepted<T = Record<string, unknown>> {
+  url: string;
   headers: Record<string, string>;
   body: string;
   json: T;
@@ -95,7 +96,7 @@ export function interceptFetch<T = Record<string, unknown>>(prefix: string, answ
     const req = new Request(input as RequestInfo, init);
     if (!req.url.startsWith(prefix)) return real(input as RequestInfo, init);
     const body = await req.text();
-    got.push({ headers: Object.fromEntries(req.headers), body, json: JSON.parse(body) as T });
+    got.push({ url: req.url, headers: Object.fromEntries(req.headers), body, json: JSON.parse(body) as T });
     return answer(got.length);
   });
   return got;

@@ -11,12 +11,12 @@ import { readReport, ReportBodyError } from "../../jobs/report-body";
 import { clientStatus } from "../../jobs/states";
 import { checkReportToken, signingSecrets } from "../../shared/signing";
 import { foundOn, requireEndpoint } from "../auth";
-import { cachedConfig, rememberConfig } from "../auth-cache";
+import { endpointConfig } from "../../flows/endpoint-configs";
 import { jsonBytes, readJson } from "../body";
 import { ApiError, badRequest, conflict } from "../errors";
 import { arrayPieces, joinPieces, type Piece } from "../../shared/pieces";
 import { jsonResponse } from "../render";
-import { endpointParam, endpointStub, jobNotFound, jobStub } from "../stubs";
+import { endpointParam, jobNotFound, jobStub } from "../stubs";
 import type { EndpointConfig } from "../../endpoints/config";
 import { fenceOf, intParam, jobInProgressParam, tagsParam, workerIdParam } from "../params";
 import { takeJobs } from "../../flows/take";
@@ -105,12 +105,7 @@ async function requireReportToken(c: Context<AppEnv>, endpointId: string, jobId:
 
 /** The endpoint's config, from this isolate's cache (like authorizations) or the endpoint. */
 async function configOf(c: Context<AppEnv>, endpointId: string): Promise<EndpointConfig> {
-  const now = Date.now();
-  const cached = cachedConfig(endpointId, now);
-  if (cached) return cached;
-  const config = foundOn(endpointId, await endpointStub(c.env, endpointId).getConfig());
-  rememberConfig(endpointId, config, now);
-  return config;
+  return foundOn(endpointId, await endpointConfig(c.env, endpointId));
 }
 
 /**
