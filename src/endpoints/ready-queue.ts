@@ -9,9 +9,8 @@
 import { isRunning } from "../jobs/states";
 import type { IndexEntry } from "../jobs/index-entry";
 import type { Clock } from "../shared/clock";
-import { MEMORY_BOUNDS, SHARDS } from "../shared/limits";
+import { MEMORY_BOUNDS } from "../shared/limits";
 import { Waiters } from "../shared/waiters";
-import type { EndpointConfig } from "./config";
 import { sendReady } from "./dispatcher";
 import { claimOffered } from "./take-claims";
 import { recordEntry } from "./endpoint-metrics";
@@ -24,7 +23,8 @@ import { waitOf } from "./queue-info";
 import { nextKeyOpening, pruneIdleKeys, reopenKeys } from "./flow-keys";
 import type { QueueInfo, SyncReply, TakeAnswer, TakeAsk, Taker } from "./shards";
 import type { JobState } from "../jobs/states";
-import { canUse, covers, follows, seekerKinds, type Hint, type Seeker } from "./relay";
+import { canUse, type Hint } from "./relay";
+import { ShardHints, type HintHost } from "./shard-hints";
 import type { WorkerCounts } from "./workers";
 
 /** How often a queue prunes old index rows. */
@@ -32,19 +32,10 @@ const PRUNE_EVERY_MS = 10 * 60_000;
 /** Ready jobs a take answer reports at most as the shard's depth (a bounded count). */
 const DEPTH_BOUND = 64;
 
-export interface QueueHost {
-  readonly shard: number;
-  config(): EndpointConfig | null;
-  paused(): boolean;
+/** What a ReadyQueue needs of the object it lives in (the hint half's needs: HintHost). */
+export interface QueueHost extends HintHost {
   /** Worker counts for the per-minute metrics sample; null on a shard (the endpoint object samples). */
   workerCounts: (() => WorkerCounts) | null;
-  /**
-   * Ready jobs of shard `shard` (default: this one) found no waiter: tell the endpoint object
-   * (`fresh`: they just became ready; see Relay). Resolves true when a waiter elsewhere was told at once.
-   */
-  hint(count: number, fresh: boolean, shard?: number, needs?: readonly string[] | null): Promise<boolean>;
-  /** Waits at the endpoint object for another shard's hint, or null after `waitMs`. */
-  forwardPoll(waitMs: number, seekers: Seeker[]): Promise<Hint | null>;
   /**
    * Has any worker shown a sign of life since `since` (for `queue.reason`)? With `tags`
    * (canonical, not ''): any worker that declared all of them.
@@ -52,7 +43,6 @@ export interface QueueHost {
   alive(since: number, tags?: string): Promise<boolean>;
   /** The live workers (by id) that may take a job requiring `tags` (`fresh`: asked of the worker shards now); `complete`: all of them are known. */
   liveWorkers(since: number, tags: string, fresh?: boolean): Promise<{ ids: string[]; complete: boolean }>;
-  waitMs(): number;
 }
 
 /** Index figures a shard reports for merged reads (counters add, states add). */
@@ -70,28 +60,8 @@ export class ReadyQueue {
   readonly polling = new TakePolls();
   /** When the next prune is due (in memory: a new instance prunes on its first sync). */
   private pruneAt = 0;
-  /**
-   * The endpoint object holds this shard's hint (one at a time): until it hands it out (a take
-   * arrives redirected here), or it is taken up at once, or a take here came back empty beside
-   * ready jobs, ready jobs here are not hinted again; the alarm repeats the hint should jobs wait
-   * SHARDS.hintEveryMs unserved (the endpoint object may have lost it).
-   */
-  private hintedAt = 0;
-  private hinted = false;
-  /** The tag sets the held hint named (null: any worker may take one of its jobs). */
-  private hintedNeeds: readonly string[] | null = null;
-  /** A job became ready while the hint was held: the next hint is fresh (it passes every take's skip). */
-  private freshPending = false;
-  /** A forwarded poll to the endpoint object is open for this shard's waiters. */
-  private forwarding = false;
-  /** The workers' tags the open forwarded polls name, with how many polls name each. */
-  private readonly forwardedTags = new Map<string, number>();
-  /**
-   * A take came here in vain since the last hint (ready jobs it may not take): the next job that
-   * becomes ready is hinted at once, fresh, even within the interval, since that take's worker
-   * now skips this shard's other hints (found by the endpoint model on wt-shards, seed 46283).
-   */
-  private visitedInVain = false;
+  /** When to hint the endpoint object of ready jobs here, and the polls forwarded there (shard-hints). */
+  private readonly hints: ShardHints;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -99,7 +69,15 @@ export class ReadyQueue {
     private readonly env: Env,
     private readonly clock: Clock,
     private readonly host: QueueHost,
-  ) {}
+  ) {
+    this.hints = new ShardHints({
+      host,
+      waiters: this.takeWaiters,
+      depth: (now) => this.depth(now),
+      needs: () => readyNeeds(this.sql),
+      armAlarm: (at) => this.armAlarm(at),
+    });
+  }
 
   /**
    * A job reports its newest state. Idempotent: older or repeated versions change nothing.
@@ -151,54 +129,10 @@ export class ReadyQueue {
   async readyChanged(now: number): Promise<void> {
     this.wakeTakeWaiters(now);
     // Takes that waited here while the endpoint was paused (or had one shard) forward from now on.
-    this.forwardWhileWaiting();
+    this.hints.forwardWhileWaiting();
     await this.dispatchReady(now);
-    if (this.visitedInVain) this.hinted = false;
-    await this.maybeHint(now, true);
-  }
-
-  /** Does this endpoint forward between shards (pull, several shards, running)? */
-  private forwards(): boolean {
-    const c = this.host.config();
-    return c !== null && c.mode === "pull" && c.shards > 1 && c.generation !== "" && !this.host.paused();
-  }
-
-  /**
-   * Temporal-style forwarding: ready jobs here that no local take waits for are announced to the
-   * endpoint object once per episode (not per job), so a worker parked on another shard is sent
-   * here. The alarm repeats the hint while they wait, so a hint lost with an evicted endpoint
-   * object strands nothing.
-   */
-  private async maybeHint(now: number, fresh = false): Promise<void> {
-    if (!this.forwards()) return;
-    const depth = this.depth(now);
-    if (depth === 0) return;
-    const needs = readyNeeds(this.sql);
-    // Ready jobs the held hint does not name (other tag sets, or some needing none): hint again
-    // now, or workers who may take them hear of them only at the alarm's repeat (found from outside).
-    if (this.hinted && !covers(this.hintedNeeds, needs)) {
-      this.hinted = false;
-      fresh = true;
-    }
-    if (this.hinted) {
-      // The endpoint object still holds the hint: the alarm checks that these jobs are served.
-      if (fresh) this.freshPending = true;
-      await this.armAlarm(Math.max(now, this.hintedAt) + SHARDS.hintEveryMs);
-      return;
-    }
-    fresh = fresh || this.freshPending;
-    this.freshPending = false;
-    this.hinted = true;
-    this.hintedAt = now;
-    this.hintedNeeds = needs;
-    if (fresh) this.visitedInVain = false;
-    await this.armAlarm(now + SHARDS.hintEveryMs);
-    try {
-      // Taken up at once: the next ready job may hint again.
-      if (await this.host.hint(depth, fresh, undefined, needs)) this.hinted = false;
-    } catch (e) {
-      console.warn(`shard ${this.host.shard}: hint to the endpoint failed; the alarm repeats it`, e);
-    }
+    this.hints.readyChanged();
+    await this.hints.maybeHint(now, true);
   }
 
   /** Ready jobs not on offer, at most DEPTH_BOUND. */
@@ -230,104 +164,19 @@ export class ReadyQueue {
       answered = { ids: [], jobs: claimed.jobs, ...(claimed.stale > 0 ? { stale: claimed.stale } : {}) };
     } else if (offer.ids.length === 0 && waitMs > 0) {
       const waiting = this.polling.during(taker, this.takeWaiters.wait({ taker, max, skip }, waitMs, null));
-      this.forwardWhileWaiting({ tags: taker.tags, skip });
+      this.hints.forwardWhileWaiting({ tags: taker.tags, skip });
       answer = await waiting;
       answered = { ids: answer?.ids ?? [] };
     }
     const handed = answered.ids.length + (answered.jobs?.length ?? 0) + (answered.stale ?? 0);
     const redirect = answer?.redirect !== undefined ? { redirect: answer.redirect } : {};
     const now = this.clock.now();
-    if (!this.forwards()) return { ...answered, depth: 0, ...redirect };
+    if (!this.hints.forwards()) return { ...answered, depth: 0, ...redirect };
     const depth = this.depth(now);
-    // A take the endpoint object sent here used up this shard's hint: jobs left are hinted again.
-    // A take that came back empty beside ready jobs it might have taken (it failed them, or it
-    // was sent here by a hint another worker used up) announces them again for others; not when
-    // all of them need tags it lacks (the relay sends no such worker here: nothing is used up).
-    if (redirected) this.hinted = false;
     const mine = this.depthFor(taker.tags, now);
-    if (depth > 0 && handed === 0 && mine > 0) {
-      this.visitedInVain = true;
-      this.hinted = false;
-    }
-    // Not awaited: the hint reaches the endpoint object after this answer, not before it.
-    if (depth > 0 && !this.hinted) void this.maybeHint(now).catch((e) => console.warn(`shard ${this.host.shard}: hint not sent`, e));
+    this.hints.afterTake(now, { redirected, handed, depth, mine });
     // The edge's cached depth (its next takes try deep shards first) counts what this worker may take.
     return { ...answered, depth: mine, ...redirect };
-  }
-
-  /**
-   * Keeps one poll open at the endpoint object while takes wait here; its answer redirects one
-   * waiter. A take with tags the open polls do not name gets a poll of its own (once per tags
-   * while it is open): else hints it could follow wait for the open poll's end (found from outside:
-   * a GPU worker parked beside plain ones missed the GPU jobs' hints for a whole 30 s poll).
-   */
-  private forwardWhileWaiting(seeker: Seeker | null = null): void {
-    // The endpoint object's own waiters are redirected by its relay directly.
-    if (this.host.shard === 0 || !this.forwards()) return;
-    if (this.forwarding) {
-      if (seeker !== null && !this.forwardedTags.has(seeker.tags)) void this.forwardOnce([seeker]);
-      return;
-    }
-    this.forwarding = true;
-    void (async () => {
-      try {
-        // Most waits end within moments (a job placed where the take waits): only then forward.
-        await new Promise((r) => setTimeout(r, SHARDS.forwardAfterMs));
-        for (let seekers = this.seekers(); seekers !== null && this.forwards(); seekers = this.seekers()) {
-          if (!(await this.forwardOnce(seekers))) await new Promise((r) => setTimeout(r, 1000));
-        }
-      } finally {
-        this.forwarding = false;
-      }
-    })();
-  }
-
-  /** One forwarded poll for `seekers`; its hint redirects one waiter (or goes back). False when the poll failed. */
-  private async forwardOnce(seekers: Seeker[]): Promise<boolean> {
-    const kinds = [...new Set(seekers.map((s) => s.tags))];
-    for (const k of kinds) this.forwardedTags.set(k, (this.forwardedTags.get(k) ?? 0) + 1);
-    try {
-      const hint = await this.host.forwardPoll(this.host.waitMs(), seekers);
-      if (hint === null || hint.shard === this.host.shard) return true;
-      // Nobody left here who may go: hand the hint back.
-      if (!this.redirectOne(hint)) await this.host.hint(1, hint.fresh, hint.shard, hint.needs).catch(() => false);
-      return true;
-    } catch (e) {
-      console.warn(`shard ${this.host.shard}: forwarded poll failed; retrying`, e);
-      return false;
-    } finally {
-      for (const k of kinds) {
-        const n = (this.forwardedTags.get(k) ?? 1) - 1;
-        if (n <= 0) this.forwardedTags.delete(k);
-        else this.forwardedTags.set(k, n);
-      }
-    }
-  }
-
-  /**
-   * The waiting takes here as the relay filters hints for them (their tags and the shards they
-   * were sent to in vain), each kind once, the oldest first, at most SEEKERS: the forwarded poll is
-   * answered only with a hint one of them follows, so a hint is never bounced back and forth
-   * (redirectOne finds that waiter). null when nobody waits.
-   */
-  private seekers(): Seeker[] | null {
-    const all: Seeker[] = [];
-    this.takeWaiters.serve((w) => {
-      all.push({ tags: w.taker.tags, skip: w.skip });
-      return undefined;
-    });
-    return all.length === 0 ? null : seekerKinds(all);
-  }
-
-  /** Answers the oldest waiter that follows the hint (see Relay) with a redirect to its shard; false when none waits. */
-  redirectOne(hint: Hint): boolean {
-    let served = false;
-    this.takeWaiters.serve((w) => {
-      if (served || !follows(hint, { tags: w.taker.tags, skip: w.skip })) return undefined;
-      served = true;
-      return { ids: [], redirect: hint.shard, depth: 0 };
-    }, 1);
-    return served;
   }
 
   /**
@@ -347,6 +196,11 @@ export class ReadyQueue {
       if (offer.ids.length === 0 && offer.passedOver === 0) more = false;
       return offer.ids.length > 0 ? { ids: offer.ids, depth: 0 } : undefined;
     });
+  }
+
+  /** Answers the oldest waiter that follows the hint with a redirect to its shard; false when none waits (shard-hints). */
+  redirectOne(hint: Hint): boolean {
+    return this.hints.redirectOne(hint);
   }
 
   /** Ends every waiting take with nothing (deletion). */
@@ -372,8 +226,8 @@ export class ReadyQueue {
     const opens = nextKeyOpening(this.sql);
     if (opens !== null) await this.armAlarm(opens);
     // Ready jobs waited a hint interval unserved: announce them again (the hint may be lost).
-    if (this.hinted && now - this.hintedAt >= SHARDS.hintEveryMs && this.depth(now) > 0) this.hinted = false;
-    await this.maybeHint(now);
+    this.hints.hintDue(now);
+    await this.hints.maybeHint(now);
     if (now >= this.pruneAt) await this.prune(now);
     else await this.armAlarm(this.pruneAt);
   }
