@@ -191,7 +191,8 @@ export class LivenessObject extends DurableObject<Env> {
       if (!r.applied) continue;
       if (t.failure !== null) recordFailure(this.sql, t.workerId, { jobId: t.jobId, at: now, reason: t.failure });
       if (r.took && t.take) {
-        const s = this.signOf(t.workerId, now, t.take.tags);
+        // Its poll is over (took, below, ends it): seen now, poll window untouched, tags as declared.
+        const s = seeTaker(this.sql, t.workerId, now, 0, t.take.tags, SHARD_ROWS);
         signed.any = true;
         signed.fresh ||= s.fresh;
         signed.retagged ||= s.retagged;
@@ -204,12 +205,6 @@ export class LivenessObject extends DurableObject<Env> {
     else if (coldStart) await this.flush(now);
     await this.armPrune(now);
     return lost;
-  }
-
-  /** A take's sign of life told with its claim: the worker seen now (registered if new), with its tags. */
-  private signOf(workerId: string, now: number, tags: string): { fresh: boolean; retagged: boolean } {
-    const fresh = seeWorker(this.sql, workerId, now, null, SHARD_ROWS);
-    return { fresh, retagged: setTags(this.sql, workerId, tags) };
   }
 
   /** The worker claimed an attempt: its take is over (a sign of life now), and one more job taken. */

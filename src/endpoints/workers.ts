@@ -85,9 +85,9 @@ export function seeWorker(sql: SqlStorage, workerId: string, now: number, sdkVer
 }
 
 /**
- * A take's sign of life: seen now, polling until `pollUntil`, with the tags it declared (null: not
- * said). One statement for a known worker whose tags are unchanged. Returns whether it is new and
- * whether its tags changed.
+ * A take's sign of life: seen now, polling until `pollUntil` (0: the poll window as it is), with
+ * the tags it declared (null: not said). One statement for a known worker whose tags are
+ * unchanged. Returns whether it is new and whether its tags changed.
  */
 export function seeTaker(sql: SqlStorage, workerId: string, now: number, pollUntil: number, tags: string | null, cap: number): { fresh: boolean; retagged: boolean } {
   const row = sql

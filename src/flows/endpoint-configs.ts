@@ -13,7 +13,7 @@ const MAX_ENTRIES = 10_000;
 
 const configs = new Map<string, { config: EndpointConfig; until: number }>();
 
-export function cachedConfig(endpointId: string, now: number): EndpointConfig | null {
+function cachedConfig(endpointId: string, now: number): EndpointConfig | null {
   const hit = configs.get(endpointId);
   if (!hit) return null;
   if (hit.until <= now) {
